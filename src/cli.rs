@@ -1,0 +1,354 @@
+//! The `optbridge` command line. Every command prints machine-readable JSON with `--json`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::{ConfigArgs, DatabaseUrl, Settings};
+use crate::contacts::import;
+use crate::db::{self, Db};
+use crate::startup::{self, Application};
+use crate::workspace::{self, NewWorkspace};
+use crate::{demo, signing, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "optbridge",
+    version,
+    about = "Turns email marketing permissions into documented SMS permissions"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema (and the first link-signing key).
+    Migrate,
+    /// Run the HTTP server.
+    Serve,
+    /// Try optbridge locally: a demo workspace with sample contacts, served on $BIND.
+    Demo,
+    /// Manage workspaces (one per retailer) and their API tokens.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Import contacts with email permission from a CSV file.
+    Import {
+        #[arg(long)]
+        workspace: String,
+        /// CSV with a header row; columns: email (required), first_name, last_name, locale,
+        /// external_id, email_consent_at, email_consent_source.
+        file: PathBuf,
+    },
+    /// Manage the keys that sign links in invitations.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace and print its id and a new API token (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Sender of invitation emails, e.g. "Shop <news@shop.example>".
+        #[arg(long)]
+        from: String,
+        #[arg(long, default_value = "DK")]
+        country: String,
+        #[arg(long, default_value = "da")]
+        locale: String,
+        /// Countries whose mobile numbers are accepted, comma-separated (default: --country).
+        #[arg(long)]
+        allowed_countries: Option<String>,
+    },
+    /// List workspaces.
+    List,
+    /// Issue another API token for a workspace (shown once).
+    Token {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, default_value = "issued by the CLI")]
+        label: String,
+    },
+    /// Revoke an API token of a workspace.
+    RevokeToken {
+        #[arg(long)]
+        workspace: String,
+        /// The token itself; read from stdin when omitted.
+        #[arg(long)]
+        token: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new current signing key; older keys keep verifying the links they signed.
+    Rotate,
+    /// List signing keys (ids and dates only).
+    List,
+}
+
+/// Prints results as text or JSON.
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn emit(&self, text: impl std::fmt::Display, value: serde_json::Value) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_args(&cli.config)?;
+    telemetry::init(&settings.log_format);
+    let out = Output { json: cli.json };
+    match cli.command {
+        Command::Migrate => migrate(&settings, &out).await,
+        Command::Serve => serve(settings).await,
+        Command::Demo => demo::run(settings, cli.json).await,
+        Command::Workspace(cmd) => workspace_command(&settings, &out, cmd).await,
+        Command::Import { workspace, file } => {
+            import_file(&settings, &out, &workspace, &file).await
+        }
+        Command::Keys(cmd) => keys_command(&settings, &out, cmd).await,
+    }
+}
+
+async fn migrate(settings: &Settings, out: &Output) -> anyhow::Result<()> {
+    let db = startup::open_db(settings).await?;
+    let applied = startup::prepare_db(&db).await?;
+    let backend = db.backend().name();
+    let text = if applied.is_empty() {
+        format!("{backend} database is up to date")
+    } else {
+        format!("{backend} database migrated: {}", applied.join(", "))
+    };
+    out.emit(text, json!({"backend": backend, "applied": applied}));
+    Ok(())
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port(), base_url = %app.base_url(), "optbridge is serving");
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// Opens a database that must already be migrated (commands other than migrate/serve/demo
+/// never create schema, so a mistyped DATABASE_URL fails instead of creating an empty file).
+pub async fn open_migrated_db(settings: &Settings) -> anyhow::Result<Db> {
+    if let DatabaseUrl::Sqlite(path) = &settings.database_url
+        && !std::path::Path::new(path).exists()
+    {
+        bail!(
+            "no SQLite database at '{path}': run `optbridge migrate` first (or set DATABASE_URL)"
+        );
+    }
+    let db = startup::open_db(settings).await?;
+    let pending = blocking(&db, |conn| Ok(db::has_pending_migrations(conn)?)).await?;
+    if pending {
+        bail!("the database schema is not up to date: run `optbridge migrate` first");
+    }
+    Ok(db)
+}
+
+/// Runs blocking database work for the CLI.
+async fn blocking<T: Send + 'static>(
+    db: &Db,
+    f: impl FnOnce(&mut db::DbConn) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get()?;
+        f(&mut conn)
+    })
+    .await
+    .context("database task failed")?
+}
+
+async fn workspace_command(
+    settings: &Settings,
+    out: &Output,
+    cmd: WorkspaceCommand,
+) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    match cmd {
+        WorkspaceCommand::Create {
+            name,
+            from,
+            country,
+            locale,
+            allowed_countries,
+        } => {
+            let new = NewWorkspace::parse(
+                &name,
+                &from,
+                &country,
+                &locale,
+                allowed_countries.as_deref(),
+            )?;
+            let (ws, token) = blocking(&db, move |conn| Ok(workspace::create(conn, new)?)).await?;
+            out.emit(
+                format!(
+                    "workspace created\n  id:        {}\n  name:      {}\n  api token: {}\n(the token is shown only now; store it safely)",
+                    ws.id, ws.name, token.0
+                ),
+                json!({"workspace_id": ws.id, "api_token": token.0}),
+            );
+        }
+        WorkspaceCommand::List => {
+            let list = blocking(&db, |conn| Ok(workspace::list(conn)?)).await?;
+            let text = list
+                .iter()
+                .map(|w| format!("{}  {}  {}  {}", w.id, w.country, w.locale, w.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.emit(
+                if text.is_empty() {
+                    "no workspaces".into()
+                } else {
+                    text
+                },
+                json!(list),
+            );
+        }
+        WorkspaceCommand::Token { workspace, label } => {
+            let ws = workspace.clone();
+            let token = blocking(&db, move |conn| {
+                Ok(workspace::create_token(conn, &ws, &label)?)
+            })
+            .await?;
+            out.emit(
+                format!("api token: {}\n(shown only now; store it safely)", token.0),
+                json!({"workspace_id": workspace, "api_token": token.0}),
+            );
+        }
+        WorkspaceCommand::RevokeToken { workspace, token } => {
+            let token = match token {
+                Some(t) => t,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim().to_owned()
+                }
+            };
+            let ws = workspace.clone();
+            let revoked = blocking(&db, move |conn| {
+                Ok(workspace::revoke_token(conn, &ws, &token)?)
+            })
+            .await?;
+            if !revoked {
+                bail!("no active token like that in workspace {workspace}");
+            }
+            out.emit(
+                "token revoked",
+                json!({"workspace_id": workspace, "revoked": true}),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn import_file(
+    settings: &Settings,
+    out: &Output,
+    workspace_id: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let ws = workspace_id.to_owned();
+    let exists = blocking(&db, move |conn| Ok(workspace::find(conn, &ws)?.is_some())).await?;
+    if !exists {
+        bail!("no workspace with id {workspace_id}");
+    }
+
+    let bar = if out.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(size)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let ws = workspace_id.to_owned();
+    let progress = bar.clone();
+    let started = std::time::Instant::now();
+    let report = blocking(&db, move |conn| {
+        Ok(import::import_csv(conn, &ws, file, |p| {
+            progress.set_position(p.bytes);
+            progress.set_message(format!("{} rows", p.rows));
+        })?)
+    })
+    .await?;
+    bar.finish_and_clear();
+
+    let mut text = format!(
+        "imported {}, updated {}, rejected {} ({:.1} s)",
+        report.imported,
+        report.updated,
+        report.rejected_total(),
+        started.elapsed().as_secs_f64()
+    );
+    for row in &report.rejected {
+        text.push_str(&format!("\n  line {}: {}", row.line, row.error));
+    }
+    if report.rejected_not_listed > 0 {
+        text.push_str(&format!(
+            "\n  … and {} more rejected rows",
+            report.rejected_not_listed
+        ));
+    }
+    out.emit(text, serde_json::to_value(&report)?);
+    Ok(())
+}
+
+async fn keys_command(settings: &Settings, out: &Output, cmd: KeysCommand) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    match cmd {
+        KeysCommand::Rotate => {
+            let kid = blocking(&db, |conn| Ok(signing::rotate(conn)?)).await?;
+            out.emit(
+                format!("new signing key {kid} is current; older keys still verify the links they signed"),
+                json!({"kid": kid}),
+            );
+        }
+        KeysCommand::List => {
+            let keys = blocking(&db, |conn| Ok(signing::all(conn)?)).await?;
+            let text = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}  created {}  {}",
+                        k.kid,
+                        k.created_at,
+                        k.retired_at
+                            .map_or("current".to_owned(), |r| format!("retired {r}"))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.emit(text, json!(keys));
+        }
+    }
+    Ok(())
+}

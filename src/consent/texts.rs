@@ -1,0 +1,448 @@
+//! Consent-text versions: the exact words a recipient agrees to.
+//!
+//! A version is immutable (the database refuses UPDATE and DELETE). Evidence of a consent points
+//! at a version and carries the SHA-256 of its rendered text, so it can later be shown exactly
+//! what the person saw. Posting a changed text creates the next version; posting an identical one
+//! returns the existing version.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::crypto;
+use crate::db::schema::consent_texts;
+use crate::db::{self, DbConn, DbError};
+use crate::domain::Locale;
+
+const MAX_BODY_CHARS: usize = 4000;
+const MIN_BODY_CHARS: usize = 20;
+const MAX_CATEGORIES: usize = 20;
+const MAX_CATEGORY_CHARS: usize = 60;
+
+/// What a client submits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentTextRequest {
+    pub locale: String,
+    pub company_name: String,
+    pub body: String,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    pub privacy_url: String,
+}
+
+/// A stored, immutable version.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = consent_texts)]
+pub struct ConsentTextVersion {
+    pub id: String,
+    #[serde(skip)]
+    pub workspace_id: String,
+    pub locale: String,
+    pub version: i32,
+    pub company_name: String,
+    pub body: String,
+    #[serde(serialize_with = "categories_as_list")]
+    pub categories: String,
+    pub privacy_url: String,
+    /// The canonical text exactly as the landing page shows it; `sha256` is taken over it.
+    pub rendered: String,
+    pub sha256: String,
+    pub created_at: NaiveDateTime,
+}
+
+fn categories_as_list<S: serde::Serializer>(raw: &str, s: S) -> Result<S::Ok, S::Error> {
+    let list: Vec<String> = serde_json::from_str(raw).unwrap_or_default();
+    list.serialize(s)
+}
+
+impl ConsentTextVersion {
+    pub fn category_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.categories).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentTextError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for ConsentTextError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// A validated consent text, not yet stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentText {
+    locale: Locale,
+    company_name: String,
+    body: String,
+    categories: Vec<String>,
+    privacy_url: Url,
+}
+
+impl ConsentText {
+    /// Applies the rules from the seed documents (Forbrugerombudsmanden's guidance as summarized
+    /// in seeds 001/002): the consent names the company, the channel (SMS), says it can be
+    /// withdrawn, and never calls anything "free" in return for consent.
+    pub fn parse(req: &ConsentTextRequest) -> Result<Self, ConsentTextError> {
+        let invalid = |msg: String| ConsentTextError::Invalid(msg);
+        let locale: Locale = req.locale.parse().map_err(invalid)?;
+        let company_name = req.company_name.trim().to_owned();
+        if company_name.is_empty() || company_name.chars().count() > 200 {
+            return Err(invalid("company_name must be 1 to 200 characters".into()));
+        }
+        let body = normalize_text(&req.body);
+        let body_chars = body.chars().count();
+        if !(MIN_BODY_CHARS..=MAX_BODY_CHARS).contains(&body_chars) {
+            return Err(invalid(format!(
+                "body must be {MIN_BODY_CHARS} to {MAX_BODY_CHARS} characters (it is {body_chars})"
+            )));
+        }
+        let lower = body.to_lowercase();
+        if !lower.contains(&company_name.to_lowercase()) {
+            return Err(invalid(format!(
+                "body must name the company '{company_name}': consent is given to one named company, never on behalf of others"
+            )));
+        }
+        if !lower.contains("sms") {
+            return Err(invalid(
+                "body must say that the consent is for SMS: consent is specific to a channel"
+                    .into(),
+            ));
+        }
+        if !withdrawal_words(locale).iter().any(|w| lower.contains(w)) {
+            return Err(invalid(format!(
+                "body must say how to withdraw the consent (e.g. {}): withdrawal must be mentioned in the consent text itself",
+                withdrawal_example(locale)
+            )));
+        }
+        let mut categories: Vec<String> = Vec::new();
+        for raw in &req.categories {
+            let c = raw.trim().to_owned();
+            if c.is_empty() || c.chars().count() > MAX_CATEGORY_CHARS {
+                return Err(invalid(format!(
+                    "each category must be 1 to {MAX_CATEGORY_CHARS} characters"
+                )));
+            }
+            if categories
+                .iter()
+                .any(|x| x.to_lowercase() == c.to_lowercase())
+            {
+                return Err(invalid(format!("category '{c}' is listed twice")));
+            }
+            categories.push(c);
+        }
+        if categories.len() > MAX_CATEGORIES {
+            return Err(invalid(format!("at most {MAX_CATEGORIES} categories")));
+        }
+        let privacy_url = Url::parse(req.privacy_url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "privacy_url '{}' must be an http(s) URL",
+                    req.privacy_url
+                ))
+            })?;
+
+        let text = Self {
+            locale,
+            company_name,
+            body,
+            categories,
+            privacy_url,
+        };
+        if let Some(word) = forbidden_word(&text.render()) {
+            return Err(invalid(format!(
+                "the consent text must not use the word '{word}': consent has a value of its own, so nothing may be called free in return for it (Forbrugerombudsmanden's spam guidance)"
+            )));
+        }
+        Ok(text)
+    }
+
+    /// The canonical text: body, the categories one may choose, the privacy policy. This is
+    /// what the landing page shows and what the SHA-256 is taken over.
+    pub fn render(&self) -> String {
+        let labels = Labels::for_locale(self.locale);
+        let mut out = self.body.clone();
+        if !self.categories.is_empty() {
+            out.push_str(&format!(
+                "\n\n{}: {}",
+                labels.categories,
+                self.categories.join(", ")
+            ));
+        }
+        out.push_str(&format!("\n\n{}: {}", labels.privacy, self.privacy_url));
+        out
+    }
+}
+
+struct Labels {
+    categories: &'static str,
+    privacy: &'static str,
+}
+
+impl Labels {
+    fn for_locale(locale: Locale) -> Self {
+        match locale {
+            Locale::Da => Self {
+                categories: "Emner",
+                privacy: "Privatlivspolitik",
+            },
+            Locale::Nb => Self {
+                categories: "Emner",
+                privacy: "Personvernerklæring",
+            },
+            Locale::Sv => Self {
+                categories: "Ämnen",
+                privacy: "Integritetspolicy",
+            },
+            Locale::En => Self {
+                categories: "Topics",
+                privacy: "Privacy policy",
+            },
+        }
+    }
+}
+
+/// Line endings unified, trailing spaces and surplus blank lines removed: two texts that differ
+/// only in such whitespace are the same version.
+fn normalize_text(raw: &str) -> String {
+    let unified = raw.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::with_capacity(unified.len());
+    let mut blank_run = 0;
+    for line in unified.trim().lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank_run += 1;
+            if blank_run > 1 {
+                continue;
+            }
+        } else {
+            blank_run = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_end().to_owned()
+}
+
+fn withdrawal_words(locale: Locale) -> &'static [&'static str] {
+    // "stop" covers STOP/STOPP, the keyword every SMS names.
+    match locale {
+        Locale::Da => &["stop", "tilbagekald", "trække", "træk", "afmeld", "frameld"],
+        Locale::Nb => &[
+            "stop",
+            "trekke",
+            "trekk",
+            "tilbakekall",
+            "avmeld",
+            "avslutt",
+        ],
+        Locale::Sv => &[
+            "stop",
+            "återkalla",
+            "dra tillbaka",
+            "avregistrera",
+            "avsluta",
+        ],
+        Locale::En => &[
+            "stop",
+            "withdraw",
+            "unsubscribe",
+            "opt out",
+            "opt-out",
+            "revoke",
+        ],
+    }
+}
+
+fn withdrawal_example(locale: Locale) -> &'static str {
+    match locale {
+        Locale::Da => "'Du kan til enhver tid trække dit samtykke tilbage ved at svare STOP'",
+        Locale::Nb => "'Du kan når som helst trekke samtykket tilbake ved å svare STOPP'",
+        Locale::Sv => "'Du kan när som helst återkalla ditt samtycke genom att svara STOPP'",
+        Locale::En => "'You can withdraw your consent at any time by replying STOP'",
+    }
+}
+
+/// The first word that promises something free (gratis, free, gratuit and their compounds).
+fn forbidden_word(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .find(|w| {
+            w.starts_with("gratis")
+                || w.starts_with("gratuit")
+                || matches!(w.as_str(), "free" | "freebie" | "freebies" | "kostenlos")
+        })
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = consent_texts)]
+struct NewVersion<'a> {
+    id: String,
+    workspace_id: &'a str,
+    locale: &'a str,
+    version: i32,
+    company_name: &'a str,
+    body: &'a str,
+    categories: String,
+    privacy_url: &'a str,
+    rendered: &'a str,
+    sha256: &'a str,
+    created_at: NaiveDateTime,
+}
+
+/// Stores `text` as the next version for its locale, unless an identical version exists.
+/// Returns the version and whether it was created now.
+pub fn create_version(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    text: &ConsentText,
+) -> Result<(ConsentTextVersion, bool), ConsentTextError> {
+    let rendered = text.render();
+    let sha256 = crypto::sha256_hex(rendered.as_bytes());
+    let locale = text.locale.as_str();
+    db::write_tx(conn, |conn| {
+        db::lock_for_transaction(conn, &format!("consent-texts:{workspace_id}"))?;
+        let existing = consent_texts::table
+            .filter(consent_texts::workspace_id.eq(workspace_id))
+            .filter(consent_texts::locale.eq(locale))
+            .filter(consent_texts::sha256.eq(&sha256))
+            .select(ConsentTextVersion::as_select())
+            .first(conn)
+            .optional()?;
+        if let Some(version) = existing {
+            return Ok((version, false));
+        }
+        let latest: Option<i32> = consent_texts::table
+            .filter(consent_texts::workspace_id.eq(workspace_id))
+            .filter(consent_texts::locale.eq(locale))
+            .select(diesel::dsl::max(consent_texts::version))
+            .first(conn)?;
+        let id = db::new_id();
+        diesel::insert_into(consent_texts::table)
+            .values(NewVersion {
+                id: id.clone(),
+                workspace_id,
+                locale,
+                version: latest.unwrap_or(0) + 1,
+                company_name: &text.company_name,
+                body: &text.body,
+                categories: serde_json::to_string(&text.categories)
+                    .map_err(|e| ConsentTextError::Invalid(e.to_string()))?,
+                privacy_url: text.privacy_url.as_str(),
+                rendered: &rendered,
+                sha256: &sha256,
+                created_at: db::now(),
+            })
+            .execute(conn)?;
+        let created = find(conn, workspace_id, &id)?.ok_or(ConsentTextError::Db(
+            DbError::Query(diesel::result::Error::NotFound),
+        ))?;
+        Ok((created, true))
+    })
+}
+
+pub fn find(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<ConsentTextVersion>, DbError> {
+    Ok(consent_texts::table
+        .filter(consent_texts::workspace_id.eq(workspace_id))
+        .filter(consent_texts::id.eq(id))
+        .select(ConsentTextVersion::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<ConsentTextVersion>, DbError> {
+    Ok(consent_texts::table
+        .filter(consent_texts::workspace_id.eq(workspace_id))
+        .order((consent_texts::locale.asc(), consent_texts::version.desc()))
+        .select(ConsentTextVersion::as_select())
+        .load(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: &str) -> ConsentTextRequest {
+        ConsentTextRequest {
+            locale: "da".into(),
+            company_name: "Skobutikken".into(),
+            body: body.into(),
+            categories: vec!["Nyheder".into(), "Tilbud".into()],
+            privacy_url: "https://skobutikken.example/privatliv".into(),
+        }
+    }
+
+    const GOOD: &str = "Ja tak, Skobutikken må sende mig nyheder og tilbud på SMS, højst 4 gange om måneden. Du kan altid trække dit samtykke tilbage ved at svare STOP.";
+
+    #[test]
+    fn accepts_a_lawful_text_and_renders_it_canonically() {
+        let text = ConsentText::parse(&req(GOOD)).expect("valid");
+        let rendered = text.render();
+        assert!(rendered.starts_with("Ja tak, Skobutikken"));
+        assert!(rendered.contains("\n\nEmner: Nyheder, Tilbud"));
+        assert!(rendered.ends_with("Privatlivspolitik: https://skobutikken.example/privatliv"));
+        let crlf = ConsentText::parse(&req(&format!("  {GOOD}  \r\n\r\n\r\n"))).expect("valid");
+        assert_eq!(
+            crlf.render(),
+            rendered,
+            "whitespace-only changes are the same text"
+        );
+    }
+
+    #[test]
+    fn rejects_texts_that_break_the_rules() {
+        let err = |body: &str| match ConsentText::parse(&req(body)) {
+            Err(ConsentTextError::Invalid(msg)) => msg,
+            other => panic!("expected invalid, got {other:?}"),
+        };
+        assert!(
+            err("Ja tak, send mig tilbud på SMS. Svar STOP for at afmelde.")
+                .contains("name the company")
+        );
+        assert!(
+            err("Ja tak, Skobutikken må sende mig nyheder. Svar STOP for at afmelde.")
+                .contains("SMS")
+        );
+        assert!(
+            err("Ja tak, Skobutikken må sende mig nyheder og tilbud på SMS hver uge.")
+                .contains("withdraw")
+        );
+        assert!(err(&format!("{GOOD} Få en gratis gave!")).contains("gratis"));
+        assert!(err(&format!("{GOOD} Gratisfragt på din næste ordre.")).contains("gratisfragt"));
+        assert!(err(&format!("{GOOD} Get a FREE gift")).contains("free"));
+        assert!(err("for kort").contains("characters"));
+    }
+
+    #[test]
+    fn free_inside_another_word_is_allowed() {
+        assert!(forbidden_word("Your carefree freedom").is_none());
+        assert_eq!(forbidden_word("Free shipping").as_deref(), Some("free"));
+    }
+
+    #[test]
+    fn categories_and_url_are_checked() {
+        let mut r = req(GOOD);
+        r.categories = vec!["Tilbud".into(), "tilbud".into()];
+        assert!(ConsentText::parse(&r).is_err());
+        let mut r = req(GOOD);
+        r.privacy_url = "javascript:alert(1)".into();
+        assert!(ConsentText::parse(&r).is_err());
+        let mut r = req(GOOD);
+        r.locale = "fr".into();
+        assert!(ConsentText::parse(&r).is_err());
+    }
+}

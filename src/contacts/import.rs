@@ -1,0 +1,647 @@
+//! Streaming CSV import of contacts with email permission.
+//!
+//! The file is read record by record (never whole into memory) and written in batches, one write
+//! transaction per batch. Bad rows are reported with their line number and skipped; good rows
+//! are kept. Importing the same file again changes nothing (contacts are keyed by the
+//! lower-cased email per workspace), and suppressed contacts stay suppressed because the
+//! suppression list is separate from the contact rows and import never touches it.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufRead, BufReader, Read};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::contacts;
+use crate::db::{self, DbConn, DbError};
+use crate::domain::{EmailAddress, Locale};
+
+/// Rows written per transaction: large enough to amortize the commit, small enough to keep the
+/// SQLite write lock short for the landing page and webhooks running beside an import.
+const BATCH_ROWS: usize = 1000;
+/// Per-row errors listed in full; beyond this only their number is reported.
+const MAX_LISTED_REJECTIONS: usize = 10_000;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_SOURCE_CHARS: usize = 500;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ImportReport {
+    /// New contacts created.
+    pub imported: u64,
+    /// Rows that matched an existing contact of the workspace (by email); their non-empty fields
+    /// were applied.
+    pub updated: u64,
+    pub rejected: Vec<RejectedRow>,
+    /// Rejected rows beyond the first 10,000, counted but not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejected_not_listed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ImportReport {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.len() as u64 + self.rejected_not_listed
+    }
+
+    fn reject(&mut self, line: u64, error: String) {
+        if self.rejected.len() < MAX_LISTED_REJECTIONS {
+            self.rejected.push(RejectedRow { line, error });
+        } else {
+            self.rejected_not_listed += 1;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RejectedRow {
+    pub line: u64,
+    pub error: String,
+}
+
+/// Whole-file problems: nothing was imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the file is empty: expected a header row with an 'email' column")]
+    Empty,
+    #[error(
+        "the header row has no 'email' column (found: {found}); the first row must name the columns, e.g. email,first_name,last_name,locale"
+    )]
+    MissingEmailColumn { found: String },
+    #[error("the header row is not valid UTF-8: save the file as UTF-8 CSV")]
+    HeaderNotUtf8,
+    #[error("the header row names the column '{0}' twice")]
+    DuplicateColumn(String),
+    #[error("could not read the file: {0}")]
+    Read(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for ImportError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// Where the importer is, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Columns {
+    email: usize,
+    first_name: Option<usize>,
+    last_name: Option<usize>,
+    locale: Option<usize>,
+    external_id: Option<usize>,
+    email_consent_at: Option<usize>,
+    email_consent_source: Option<usize>,
+    count: usize,
+}
+
+/// One valid row, ready to write.
+#[derive(Debug, Clone)]
+struct ContactRow {
+    email: EmailAddress,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    locale: Option<Locale>,
+    external_id: Option<String>,
+    email_consent_at: Option<NaiveDateTime>,
+    email_consent_source: Option<String>,
+}
+
+/// Imports a CSV stream into a workspace. `on_progress` is called after every batch.
+pub fn import_csv<R: Read>(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    input: R,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
+    let mut input = CountingReader::new(input);
+    let mut buffered = BufReader::with_capacity(64 * 1024, &mut input);
+    let bom_len = skip_bom(&mut buffered)?;
+    let delimiter = sniff_delimiter(&mut buffered)?;
+
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(buffered);
+
+    let mut record = csv::ByteRecord::new();
+    let has_header = reader
+        .read_byte_record(&mut record)
+        .map_err(|e| ImportError::Read(e.to_string()))?;
+    if !has_header || record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+        return Err(ImportError::Empty);
+    }
+    let columns = parse_header(&record)?;
+
+    let mut report = ImportReport::default();
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let hasher = RandomState::new();
+    let mut batch: Vec<(u64, ContactRow)> = Vec::with_capacity(BATCH_ROWS);
+    let mut rows = 0u64;
+
+    loop {
+        let more = match reader.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => match e.kind() {
+                csv::ErrorKind::Io(_) => return Err(ImportError::Read(e.to_string())),
+                // Only I/O errors are possible with a flexible byte reader; treat anything else as
+                // a bad row and carry on.
+                _ => {
+                    let byte = e.position().map_or(0, csv::Position::byte) + bom_len;
+                    let line = reader.get_mut().get_mut().line_at(byte);
+                    report.reject(line, format!("unreadable CSV: {e}"));
+                    continue;
+                }
+            },
+        };
+        if !more {
+            break;
+        }
+        rows += 1;
+        // csv's own line numbers drift on CRLF files, so count newlines ourselves: the record's
+        // last line is where its terminator is; it starts as many lines earlier as its fields
+        // hold line breaks.
+        let end_byte = reader.position().byte() + bom_len;
+        let end_line = reader
+            .get_mut()
+            .get_mut()
+            .line_at(end_byte.saturating_sub(1));
+        let breaks = record.iter().flatten().filter(|&&b| b == b'\n').count() as u64;
+        let line = end_line.saturating_sub(breaks).max(2);
+        if record.len() == 1
+            && record
+                .get(0)
+                .is_some_and(|f| f.iter().all(u8::is_ascii_whitespace))
+        {
+            continue; // a blank line
+        }
+        match parse_row(&record, &columns, (line, end_line)) {
+            Ok(row) => {
+                let key = hasher.hash_one(row.email.normalized());
+                if let Some(first) = seen.get(&key) {
+                    report.reject(
+                        line,
+                        format!("duplicate of line {first} (same email {})", row.email),
+                    );
+                    continue;
+                }
+                seen.insert(key, line);
+                batch.push((line, row));
+            }
+            Err(error) => report.reject(line, error),
+        }
+        if batch.len() >= BATCH_ROWS {
+            write_batch(conn, workspace_id, &mut batch, &mut report)?;
+            on_progress(Progress {
+                rows,
+                bytes: reader.get_ref().get_ref().bytes,
+            });
+        }
+    }
+    write_batch(conn, workspace_id, &mut batch, &mut report)?;
+    on_progress(Progress {
+        rows,
+        bytes: reader.get_ref().get_ref().bytes,
+    });
+    report.rejected.sort_by_key(|r| r.line);
+    Ok(report)
+}
+
+/// Skips a UTF-8 byte-order mark (Excel writes one); returns how many bytes were skipped.
+fn skip_bom<R: BufRead>(reader: &mut R) -> Result<u64, ImportError> {
+    let head = reader
+        .fill_buf()
+        .map_err(|e| ImportError::Read(e.to_string()))?;
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        reader.consume(3);
+        return Ok(3);
+    }
+    Ok(0)
+}
+
+/// Spreadsheets in Nordic locales save CSV with `;` (the comma is the decimal separator), some
+/// exports use tabs: pick whichever appears most in the header line, outside quotes.
+fn sniff_delimiter<R: BufRead>(reader: &mut R) -> Result<u8, ImportError> {
+    let head = reader
+        .fill_buf()
+        .map_err(|e| ImportError::Read(e.to_string()))?;
+    let (mut commas, mut semicolons, mut tabs, mut quoted) = (0, 0, 0, false);
+    for &b in head {
+        match b {
+            b'\n' if !quoted => break,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => commas += 1,
+            b';' if !quoted => semicolons += 1,
+            b'\t' if !quoted => tabs += 1,
+            _ => {}
+        }
+    }
+    Ok(if semicolons > commas && semicolons >= tabs {
+        b';'
+    } else if tabs > commas && tabs > semicolons {
+        b'\t'
+    } else {
+        b','
+    })
+}
+
+fn parse_header(record: &csv::ByteRecord) -> Result<Columns, ImportError> {
+    let mut names = Vec::with_capacity(record.len());
+    for field in record {
+        let name = std::str::from_utf8(field).map_err(|_| ImportError::HeaderNotUtf8)?;
+        names.push(
+            name.trim()
+                .trim_start_matches('\u{feff}')
+                .to_lowercase()
+                .replace([' ', '-'], "_"),
+        );
+    }
+    let mut columns = Columns {
+        count: names.len(),
+        ..Columns::default()
+    };
+    let mut email = None;
+    for (i, name) in names.iter().enumerate() {
+        let slot = match name.as_str() {
+            "email" | "e_mail" | "email_address" => &mut email,
+            "first_name" | "firstname" => &mut columns.first_name,
+            "last_name" | "lastname" => &mut columns.last_name,
+            "locale" | "language" => &mut columns.locale,
+            "external_id" => &mut columns.external_id,
+            "email_consent_at" => &mut columns.email_consent_at,
+            "email_consent_source" => &mut columns.email_consent_source,
+            _ => continue, // extra columns are allowed and ignored
+        };
+        if slot.is_some() {
+            return Err(ImportError::DuplicateColumn(name.clone()));
+        }
+        *slot = Some(i);
+    }
+    columns.email = email.ok_or_else(|| ImportError::MissingEmailColumn {
+        found: if names.iter().all(String::is_empty) {
+            "nothing".into()
+        } else {
+            names.join(", ")
+        },
+    })?;
+    Ok(columns)
+}
+
+fn parse_row(
+    record: &csv::ByteRecord,
+    columns: &Columns,
+    (line, end_line): (u64, u64),
+) -> Result<ContactRow, String> {
+    let spans = if end_line > line {
+        format!(" (this record runs over lines {line}–{end_line}: check for an unclosed quote)")
+    } else {
+        String::new()
+    };
+    if record.len() != columns.count {
+        return Err(format!(
+            "expected {} fields as in the header, found {}{spans}",
+            columns.count,
+            record.len()
+        ));
+    }
+    let text = |idx: Option<usize>, name: &str| -> Result<Option<String>, String> {
+        let Some(bytes) = idx.and_then(|i| record.get(i)) else {
+            return Ok(None);
+        };
+        let value = std::str::from_utf8(bytes)
+            .map_err(|_| format!("column '{name}' is not valid UTF-8: save the file as UTF-8 CSV"))?
+            .trim();
+        // A line break inside a quoted cell is valid CSV, but never valid in these columns; it
+        // usually means a quote was left open and swallowed the next rows.
+        if value.contains(['\n', '\r']) {
+            return Err(format!("column '{name}' holds a line break{spans}"));
+        }
+        Ok((!value.is_empty()).then(|| value.to_owned()))
+    };
+    let limited =
+        |value: Option<String>, name: &str, max: usize| -> Result<Option<String>, String> {
+            match value {
+                Some(v) if v.chars().count() > max => {
+                    Err(format!("{name} is longer than {max} characters"))
+                }
+                Some(v) if v.chars().any(char::is_control) => {
+                    Err(format!("{name} contains control characters"))
+                }
+                other => Ok(other),
+            }
+        };
+
+    let email = text(Some(columns.email), "email")?.unwrap_or_default();
+    let email = EmailAddress::parse(&email).map_err(|e| e.to_string())?;
+    let locale = match text(columns.locale, "locale")? {
+        None => None,
+        Some(raw) => Some(raw.parse::<Locale>()?),
+    };
+    let email_consent_at = match text(columns.email_consent_at, "email_consent_at")? {
+        None => None,
+        Some(raw) => Some(parse_consent_time(&raw)?),
+    };
+    Ok(ContactRow {
+        email,
+        first_name: limited(
+            text(columns.first_name, "first_name")?,
+            "first_name",
+            MAX_NAME_CHARS,
+        )?,
+        last_name: limited(
+            text(columns.last_name, "last_name")?,
+            "last_name",
+            MAX_NAME_CHARS,
+        )?,
+        locale,
+        external_id: limited(
+            text(columns.external_id, "external_id")?,
+            "external_id",
+            MAX_NAME_CHARS,
+        )?,
+        email_consent_at,
+        email_consent_source: limited(
+            text(columns.email_consent_source, "email_consent_source")?,
+            "email_consent_source",
+            MAX_SOURCE_CHARS,
+        )?,
+    })
+}
+
+/// Accepts RFC 3339 (`2024-05-01T10:00:00+02:00`), `2024-05-01 10:00:00` and `2024-05-01`
+/// (both read as UTC). A time in the future cannot be when someone consented.
+fn parse_consent_time(raw: &str) -> Result<NaiveDateTime, String> {
+    let parsed = DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc).naive_utc())
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S"))
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M"))
+        .or_else(|_| NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN)))
+        .map_err(|_| {
+            format!("email_consent_at '{raw}' is not a date (use 2024-05-01, 2024-05-01 10:00:00 or RFC 3339)")
+        })?;
+    if parsed > Utc::now().naive_utc() + chrono::Duration::minutes(5) {
+        return Err(format!("email_consent_at '{raw}' is in the future"));
+    }
+    Ok(parsed)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = contacts, treat_none_as_default_value = false)]
+struct NewContact<'a> {
+    id: String,
+    workspace_id: &'a str,
+    email: &'a str,
+    email_normalized: String,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    locale: Option<&'static str>,
+    external_id: Option<&'a str>,
+    email_consent_at: Option<NaiveDateTime>,
+    email_consent_source: Option<&'a str>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = contacts)]
+struct ExistingContact {
+    id: String,
+    email_normalized: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    locale: Option<String>,
+    external_id: Option<String>,
+    email_consent_at: Option<NaiveDateTime>,
+    email_consent_source: Option<String>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = contacts)]
+struct ContactChanges<'a> {
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    locale: Option<&'static str>,
+    external_id: Option<&'a str>,
+    email_consent_at: Option<NaiveDateTime>,
+    email_consent_source: Option<&'a str>,
+    updated_at: NaiveDateTime,
+}
+
+fn write_batch(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    batch: &mut Vec<(u64, ContactRow)>,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let (imported, updated) = db::write_tx(conn, |conn| write_batch_tx(conn, workspace_id, batch))?;
+    report.imported += imported;
+    report.updated += updated;
+    batch.clear();
+    Ok(())
+}
+
+fn write_batch_tx(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    batch: &[(u64, ContactRow)],
+) -> Result<(u64, u64), ImportError> {
+    // Two imports into one workspace must not both insert the same new email.
+    db::lock_for_transaction(conn, &format!("contacts-import:{workspace_id}"))?;
+    let keys: Vec<String> = batch.iter().map(|(_, r)| r.email.normalized()).collect();
+    let existing: HashMap<String, ExistingContact> = contacts::table
+        .filter(contacts::workspace_id.eq(workspace_id))
+        .filter(contacts::email_normalized.eq_any(&keys))
+        .select(ExistingContact::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|c| (c.email_normalized.clone(), c))
+        .collect();
+
+    let now = db::now();
+    let mut new_rows = Vec::new();
+    let mut updated = 0u64;
+    for ((_, row), key) in batch.iter().zip(keys) {
+        if let Some(current) = existing.get(&key) {
+            updated += 1;
+            if let Some(changes) = changes_for(current, row, now) {
+                diesel::update(contacts::table.find(&current.id))
+                    .set(&changes)
+                    .execute(conn)?;
+            }
+            continue;
+        }
+        new_rows.push(NewContact {
+            id: db::new_id(),
+            workspace_id,
+            email: row.email.as_str(),
+            email_normalized: key,
+            first_name: row.first_name.as_deref(),
+            last_name: row.last_name.as_deref(),
+            locale: row.locale.map(Locale::as_str),
+            external_id: row.external_id.as_deref(),
+            email_consent_at: row.email_consent_at,
+            email_consent_source: row.email_consent_source.as_deref(),
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    let imported = new_rows.len() as u64;
+    // Multi-row INSERT is backend-specific in diesel's MultiConnection.
+    match conn {
+        DbConn::Sqlite(c) => {
+            diesel::insert_into(contacts::table)
+                .values(&new_rows)
+                .execute(c)?;
+        }
+        DbConn::Pg(c) => {
+            diesel::insert_into(contacts::table)
+                .values(&new_rows)
+                .execute(c)?;
+        }
+    }
+    Ok((imported, updated))
+}
+
+/// Non-empty fields of the row replace stored ones; empty fields never erase data.
+fn changes_for<'a>(
+    current: &ExistingContact,
+    row: &'a ContactRow,
+    now: NaiveDateTime,
+) -> Option<ContactChanges<'a>> {
+    fn pick<'a>(new: Option<&'a str>, old: &Option<String>) -> Option<&'a str> {
+        new.filter(|n| old.as_deref() != Some(*n))
+    }
+    let changes = ContactChanges {
+        first_name: pick(row.first_name.as_deref(), &current.first_name),
+        last_name: pick(row.last_name.as_deref(), &current.last_name),
+        locale: pick(row.locale.map(Locale::as_str), &current.locale),
+        external_id: pick(row.external_id.as_deref(), &current.external_id),
+        email_consent_at: row
+            .email_consent_at
+            .filter(|t| current.email_consent_at != Some(*t)),
+        email_consent_source: pick(
+            row.email_consent_source.as_deref(),
+            &current.email_consent_source,
+        ),
+        updated_at: now,
+    };
+    let changed = changes.first_name.is_some()
+        || changes.last_name.is_some()
+        || changes.locale.is_some()
+        || changes.external_id.is_some()
+        || changes.email_consent_at.is_some()
+        || changes.email_consent_source.is_some();
+    changed.then_some(changes)
+}
+
+/// Counts bytes (for progress) and remembers where the newlines are that the parser has not
+/// passed yet (for line numbers); memory stays bounded by the read-ahead buffer.
+struct CountingReader<R> {
+    inner: R,
+    bytes: u64,
+    newlines_ahead: VecDeque<u64>,
+    lines_passed: u64,
+}
+
+impl<R> CountingReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            bytes: 0,
+            newlines_ahead: VecDeque::new(),
+            lines_passed: 0,
+        }
+    }
+
+    /// The 1-based line of the byte at `offset`. Offsets must not decrease between calls.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.newlines_ahead.front().is_some_and(|&nl| nl < offset) {
+            self.newlines_ahead.pop_front();
+            self.lines_passed += 1;
+        }
+        self.lines_passed + 1
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            self.newlines_ahead.push_back(self.bytes + i as u64);
+        }
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(line: &str) -> Result<Columns, ImportError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line.as_bytes());
+        let mut record = csv::ByteRecord::new();
+        assert!(reader.read_byte_record(&mut record).expect("read"));
+        parse_header(&record)
+    }
+
+    #[test]
+    fn header_needs_email() {
+        assert!(matches!(
+            header("name,phone"),
+            Err(ImportError::MissingEmailColumn { .. })
+        ));
+        assert!(matches!(
+            header("email,Email"),
+            Err(ImportError::DuplicateColumn(_))
+        ));
+        let cols = header(" Email , First Name,locale,extra").expect("header");
+        assert_eq!(cols.email, 0);
+        assert_eq!(cols.first_name, Some(1));
+        assert_eq!(cols.locale, Some(2));
+        assert_eq!(cols.count, 4);
+    }
+
+    #[test]
+    fn delimiter_sniffing() {
+        let sniff = |s: &str| sniff_delimiter(&mut BufReader::new(s.as_bytes())).expect("sniff");
+        assert_eq!(sniff("email;first_name\na@b.dk;x"), b';');
+        assert_eq!(sniff("email,first_name\n"), b',');
+        assert_eq!(sniff("email\tfirst_name\n"), b'\t');
+        assert_eq!(sniff("\"a;b\",email\n"), b',');
+        assert_eq!(sniff("email\n"), b',');
+    }
+
+    #[test]
+    fn consent_times() {
+        assert!(parse_consent_time("2024-05-01").is_ok());
+        assert!(parse_consent_time("2024-05-01 10:00:00").is_ok());
+        let t = parse_consent_time("2024-05-01T10:00:00+02:00").expect("rfc3339");
+        assert_eq!(t.to_string(), "2024-05-01 08:00:00");
+        assert!(parse_consent_time("01/05/2024").is_err());
+        assert!(
+            parse_consent_time("2999-01-01")
+                .unwrap_err()
+                .contains("future")
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! Contacts: the people a retailer already has email marketing permission for.
+
+pub mod import;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::{contacts, suppressions};
+use crate::db::{DbConn, DbError};
+
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = contacts)]
+pub struct Contact {
+    pub id: String,
+    #[serde(skip)]
+    pub workspace_id: String,
+    pub email: String,
+    #[serde(skip)]
+    pub email_normalized: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub locale: Option<String>,
+    pub external_id: Option<String>,
+    pub email_consent_at: Option<NaiveDateTime>,
+    pub email_consent_source: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A contact of this workspace, or `None` (also when the id belongs to another workspace).
+pub fn find(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    contact_id: &str,
+) -> Result<Option<Contact>, DbError> {
+    Ok(contacts::table
+        .filter(contacts::workspace_id.eq(workspace_id))
+        .filter(contacts::id.eq(contact_id))
+        .select(Contact::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn count(conn: &mut DbConn, workspace_id: &str) -> Result<i64, DbError> {
+    Ok(contacts::table
+        .filter(contacts::workspace_id.eq(workspace_id))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Whether an address (email normalized, or E.164 phone) is on the workspace's suppression list.
+pub fn is_suppressed(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    channel: &str,
+    address: &str,
+) -> Result<bool, DbError> {
+    let n: i64 = suppressions::table
+        .filter(suppressions::workspace_id.eq(workspace_id))
+        .filter(suppressions::channel.eq(channel))
+        .filter(suppressions::address.eq(address))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}

@@ -1,0 +1,83 @@
+//! `optbridge demo`: the newcomer's one command. Migrates the configured database (a local
+//! SQLite file by default), creates a demo workspace with sample contacts and a consent text,
+//! and serves, printing the URLs and an API token.
+
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::consent::texts::{self, ConsentText, ConsentTextRequest};
+use crate::contacts::import;
+use crate::startup::{self, Application};
+use crate::workspace::{self, NewWorkspace};
+
+const DEMO_NAME: &str = "Nordlys Sko (demo)";
+const DEMO_CONTACTS: &str = include_str!("../demo/contacts.csv");
+
+pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
+    let db = startup::open_db(&settings).await?;
+    startup::prepare_db(&db).await?;
+
+    let seeded = db
+        .run(|conn| -> anyhow::Result<_> {
+            let existing = workspace::list(conn)?.into_iter().find(|w| w.name == DEMO_NAME);
+            let (ws, token) = match existing {
+                Some(ws) => {
+                    let token = workspace::create_token(conn, &ws.id, "demo run")?;
+                    (ws, token)
+                }
+                None => {
+                    let new = NewWorkspace::parse(DEMO_NAME, "Nordlys Sko <nyheder@nordlys-sko.example>", "DK", "da", Some("DK,NO,SE"))?;
+                    workspace::create(conn, new)?
+                }
+            };
+            let report = import::import_csv(conn, &ws.id, DEMO_CONTACTS.as_bytes(), |_| {})?;
+            let text = ConsentText::parse(&ConsentTextRequest {
+                locale: "da".into(),
+                company_name: "Nordlys Sko".into(),
+                body: "Ja tak, Nordlys Sko må sende mig nyheder, tilbud og invitationer til events på SMS, højst 4 gange om måneden. \
+                       Jeg kan til enhver tid trække mit samtykke tilbage ved at svare STOP eller via linket i hver besked."
+                    .into(),
+                categories: vec!["Nyheder".into(), "Tilbud".into(), "Events".into()],
+                privacy_url: "https://nordlys-sko.example/privatliv".into(),
+            })?;
+            let (version, _) = texts::create_version(conn, &ws.id, &text)?;
+            Ok((ws, token, report, version))
+        })
+        .await?;
+    let (ws, token, report, version) = seeded;
+
+    let app = Application::build(settings).await?;
+    let base = app.base_url().as_str().trim_end_matches('/').to_owned();
+    if json_output {
+        println!(
+            "{}",
+            json!({
+                "base_url": base,
+                "workspace_id": ws.id,
+                "api_token": token.0,
+                "contacts_imported": report.imported,
+                "consent_text_id": version.id,
+            })
+        );
+    } else {
+        println!(
+            "\noptbridge demo is running at {base}\n\n\
+             workspace   {name} ({id})\n\
+             api token   {token}\n\
+             contacts    {imported} new, {updated} already there\n\
+             consent     text version {version} (da), sha256 {sha}\n\n\
+             try:\n  curl -H 'Authorization: Bearer {token}' {base}/api/v1/workspace\n  \
+             curl -H 'Authorization: Bearer {token}' {base}/api/v1/consent-texts\n  \
+             curl {base}/healthz\n\nCtrl-C stops the server.",
+            name = ws.name,
+            id = ws.id,
+            token = token.0,
+            imported = report.imported,
+            updated = report.updated,
+            version = version.version,
+            sha = version.sha256,
+        );
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}

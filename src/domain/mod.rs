@@ -1,0 +1,9 @@
+//! Parse-don't-validate newtypes: a value of one of these types has passed its only constructor.
+
+mod country;
+mod email_address;
+mod locale;
+
+pub use country::CountryCode;
+pub use email_address::{EmailAddress, EmailAddressError};
+pub use locale::Locale;

@@ -1,0 +1,66 @@
+//! Bearer-token authentication for `/api/v1`: the middleware binds each request to one workspace.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+
+use super::error::ApiError;
+use crate::startup::AppState;
+use crate::workspace::{self, Workspace};
+
+/// The workspace the request's token acts for. Every handler that reads or writes data takes
+/// this and scopes its queries by `tenant.0.id`.
+#[derive(Debug, Clone)]
+pub struct Tenant(pub Workspace);
+
+impl Tenant {
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+}
+
+pub async fn require_api_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let token = bearer_token(req.request()).ok_or(ApiError::Unauthorized)?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("application state missing".into()))?
+        .clone();
+    let found = state
+        .db
+        .run(move |conn| workspace::authenticate(conn, &token).map_err(ApiError::from))
+        .await?;
+    let workspace = found.ok_or(ApiError::Unauthorized)?;
+    req.extensions_mut().insert(Tenant(workspace));
+    next.call(req).await
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+impl FromRequest for Tenant {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Tenant>()
+                .cloned()
+                .ok_or(ApiError::Unauthorized),
+        )
+    }
+}

@@ -1,0 +1,62 @@
+use actix_web::{HttpResponse, get, post, web};
+
+use super::{ApiError, Tenant};
+use crate::consent::texts::{self, ConsentText, ConsentTextError, ConsentTextRequest};
+use crate::startup::AppState;
+
+impl From<ConsentTextError> for ApiError {
+    fn from(e: ConsentTextError) -> Self {
+        match e {
+            ConsentTextError::Invalid(msg) => ApiError::Unprocessable(msg),
+            ConsentTextError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Creates a consent-text version: 201 when new, 200 with the existing version when the
+/// rendered text is identical to one already stored.
+#[post("/consent-texts")]
+pub async fn create(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    body: web::Json<ConsentTextRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let text = ConsentText::parse(&body)?;
+    let workspace_id = tenant.id().to_owned();
+    let (version, created) = state
+        .db
+        .run(move |conn| texts::create_version(conn, &workspace_id, &text))
+        .await?;
+    let mut res = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(res.json(version))
+}
+
+#[get("/consent-texts")]
+pub async fn list(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let versions = state
+        .db
+        .run(move |conn| texts::list(conn, &workspace_id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(versions))
+}
+
+#[get("/consent-texts/{id}")]
+pub async fn show(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let id = id.into_inner();
+    let version = state
+        .db
+        .run(move |conn| texts::find(conn, &workspace_id, &id).map_err(ApiError::from))
+        .await?
+        .ok_or(ApiError::NotFound("consent text"))?;
+    Ok(HttpResponse::Ok().json(version))
+}

@@ -1,0 +1,24 @@
+use actix_web::{HttpResponse, get, web};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+/// Liveness plus database reachability: 200 when a query round-trips, 503 otherwise.
+#[get("/healthz")]
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let backend = state.db.backend().name();
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(5), state.db.ping()).await;
+    match ping {
+        Ok(Ok(())) => {
+            HttpResponse::Ok().json(json!({"status": "ok", "database": "ok", "backend": backend}))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "error", "database": e.to_string(), "backend": backend}))
+        }
+        Err(_) => HttpResponse::ServiceUnavailable().json(
+            json!({"status": "error", "database": "timed out after 5 s", "backend": backend}),
+        ),
+    }
+}

@@ -1,0 +1,83 @@
+//! Logs: tracing to stderr (stdout is for command output), pretty or JSON, and a request log
+//! that records the route pattern rather than the path, so signed tokens never reach the logs.
+
+use std::future::{Ready, ready};
+use std::time::Instant;
+
+use actix_web::Error;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use futures_util::future::LocalBoxFuture;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
+pub fn init(format: &LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
+
+/// Logs one line per request: method, route pattern, status, duration (`RUST_LOG=optbridge::http=debug`).
+pub struct RequestLog;
+
+impl<S, B> Transform<S, ServiceRequest> for RequestLog
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = RequestLogMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestLogMiddleware { service }))
+    }
+}
+
+pub struct RequestLogMiddleware<S> {
+    service: S,
+}
+
+impl<S, B> Service<ServiceRequest> for RequestLogMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let route = req
+            .match_pattern()
+            .unwrap_or_else(|| "(unmatched)".to_owned());
+        let fut = self.service.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            let status = match &res {
+                Ok(r) => r.status().as_u16(),
+                Err(e) => e.as_response_error().status_code().as_u16(),
+            };
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            // Successful requests log at debug: the tracking endpoints see many thousands a second.
+            if status >= 500 {
+                tracing::warn!(target: "optbridge::http", %method, route, status, ms, "request failed");
+            } else {
+                tracing::debug!(target: "optbridge::http", %method, route, status, ms, "request");
+            }
+            res
+        })
+    }
+}
