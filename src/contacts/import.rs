@@ -503,7 +503,8 @@ fn write_batch_tx(
         });
     }
     let imported = new_rows.len() as u64;
-    // Multi-row INSERT is backend-specific in diesel's MultiConnection.
+    // Bulk insert is backend-specific in diesel's MultiConnection: one multi-row INSERT on
+    // SQLite, binary COPY on PostgreSQL (faster than a 12,000-parameter INSERT).
     match conn {
         DbConn::Sqlite(c) => {
             diesel::insert_into(contacts::table)
@@ -511,8 +512,8 @@ fn write_batch_tx(
                 .execute(c)?;
         }
         DbConn::Pg(c) => {
-            diesel::insert_into(contacts::table)
-                .values(&new_rows)
+            diesel::copy_from(contacts::table)
+                .from_insertable(&new_rows)
                 .execute(c)?;
         }
     }
