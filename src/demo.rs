@@ -64,7 +64,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
             "\noptbridge demo is running at {base}\n\n\
              workspace   {name} ({id})\n\
              api token   {token}\n\
-             contacts    {imported} new, {updated} already there\n\
+             contacts    {imported} new, {updated} already there, {rejected} rejected\n\
              consent     text version {version} (da), sha256 {sha}\n\n\
              try:\n  curl -H 'Authorization: Bearer {token}' {base}/api/v1/workspace\n  \
              curl -H 'Authorization: Bearer {token}' {base}/api/v1/consent-texts\n  \
@@ -74,6 +74,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
             token = token.0,
             imported = report.imported,
             updated = report.updated,
+            rejected = report.rejected_total(),
             version = version.version,
             sha = version.sha256,
         );
