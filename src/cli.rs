@@ -11,7 +11,7 @@ use crate::contacts::import;
 use crate::db::{self, Db};
 use crate::startup::{self, Application};
 use crate::workspace::{self, NewWorkspace};
-use crate::{demo, signing, telemetry};
+use crate::{demo, outbox, signing, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,8 +35,18 @@ pub struct Cli {
 pub enum Command {
     /// Create or upgrade the database schema (and the first link-signing key).
     Migrate,
-    /// Run the HTTP server.
-    Serve,
+    /// Run the HTTP server and the outbox workers (migrates first).
+    Serve {
+        /// HTTP only; run `optbridge worker` separately for the outbox.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run outbox workers only (sending invitations), no HTTP server.
+    Worker {
+        /// Process everything that is due, then exit (instead of running until stopped).
+        #[arg(long)]
+        drain: bool,
+    },
     /// Try optbridge locally: a demo workspace with sample contacts, served on $BIND.
     Demo,
     /// Manage workspaces (one per retailer) and their API tokens.
@@ -120,12 +130,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Output { json: cli.json };
     match cli.command {
         Command::Migrate => migrate(&settings, &out).await,
-        Command::Serve => serve(settings).await,
+        Command::Serve { no_workers } => serve(settings, !no_workers).await,
+        Command::Worker { drain } => worker(settings, drain).await,
         Command::Demo => demo::run(settings, cli.json).await,
         Command::Workspace(cmd) => workspace_command(&settings, &out, cmd).await,
-        Command::Import { workspace, file } => {
-            import_file(&settings, &out, &workspace, &file).await
-        }
+        Command::Import { workspace, file } => import_file(&settings, &out, &workspace, &file).await,
         Command::Keys(cmd) => keys_command(&settings, &out, cmd).await,
     }
 }
@@ -143,10 +152,33 @@ async fn migrate(settings: &Settings, out: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings).await?;
+async fn serve(settings: Settings, run_workers: bool) -> anyhow::Result<()> {
+    let app = Application::build(settings, run_workers).await?;
     tracing::info!(port = app.port(), base_url = %app.base_url(), "optbridge is serving");
     app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
+    let db = open_migrated_db(&settings).await?;
+    let ctx = startup::worker_context(&settings, &db, Default::default()).await?;
+    if drain {
+        outbox::worker::dispatch_all_pending(&ctx).await?;
+        tracing::info!("outbox drained");
+        return Ok(());
+    }
+    if ctx.config.workers == 0 {
+        bail!("OUTBOX_WORKERS is 0: nothing to run");
+    }
+    tracing::info!(
+        workers = ctx.config.workers,
+        mailer = ctx.mailer.name(),
+        "outbox workers running"
+    );
+    let pool = outbox::worker::WorkerPool::spawn(ctx);
+    startup::shutdown_signal().await;
+    tracing::info!("stopping: finishing in-flight batches");
+    pool.shutdown().await;
     Ok(())
 }
 
@@ -156,9 +188,7 @@ pub async fn open_migrated_db(settings: &Settings) -> anyhow::Result<Db> {
     if let DatabaseUrl::Sqlite(path) = &settings.database_url
         && !std::path::Path::new(path).exists()
     {
-        bail!(
-            "no SQLite database at '{path}': run `optbridge migrate` first (or set DATABASE_URL)"
-        );
+        bail!("no SQLite database at '{path}': run `optbridge migrate` first (or set DATABASE_URL)");
     }
     let db = startup::open_db(settings).await?;
     let pending = blocking(&db, |conn| Ok(db::has_pending_migrations(conn)?)).await?;
@@ -182,11 +212,7 @@ async fn blocking<T: Send + 'static>(
     .context("database task failed")?
 }
 
-async fn workspace_command(
-    settings: &Settings,
-    out: &Output,
-    cmd: WorkspaceCommand,
-) -> anyhow::Result<()> {
+async fn workspace_command(settings: &Settings, out: &Output, cmd: WorkspaceCommand) -> anyhow::Result<()> {
     let db = open_migrated_db(settings).await?;
     match cmd {
         WorkspaceCommand::Create {
@@ -196,13 +222,7 @@ async fn workspace_command(
             locale,
             allowed_countries,
         } => {
-            let new = NewWorkspace::parse(
-                &name,
-                &from,
-                &country,
-                &locale,
-                allowed_countries.as_deref(),
-            )?;
+            let new = NewWorkspace::parse(&name, &from, &country, &locale, allowed_countries.as_deref())?;
             let (ws, token) = blocking(&db, move |conn| Ok(workspace::create(conn, new)?)).await?;
             out.emit(
                 format!(
@@ -219,21 +239,11 @@ async fn workspace_command(
                 .map(|w| format!("{}  {}  {}  {}", w.id, w.country, w.locale, w.name))
                 .collect::<Vec<_>>()
                 .join("\n");
-            out.emit(
-                if text.is_empty() {
-                    "no workspaces".into()
-                } else {
-                    text
-                },
-                json!(list),
-            );
+            out.emit(if text.is_empty() { "no workspaces".into() } else { text }, json!(list));
         }
         WorkspaceCommand::Token { workspace, label } => {
             let ws = workspace.clone();
-            let token = blocking(&db, move |conn| {
-                Ok(workspace::create_token(conn, &ws, &label)?)
-            })
-            .await?;
+            let token = blocking(&db, move |conn| Ok(workspace::create_token(conn, &ws, &label)?)).await?;
             out.emit(
                 format!("api token: {}\n(shown only now; store it safely)", token.0),
                 json!({"workspace_id": workspace, "api_token": token.0}),
@@ -249,17 +259,11 @@ async fn workspace_command(
                 }
             };
             let ws = workspace.clone();
-            let revoked = blocking(&db, move |conn| {
-                Ok(workspace::revoke_token(conn, &ws, &token)?)
-            })
-            .await?;
+            let revoked = blocking(&db, move |conn| Ok(workspace::revoke_token(conn, &ws, &token)?)).await?;
             if !revoked {
                 bail!("no active token like that in workspace {workspace}");
             }
-            out.emit(
-                "token revoked",
-                json!({"workspace_id": workspace, "revoked": true}),
-            );
+            out.emit("token revoked", json!({"workspace_id": workspace, "revoked": true}));
         }
     }
     Ok(())
@@ -272,8 +276,7 @@ async fn import_file(
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let db = open_migrated_db(settings).await?;
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let ws = workspace_id.to_owned();
     let exists = blocking(&db, move |conn| Ok(workspace::find(conn, &ws)?.is_some())).await?;
@@ -313,10 +316,7 @@ async fn import_file(
         text.push_str(&format!("\n  line {}: {}", row.line, row.error));
     }
     if report.rejected_not_listed > 0 {
-        text.push_str(&format!(
-            "\n  … and {} more rejected rows",
-            report.rejected_not_listed
-        ));
+        text.push_str(&format!("\n  … and {} more rejected rows", report.rejected_not_listed));
     }
     out.emit(text, serde_json::to_value(&report)?);
     Ok(())
@@ -341,8 +341,7 @@ async fn keys_command(settings: &Settings, out: &Output, cmd: KeysCommand) -> an
                         "{}  created {}  {}",
                         k.kid,
                         k.created_at,
-                        k.retired_at
-                            .map_or("current".to_owned(), |r| format!("retired {r}"))
+                        k.retired_at.map_or("current".to_owned(), |r| format!("retired {r}"))
                     )
                 })
                 .collect::<Vec<_>>()

@@ -7,15 +7,10 @@ use clap::Args;
 use url::Url;
 
 /// Raw configuration as clap collects it from flags and the environment.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// Database: `sqlite://PATH` (embedded default) or `postgres://USER@HOST/DB`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        global = true,
-        default_value = "sqlite://optbridge.db"
-    )]
+    #[arg(long, env = "DATABASE_URL", global = true, default_value = "sqlite://optbridge.db")]
     pub database_url: String,
 
     /// Connections in the database pool (default: 8 for SQLite, 16 for PostgreSQL).
@@ -42,13 +37,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "TWILIO_ACCOUNT_SID", global = true, hide = true)]
     pub twilio_account_sid: Option<String>,
 
-    #[arg(
-        long,
-        env = "TWILIO_AUTH_TOKEN",
-        global = true,
-        hide = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", global = true, hide = true, hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
 
     #[arg(long, env = "TWILIO_FROM", global = true, hide = true)]
@@ -65,13 +54,64 @@ pub struct ConfigArgs {
     pub import_max_bytes: u64,
 
     /// Milliseconds a SQLite writer waits for the write lock before giving up.
-    #[arg(
-        long,
-        env = "SQLITE_BUSY_TIMEOUT_MS",
-        global = true,
-        default_value_t = 10_000
-    )]
+    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", global = true, default_value_t = 10_000)]
     pub sqlite_busy_timeout_ms: u64,
+
+    /// Days a link in an invitation stays valid.
+    #[arg(long, env = "LINK_TTL_DAYS", global = true, default_value_t = 30)]
+    pub link_ttl_days: u32,
+
+    /// Outbox worker tasks in `serve` and `worker` (0 in `serve` = HTTP only).
+    #[arg(long, env = "OUTBOX_WORKERS", global = true, default_value_t = 2)]
+    pub outbox_workers: usize,
+
+    /// Jobs one worker claims at once.
+    #[arg(long, env = "OUTBOX_BATCH", global = true, default_value_t = 100)]
+    pub outbox_batch: u32,
+
+    /// Seconds a claimed job stays leased before another worker may take it over.
+    #[arg(long, env = "OUTBOX_LEASE_SECS", global = true, default_value_t = 300)]
+    pub outbox_lease_secs: u64,
+
+    /// Milliseconds an idle worker waits before looking for new jobs.
+    #[arg(long, env = "OUTBOX_POLL_MS", global = true, default_value_t = 1000)]
+    pub outbox_poll_ms: u64,
+
+    /// Attempts before a temporary failure is final.
+    #[arg(long, env = "OUTBOX_MAX_ATTEMPTS", global = true, default_value_t = 8)]
+    pub outbox_max_attempts: u32,
+
+    /// First retry delay in milliseconds; doubles per attempt (with jitter).
+    #[arg(long, env = "OUTBOX_RETRY_BASE_MS", global = true, default_value_t = 30_000)]
+    pub outbox_retry_base_ms: u64,
+
+    /// Longest retry delay in milliseconds.
+    #[arg(long, env = "OUTBOX_RETRY_MAX_MS", global = true, default_value_t = 3_600_000)]
+    pub outbox_retry_max_ms: u64,
+
+    /// Emails in flight at once per worker (also sizes the SMTP connection pool).
+    #[arg(long, env = "SMTP_CONCURRENCY", global = true, default_value_t = 8)]
+    pub smtp_concurrency: usize,
+
+    /// Seconds before an SMTP command times out (counts as a temporary failure).
+    #[arg(long, env = "SMTP_TIMEOUT_SECS", global = true, default_value_t = 30)]
+    pub smtp_timeout_secs: u64,
+
+    /// PEM private key (RSA or Ed25519) to DKIM-sign invitation emails.
+    #[arg(long, env = "DKIM_KEY_PATH", global = true)]
+    pub dkim_key_path: Option<std::path::PathBuf>,
+
+    /// DKIM selector (the DNS record is `<selector>._domainkey.<domain>`).
+    #[arg(long, env = "DKIM_SELECTOR", global = true)]
+    pub dkim_selector: Option<String>,
+
+    /// DKIM signing domain (`d=`); should be the domain of the workspaces' From addresses.
+    #[arg(long, env = "DKIM_DOMAIN", global = true)]
+    pub dkim_domain: Option<String>,
+
+    /// Take the client address from X-Forwarded-For / Forwarded (only behind a trusted proxy).
+    #[arg(long, env = "TRUST_FORWARDED_FOR", global = true)]
+    pub trust_forwarded_for: bool,
 
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "HTTP_WORKERS", global = true)]
@@ -80,6 +120,44 @@ pub struct ConfigArgs {
     /// Log format: `pretty` or `json`.
     #[arg(long, env = "LOG_FORMAT", global = true, default_value = "pretty")]
     pub log_format: String,
+}
+
+/// The same defaults as the command line, without reading the environment (for tests and
+/// embedding).
+impl Default for ConfigArgs {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://optbridge.db".into(),
+            database_pool_size: None,
+            bind: "127.0.0.1:8080".into(),
+            base_url: None,
+            smtp_url: None,
+            sms_provider: None,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from: None,
+            twilio_messaging_service_sid: None,
+            twilio_api_base: None,
+            import_max_bytes: 256 * 1024 * 1024,
+            sqlite_busy_timeout_ms: 10_000,
+            link_ttl_days: 30,
+            outbox_workers: 2,
+            outbox_batch: 100,
+            outbox_lease_secs: 300,
+            outbox_poll_ms: 1000,
+            outbox_max_attempts: 8,
+            outbox_retry_base_ms: 30_000,
+            outbox_retry_max_ms: 3_600_000,
+            smtp_concurrency: 8,
+            smtp_timeout_secs: 30,
+            dkim_key_path: None,
+            dkim_selector: None,
+            dkim_domain: None,
+            trust_forwarded_for: false,
+            http_workers: None,
+            log_format: "pretty".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,9 +176,7 @@ impl DatabaseUrl {
         };
         if let Some(path) = raw.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(bad(
-                    "sqlite:// needs a file path, e.g. sqlite://optbridge.db",
-                ));
+                return Err(bad("sqlite:// needs a file path, e.g. sqlite://optbridge.db"));
             }
             Ok(Self::Sqlite(path.to_owned()))
         } else if let Some(path) = raw.strip_prefix("sqlite:") {
@@ -166,7 +242,31 @@ pub struct Settings {
     pub import_max_bytes: u64,
     pub sqlite_busy_timeout: Duration,
     pub http_workers: Option<usize>,
+    pub link_ttl: Duration,
+    pub outbox: OutboxSettings,
+    pub smtp_timeout: Duration,
+    pub dkim: Option<DkimSettings>,
+    pub trust_forwarded_for: bool,
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub key_path: std::path::PathBuf,
+    pub selector: String,
+    pub domain: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub workers: usize,
+    pub batch: u32,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub send_concurrency: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -174,10 +274,7 @@ pub enum ConfigError {
     #[error("{name} is invalid: {why}")]
     Invalid { name: &'static str, why: String },
     #[error("{name} is required when {because}")]
-    Missing {
-        name: &'static str,
-        because: &'static str,
-    },
+    Missing { name: &'static str, because: &'static str },
 }
 
 impl Settings {
@@ -241,9 +338,7 @@ impl Settings {
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "SMS_PROVIDER",
-                    why: format!(
-                        "unknown provider '{other}' (use 'twilio', or leave unset for the dev outbox)"
-                    ),
+                    why: format!("unknown provider '{other}' (use 'twilio', or leave unset for the dev outbox)"),
                 });
             }
         };
@@ -269,16 +364,66 @@ impl Settings {
             import_max_bytes: args.import_max_bytes,
             sqlite_busy_timeout: Duration::from_millis(args.sqlite_busy_timeout_ms),
             http_workers: args.http_workers.filter(|n| *n > 0),
+            link_ttl: Duration::from_secs(u64::from(positive(args.link_ttl_days, "LINK_TTL_DAYS")?) * 86_400),
+            outbox: OutboxSettings {
+                workers: args.outbox_workers,
+                batch: positive(args.outbox_batch, "OUTBOX_BATCH")?,
+                lease: Duration::from_secs(positive(args.outbox_lease_secs, "OUTBOX_LEASE_SECS")?),
+                poll: Duration::from_millis(positive(args.outbox_poll_ms, "OUTBOX_POLL_MS")?),
+                max_attempts: positive(args.outbox_max_attempts, "OUTBOX_MAX_ATTEMPTS")?,
+                retry_base: Duration::from_millis(args.outbox_retry_base_ms),
+                retry_max: Duration::from_millis(args.outbox_retry_max_ms.max(args.outbox_retry_base_ms)),
+                send_concurrency: positive(args.smtp_concurrency, "SMTP_CONCURRENCY")?,
+            },
+            smtp_timeout: Duration::from_secs(positive(args.smtp_timeout_secs, "SMTP_TIMEOUT_SECS")?),
+            dkim: dkim_settings(args)?,
+            trust_forwarded_for: args.trust_forwarded_for,
             log_format,
         })
     }
 }
 
-fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
-    let bad = |why: String| ConfigError::Invalid {
-        name: "BASE_URL",
-        why,
+fn dkim_settings(args: &ConfigArgs) -> Result<Option<DkimSettings>, ConfigError> {
+    let Some(key_path) = args.dkim_key_path.clone() else {
+        return Ok(None);
     };
+    const BECAUSE: &str = "DKIM_KEY_PATH is set";
+    let selector = args
+        .dkim_selector
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or(ConfigError::Missing {
+            name: "DKIM_SELECTOR",
+            because: BECAUSE,
+        })?;
+    let domain = args
+        .dkim_domain
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or(ConfigError::Missing {
+            name: "DKIM_DOMAIN",
+            because: BECAUSE,
+        })?;
+    Ok(Some(DkimSettings {
+        key_path,
+        selector,
+        domain,
+    }))
+}
+
+fn positive<T: PartialOrd + Default + std::fmt::Display>(value: T, name: &'static str) -> Result<T, ConfigError> {
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            why: format!("must be greater than 0 (got {value})"),
+        })
+    }
+}
+
+fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
+    let bad = |why: String| ConfigError::Invalid { name: "BASE_URL", why };
     let url = Url::parse(raw).map_err(|e| bad(format!("'{raw}' is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad(format!("'{raw}' must start with http:// or https://")));
@@ -295,18 +440,12 @@ fn twilio_settings(args: &ConfigArgs) -> Result<TwilioSettings, ConfigError> {
         value
             .clone()
             .filter(|v| !v.is_empty())
-            .ok_or(ConfigError::Missing {
-                name,
-                because: BECAUSE,
-            })
+            .ok_or(ConfigError::Missing { name, because: BECAUSE })
     };
     let account_sid = required(&args.twilio_account_sid, "TWILIO_ACCOUNT_SID")?;
     let auth_token = required(&args.twilio_auth_token, "TWILIO_AUTH_TOKEN")?;
     let from = args.twilio_from.clone().filter(|v| !v.is_empty());
-    let service = args
-        .twilio_messaging_service_sid
-        .clone()
-        .filter(|v| !v.is_empty());
+    let service = args.twilio_messaging_service_sid.clone().filter(|v| !v.is_empty());
     let sender = match (from, service) {
         (_, Some(sid)) => TwilioSender::MessagingService(sid),
         (Some(from), None) => TwilioSender::From(from),
@@ -339,14 +478,31 @@ mod tests {
     use super::*;
 
     fn args() -> ConfigArgs {
-        ConfigArgs {
-            database_url: "sqlite://optbridge.db".into(),
-            bind: "127.0.0.1:8080".into(),
-            import_max_bytes: 1024,
-            sqlite_busy_timeout_ms: 100,
-            log_format: "pretty".into(),
-            ..ConfigArgs::default()
+        ConfigArgs::default()
+    }
+
+    /// `Default` must say what clap's attributes say.
+    #[test]
+    fn default_matches_the_command_line() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ConfigArgs,
         }
+        let vars = [
+            "DATABASE_URL",
+            "BIND",
+            "BASE_URL",
+            "SMTP_URL",
+            "SMS_PROVIDER",
+            "LOG_FORMAT",
+            "OUTBOX_WORKERS",
+        ];
+        if vars.iter().any(|v| std::env::var_os(v).is_some()) {
+            return; // the environment would change clap's answer
+        }
+        let parsed = <Cli as clap::Parser>::try_parse_from(["optbridge"]).expect("parses");
+        assert_eq!(format!("{:?}", parsed.args), format!("{:?}", ConfigArgs::default()));
     }
 
     #[test]
@@ -401,28 +557,13 @@ mod tests {
     fn bad_values_name_the_variable() {
         let mut a = args();
         a.bind = "nonsense".into();
-        assert!(
-            Settings::from_args(&a)
-                .unwrap_err()
-                .to_string()
-                .starts_with("BIND")
-        );
+        assert!(Settings::from_args(&a).unwrap_err().to_string().starts_with("BIND"));
         let mut a = args();
         a.base_url = Some("ftp://x".into());
-        assert!(
-            Settings::from_args(&a)
-                .unwrap_err()
-                .to_string()
-                .starts_with("BASE_URL")
-        );
+        assert!(Settings::from_args(&a).unwrap_err().to_string().starts_with("BASE_URL"));
         let mut a = args();
         a.smtp_url = Some("http://x".into());
-        assert!(
-            Settings::from_args(&a)
-                .unwrap_err()
-                .to_string()
-                .starts_with("SMTP_URL")
-        );
+        assert!(Settings::from_args(&a).unwrap_err().to_string().starts_with("SMTP_URL"));
         let mut a = args();
         a.sms_provider = Some("carrier-pigeon".into());
         assert!(

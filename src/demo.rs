@@ -46,7 +46,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
         .await?;
     let (ws, token, report, version) = seeded;
 
-    let app = Application::build(settings).await?;
+    let app = Application::build(settings, true).await?;
     let base = app.base_url().as_str().trim_end_matches('/').to_owned();
     if json_output {
         println!(

@@ -1,6 +1,7 @@
 //! optbridge: turns a retailer's email marketing permissions into documented SMS marketing
 //! permissions. See README.md for the architecture.
 
+pub mod campaigns;
 pub mod cli;
 pub mod config;
 pub mod consent;
@@ -9,6 +10,12 @@ pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod funnel;
+pub mod i18n;
+pub mod links;
+pub mod mail;
+pub mod metrics;
+pub mod outbox;
 pub mod routes;
 pub mod signing;
 pub mod startup;

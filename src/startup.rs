@@ -1,19 +1,33 @@
-//! Builds the application: database, HTTP server and (later) background workers.
+//! Builds the application: database, signing keys, mail transport, HTTP server and outbox
+//! workers.
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
+use tokio::sync::Notify;
 
-use crate::config::Settings;
+use crate::campaigns::public::PublicCampaigns;
+use crate::config::{Settings, SmsProviderSettings};
 use crate::db::{Db, DbError};
+use crate::funnel::tracking::TrackingBuffer;
+use crate::links::Keyring;
+use crate::mail::dkim::DkimSigner;
+use crate::mail::{Mailer, SmtpMailer};
+use crate::outbox::worker::{WorkerConfig, WorkerContext, WorkerPool};
 use crate::{routes, signing};
 
 /// Shared by every request handler.
 pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
+    pub keyring: Arc<Keyring>,
+    pub tracking: TrackingBuffer,
+    pub campaigns: PublicCampaigns,
+    /// Wakes this process's outbox workers when a request enqueued work.
+    pub wake: Arc<Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +39,8 @@ pub enum StartupError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Opens the database pool off the async executor (connecting is blocking I/O).
@@ -52,15 +68,76 @@ pub async fn prepare_db(db: &Db) -> Result<Vec<String>, DbError> {
     .map_err(|_| DbError::Cancelled)?
 }
 
+pub async fn load_keyring(db: &Db, settings: &Settings) -> Result<Arc<Keyring>, DbError> {
+    let db = db.clone();
+    let ttl = settings.link_ttl;
+    tokio::task::spawn_blocking(move || Keyring::load(db, ttl).map(Arc::new))
+        .await
+        .map_err(|_| DbError::Cancelled)?
+}
+
+/// The mail transport `SMTP_URL` asks for, or the dev outbox.
+pub fn build_mailer(settings: &Settings, db: &Db) -> Result<Mailer, StartupError> {
+    match &settings.smtp_url {
+        None => Ok(Mailer::DevOutbox(db.clone())),
+        Some(url) => {
+            let connections = (settings.outbox.send_concurrency * settings.outbox.workers.max(1)) as u32;
+            SmtpMailer::new(url, connections, settings.smtp_timeout)
+                .map(Mailer::Smtp)
+                .map_err(StartupError::Config)
+        }
+    }
+}
+
+/// Everything an outbox worker needs, from the settings.
+pub async fn worker_context(
+    settings: &Settings,
+    db: &Db,
+    wake: Arc<Notify>,
+) -> Result<Arc<WorkerContext>, StartupError> {
+    let keyring = load_keyring(db, settings).await?;
+    let mailer = build_mailer(settings, db)?;
+    let dkim = match &settings.dkim {
+        None => None,
+        Some(d) => Some(Arc::new(
+            DkimSigner::from_pem_file(&d.key_path, &d.domain, &d.selector)
+                .map_err(|e| StartupError::Config(format!("DKIM: {e}")))?,
+        )),
+    };
+    let o = &settings.outbox;
+    let config = WorkerConfig {
+        workers: o.workers,
+        batch: i64::from(o.batch),
+        lease: o.lease,
+        poll: o.poll,
+        max_attempts: o.max_attempts.try_into().unwrap_or(i32::MAX),
+        retry_base: o.retry_base,
+        retry_max: o.retry_max,
+        send_concurrency: o.send_concurrency,
+    };
+    Ok(Arc::new(WorkerContext::new(
+        db.clone(),
+        mailer,
+        dkim,
+        keyring,
+        settings.base_url.clone(),
+        config,
+        wake,
+    )))
+}
+
 pub struct Application {
     server: Server,
     port: u16,
     settings: Arc<Settings>,
+    workers: Option<WorkerPool>,
+    tracking_writer: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
-    /// Connects to and migrates the database, binds the listener and prepares the server.
-    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+    /// Connects to and migrates the database, binds the listener, prepares the server and
+    /// (with `run_workers`) starts the outbox workers.
+    pub async fn build(mut settings: Settings, run_workers: bool) -> Result<Self, StartupError> {
         let db = open_db(&settings).await?;
         let applied = prepare_db(&db).await?;
         if !applied.is_empty() {
@@ -79,18 +156,27 @@ impl Application {
             let _ = settings.base_url.set_port(Some(local.port()));
         }
         let settings = Arc::new(settings);
+        let wake = Arc::new(Notify::new());
+        let worker_ctx = worker_context(&settings, &db, wake.clone()).await?;
+        let workers = (run_workers && settings.outbox.workers > 0).then(|| WorkerPool::spawn(worker_ctx.clone()));
+        let (tracking, tracking_writer) = TrackingBuffer::spawn(db.clone());
+        let dev_outbox = settings.smtp_url.is_none() || settings.sms == SmsProviderSettings::DevOutbox;
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),
+            keyring: worker_ctx.keyring.clone(),
+            tracking,
+            campaigns: PublicCampaigns::default(),
+            wake,
         });
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(crate::telemetry::RequestLog)
                 .app_data(state.clone())
-                .configure(routes::configure)
+                .configure(|cfg| routes::configure(cfg, dev_outbox))
         });
-        if let Some(workers) = settings.http_workers {
-            server = server.workers(workers);
+        if let Some(n) = settings.http_workers {
+            server = server.workers(n);
         }
         let server = server
             .listen(listener)
@@ -103,6 +189,8 @@ impl Application {
             server,
             port: local.port(),
             settings,
+            workers,
+            tracking_writer,
         })
     }
 
@@ -114,7 +202,38 @@ impl Application {
         &self.settings.base_url
     }
 
+    /// Serves until SIGINT/SIGTERM, then stops in order: HTTP (finishing requests), workers
+    /// (finishing or releasing their batch), and the tracking buffer (writing what it holds).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(workers) = self.workers {
+            workers.shutdown().await;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.tracking_writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("tracking buffer did not flush within 10 s");
+        }
+        served
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

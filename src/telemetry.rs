@@ -60,9 +60,7 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
         let method = req.method().clone();
-        let route = req
-            .match_pattern()
-            .unwrap_or_else(|| "(unmatched)".to_owned());
+        let route = req.match_pattern().unwrap_or_else(|| "(unmatched)".to_owned());
         let fut = self.service.call(req);
         Box::pin(async move {
             let res = fut.await;

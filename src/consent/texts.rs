@@ -113,8 +113,7 @@ impl ConsentText {
         }
         if !lower.contains("sms") {
             return Err(invalid(
-                "body must say that the consent is for SMS: consent is specific to a channel"
-                    .into(),
+                "body must say that the consent is for SMS: consent is specific to a channel".into(),
             ));
         }
         if !withdrawal_words(locale).iter().any(|w| lower.contains(w)) {
@@ -131,10 +130,7 @@ impl ConsentText {
                     "each category must be 1 to {MAX_CATEGORY_CHARS} characters"
                 )));
             }
-            if categories
-                .iter()
-                .any(|x| x.to_lowercase() == c.to_lowercase())
-            {
+            if categories.iter().any(|x| x.to_lowercase() == c.to_lowercase()) {
                 return Err(invalid(format!("category '{c}' is listed twice")));
             }
             categories.push(c);
@@ -145,12 +141,7 @@ impl ConsentText {
         let privacy_url = Url::parse(req.privacy_url.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| {
-                invalid(format!(
-                    "privacy_url '{}' must be an http(s) URL",
-                    req.privacy_url
-                ))
-            })?;
+            .ok_or_else(|| invalid(format!("privacy_url '{}' must be an http(s) URL", req.privacy_url)))?;
 
         let text = Self {
             locale,
@@ -173,11 +164,7 @@ impl ConsentText {
         let labels = Labels::for_locale(self.locale);
         let mut out = self.body.clone();
         if !self.categories.is_empty() {
-            out.push_str(&format!(
-                "\n\n{}: {}",
-                labels.categories,
-                self.categories.join(", ")
-            ));
+            out.push_str(&format!("\n\n{}: {}", labels.categories, self.categories.join(", ")));
         }
         out.push_str(&format!("\n\n{}: {}", labels.privacy, self.privacy_url));
         out
@@ -238,29 +225,9 @@ fn withdrawal_words(locale: Locale) -> &'static [&'static str] {
     // "stop" covers STOP/STOPP, the keyword every SMS names.
     match locale {
         Locale::Da => &["stop", "tilbagekald", "trække", "træk", "afmeld", "frameld"],
-        Locale::Nb => &[
-            "stop",
-            "trekke",
-            "trekk",
-            "tilbakekall",
-            "avmeld",
-            "avslutt",
-        ],
-        Locale::Sv => &[
-            "stop",
-            "återkalla",
-            "dra tillbaka",
-            "avregistrera",
-            "avsluta",
-        ],
-        Locale::En => &[
-            "stop",
-            "withdraw",
-            "unsubscribe",
-            "opt out",
-            "opt-out",
-            "revoke",
-        ],
+        Locale::Nb => &["stop", "trekke", "trekk", "tilbakekall", "avmeld", "avslutt"],
+        Locale::Sv => &["stop", "återkalla", "dra tillbaka", "avregistrera", "avsluta"],
+        Locale::En => &["stop", "withdraw", "unsubscribe", "opt out", "opt-out", "revoke"],
     }
 }
 
@@ -274,7 +241,7 @@ fn withdrawal_example(locale: Locale) -> &'static str {
 }
 
 /// The first word that promises something free (gratis, free, gratuit and their compounds).
-fn forbidden_word(text: &str) -> Option<String> {
+pub fn forbidden_word(text: &str) -> Option<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
         .find(|w| {
@@ -344,18 +311,13 @@ pub fn create_version(
                 created_at: db::now(),
             })
             .execute(conn)?;
-        let created = find(conn, workspace_id, &id)?.ok_or(ConsentTextError::Db(
-            DbError::Query(diesel::result::Error::NotFound),
-        ))?;
+        let created = find(conn, workspace_id, &id)?
+            .ok_or(ConsentTextError::Db(DbError::Query(diesel::result::Error::NotFound)))?;
         Ok((created, true))
     })
 }
 
-pub fn find(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    id: &str,
-) -> Result<Option<ConsentTextVersion>, DbError> {
+pub fn find(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Option<ConsentTextVersion>, DbError> {
     Ok(consent_texts::table
         .filter(consent_texts::workspace_id.eq(workspace_id))
         .filter(consent_texts::id.eq(id))
@@ -396,11 +358,7 @@ mod tests {
         assert!(rendered.contains("\n\nEmner: Nyheder, Tilbud"));
         assert!(rendered.ends_with("Privatlivspolitik: https://skobutikken.example/privatliv"));
         let crlf = ConsentText::parse(&req(&format!("  {GOOD}  \r\n\r\n\r\n"))).expect("valid");
-        assert_eq!(
-            crlf.render(),
-            rendered,
-            "whitespace-only changes are the same text"
-        );
+        assert_eq!(crlf.render(), rendered, "whitespace-only changes are the same text");
     }
 
     #[test]
@@ -409,18 +367,9 @@ mod tests {
             Err(ConsentTextError::Invalid(msg)) => msg,
             other => panic!("expected invalid, got {other:?}"),
         };
-        assert!(
-            err("Ja tak, send mig tilbud på SMS. Svar STOP for at afmelde.")
-                .contains("name the company")
-        );
-        assert!(
-            err("Ja tak, Skobutikken må sende mig nyheder. Svar STOP for at afmelde.")
-                .contains("SMS")
-        );
-        assert!(
-            err("Ja tak, Skobutikken må sende mig nyheder og tilbud på SMS hver uge.")
-                .contains("withdraw")
-        );
+        assert!(err("Ja tak, send mig tilbud på SMS. Svar STOP for at afmelde.").contains("name the company"));
+        assert!(err("Ja tak, Skobutikken må sende mig nyheder. Svar STOP for at afmelde.").contains("SMS"));
+        assert!(err("Ja tak, Skobutikken må sende mig nyheder og tilbud på SMS hver uge.").contains("withdraw"));
         assert!(err(&format!("{GOOD} Få en gratis gave!")).contains("gratis"));
         assert!(err(&format!("{GOOD} Gratisfragt på din næste ordre.")).contains("gratisfragt"));
         assert!(err(&format!("{GOOD} Get a FREE gift")).contains("free"));

@@ -175,27 +175,17 @@ pub fn import_csv<R: Read>(
         // last line is where its terminator is; it starts as many lines earlier as its fields
         // hold line breaks.
         let end_byte = reader.position().byte() + bom_len;
-        let end_line = reader
-            .get_mut()
-            .get_mut()
-            .line_at(end_byte.saturating_sub(1));
+        let end_line = reader.get_mut().get_mut().line_at(end_byte.saturating_sub(1));
         let breaks = record.iter().flatten().filter(|&&b| b == b'\n').count() as u64;
         let line = end_line.saturating_sub(breaks).max(2);
-        if record.len() == 1
-            && record
-                .get(0)
-                .is_some_and(|f| f.iter().all(u8::is_ascii_whitespace))
-        {
+        if record.len() == 1 && record.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue; // a blank line
         }
         match parse_row(&record, &columns, (line, end_line)) {
             Ok(row) => {
                 let key = hasher.hash_one(row.email.normalized());
                 if let Some(first) = seen.get(&key) {
-                    report.reject(
-                        line,
-                        format!("duplicate of line {first} (same email {})", row.email),
-                    );
+                    report.reject(line, format!("duplicate of line {first} (same email {})", row.email));
                     continue;
                 }
                 seen.insert(key, line);
@@ -222,9 +212,7 @@ pub fn import_csv<R: Read>(
 
 /// Skips a UTF-8 byte-order mark (Excel writes one); returns how many bytes were skipped.
 fn skip_bom<R: BufRead>(reader: &mut R) -> Result<u64, ImportError> {
-    let head = reader
-        .fill_buf()
-        .map_err(|e| ImportError::Read(e.to_string()))?;
+    let head = reader.fill_buf().map_err(|e| ImportError::Read(e.to_string()))?;
     if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
         reader.consume(3);
         return Ok(3);
@@ -235,9 +223,7 @@ fn skip_bom<R: BufRead>(reader: &mut R) -> Result<u64, ImportError> {
 /// Spreadsheets in Nordic locales save CSV with `;` (the comma is the decimal separator), some
 /// exports use tabs: pick whichever appears most in the header line, outside quotes.
 fn sniff_delimiter<R: BufRead>(reader: &mut R) -> Result<u8, ImportError> {
-    let head = reader
-        .fill_buf()
-        .map_err(|e| ImportError::Read(e.to_string()))?;
+    let head = reader.fill_buf().map_err(|e| ImportError::Read(e.to_string()))?;
     let (mut commas, mut semicolons, mut tabs, mut quoted) = (0, 0, 0, false);
     for &b in head {
         match b {
@@ -300,11 +286,7 @@ fn parse_header(record: &csv::ByteRecord) -> Result<Columns, ImportError> {
     Ok(columns)
 }
 
-fn parse_row(
-    record: &csv::ByteRecord,
-    columns: &Columns,
-    (line, end_line): (u64, u64),
-) -> Result<ContactRow, String> {
+fn parse_row(record: &csv::ByteRecord, columns: &Columns, (line, end_line): (u64, u64)) -> Result<ContactRow, String> {
     let spans = if end_line > line {
         format!(" (this record runs over lines {line}–{end_line}: check for an unclosed quote)")
     } else {
@@ -331,18 +313,13 @@ fn parse_row(
         }
         Ok((!value.is_empty()).then(|| value.to_owned()))
     };
-    let limited =
-        |value: Option<String>, name: &str, max: usize| -> Result<Option<String>, String> {
-            match value {
-                Some(v) if v.chars().count() > max => {
-                    Err(format!("{name} is longer than {max} characters"))
-                }
-                Some(v) if v.chars().any(char::is_control) => {
-                    Err(format!("{name} contains control characters"))
-                }
-                other => Ok(other),
-            }
-        };
+    let limited = |value: Option<String>, name: &str, max: usize| -> Result<Option<String>, String> {
+        match value {
+            Some(v) if v.chars().count() > max => Err(format!("{name} is longer than {max} characters")),
+            Some(v) if v.chars().any(char::is_control) => Err(format!("{name} contains control characters")),
+            other => Ok(other),
+        }
+    };
 
     let email = text(Some(columns.email), "email")?.unwrap_or_default();
     let email = EmailAddress::parse(&email).map_err(|e| e.to_string())?;
@@ -356,22 +333,10 @@ fn parse_row(
     };
     Ok(ContactRow {
         email,
-        first_name: limited(
-            text(columns.first_name, "first_name")?,
-            "first_name",
-            MAX_NAME_CHARS,
-        )?,
-        last_name: limited(
-            text(columns.last_name, "last_name")?,
-            "last_name",
-            MAX_NAME_CHARS,
-        )?,
+        first_name: limited(text(columns.first_name, "first_name")?, "first_name", MAX_NAME_CHARS)?,
+        last_name: limited(text(columns.last_name, "last_name")?, "last_name", MAX_NAME_CHARS)?,
         locale,
-        external_id: limited(
-            text(columns.external_id, "external_id")?,
-            "external_id",
-            MAX_NAME_CHARS,
-        )?,
+        external_id: limited(text(columns.external_id, "external_id")?, "external_id", MAX_NAME_CHARS)?,
         email_consent_at,
         email_consent_source: limited(
             text(columns.email_consent_source, "email_consent_source")?,
@@ -507,9 +472,7 @@ fn write_batch_tx(
     // SQLite, binary COPY on PostgreSQL (faster than a 12,000-parameter INSERT).
     match conn {
         DbConn::Sqlite(c) => {
-            diesel::insert_into(contacts::table)
-                .values(&new_rows)
-                .execute(c)?;
+            diesel::insert_into(contacts::table).values(&new_rows).execute(c)?;
         }
         DbConn::Pg(c) => {
             diesel::copy_from(contacts::table)
@@ -521,11 +484,7 @@ fn write_batch_tx(
 }
 
 /// Non-empty fields of the row replace stored ones; empty fields never erase data.
-fn changes_for<'a>(
-    current: &ExistingContact,
-    row: &'a ContactRow,
-    now: NaiveDateTime,
-) -> Option<ContactChanges<'a>> {
+fn changes_for<'a>(current: &ExistingContact, row: &'a ContactRow, now: NaiveDateTime) -> Option<ContactChanges<'a>> {
     fn pick<'a>(new: Option<&'a str>, old: &Option<String>) -> Option<&'a str> {
         new.filter(|n| old.as_deref() != Some(*n))
     }
@@ -534,13 +493,8 @@ fn changes_for<'a>(
         last_name: pick(row.last_name.as_deref(), &current.last_name),
         locale: pick(row.locale.map(Locale::as_str), &current.locale),
         external_id: pick(row.external_id.as_deref(), &current.external_id),
-        email_consent_at: row
-            .email_consent_at
-            .filter(|t| current.email_consent_at != Some(*t)),
-        email_consent_source: pick(
-            row.email_consent_source.as_deref(),
-            &current.email_consent_source,
-        ),
+        email_consent_at: row.email_consent_at.filter(|t| current.email_consent_at != Some(*t)),
+        email_consent_source: pick(row.email_consent_source.as_deref(), &current.email_consent_source),
         updated_at: now,
     };
     let changed = changes.first_name.is_some()
@@ -611,10 +565,7 @@ mod tests {
             header("name,phone"),
             Err(ImportError::MissingEmailColumn { .. })
         ));
-        assert!(matches!(
-            header("email,Email"),
-            Err(ImportError::DuplicateColumn(_))
-        ));
+        assert!(matches!(header("email,Email"), Err(ImportError::DuplicateColumn(_))));
         let cols = header(" Email , First Name,locale,extra").expect("header");
         assert_eq!(cols.email, 0);
         assert_eq!(cols.first_name, Some(1));
@@ -639,10 +590,6 @@ mod tests {
         let t = parse_consent_time("2024-05-01T10:00:00+02:00").expect("rfc3339");
         assert_eq!(t.to_string(), "2024-05-01 08:00:00");
         assert!(parse_consent_time("01/05/2024").is_err());
-        assert!(
-            parse_consent_time("2999-01-01")
-                .unwrap_err()
-                .contains("future")
-        );
+        assert!(parse_consent_time("2999-01-01").unwrap_err().contains("future"));
     }
 }

@@ -29,11 +29,7 @@ pub struct Contact {
 }
 
 /// A contact of this workspace, or `None` (also when the id belongs to another workspace).
-pub fn find(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    contact_id: &str,
-) -> Result<Option<Contact>, DbError> {
+pub fn find(conn: &mut DbConn, workspace_id: &str, contact_id: &str) -> Result<Option<Contact>, DbError> {
     Ok(contacts::table
         .filter(contacts::workspace_id.eq(workspace_id))
         .filter(contacts::id.eq(contact_id))
@@ -50,12 +46,7 @@ pub fn count(conn: &mut DbConn, workspace_id: &str) -> Result<i64, DbError> {
 }
 
 /// Whether an address (email normalized, or E.164 phone) is on the workspace's suppression list.
-pub fn is_suppressed(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    channel: &str,
-    address: &str,
-) -> Result<bool, DbError> {
+pub fn is_suppressed(conn: &mut DbConn, workspace_id: &str, channel: &str, address: &str) -> Result<bool, DbError> {
     let n: i64 = suppressions::table
         .filter(suppressions::workspace_id.eq(workspace_id))
         .filter(suppressions::channel.eq(channel))
@@ -63,4 +54,29 @@ pub fn is_suppressed(
         .count()
         .get_result(conn)?;
     Ok(n > 0)
+}
+
+/// Puts an address on the workspace's suppression list (no-op when it is there already).
+/// Returns whether it was added now.
+pub fn suppress(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    channel: &str,
+    address: &str,
+    reason: &str,
+) -> Result<bool, DbError> {
+    if is_suppressed(conn, workspace_id, channel, address)? {
+        return Ok(false);
+    }
+    diesel::insert_into(suppressions::table)
+        .values((
+            suppressions::id.eq(crate::db::new_id()),
+            suppressions::workspace_id.eq(workspace_id),
+            suppressions::channel.eq(channel),
+            suppressions::address.eq(address),
+            suppressions::reason.eq(reason.chars().take(500).collect::<String>()),
+            suppressions::created_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+    Ok(true)
 }

@@ -94,8 +94,8 @@ impl ConnectionManager {
                 Ok(DbConn::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => {
-                let conn = diesel::PgConnection::establish(url)
-                    .map_err(|e| DbError::Connect(format!("PostgreSQL: {e}")))?;
+                let conn =
+                    diesel::PgConnection::establish(url).map_err(|e| DbError::Connect(format!("PostgreSQL: {e}")))?;
                 Ok(DbConn::Pg(conn))
             }
         }
@@ -128,20 +128,14 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("backend", &self.backend)
-            .finish()
+        f.debug_struct("Db").field("backend", &self.backend).finish()
     }
 }
 
 impl Db {
     /// Builds the pool and checks that one connection can be opened, so a wrong URL fails at
     /// start with the real reason.
-    pub fn connect(
-        url: &DatabaseUrl,
-        pool_size: u32,
-        busy_timeout: Duration,
-    ) -> Result<Self, DbError> {
+    pub fn connect(url: &DatabaseUrl, pool_size: u32, busy_timeout: Duration) -> Result<Self, DbError> {
         let manager = ConnectionManager {
             url: url.clone(),
             busy_timeout,

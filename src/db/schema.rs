@@ -77,10 +77,128 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    campaigns (id) {
+        id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        consent_text_id -> Text,
+        subject -> Text,
+        intro -> Text,
+        frequency -> Nullable<Text>,
+        audience_locales -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        send_requested_at -> Nullable<Timestamp>,
+        expanded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    campaign_variants (campaign_id, name) {
+        campaign_id -> Text,
+        name -> Text,
+        subject -> Text,
+        intro -> Text,
+        weight -> Integer,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        workspace_id -> Text,
+        campaign_id -> Text,
+        contact_id -> Text,
+        variant -> Text,
+        locale -> Text,
+        email -> Text,
+        status -> Text,
+        message_id -> Nullable<Text>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        queued_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        bounced_at -> Nullable<Timestamp>,
+        opened_at -> Nullable<Timestamp>,
+        human_opened_at -> Nullable<Timestamp>,
+        open_count -> Integer,
+        clicked_at -> Nullable<Timestamp>,
+        click_count -> Integer,
+        submitted_at -> Nullable<Timestamp>,
+        confirmed_at -> Nullable<Timestamp>,
+        opted_out_at -> Nullable<Timestamp>,
+        unsubscribed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    outbox_jobs (id) {
+        id -> Text,
+        workspace_id -> Text,
+        kind -> Text,
+        ref_id -> Text,
+        cursor -> Nullable<Text>,
+        attempts -> Integer,
+        run_after -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    funnel_events (id) {
+        id -> Text,
+        workspace_id -> Text,
+        campaign_id -> Text,
+        invitation_id -> Text,
+        kind -> Text,
+        at -> Timestamp,
+        human -> Nullable<Bool>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    funnel_counts (campaign_id, variant, locale, metric, hour) {
+        campaign_id -> Text,
+        variant -> Text,
+        locale -> Text,
+        metric -> Text,
+        hour -> Timestamp,
+        count -> BigInt,
+    }
+}
+
+diesel::table! {
+    dev_messages (id) {
+        id -> Text,
+        workspace_id -> Nullable<Text>,
+        channel -> Text,
+        direction -> Text,
+        sender -> Text,
+        recipient -> Text,
+        subject -> Nullable<Text>,
+        body_text -> Text,
+        body_html -> Nullable<Text>,
+        raw -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(contacts -> workspaces (workspace_id));
 diesel::joinable!(suppressions -> workspaces (workspace_id));
 diesel::joinable!(consent_texts -> workspaces (workspace_id));
+diesel::joinable!(campaigns -> workspaces (workspace_id));
+diesel::joinable!(campaigns -> consent_texts (consent_text_id));
+diesel::joinable!(campaign_variants -> campaigns (campaign_id));
+diesel::joinable!(invitations -> campaigns (campaign_id));
+diesel::joinable!(invitations -> contacts (contact_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
@@ -89,4 +207,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     suppressions,
     consent_texts,
     signing_keys,
+    campaigns,
+    campaign_variants,
+    invitations,
+    outbox_jobs,
+    funnel_events,
+    funnel_counts,
+    dev_messages,
 );

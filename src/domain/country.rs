@@ -9,9 +9,7 @@ impl CountryCode {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let upper = raw.trim().to_ascii_uppercase();
         if upper.len() != 2 {
-            return Err(format!(
-                "'{raw}' is not a two-letter country code (e.g. DK, NO, SE)"
-            ));
+            return Err(format!("'{raw}' is not a two-letter country code (e.g. DK, NO, SE)"));
         }
         phonenumber::country::Id::from_str(&upper)
             .map(Self)
@@ -24,6 +22,13 @@ impl CountryCode {
 
     pub fn as_str(&self) -> &str {
         self.0.as_ref()
+    }
+
+    /// The international calling code (45 for DK), from the phone-number metadata.
+    pub fn calling_code(&self) -> Option<u16> {
+        phonenumber::metadata::DATABASE
+            .by_id(self.as_str())
+            .map(|m| m.country_code())
     }
 
     /// Parses a comma-separated list like `DK,SE` (duplicates removed, order kept).
@@ -54,16 +59,11 @@ mod tests {
 
     #[test]
     fn parses_codes() {
-        assert_eq!(
-            CountryCode::parse("dk").map(|c| c.to_string()),
-            Ok("DK".to_owned())
-        );
+        assert_eq!(CountryCode::parse("dk").map(|c| c.to_string()), Ok("DK".to_owned()));
         assert!(CountryCode::parse("XX").is_err());
+        assert_eq!(CountryCode::parse("SE").ok().and_then(|c| c.calling_code()), Some(46));
         assert!(CountryCode::parse("DNK").is_err());
         let list = CountryCode::parse_list("DK, se,DK").expect("list");
-        assert_eq!(
-            list.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-            ["DK", "SE"]
-        );
+        assert_eq!(list.iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["DK", "SE"]);
     }
 }

@@ -29,9 +29,7 @@ impl EmailAddress {
         let malformed = || EmailAddressError::Malformed(address.to_owned());
         // RFC 5321 4.5.3.1: a path is at most 256 octets including the angle brackets.
         if address.len() > 254 {
-            return Err(EmailAddressError::TooLong(
-                address.chars().take(40).collect(),
-            ));
+            return Err(EmailAddressError::TooLong(address.chars().take(40).collect()));
         }
         let (local, domain) = address.rsplit_once('@').ok_or_else(malformed)?;
         if local.is_empty() || local.len() > 64 || local.contains('@') {
@@ -140,9 +138,6 @@ mod tests {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
         }
         let long = format!("{}@example.com", "a".repeat(250));
-        assert!(matches!(
-            EmailAddress::parse(&long),
-            Err(EmailAddressError::TooLong(_))
-        ));
+        assert!(matches!(EmailAddress::parse(&long), Err(EmailAddressError::TooLong(_))));
     }
 }

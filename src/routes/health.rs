@@ -9,16 +9,37 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let backend = state.db.backend().name();
     let ping = tokio::time::timeout(std::time::Duration::from_secs(5), state.db.ping()).await;
     match ping {
-        Ok(Ok(())) => {
-            HttpResponse::Ok().json(json!({"status": "ok", "database": "ok", "backend": backend}))
-        }
+        Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok", "backend": backend})),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database unreachable");
             HttpResponse::ServiceUnavailable()
                 .json(json!({"status": "error", "database": e.to_string(), "backend": backend}))
         }
-        Err(_) => HttpResponse::ServiceUnavailable().json(
-            json!({"status": "error", "database": "timed out after 5 s", "backend": backend}),
-        ),
+        Err(_) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "error", "database": "timed out after 5 s", "backend": backend})),
     }
+}
+
+/// Prometheus text format: counters of this process, and the outbox depth from the database.
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let depth = state.db.run(crate::outbox::depth).await;
+    let samples = match depth {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(kind, n)| (format!("kind=\"{kind}\""), n))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: outbox depth unavailable");
+            Vec::new()
+        }
+    };
+    let body = crate::metrics::METRICS.render(&[crate::metrics::Gauge {
+        name: "optbridge_outbox_jobs",
+        help: "Jobs waiting in the outbox",
+        samples,
+    }]);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
 }

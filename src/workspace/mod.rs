@@ -48,11 +48,7 @@ impl From<WorkspaceRow> for Workspace {
             country: row.country,
             // Stored values were validated on the way in; fall back rather than fail a read.
             locale: Locale::parse(&row.locale).unwrap_or(Locale::En),
-            allowed_countries: row
-                .allowed_countries
-                .split(',')
-                .map(str::to_owned)
-                .collect(),
+            allowed_countries: row.allowed_countries.split(',').map(str::to_owned).collect(),
             created_at: row.created_at,
         }
     }
@@ -93,9 +89,7 @@ impl NewWorkspace {
     ) -> Result<Self, WorkspaceError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(WorkspaceError::Invalid(
-                "name must be 1 to 200 characters".into(),
-            ));
+            return Err(WorkspaceError::Invalid("name must be 1 to 200 characters".into()));
         }
         let from: Mailbox = from.trim().parse().map_err(|e| {
             WorkspaceError::Invalid(format!(
@@ -140,10 +134,7 @@ fn token_sha256(token: &str) -> String {
     crypto::sha256_hex(token.as_bytes())
 }
 
-pub fn create(
-    conn: &mut DbConn,
-    new: NewWorkspace,
-) -> Result<(Workspace, ApiTokenSecret), WorkspaceError> {
+pub fn create(conn: &mut DbConn, new: NewWorkspace) -> Result<(Workspace, ApiTokenSecret), WorkspaceError> {
     let row = WorkspaceRow {
         id: db::new_id(),
         name: new.name,
@@ -159,33 +150,22 @@ pub fn create(
         created_at: db::now(),
     };
     db::write_tx(conn, |conn| {
-        diesel::insert_into(workspaces::table)
-            .values(&row)
-            .execute(conn)?;
+        diesel::insert_into(workspaces::table).values(&row).execute(conn)?;
         let token = insert_token(conn, &row.id, "created with the workspace")?;
         Ok((Workspace::from(row), token))
     })
 }
 
 /// Issues an additional API token for a workspace.
-pub fn create_token(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    label: &str,
-) -> Result<ApiTokenSecret, WorkspaceError> {
+pub fn create_token(conn: &mut DbConn, workspace_id: &str, label: &str) -> Result<ApiTokenSecret, WorkspaceError> {
     db::write_tx(conn, |conn| {
-        find(conn, workspace_id)?.ok_or_else(|| {
-            WorkspaceError::Invalid(format!("no workspace with id {workspace_id}"))
-        })?;
+        find(conn, workspace_id)?
+            .ok_or_else(|| WorkspaceError::Invalid(format!("no workspace with id {workspace_id}")))?;
         insert_token(conn, workspace_id, label)
     })
 }
 
-fn insert_token(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    label: &str,
-) -> Result<ApiTokenSecret, WorkspaceError> {
+fn insert_token(conn: &mut DbConn, workspace_id: &str, label: &str) -> Result<ApiTokenSecret, WorkspaceError> {
     let secret = ApiTokenSecret::generate();
     diesel::insert_into(api_tokens::table)
         .values((

@@ -19,28 +19,19 @@ async fn versions_are_immutable_and_content_addressed(backend: Backend) {
     let app = spawn_app(backend).await;
     let ws = app.create_workspace("Skobutikken").await;
 
-    let res = app
-        .post_json(&ws.token, "/api/v1/consent-texts", &danish(BODY))
-        .await;
+    let res = app.post_json(&ws.token, "/api/v1/consent-texts", &danish(BODY)).await;
     assert_eq!(res.status(), 201);
     let v1 = json(res).await;
     assert_eq!(v1["version"], 1);
     let rendered = v1["rendered"].as_str().unwrap();
     assert!(rendered.starts_with(BODY));
     assert!(rendered.contains("Emner: Nyheder, Tilbud"));
-    assert_eq!(
-        v1["sha256"],
-        optbridge::crypto::sha256_hex(rendered.as_bytes())
-    );
+    assert_eq!(v1["sha256"], optbridge::crypto::sha256_hex(rendered.as_bytes()));
     assert_eq!(v1["categories"], json!(["Nyheder", "Tilbud"]));
 
     // The identical text (whitespace aside) is the same version.
     let res = app
-        .post_json(
-            &ws.token,
-            "/api/v1/consent-texts",
-            &danish(&format!("{BODY}\r\n")),
-        )
+        .post_json(&ws.token, "/api/v1/consent-texts", &danish(&format!("{BODY}\r\n")))
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(json(res).await["id"], v1["id"]);
@@ -62,9 +53,7 @@ async fn versions_are_immutable_and_content_addressed(backend: Backend) {
         "body": "Yes, Skobutikken may text me news and offers by SMS, at most 4 times a month. Reply STOP to withdraw.",
         "privacy_url": "https://skobutikken.example/privacy"
     });
-    let res = app
-        .post_json(&ws.token, "/api/v1/consent-texts", &english)
-        .await;
+    let res = app.post_json(&ws.token, "/api/v1/consent-texts", &english).await;
     assert_eq!(json(res).await["version"], 1);
 
     let listed = json(app.get(&ws.token, "/api/v1/consent-texts").await).await;
@@ -82,20 +71,13 @@ async fn versions_are_immutable_and_content_addressed(backend: Backend) {
     // There is no route to change a version, and the database itself refuses.
     let res = app
         .client
-        .put(app.url(&format!(
-            "/api/v1/consent-texts/{}",
-            v1["id"].as_str().unwrap()
-        )))
+        .put(app.url(&format!("/api/v1/consent-texts/{}", v1["id"].as_str().unwrap())))
         .bearer_auth(&ws.token)
         .json(&danish(BODY))
         .send()
         .await
         .unwrap();
-    assert!(
-        res.status() == 404 || res.status() == 405,
-        "{}",
-        res.status()
-    );
+    assert!(res.status() == 404 || res.status() == 405, "{}", res.status());
     let id = v1["id"].as_str().unwrap().to_owned();
     let (update, delete) = app
         .with_db(move |c| {
@@ -105,10 +87,7 @@ async fn versions_are_immutable_and_content_addressed(backend: Backend) {
                 .set(consent_texts::body.eq("changed"))
                 .execute(c);
             let delete = diesel::delete(consent_texts::table.find(&id)).execute(c);
-            (
-                update.map_err(|e| e.to_string()),
-                delete.map_err(|e| e.to_string()),
-            )
+            (update.map_err(|e| e.to_string()), delete.map_err(|e| e.to_string()))
         })
         .await;
     assert!(update.unwrap_err().contains("immutable"));
@@ -143,9 +122,7 @@ async fn unlawful_texts_are_rejected_with_the_reason(backend: Backend) {
         ),
     ];
     for (body, needle) in cases {
-        let res = app
-            .post_json(&ws.token, "/api/v1/consent-texts", &body)
-            .await;
+        let res = app.post_json(&ws.token, "/api/v1/consent-texts", &body).await;
         assert_eq!(res.status(), 422, "{body}");
         let err = json(res).await["error"].as_str().unwrap().to_owned();
         assert!(err.contains(needle), "{err:?} should mention {needle:?}");
@@ -166,12 +143,7 @@ async fn unlawful_texts_are_rejected_with_the_reason(backend: Backend) {
         .post_json(&ws.token, "/api/v1/consent-texts", &json!({"locale": "da"}))
         .await;
     assert_eq!(res.status(), 400);
-    assert!(
-        json(res).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("missing field")
-    );
+    assert!(json(res).await["error"].as_str().unwrap().contains("missing field"));
 
     let listed = json(app.get(&ws.token, "/api/v1/consent-texts").await).await;
     assert_eq!(listed, json!([]));

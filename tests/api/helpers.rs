@@ -48,8 +48,7 @@ macro_rules! both_backends {
 pub(crate) use both_backends;
 
 fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 fn postgres_required() -> bool {
@@ -75,12 +74,7 @@ pub fn postgres_available() -> bool {
         }
         Err(e) => {
             static WARNED: OnceLock<()> = OnceLock::new();
-            WARNED.get_or_init(|| {
-                eprintln!(
-                    "note: skipping PostgreSQL tests, {} is not reachable: {e}",
-                    admin_url()
-                )
-            });
+            WARNED.get_or_init(|| eprintln!("note: skipping PostgreSQL tests, {} is not reachable: {e}", admin_url()));
             false
         }
     }
@@ -108,8 +102,7 @@ impl TestDatabase {
             }
             Backend::Postgres => {
                 let name = format!("optbridge_test_{id}");
-                let mut admin =
-                    diesel::PgConnection::establish(&admin_url()).expect("connect to PostgreSQL");
+                let mut admin = diesel::PgConnection::establish(&admin_url()).expect("connect to PostgreSQL");
                 diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
                     .execute(&mut admin)
                     .expect("create test database");
@@ -130,8 +123,7 @@ impl Drop for TestDatabase {
         if let Some(name) = &self.pg_name
             && let Ok(mut admin) = diesel::PgConnection::establish(&admin_url())
         {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&mut admin);
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin);
         }
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
@@ -145,9 +137,12 @@ pub fn base_args(database_url: &str) -> ConfigArgs {
         database_pool_size: Some(4),
         bind: "127.0.0.1:0".into(),
         import_max_bytes: 10 * 1024 * 1024,
-        sqlite_busy_timeout_ms: 10_000,
         http_workers: Some(1),
-        log_format: "pretty".into(),
+        // Tests drive the outbox themselves; retries come quickly.
+        outbox_workers: 0,
+        outbox_retry_base_ms: 20,
+        outbox_retry_max_ms: 200,
+        smtp_timeout_secs: 5,
         ..ConfigArgs::default()
     }
 }
@@ -156,8 +151,12 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: Db,
+    /// The settings the app runs with (BASE_URL names the bound port).
+    pub settings: Settings,
+    /// Drives the outbox step by step, as a worker would (the app runs no background workers).
+    pub worker: std::sync::Arc<optbridge::outbox::worker::WorkerContext>,
     /// Kept for the test's duration; dropping it removes the database.
-    _database: TestDatabase,
+    pub database: TestDatabase,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -170,20 +169,27 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     let database = TestDatabase::new(backend);
     let mut args = base_args(&database.url);
     configure(&mut args);
-    let settings = Settings::from_args(&args).expect("valid test settings");
-    let app = Application::build(settings.clone())
+    let mut settings = Settings::from_args(&args).expect("valid test settings");
+    let app = Application::build(settings.clone(), false)
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    settings.base_url = app.base_url().clone();
     tokio::spawn(app.run_until_stopped());
-    let db = optbridge::startup::open_db(&settings)
+    let db = optbridge::startup::open_db(&settings).await.expect("test pool");
+    let worker = optbridge::startup::worker_context(&settings, &db, Default::default())
         .await
-        .expect("test pool");
+        .expect("worker context");
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
         db,
-        _database: database,
+        settings,
+        worker,
+        database,
     }
 }
 
@@ -208,10 +214,7 @@ impl TestApp {
     }
 
     /// Runs blocking database code against the app's database.
-    pub async fn with_db<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut DbConn) -> T + Send + 'static,
-    ) -> T {
+    pub async fn with_db<T: Send + 'static>(&self, f: impl FnOnce(&mut DbConn) -> T + Send + 'static) -> T {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = db.get().expect("test connection");
@@ -224,14 +227,8 @@ impl TestApp {
     pub async fn create_workspace(&self, name: &str) -> TestWorkspace {
         let name = name.to_owned();
         self.with_db(move |conn| {
-            let new = NewWorkspace::parse(
-                &name,
-                "Shop <news@shop.example>",
-                "DK",
-                "da",
-                Some("DK,NO,SE"),
-            )
-            .expect("valid workspace");
+            let new = NewWorkspace::parse(&name, "Shop <news@shop.example>", "DK", "da", Some("DK,NO,SE"))
+                .expect("valid workspace");
             let (ws, token) = workspace::create(conn, new).expect("workspace created");
             TestWorkspace {
                 id: ws.id,
@@ -304,12 +301,105 @@ pub fn stdout_json(out: &Output) -> Value {
 /// The messy sample shipped in `demo/`: BOM, `;`, CRLF, a duplicate, an invalid email, a
 /// multi-line quoted field, a bad date, a short row, an unknown locale, a non-UTF-8 byte.
 pub fn messy_csv() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/demo/messy-contacts.csv"
-    ))
-    .expect("messy sample")
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/messy-contacts.csv")).expect("messy sample")
 }
 
 /// The line numbers and errors the messy sample must produce, in order.
 pub const MESSY_REJECTED_LINES: [u64; 7] = [3, 4, 5, 7, 8, 9, 11];
+
+pub const DANISH_CONSENT: &str = "Ja tak, Skobutikken må sende mig nyheder og tilbud på SMS, højst 4 gange om måneden. \
+                                  Jeg kan altid trække mit samtykke tilbage ved at svare STOP.";
+
+impl TestApp {
+    /// Imports contacts; panics unless every row was accepted.
+    pub async fn import(&self, token: &str, csv: &str) {
+        let body = json(self.post_csv(token, csv.to_owned()).await).await;
+        assert_eq!(body["rejected"], serde_json::json!([]), "{body}");
+    }
+
+    /// A valid consent text for `locale`; returns its id.
+    pub async fn consent_text(&self, token: &str, locale: &str) -> String {
+        let body = match locale {
+            "da" => DANISH_CONSENT.to_owned(),
+            _ => {
+                "Yes, Skobutikken may text me news and offers by SMS, at most 4 times a month. Reply STOP to withdraw."
+                    .to_owned()
+            }
+        };
+        let res = self
+            .post_json(
+                token,
+                "/api/v1/consent-texts",
+                &serde_json::json!({
+                    "locale": locale, "company_name": "Skobutikken", "body": body,
+                    "categories": ["Nyheder", "Tilbud"], "privacy_url": "https://skobutikken.example/privatliv"
+                }),
+            )
+            .await;
+        assert!(res.status().is_success(), "{}", res.status());
+        json(res).await["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Creates a campaign from a JSON body; returns its id.
+    pub async fn campaign(&self, token: &str, body: &Value) -> String {
+        let res = self.post_json(token, "/api/v1/campaigns", body).await;
+        let status = res.status();
+        let body = json(res).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn send_campaign(&self, token: &str, campaign_id: &str) {
+        let res = self
+            .post_json(
+                token,
+                &format!("/api/v1/campaigns/{campaign_id}/send"),
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 202);
+    }
+
+    /// Runs everything in the outbox that is due now.
+    pub async fn dispatch_all(&self) {
+        optbridge::outbox::worker::dispatch_all_pending(&self.worker)
+            .await
+            .expect("dispatch");
+    }
+
+    /// Runs the outbox, retries included, until it is empty; panics after `limit`.
+    pub async fn drain_outbox(&self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            self.dispatch_all().await;
+            if self.outbox_len().await == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "outbox not empty after {limit:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn outbox_len(&self) -> i64 {
+        self.with_db(|c| {
+            use diesel::prelude::*;
+            optbridge::db::schema::outbox_jobs::table
+                .count()
+                .get_result::<i64>(c)
+                .expect("count")
+        })
+        .await
+    }
+
+    /// Polls `check` until it returns true (the tracking buffer writes asynchronously).
+    pub async fn eventually(&self, what: &str, check: impl Fn(&mut DbConn) -> bool + Send + Sync + Clone + 'static) {
+        for _ in 0..200 {
+            let c = check.clone();
+            if self.with_db(move |conn| c(conn)).await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+}

@@ -1,8 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{
-    Backend, MESSY_REJECTED_LINES, both_backends, json, messy_csv, spawn_app, spawn_app_with,
-};
+use crate::helpers::{Backend, MESSY_REJECTED_LINES, both_backends, json, messy_csv, spawn_app, spawn_app_with};
 
 async fn messy_csv_keeps_good_rows_and_reports_bad_ones_by_line(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -12,15 +10,9 @@ async fn messy_csv_keeps_good_rows_and_reports_bad_ones_by_line(backend: Backend
     assert_eq!(body["imported"], 2, "{body}");
     assert_eq!(body["updated"], 0);
     let rejected = body["rejected"].as_array().unwrap();
-    let lines: Vec<u64> = rejected
-        .iter()
-        .map(|r| r["line"].as_u64().unwrap())
-        .collect();
+    let lines: Vec<u64> = rejected.iter().map(|r| r["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, MESSY_REJECTED_LINES, "{body}");
-    let errors: Vec<&str> = rejected
-        .iter()
-        .map(|r| r["error"].as_str().unwrap())
-        .collect();
+    let errors: Vec<&str> = rejected.iter().map(|r| r["error"].as_str().unwrap()).collect();
     assert!(errors[0].contains("duplicate of line 2"), "{}", errors[0]);
     assert!(errors[1].contains("not an email address"), "{}", errors[1]);
     assert!(
@@ -40,8 +32,7 @@ async fn messy_csv_keeps_good_rows_and_reports_bad_ones_by_line(backend: Backend
     assert_eq!(again["rejected"], body["rejected"]);
     let id = ws.id.clone();
     assert_eq!(
-        app.with_db(move |c| optbridge::contacts::count(c, &id).unwrap())
-            .await,
+        app.with_db(move |c| optbridge::contacts::count(c, &id).unwrap()).await,
         2
     );
 }
@@ -51,10 +42,7 @@ async fn reimport_updates_fields_and_matches_email_case_insensitively(backend: B
     let ws = app.create_workspace("Shop").await;
     let first = "email,first_name,locale,email_consent_at,email_consent_source\n\
                  Anna@Example.dk,Anna,da,2024-01-02 03:04:05,footer form\n";
-    assert_eq!(
-        json(app.post_csv(&ws.token, first).await).await["imported"],
-        1
-    );
+    assert_eq!(json(app.post_csv(&ws.token, first).await).await["imported"], 1);
 
     // Different case, a new name, an empty locale (which must not erase the stored one).
     let second = "email,first_name,locale\nanna@example.DK,Anne,\n";
@@ -77,10 +65,7 @@ async fn reimport_updates_fields_and_matches_email_case_insensitively(backend: B
     assert_eq!(contact.first_name.as_deref(), Some("Anne"));
     assert_eq!(contact.locale.as_deref(), Some("da"));
     assert_eq!(contact.email_consent_source.as_deref(), Some("footer form"));
-    assert_eq!(
-        contact.email_consent_at.unwrap().to_string(),
-        "2024-01-02 03:04:05"
-    );
+    assert_eq!(contact.email_consent_at.unwrap().to_string(), "2024-01-02 03:04:05");
 }
 
 async fn suppressed_contacts_stay_suppressed_after_reimport(backend: Backend) {
@@ -108,9 +93,7 @@ async fn suppressed_contacts_stay_suppressed_after_reimport(backend: Backend) {
     assert_eq!(body["updated"], 1);
     let id = ws.id.clone();
     let suppressed = app
-        .with_db(move |c| {
-            optbridge::contacts::is_suppressed(c, &id, "email", "bo@example.dk").unwrap()
-        })
+        .with_db(move |c| optbridge::contacts::is_suppressed(c, &id, "email", "bo@example.dk").unwrap())
         .await;
     assert!(suppressed);
 }
@@ -144,8 +127,7 @@ async fn whole_file_problems_are_clear_400s(backend: Backend) {
 
     let id = ws.id.clone();
     assert_eq!(
-        app.with_db(move |c| optbridge::contacts::count(c, &id).unwrap())
-            .await,
+        app.with_db(move |c| optbridge::contacts::count(c, &id).unwrap()).await,
         0
     );
 }
@@ -159,20 +141,14 @@ async fn oversized_bodies_get_413_and_write_nothing(backend: Backend) {
     }
     let res = app.post_csv(&ws.token, csv.clone()).await;
     assert_eq!(res.status(), 413);
-    assert!(
-        json(res).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("1000 bytes")
-    );
+    assert!(json(res).await["error"].as_str().unwrap().contains("1000 bytes"));
 
     // Without Content-Length (chunked transfer), the limit holds while streaming.
     let status = post_chunked(&app.address, &ws.token, csv.as_bytes()).await;
     assert_eq!(status, 413);
     let id = ws.id.clone();
     assert_eq!(
-        app.with_db(move |c| optbridge::contacts::count(c, &id).unwrap())
-            .await,
+        app.with_db(move |c| optbridge::contacts::count(c, &id).unwrap()).await,
         0
     );
 }

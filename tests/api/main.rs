@@ -1,10 +1,17 @@
-//! One integration-test binary (linking once): every test runs on SQLite and on PostgreSQL.
+//! One integration-test binary (linking once): every database test runs on SQLite and on
+//! PostgreSQL; `smtp_sink` is a real SMTP server for the mail tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod mail_parse;
+mod smtp_sink;
 
 mod cli;
 mod consent_texts;
+mod crash;
 mod health;
 mod import;
+mod invitations;
+mod links;
+mod smtp_sink_selftest;
 mod tenancy;

@@ -6,20 +6,10 @@ async fn api_requires_a_valid_token(backend: Backend) {
     let app = spawn_app(backend).await;
     let ws = app.create_workspace("Shop A").await;
 
-    let res = app
-        .client
-        .get(app.url("/api/v1/workspace"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/api/v1/workspace")).send().await.unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
-    assert!(
-        json(res).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("Authorization")
-    );
+    assert!(json(res).await["error"].as_str().unwrap().contains("Authorization"));
 
     for bad in ["obk_not-a-real-token", "garbage", ""] {
         let res = app.get(bad, "/api/v1/workspace").await;
@@ -64,10 +54,7 @@ async fn workspaces_are_isolated(backend: Backend) {
     let b = app.create_workspace("Shop B").await;
 
     let res = app
-        .post_csv(
-            &a.token,
-            "email,first_name\nanna@example.dk,Anna\nbo@example.dk,Bo\n",
-        )
+        .post_csv(&a.token, "email,first_name\nanna@example.dk,Anna\nbo@example.dk,Bo\n")
         .await;
     assert_eq!(json(res).await["imported"], 2);
     let text = json(
@@ -138,11 +125,7 @@ async fn workspaces_are_isolated(backend: Backend) {
     let body = json(res).await;
     assert_eq!(body["imported"], 1);
     assert_eq!(body["updated"], 0);
-    let contact = json(
-        app.get(&a.token, &format!("/api/v1/contacts/{contact_id}"))
-            .await,
-    )
-    .await;
+    let contact = json(app.get(&a.token, &format!("/api/v1/contacts/{contact_id}")).await).await;
     assert_eq!(contact["first_name"], "Anna");
     let (a_id, b_id) = (a.id.clone(), b.id.clone());
     let counts = app

@@ -56,11 +56,6 @@ impl FromRequest for Tenant {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            req.extensions()
-                .get::<Tenant>()
-                .cloned()
-                .ok_or(ApiError::Unauthorized),
-        )
+        ready(req.extensions().get::<Tenant>().cloned().ok_or(ApiError::Unauthorized))
     }
 }

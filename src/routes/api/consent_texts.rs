@@ -46,11 +46,7 @@ pub async fn list(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResp
 }
 
 #[get("/consent-texts/{id}")]
-pub async fn show(
-    state: web::Data<AppState>,
-    tenant: Tenant,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
     let id = id.into_inner();
     let version = state

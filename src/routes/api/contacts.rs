@@ -46,8 +46,7 @@ pub async fn import_contacts(
         .map_err(|e| ApiError::Internal(format!("creating spool file: {e}")))?;
     let mut received = 0u64;
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("reading the body failed: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body failed: {e}")))?;
         received += chunk.len() as u64;
         if received > limit {
             return Err(ApiError::PayloadTooLarge { limit });
@@ -66,8 +65,8 @@ pub async fn import_contacts(
     let report = state
         .db
         .run(move |conn| {
-            let file = std::fs::File::open(&spool.0)
-                .map_err(|e| ApiError::Internal(format!("reading spool file: {e}")))?;
+            let file =
+                std::fs::File::open(&spool.0).map_err(|e| ApiError::Internal(format!("reading spool file: {e}")))?;
             csv_import::import_csv(conn, &workspace_id, file, |_| {}).map_err(ApiError::from)
         })
         .await?;
@@ -84,17 +83,14 @@ pub async fn import_contacts(
 }
 
 fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
-    let Some(ct) = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
     let ct = ct.to_ascii_lowercase();
     if ct.starts_with("multipart/") || ct.starts_with("application/json") {
         return Err(ApiError::UnsupportedMediaType(
-            "send the CSV file itself as the request body with 'Content-Type: text/csv' (not a form upload or JSON)".into(),
+            "send the CSV file itself as the request body with 'Content-Type: text/csv' (not a form upload or JSON)"
+                .into(),
         ));
     }
     Ok(())
@@ -116,11 +112,7 @@ impl Drop for SpoolFile {
 }
 
 #[get("/contacts/{id}")]
-pub async fn show(
-    state: web::Data<AppState>,
-    tenant: Tenant,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
     let id = id.into_inner();
     let contact = state

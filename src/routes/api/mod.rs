@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, authenticated by a workspace API token.
 
 mod auth;
+mod campaigns;
 mod consent_texts;
 mod contacts;
 pub mod error;
@@ -18,37 +19,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .wrap(from_fn(auth::require_api_token))
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(JSON_LIMIT)
-                    .error_handler(|err, _| {
-                        let msg = match &err {
-                            actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
-                            | actix_web::error::JsonPayloadError::Overflow { .. } => {
-                                return ApiError::PayloadTooLarge {
-                                    limit: JSON_LIMIT as u64,
-                                }
-                                .into();
-                            }
-                            actix_web::error::JsonPayloadError::ContentType => {
-                                "send the body as JSON with 'Content-Type: application/json'"
-                                    .to_owned()
-                            }
-                            other => format!("invalid JSON body: {other}"),
-                        };
-                        ApiError::BadRequest(msg).into()
-                    }),
-            )
-            .app_data(
-                web::PathConfig::default()
-                    .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
-            )
+            .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(|err, _| {
+                let msg = match &err {
+                    actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                    | actix_web::error::JsonPayloadError::Overflow { .. } => {
+                        return ApiError::PayloadTooLarge {
+                            limit: JSON_LIMIT as u64,
+                        }
+                        .into();
+                    }
+                    actix_web::error::JsonPayloadError::ContentType => {
+                        "send the body as JSON with 'Content-Type: application/json'".to_owned()
+                    }
+                    other => format!("invalid JSON body: {other}"),
+                };
+                ApiError::BadRequest(msg).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()))
             .service(whoami)
             .service(contacts::import_contacts)
             .service(contacts::show)
             .service(consent_texts::create)
             .service(consent_texts::list)
             .service(consent_texts::show)
+            .service(campaigns::create)
+            .service(campaigns::list)
+            .service(campaigns::show)
+            .service(campaigns::send)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::NotFound("route"))
             })),

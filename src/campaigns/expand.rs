@@ -1,0 +1,167 @@
+//! Expansion of a campaign's audience into invitations, one page of contacts per transaction.
+
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+
+use super::{Campaign, Variant, assign_variant};
+use crate::db::schema::{campaigns, contacts, invitations, suppressions};
+use crate::db::{self, DbConn, DbError};
+use crate::domain::Locale;
+use crate::funnel::{self, Metric};
+use crate::outbox::{self, JobKind};
+
+/// Contacts per page: one write transaction each.
+pub const PAGE_SIZE: i64 = 1000;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// More contacts may follow the cursor (the last contact id of this page).
+    More {
+        cursor: String,
+        queued: usize,
+    },
+    Done {
+        queued: usize,
+    },
+}
+
+#[derive(Queryable)]
+struct AudienceRow {
+    id: String,
+    email: String,
+    email_normalized: String,
+    locale: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = invitations)]
+struct NewInvitation<'a> {
+    id: String,
+    workspace_id: &'a str,
+    campaign_id: &'a str,
+    contact_id: &'a str,
+    variant: &'a str,
+    locale: &'static str,
+    email: &'a str,
+    status: &'static str,
+    attempts: i32,
+    queued_at: chrono::NaiveDateTime,
+    open_count: i32,
+    click_count: i32,
+}
+
+/// Queues invitations for the page of contacts after `cursor`. Contacts are skipped when their
+/// locale is outside the audience, their email is suppressed, or they already have an
+/// invitation for this campaign (a page repeated after a crash).
+pub fn expand_page(
+    conn: &mut DbConn,
+    campaign: &Campaign,
+    variants: &[Variant],
+    workspace_locale: Locale,
+    cursor: Option<&str>,
+) -> Result<Progress, DbError> {
+    let audience = campaign.audience();
+    db::write_tx(conn, |conn| {
+        let mut query = contacts::table
+            .filter(contacts::workspace_id.eq(&campaign.workspace_id))
+            .order(contacts::id.asc())
+            .limit(PAGE_SIZE)
+            .select((
+                contacts::id,
+                contacts::email,
+                contacts::email_normalized,
+                contacts::locale,
+            ))
+            .into_boxed();
+        if let Some(after) = cursor {
+            query = query.filter(contacts::id.gt(after.to_owned()));
+        }
+        let page: Vec<AudienceRow> = query.load(conn)?;
+        let Some(last) = page.last().map(|c| c.id.clone()) else {
+            finish(conn, &campaign.id)?;
+            return Ok(Progress::Done { queued: 0 });
+        };
+
+        let emails: Vec<&str> = page.iter().map(|c| c.email_normalized.as_str()).collect();
+        let suppressed: HashSet<String> = suppressions::table
+            .filter(suppressions::workspace_id.eq(&campaign.workspace_id))
+            .filter(suppressions::channel.eq("email"))
+            .filter(suppressions::address.eq_any(&emails))
+            .select(suppressions::address)
+            .load(conn)?
+            .into_iter()
+            .collect();
+        let ids: Vec<&str> = page.iter().map(|c| c.id.as_str()).collect();
+        let invited: HashSet<String> = invitations::table
+            .filter(invitations::campaign_id.eq(&campaign.id))
+            .filter(invitations::contact_id.eq_any(&ids))
+            .select(invitations::contact_id)
+            .load(conn)?
+            .into_iter()
+            .collect();
+
+        let now = db::now();
+        let mut rows = Vec::new();
+        for contact in &page {
+            let locale = contact
+                .locale
+                .as_deref()
+                .and_then(Locale::parse)
+                .unwrap_or(workspace_locale);
+            if !audience.contains(&locale)
+                || suppressed.contains(&contact.email_normalized)
+                || invited.contains(&contact.id)
+            {
+                continue;
+            }
+            let variant = assign_variant(&campaign.id, &contact.id, variants);
+            rows.push(NewInvitation {
+                id: db::new_id(),
+                workspace_id: &campaign.workspace_id,
+                campaign_id: &campaign.id,
+                contact_id: &contact.id,
+                variant: &variant.name,
+                locale: locale.as_str(),
+                email: &contact.email,
+                status: "queued",
+                attempts: 0,
+                queued_at: now,
+                open_count: 0,
+                click_count: 0,
+            });
+        }
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(invitations::table).values(&rows).execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(invitations::table).values(&rows).execute(c)?,
+        };
+        let job_refs: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        outbox::enqueue_new_batch(conn, &campaign.workspace_id, JobKind::InvitationEmail, &job_refs, now)?;
+
+        let mut per_group: Vec<((&str, &str), i64)> = Vec::new();
+        for r in &rows {
+            match per_group.iter_mut().find(|(k, _)| *k == (r.variant, r.locale)) {
+                Some((_, n)) => *n += 1,
+                None => per_group.push(((r.variant, r.locale), 1)),
+            }
+        }
+        for ((variant, locale), n) in per_group {
+            funnel::increment(conn, &campaign.id, variant, locale, Metric::Recipients, now, n)?;
+        }
+
+        let queued = rows.len();
+        if (page.len() as i64) < PAGE_SIZE {
+            finish(conn, &campaign.id)?;
+            Ok(Progress::Done { queued })
+        } else {
+            Ok(Progress::More { cursor: last, queued })
+        }
+    })
+}
+
+fn finish(conn: &mut DbConn, campaign_id: &str) -> Result<(), DbError> {
+    diesel::update(campaigns::table.find(campaign_id))
+        .set((campaigns::status.eq("sent"), campaigns::expanded_at.eq(db::now())))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Process-wide counters, exposed at `/metrics` in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge to render: name, help text, and `(labels, value)` samples.
+pub struct Gauge<'a> {
+    pub name: &'a str,
+    pub help: &'a str,
+    pub samples: Vec<(String, i64)>,
+}
+
+pub struct Metrics {
+    pub emails_sent: Counter,
+    pub emails_bounced: Counter,
+    pub emails_retried: Counter,
+    pub emails_failed: Counter,
+    pub tracking_events: Counter,
+    pub tracking_events_dropped: Counter,
+    pub unsubscribes: Counter,
+}
+
+pub static METRICS: Metrics = Metrics {
+    emails_sent: Counter::new(),
+    emails_bounced: Counter::new(),
+    emails_retried: Counter::new(),
+    emails_failed: Counter::new(),
+    tracking_events: Counter::new(),
+    tracking_events_dropped: Counter::new(),
+    unsubscribes: Counter::new(),
+};
+
+impl Metrics {
+    /// The counters in Prometheus text exposition format, plus any gauges passed in.
+    pub fn render(&self, gauges: &[Gauge<'_>]) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "optbridge_emails_sent_total",
+                "Invitation emails accepted by the mail server",
+                &self.emails_sent,
+            ),
+            (
+                "optbridge_emails_bounced_total",
+                "Invitation emails refused permanently",
+                &self.emails_bounced,
+            ),
+            (
+                "optbridge_emails_retried_total",
+                "Temporary email failures scheduled for retry",
+                &self.emails_retried,
+            ),
+            (
+                "optbridge_emails_failed_total",
+                "Invitation emails given up after all retries",
+                &self.emails_failed,
+            ),
+            (
+                "optbridge_tracking_events_total",
+                "Open and click events recorded",
+                &self.tracking_events,
+            ),
+            (
+                "optbridge_tracking_events_dropped_total",
+                "Open and click events dropped because the buffer was full",
+                &self.tracking_events_dropped,
+            ),
+            (
+                "optbridge_unsubscribes_total",
+                "One-click and page unsubscribes",
+                &self.unsubscribes,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.get()
+            );
+        }
+        for Gauge { name, help, samples } in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (labels, value) in samples {
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {value}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,305 @@
+//! The durable outbox: work that must happen after a commit, never inline in a request.
+//!
+//! A request writes its outbox row in the same transaction as the state change. Workers claim
+//! rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's `BEGIN IMMEDIATE`
+//! serializes claimers), do the work, and delete the row, or reschedule it with backoff. A
+//! worker that dies leaves its lease to expire; another worker then takes the row again, so a
+//! crash loses nothing and repeats at most the rows that were leased at the time.
+
+pub mod worker;
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::outbox_jobs;
+use crate::db::{self, DbConn, DbError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Turn a campaign's audience into invitations, a page at a time (`ref_id` = campaign).
+    CampaignExpand,
+    /// Send one invitation email (`ref_id` = invitation).
+    InvitationEmail,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CampaignExpand => "campaign_expand",
+            Self::InvitationEmail => "invitation_email",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "campaign_expand" => Some(Self::CampaignExpand),
+            "invitation_email" => Some(Self::InvitationEmail),
+            _ => None,
+        }
+    }
+}
+
+/// A leased job.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox_jobs)]
+pub struct Job {
+    pub id: String,
+    pub workspace_id: String,
+    pub kind: String,
+    pub ref_id: String,
+    pub cursor: Option<String>,
+    /// Including the current one.
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = outbox_jobs, treat_none_as_default_value = false)]
+struct NewJob<'a> {
+    id: String,
+    workspace_id: &'a str,
+    kind: &'static str,
+    ref_id: &'a str,
+    cursor: Option<&'a str>,
+    attempts: i32,
+    run_after: NaiveDateTime,
+    lease_owner: Option<&'a str>,
+    lease_expires_at: Option<NaiveDateTime>,
+    last_error: Option<&'a str>,
+    created_at: NaiveDateTime,
+}
+
+fn new_job<'a>(workspace_id: &'a str, kind: JobKind, ref_id: &'a str, run_after: NaiveDateTime) -> NewJob<'a> {
+    NewJob {
+        id: db::new_id(),
+        workspace_id,
+        kind: kind.as_str(),
+        ref_id,
+        cursor: None,
+        attempts: 0,
+        run_after,
+        lease_owner: None,
+        lease_expires_at: None,
+        last_error: None,
+        created_at: db::now(),
+    }
+}
+
+/// Enqueues one job unless the same `(kind, ref_id)` is already queued. Call inside the
+/// transaction that makes the job necessary.
+pub fn enqueue(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    kind: JobKind,
+    ref_id: &str,
+    run_after: NaiveDateTime,
+) -> Result<(), DbError> {
+    let exists: i64 = outbox_jobs::table
+        .filter(outbox_jobs::kind.eq(kind.as_str()))
+        .filter(outbox_jobs::ref_id.eq(ref_id))
+        .count()
+        .get_result(conn)?;
+    if exists == 0 {
+        diesel::insert_into(outbox_jobs::table)
+            .values(new_job(workspace_id, kind, ref_id, run_after))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Enqueues many new jobs at once (the refs must not be queued yet, e.g. fresh invitations).
+pub fn enqueue_new_batch(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    kind: JobKind,
+    ref_ids: &[String],
+    run_after: NaiveDateTime,
+) -> Result<(), DbError> {
+    if ref_ids.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<NewJob<'_>> = ref_ids
+        .iter()
+        .map(|r| new_job(workspace_id, kind, r, run_after))
+        .collect();
+    match conn {
+        DbConn::Sqlite(c) => diesel::insert_into(outbox_jobs::table).values(&rows).execute(c)?,
+        DbConn::Pg(c) => diesel::insert_into(outbox_jobs::table).values(&rows).execute(c)?,
+    };
+    Ok(())
+}
+
+/// Leases up to `limit` ready jobs (due, and not leased or with an expired lease) to `owner`.
+pub fn claim(conn: &mut DbConn, owner: &str, limit: i64, lease: Duration) -> Result<Vec<Job>, DbError> {
+    let now = db::now();
+    let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    db::write_tx(conn, |conn| {
+        let ready = outbox_jobs::table
+            .filter(outbox_jobs::run_after.le(now))
+            .filter(
+                outbox_jobs::lease_expires_at
+                    .is_null()
+                    .or(outbox_jobs::lease_expires_at.lt(now)),
+            )
+            .order(outbox_jobs::run_after.asc())
+            .limit(limit)
+            .select(outbox_jobs::id);
+        let ids: Vec<String> = match conn {
+            // Several app instances claim at once: skip rows another transaction holds.
+            DbConn::Pg(c) => ready.for_update().skip_locked().load(c)?,
+            DbConn::Sqlite(c) => ready.load(c)?,
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(outbox_jobs::table.filter(outbox_jobs::id.eq_any(&ids)))
+            .set((
+                outbox_jobs::lease_owner.eq(owner),
+                outbox_jobs::lease_expires_at.eq(expires),
+                outbox_jobs::attempts.eq(outbox_jobs::attempts + 1),
+            ))
+            .execute(conn)?;
+        Ok(outbox_jobs::table
+            .filter(outbox_jobs::id.eq_any(&ids))
+            .order(outbox_jobs::run_after.asc())
+            .select(Job::as_select())
+            .load(conn)?)
+    })
+}
+
+/// Removes finished jobs this owner still holds. Returns how many were removed; fewer than
+/// asked means a lease was lost to another worker (which then repeats that work).
+pub fn finish(conn: &mut DbConn, owner: &str, job_ids: &[String]) -> Result<usize, DbError> {
+    if job_ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(
+        outbox_jobs::table
+            .filter(outbox_jobs::id.eq_any(job_ids))
+            .filter(outbox_jobs::lease_owner.eq(owner)),
+    )
+    .execute(conn)?)
+}
+
+/// Puts a job back for a later attempt.
+pub fn retry_later(
+    conn: &mut DbConn,
+    owner: &str,
+    job_id: &str,
+    run_after: NaiveDateTime,
+    error: &str,
+) -> Result<(), DbError> {
+    diesel::update(
+        outbox_jobs::table
+            .filter(outbox_jobs::id.eq(job_id))
+            .filter(outbox_jobs::lease_owner.eq(owner)),
+    )
+    .set((
+        outbox_jobs::run_after.eq(run_after),
+        outbox_jobs::lease_owner.eq(None::<String>),
+        outbox_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+        outbox_jobs::last_error.eq(truncate(error, 1000)),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records progress of a long job and extends its lease; progress also resets its attempts.
+pub fn checkpoint(
+    conn: &mut DbConn,
+    owner: &str,
+    job_id: &str,
+    cursor: &str,
+    lease: Duration,
+) -> Result<bool, DbError> {
+    let expires = db::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    let n = diesel::update(
+        outbox_jobs::table
+            .filter(outbox_jobs::id.eq(job_id))
+            .filter(outbox_jobs::lease_owner.eq(owner)),
+    )
+    .set((
+        outbox_jobs::cursor.eq(cursor),
+        outbox_jobs::lease_expires_at.eq(expires),
+        outbox_jobs::attempts.eq(1),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Gives back every lease of `owner` (graceful shutdown), so other workers need not wait for
+/// the leases to expire. The attempt is not counted.
+pub fn release_all(conn: &mut DbConn, owner: &str) -> Result<usize, DbError> {
+    Ok(
+        diesel::update(outbox_jobs::table.filter(outbox_jobs::lease_owner.eq(owner)))
+            .set((
+                outbox_jobs::lease_owner.eq(None::<String>),
+                outbox_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+                outbox_jobs::attempts.eq(outbox_jobs::attempts - 1),
+            ))
+            .execute(conn)?,
+    )
+}
+
+/// Jobs waiting, by kind (for /metrics and tests).
+pub fn depth(conn: &mut DbConn) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(outbox_jobs::table
+        .group_by(outbox_jobs::kind)
+        .select((outbox_jobs::kind, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+/// Exponential backoff with jitter: `base · 2^(attempt-1)`, capped at `max`, then scaled by a
+/// random factor in [0.5, 1.5) so that many failed sends do not retry in lockstep.
+pub fn backoff(attempt: i32, base: Duration, max: Duration) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << attempt.clamp(1, 20).saturating_sub(1) as u32)
+        .min(max);
+    let r = u16::from_be_bytes(crate::crypto::random_bytes::<2>());
+    let factor = 0.5 + f64::from(r) / f64::from(u16::MAX);
+    exp.mul_f64(factor)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_secs(10);
+        let max = Duration::from_secs(600);
+        for _ in 0..100 {
+            let first = backoff(1, base, max);
+            assert!(
+                first >= Duration::from_secs(5) && first < Duration::from_secs(15),
+                "{first:?}"
+            );
+            let fourth = backoff(4, base, max);
+            assert!(
+                fourth >= Duration::from_secs(40) && fourth < Duration::from_secs(120),
+                "{fourth:?}"
+            );
+            let capped = backoff(30, base, max);
+            assert!(capped < Duration::from_secs(900), "{capped:?}");
+        }
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("æøå", 3), "æ…");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,592 @@
+//! Outbox workers: claim a batch, do the work, record every outcome in one transaction.
+//!
+//! Run inside `optbridge serve` (`OUTBOX_WORKERS` tasks) or as `optbridge worker`. Tests drive
+//! the same code step by step with [`dispatch_all_pending`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use futures_util::StreamExt as _;
+use tokio::sync::{Notify, watch};
+use url::Url;
+
+use super::{Job, JobKind};
+use crate::campaigns::{self, Campaign, Variant, expand};
+use crate::consent::texts::{self as consent_texts, ConsentTextVersion};
+use crate::db::schema::{contacts, invitations, suppressions};
+use crate::db::{self, Db, DbConn, DbError};
+use crate::domain::Locale;
+use crate::funnel::{self, Metric};
+use crate::links::{Keyring, LinkPurpose};
+use crate::mail::dkim::DkimSigner;
+use crate::mail::invitation::{self, InvitationContent};
+use crate::mail::{Mailer, SendError};
+use crate::metrics::METRICS;
+use crate::workspace::{self, Workspace};
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Worker tasks per process.
+    pub workers: usize,
+    /// Jobs claimed at once by one worker.
+    pub batch: i64,
+    pub lease: Duration,
+    /// Sleep between polls when the outbox is empty (an in-process enqueue wakes workers early).
+    pub poll: Duration,
+    /// Attempts before a transient failure becomes final.
+    pub max_attempts: i32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Emails in flight at once per worker.
+    pub send_concurrency: usize,
+}
+
+/// What workers share.
+pub struct WorkerContext {
+    pub db: Db,
+    pub mailer: Mailer,
+    pub dkim: Option<Arc<DkimSigner>>,
+    pub keyring: Arc<Keyring>,
+    pub base_url: Url,
+    pub config: WorkerConfig,
+    /// Wakes idle workers in this process when work was enqueued here.
+    pub wake: Arc<Notify>,
+    campaigns: Mutex<HashMap<String, Arc<CampaignContext>>>,
+}
+
+/// What every invitation of a campaign shares; campaigns do not change once sending.
+struct CampaignContext {
+    campaign: Campaign,
+    variants: Vec<Variant>,
+    workspace: Workspace,
+    consent: ConsentTextVersion,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl From<diesel::result::Error> for WorkerError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+impl WorkerContext {
+    pub fn new(
+        db: Db,
+        mailer: Mailer,
+        dkim: Option<Arc<DkimSigner>>,
+        keyring: Arc<Keyring>,
+        base_url: Url,
+        config: WorkerConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            db,
+            mailer,
+            dkim,
+            keyring,
+            base_url,
+            config,
+            wake,
+            campaigns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn link(&self, path: &str, token: &str) -> String {
+        let base = self.base_url.as_str().trim_end_matches('/');
+        format!("{base}/{path}/{token}")
+    }
+
+    async fn campaign_context(&self, campaign_id: &str) -> Result<Arc<CampaignContext>, WorkerError> {
+        if let Some(found) = self.campaigns.lock().ok().and_then(|c| c.get(campaign_id).cloned()) {
+            return Ok(found);
+        }
+        let id = campaign_id.to_owned();
+        let ctx = self
+            .db
+            .run(move |conn| -> Result<CampaignContext, WorkerError> {
+                let campaign = campaigns::find_any(conn, &id)?
+                    .ok_or_else(|| WorkerError::Inconsistent(format!("campaign {id} missing")))?;
+                let variants = campaigns::variants_of(conn, &id)?;
+                let workspace = workspace::find(conn, &campaign.workspace_id)?
+                    .ok_or_else(|| WorkerError::Inconsistent(format!("workspace of campaign {id} missing")))?;
+                let consent = consent_texts::find(conn, &campaign.workspace_id, &campaign.consent_text_id)?
+                    .ok_or_else(|| WorkerError::Inconsistent(format!("consent text of campaign {id} missing")))?;
+                Ok(CampaignContext {
+                    campaign,
+                    variants,
+                    workspace,
+                    consent,
+                })
+            })
+            .await?;
+        let ctx = Arc::new(ctx);
+        if let Ok(mut cache) = self.campaigns.lock() {
+            cache.insert(campaign_id.to_owned(), ctx.clone());
+        }
+        Ok(ctx)
+    }
+}
+
+/// A handle on the worker tasks of this process.
+pub struct WorkerPool {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl WorkerPool {
+    pub fn spawn(ctx: Arc<WorkerContext>) -> Self {
+        let (shutdown, rx) = watch::channel(false);
+        let tasks = (0..ctx.config.workers)
+            .map(|n| tokio::spawn(run(ctx.clone(), worker_id(n), rx.clone())))
+            .collect();
+        Self { shutdown, tasks }
+    }
+
+    /// Stops claiming, lets in-flight batches finish and gives back any remaining lease.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn worker_id(n: usize) -> String {
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        n,
+        crate::crypto::hex(&crate::crypto::random_bytes::<4>())
+    )
+}
+
+async fn run(ctx: Arc<WorkerContext>, owner: String, mut shutdown: watch::Receiver<bool>) {
+    tracing::debug!(owner, "outbox worker started");
+    while !*shutdown.borrow() {
+        match dispatch_once(&ctx, &owner).await {
+            Ok(0) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(ctx.config.poll) => {}
+                    _ = ctx.wake.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(owner, error = %e, "outbox worker: batch failed; retrying after a pause");
+                tokio::time::sleep(ctx.config.poll).await;
+            }
+        }
+    }
+    let db = ctx.db.clone();
+    let o = owner.clone();
+    match db.run(move |conn| super::release_all(conn, &o)).await {
+        Ok(n) if n > 0 => tracing::info!(owner, released = n, "outbox worker released its leases"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(owner, error = %e, "outbox worker could not release leases; they expire on their own"),
+    }
+}
+
+/// Claims and processes one batch. Returns how many jobs it claimed.
+pub async fn dispatch_once(ctx: &WorkerContext, owner: &str) -> Result<usize, WorkerError> {
+    let o = owner.to_owned();
+    let (batch, lease) = (ctx.config.batch, ctx.config.lease);
+    let jobs = ctx.db.run(move |conn| super::claim(conn, &o, batch, lease)).await?;
+    let claimed = jobs.len();
+    let mut emails = Vec::new();
+    for job in jobs {
+        match JobKind::parse(&job.kind) {
+            Some(JobKind::InvitationEmail) => emails.push(job),
+            Some(JobKind::CampaignExpand) => expand_campaign(ctx, owner, job).await?,
+            None => {
+                tracing::error!(
+                    kind = job.kind,
+                    id = job.id,
+                    "unknown outbox job kind; leaving it for a newer version"
+                );
+            }
+        }
+    }
+    if !emails.is_empty() {
+        send_invitations(ctx, owner, emails).await?;
+    }
+    Ok(claimed)
+}
+
+/// Runs the outbox until nothing is due (tests and `optbridge worker --drain`).
+pub async fn dispatch_all_pending(ctx: &WorkerContext) -> Result<(), WorkerError> {
+    let owner = worker_id(0);
+    while dispatch_once(ctx, &owner).await? > 0 {}
+    Ok(())
+}
+
+async fn expand_campaign(ctx: &WorkerContext, owner: &str, job: Job) -> Result<(), WorkerError> {
+    let campaign_ctx = ctx.campaign_context(&job.ref_id).await?;
+    let mut cursor = job.cursor.clone();
+    loop {
+        let cc = campaign_ctx.clone();
+        let after = cursor.clone();
+        let progress = ctx
+            .db
+            .run(move |conn| {
+                expand::expand_page(conn, &cc.campaign, &cc.variants, cc.workspace.locale, after.as_deref())
+            })
+            .await?;
+        ctx.wake.notify_waiters();
+        match progress {
+            expand::Progress::More { cursor: next, .. } => {
+                let (o, id, c, lease) = (owner.to_owned(), job.id.clone(), next.clone(), ctx.config.lease);
+                let still_ours = ctx
+                    .db
+                    .run(move |conn| super::checkpoint(conn, &o, &id, &c, lease))
+                    .await?;
+                if !still_ours {
+                    tracing::warn!(
+                        campaign = job.ref_id,
+                        "lost the expansion lease; another worker continues"
+                    );
+                    return Ok(());
+                }
+                cursor = Some(next);
+            }
+            expand::Progress::Done { .. } => {
+                let (o, id) = (owner.to_owned(), job.id.clone());
+                ctx.db.run(move |conn| super::finish(conn, &o, &[id])).await?;
+                tracing::info!(campaign = job.ref_id, "campaign audience queued");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// An invitation as the sender needs it.
+#[derive(Debug, Clone, Queryable)]
+struct PendingInvitation {
+    id: String,
+    workspace_id: String,
+    campaign_id: String,
+    variant: String,
+    locale: String,
+    email: String,
+    status: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email_normalized: String,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Sent {
+        message_id: String,
+    },
+    Bounced {
+        hard: bool,
+        reason: String,
+    },
+    Retry(String),
+    Skipped(String),
+    /// The invitation left `queued` already (sent by an earlier lease holder); just drop the job.
+    AlreadyDone,
+}
+
+async fn send_invitations(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Result<(), WorkerError> {
+    let ids: Vec<String> = jobs.iter().map(|j| j.ref_id.clone()).collect();
+    let (rows, suppressed) = ctx
+        .db
+        .run(move |conn| -> Result<_, WorkerError> {
+            let rows: Vec<PendingInvitation> = invitations::table
+                .inner_join(contacts::table)
+                .filter(invitations::id.eq_any(&ids))
+                .select((
+                    invitations::id,
+                    invitations::workspace_id,
+                    invitations::campaign_id,
+                    invitations::variant,
+                    invitations::locale,
+                    invitations::email,
+                    invitations::status,
+                    contacts::first_name,
+                    contacts::last_name,
+                    contacts::email_normalized,
+                ))
+                .load(conn)?;
+            let addresses: Vec<&str> = rows.iter().map(|r| r.email_normalized.as_str()).collect();
+            let suppressed: HashSet<(String, String)> = suppressions::table
+                .filter(suppressions::channel.eq("email"))
+                .filter(suppressions::address.eq_any(&addresses))
+                .select((suppressions::workspace_id, suppressions::address))
+                .load(conn)?
+                .into_iter()
+                .collect();
+            Ok((rows, suppressed))
+        })
+        .await?;
+    let rows: HashMap<String, PendingInvitation> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+
+    let work = jobs.into_iter().map(|job| {
+        let row = rows.get(&job.ref_id).cloned();
+        let is_suppressed = row
+            .as_ref()
+            .is_some_and(|r| suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())));
+        async move {
+            let outcome = match &row {
+                None => Outcome::Skipped("invitation no longer exists".into()),
+                Some(r) if r.status != "queued" => Outcome::AlreadyDone,
+                // Unsubscribed or bounced since the campaign was queued.
+                Some(_) if is_suppressed => Outcome::Skipped("email address is suppressed".into()),
+                Some(r) => send_one(ctx, r).await,
+            };
+            (job, row, outcome)
+        }
+    });
+    let results: Vec<(Job, Option<PendingInvitation>, Outcome)> = futures_util::stream::iter(work)
+        .buffer_unordered(ctx.config.send_concurrency.max(1))
+        .collect()
+        .await;
+
+    let owner = owner.to_owned();
+    let config = ctx.config.clone();
+    ctx.db
+        .run(move |conn| db::write_tx(conn, |conn| record_outcomes(conn, &owner, &config, results)))
+        .await
+}
+
+async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
+    let cc = match ctx.campaign_context(&row.campaign_id).await {
+        Ok(cc) => cc,
+        Err(e) => return Outcome::Retry(format!("loading campaign: {e}")),
+    };
+    let locale = Locale::parse(&row.locale).unwrap_or(cc.workspace.locale);
+    let variant = cc
+        .variants
+        .iter()
+        .find(|v| v.name == row.variant)
+        .or_else(|| cc.variants.first());
+    let (subject, intro) = match variant {
+        Some(v) => (v.subject.as_str(), v.intro.as_str()),
+        None => (cc.campaign.subject.as_str(), cc.campaign.intro.as_str()),
+    };
+    let now = db::now();
+    let sign = |purpose| {
+        ctx.keyring
+            .sign(purpose, &row.id, &row.campaign_id, locale.as_str(), now)
+    };
+    let (landing, open, unsubscribe) = match (
+        sign(LinkPurpose::Landing),
+        sign(LinkPurpose::Open),
+        sign(LinkPurpose::Unsubscribe),
+    ) {
+        (Ok(l), Ok(o), Ok(u)) => (ctx.link("l", &l), ctx.link("o", &o), ctx.link("u", &u)),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Outcome::Retry(format!("signing links: {e}")),
+    };
+    let categories = cc.consent.category_list();
+    let full_name = match (&row.first_name, &row.last_name) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(f), None) => Some(f.clone()),
+        (None, Some(l)) => Some(l.clone()),
+        (None, None) => None,
+    };
+    let content = InvitationContent {
+        invitation_id: &row.id,
+        locale,
+        from: &cc.workspace.from_address,
+        to_email: &row.email,
+        to_name: full_name,
+        first_name: row.first_name.as_deref(),
+        company: &cc.consent.company_name,
+        subject,
+        intro,
+        categories: &categories,
+        frequency: cc.campaign.frequency.as_deref(),
+        privacy_url: &cc.consent.privacy_url,
+        landing_url: &landing,
+        pixel_url: &open,
+        unsubscribe_url: &unsubscribe,
+    };
+    let email = match invitation::render(&content) {
+        Ok(e) => e,
+        // A message that cannot be built never will be: record it, do not retry forever.
+        Err(e) => {
+            return Outcome::Bounced {
+                hard: false,
+                reason: format!("could not build the message: {e}"),
+            };
+        }
+    };
+    match ctx.mailer.send(&row.workspace_id, &email, ctx.dkim.as_deref()).await {
+        Ok(()) => Outcome::Sent {
+            message_id: email.message_id,
+        },
+        Err(SendError::Transient(reason)) => Outcome::Retry(reason),
+        Err(SendError::Permanent {
+            hard_bounce, reason, ..
+        }) => Outcome::Bounced {
+            hard: hard_bounce,
+            reason,
+        },
+    }
+}
+
+fn record_outcomes(
+    conn: &mut DbConn,
+    owner: &str,
+    config: &WorkerConfig,
+    results: Vec<(Job, Option<PendingInvitation>, Outcome)>,
+) -> Result<(), WorkerError> {
+    let now = db::now();
+    let mut finished = Vec::new();
+    for (job, row, outcome) in results {
+        let Some(row) = row else {
+            finished.push(job.id);
+            continue;
+        };
+        let queued = invitations::table
+            .filter(invitations::id.eq(&row.id))
+            .filter(invitations::status.eq("queued"));
+        match outcome {
+            Outcome::AlreadyDone => finished.push(job.id),
+            Outcome::Sent { message_id } => {
+                let n = diesel::update(queued)
+                    .set((
+                        invitations::status.eq("sent"),
+                        invitations::sent_at.eq(now),
+                        invitations::message_id.eq(&message_id),
+                        invitations::attempts.eq(job.attempts),
+                        invitations::last_error.eq(None::<String>),
+                    ))
+                    .execute(conn)?;
+                if n == 1 {
+                    funnel::increment(conn, &row.campaign_id, &row.variant, &row.locale, Metric::Sent, now, 1)?;
+                    funnel::increment(
+                        conn,
+                        &row.campaign_id,
+                        &row.variant,
+                        &row.locale,
+                        Metric::Delivered,
+                        now,
+                        1,
+                    )?;
+                    funnel::record_event(conn, &invitation_event(&row, "sent", now, None))?;
+                    METRICS.emails_sent.inc();
+                }
+                finished.push(job.id);
+            }
+            Outcome::Bounced { hard, reason } => {
+                let n = diesel::update(queued)
+                    .set((
+                        invitations::status.eq("bounced"),
+                        invitations::bounced_at.eq(now),
+                        invitations::attempts.eq(job.attempts),
+                        invitations::last_error.eq(&reason),
+                    ))
+                    .execute(conn)?;
+                if n == 1 {
+                    funnel::increment(conn, &row.campaign_id, &row.variant, &row.locale, Metric::Sent, now, 1)?;
+                    funnel::increment(
+                        conn,
+                        &row.campaign_id,
+                        &row.variant,
+                        &row.locale,
+                        Metric::Bounced,
+                        now,
+                        1,
+                    )?;
+                    funnel::record_event(conn, &invitation_event(&row, "bounced", now, Some(&reason)))?;
+                    if hard {
+                        crate::contacts::suppress(
+                            conn,
+                            &row.workspace_id,
+                            "email",
+                            &row.email_normalized,
+                            &format!("hard bounce: {reason}"),
+                        )?;
+                    }
+                    METRICS.emails_bounced.inc();
+                    tracing::info!(invitation = row.id, hard, reason, "invitation bounced");
+                }
+                finished.push(job.id);
+            }
+            Outcome::Skipped(reason) => {
+                let n = diesel::update(queued)
+                    .set((invitations::status.eq("skipped"), invitations::last_error.eq(&reason)))
+                    .execute(conn)?;
+                if n == 1 {
+                    funnel::record_event(conn, &invitation_event(&row, "skipped", now, Some(&reason)))?;
+                }
+                finished.push(job.id);
+            }
+            Outcome::Retry(reason) if job.attempts >= config.max_attempts => {
+                let detail = format!("gave up after {} attempts: {reason}", job.attempts);
+                let n = diesel::update(queued)
+                    .set((
+                        invitations::status.eq("failed"),
+                        invitations::attempts.eq(job.attempts),
+                        invitations::last_error.eq(&detail),
+                    ))
+                    .execute(conn)?;
+                if n == 1 {
+                    funnel::increment(
+                        conn,
+                        &row.campaign_id,
+                        &row.variant,
+                        &row.locale,
+                        Metric::Failed,
+                        now,
+                        1,
+                    )?;
+                    funnel::record_event(conn, &invitation_event(&row, "failed", now, Some(&detail)))?;
+                    METRICS.emails_failed.inc();
+                    tracing::warn!(invitation = row.id, detail, "invitation failed");
+                }
+                finished.push(job.id);
+            }
+            Outcome::Retry(reason) => {
+                let delay = super::backoff(job.attempts, config.retry_base, config.retry_max);
+                let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::minutes(1));
+                diesel::update(invitations::table.find(&row.id))
+                    .set((
+                        invitations::attempts.eq(job.attempts),
+                        invitations::last_error.eq(&reason),
+                    ))
+                    .execute(conn)?;
+                super::retry_later(conn, owner, &job.id, at, &reason)?;
+                METRICS.emails_retried.inc();
+                tracing::info!(
+                    invitation = row.id,
+                    attempt = job.attempts,
+                    retry_in_ms = delay.as_millis() as u64,
+                    reason,
+                    "invitation will be retried"
+                );
+            }
+        }
+    }
+    super::finish(conn, owner, &finished)?;
+    Ok(())
+}
+
+fn invitation_event<'a>(
+    row: &'a PendingInvitation,
+    kind: &'a str,
+    at: chrono::NaiveDateTime,
+    detail: Option<&'a str>,
+) -> funnel::Event<'a> {
+    funnel::Event {
+        workspace_id: &row.workspace_id,
+        campaign_id: &row.campaign_id,
+        invitation_id: &row.id,
+        kind,
+        at: Some(at),
+        detail,
+        ..funnel::Event::default()
+    }
+}
