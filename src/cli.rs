@@ -7,11 +7,12 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{ConfigArgs, DatabaseUrl, Settings};
+use crate::consent::texts;
 use crate::contacts::import;
 use crate::db::{self, Db};
 use crate::startup::{self, Application};
 use crate::workspace::{self, NewWorkspace};
-use crate::{demo, outbox, signing, telemetry};
+use crate::{campaigns, demo, outbox, signing, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +61,12 @@ pub enum Command {
         /// external_id, email_consent_at, email_consent_source.
         file: PathBuf,
     },
+    /// Create consent-text versions.
+    #[command(subcommand, name = "consent-text")]
+    ConsentText(ConsentTextCommand),
+    /// Create, list and send invitation campaigns.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
     /// Manage the keys that sign links in invitations.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -102,6 +109,54 @@ pub enum WorkspaceCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConsentTextCommand {
+    /// Store a version from a JSON file shaped like the API body
+    /// (`{"locale","company_name","body","categories","privacy_url"}`).
+    Create {
+        #[arg(long)]
+        workspace: String,
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Create a draft campaign, from flags or from a JSON file shaped like the API body.
+    Create {
+        #[arg(long)]
+        workspace: String,
+        /// JSON body as for POST /api/v1/campaigns (variants, audience …); replaces the flags.
+        #[arg(long, conflicts_with_all = ["name", "consent_text", "subject", "intro"])]
+        from_json: Option<PathBuf>,
+        #[arg(long, required_unless_present = "from_json")]
+        name: Option<String>,
+        #[arg(long, required_unless_present = "from_json")]
+        consent_text: Option<String>,
+        #[arg(long, required_unless_present = "from_json")]
+        subject: Option<String>,
+        #[arg(long, required_unless_present = "from_json")]
+        intro: Option<String>,
+        #[arg(long)]
+        frequency: Option<String>,
+        /// Audience locales, comma-separated (default: the consent text's language).
+        #[arg(long)]
+        locales: Option<String>,
+    },
+    /// List a workspace's campaigns.
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Start sending a campaign (the workers in `serve` or `worker` deliver it).
+    Send {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        campaign: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Add a new current signing key; older keys keep verifying the links they signed.
     Rotate,
@@ -135,6 +190,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => demo::run(settings, cli.json).await,
         Command::Workspace(cmd) => workspace_command(&settings, &out, cmd).await,
         Command::Import { workspace, file } => import_file(&settings, &out, &workspace, &file).await,
+        Command::ConsentText(cmd) => consent_text_command(&settings, &out, cmd).await,
+        Command::Campaign(cmd) => campaign_command(&settings, &out, cmd).await,
         Command::Keys(cmd) => keys_command(&settings, &out, cmd).await,
     }
 }
@@ -319,6 +376,102 @@ async fn import_file(
         text.push_str(&format!("\n  … and {} more rejected rows", report.rejected_not_listed));
     }
     out.emit(text, serde_json::to_value(&report)?);
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    let raw = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&raw).with_context(|| format!("{} is not a valid body", path.display()))
+}
+
+async fn consent_text_command(settings: &Settings, out: &Output, cmd: ConsentTextCommand) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    let ConsentTextCommand::Create { workspace, file } = cmd;
+    let req: texts::ConsentTextRequest = read_json(&file)?;
+    let text = texts::ConsentText::parse(&req)?;
+    let (version, created) = blocking(&db, move |conn| Ok(texts::create_version(conn, &workspace, &text)?)).await?;
+    out.emit(
+        format!(
+            "consent text {} version {} ({}){}\n  id:     {}\n  sha256: {}",
+            version.locale,
+            version.version,
+            version.company_name,
+            if created {
+                ""
+            } else {
+                ", identical to an existing version"
+            },
+            version.id,
+            version.sha256
+        ),
+        serde_json::to_value(&version)?,
+    );
+    Ok(())
+}
+
+async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignCommand) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    match cmd {
+        CampaignCommand::Create {
+            workspace,
+            from_json,
+            name,
+            consent_text,
+            subject,
+            intro,
+            frequency,
+            locales,
+        } => {
+            let req: campaigns::CampaignRequest = match from_json {
+                Some(path) => read_json(&path)?,
+                None => campaigns::CampaignRequest {
+                    name: name.unwrap_or_default(),
+                    consent_text_id: consent_text.unwrap_or_default(),
+                    subject: subject.unwrap_or_default(),
+                    intro: intro.unwrap_or_default(),
+                    frequency,
+                    variants: Vec::new(),
+                    audience: locales.map(|l| campaigns::AudienceRequest {
+                        locales: l.split(',').map(|s| s.trim().to_owned()).collect(),
+                    }),
+                },
+            };
+            let view = blocking(&db, move |conn| Ok(campaigns::create(conn, &workspace, &req)?)).await?;
+            out.emit(
+                format!(
+                    "campaign created (draft)\n  id:       {}\n  name:     {}\n  variants: {}\n  audience: {}",
+                    view.campaign.id,
+                    view.campaign.name,
+                    view.variants
+                        .iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    view.campaign.audience_locales
+                ),
+                serde_json::to_value(&view)?,
+            );
+        }
+        CampaignCommand::List { workspace } => {
+            let list = blocking(&db, move |conn| Ok(campaigns::list(conn, &workspace)?)).await?;
+            let text = list
+                .iter()
+                .map(|c| format!("{}  {:<8} {}", c.id, c.status, c.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.emit(if text.is_empty() { "no campaigns".into() } else { text }, json!(list));
+        }
+        CampaignCommand::Send { workspace, campaign } => {
+            let c = blocking(&db, move |conn| {
+                Ok(campaigns::request_send(conn, &workspace, &campaign)?)
+            })
+            .await?;
+            out.emit(
+                format!("campaign {} is {}: the outbox workers deliver it", c.id, c.status),
+                json!({"id": c.id, "status": c.status}),
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1,9 +1,11 @@
 //! `optbridge demo`: the newcomer's one command. Migrates the configured database (a local
-//! SQLite file by default), creates a demo workspace with sample contacts and a consent text,
-//! and serves, printing the URLs and an API token.
+//! SQLite file by default), creates a demo workspace with sample contacts, a consent text and a
+//! campaign, sends the campaign (to the dev outbox unless SMTP_URL is set), and serves with the
+//! outbox workers, printing the URLs and an API token.
 
 use serde_json::json;
 
+use crate::campaigns::{self, AudienceRequest, CampaignRequest};
 use crate::config::Settings;
 use crate::consent::texts::{self, ConsentText, ConsentTextRequest};
 use crate::contacts::import;
@@ -11,6 +13,7 @@ use crate::startup::{self, Application};
 use crate::workspace::{self, NewWorkspace};
 
 const DEMO_NAME: &str = "Nordlys Sko (demo)";
+const DEMO_CAMPAIGN: &str = "Forårets SMS-klub (demo)";
 const DEMO_CONTACTS: &str = include_str!("../demo/contacts.csv");
 
 pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
@@ -41,10 +44,31 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                 privacy_url: "https://nordlys-sko.example/privatliv".into(),
             })?;
             let (version, _) = texts::create_version(conn, &ws.id, &text)?;
-            Ok((ws, token, report, version))
+            let existing = campaigns::list(conn, &ws.id)?.into_iter().find(|c| c.name == DEMO_CAMPAIGN);
+            let campaign = match existing {
+                Some(c) => c,
+                None => {
+                    let req = CampaignRequest {
+                        name: DEMO_CAMPAIGN.into(),
+                        consent_text_id: version.id.clone(),
+                        subject: "Vil du høre først om vores udsalg?".into(),
+                        intro: "Som medlem af Nordlys Sko SMS-klub hører du om udsalg, nye kollektioner og events før alle andre.\n\n\
+                                Du vælger selv, hvad du vil høre om, og du kan altid framelde dig igen."
+                            .into(),
+                        frequency: Some("højst 4 gange om måneden".into()),
+                        variants: Vec::new(),
+                        audience: Some(AudienceRequest {
+                            locales: vec!["da".into(), "nb".into(), "sv".into(), "en".into()],
+                        }),
+                    };
+                    let view = campaigns::create(conn, &ws.id, &req)?;
+                    campaigns::request_send(conn, &ws.id, &view.campaign.id)?
+                }
+            };
+            Ok((ws, token, report, version, campaign))
         })
         .await?;
-    let (ws, token, report, version) = seeded;
+    let (ws, token, report, version, campaign) = seeded;
 
     let app = Application::build(settings, true).await?;
     let base = app.base_url().as_str().trim_end_matches('/').to_owned();
@@ -57,6 +81,8 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                 "api_token": token.0,
                 "contacts_imported": report.imported,
                 "consent_text_id": version.id,
+                "campaign_id": campaign.id,
+                "dev_mail": format!("{base}/dev/mail"),
             })
         );
     } else {
@@ -65,7 +91,9 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
              workspace   {name} ({id})\n\
              api token   {token}\n\
              contacts    {imported} new, {updated} already there, {rejected} rejected\n\
-             consent     text version {version} (da), sha256 {sha}\n\n\
+             consent     text version {version} (da), sha256 {sha}\n\
+             campaign    {campaign_name} ({campaign_id}): sent to the dev outbox\n\n\
+             open the invitations:  {base}/dev/mail\n\n\
              try:\n  curl -H 'Authorization: Bearer {token}' {base}/api/v1/workspace\n  \
              curl -H 'Authorization: Bearer {token}' {base}/api/v1/consent-texts\n  \
              curl {base}/healthz\n\nCtrl-C stops the server.",
@@ -77,6 +105,8 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
             rejected = report.rejected_total(),
             version = version.version,
             sha = version.sha256,
+            campaign_name = campaign.name,
+            campaign_id = campaign.id,
         );
     }
     app.run_until_stopped().await?;

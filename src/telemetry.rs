@@ -60,20 +60,26 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
         let method = req.method().clone();
-        let route = req.match_pattern().unwrap_or_else(|| "(unmatched)".to_owned());
         let fut = self.service.call(req);
         Box::pin(async move {
             let res = fut.await;
-            let status = match &res {
-                Ok(r) => r.status().as_u16(),
-                Err(e) => e.as_response_error().status_code().as_u16(),
+            let (status, request) = match &res {
+                Ok(r) => (r.status().as_u16(), Some(r.request())),
+                Err(e) => (e.as_response_error().status_code().as_u16(), None),
             };
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            // Successful requests log at debug: the tracking endpoints see many thousands a second.
-            if status >= 500 {
-                tracing::warn!(target: "optbridge::http", %method, route, status, ms, "request failed");
-            } else {
-                tracing::debug!(target: "optbridge::http", %method, route, status, ms, "request");
+            let failed = status >= 500;
+            if failed || tracing::enabled!(target: "optbridge::http", tracing::Level::DEBUG) {
+                // The route pattern costs a second route match: only when a line is written.
+                let route = request
+                    .and_then(|r| r.match_pattern())
+                    .unwrap_or_else(|| "(unmatched)".to_owned());
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                // Successful requests log at debug: the tracking endpoints see thousands a second.
+                if failed {
+                    tracing::warn!(target: "optbridge::http", %method, route, status, ms, "request failed");
+                } else {
+                    tracing::debug!(target: "optbridge::http", %method, route, status, ms, "request");
+                }
             }
             res
         })

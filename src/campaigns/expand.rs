@@ -38,6 +38,7 @@ struct AudienceRow {
 #[diesel(table_name = invitations)]
 struct NewInvitation<'a> {
     id: String,
+    message_id: String,
     workspace_id: &'a str,
     campaign_id: &'a str,
     contact_id: &'a str,
@@ -59,6 +60,7 @@ pub fn expand_page(
     campaign: &Campaign,
     variants: &[Variant],
     workspace_locale: Locale,
+    message_domain: &str,
     cursor: Option<&str>,
 ) -> Result<Progress, DbError> {
     let audience = campaign.audience();
@@ -116,8 +118,12 @@ pub fn expand_page(
                 continue;
             }
             let variant = assign_variant(&campaign.id, &contact.id, variants);
+            let id = db::new_id();
             rows.push(NewInvitation {
-                id: db::new_id(),
+                // Fixed when queued: every retry is the same message, so receivers can drop a
+                // duplicate delivery (RFC 5322 3.6.4).
+                message_id: format!("<{id}@{message_domain}>"),
+                id,
                 workspace_id: &campaign.workspace_id,
                 campaign_id: &campaign.id,
                 contact_id: &contact.id,
@@ -138,16 +144,11 @@ pub fn expand_page(
         let job_refs: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         outbox::enqueue_new_batch(conn, &campaign.workspace_id, JobKind::InvitationEmail, &job_refs, now)?;
 
-        let mut per_group: Vec<((&str, &str), i64)> = Vec::new();
+        let mut tally = funnel::Tally::default();
         for r in &rows {
-            match per_group.iter_mut().find(|(k, _)| *k == (r.variant, r.locale)) {
-                Some((_, n)) => *n += 1,
-                None => per_group.push(((r.variant, r.locale), 1)),
-            }
+            tally.add(&campaign.id, r.variant, r.locale, Metric::Recipients, now);
         }
-        for ((variant, locale), n) in per_group {
-            funnel::increment(conn, &campaign.id, variant, locale, Metric::Recipients, now, n)?;
-        }
+        tally.flush(conn)?;
 
         let queued = rows.len();
         if (page.len() as i64) < PAGE_SIZE {

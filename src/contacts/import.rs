@@ -202,6 +202,13 @@ pub fn import_csv<R: Read>(
         }
     }
     write_batch(conn, workspace_id, &mut batch, &mut report)?;
+    // After a large load, refresh the planner's statistics right away instead of waiting for
+    // autovacuum: campaign expansion right after an import would otherwise plan for an empty table.
+    if report.imported >= 10_000
+        && let DbConn::Pg(pg) = conn
+    {
+        diesel::sql_query("ANALYZE contacts").execute(pg)?;
+    }
     on_progress(Progress {
         rows,
         bytes: reader.get_ref().get_ref().bytes,

@@ -56,6 +56,20 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The database gave up on this transaction to let another one through; running it again
+    /// is the fix.
+    pub fn is_conflict(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            Self::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+            Self::Query(Error::DatabaseError(_, info)) => {
+                let msg = info.message();
+                msg.contains("deadlock detected") || msg.contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+
     /// True when the error is a unique-constraint violation (a lost race with another writer).
     pub fn is_unique_violation(&self) -> bool {
         matches!(
@@ -84,11 +98,15 @@ impl ConnectionManager {
                     .map_err(|e| DbError::Connect(format!("SQLite file '{path}': {e}")))?;
                 // WAL lets readers run beside the one writer; NORMAL sync is durable across process
                 // crashes in WAL mode (only an OS crash can lose the last commits).
+                // cache_size/mmap_size: keep hot pages in memory instead of a pread per page
+                // (SQLite's default cache is 2 MB per connection).
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON;",
+                     PRAGMA foreign_keys = ON;
+                     PRAGMA cache_size = -32768;
+                     PRAGMA mmap_size = 268435456;",
                     self.busy_timeout.as_millis()
                 ))?;
                 Ok(DbConn::Sqlite(conn))
@@ -254,6 +272,38 @@ where
             }
             Err(err)
         }
+    }
+}
+
+/// [`write_tx`], run again (up to `attempts` times, with a short pause) when the database
+/// aborted it to resolve a conflict: a PostgreSQL deadlock or serialization failure, or SQLite
+/// still busy after `busy_timeout`. The closure must be safe to repeat from the start.
+pub fn write_tx_retrying<T, E, F>(conn: &mut DbConn, attempts: u32, mut f: F) -> Result<T, E>
+where
+    F: FnMut(&mut DbConn) -> Result<T, E>,
+    E: From<DbError> + AsDbError,
+{
+    let mut attempt = 1;
+    loop {
+        match write_tx(conn, &mut f) {
+            Err(e) if attempt < attempts && e.as_db_error().is_some_and(DbError::is_conflict) => {
+                tracing::info!(attempt, "transaction lost a conflict; running it again");
+                std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Errors that may wrap a database error (for [`write_tx_retrying`]).
+pub trait AsDbError {
+    fn as_db_error(&self) -> Option<&DbError>;
+}
+
+impl AsDbError for DbError {
+    fn as_db_error(&self) -> Option<&DbError> {
+        Some(self)
     }
 }
 

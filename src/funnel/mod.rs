@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use crate::db::schema::{funnel_counts, funnel_events};
 use crate::db::{self, DbConn, DbError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Metric {
     Recipients,
     Sent,
@@ -118,6 +118,37 @@ pub fn increment(
     Ok(())
 }
 
+/// Counter increments gathered over a batch and written with one upsert per group, in key
+/// order: every transaction that touches counters locks them in the same order, so concurrent
+/// batches on PostgreSQL wait for each other instead of deadlocking.
+#[derive(Debug, Default)]
+pub struct Tally {
+    counts: std::collections::BTreeMap<(String, String, String, Metric, NaiveDateTime), i64>,
+}
+
+impl Tally {
+    /// Counts one recipient's first `metric`, at `at` (bucketed by hour).
+    pub fn add(&mut self, campaign_id: &str, variant: &str, locale: &str, metric: Metric, at: NaiveDateTime) {
+        *self
+            .counts
+            .entry((
+                campaign_id.to_owned(),
+                variant.to_owned(),
+                locale.to_owned(),
+                metric,
+                hour_of(at),
+            ))
+            .or_default() += 1;
+    }
+
+    pub fn flush(self, conn: &mut DbConn) -> Result<(), DbError> {
+        for ((campaign, variant, locale, metric, hour), n) in self.counts {
+            increment(conn, &campaign, &variant, &locale, metric, hour, n)?;
+        }
+        Ok(())
+    }
+}
+
 /// One funnel event as it happened.
 #[derive(Debug, Clone, Default)]
 pub struct Event<'a> {
@@ -132,20 +163,58 @@ pub struct Event<'a> {
     pub detail: Option<&'a str>,
 }
 
+#[derive(Insertable)]
+#[diesel(table_name = funnel_events, treat_none_as_default_value = false)]
+struct NewEvent<'a> {
+    id: String,
+    workspace_id: &'a str,
+    campaign_id: &'a str,
+    invitation_id: &'a str,
+    kind: &'a str,
+    at: NaiveDateTime,
+    human: Option<bool>,
+    ip: Option<&'a str>,
+    user_agent: Option<String>,
+    detail: Option<String>,
+}
+
+impl<'a> From<&'a Event<'a>> for NewEvent<'a> {
+    fn from(e: &'a Event<'a>) -> Self {
+        Self {
+            id: db::new_id(),
+            workspace_id: e.workspace_id,
+            campaign_id: e.campaign_id,
+            invitation_id: e.invitation_id,
+            kind: e.kind,
+            at: e.at.unwrap_or_else(db::now),
+            human: e.human,
+            ip: e.ip,
+            user_agent: e.user_agent.map(|ua| ua.chars().take(500).collect()),
+            detail: e.detail.map(|d| d.chars().take(1000).collect()),
+        }
+    }
+}
+
+/// Writes many events with one multi-row insert.
+pub fn record_events(conn: &mut DbConn, events: &[Event<'_>]) -> Result<(), DbError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<NewEvent<'_>> = events.iter().map(NewEvent::from).collect();
+    // Multi-row insert is backend-specific in diesel's MultiConnection; SQLite allows 32,766
+    // bound values per statement, so insert in chunks.
+    for chunk in rows.chunks(2000) {
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(funnel_events::table).values(chunk).execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(funnel_events::table).values(chunk).execute(c)?,
+        };
+    }
+    Ok(())
+}
+
 pub fn record_event(conn: &mut DbConn, event: &Event<'_>) -> Result<(), DbError> {
     diesel::insert_into(funnel_events::table)
-        .values((
-            funnel_events::id.eq(db::new_id()),
-            funnel_events::workspace_id.eq(event.workspace_id),
-            funnel_events::campaign_id.eq(event.campaign_id),
-            funnel_events::invitation_id.eq(event.invitation_id),
-            funnel_events::kind.eq(event.kind),
-            funnel_events::at.eq(event.at.unwrap_or_else(db::now)),
-            funnel_events::human.eq(event.human),
-            funnel_events::ip.eq(event.ip),
-            funnel_events::user_agent.eq(event.user_agent.map(|ua| ua.chars().take(500).collect::<String>())),
-            funnel_events::detail.eq(event.detail.map(|d| d.chars().take(1000).collect::<String>())),
-        ))
+        .values(NewEvent::from(event))
         .execute(conn)?;
     Ok(())
 }

@@ -12,15 +12,20 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use tokio::sync::mpsc;
 
-use super::{Event, Metric};
+use super::Metric;
 use crate::db::schema::{funnel_events, invitations};
 use crate::db::{self, Db, DbConn, DbError};
 use crate::metrics::METRICS;
 
 const CHANNEL_CAPACITY: usize = 65_536;
 const MAX_BATCH: usize = 2_000;
+/// How long a request waits for room in a full buffer before dropping its event.
+const FULL_WAIT: Duration = Duration::from_millis(100);
 /// How long the writer waits to fill a batch once the first event arrived.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// Event rows kept per invitation and kind (opens, clicks); later ones only raise the counters, so
+/// a link fetched endlessly (a scanner, a leaked URL, a load test) cannot fill the database.
+const MAX_STORED_EVENTS_PER_KIND: i32 = 20;
 /// Proxies that fetch images on delivery look like an open within this long after sending.
 const PREFETCH_WINDOW_SECS: i64 = 60;
 
@@ -53,12 +58,16 @@ impl TrackingBuffer {
         (Self { tx }, handle)
     }
 
-    /// Queues an event without waiting. A full buffer (the database far behind) drops the event
-    /// and counts it: tracking never slows down or breaks the page.
-    pub fn record(&self, event: TrackingEvent) {
-        if self.tx.try_send(event).is_err() {
+    /// Queues an event. When the buffer is full (the database far behind), waits up to 100 ms
+    /// for room; only then is the event dropped and counted, so tracking slows a page down by
+    /// at most that and never breaks it.
+    pub async fn record(&self, event: TrackingEvent) {
+        let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) else {
+            return;
+        };
+        if tokio::time::timeout(FULL_WAIT, self.tx.send(event)).await.is_err() {
             METRICS.tracking_events_dropped.inc();
-            tracing::warn!("tracking buffer full; an open/click event was dropped");
+            tracing::warn!("tracking buffer full for 100 ms; an open/click event was dropped");
         }
     }
 }
@@ -117,7 +126,9 @@ struct InvitationState {
 }
 
 fn write_batch(conn: &mut DbConn, events: &[TrackingEvent]) -> Result<(), DbError> {
-    let ids: Vec<&str> = events.iter().map(|e| e.invitation_id.as_str()).collect();
+    let mut ids: Vec<&str> = events.iter().map(|e| e.invitation_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let mut state: HashMap<String, (InvitationState, bool)> = invitations::table
         .filter(invitations::id.eq_any(&ids))
         .select((
@@ -139,6 +150,7 @@ fn write_batch(conn: &mut DbConn, events: &[TrackingEvent]) -> Result<(), DbErro
         .collect();
 
     let mut rows = Vec::with_capacity(events.len());
+    let mut tally = super::Tally::default();
     for ev in events {
         let Some((inv, dirty)) = state.get_mut(&ev.invitation_id) else {
             continue; // a link to an invitation that no longer exists
@@ -149,28 +161,31 @@ fn write_batch(conn: &mut DbConn, events: &[TrackingEvent]) -> Result<(), DbErro
             // lets change consent state).
             TrackingKind::Click => !is_known_machine(ev.user_agent.as_deref(), ev.ip),
         };
-        let mut first = Vec::new();
         if inv.opened_at.is_none() {
             inv.opened_at = Some(ev.at);
-            first.push(Metric::Opened);
+            tally.add(&inv.campaign_id, &inv.variant, &inv.locale, Metric::Opened, ev.at);
         }
         if human && inv.human_opened_at.is_none() {
             inv.human_opened_at = Some(ev.at);
-            first.push(Metric::OpenedHuman);
+            tally.add(&inv.campaign_id, &inv.variant, &inv.locale, Metric::OpenedHuman, ev.at);
         }
-        match ev.kind {
-            TrackingKind::Open => inv.open_count += 1,
+        let nth = match ev.kind {
+            TrackingKind::Open => {
+                inv.open_count += 1;
+                inv.open_count
+            }
             TrackingKind::Click => {
                 inv.click_count += 1;
                 if inv.clicked_at.is_none() {
                     inv.clicked_at = Some(ev.at);
-                    first.push(Metric::Clicked);
+                    tally.add(&inv.campaign_id, &inv.variant, &inv.locale, Metric::Clicked, ev.at);
                 }
+                inv.click_count
             }
-        }
+        };
         *dirty = true;
-        for metric in first {
-            super::increment(conn, &inv.campaign_id, &inv.variant, &inv.locale, metric, ev.at, 1)?;
+        if nth > MAX_STORED_EVENTS_PER_KIND {
+            continue;
         }
         rows.push((
             funnel_events::id.eq(db::new_id()),
@@ -191,10 +206,10 @@ fn write_batch(conn: &mut DbConn, events: &[TrackingEvent]) -> Result<(), DbErro
             funnel_events::detail.eq(None::<String>),
         ));
     }
-    for (inv, dirty) in state.values() {
-        if !dirty {
-            continue;
-        }
+    // Same lock order as every other writer: invitation rows by id, then counters by key.
+    let mut dirty: Vec<&InvitationState> = state.values().filter(|(_, d)| *d).map(|(inv, _)| inv).collect();
+    dirty.sort_by(|a, b| a.id.cmp(&b.id));
+    for inv in dirty {
         diesel::update(invitations::table.find(&inv.id))
             .set((
                 invitations::opened_at.eq(inv.opened_at),
@@ -205,6 +220,7 @@ fn write_batch(conn: &mut DbConn, events: &[TrackingEvent]) -> Result<(), DbErro
             ))
             .execute(conn)?;
     }
+    tally.flush(conn)?;
     match conn {
         DbConn::Sqlite(c) => diesel::insert_into(funnel_events::table).values(&rows).execute(c)?,
         DbConn::Pg(c) => diesel::insert_into(funnel_events::table).values(&rows).execute(c)?,
@@ -267,11 +283,6 @@ pub fn events_of(
         .order(funnel_events::at.asc())
         .select((funnel_events::kind, funnel_events::at, funnel_events::human))
         .load(conn)?)
-}
-
-#[allow(dead_code)]
-fn _event_type_check(e: Event<'_>) -> Event<'_> {
-    e
 }
 
 #[cfg(test)]

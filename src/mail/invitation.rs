@@ -2,8 +2,8 @@
 //! `templates/email/invite/`, in the recipient's locale.
 
 use askama::Template;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use super::{EmailError, OutgoingEmail};
 use crate::domain::Locale;
@@ -13,6 +13,8 @@ use crate::i18n::{self, EmailStrings};
 #[derive(Debug, Clone)]
 pub struct InvitationContent<'a> {
     pub invitation_id: &'a str,
+    /// Assigned when the invitation was queued; derived from the id and the From domain if not.
+    pub message_id: Option<&'a str>,
     pub locale: Locale,
     pub from: &'a str,
     pub to_email: &'a str,
@@ -67,6 +69,44 @@ struct HtmlTemplate<'a> {
     privacy_url: &'a str,
 }
 
+/// Writes every non-ASCII character as a numeric character reference. The HTML part is then
+/// 7-bit clean and travels without quoted-printable (smaller, and no `=3D` in every attribute).
+fn ascii_html(html: String) -> String {
+    if html.is_ascii() {
+        return html;
+    }
+    let mut out = String::with_capacity(html.len() + 64);
+    for c in html.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("&#{};", u32::from(c)));
+        }
+    }
+    out
+}
+
+/// The HTML part as a ready 7-bit body (CRLF line ends, as SMTP wants them), built in one pass
+/// instead of lettre's encoding scan and conversion; or lettre's own choice when a line is
+/// longer than SMTP allows (RFC 5321 4.5.3.1.6: 998 octets), e.g. a very long intro paragraph.
+fn html_body(html: &str) -> Body {
+    let longest = html.split('\n').map(str::len).max().unwrap_or(0);
+    if !html.is_ascii() || longest > 990 {
+        return Body::new(html.to_owned());
+    }
+    let mut buf = Vec::with_capacity(html.len() + html.len() / 40);
+    for line in html.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(content) => {
+                buf.extend_from_slice(content.strip_suffix('\r').unwrap_or(content).as_bytes());
+                buf.extend_from_slice(b"\r\n");
+            }
+            None => buf.extend_from_slice(line.as_bytes()),
+        }
+    }
+    Body::dangerous_pre_encoded(buf, ContentTransferEncoding::SevenBit)
+}
+
 /// Blank-line separated paragraphs of the marketer's intro.
 fn paragraphs(intro: &str) -> Vec<&str> {
     intro.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).collect()
@@ -111,7 +151,8 @@ pub fn render(content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailErr
         unsubscribe_url: content.unsubscribe_url,
         privacy_url: content.privacy_url,
     }
-    .render()?;
+    .render()
+    .map(ascii_html)?;
 
     let from: Mailbox = content
         .from
@@ -123,7 +164,9 @@ pub fn render(content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailErr
         .map_err(|e| EmailError::Address(format!("to '{}': {e}", content.to_email)))?;
     let to = Mailbox::new(content.to_name.clone(), to_address);
     let domain = from.email.domain().to_owned();
-    let message_id = format!("<{}@{}>", content.invitation_id, domain);
+    let message_id = content
+        .message_id
+        .map_or_else(|| format!("<{}@{}>", content.invitation_id, domain), str::to_owned);
 
     let message = lettre::Message::builder()
         .from(from.clone())
@@ -141,7 +184,11 @@ pub fn render(content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailErr
         .multipart(
             MultiPart::alternative()
                 .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text.clone()))
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html_body(&html)),
+                ),
         )
         .map_err(|e| EmailError::Build(e.to_string()))?;
 
@@ -163,6 +210,7 @@ mod tests {
     fn content<'a>(locale: Locale, categories: &'a [String]) -> InvitationContent<'a> {
         InvitationContent {
             invitation_id: "inv-1",
+            message_id: None,
             locale,
             from: "Nordlys Sko <nyheder@nordlys.example>",
             to_email: "anna@example.dk",
@@ -196,16 +244,46 @@ mod tests {
             html.contains("Tilbud &#38; events") || html.contains("Tilbud &amp; events"),
             "escaped"
         );
-        assert!(
-            html.contains("&#60;først&#62;") || html.contains("&lt;først&gt;"),
-            "subject escaped in title"
-        );
-        assert!(html.contains("<p style=\"margin:0 0 16px 0;\">Du vælger selv emnerne.</p>"));
+        assert!(html.contains("&#60;f&#248;rst&#62;"), "subject escaped in title");
+        assert!(html.contains("<p style=\"margin:0 0 16px 0;\">Du v&#230;lger selv emnerne.</p>"));
+        assert!(html.is_ascii(), "the HTML part is 7-bit clean");
         assert_eq!(email.message_id, "<inv-1@nordlys.example>");
         let raw = String::from_utf8(email.message.formatted()).expect("utf8");
         assert!(raw.contains("List-Unsubscribe: <https://optin.example/u/TOKEN-U>"));
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("multipart/alternative"));
+    }
+
+    #[test]
+    fn html_part_is_seven_bit_with_crlf_and_long_lines_fall_back() {
+        let cats = vec![];
+        let email = render(&content(Locale::Da, &cats)).expect("renders");
+        let raw = String::from_utf8(email.message.formatted()).expect("utf8");
+        let html_part = raw.split("Content-Type: text/html").nth(1).expect("html part");
+        assert!(html_part.contains("Content-Transfer-Encoding: 7bit"), "{html_part}");
+        assert!(!html_part.contains("=3D"));
+        assert!(raw.lines().all(|l| l.len() <= 998));
+        assert!(!raw.replace("\r\n", "").contains('\n'), "CRLF only");
+
+        // Real links carry a ~400-character token and appear twice in the fallback paragraph.
+        let long_link = format!("https://optin.example/l/{}", "t".repeat(420));
+        let mut c = content(Locale::Da, &cats);
+        c.landing_url = &long_link;
+        let raw = String::from_utf8(render(&c).expect("renders").message.formatted()).expect("utf8");
+        let html_part = raw.split("Content-Type: text/html").nth(1).expect("html part");
+        assert!(
+            html_part.contains("Content-Transfer-Encoding: 7bit"),
+            "long links stay 7bit"
+        );
+
+        let long_intro = "ord ".repeat(400);
+        let mut c = content(Locale::En, &cats);
+        c.intro = &long_intro;
+        let raw = String::from_utf8(render(&c).expect("renders").message.formatted()).expect("utf8");
+        assert!(
+            raw.lines().all(|l| l.len() <= 998),
+            "a 1600-character paragraph is still sendable"
+        );
     }
 
     #[test]

@@ -1,20 +1,20 @@
 //! Email: the invitation message and the transports that deliver it.
 //!
-//! `SMTP_URL` set → SMTP through lettre's pooled async transport; unset → the dev outbox, which
-//! stores each message in the database for `/dev/mail`.
+//! `SMTP_URL` set → SMTP through our connection pool ([`smtp::SmtpPool`]); unset → the dev
+//! outbox, which stores each message in the database for `/dev/mail`.
 
 pub mod dkim;
 pub mod invitation;
+pub mod smtp;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
 use lettre::message::Mailbox;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use self::dkim::DkimSigner;
+use self::smtp::SmtpPool;
 use url::Url;
 
 use crate::db::schema::dev_messages;
@@ -101,101 +101,60 @@ impl Mailer {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SmtpMailer {
-    url: Url,
-    connections: u32,
-    timeout: Duration,
-    transport: Arc<RwLock<AsyncSmtpTransport<Tokio1Executor>>>,
-}
-
-impl std::fmt::Debug for SmtpMailer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpMailer")
-            .field("host", &self.url.host_str())
-            .finish()
-    }
+    pool: Arc<SmtpPool>,
 }
 
 impl SmtpMailer {
-    /// `smtp://host:port` (plain; add `?tls=required` for STARTTLS), `smtps://` (implicit TLS),
-    /// `user:pass@` for AUTH. `connections` caps the pool; `timeout` bounds each whole send.
+    /// See [`SmtpPool::from_url`] for the URL forms. `connections` caps concurrent sessions;
+    /// `timeout` bounds each whole send.
     pub fn new(url: &Url, connections: u32, timeout: Duration) -> Result<Self, String> {
-        let transport = Self::build(url, connections, timeout)?;
         Ok(Self {
-            url: url.clone(),
-            connections,
-            timeout,
-            transport: Arc::new(RwLock::new(transport)),
+            pool: Arc::new(SmtpPool::from_url(url, connections as usize, timeout)?),
         })
     }
 
-    fn build(url: &Url, connections: u32, timeout: Duration) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-        Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
-            .map_err(|e| format!("SMTP_URL: {e}"))?
-            .pool_config(PoolConfig::new().max_size(connections.max(1)))
-            .timeout(Some(timeout))
-            .build())
-    }
-
-    /// Replaces the pool. A send cut off mid-transaction leaves its connection in lettre's pool
-    /// in an unknown protocol state (the next MAIL FROM gets "503 nested MAIL command"), so
-    /// after a timeout or a protocol error the pool starts fresh; sends already running keep
-    /// the old one until they finish.
-    fn reset_pool(&self) {
-        match Self::build(&self.url, self.connections, self.timeout) {
-            Ok(fresh) => {
-                if let Ok(mut slot) = self.transport.write() {
-                    *slot = fresh;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "rebuilding the SMTP pool failed"),
-        }
-    }
-
     async fn send_raw(&self, envelope: &lettre::address::Envelope, raw: &[u8]) -> Result<(), SendError> {
-        let transport = match self.transport.read() {
-            Ok(t) => t.clone(),
-            Err(_) => return Err(SendError::Transient("SMTP transport lock poisoned".into())),
-        };
-        // lettre's own timeout covers connecting only; bound the whole exchange.
-        match tokio::time::timeout(self.timeout, transport.send_raw(envelope, raw)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                let classified = classify_smtp_error(&e);
-                if matches!(e.status().map(|c| c.to_string()).as_deref(), Some("503")) {
-                    self.reset_pool();
-                }
-                Err(classified)
-            }
-            Err(_) => {
-                self.reset_pool();
-                Err(SendError::Transient(format!(
-                    "no answer from the SMTP server within {} s",
-                    self.timeout.as_secs()
-                )))
-            }
-        }
+        self.pool.send(envelope, raw).await
     }
 }
 
-fn classify_smtp_error(e: &lettre::transport::smtp::Error) -> SendError {
+/// Sorts a failed mail transaction (MAIL, RCPT, DATA) into retry or bounce.
+pub(crate) fn classify_smtp_error(e: &lettre::transport::smtp::Error) -> SendError {
     let reason = e.to_string();
+    let code = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
     // 503 (bad sequence) is the client's protocol state, not the recipient: retry on a fresh
     // connection.
-    if e.is_permanent() && !matches!(e.status().map(|c| c.to_string()).as_deref(), Some("503")) {
-        let code = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
-        // RFC 3463: 5.1.x is about the address (bad mailbox, bad domain); 550/551/553 mean the
-        // mailbox does not exist or is not accepted.
-        let hard_bounce = matches!(code, Some(550 | 551 | 553)) || reason.contains(" 5.1.");
-        SendError::Permanent {
-            code,
-            hard_bounce,
-            reason,
-        }
-    } else {
-        SendError::Transient(reason)
+    if !e.is_permanent() || code == Some(503) {
+        return SendError::Transient(reason);
     }
+    // The address itself is bad: RFC 3463 status 5.1.x (bad mailbox, bad domain, …), or, when the
+    // server gives no enhanced status, 550/551/553. A 5.7.x (policy, e.g. relaying denied) is
+    // permanent for this message but says nothing about the address, so it is not suppressed.
+    let enhanced = enhanced_status(&reason);
+    let hard_bounce = match enhanced {
+        Some((5, 1)) => true,
+        Some(_) => false,
+        None => matches!(code, Some(550 | 551 | 553)),
+    };
+    SendError::Permanent {
+        code,
+        hard_bounce,
+        reason,
+    }
+}
+
+/// The class and subject of an RFC 3463 enhanced status code in a reply text (`5.1.1` → (5, 1)).
+fn enhanced_status(text: &str) -> Option<(u8, u16)> {
+    text.split_whitespace().find_map(|word| {
+        let mut parts = word.trim_end_matches([',', ';', ':']).split('.');
+        let class: u8 = parts.next()?.parse().ok()?;
+        let subject: u16 = parts.next()?.parse().ok()?;
+        let detail: u16 = parts.next()?.parse().ok()?;
+        (parts.next().is_none() && matches!(class, 2 | 4 | 5) && subject < 1000 && detail < 1000)
+            .then_some((class, subject))
+    })
 }
 
 /// A message in the dev outbox.
@@ -235,5 +194,21 @@ impl DevMail {
     fn insert(self, conn: &mut db::DbConn) -> Result<(), DbError> {
         diesel::insert_into(dev_messages::table).values(&self).execute(conn)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enhanced_status;
+
+    #[test]
+    fn enhanced_status_codes_are_found_in_reply_text() {
+        assert_eq!(
+            enhanced_status("550 5.1.1 <bo@example.dk>: Recipient address rejected"),
+            Some((5, 1))
+        );
+        assert_eq!(enhanced_status("554 5.7.1 Relay access denied"), Some((5, 7)));
+        assert_eq!(enhanced_status("permanent error (550): mailbox unavailable"), None);
+        assert_eq!(enhanced_status("version 1.2.3 of something"), None);
     }
 }

@@ -72,6 +72,15 @@ pub enum WorkerError {
     Inconsistent(String),
 }
 
+impl db::AsDbError for WorkerError {
+    fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            Self::Db(e) => Some(e),
+            Self::Inconsistent(_) => None,
+        }
+    }
+}
+
 impl From<diesel::result::Error> for WorkerError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(e.into())
@@ -200,7 +209,9 @@ async fn run(ctx: Arc<WorkerContext>, owner: String, mut shutdown: watch::Receiv
 pub async fn dispatch_once(ctx: &WorkerContext, owner: &str) -> Result<usize, WorkerError> {
     let o = owner.to_owned();
     let (batch, lease) = (ctx.config.batch, ctx.config.lease);
+    let started = std::time::Instant::now();
     let jobs = ctx.db.run(move |conn| super::claim(conn, &o, batch, lease)).await?;
+    let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
     let claimed = jobs.len();
     let mut emails = Vec::new();
     for job in jobs {
@@ -218,6 +229,15 @@ pub async fn dispatch_once(ctx: &WorkerContext, owner: &str) -> Result<usize, Wo
     }
     if !emails.is_empty() {
         send_invitations(ctx, owner, emails).await?;
+    }
+    if claimed > 0 {
+        tracing::debug!(
+            owner,
+            claimed,
+            claim_ms,
+            total_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "outbox batch done"
+        );
     }
     Ok(claimed)
 }
@@ -238,7 +258,19 @@ async fn expand_campaign(ctx: &WorkerContext, owner: &str, job: Job) -> Result<(
         let progress = ctx
             .db
             .run(move |conn| {
-                expand::expand_page(conn, &cc.campaign, &cc.variants, cc.workspace.locale, after.as_deref())
+                let domain = cc
+                    .workspace
+                    .from_address
+                    .rsplit_once('@')
+                    .map_or("optbridge.invalid", |(_, d)| d.trim_end_matches('>'));
+                expand::expand_page(
+                    conn,
+                    &cc.campaign,
+                    &cc.variants,
+                    cc.workspace.locale,
+                    domain,
+                    after.as_deref(),
+                )
             })
             .await?;
         ctx.wake.notify_waiters();
@@ -278,6 +310,7 @@ struct PendingInvitation {
     locale: String,
     email: String,
     status: String,
+    message_id: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
     email_normalized: String,
@@ -314,6 +347,7 @@ async fn send_invitations(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> R
                     invitations::locale,
                     invitations::email,
                     invitations::status,
+                    invitations::message_id,
                     contacts::first_name,
                     contacts::last_name,
                     contacts::email_normalized,
@@ -348,16 +382,30 @@ async fn send_invitations(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> R
             (job, row, outcome)
         }
     });
+    let sending = std::time::Instant::now();
     let results: Vec<(Job, Option<PendingInvitation>, Outcome)> = futures_util::stream::iter(work)
         .buffer_unordered(ctx.config.send_concurrency.max(1))
         .collect()
         .await;
+    let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
+    let recording = std::time::Instant::now();
 
     let owner = owner.to_owned();
     let config = ctx.config.clone();
+    let n = results.len();
+    // Lock invitation rows in one order in every transaction (see funnel::Tally for counters).
+    let mut results = results;
+    results.sort_by(|a, b| a.0.ref_id.cmp(&b.0.ref_id));
     ctx.db
-        .run(move |conn| db::write_tx(conn, |conn| record_outcomes(conn, &owner, &config, results)))
-        .await
+        .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record_outcomes(conn, &owner, &config, &results)))
+        .await?;
+    tracing::debug!(
+        emails = n,
+        send_ms,
+        record_ms = recording.elapsed().as_secs_f64() * 1000.0,
+        "invitation batch"
+    );
+    Ok(())
 }
 
 async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
@@ -397,6 +445,7 @@ async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
     };
     let content = InvitationContent {
         invitation_id: &row.id,
+        message_id: row.message_id.as_deref(),
         locale,
         from: &cc.workspace.from_address,
         to_email: &row.email,
@@ -440,45 +489,50 @@ fn record_outcomes(
     conn: &mut DbConn,
     owner: &str,
     config: &WorkerConfig,
-    results: Vec<(Job, Option<PendingInvitation>, Outcome)>,
+    results: &[(Job, Option<PendingInvitation>, Outcome)],
 ) -> Result<(), WorkerError> {
     let now = db::now();
     let mut finished = Vec::new();
+    let mut tally = funnel::Tally::default();
+    // (invitation, kind, detail) for the events, written in one insert at the end.
+    let mut events: Vec<(&PendingInvitation, &'static str, Option<String>)> = Vec::new();
+    let bulk_sent = record_sent_in_bulk(conn, results, now)?;
     for (job, row, outcome) in results {
         let Some(row) = row else {
-            finished.push(job.id);
+            finished.push(job.id.clone());
             continue;
         };
+        if bulk_sent.contains(row.id.as_str()) {
+            tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Sent, now);
+            tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Delivered, now);
+            events.push((row, "sent", None));
+            METRICS.emails_sent.inc();
+            finished.push(job.id.clone());
+            continue;
+        }
         let queued = invitations::table
             .filter(invitations::id.eq(&row.id))
             .filter(invitations::status.eq("queued"));
+        let mut count = |metric| tally.add(&row.campaign_id, &row.variant, &row.locale, metric, now);
         match outcome {
-            Outcome::AlreadyDone => finished.push(job.id),
+            Outcome::AlreadyDone => finished.push(job.id.clone()),
             Outcome::Sent { message_id } => {
                 let n = diesel::update(queued)
                     .set((
                         invitations::status.eq("sent"),
                         invitations::sent_at.eq(now),
-                        invitations::message_id.eq(&message_id),
+                        invitations::message_id.eq(message_id),
                         invitations::attempts.eq(job.attempts),
                         invitations::last_error.eq(None::<String>),
                     ))
                     .execute(conn)?;
                 if n == 1 {
-                    funnel::increment(conn, &row.campaign_id, &row.variant, &row.locale, Metric::Sent, now, 1)?;
-                    funnel::increment(
-                        conn,
-                        &row.campaign_id,
-                        &row.variant,
-                        &row.locale,
-                        Metric::Delivered,
-                        now,
-                        1,
-                    )?;
-                    funnel::record_event(conn, &invitation_event(&row, "sent", now, None))?;
+                    count(Metric::Sent);
+                    count(Metric::Delivered);
+                    events.push((row, "sent", None));
                     METRICS.emails_sent.inc();
                 }
-                finished.push(job.id);
+                finished.push(job.id.clone());
             }
             Outcome::Bounced { hard, reason } => {
                 let n = diesel::update(queued)
@@ -486,22 +540,14 @@ fn record_outcomes(
                         invitations::status.eq("bounced"),
                         invitations::bounced_at.eq(now),
                         invitations::attempts.eq(job.attempts),
-                        invitations::last_error.eq(&reason),
+                        invitations::last_error.eq(reason),
                     ))
                     .execute(conn)?;
                 if n == 1 {
-                    funnel::increment(conn, &row.campaign_id, &row.variant, &row.locale, Metric::Sent, now, 1)?;
-                    funnel::increment(
-                        conn,
-                        &row.campaign_id,
-                        &row.variant,
-                        &row.locale,
-                        Metric::Bounced,
-                        now,
-                        1,
-                    )?;
-                    funnel::record_event(conn, &invitation_event(&row, "bounced", now, Some(&reason)))?;
-                    if hard {
+                    count(Metric::Sent);
+                    count(Metric::Bounced);
+                    events.push((row, "bounced", Some(reason.clone())));
+                    if *hard {
                         crate::contacts::suppress(
                             conn,
                             &row.workspace_id,
@@ -513,16 +559,16 @@ fn record_outcomes(
                     METRICS.emails_bounced.inc();
                     tracing::info!(invitation = row.id, hard, reason, "invitation bounced");
                 }
-                finished.push(job.id);
+                finished.push(job.id.clone());
             }
             Outcome::Skipped(reason) => {
                 let n = diesel::update(queued)
-                    .set((invitations::status.eq("skipped"), invitations::last_error.eq(&reason)))
+                    .set((invitations::status.eq("skipped"), invitations::last_error.eq(reason)))
                     .execute(conn)?;
                 if n == 1 {
-                    funnel::record_event(conn, &invitation_event(&row, "skipped", now, Some(&reason)))?;
+                    events.push((row, "skipped", Some(reason.clone())));
                 }
-                finished.push(job.id);
+                finished.push(job.id.clone());
             }
             Outcome::Retry(reason) if job.attempts >= config.max_attempts => {
                 let detail = format!("gave up after {} attempts: {reason}", job.attempts);
@@ -534,20 +580,12 @@ fn record_outcomes(
                     ))
                     .execute(conn)?;
                 if n == 1 {
-                    funnel::increment(
-                        conn,
-                        &row.campaign_id,
-                        &row.variant,
-                        &row.locale,
-                        Metric::Failed,
-                        now,
-                        1,
-                    )?;
-                    funnel::record_event(conn, &invitation_event(&row, "failed", now, Some(&detail)))?;
-                    METRICS.emails_failed.inc();
+                    count(Metric::Failed);
                     tracing::warn!(invitation = row.id, detail, "invitation failed");
+                    events.push((row, "failed", Some(detail)));
+                    METRICS.emails_failed.inc();
                 }
-                finished.push(job.id);
+                finished.push(job.id.clone());
             }
             Outcome::Retry(reason) => {
                 let delay = super::backoff(job.attempts, config.retry_base, config.retry_max);
@@ -555,10 +593,10 @@ fn record_outcomes(
                 diesel::update(invitations::table.find(&row.id))
                     .set((
                         invitations::attempts.eq(job.attempts),
-                        invitations::last_error.eq(&reason),
+                        invitations::last_error.eq(reason),
                     ))
                     .execute(conn)?;
-                super::retry_later(conn, owner, &job.id, at, &reason)?;
+                super::retry_later(conn, owner, &job.id, at, reason)?;
                 METRICS.emails_retried.inc();
                 tracing::info!(
                     invitation = row.id,
@@ -570,8 +608,63 @@ fn record_outcomes(
             }
         }
     }
+    tally.flush(conn)?;
+    let events: Vec<funnel::Event<'_>> = events
+        .iter()
+        .map(|(row, kind, detail)| invitation_event(row, kind, now, detail.as_deref()))
+        .collect();
+    funnel::record_events(conn, &events)?;
     super::finish(conn, owner, &finished)?;
     Ok(())
+}
+
+/// Marks the successfully sent invitations of a batch with one UPDATE per attempt count
+/// instead of one per row (a round trip each on PostgreSQL). Returns the ids it marked; the
+/// others were already handled by a worker that took over a lost lease, and are only finished.
+fn record_sent_in_bulk<'a>(
+    conn: &mut DbConn,
+    results: &'a [(Job, Option<PendingInvitation>, Outcome)],
+    now: chrono::NaiveDateTime,
+) -> Result<HashSet<&'a str>, WorkerError> {
+    let mut by_attempts: std::collections::BTreeMap<i32, Vec<&'a str>> = Default::default();
+    for (job, row, outcome) in results {
+        if let (Some(row), Outcome::Sent { .. }) = (row, outcome) {
+            by_attempts.entry(job.attempts).or_default().push(row.id.as_str());
+        }
+    }
+    let mut marked = HashSet::new();
+    for (attempts, ids) in by_attempts {
+        let queued = invitations::table
+            .filter(invitations::id.eq_any(&ids))
+            .filter(invitations::status.eq("queued"))
+            .order(invitations::id.asc())
+            .select(invitations::id);
+        // On PostgreSQL lock them (in id order) so that nobody changes them before the update.
+        let still_queued: Vec<String> = match conn {
+            DbConn::Pg(c) => queued.for_update().load(c)?,
+            DbConn::Sqlite(c) => queued.load(c)?,
+        };
+        let n = diesel::update(
+            invitations::table
+                .filter(invitations::id.eq_any(&still_queued))
+                .filter(invitations::status.eq("queued")),
+        )
+        .set((
+            invitations::status.eq("sent"),
+            invitations::sent_at.eq(now),
+            invitations::attempts.eq(attempts),
+            invitations::last_error.eq(None::<String>),
+        ))
+        .execute(conn)?;
+        if n != still_queued.len() {
+            return Err(WorkerError::Inconsistent(format!(
+                "marked {n} of {} locked invitations as sent",
+                still_queued.len()
+            )));
+        }
+        marked.extend(ids.into_iter().filter(|id| still_queued.iter().any(|q| q == id)));
+    }
+    Ok(marked)
 }
 
 fn invitation_event<'a>(

@@ -3,8 +3,9 @@
 //! GET records a click and shows the form; it never changes consent state (mail scanners
 //! prefetch links). The form posts back to the same URL.
 
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::campaigns::public::PublicCampaign;
@@ -98,19 +99,32 @@ pub async fn resolve(
     }
 }
 
-#[get("/l/{token}")]
-pub async fn show(req: HttpRequest, state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+/// Everything under `/l/` (a prefix scope, see `routes::link_scope`).
+pub async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(token) = super::link_token(&req, "/l/").map(str::to_owned) else {
+        return pages::not_found(&req);
+    };
+    match *req.method() {
+        Method::GET | Method::HEAD => show(req, state, token).await,
+        _ => HttpResponse::MethodNotAllowed().finish(),
+    }
+}
+
+async fn show(req: HttpRequest, state: web::Data<AppState>, token: String) -> HttpResponse {
     let (claims, campaign) = match resolve(&req, &state, &token).await {
         Ok(found) => found,
         Err(res) => return res,
     };
-    state.tracking.record(TrackingEvent {
-        kind: TrackingKind::Click,
-        invitation_id: claims.sub.clone(),
-        at: crate::db::now(),
-        ip: pages::client_ip(&req, state.settings.trust_forwarded_for),
-        user_agent: pages::user_agent(&req),
-    });
+    state
+        .tracking
+        .record(TrackingEvent {
+            kind: TrackingKind::Click,
+            invitation_id: claims.sub.clone(),
+            at: crate::db::now(),
+            ip: pages::client_ip(&req, state.settings.trust_forwarded_for),
+            user_agent: pages::user_agent(&req),
+        })
+        .await;
     let csrf = state.keyring.csrf_token(&claims.jti).unwrap_or_default();
     pages::render(StatusCode::OK, &LandingPage::new(&campaign, &claims, &token, csrf))
 }

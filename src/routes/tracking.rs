@@ -2,7 +2,7 @@
 //! must not show a broken image, and the answer reveals nothing.
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::funnel::tracking::{TrackingEvent, TrackingKind};
 use crate::links::LinkPurpose;
@@ -16,18 +16,25 @@ const PIXEL: &[u8] = &[
     0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
-#[get("/o/{token}")]
-pub async fn pixel(req: HttpRequest, state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
-    let token = token.into_inner();
-    let token = token.strip_suffix(".gif").unwrap_or(&token);
+/// `/o/{token}` (mounted as a prefix scope, see `routes::link_scope`).
+pub async fn pixel(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(token) = super::link_token(&req, "/o/") else {
+        return gif();
+    };
+    let token = token.strip_suffix(".gif").unwrap_or(token);
     match state.keyring.verify(token, LinkPurpose::Open).await {
-        Ok(claims) => state.tracking.record(TrackingEvent {
-            kind: TrackingKind::Open,
-            invitation_id: claims.sub,
-            at: crate::db::now(),
-            ip: pages::client_ip(&req, state.settings.trust_forwarded_for),
-            user_agent: pages::user_agent(&req),
-        }),
+        Ok(claims) => {
+            state
+                .tracking
+                .record(TrackingEvent {
+                    kind: TrackingKind::Open,
+                    invitation_id: claims.sub,
+                    at: crate::db::now(),
+                    ip: pages::client_ip(&req, state.settings.trust_forwarded_for),
+                    user_agent: pages::user_agent(&req),
+                })
+                .await
+        }
         Err(e) => tracing::debug!(reason = %e, "open pixel with a bad link"),
     }
     gif()

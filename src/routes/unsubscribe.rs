@@ -2,8 +2,9 @@
 //! cookies or a form token, as RFC 8058 one-click requires (mail clients post
 //! `List-Unsubscribe=One-Click` themselves); the signed link is the authorization.
 
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::campaigns::unsubscribe;
@@ -49,23 +50,33 @@ async fn verify(req: &HttpRequest, state: &AppState, token: &str) -> Result<(Lin
     Ok((claims, company))
 }
 
-#[get("/u/{token}")]
-pub async fn show(req: HttpRequest, state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+/// Everything under `/u/` (a prefix scope, see `routes::link_scope`).
+pub async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(token) = super::link_token(&req, "/u/").map(str::to_owned) else {
+        return pages::not_found(&req);
+    };
+    match *req.method() {
+        Method::GET | Method::HEAD => show(req, state, token).await,
+        Method::POST => confirm(req, state, token).await,
+        _ => HttpResponse::MethodNotAllowed().finish(),
+    }
+}
+
+async fn show(req: HttpRequest, state: web::Data<AppState>, token: String) -> HttpResponse {
     match verify(&req, &state, &token).await {
         Ok((claims, company)) => pages::render(
             StatusCode::OK,
             &UnsubscribePage {
                 t: i18n::page(Locale::parse(&claims.loc).unwrap_or(Locale::En)),
                 company: &company,
-                action: format!("/u/{}", token.as_str()),
+                action: format!("/u/{token}"),
             },
         ),
         Err(res) => res,
     }
 }
 
-#[post("/u/{token}")]
-pub async fn confirm(req: HttpRequest, state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+async fn confirm(req: HttpRequest, state: web::Data<AppState>, token: String) -> HttpResponse {
     let (claims, company) = match verify(&req, &state, &token).await {
         Ok(found) => found,
         Err(res) => return res,

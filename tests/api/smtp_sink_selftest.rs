@@ -105,27 +105,30 @@ async fn fifty_concurrent_messages_over_the_pool_arrive_intact() {
     }
 }
 
+/// The product's own pool (`optbridge::mail::smtp::SmtpPool`) keeps one connection for
+/// consecutive sends, and a 4xx answer closes that connection without losing the next message.
 #[tokio::test]
-async fn pooled_connections_carry_message_after_message() {
+async fn product_pool_reuses_connections() {
     let sink = SmtpSink::start().await;
-    // The product configures SMTP_URL; the sink's URL must be one lettre accepts.
-    let mailer = AsyncSmtpTransport::<Tokio1Executor>::from_url(&sink.url())
-        .expect("lettre parses the sink URL")
-        .build();
+    let url = url::Url::parse(&sink.url()).unwrap();
+    let pool =
+        optbridge::mail::smtp::SmtpPool::from_url(&url, 4, Duration::from_secs(5)).expect("the sink URL is valid");
 
     for n in 0..6 {
-        mailer.send(invitation(&guest(n), n)).await.unwrap();
+        let message = invitation(&guest(n), n);
+        pool.send(message.envelope(), &message.formatted()).await.unwrap();
     }
-
     let messages = sink.wait_for_messages(6, WAIT).await;
     let recipients: Vec<_> = messages.iter().map(|m| m.rcpt_to.concat()).collect();
     assert_eq!(recipients, (0..6).map(guest).collect::<Vec<_>>());
-    // lettre parks a connection from a spawned task, so two may alternate; never one per message.
-    assert!(sink.connections() <= 2, "{} connections", sink.connections());
-    for connection in 1..=sink.connections() {
-        let carried = messages.iter().filter(|m| m.connection == connection).count();
-        assert!(carried >= 2, "connection {connection} carried {carried}");
-    }
+    assert_eq!(sink.connections(), 1, "sequential sends share one connection");
+
+    sink.add_fault(&guest(6), Fault::RejectRcpt { code: 451, times: 1 });
+    let message = invitation(&guest(6), 6);
+    let err = pool.send(message.envelope(), &message.formatted()).await.unwrap_err();
+    assert!(matches!(err, optbridge::mail::SendError::Transient(_)), "{err:?}");
+    pool.send(message.envelope(), &message.formatted()).await.unwrap();
+    assert_eq!(sink.wait_for_messages(7, WAIT).await.len(), 7);
 }
 
 #[tokio::test]

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Tracking endpoints under load: GET /o/{token} (open pixel) and GET /l/{token} (landing page)
+# with wrk, next to an actix-web hello-world on the same machine in the same run.
+#
+#   bench/endpoints.sh [sqlite|postgres]     # DURATION=10s CONNECTIONS=64 THREADS=2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BACKEND="${1:-sqlite}"
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+HTTP_WORKERS="${HTTP_WORKERS:-2}"
+PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+OUT=bench/out/endpoints
+mkdir -p "$OUT"
+command -v wrk >/dev/null || { echo "installing wrk" >&2; apt-get install -y -qq wrk >/dev/null; }
+
+cargo build --release --quiet --bin optbridge --example bench-hello
+BIN=target/release/optbridge
+
+case "$BACKEND" in
+    sqlite) rm -f "$OUT"/ep.db*; export DATABASE_URL="sqlite://$OUT/ep.db" ;;
+    postgres)
+        psql -d "$PG_URL" -qc "DROP DATABASE IF EXISTS optbridge_bench_ep WITH (FORCE)" -c "CREATE DATABASE optbridge_bench_ep"
+        export DATABASE_URL="${PG_URL%/*}/optbridge_bench_ep" ;;
+    *) echo "backend must be sqlite or postgres" >&2; exit 2 ;;
+esac
+export RUST_LOG=warn BIND=127.0.0.1:8090 BASE_URL=http://127.0.0.1:8090 HTTP_WORKERS
+unset SMTP_URL
+
+# One invitation through the dev outbox gives real signed links.
+"$BIN" migrate >/dev/null
+WS=$("$BIN" --json workspace create --name Bench --from "Bench <news@bench.example>" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])')
+printf 'email,first_name,locale\nanna@bench.example,Anna,da\n' > "$OUT/one.csv"
+"$BIN" import --workspace "$WS" "$OUT/one.csv" >/dev/null
+cat > "$OUT/consent.json" <<'JSON'
+{"locale":"da","company_name":"Bench Sko","categories":["Nyheder","Tilbud"],"privacy_url":"https://bench.example/privatliv",
+ "body":"Ja tak, Bench Sko må sende mig nyheder og tilbud på SMS, højst 4 gange om måneden. Jeg kan altid trække mit samtykke tilbage ved at svare STOP."}
+JSON
+TEXT=$("$BIN" --json consent-text create --workspace "$WS" "$OUT/consent.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+C=$("$BIN" --json campaign create --workspace "$WS" --name Bench --consent-text "$TEXT" --subject "SMS?" --intro "Hør først om udsalg." | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+"$BIN" campaign send --workspace "$WS" --campaign "$C" >/dev/null
+"$BIN" worker --drain
+RAW=$(case "$BACKEND" in
+    sqlite) sqlite3 "$OUT/ep.db" "SELECT raw FROM dev_messages LIMIT 1" ;;
+    postgres) psql -Atd "$DATABASE_URL" -c "SELECT raw FROM dev_messages LIMIT 1" ;;
+esac)
+read -r PIXEL LANDING < <(printf '%s' "$RAW" | python3 -c '
+import email, re, sys
+msg = email.message_from_string(sys.stdin.read())
+html = next(p.get_payload(decode=True).decode() for p in msg.walk() if p.get_content_type() == "text/html")
+print(re.search(r"src=\"([^\"]*/o/[^\"]*)\"", html).group(1), re.search(r"href=\"([^\"]*/l/[^\"]*)\"", html).group(1))')
+[ -n "$PIXEL" ] && [ -n "$LANDING" ] || { echo "could not find the links in the invitation" >&2; exit 1; }
+
+"$BIN" serve --no-workers &
+SERVER=$!
+target/release/examples/bench-hello 127.0.0.1:8091 "$HTTP_WORKERS" &
+HELLO=$!
+trap 'kill $SERVER $HELLO 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do curl -sf http://127.0.0.1:8090/healthz >/dev/null && curl -sf http://127.0.0.1:8091/ >/dev/null && break; sleep 0.2; done
+
+run() { # name url
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2" > "$OUT/$1.txt"
+    python3 - "$OUT/$1.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+m = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
+p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{rps} {p99} {errors.group(1) if errors else 0}")
+PY
+}
+read -r hello_rps hello_p99 _ < <(run hello http://127.0.0.1:8091/)
+read -r pixel_rps pixel_p99 pixel_err < <(run pixel "$PIXEL")
+read -r landing_rps landing_p99 landing_err < <(run landing "$LANDING")
+sleep 1
+METRICS=$(curl -s http://127.0.0.1:8090/metrics)
+
+python3 - "$hello_rps" "$hello_p99" "$pixel_rps" "$pixel_p99" "$pixel_err" "$landing_rps" "$landing_p99" "$landing_err" "$BACKEND" "$METRICS" <<'PY'
+import sys
+h, hp, p, pp, pe, l, lp, le, backend, metrics = sys.argv[1:]
+h, hp, p, pp, l, lp = map(float, (h, hp, p, pp, l, lp))
+def metric(name):
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    return 0
+print()
+print(f"{'endpoint':<32}{'req/s':>10}{'p99 ms':>9}{'ratio':>8}{'errors':>8}")
+print(f"{'actix-web hello world':<32}{h:>10,.0f}{hp:>9.2f}{1:>8.2f}{0:>8}")
+print(f"{'GET /o/{token} (pixel)':<32}{p:>10,.0f}{pp:>9.2f}{p/h:>8.2f}{pe:>8}")
+print(f"{'GET /l/{token} (landing page)':<32}{l:>10,.0f}{lp:>9.2f}{l/h:>8.2f}{le:>8}")
+print(f"\n{backend}; goal: ratio >= 0.5. Tracking events recorded: {metric('optbridge_tracking_events_total'):,}, "
+      f"dropped (buffer full): {metric('optbridge_tracking_events_dropped_total'):,}")
+PY

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Invitation send rate: optbridge sends N invitations to postfix's smtp-sink; the baseline is
+# smtp-source pushing N messages of the same size to the same sink, in the same run.
+#
+#   bench/send.sh [N] [sqlite|postgres]      # default 100000 sqlite
+#   WORKERS=4 BATCH=200 CONCURRENCY=32 bench/send.sh 100000 postgres
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-100000}"
+BACKEND="${2:-sqlite}"
+WORKERS="${WORKERS:-4}"
+BATCH="${BATCH:-200}"
+CONCURRENCY="${CONCURRENCY:-32}"
+SESSIONS="${SESSIONS:-$((WORKERS * CONCURRENCY))}"
+PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+PORT="${SINK_PORT:-2526}"
+OUT=bench/out/send
+mkdir -p "$OUT"
+
+if ! command -v smtp-sink >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-sink ]; then
+    echo "installing postfix (for smtp-sink and smtp-source; no daemon is started)" >&2
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+fi
+for tool in sqlite3 psql python3; do command -v $tool >/dev/null || { echo "need $tool" >&2; exit 1; }; done
+export PATH="$PATH:/usr/sbin"
+
+cargo build --release --quiet
+BIN=target/release/optbridge
+
+# smtp-sink refuses to run as root without a user to drop to.
+SINK_USER=()
+[ "$(id -u)" = 0 ] && SINK_USER=(-u nobody)
+smtp-sink "${SINK_USER[@]}" -m 1024 "127.0.0.1:$PORT" 1024 &
+SINK=$!
+cleanup() {
+    kill "$SINK" 2>/dev/null || true
+    [ -n "${WORKER_PID:-}" ] && kill "$WORKER_PID" 2>/dev/null || true
+    [ "$BACKEND" = postgres ] && psql -d "$PG_URL" -qc "DROP DATABASE IF EXISTS optbridge_bench_send WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+sleep 0.5
+
+case "$BACKEND" in
+    sqlite)
+        rm -f "$OUT"/send.db*
+        DB="sqlite://$OUT/send.db"
+        count_done() { sqlite3 "$OUT/send.db" "SELECT count(*) FROM invitations WHERE status <> 'queued'"; }
+        span() { sqlite3 "$OUT/send.db" "SELECT (julianday(max(sent_at)) - julianday(min(sent_at))) * 86400 FROM invitations"; }
+        ;;
+    postgres)
+        psql -d "$PG_URL" -qc "DROP DATABASE IF EXISTS optbridge_bench_send WITH (FORCE)" -c "CREATE DATABASE optbridge_bench_send"
+        DB="${PG_URL%/*}/optbridge_bench_send"
+        count_done() { psql -d "$DB" -Atc "SELECT count(*) FROM invitations WHERE status <> 'queued'"; }
+        span() { psql -d "$DB" -Atc "SELECT extract(epoch FROM max(sent_at) - min(sent_at)) FROM invitations"; }
+        ;;
+    *) echo "backend must be sqlite or postgres" >&2; exit 2 ;;
+esac
+export DATABASE_URL="$DB" RUST_LOG=warn
+
+# Creates workspace, contacts, consent text and campaign in $DATABASE_URL and starts sending.
+setup_campaign() { # csv
+    "$BIN" migrate >/dev/null
+    local ws text campaign
+    ws=$("$BIN" --json workspace create --name Bench --from "Bench <news@bench.example>" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])')
+    "$BIN" --json import --workspace "$ws" "$1" >/dev/null
+    cat > "$OUT/consent.json" <<'JSON'
+{"locale":"da","company_name":"Bench Sko","categories":["Nyheder","Tilbud"],"privacy_url":"https://bench.example/privatliv",
+ "body":"Ja tak, Bench Sko må sende mig nyheder og tilbud på SMS, højst 4 gange om måneden. Jeg kan altid trække mit samtykke tilbage ved at svare STOP."}
+JSON
+    text=$("$BIN" --json consent-text create --workspace "$ws" "$OUT/consent.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    campaign=$("$BIN" --json campaign create --workspace "$ws" --name Bench --consent-text "$text" \
+        --subject "Vil du have vores tilbud på SMS?" \
+        --intro "Som medlem af vores SMS-klub hører du om udsalg, nye kollektioner og events før alle andre." \
+        --frequency "højst 4 gange om måneden" --locales da,nb,sv,en \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    "$BIN" campaign send --workspace "$ws" --campaign "$campaign" >/dev/null
+}
+
+CSV="$OUT/contacts-$N.csv"
+[ -f "$CSV" ] || python3 bench/gen_contacts.py "$N" > "$CSV"
+
+# The baseline sends messages of the size optbridge's invitations really have: render one
+# through the dev outbox first.
+rm -f "$OUT"/probe.db*
+head -n 2 "$CSV" > "$OUT/probe.csv"
+DATABASE_URL="sqlite://$OUT/probe.db" setup_campaign "$OUT/probe.csv"
+DATABASE_URL="sqlite://$OUT/probe.db" "$BIN" worker --drain
+SIZE=$(sqlite3 "$OUT/probe.db" "SELECT length(raw) FROM dev_messages LIMIT 1")
+
+echo "== baseline: smtp-source, $N messages of $SIZE bytes over $SESSIONS sessions"
+t0=$(date +%s.%N)
+smtp-source -d -s "$SESSIONS" -m "$N" -l "$SIZE" -f bench@example.com -t sink@example.com "127.0.0.1:$PORT"
+t1=$(date +%s.%N)
+raw=$(python3 -c "print($N / ($t1 - $t0))")
+
+echo "== optbridge: $N invitations ($BACKEND, $WORKERS workers × batch $BATCH × $CONCURRENCY in flight)"
+setup_campaign "$CSV"
+
+t0=$(date +%s.%N)
+SMTP_URL="smtp://127.0.0.1:$PORT" OUTBOX_WORKERS="$WORKERS" OUTBOX_BATCH="$BATCH" SMTP_CONCURRENCY="$CONCURRENCY" \
+    OUTBOX_POLL_MS=100 "$BIN" worker &
+WORKER_PID=$!
+while [ "$(count_done)" -lt "$N" ]; do sleep 0.2; done
+t1=$(date +%s.%N)
+kill "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null || true
+WORKER_PID=
+rss=$(ps -o rss= -p "$SINK" 2>/dev/null || echo 0)
+
+python3 - "$N" "$raw" "$t0" "$t1" "$(span)" "$BACKEND" "$SIZE" <<'PY'
+import sys
+n = int(sys.argv[1]); raw = float(sys.argv[2]); t0, t1 = float(sys.argv[3]), float(sys.argv[4]); span = float(sys.argv[5] or 0)
+wall = n / (t1 - t0)
+steady = n / span if span > 0 else wall
+print()
+print(f"{'':<36}{'messages/s':>12}{'ratio':>8}")
+print(f"{'smtp-source → smtp-sink (raw SMTP)':<36}{raw:>12,.0f}{1:>8.2f}")
+print(f"{'optbridge, wall (incl. expansion)':<36}{wall:>12,.0f}{wall / raw:>8.2f}")
+print(f"{'optbridge, first to last send':<36}{steady:>12,.0f}{steady / raw:>8.2f}")
+print(f"\n{n:,} invitations of {sys.argv[7]} bytes on {sys.argv[6]}; goal: ratio >= 0.8")
+PY
