@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{ConfigArgs, DatabaseUrl, Settings};
-use crate::consent::texts;
+use crate::consent::{ledger, texts};
 use crate::contacts::import;
 use crate::db::{self, Db};
 use crate::startup::{self, Application};
@@ -70,6 +70,9 @@ pub enum Command {
     /// Manage the keys that sign links in invitations.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the consent ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +160,15 @@ pub enum CampaignCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every hash chain; exit 1 when an entry was edited, deleted or reordered.
+    Verify {
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Add a new current signing key; older keys keep verifying the links they signed.
     Rotate,
@@ -193,6 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ConsentText(cmd) => consent_text_command(&settings, &out, cmd).await,
         Command::Campaign(cmd) => campaign_command(&settings, &out, cmd).await,
         Command::Keys(cmd) => keys_command(&settings, &out, cmd).await,
+        Command::Ledger(LedgerCommand::Verify { workspace }) => ledger_verify(&settings, &out, workspace).await,
     }
 }
 
@@ -471,6 +484,33 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
                 json!({"id": c.id, "status": c.status}),
             );
         }
+    }
+    Ok(())
+}
+
+async fn ledger_verify(settings: &Settings, out: &Output, workspace: Option<String>) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    let report = blocking(&db, move |conn| Ok(ledger::verify(conn, workspace.as_deref())?)).await?;
+    let mut text = format!(
+        "{} entries in {} workspace(s), {} redacted: {}",
+        report.entries,
+        report.workspaces,
+        report.redacted,
+        if report.ok() {
+            "the ledger verifies"
+        } else {
+            "THE LEDGER DOES NOT VERIFY"
+        }
+    );
+    for p in &report.problems {
+        text.push_str(&format!(
+            "\n  workspace {} entry {}: {}",
+            p.workspace_id, p.seq, p.problem
+        ));
+    }
+    out.emit(text, serde_json::to_value(&report)?);
+    if !report.ok() {
+        bail!("{} problem(s) found in the consent ledger", report.problems.len());
     }
     Ok(())
 }

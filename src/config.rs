@@ -109,6 +109,50 @@ pub struct ConfigArgs {
     #[arg(long, env = "DKIM_DOMAIN", global = true)]
     pub dkim_domain: Option<String>,
 
+    /// Hours a double-opt-in request waits for its confirmation.
+    #[arg(long, env = "DOI_EXPIRY_HOURS", global = true, default_value_t = 24)]
+    pub doi_expiry_hours: u32,
+
+    /// SMS one double-opt-in request may send (the first and resends).
+    #[arg(long, env = "DOI_MAX_SENDS", global = true, default_value_t = 3)]
+    pub doi_max_sends: u32,
+
+    /// Seconds between two SMS of one request.
+    #[arg(long, env = "DOI_RESEND_SECS", global = true, default_value_t = 60)]
+    pub doi_resend_secs: u64,
+
+    /// Wrong codes before a request locks.
+    #[arg(long, env = "DOI_MAX_CODE_ATTEMPTS", global = true, default_value_t = 5)]
+    pub doi_max_code_attempts: u32,
+
+    /// Different phone numbers one landing link may be used for per 24 h.
+    #[arg(long, env = "LIMIT_DOI_PER_TOKEN", global = true, default_value_t = 3)]
+    pub limit_doi_per_token: u32,
+
+    /// Double-opt-in SMS per phone number per 24 h.
+    #[arg(long, env = "LIMIT_DOI_PER_PHONE", global = true, default_value_t = 3)]
+    pub limit_doi_per_phone: u32,
+
+    /// Sign-ups per client IP address per 24 h.
+    #[arg(long, env = "LIMIT_DOI_PER_IP", global = true, default_value_t = 10)]
+    pub limit_doi_per_ip: u32,
+
+    /// Double-opt-in SMS per destination country per 24 h.
+    #[arg(long, env = "LIMIT_DOI_PER_COUNTRY", global = true, default_value_t = 1000)]
+    pub limit_doi_per_country: u32,
+
+    /// Double-opt-in SMS per workspace per 24 h.
+    #[arg(long, env = "LIMIT_DOI_PER_WORKSPACE", global = true, default_value_t = 10_000)]
+    pub limit_doi_per_workspace: u32,
+
+    /// Hours (recipient's local time) when SMS that do not answer their own action may go out.
+    #[arg(long, env = "QUIET_HOURS_WINDOW", global = true, default_value = "08-20")]
+    pub quiet_hours_window: String,
+
+    /// Seconds before a call to the SMS provider times out (a temporary failure).
+    #[arg(long, env = "SMS_TIMEOUT_SECS", global = true, default_value_t = 10)]
+    pub sms_timeout_secs: u64,
+
     /// Take the client address from X-Forwarded-For / Forwarded (only behind a trusted proxy).
     #[arg(long, env = "TRUST_FORWARDED_FOR", global = true)]
     pub trust_forwarded_for: bool,
@@ -153,6 +197,17 @@ impl Default for ConfigArgs {
             dkim_key_path: None,
             dkim_selector: None,
             dkim_domain: None,
+            doi_expiry_hours: 24,
+            doi_max_sends: 3,
+            doi_resend_secs: 60,
+            doi_max_code_attempts: 5,
+            limit_doi_per_token: 3,
+            limit_doi_per_phone: 3,
+            limit_doi_per_ip: 10,
+            limit_doi_per_country: 1000,
+            limit_doi_per_workspace: 10_000,
+            quiet_hours_window: "08-20".into(),
+            sms_timeout_secs: 10,
             trust_forwarded_for: false,
             http_workers: None,
             log_format: "pretty".into(),
@@ -246,6 +301,9 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub smtp_timeout: Duration,
     pub dkim: Option<DkimSettings>,
+    pub doi: crate::consent::doi::DoiSettings,
+    pub quiet_hours: crate::sms::quiet_hours::QuietHours,
+    pub sms_timeout: Duration,
     pub trust_forwarded_for: bool,
     pub log_format: LogFormat,
 }
@@ -377,6 +435,25 @@ impl Settings {
             },
             smtp_timeout: Duration::from_secs(positive(args.smtp_timeout_secs, "SMTP_TIMEOUT_SECS")?),
             dkim: dkim_settings(args)?,
+            doi: crate::consent::doi::DoiSettings {
+                expiry: Duration::from_secs(u64::from(positive(args.doi_expiry_hours, "DOI_EXPIRY_HOURS")?) * 3600),
+                max_code_attempts: positive(args.doi_max_code_attempts, "DOI_MAX_CODE_ATTEMPTS")?
+                    .try_into()
+                    .unwrap_or(i32::MAX),
+                max_sends: positive(args.doi_max_sends, "DOI_MAX_SENDS")?
+                    .try_into()
+                    .unwrap_or(i32::MAX),
+                resend_after: Duration::from_secs(args.doi_resend_secs),
+                limits: crate::consent::doi::AbuseLimits {
+                    per_token: i64::from(positive(args.limit_doi_per_token, "LIMIT_DOI_PER_TOKEN")?),
+                    per_phone: i64::from(positive(args.limit_doi_per_phone, "LIMIT_DOI_PER_PHONE")?),
+                    per_ip: i64::from(positive(args.limit_doi_per_ip, "LIMIT_DOI_PER_IP")?),
+                    per_country: i64::from(positive(args.limit_doi_per_country, "LIMIT_DOI_PER_COUNTRY")?),
+                    per_workspace: i64::from(positive(args.limit_doi_per_workspace, "LIMIT_DOI_PER_WORKSPACE")?),
+                },
+            },
+            quiet_hours: parse_quiet_hours(&args.quiet_hours_window)?,
+            sms_timeout: Duration::from_secs(positive(args.sms_timeout_secs, "SMS_TIMEOUT_SECS")?),
             trust_forwarded_for: args.trust_forwarded_for,
             log_format,
         })
@@ -409,6 +486,24 @@ fn dkim_settings(args: &ConfigArgs) -> Result<Option<DkimSettings>, ConfigError>
         selector,
         domain,
     }))
+}
+
+/// `08-20`: sending allowed from 08:00 to 20:00 local time.
+fn parse_quiet_hours(raw: &str) -> Result<crate::sms::quiet_hours::QuietHours, ConfigError> {
+    let bad = || ConfigError::Invalid {
+        name: "QUIET_HOURS_WINDOW",
+        why: format!("'{raw}' is not START-END in hours, e.g. 08-20"),
+    };
+    let (start, end) = raw.split_once('-').ok_or_else(bad)?;
+    let start: u32 = start.trim().parse().map_err(|_| bad())?;
+    let end: u32 = end.trim().parse().map_err(|_| bad())?;
+    if start >= end || end > 24 {
+        return Err(bad());
+    }
+    Ok(crate::sms::quiet_hours::QuietHours {
+        start_hour: start,
+        end_hour: end,
+    })
 }
 
 fn positive<T: PartialOrd + Default + std::fmt::Display>(value: T, name: &'static str) -> Result<T, ConfigError> {

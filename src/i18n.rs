@@ -182,3 +182,289 @@ pub fn landing_headline(locale: Locale, company: &str) -> String {
         Locale::En => format!("Get {company} by SMS"),
     }
 }
+
+/// The SMS optbridge sends, per locale. The double-opt-in request names the company, how to
+/// confirm (reply keyword or the code) and how to stop; it fits one GSM-7 segment with a
+/// company name of up to ~40 characters (Danish, Norwegian and Swedish letters are GSM-7).
+pub mod sms {
+    use crate::domain::Locale;
+
+    pub fn doi_request(locale: Locale, company: &str, code: &str) -> String {
+        match locale {
+            Locale::Da => format!(
+                "{company}: Svar JA for at bekræfte din SMS-tilmelding, eller brug koden {code}. Svar STOP for at afmelde."
+            ),
+            Locale::Nb => format!(
+                "{company}: Svar JA for å bekrefte SMS-påmeldingen, eller bruk koden {code}. Svar STOPP for å melde deg av."
+            ),
+            Locale::Sv => format!(
+                "{company}: Svara JA för att bekräfta din SMS-anmälan, eller använd koden {code}. Svara STOPP för att avsluta."
+            ),
+            Locale::En => format!(
+                "{company}: Reply YES to confirm your SMS sign-up, or use the code {code}. Reply STOP to opt out."
+            ),
+        }
+    }
+
+    /// After confirmation: what they will get, how often, what it costs, how to stop, privacy.
+    pub fn receipt(locale: Locale, company: &str, frequency: Option<&str>, privacy_url: &str) -> String {
+        let often = frequency.map(|f| format!(" ({f})")).unwrap_or_default();
+        match locale {
+            Locale::Da => format!(
+                "{company}: Tak, du er nu tilmeldt vores SMS'er{often}. Normal SMS-takst. Svar STOP for at afmelde. Privatliv: {privacy_url}"
+            ),
+            Locale::Nb => format!(
+                "{company}: Takk, du er nå påmeldt våre SMS-er{often}. Vanlig SMS-takst. Svar STOPP for å melde deg av. Personvern: {privacy_url}"
+            ),
+            Locale::Sv => format!(
+                "{company}: Tack, du får nu våra SMS{often}. Vanlig SMS-taxa. Svara STOPP för att avsluta. Integritet: {privacy_url}"
+            ),
+            Locale::En => format!(
+                "{company}: Thanks, you are signed up for our texts{often}. Message and data rates may apply. Reply STOP to opt out. Privacy: {privacy_url}"
+            ),
+        }
+    }
+
+    pub fn stopped(locale: Locale, company: &str) -> String {
+        match locale {
+            Locale::Da => format!(
+                "{company}: Du er afmeldt og får ikke flere SMS'er fra os. Svar START for at tilmelde dig igen."
+            ),
+            Locale::Nb => format!(
+                "{company}: Du er meldt av og får ikke flere SMS-er fra oss. Svar START for å melde deg på igjen."
+            ),
+            Locale::Sv => format!(
+                "{company}: Du är avregistrerad och får inga fler SMS från oss. Svara START för att anmäla dig igen."
+            ),
+            Locale::En => format!(
+                "{company}: You are unsubscribed and will get no more texts from us. Reply START to subscribe again."
+            ),
+        }
+    }
+
+    pub fn restarted(locale: Locale, company: &str) -> String {
+        match locale {
+            Locale::Da => format!("{company}: Velkommen tilbage, du får igen vores SMS'er. Svar STOP for at afmelde."),
+            Locale::Nb => {
+                format!("{company}: Velkommen tilbake, du får igjen SMS-ene våre. Svar STOPP for å melde deg av.")
+            }
+            Locale::Sv => format!("{company}: Välkommen tillbaka, du får våra SMS igen. Svara STOPP för att avsluta."),
+            Locale::En => format!("{company}: Welcome back, you will get our texts again. Reply STOP to opt out."),
+        }
+    }
+
+    pub fn help(locale: Locale, company: &str, privacy_url: &str) -> String {
+        match locale {
+            Locale::Da => format!(
+                "{company}: SMS-nyheder fra {company}. Svar STOP for at afmelde. Hjælp og privatliv: {privacy_url}"
+            ),
+            Locale::Nb => format!(
+                "{company}: SMS-nyheter fra {company}. Svar STOPP for å melde deg av. Hjelp og personvern: {privacy_url}"
+            ),
+            Locale::Sv => format!(
+                "{company}: SMS-nyheter från {company}. Svara STOPP för att avsluta. Hjälp och integritet: {privacy_url}"
+            ),
+            Locale::En => {
+                format!("{company}: Texts from {company}. Reply STOP to opt out. Help and privacy: {privacy_url}")
+            }
+        }
+    }
+
+    /// An answer that is no keyword, from a number with a pending request (sent at most once).
+    pub fn hint(locale: Locale, company: &str) -> String {
+        match locale {
+            Locale::Da => format!("{company}: Svar JA for at bekræfte din tilmelding, eller STOP for at afmelde."),
+            Locale::Nb => format!("{company}: Svar JA for å bekrefte påmeldingen, eller STOPP for å melde deg av."),
+            Locale::Sv => format!("{company}: Svara JA för att bekräfta din anmälan, eller STOPP för att avsluta."),
+            Locale::En => format!("{company}: Reply YES to confirm your sign-up, or STOP to opt out."),
+        }
+    }
+
+    /// A confirmation reply from a number with several pending requests: which one is meant?
+    pub fn ambiguous(locale: Locale) -> String {
+        match locale {
+            Locale::Da => "Du har flere ventende tilmeldinger. Bekræft med koden fra SMS'en på siden, hvor du tilmeldte dig.".to_owned(),
+            Locale::Nb => "Du har flere ventende påmeldinger. Bekreft med koden fra SMS-en på siden der du meldte deg på.".to_owned(),
+            Locale::Sv => "Du har flera väntande anmälningar. Bekräfta med koden från SMS:et på sidan där du anmälde dig.".to_owned(),
+            Locale::En => "You have several pending sign-ups. Please confirm with the code from the text on the page where you signed up.".to_owned(),
+        }
+    }
+}
+
+/// The sign-up flow after the landing form: errors, the code page, outcomes. `{phone}`,
+/// `{country}`, `{n}`, `{sender}` are replaced where they appear.
+pub struct FlowStrings {
+    pub err_phone_empty: &'static str,
+    pub err_phone_invalid: &'static str,
+    pub err_phone_not_mobile: &'static str,
+    pub err_phone_country: &'static str,
+    pub err_phone_too_long: &'static str,
+    pub err_consent: &'static str,
+    pub err_category: &'static str,
+    pub limited_title: &'static str,
+    pub limited_body: &'static str,
+    pub form_expired_title: &'static str,
+    pub form_expired_body: &'static str,
+    pub already_title: &'static str,
+    pub already_body: &'static str,
+    pub opted_out_title: &'static str,
+    pub opted_out_body: &'static str,
+    pub code_title: &'static str,
+    pub code_body: &'static str,
+    pub code_label: &'static str,
+    pub code_button: &'static str,
+    pub resend_button: &'static str,
+    pub resend_sent: &'static str,
+    pub resend_wait: &'static str,
+    pub resend_no_more: &'static str,
+    pub wrong_code: &'static str,
+    pub locked_title: &'static str,
+    pub locked_body: &'static str,
+    pub expired_title: &'static str,
+    pub expired_body: &'static str,
+    pub sms_failed: &'static str,
+    pub confirmed_title: &'static str,
+    pub confirmed_body: &'static str,
+    pub back_to_form: &'static str,
+}
+
+pub fn flow(locale: Locale) -> &'static FlowStrings {
+    match locale {
+        Locale::Da => &FlowStrings {
+            err_phone_empty: "Skriv dit mobilnummer.",
+            err_phone_invalid: "Det ligner ikke et gyldigt telefonnummer. Tjek cifrene og landekoden.",
+            err_phone_not_mobile: "Det er ikke et mobilnummer. Skriv et nummer, der kan modtage SMS.",
+            err_phone_country: "Vi kan kun sende SMS til numre fra de lande, butikken sender til (ikke {country}).",
+            err_phone_too_long: "Nummeret er for langt.",
+            err_consent: "Sæt flueben, hvis du vil give samtykke. Uden det sender vi ingen SMS.",
+            err_category: "Vælg emner fra listen.",
+            limited_title: "Prøv igen senere",
+            limited_body: "Der er sendt mange SMS'er herfra eller til dette nummer det seneste døgn. Prøv igen i morgen.",
+            form_expired_title: "Formularen er udløbet",
+            form_expired_body: "Gå tilbage og udfyld formularen igen.",
+            already_title: "Du er allerede tilmeldt",
+            already_body: "Dette nummer modtager allerede vores SMS'er. Du behøver ikke gøre mere.",
+            opted_out_title: "Nummeret er afmeldt",
+            opted_out_body: "Dette nummer har tidligere svaret STOP. Vil du have SMS'er igen, så send START til {sender}.",
+            code_title: "Bekræft dit nummer",
+            code_body: "Vi har sendt en SMS til {phone}. Svar JA på den, eller skriv koden fra SMS'en her.",
+            code_label: "Kode fra SMS'en",
+            code_button: "Bekræft",
+            resend_button: "Send koden igen",
+            resend_sent: "Vi har sendt en ny kode. Den gamle virker ikke længere.",
+            resend_wait: "Vent {n} sekunder, før du beder om en ny kode.",
+            resend_no_more: "Vi kan ikke sende flere koder til denne tilmelding.",
+            wrong_code: "Koden passer ikke. Du har {n} forsøg tilbage.",
+            locked_title: "For mange forkerte koder",
+            locked_body: "Tilmeldingen er låst af sikkerhedshensyn. Du kan stadig svare JA på SMS'en, eller starte forfra.",
+            expired_title: "Tilmeldingen er udløbet",
+            expired_body: "Du bekræftede ikke i tide. Udfyld formularen igen, så sender vi en ny kode.",
+            sms_failed: "Vi kunne ikke sende en SMS til nummeret. Tjek det og prøv igen.",
+            confirmed_title: "Tak, du er tilmeldt",
+            confirmed_body: "Dit samtykke er registreret. Du kan altid afmelde dig ved at svare STOP på en SMS fra os.",
+            back_to_form: "Til formularen",
+        },
+        Locale::Nb => &FlowStrings {
+            err_phone_empty: "Skriv mobilnummeret ditt.",
+            err_phone_invalid: "Dette ser ikke ut som et gyldig telefonnummer. Sjekk sifrene og landskoden.",
+            err_phone_not_mobile: "Dette er ikke et mobilnummer. Skriv et nummer som kan motta SMS.",
+            err_phone_country: "Vi kan bare sende SMS til numre fra landene butikken sender til (ikke {country}).",
+            err_phone_too_long: "Nummeret er for langt.",
+            err_consent: "Kryss av hvis du vil gi samtykke. Uten det sender vi ingen SMS.",
+            err_category: "Velg emner fra listen.",
+            limited_title: "Prøv igjen senere",
+            limited_body: "Det er sendt mange SMS-er herfra eller til dette nummeret det siste døgnet. Prøv igjen i morgen.",
+            form_expired_title: "Skjemaet er utløpt",
+            form_expired_body: "Gå tilbake og fyll ut skjemaet på nytt.",
+            already_title: "Du er allerede påmeldt",
+            already_body: "Dette nummeret får allerede SMS-ene våre. Du trenger ikke gjøre mer.",
+            opted_out_title: "Nummeret er meldt av",
+            opted_out_body: "Dette nummeret har tidligere svart STOPP. Vil du ha SMS igjen, send START til {sender}.",
+            code_title: "Bekreft nummeret ditt",
+            code_body: "Vi har sendt en SMS til {phone}. Svar JA på den, eller skriv koden fra SMS-en her.",
+            code_label: "Kode fra SMS-en",
+            code_button: "Bekreft",
+            resend_button: "Send koden på nytt",
+            resend_sent: "Vi har sendt en ny kode. Den gamle virker ikke lenger.",
+            resend_wait: "Vent {n} sekunder før du ber om en ny kode.",
+            resend_no_more: "Vi kan ikke sende flere koder til denne påmeldingen.",
+            wrong_code: "Koden stemmer ikke. Du har {n} forsøk igjen.",
+            locked_title: "For mange feil koder",
+            locked_body: "Påmeldingen er låst av sikkerhetshensyn. Du kan fortsatt svare JA på SMS-en, eller begynne på nytt.",
+            expired_title: "Påmeldingen er utløpt",
+            expired_body: "Du bekreftet ikke i tide. Fyll ut skjemaet på nytt, så sender vi en ny kode.",
+            sms_failed: "Vi kunne ikke sende en SMS til nummeret. Sjekk det og prøv igjen.",
+            confirmed_title: "Takk, du er påmeldt",
+            confirmed_body: "Samtykket ditt er registrert. Du kan alltid melde deg av ved å svare STOPP på en SMS fra oss.",
+            back_to_form: "Til skjemaet",
+        },
+        Locale::Sv => &FlowStrings {
+            err_phone_empty: "Skriv ditt mobilnummer.",
+            err_phone_invalid: "Det ser inte ut som ett giltigt telefonnummer. Kontrollera siffrorna och landsnumret.",
+            err_phone_not_mobile: "Det är inte ett mobilnummer. Skriv ett nummer som kan ta emot SMS.",
+            err_phone_country: "Vi kan bara skicka SMS till nummer från de länder butiken skickar till (inte {country}).",
+            err_phone_too_long: "Numret är för långt.",
+            err_consent: "Kryssa i rutan om du vill ge ditt samtycke. Utan det skickar vi inga SMS.",
+            err_category: "Välj ämnen från listan.",
+            limited_title: "Försök igen senare",
+            limited_body: "Många SMS har skickats härifrån eller till det här numret det senaste dygnet. Försök igen i morgon.",
+            form_expired_title: "Formuläret har gått ut",
+            form_expired_body: "Gå tillbaka och fyll i formuläret igen.",
+            already_title: "Du är redan anmäld",
+            already_body: "Det här numret får redan våra SMS. Du behöver inte göra något mer.",
+            opted_out_title: "Numret är avregistrerat",
+            opted_out_body: "Det här numret har tidigare svarat STOPP. Vill du få SMS igen, skicka START till {sender}.",
+            code_title: "Bekräfta ditt nummer",
+            code_body: "Vi har skickat ett SMS till {phone}. Svara JA på det, eller skriv koden från SMS:et här.",
+            code_label: "Kod från SMS:et",
+            code_button: "Bekräfta",
+            resend_button: "Skicka koden igen",
+            resend_sent: "Vi har skickat en ny kod. Den gamla gäller inte längre.",
+            resend_wait: "Vänta {n} sekunder innan du ber om en ny kod.",
+            resend_no_more: "Vi kan inte skicka fler koder för den här anmälan.",
+            wrong_code: "Koden stämmer inte. Du har {n} försök kvar.",
+            locked_title: "För många felaktiga koder",
+            locked_body: "Anmälan är låst av säkerhetsskäl. Du kan fortfarande svara JA på SMS:et, eller börja om.",
+            expired_title: "Anmälan har gått ut",
+            expired_body: "Du bekräftade inte i tid. Fyll i formuläret igen så skickar vi en ny kod.",
+            sms_failed: "Vi kunde inte skicka ett SMS till numret. Kontrollera det och försök igen.",
+            confirmed_title: "Tack, du är anmäld",
+            confirmed_body: "Ditt samtycke är registrerat. Du kan alltid avsluta genom att svara STOPP på ett SMS från oss.",
+            back_to_form: "Till formuläret",
+        },
+        Locale::En => &FlowStrings {
+            err_phone_empty: "Enter your mobile number.",
+            err_phone_invalid: "That does not look like a valid phone number. Check the digits and the country code.",
+            err_phone_not_mobile: "That is not a mobile number. Enter a number that can receive text messages.",
+            err_phone_country: "We can only text numbers from the countries this shop serves (not {country}).",
+            err_phone_too_long: "The number is too long.",
+            err_consent: "Tick the box if you want to give your consent. Without it we send no texts.",
+            err_category: "Choose topics from the list.",
+            limited_title: "Please try again later",
+            limited_body: "Many texts were sent from here or to this number in the last day. Please try again tomorrow.",
+            form_expired_title: "The form has expired",
+            form_expired_body: "Go back and fill in the form again.",
+            already_title: "You are already signed up",
+            already_body: "This number already receives our texts. There is nothing more to do.",
+            opted_out_title: "This number has opted out",
+            opted_out_body: "This number replied STOP before. To get texts again, send START to {sender}.",
+            code_title: "Confirm your number",
+            code_body: "We sent a text to {phone}. Reply YES to it, or type the code from the text here.",
+            code_label: "Code from the text",
+            code_button: "Confirm",
+            resend_button: "Send the code again",
+            resend_sent: "We sent a new code. The old one no longer works.",
+            resend_wait: "Please wait {n} seconds before asking for a new code.",
+            resend_no_more: "We cannot send more codes for this sign-up.",
+            wrong_code: "That code is not right. You have {n} attempts left.",
+            locked_title: "Too many wrong codes",
+            locked_body: "This sign-up is locked for your security. You can still reply YES to the text, or start again.",
+            expired_title: "This sign-up has expired",
+            expired_body: "It was not confirmed in time. Fill in the form again and we will send a new code.",
+            sms_failed: "We could not send a text to that number. Please check it and try again.",
+            confirmed_title: "Thank you, you are signed up",
+            confirmed_body: "Your consent is recorded. You can always opt out by replying STOP to any of our texts.",
+            back_to_form: "Back to the form",
+        },
+    }
+}

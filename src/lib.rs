@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod routes;
 pub mod signing;
+pub mod sms;
 pub mod startup;
 pub mod telemetry;
 pub mod workspace;

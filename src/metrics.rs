@@ -39,7 +39,16 @@ pub struct Metrics {
     pub tracking_events: Counter,
     pub tracking_events_dropped: Counter,
     pub unsubscribes: Counter,
+    pub sms_sent: Counter,
+    pub sms_failed: Counter,
+    pub sms_retried: Counter,
+    pub inbound_sms: Counter,
+    pub webhook_rejected: Counter,
+    /// Double-opt-in limits hit, by kind (token, phone, ip, country, workspace, resend).
+    pub limit_hits: [Counter; 6],
 }
+
+const LIMIT_KINDS: [&str; 6] = ["token", "phone", "ip", "country", "workspace", "resend"];
 
 pub static METRICS: Metrics = Metrics {
     emails_sent: Counter::new(),
@@ -49,9 +58,28 @@ pub static METRICS: Metrics = Metrics {
     tracking_events: Counter::new(),
     tracking_events_dropped: Counter::new(),
     unsubscribes: Counter::new(),
+    sms_sent: Counter::new(),
+    sms_failed: Counter::new(),
+    sms_retried: Counter::new(),
+    inbound_sms: Counter::new(),
+    webhook_rejected: Counter::new(),
+    limit_hits: [
+        Counter::new(),
+        Counter::new(),
+        Counter::new(),
+        Counter::new(),
+        Counter::new(),
+        Counter::new(),
+    ],
 };
 
 impl Metrics {
+    pub fn limit_hit(&self, kind: &str) {
+        if let Some(i) = LIMIT_KINDS.iter().position(|k| *k == kind) {
+            self.limit_hits[i].inc();
+        }
+    }
+
     /// The counters in Prometheus text exposition format, plus any gauges passed in.
     pub fn render(&self, gauges: &[Gauge<'_>]) -> String {
         let mut out = String::new();
@@ -98,6 +126,14 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 counter.get()
             );
+        }
+        let name = "optbridge_doi_limit_hits_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Double-opt-in SMS refused by an abuse limit\n# TYPE {name} counter"
+        );
+        for (kind, counter) in LIMIT_KINDS.iter().zip(&self.limit_hits) {
+            let _ = writeln!(out, "{name}{{limit=\"{kind}\"}} {}", counter.get());
         }
         for Gauge { name, help, samples } in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");

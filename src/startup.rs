@@ -17,6 +17,7 @@ use crate::links::Keyring;
 use crate::mail::dkim::DkimSigner;
 use crate::mail::{Mailer, SmtpMailer};
 use crate::outbox::worker::{WorkerConfig, WorkerContext, WorkerPool};
+use crate::sms::provider::{SmsSender, TwilioClient};
 use crate::{routes, signing};
 
 /// Shared by every request handler.
@@ -28,6 +29,8 @@ pub struct AppState {
     pub campaigns: PublicCampaigns,
     /// Wakes this process's outbox workers when a request enqueued work.
     pub wake: Arc<Notify>,
+    /// The number or name SMS come from (people text START to it).
+    pub sms_sender: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,16 @@ pub fn build_mailer(settings: &Settings, db: &Db) -> Result<Mailer, StartupError
     }
 }
 
+/// The SMS provider `SMS_PROVIDER` asks for, or the dev outbox.
+pub fn build_sms_sender(settings: &Settings, db: &Db) -> Result<SmsSender, StartupError> {
+    match &settings.sms {
+        SmsProviderSettings::DevOutbox => Ok(SmsSender::DevOutbox(db.clone())),
+        SmsProviderSettings::Twilio(t) => TwilioClient::new(t.clone(), &settings.base_url, settings.sms_timeout)
+            .map(|c| SmsSender::Twilio(Box::new(c)))
+            .map_err(StartupError::Config),
+    }
+}
+
 /// Everything an outbox worker needs, from the settings.
 pub async fn worker_context(
     settings: &Settings,
@@ -115,10 +128,13 @@ pub async fn worker_context(
         retry_max: o.retry_max,
         send_concurrency: o.send_concurrency,
     };
+    let sms = build_sms_sender(settings, db)?;
     Ok(Arc::new(WorkerContext::new(
         db.clone(),
         mailer,
         dkim,
+        sms,
+        settings.quiet_hours,
         keyring,
         settings.base_url.clone(),
         config,
@@ -160,7 +176,9 @@ impl Application {
         let worker_ctx = worker_context(&settings, &db, wake.clone()).await?;
         let workers = (run_workers && settings.outbox.workers > 0).then(|| WorkerPool::spawn(worker_ctx.clone()));
         let (tracking, tracking_writer) = TrackingBuffer::spawn(db.clone());
-        let dev_outbox = settings.smtp_url.is_none() || settings.sms == SmsProviderSettings::DevOutbox;
+        let dev_mail = settings.smtp_url.is_none();
+        let dev_sms = settings.sms == SmsProviderSettings::DevOutbox;
+        let twilio = !dev_sms;
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),
@@ -168,12 +186,13 @@ impl Application {
             tracking,
             campaigns: PublicCampaigns::default(),
             wake,
+            sms_sender: worker_ctx.sms.sender(),
         });
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(crate::telemetry::RequestLog)
                 .app_data(state.clone())
-                .configure(|cfg| routes::configure(cfg, dev_outbox))
+                .configure(|cfg| routes::configure(cfg, dev_mail, dev_sms, twilio))
         });
         if let Some(n) = settings.http_workers {
             server = server.workers(n);

@@ -361,7 +361,7 @@ pub fn request_send(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<C
         diesel::update(campaigns::table.find(id))
             .set((campaigns::status.eq("sending"), campaigns::send_requested_at.eq(now)))
             .execute(conn)?;
-        outbox::enqueue(conn, workspace_id, JobKind::CampaignExpand, id, now)?;
+        outbox::enqueue(conn, Some(workspace_id), JobKind::CampaignExpand, id, now)?;
         Ok(Campaign {
             status: "sending".into(),
             send_requested_at: Some(now),

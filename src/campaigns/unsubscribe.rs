@@ -2,17 +2,29 @@
 
 use diesel::prelude::*;
 
+use crate::consent::ledger::{self, LedgerKind, NewEntry};
 use crate::contacts;
 use crate::db::schema::{contacts as contacts_table, invitations};
 use crate::db::{self, DbConn, DbError};
 use crate::funnel::{self, Metric};
+
+#[derive(Queryable)]
+struct Recipient {
+    workspace_id: String,
+    campaign_id: String,
+    variant: String,
+    locale: String,
+    unsubscribed_at: Option<chrono::NaiveDateTime>,
+    email: String,
+    contact_id: String,
+}
 
 /// Unsubscribes the contact an invitation went to. Idempotent: the suppression and the funnel
 /// count happen once, later calls succeed without changing anything. Returns `false` when the
 /// invitation does not exist.
 pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Result<bool, DbError> {
     db::write_tx(conn, |conn| {
-        let found: Option<(String, String, String, String, Option<chrono::NaiveDateTime>, String)> = invitations::table
+        let found: Option<Recipient> = invitations::table
             .inner_join(contacts_table::table)
             .filter(invitations::id.eq(invitation_id))
             .select((
@@ -22,19 +34,46 @@ pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Resu
                 invitations::locale,
                 invitations::unsubscribed_at,
                 contacts_table::email_normalized,
+                contacts_table::id,
             ))
             .first(conn)
             .optional()?;
-        let Some((workspace_id, campaign_id, variant, locale, already, email)) = found else {
+        let Some(Recipient {
+            workspace_id,
+            campaign_id,
+            variant,
+            locale,
+            unsubscribed_at: already,
+            email,
+            contact_id,
+        }) = found
+        else {
             return Ok(false);
         };
-        contacts::suppress(
+        let newly = contacts::suppress(
             conn,
             &workspace_id,
             "email",
             &email,
             &format!("unsubscribed ({source})"),
         )?;
+        if newly {
+            ledger::append(
+                conn,
+                &workspace_id,
+                &[NewEntry {
+                    contact_id: Some(&contact_id),
+                    kind: LedgerKind::EmailUnsubscribed,
+                    at: db::now(),
+                    payload: serde_json::json!({
+                        "email": email,
+                        "via": source,
+                        "campaign_id": campaign_id,
+                        "invitation_id": invitation_id,
+                    }),
+                }],
+            )?;
+        }
         if already.is_none() {
             let now = db::now();
             diesel::update(invitations::table.find(invitation_id))

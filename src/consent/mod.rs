@@ -1,3 +1,6 @@
-//! Consent: text versions now; the consent ledger and evidence build on them.
+//! Consent: text versions, the double opt-in, the ledger of every permission event.
 
+pub mod doi;
+pub mod history;
+pub mod ledger;
 pub mod texts;

@@ -14,6 +14,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::consent::ledger;
 use crate::db::schema::contacts;
 use crate::db::{self, DbConn, DbError};
 use crate::domain::{EmailAddress, Locale};
@@ -475,6 +476,22 @@ fn write_batch_tx(
         });
     }
     let imported = new_rows.len() as u64;
+    // The email permission each new contact arrives with is the first entry of its consent history.
+    let entries: Vec<ledger::NewEntry<'_>> = new_rows
+        .iter()
+        .map(|c| ledger::NewEntry {
+            contact_id: Some(&c.id),
+            kind: ledger::LedgerKind::EmailPermissionImported,
+            at: now,
+            payload: serde_json::json!({
+                "email": c.email,
+                "email_consent_at": c.email_consent_at.map(|t| t.and_utc().to_rfc3339()),
+                "email_consent_source": c.email_consent_source,
+                "via": "csv import",
+            }),
+        })
+        .collect();
+    ledger::append(conn, workspace_id, &entries)?;
     // Bulk insert is backend-specific in diesel's MultiConnection: one multi-row INSERT on
     // SQLite, binary COPY on PostgreSQL (faster than a 12,000-parameter INSERT).
     match conn {

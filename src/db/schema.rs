@@ -135,7 +135,7 @@ diesel::table! {
 diesel::table! {
     outbox_jobs (id) {
         id -> Text,
-        workspace_id -> Text,
+        workspace_id -> Nullable<Text>,
         kind -> Text,
         ref_id -> Text,
         cursor -> Nullable<Text>,
@@ -190,6 +190,102 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    consent_requests (id) {
+        id -> Text,
+        workspace_id -> Text,
+        contact_id -> Text,
+        invitation_id -> Nullable<Text>,
+        campaign_id -> Nullable<Text>,
+        variant -> Nullable<Text>,
+        locale -> Text,
+        phone -> Text,
+        country -> Text,
+        consent_text_id -> Text,
+        consent_text_sha256 -> Text,
+        categories -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        token_jti -> Nullable<Text>,
+        code_hash -> Text,
+        code_attempts -> Integer,
+        status -> Text,
+        sms_sent -> Integer,
+        last_sms_at -> Nullable<Timestamp>,
+        hint_sent -> Bool,
+        submitted_at -> Timestamp,
+        expires_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        confirmed_via -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sms_subscriptions (id) {
+        id -> Text,
+        workspace_id -> Text,
+        contact_id -> Text,
+        phone -> Text,
+        status -> Text,
+        consent_request_id -> Text,
+        categories -> Text,
+        confirmed_at -> Timestamp,
+        withdrawn_at -> Nullable<Timestamp>,
+        withdrawn_via -> Nullable<Text>,
+        last_used_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consent_ledger (id) {
+        id -> Text,
+        workspace_id -> Text,
+        seq -> BigInt,
+        contact_id -> Nullable<Text>,
+        kind -> Text,
+        at -> Timestamp,
+        payload -> Nullable<Text>,
+        payload_hash -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+        redacted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sms_messages (id) {
+        id -> Text,
+        workspace_id -> Text,
+        consent_request_id -> Nullable<Text>,
+        kind -> Text,
+        phone -> Text,
+        country -> Text,
+        body -> Text,
+        status -> Text,
+        provider_sid -> Nullable<Text>,
+        error -> Nullable<Text>,
+        attempts -> Integer,
+        not_before -> Timestamp,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        status_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    inbound_messages (id) {
+        id -> Text,
+        message_sid -> Text,
+        phone -> Text,
+        to_number -> Text,
+        body -> Text,
+        received_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(contacts -> workspaces (workspace_id));
 diesel::joinable!(suppressions -> workspaces (workspace_id));
@@ -199,6 +295,10 @@ diesel::joinable!(campaigns -> consent_texts (consent_text_id));
 diesel::joinable!(campaign_variants -> campaigns (campaign_id));
 diesel::joinable!(invitations -> campaigns (campaign_id));
 diesel::joinable!(invitations -> contacts (contact_id));
+diesel::joinable!(consent_requests -> contacts (contact_id));
+diesel::joinable!(consent_requests -> consent_texts (consent_text_id));
+diesel::joinable!(sms_subscriptions -> consent_requests (consent_request_id));
+diesel::joinable!(sms_messages -> consent_requests (consent_request_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
@@ -214,4 +314,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     funnel_events,
     funnel_counts,
     dev_messages,
+    consent_requests,
+    sms_subscriptions,
+    consent_ledger,
+    sms_messages,
+    inbound_messages,
 );

@@ -3,7 +3,9 @@
 mod country;
 mod email_address;
 mod locale;
+mod mobile_number;
 
 pub use country::CountryCode;
 pub use email_address::{EmailAddress, EmailAddressError};
 pub use locale::Locale;
+pub use mobile_number::{MobileNumber, PhoneError};

@@ -22,6 +22,10 @@ pub enum JobKind {
     CampaignExpand,
     /// Send one invitation email (`ref_id` = invitation).
     InvitationEmail,
+    /// Send one SMS (`ref_id` = sms message).
+    Sms,
+    /// Act on one SMS reply (`ref_id` = inbound message).
+    InboundSms,
 }
 
 impl JobKind {
@@ -29,6 +33,8 @@ impl JobKind {
         match self {
             Self::CampaignExpand => "campaign_expand",
             Self::InvitationEmail => "invitation_email",
+            Self::Sms => "sms",
+            Self::InboundSms => "inbound_sms",
         }
     }
 
@@ -36,6 +42,8 @@ impl JobKind {
         match raw {
             "campaign_expand" => Some(Self::CampaignExpand),
             "invitation_email" => Some(Self::InvitationEmail),
+            "sms" => Some(Self::Sms),
+            "inbound_sms" => Some(Self::InboundSms),
             _ => None,
         }
     }
@@ -46,7 +54,7 @@ impl JobKind {
 #[diesel(table_name = outbox_jobs)]
 pub struct Job {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: Option<String>,
     pub kind: String,
     pub ref_id: String,
     pub cursor: Option<String>,
@@ -59,7 +67,7 @@ pub struct Job {
 #[diesel(table_name = outbox_jobs, treat_none_as_default_value = false)]
 struct NewJob<'a> {
     id: String,
-    workspace_id: &'a str,
+    workspace_id: Option<&'a str>,
     kind: &'static str,
     ref_id: &'a str,
     cursor: Option<&'a str>,
@@ -71,7 +79,7 @@ struct NewJob<'a> {
     created_at: NaiveDateTime,
 }
 
-fn new_job<'a>(workspace_id: &'a str, kind: JobKind, ref_id: &'a str, run_after: NaiveDateTime) -> NewJob<'a> {
+fn new_job<'a>(workspace_id: Option<&'a str>, kind: JobKind, ref_id: &'a str, run_after: NaiveDateTime) -> NewJob<'a> {
     NewJob {
         id: db::new_id(),
         workspace_id,
@@ -91,7 +99,7 @@ fn new_job<'a>(workspace_id: &'a str, kind: JobKind, ref_id: &'a str, run_after:
 /// transaction that makes the job necessary.
 pub fn enqueue(
     conn: &mut DbConn,
-    workspace_id: &str,
+    workspace_id: Option<&str>,
     kind: JobKind,
     ref_id: &str,
     run_after: NaiveDateTime,
@@ -122,7 +130,7 @@ pub fn enqueue_new_batch(
     }
     let rows: Vec<NewJob<'_>> = ref_ids
         .iter()
-        .map(|r| new_job(workspace_id, kind, r, run_after))
+        .map(|r| new_job(Some(workspace_id), kind, r, run_after))
         .collect();
     match conn {
         DbConn::Sqlite(c) => diesel::insert_into(outbox_jobs::table).values(&rows).execute(c)?,
@@ -201,6 +209,23 @@ pub fn retry_later(
         outbox_jobs::lease_owner.eq(None::<String>),
         outbox_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
         outbox_jobs::last_error.eq(truncate(error, 1000)),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Puts a job back for later without counting the attempt (it was not tried: quiet hours).
+pub fn defer(conn: &mut DbConn, owner: &str, job_id: &str, run_after: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(
+        outbox_jobs::table
+            .filter(outbox_jobs::id.eq(job_id))
+            .filter(outbox_jobs::lease_owner.eq(owner)),
+    )
+    .set((
+        outbox_jobs::run_after.eq(run_after),
+        outbox_jobs::lease_owner.eq(None::<String>),
+        outbox_jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+        outbox_jobs::attempts.eq(outbox_jobs::attempts - 1),
     ))
     .execute(conn)?;
     Ok(())

@@ -24,6 +24,8 @@ use crate::mail::dkim::DkimSigner;
 use crate::mail::invitation::{self, InvitationContent};
 use crate::mail::{Mailer, SendError};
 use crate::metrics::METRICS;
+use crate::sms::provider::SmsSender;
+use crate::sms::quiet_hours::QuietHours;
 use crate::workspace::{self, Workspace};
 
 #[derive(Debug, Clone)]
@@ -48,6 +50,9 @@ pub struct WorkerContext {
     pub db: Db,
     pub mailer: Mailer,
     pub dkim: Option<Arc<DkimSigner>>,
+    pub sms: SmsSender,
+    /// When messages that do not answer the recipient's own action may go out.
+    pub quiet_hours: QuietHours,
     pub keyring: Arc<Keyring>,
     pub base_url: Url,
     pub config: WorkerConfig,
@@ -88,10 +93,13 @@ impl From<diesel::result::Error> for WorkerError {
 }
 
 impl WorkerContext {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Db,
         mailer: Mailer,
         dkim: Option<Arc<DkimSigner>>,
+        sms: SmsSender,
+        quiet_hours: QuietHours,
         keyring: Arc<Keyring>,
         base_url: Url,
         config: WorkerConfig,
@@ -101,6 +109,8 @@ impl WorkerContext {
             db,
             mailer,
             dkim,
+            sms,
+            quiet_hours,
             keyring,
             base_url,
             config,
@@ -214,9 +224,13 @@ pub async fn dispatch_once(ctx: &WorkerContext, owner: &str) -> Result<usize, Wo
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
     let claimed = jobs.len();
     let mut emails = Vec::new();
+    let mut sms = Vec::new();
+    let mut inbound = Vec::new();
     for job in jobs {
         match JobKind::parse(&job.kind) {
             Some(JobKind::InvitationEmail) => emails.push(job),
+            Some(JobKind::Sms) => sms.push(job),
+            Some(JobKind::InboundSms) => inbound.push(job),
             Some(JobKind::CampaignExpand) => expand_campaign(ctx, owner, job).await?,
             None => {
                 tracing::error!(
@@ -226,6 +240,13 @@ pub async fn dispatch_once(ctx: &WorkerContext, owner: &str) -> Result<usize, Wo
                 );
             }
         }
+    }
+    // Replies first: a confirmation queues the receipt this same round.
+    if !inbound.is_empty() {
+        crate::sms::dispatch::process_inbound(ctx, owner, inbound).await?;
+    }
+    if !sms.is_empty() {
+        crate::sms::dispatch::send_batch(ctx, owner, sms).await?;
     }
     if !emails.is_empty() {
         send_invitations(ctx, owner, emails).await?;

@@ -12,12 +12,17 @@ use crate::mail::DevMail;
 use crate::routes::pages;
 use crate::startup::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure_mail(cfg: &mut web::ServiceConfig) {
     cfg.service(mail_list)
         .service(mail_show)
         .service(mail_html)
-        .service(mail_raw)
-        .service(stylesheet);
+        .service(mail_raw);
+}
+
+/// `/dev/sms`: each phone's thread, and a form to answer as the phone would; the answer goes
+/// through the same inbound handling as a provider's webhook.
+pub fn configure_sms(cfg: &mut web::ServiceConfig) {
+    cfg.service(sms_threads).service(sms_reply);
 }
 
 #[derive(Template)]
@@ -121,11 +126,117 @@ async fn mail_raw(req: HttpRequest, state: web::Data<AppState>, id: web::Path<St
 }
 
 #[get("/assets/dev.css")]
-async fn stylesheet() -> HttpResponse {
+pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/css; charset=utf-8"),
         ))
         .body(include_str!("../../assets/dev.css"))
+}
+
+/// One phone's conversation with optbridge.
+struct Thread {
+    phone: String,
+    messages: Vec<DevMail>,
+}
+
+#[derive(Template)]
+#[template(path = "dev/sms.html")]
+struct SmsThreads {
+    threads: Vec<Thread>,
+    sender: String,
+}
+
+#[get("/dev/sms")]
+async fn sms_threads(state: web::Data<AppState>) -> HttpResponse {
+    let loaded = state
+        .db
+        .run(|conn| {
+            dev_messages::table
+                .filter(dev_messages::channel.eq("sms"))
+                .order(dev_messages::created_at.desc())
+                .limit(500)
+                .select(DevMail::as_select())
+                .load(conn)
+                .map_err(crate::db::DbError::from)
+        })
+        .await;
+    let messages = match loaded {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "dev outbox: database error");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    };
+    let mut threads: Vec<Thread> = Vec::new();
+    for m in messages {
+        let phone = if m.direction == "in" {
+            m.sender.clone()
+        } else {
+            m.recipient.clone()
+        };
+        match threads.iter_mut().find(|t| t.phone == phone) {
+            Some(t) => t.messages.push(m),
+            None => threads.push(Thread {
+                phone,
+                messages: vec![m],
+            }),
+        }
+    }
+    for t in &mut threads {
+        t.messages.reverse(); // oldest first within a thread
+    }
+    pages::render(
+        StatusCode::OK,
+        &SmsThreads {
+            threads,
+            sender: crate::sms::provider::DEV_SENDER.to_owned(),
+        },
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct Reply {
+    phone: String,
+    body: String,
+}
+
+/// Answers as the phone would: the reply is stored and processed like a provider webhook.
+#[actix_web::post("/dev/sms/reply")]
+async fn sms_reply(state: web::Data<AppState>, form: web::Form<Reply>) -> HttpResponse {
+    let Reply { phone, body } = form.into_inner();
+    if phone.trim().is_empty() || body.trim().is_empty() {
+        return HttpResponse::BadRequest().body("phone and body are required");
+    }
+    let sid = format!("DEVIN{}", crate::db::new_id().replace('-', ""));
+    let stored = state
+        .db
+        .run(move |conn| {
+            diesel::insert_into(dev_messages::table)
+                .values((
+                    dev_messages::id.eq(crate::db::new_id()),
+                    dev_messages::channel.eq("sms"),
+                    dev_messages::direction.eq("in"),
+                    dev_messages::sender.eq(&phone),
+                    dev_messages::recipient.eq(crate::sms::provider::DEV_SENDER),
+                    dev_messages::body_text.eq(&body),
+                    dev_messages::created_at.eq(crate::db::now()),
+                ))
+                .execute(conn)?;
+            crate::sms::inbound::record(conn, &sid, &phone, crate::sms::provider::DEV_SENDER, &body)
+        })
+        .await;
+    match stored {
+        Ok(_) => {
+            state.wake.notify_waiters();
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/dev/sms"))
+                .finish()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dev outbox: storing a reply failed");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
 }

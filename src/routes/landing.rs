@@ -1,17 +1,23 @@
-//! `GET /l/{token}`: the landing page where a recipient may add SMS consent.
+//! The landing page, where a recipient may add SMS consent.
 //!
-//! GET records a click and shows the form; it never changes consent state (mail scanners
-//! prefetch links). The form posts back to the same URL.
+//! - `GET /l/{token}` shows the form and records a click; it never changes consent state (mail
+//!   scanners prefetch links).
+//! - `POST /l/{token}` (phone, consent=yes, categories, csrf) records the request with its
+//!   evidence and queues the double-opt-in SMS, then redirects to the code page.
+//! - `GET /l/{token}/confirm` shows the code page; `POST …/confirm` (code, csrf) checks a code;
+//!   `POST …/resend` (csrf) sends the code again.
 
-use actix_web::http::Method;
-use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use serde_json::json;
 
 use crate::campaigns::public::PublicCampaign;
-use crate::domain::Locale;
+use crate::consent::doi::{self, CodeOutcome, DoiError, FormError, ResendOutcome, SubmitOutcome};
+use crate::domain::{Locale, PhoneError};
 use crate::funnel::tracking::{TrackingEvent, TrackingKind};
-use crate::i18n::{self, PageStrings};
+use crate::i18n::{self, FlowStrings, PageStrings};
 use crate::links::{LinkClaims, LinkPurpose};
 use crate::routes::pages;
 use crate::startup::AppState;
@@ -44,7 +50,7 @@ impl<'a> LandingPage<'a> {
     /// The form as first shown: nothing ticked (consent must be an active choice), the phone
     /// field holding the workspace's calling code.
     pub fn new(campaign: &'a PublicCampaign, claims: &LinkClaims, token: &str, csrf: String) -> Self {
-        let locale = Locale::parse(&claims.loc).unwrap_or(Locale::En);
+        let locale = locale_of(claims);
         Self {
             t: i18n::page(locale),
             company: &campaign.company,
@@ -76,6 +82,32 @@ impl<'a> LandingPage<'a> {
     }
 }
 
+#[derive(Template)]
+#[template(path = "pages/code.html")]
+struct CodePage<'a> {
+    t: &'static PageStrings,
+    f: &'static FlowStrings,
+    company: &'a str,
+    intro: String,
+    notices: Vec<String>,
+    action: String,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/message.html")]
+struct MessagePage<'a> {
+    t: &'static PageStrings,
+    company: &'a str,
+    title: &'a str,
+    body: String,
+    link: Option<(String, &'a str)>,
+}
+
+fn locale_of(claims: &LinkClaims) -> Locale {
+    Locale::parse(&claims.loc).unwrap_or(Locale::En)
+}
+
 /// Verifies a landing link and loads its campaign; `Err` is the response to send.
 pub async fn resolve(
     req: &HttpRequest,
@@ -100,18 +132,54 @@ pub async fn resolve(
 }
 
 /// Everything under `/l/` (a prefix scope, see `routes::link_scope`).
-pub async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(token) = super::link_token(&req, "/l/").map(str::to_owned) else {
+pub async fn dispatch(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let Some(rest) = req.path().strip_prefix("/l/") else {
         return pages::not_found(&req);
     };
-    match *req.method() {
-        Method::GET | Method::HEAD => show(req, state, token).await,
-        _ => HttpResponse::MethodNotAllowed().finish(),
+    let (token, action) = rest.split_once('/').unwrap_or((rest, ""));
+    if token.is_empty() {
+        return pages::not_found(&req);
+    }
+    let token = token.to_owned();
+    let form = || Form::parse(&body);
+    match (req.method().clone(), action) {
+        (Method::GET | Method::HEAD, "") => show(&req, &state, &token).await,
+        (Method::POST, "") => submit(&req, &state, &token, form()).await,
+        (Method::GET | Method::HEAD, "confirm") => code_page(&req, &state, &token, Vec::new()).await,
+        (Method::POST, "confirm") => confirm(&req, &state, &token, form()).await,
+        (Method::POST, "resend") => resend(&req, &state, &token, form()).await,
+        (_, "" | "confirm" | "resend") => HttpResponse::MethodNotAllowed().finish(),
+        _ => pages::not_found(&req),
     }
 }
 
-async fn show(req: HttpRequest, state: web::Data<AppState>, token: String) -> HttpResponse {
-    let (claims, campaign) = match resolve(&req, &state, &token).await {
+/// The posted fields (categories may repeat).
+struct Form {
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    fn parse(body: &[u8]) -> Self {
+        Self {
+            fields: url::form_urlencoded::parse(body).into_owned().collect(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+async fn show(req: &HttpRequest, state: &AppState, token: &str) -> HttpResponse {
+    let (claims, campaign) = match resolve(req, state, token).await {
         Ok(found) => found,
         Err(res) => return res,
     };
@@ -121,10 +189,352 @@ async fn show(req: HttpRequest, state: web::Data<AppState>, token: String) -> Ht
             kind: TrackingKind::Click,
             invitation_id: claims.sub.clone(),
             at: crate::db::now(),
-            ip: pages::client_ip(&req, state.settings.trust_forwarded_for),
-            user_agent: pages::user_agent(&req),
+            ip: pages::client_ip(req, state.settings.trust_forwarded_for),
+            user_agent: pages::user_agent(req),
         })
         .await;
     let csrf = state.keyring.csrf_token(&claims.jti).unwrap_or_default();
-    pages::render(StatusCode::OK, &LandingPage::new(&campaign, &claims, &token, csrf))
+    pages::render(StatusCode::OK, &LandingPage::new(&campaign, &claims, token, csrf))
+}
+
+/// The form token must be the one issued for this link.
+fn csrf_ok(state: &AppState, claims: &LinkClaims, form: &Form) -> bool {
+    form.get("csrf")
+        .is_some_and(|t| state.keyring.verify_csrf(&claims.jti, t))
+}
+
+fn message(
+    status: StatusCode,
+    claims: &LinkClaims,
+    company: &str,
+    title: &str,
+    body: String,
+    link: Option<(String, &str)>,
+) -> HttpResponse {
+    pages::render(
+        status,
+        &MessagePage {
+            t: i18n::page(locale_of(claims)),
+            company,
+            title,
+            body,
+            link,
+        },
+    )
+}
+
+fn form_expired(claims: &LinkClaims, company: &str, token: &str) -> HttpResponse {
+    let f = i18n::flow(locale_of(claims));
+    message(
+        StatusCode::FORBIDDEN,
+        claims,
+        company,
+        f.form_expired_title,
+        f.form_expired_body.to_owned(),
+        Some((format!("/l/{token}"), f.back_to_form)),
+    )
+}
+
+fn error_text(f: &FlowStrings, e: &FormError) -> String {
+    match e {
+        FormError::Phone(PhoneError::Empty) => f.err_phone_empty.to_owned(),
+        FormError::Phone(PhoneError::Invalid) => f.err_phone_invalid.to_owned(),
+        FormError::Phone(PhoneError::NotMobile) => f.err_phone_not_mobile.to_owned(),
+        FormError::Phone(PhoneError::TooLong) => f.err_phone_too_long.to_owned(),
+        FormError::Phone(PhoneError::CountryNotAllowed { country }) => {
+            f.err_phone_country.replace("{country}", country)
+        }
+        FormError::ConsentMissing => f.err_consent.to_owned(),
+        FormError::UnknownCategory(_) => f.err_category.to_owned(),
+    }
+}
+
+async fn submit(req: &HttpRequest, state: &AppState, token: &str, form: Form) -> HttpResponse {
+    let (claims, campaign) = match resolve(req, state, token).await {
+        Ok(found) => found,
+        Err(res) => return res,
+    };
+    if !csrf_ok(state, &claims, &form) {
+        tracing::info!("landing form posted without a valid form token");
+        return form_expired(&claims, &campaign.company, token);
+    }
+    let locale = locale_of(&claims);
+    let f = i18n::flow(locale);
+    let phone = form.get("phone").unwrap_or_default().to_owned();
+    let consent = form.get("consent") == Some("yes");
+    let categories = form.all("categories");
+    let submission_campaign = campaign.clone();
+    let (invitation, jti) = (claims.sub.clone(), claims.jti.clone());
+    let ip = pages::client_ip(req, state.settings.trust_forwarded_for).map(|ip| ip.to_string());
+    let user_agent = pages::user_agent(req);
+    let (phone_in, categories_in) = (phone.clone(), categories.clone());
+    let doi_settings = state.settings.doi.clone();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            doi::submit(
+                conn,
+                &doi_settings,
+                &doi::Submission {
+                    campaign: &submission_campaign,
+                    invitation_id: &invitation,
+                    token_jti: &jti,
+                    locale,
+                    phone: &phone_in,
+                    consent,
+                    categories: categories_in,
+                    ip,
+                    user_agent,
+                },
+            )
+        })
+        .await;
+    match outcome {
+        Ok(SubmitOutcome::CodeSent { .. }) => {
+            state.wake.notify_waiters();
+            see_other(&format!("/l/{token}/confirm"))
+        }
+        Ok(SubmitOutcome::AlreadyPending { .. }) => see_other(&format!("/l/{token}/confirm")),
+        Ok(SubmitOutcome::AlreadySubscribed) => message(
+            StatusCode::OK,
+            &claims,
+            &campaign.company,
+            f.already_title,
+            f.already_body.to_owned(),
+            None,
+        ),
+        Ok(SubmitOutcome::OptedOut) => message(
+            StatusCode::OK,
+            &claims,
+            &campaign.company,
+            f.opted_out_title,
+            f.opted_out_body.replace("{sender}", &state.sms_sender),
+            None,
+        ),
+        Err(DoiError::Form(errors)) => {
+            let csrf = state.keyring.csrf_token(&claims.jti).unwrap_or_default();
+            let mut page = LandingPage::new(&campaign, &claims, token, csrf);
+            page.errors = errors.iter().map(|e| error_text(f, e)).collect();
+            page.phone = phone;
+            page.consent_checked = consent;
+            for c in &mut page.categories {
+                c.checked = categories.contains(&c.name);
+            }
+            pages::render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+        Err(DoiError::Limited(_)) => message(
+            StatusCode::TOO_MANY_REQUESTS,
+            &claims,
+            &campaign.company,
+            f.limited_title,
+            f.limited_body.to_owned(),
+            None,
+        ),
+        Err(DoiError::Gone) => pages::not_found(req),
+        Err(DoiError::Db(e)) => {
+            tracing::error!(error = %e, "landing form: database error");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .finish()
+}
+
+/// `+45 •••• 3456`: enough for the person to recognize their number, little for anyone else
+/// who opens a forwarded link.
+fn masked(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    let tail: String = digits.iter().rev().take(4).rev().collect();
+    format!("•••• {tail}")
+}
+
+async fn code_page(req: &HttpRequest, state: &AppState, token: &str, notices: Vec<String>) -> HttpResponse {
+    let (claims, campaign) = match resolve(req, state, token).await {
+        Ok(found) => found,
+        Err(res) => return res,
+    };
+    let invitation = claims.sub.clone();
+    let found = state
+        .db
+        .run(move |conn| {
+            let request = doi::latest_for_invitation(conn, &invitation)?;
+            let failed = match &request {
+                Some(r) => crate::sms::outbound::latest_doi_failed(conn, &r.id)?,
+                None => false,
+            };
+            Ok::<_, crate::db::DbError>((request, failed))
+        })
+        .await;
+    let (request, sms_failed) = match found {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(error = %e, "code page: database error");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    };
+    let f = i18n::flow(locale_of(&claims));
+    let back = Some((format!("/l/{token}"), f.back_to_form));
+    let Some(request) = request else {
+        return see_other(&format!("/l/{token}"));
+    };
+    match request.status.as_str() {
+        "pending" => {
+            let mut notices = notices;
+            if sms_failed {
+                notices.push(f.sms_failed.to_owned());
+            }
+            pages::render(
+                StatusCode::OK,
+                &CodePage {
+                    t: i18n::page(locale_of(&claims)),
+                    f,
+                    company: &campaign.company,
+                    intro: f.code_body.replace("{phone}", &masked(&request.phone)),
+                    notices,
+                    action: format!("/l/{token}"),
+                    csrf: state.keyring.csrf_token(&claims.jti).unwrap_or_default(),
+                },
+            )
+        }
+        "confirmed" => message(
+            StatusCode::OK,
+            &claims,
+            &campaign.company,
+            f.confirmed_title,
+            f.confirmed_body.to_owned(),
+            None,
+        ),
+        "locked" => message(
+            StatusCode::OK,
+            &claims,
+            &campaign.company,
+            f.locked_title,
+            f.locked_body.to_owned(),
+            back,
+        ),
+        "expired" => message(
+            StatusCode::OK,
+            &claims,
+            &campaign.company,
+            f.expired_title,
+            f.expired_body.to_owned(),
+            back,
+        ),
+        _ => see_other(&format!("/l/{token}")),
+    }
+}
+
+async fn confirm(req: &HttpRequest, state: &AppState, token: &str, form: Form) -> HttpResponse {
+    let (claims, campaign) = match resolve(req, state, token).await {
+        Ok(found) => found,
+        Err(res) => return res,
+    };
+    if !csrf_ok(state, &claims, &form) {
+        return form_expired(&claims, &campaign.company, token);
+    }
+    let f = i18n::flow(locale_of(&claims));
+    let code = form.get("code").unwrap_or_default().to_owned();
+    let invitation = claims.sub.clone();
+    let evidence = json!({
+        "page": "landing code form",
+        "ip": pages::client_ip(req, state.settings.trust_forwarded_for).map(|ip| ip.to_string()),
+        "user_agent": pages::user_agent(req),
+        "link_jti": claims.jti,
+    });
+    let settings = state.settings.doi.clone();
+    let outcome = state
+        .db
+        .run(move |conn| doi::confirm_code(conn, &settings, &invitation, &code, evidence))
+        .await;
+    let back = Some((format!("/l/{token}"), f.back_to_form));
+    match outcome {
+        Ok(CodeOutcome::Confirmed) => {
+            state.wake.notify_waiters();
+            message(
+                StatusCode::OK,
+                &claims,
+                &campaign.company,
+                f.confirmed_title,
+                f.confirmed_body.to_owned(),
+                None,
+            )
+        }
+        Ok(CodeOutcome::Wrong { attempts_left }) => {
+            let mut res = code_page(
+                req,
+                state,
+                token,
+                vec![f.wrong_code.replace("{n}", &attempts_left.to_string())],
+            )
+            .await;
+            *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            res
+        }
+        Ok(CodeOutcome::Locked) => message(
+            StatusCode::OK,
+            &claims,
+            &campaign.company,
+            f.locked_title,
+            f.locked_body.to_owned(),
+            back,
+        ),
+        Ok(CodeOutcome::Expired) => message(
+            StatusCode::OK,
+            &claims,
+            &campaign.company,
+            f.expired_title,
+            f.expired_body.to_owned(),
+            back,
+        ),
+        Ok(CodeOutcome::NothingPending) => see_other(&format!("/l/{token}/confirm")),
+        Err(e) => {
+            tracing::error!(error = %e, "code confirmation failed");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+}
+
+async fn resend(req: &HttpRequest, state: &AppState, token: &str, form: Form) -> HttpResponse {
+    let (claims, campaign) = match resolve(req, state, token).await {
+        Ok(found) => found,
+        Err(res) => return res,
+    };
+    if !csrf_ok(state, &claims, &form) {
+        return form_expired(&claims, &campaign.company, token);
+    }
+    let f = i18n::flow(locale_of(&claims));
+    let invitation = claims.sub.clone();
+    let settings = state.settings.doi.clone();
+    let company = campaign.company.clone();
+    let outcome = state
+        .db
+        .run(move |conn| doi::resend(conn, &settings, &invitation, &company))
+        .await;
+    let notice = match outcome {
+        Ok(ResendOutcome::Sent) => {
+            state.wake.notify_waiters();
+            f.resend_sent.to_owned()
+        }
+        Ok(ResendOutcome::TooSoon { wait_secs }) => f.resend_wait.replace("{n}", &wait_secs.to_string()),
+        Ok(ResendOutcome::NoMore) => f.resend_no_more.to_owned(),
+        Ok(ResendOutcome::NothingPending) => return see_other(&format!("/l/{token}/confirm")),
+        Err(e) => {
+            tracing::error!(error = %e, "resend failed");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    };
+    code_page(req, state, token, vec![notice]).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phones_are_masked_to_the_last_four_digits() {
+        assert_eq!(super::masked("+4520123456"), "•••• 3456");
+    }
 }

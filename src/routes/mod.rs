@@ -7,12 +7,13 @@ pub mod landing;
 pub mod pages;
 pub mod tracking;
 pub mod unsubscribe;
+pub mod webhooks;
 
 use actix_web::web;
 
 /// Every route of the service. The dev outbox pages exist only while the dev providers are
-/// active (`dev_outbox`).
-pub fn configure(cfg: &mut web::ServiceConfig, dev_outbox: bool) {
+/// active; Twilio's webhooks only when Twilio is the SMS provider.
+pub fn configure(cfg: &mut web::ServiceConfig, dev_mail: bool, dev_sms: bool, twilio: bool) {
     cfg.service(health::healthz)
         .service(health::metrics)
         .service(pages::stylesheet)
@@ -20,8 +21,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, dev_outbox: bool) {
         .service(link_scope("/l", landing::dispatch))
         .service(link_scope("/u", unsubscribe::dispatch))
         .configure(api::configure);
-    if dev_outbox {
-        cfg.configure(dev::configure);
+    if dev_mail || dev_sms {
+        cfg.service(dev::stylesheet);
+    }
+    if dev_mail {
+        cfg.configure(dev::configure_mail);
+    }
+    if dev_sms {
+        cfg.configure(dev::configure_sms);
+    }
+    if twilio {
+        cfg.service(webhooks::inbound).service(webhooks::status);
     }
     cfg.default_service(web::to(pages::fallback));
 }

@@ -1,7 +1,9 @@
 //! One integration-test binary (linking once): every database test runs on SQLite and on
-//! PostgreSQL; `smtp_sink` is a real SMTP server for the mail tests.
+//! PostgreSQL; `smtp_sink` is a real SMTP server for the mail tests, `fake_twilio` a local
+//! Twilio Messaging API for the SMS tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fake_twilio;
 mod helpers;
 mod mail_parse;
 mod smtp_sink;
@@ -9,6 +11,7 @@ mod smtp_sink;
 mod cli;
 mod consent_texts;
 mod crash;
+mod fake_twilio_selftest;
 mod health;
 mod import;
 mod invitations;

@@ -56,9 +56,10 @@ CREATE INDEX invitations_contact ON invitations (workspace_id, contact_id);
 
 -- The durable outbox: work that must happen after a commit (send an email, expand a campaign).
 -- Workers lease rows; a row disappears when its work is done or has finally failed.
+-- workspace_id is empty for work that belongs to no workspace yet (an inbound SMS).
 CREATE TABLE outbox_jobs (
     id               TEXT PRIMARY KEY NOT NULL,
-    workspace_id     TEXT NOT NULL REFERENCES workspaces (id),
+    workspace_id     TEXT,
     kind             TEXT NOT NULL,
     ref_id           TEXT NOT NULL,
     cursor           TEXT,

@@ -32,7 +32,23 @@ pub async fn create(
     } else {
         HttpResponse::Ok()
     };
-    Ok(res.json(version))
+    Ok(res.json(with_sms_preview(&version)))
+}
+
+/// The version as JSON plus `sms_preview`: the double-opt-in SMS this text's company name
+/// produces, its encoding and how many segments it takes (one GSM-7 segment is the goal).
+fn with_sms_preview(version: &texts::ConsentTextVersion) -> serde_json::Value {
+    let locale = crate::domain::Locale::parse(&version.locale).unwrap_or(crate::domain::Locale::En);
+    let text = crate::i18n::sms::doi_request(locale, &version.company_name, "123456");
+    let count = crate::sms::segments::count(&text);
+    let mut value = serde_json::to_value(version).unwrap_or_default();
+    value["sms_preview"] = serde_json::json!({
+        "text": text,
+        "encoding": count.encoding,
+        "segments": count.segments,
+        "units": count.units,
+    });
+    value
 }
 
 #[get("/consent-texts")]
@@ -54,5 +70,5 @@ pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<Stri
         .run(move |conn| texts::find(conn, &workspace_id, &id).map_err(ApiError::from))
         .await?
         .ok_or(ApiError::NotFound("consent text"))?;
-    Ok(HttpResponse::Ok().json(version))
+    Ok(HttpResponse::Ok().json(with_sms_preview(&version)))
 }

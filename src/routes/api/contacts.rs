@@ -122,3 +122,20 @@ pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<Stri
         .ok_or(ApiError::NotFound("contact"))?;
     Ok(HttpResponse::Ok().json(contact))
 }
+
+/// The contact's full consent history with evidence.
+#[get("/contacts/{id}/consent")]
+pub async fn consent(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let id = id.into_inner();
+    let history = state
+        .db
+        .run(move |conn| crate::consent::history::of_contact(conn, &workspace_id, &id).map_err(ApiError::from))
+        .await?
+        .ok_or(ApiError::NotFound("contact"))?;
+    Ok(HttpResponse::Ok().json(history))
+}

@@ -39,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(whoami)
             .service(contacts::import_contacts)
             .service(contacts::show)
+            .service(contacts::consent)
             .service(consent_texts::create)
             .service(consent_texts::list)
             .service(consent_texts::show)

@@ -1,0 +1,263 @@
+//! The consent ledger: an append-only, hash-chained record of every permission event.
+//!
+//! Each workspace has its own chain. An entry's hash covers the previous entry's hash, its
+//! sequence number, kind, time and the SHA-256 of its payload (the evidence). Editing, deleting
+//! or reordering a row breaks the chain, which `optbridge ledger verify` reports. The payload
+//! holds personal data and may be redacted (erasure, retention); its hash stays, so the chain
+//! still verifies after redaction.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::crypto;
+use crate::db::schema::consent_ledger;
+use crate::db::{self, DbConn, DbError};
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerKind {
+    EmailPermissionImported,
+    EmailUnsubscribed,
+    SmsConsentRequested,
+    SmsConsentConfirmed,
+    SmsConsentWithdrawn,
+    SmsResubscribed,
+    ContactErased,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EmailPermissionImported => "email_permission_imported",
+            Self::EmailUnsubscribed => "email_unsubscribed",
+            Self::SmsConsentRequested => "sms_consent_requested",
+            Self::SmsConsentConfirmed => "sms_consent_confirmed",
+            Self::SmsConsentWithdrawn => "sms_consent_withdrawn",
+            Self::SmsResubscribed => "sms_resubscribed",
+            Self::ContactErased => "contact_erased",
+        }
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub contact_id: Option<&'a str>,
+    pub kind: LedgerKind,
+    pub at: NaiveDateTime,
+    pub payload: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = consent_ledger)]
+pub struct Entry {
+    #[serde(skip)]
+    pub id: String,
+    #[serde(skip)]
+    pub workspace_id: String,
+    pub seq: i64,
+    #[serde(skip)]
+    pub contact_id: Option<String>,
+    pub kind: String,
+    pub at: NaiveDateTime,
+    #[serde(serialize_with = "payload_as_json")]
+    pub payload: Option<String>,
+    pub payload_hash: String,
+    pub prev_hash: String,
+    pub hash: String,
+    pub redacted_at: Option<NaiveDateTime>,
+}
+
+fn payload_as_json<S: serde::Serializer>(raw: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    let value: Value = raw
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or(Value::Null);
+    value.serialize(s)
+}
+
+/// The chained hash of one entry.
+fn entry_hash(prev_hash: &str, seq: i64, kind: &str, at: NaiveDateTime, payload_hash: &str) -> String {
+    let canonical = format!(
+        "{prev_hash}\n{seq}\n{kind}\n{}\n{payload_hash}",
+        at.format("%Y-%m-%dT%H:%M:%S%.6f")
+    );
+    crypto::sha256_hex(canonical.as_bytes())
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = consent_ledger, treat_none_as_default_value = false)]
+struct NewRow<'a> {
+    id: String,
+    workspace_id: &'a str,
+    seq: i64,
+    contact_id: Option<&'a str>,
+    kind: &'static str,
+    at: NaiveDateTime,
+    payload: Option<String>,
+    payload_hash: String,
+    prev_hash: String,
+    hash: String,
+    redacted_at: Option<NaiveDateTime>,
+}
+
+/// Appends entries to a workspace's chain. Call inside the write transaction of the change the
+/// entries record, so both commit or neither does.
+pub fn append(conn: &mut DbConn, workspace_id: &str, entries: &[NewEntry<'_>]) -> Result<(), DbError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // One appender per workspace at a time, or two would take the same sequence number.
+    db::lock_for_transaction(conn, &format!("consent-ledger:{workspace_id}"))?;
+    let last: Option<(i64, String)> = consent_ledger::table
+        .filter(consent_ledger::workspace_id.eq(workspace_id))
+        .order(consent_ledger::seq.desc())
+        .select((consent_ledger::seq, consent_ledger::hash))
+        .first(conn)
+        .optional()?;
+    let (mut seq, mut prev) = last.unwrap_or((0, GENESIS.to_owned()));
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        seq += 1;
+        let payload = e.payload.to_string();
+        let payload_hash = crypto::sha256_hex(payload.as_bytes());
+        let hash = entry_hash(&prev, seq, e.kind.as_str(), e.at, &payload_hash);
+        rows.push(NewRow {
+            id: db::new_id(),
+            workspace_id,
+            seq,
+            contact_id: e.contact_id,
+            kind: e.kind.as_str(),
+            at: e.at,
+            payload: Some(payload),
+            payload_hash,
+            prev_hash: std::mem::replace(&mut prev, hash.clone()),
+            hash,
+            redacted_at: None,
+        });
+    }
+    for chunk in rows.chunks(1000) {
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(consent_ledger::table).values(chunk).execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(consent_ledger::table).values(chunk).execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// A contact's entries, oldest first.
+pub fn of_contact(conn: &mut DbConn, workspace_id: &str, contact_id: &str) -> Result<Vec<Entry>, DbError> {
+    Ok(consent_ledger::table
+        .filter(consent_ledger::workspace_id.eq(workspace_id))
+        .filter(consent_ledger::contact_id.eq(contact_id))
+        .order(consent_ledger::seq.asc())
+        .select(Entry::as_select())
+        .load(conn)?)
+}
+
+/// Replaces the payloads of a contact's entries by a redaction marker (erasure, retention);
+/// the hashes stay, so the chain still verifies. Returns how many entries were redacted.
+pub fn redact_contact(conn: &mut DbConn, workspace_id: &str, contact_id: &str) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        consent_ledger::table
+            .filter(consent_ledger::workspace_id.eq(workspace_id))
+            .filter(consent_ledger::contact_id.eq(contact_id))
+            .filter(consent_ledger::redacted_at.is_null()),
+    )
+    .set((
+        consent_ledger::payload.eq(None::<String>),
+        consent_ledger::redacted_at.eq(db::now()),
+    ))
+    .execute(conn)?)
+}
+
+/// What `verify` found wrong with one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub workspace_id: String,
+    pub seq: i64,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub workspaces: usize,
+    pub entries: u64,
+    pub redacted: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Recomputes every chain (or one workspace's) and reports each break.
+pub fn verify(conn: &mut DbConn, workspace: Option<&str>) -> Result<VerifyReport, DbError> {
+    let mut workspaces_q = consent_ledger::table
+        .select(consent_ledger::workspace_id)
+        .distinct()
+        .into_boxed();
+    if let Some(ws) = workspace {
+        workspaces_q = workspaces_q.filter(consent_ledger::workspace_id.eq(ws.to_owned()));
+    }
+    let workspaces: Vec<String> = workspaces_q.load(conn)?;
+    let mut report = VerifyReport {
+        workspaces: workspaces.len(),
+        ..VerifyReport::default()
+    };
+    for ws in workspaces {
+        let mut expected_seq = 1i64;
+        let mut prev = GENESIS.to_owned();
+        let mut after = 0i64;
+        loop {
+            let page: Vec<Entry> = consent_ledger::table
+                .filter(consent_ledger::workspace_id.eq(&ws))
+                .filter(consent_ledger::seq.gt(after))
+                .order(consent_ledger::seq.asc())
+                .limit(5000)
+                .select(Entry::as_select())
+                .load(conn)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for e in page {
+                report.entries += 1;
+                let mut problem = |p: String| {
+                    report.problems.push(Problem {
+                        workspace_id: ws.clone(),
+                        seq: e.seq,
+                        problem: p,
+                    })
+                };
+                if e.seq != expected_seq {
+                    problem(format!(
+                        "sequence jumps from {} to {}: entries are missing",
+                        expected_seq - 1,
+                        e.seq
+                    ));
+                }
+                if e.prev_hash != prev {
+                    problem("does not follow the previous entry (deleted or reordered rows)".into());
+                }
+                match &e.payload {
+                    Some(payload) if crypto::sha256_hex(payload.as_bytes()) != e.payload_hash => {
+                        problem("payload was edited".into());
+                    }
+                    None if e.redacted_at.is_none() => problem("payload is missing but not marked redacted".into()),
+                    None => report.redacted += 1,
+                    _ => {}
+                }
+                if entry_hash(&e.prev_hash, e.seq, &e.kind, e.at, &e.payload_hash) != e.hash {
+                    problem("hash does not match its content (kind, time or hashes edited)".into());
+                }
+                expected_seq = e.seq + 1;
+                prev = e.hash;
+            }
+        }
+    }
+    Ok(report)
+}

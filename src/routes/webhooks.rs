@@ -1,0 +1,128 @@
+//! Twilio's webhooks: replies (`/webhooks/twilio/inbound`) and delivery reports
+//! (`/webhooks/twilio/status`).
+//!
+//! Every call must carry a valid `X-Twilio-Signature` for the public URL
+//! (`{BASE_URL}/webhooks/twilio/…`): HMAC-SHA1 over the URL and the sorted form parameters,
+//! keyed by the account's auth token; anything else gets 403. Both answer fast: a reply is
+//! stored and its processing queued, a status is applied in place. Twilio retries webhooks, so
+//! both are idempotent per `MessageSid`.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, post, web};
+
+use crate::config::SmsProviderSettings;
+use crate::metrics::METRICS;
+use crate::sms::{inbound as replies, outbound, twilio_signature};
+use crate::startup::AppState;
+
+/// Empty TwiML: no automatic reply from Twilio; our answers go out through the outbox.
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+
+type Params = Vec<(String, String)>;
+
+/// Why a webhook call was refused.
+enum Refusal {
+    NotConfigured,
+    BadSignature,
+    BadBaseUrl,
+}
+
+impl Refusal {
+    fn response(self) -> HttpResponse {
+        match self {
+            Self::NotConfigured => HttpResponse::NotFound().finish(),
+            Self::BadSignature => HttpResponse::Forbidden().body("invalid signature"),
+            Self::BadBaseUrl => HttpResponse::InternalServerError().finish(),
+        }
+    }
+}
+
+/// Parses the form and checks the signature.
+fn verified(req: &HttpRequest, state: &AppState, body: &[u8], path: &str) -> Result<Params, Refusal> {
+    let SmsProviderSettings::Twilio(twilio) = &state.settings.sms else {
+        return Err(Refusal::NotConfigured);
+    };
+    let params: Params = url::form_urlencoded::parse(body).into_owned().collect();
+    let url = state
+        .settings
+        .base_url
+        .join(path)
+        .map_err(|_| Refusal::BadBaseUrl)?
+        .to_string();
+    let signature = req
+        .headers()
+        .get("X-Twilio-Signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !twilio_signature::verify(&twilio.auth_token, &url, &params, signature) {
+        METRICS.webhook_rejected.inc();
+        tracing::warn!(path, "webhook with a missing or wrong X-Twilio-Signature refused");
+        return Err(Refusal::BadSignature);
+    }
+    Ok(params)
+}
+
+fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[post("/webhooks/twilio/inbound")]
+pub async fn inbound(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let params = match verified(&req, &state, &body, "webhooks/twilio/inbound") {
+        Ok(p) => p,
+        Err(refusal) => return refusal.response(),
+    };
+    let (Some(sid), Some(from), Some(to)) = (
+        param(&params, "MessageSid"),
+        param(&params, "From"),
+        param(&params, "To"),
+    ) else {
+        return HttpResponse::BadRequest().body("MessageSid, From and To are required");
+    };
+    let (sid, from, to) = (sid.to_owned(), from.to_owned(), to.to_owned());
+    let text = param(&params, "Body").unwrap_or_default().to_owned();
+    match state
+        .db
+        .run(move |conn| replies::record(conn, &sid, &from, &to, &text))
+        .await
+    {
+        Ok(new) => {
+            if new {
+                METRICS.inbound_sms.inc();
+                state.wake.notify_waiters();
+            }
+            HttpResponse::Ok()
+                .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/xml")))
+                .body(EMPTY_TWIML)
+        }
+        Err(e) => {
+            // Twilio retries on 5xx: nothing was stored, nothing is lost.
+            tracing::error!(error = %e, "storing an inbound SMS failed");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+}
+
+#[post("/webhooks/twilio/status")]
+pub async fn status(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let params = match verified(&req, &state, &body, "webhooks/twilio/status") {
+        Ok(p) => p,
+        Err(refusal) => return refusal.response(),
+    };
+    let (Some(sid), Some(status)) = (param(&params, "MessageSid"), param(&params, "MessageStatus")) else {
+        return HttpResponse::BadRequest().body("MessageSid and MessageStatus are required");
+    };
+    let (sid, status) = (sid.to_owned(), status.to_owned());
+    let error = param(&params, "ErrorCode").map(|c| format!("Twilio error {c}"));
+    match state
+        .db
+        .run(move |conn| outbound::apply_status(conn, &sid, &status, error.as_deref()))
+        .await
+    {
+        Ok(_) => HttpResponse::NoContent().finish(),
+        Err(e) => {
+            tracing::error!(error = %e, "applying an SMS status failed");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Outbox work for SMS: sending queued messages and acting on replies.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use futures_util::StreamExt as _;
+
+use super::outbound::SmsKind;
+use super::provider::SmsSendError;
+use super::quiet_hours;
+use crate::db::schema::{consent_requests, sms_messages, suppressions, workspaces};
+use crate::db::{self, DbConn, DbError};
+use crate::metrics::METRICS;
+use crate::outbox::worker::{WorkerContext, WorkerError};
+use crate::outbox::{self, Job};
+
+/// An SMS sent within this long of the action it answers is a direct reply (no quiet hours);
+/// a retry that comes later is not, and waits for the recipient's daytime.
+const DIRECT_REPLY_WINDOW_MINUTES: i64 = 15;
+
+#[derive(Debug, Clone, Queryable)]
+struct QueuedSms {
+    id: String,
+    workspace_id: String,
+    consent_request_id: Option<String>,
+    kind: String,
+    phone: String,
+    country: String,
+    body: String,
+    status: String,
+    created_at: NaiveDateTime,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Sent(String),
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Failed {
+        reason: String,
+        opted_out: bool,
+    },
+    Skipped(String),
+    /// Quiet hours: try again when the recipient's window opens (not counted as an attempt).
+    Deferred(NaiveDateTime),
+    AlreadyDone,
+}
+
+pub async fn send_batch(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Result<(), WorkerError> {
+    let ids: Vec<String> = jobs.iter().map(|j| j.ref_id.clone()).collect();
+    let (rows, pending_requests, opted_out) = ctx
+        .db
+        .run(move |conn| -> Result<_, WorkerError> {
+            let rows: Vec<QueuedSms> = sms_messages::table
+                .filter(sms_messages::id.eq_any(&ids))
+                .select((
+                    sms_messages::id,
+                    sms_messages::workspace_id,
+                    sms_messages::consent_request_id,
+                    sms_messages::kind,
+                    sms_messages::phone,
+                    sms_messages::country,
+                    sms_messages::body,
+                    sms_messages::status,
+                    sms_messages::created_at,
+                ))
+                .load(conn)?;
+            let request_ids: Vec<&str> = rows.iter().filter_map(|r| r.consent_request_id.as_deref()).collect();
+            let pending: HashSet<String> = consent_requests::table
+                .filter(consent_requests::id.eq_any(&request_ids))
+                .filter(consent_requests::status.eq("pending"))
+                .select(consent_requests::id)
+                .load(conn)?
+                .into_iter()
+                .collect();
+            let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+            let opted_out: HashSet<String> = suppressions::table
+                .filter(suppressions::channel.eq("sms"))
+                .filter(suppressions::address.eq_any(&phones))
+                .select(suppressions::address)
+                .load(conn)?
+                .into_iter()
+                .collect();
+            Ok((rows, pending, opted_out))
+        })
+        .await?;
+    let rows: HashMap<String, QueuedSms> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let now = db::now();
+
+    let work = jobs.into_iter().map(|job| {
+        let row = rows.get(&job.ref_id).cloned();
+        let decision = row.as_ref().map(|r| decide(ctx, r, &pending_requests, &opted_out, now));
+        async move {
+            let outcome = match (&row, decision) {
+                (None, _) => Outcome::Skipped("message no longer exists".into()),
+                (Some(_), Some(Some(early))) => early,
+                (Some(r), _) => match ctx.sms.send(&r.workspace_id, &r.phone, &r.body).await {
+                    Ok(sid) => Outcome::Sent(sid),
+                    Err(SmsSendError::Transient { reason, retry_after }) => Outcome::Retry { reason, retry_after },
+                    Err(SmsSendError::Permanent { reason, opted_out, .. }) => Outcome::Failed { reason, opted_out },
+                },
+            };
+            (job, row, outcome)
+        }
+    });
+    let results: Vec<(Job, Option<QueuedSms>, Outcome)> = futures_util::stream::iter(work)
+        .buffer_unordered(ctx.config.send_concurrency.max(1))
+        .collect()
+        .await;
+
+    let owner = owner.to_owned();
+    let config = ctx.config.clone();
+    ctx.db
+        .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record(conn, &owner, &config, &results)))
+        .await
+}
+
+/// What to do with a message without sending it, if anything.
+fn decide(
+    ctx: &WorkerContext,
+    r: &QueuedSms,
+    pending: &HashSet<String>,
+    opted_out: &HashSet<String>,
+    now: NaiveDateTime,
+) -> Option<Outcome> {
+    if r.status != "queued" {
+        return Some(Outcome::AlreadyDone);
+    }
+    let kind = SmsKind::parse(&r.kind);
+    if kind == Some(SmsKind::DoiRequest) && !r.consent_request_id.as_ref().is_some_and(|id| pending.contains(id)) {
+        return Some(Outcome::Skipped("the sign-up is no longer pending".into()));
+    }
+    // The answer to STOP must still reach the number; nothing else may.
+    if kind != Some(SmsKind::KeywordReply) && opted_out.contains(&r.phone) {
+        return Some(Outcome::Skipped("the number sent STOP".into()));
+    }
+    let direct = now - r.created_at < chrono::Duration::minutes(DIRECT_REPLY_WINDOW_MINUTES);
+    if !direct {
+        let next = quiet_hours::next_allowed(now.and_utc(), &r.country, ctx.quiet_hours).naive_utc();
+        if next > now {
+            return Some(Outcome::Deferred(next));
+        }
+    }
+    None
+}
+
+fn record(
+    conn: &mut DbConn,
+    owner: &str,
+    config: &crate::outbox::worker::WorkerConfig,
+    results: &[(Job, Option<QueuedSms>, Outcome)],
+) -> Result<(), WorkerError> {
+    let now = db::now();
+    let mut finished = Vec::new();
+    for (job, row, outcome) in results {
+        let Some(row) = row else {
+            finished.push(job.id.clone());
+            continue;
+        };
+        let queued = sms_messages::table
+            .filter(sms_messages::id.eq(&row.id))
+            .filter(sms_messages::status.eq("queued"));
+        match outcome {
+            Outcome::AlreadyDone => finished.push(job.id.clone()),
+            Outcome::Sent(sid) => {
+                diesel::update(queued)
+                    .set((
+                        sms_messages::status.eq("sent"),
+                        sms_messages::provider_sid.eq(sid),
+                        sms_messages::sent_at.eq(now),
+                        sms_messages::attempts.eq(job.attempts),
+                        sms_messages::error.eq(None::<String>),
+                    ))
+                    .execute(conn)?;
+                METRICS.sms_sent.inc();
+                finished.push(job.id.clone());
+            }
+            Outcome::Skipped(reason) => {
+                diesel::update(queued)
+                    .set((sms_messages::status.eq("skipped"), sms_messages::error.eq(reason)))
+                    .execute(conn)?;
+                finished.push(job.id.clone());
+            }
+            Outcome::Failed { reason, opted_out } => {
+                fail(conn, row, job.attempts, reason)?;
+                if *opted_out {
+                    let all: Vec<String> = workspaces::table.select(workspaces::id).load(conn)?;
+                    for ws in &all {
+                        crate::contacts::suppress(conn, ws, "sms", &row.phone, "opted out at the SMS provider")?;
+                    }
+                }
+                finished.push(job.id.clone());
+            }
+            Outcome::Retry { reason, .. } if job.attempts >= config.max_attempts => {
+                fail(
+                    conn,
+                    row,
+                    job.attempts,
+                    &format!("gave up after {} attempts: {reason}", job.attempts),
+                )?;
+                finished.push(job.id.clone());
+            }
+            Outcome::Retry { reason, retry_after } => {
+                // Honour the provider's Retry-After when it asks for more than our backoff.
+                let backoff = outbox::backoff(job.attempts, config.retry_base, config.retry_max);
+                let delay = retry_after.map_or(backoff, |ra| ra.max(backoff));
+                let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::minutes(1));
+                diesel::update(sms_messages::table.find(&row.id))
+                    .set((sms_messages::attempts.eq(job.attempts), sms_messages::error.eq(reason)))
+                    .execute(conn)?;
+                outbox::retry_later(conn, owner, &job.id, at, reason)?;
+                METRICS.sms_retried.inc();
+                tracing::info!(
+                    sms = row.id,
+                    attempt = job.attempts,
+                    retry_in_ms = delay.as_millis() as u64,
+                    reason,
+                    "SMS will be retried"
+                );
+            }
+            Outcome::Deferred(at) => {
+                outbox::defer(conn, owner, &job.id, *at)?;
+            }
+        }
+    }
+    outbox::finish(conn, owner, &finished)?;
+    Ok(())
+}
+
+fn fail(conn: &mut DbConn, row: &QueuedSms, attempts: i32, reason: &str) -> Result<(), DbError> {
+    diesel::update(
+        sms_messages::table
+            .filter(sms_messages::id.eq(&row.id))
+            .filter(sms_messages::status.eq("queued")),
+    )
+    .set((
+        sms_messages::status.eq("failed"),
+        sms_messages::attempts.eq(attempts),
+        sms_messages::error.eq(reason),
+    ))
+    .execute(conn)?;
+    METRICS.sms_failed.inc();
+    tracing::warn!(sms = row.id, reason, "SMS failed");
+    Ok(())
+}
+
+/// Processes replies one by one (each in its own transaction).
+pub async fn process_inbound(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Result<(), WorkerError> {
+    for job in jobs {
+        let id = job.ref_id.clone();
+        let result = ctx.db.run(move |conn| super::inbound::process(conn, &id)).await;
+        let owner = owner.to_owned();
+        let config = ctx.config.clone();
+        match result {
+            Ok(outcome) => {
+                tracing::info!(inbound = job.ref_id, outcome, "SMS reply processed");
+                ctx.db.run(move |conn| outbox::finish(conn, &owner, &[job.id])).await?;
+            }
+            Err(e) => {
+                tracing::error!(inbound = job.ref_id, error = %e, "processing an SMS reply failed; will retry");
+                let delay = outbox::backoff(job.attempts, config.retry_base, config.retry_max);
+                let at = db::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::minutes(1));
+                let reason = e.to_string();
+                ctx.db
+                    .run(move |conn| outbox::retry_later(conn, &owner, &job.id, at, &reason))
+                    .await?;
+            }
+        }
+    }
+    ctx.wake.notify_waiters();
+    Ok(())
+}
