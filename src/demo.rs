@@ -70,6 +70,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
         .await?;
     let (ws, token, report, version, campaign) = seeded;
 
+    let dev_sms = settings.sms == crate::config::SmsProviderSettings::DevOutbox;
     let app = Application::build(settings, true).await?;
     let base = app.base_url().as_str().trim_end_matches('/').to_owned();
     if json_output {
@@ -83,6 +84,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                 "consent_text_id": version.id,
                 "campaign_id": campaign.id,
                 "dev_mail": format!("{base}/dev/mail"),
+                "dev_sms": format!("{base}/dev/sms"),
             })
         );
     } else {
@@ -93,7 +95,9 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
              contacts    {imported} new, {updated} already there, {rejected} rejected\n\
              consent     text version {version} (da), sha256 {sha}\n\
              campaign    {campaign_name} ({campaign_id}): sent to the dev outbox\n\n\
-             open the invitations:  {base}/dev/mail\n\n\
+             1. open an invitation:  {base}/dev/mail  (its button leads to the landing page)\n\
+             2. sign up with a Danish, Norwegian or Swedish mobile number (e.g. +45 20 12 34 56)\n\
+             3. {sms_step}\n\n\
              try:\n  curl -H 'Authorization: Bearer {token}' {base}/api/v1/workspace\n  \
              curl -H 'Authorization: Bearer {token}' {base}/api/v1/consent-texts\n  \
              curl {base}/healthz\n\nCtrl-C stops the server.",
@@ -105,6 +109,11 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
             rejected = report.rejected_total(),
             version = version.version,
             sha = version.sha256,
+            sms_step = if dev_sms {
+                format!("answer the SMS as the phone would:  {base}/dev/sms  (reply JA, or type the code on the page)")
+            } else {
+                "answer the SMS on the phone (reply JA), or type its code on the page".to_owned()
+            },
             campaign_name = campaign.name,
             campaign_id = campaign.id,
         );

@@ -28,6 +28,15 @@ async fn versions_are_immutable_and_content_addressed(backend: Backend) {
     assert!(rendered.contains("Emner: Nyheder, Tilbud"));
     assert_eq!(v1["sha256"], optbridge::crypto::sha256_hex(rendered.as_bytes()));
     assert_eq!(v1["categories"], json!(["Nyheder", "Tilbud"]));
+    // The double-opt-in SMS this company name produces: one GSM-7 segment.
+    assert_eq!(v1["sms_preview"]["encoding"], "gsm7");
+    assert_eq!(v1["sms_preview"]["segments"], 1);
+    assert!(
+        v1["sms_preview"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Skobutikken: Svar JA")
+    );
 
     // The identical text (whitespace aside) is the same version.
     let res = app

@@ -11,6 +11,7 @@ mod smtp_sink;
 mod cli;
 mod consent_texts;
 mod crash;
+mod doi;
 mod fake_twilio_selftest;
 mod health;
 mod import;
