@@ -10,6 +10,7 @@ use crate::config::{ConfigArgs, DatabaseUrl, Settings};
 use crate::consent::{ledger, texts};
 use crate::contacts::import;
 use crate::db::{self, Db};
+use crate::funnel::report;
 use crate::startup::{self, Application};
 use crate::workspace::{self, NewWorkspace};
 use crate::{campaigns, demo, outbox, signing, telemetry};
@@ -70,6 +71,13 @@ pub enum Command {
     /// Manage the keys that sign links in invitations.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the funnel of a campaign (or a line per campaign of the workspace).
+    Stats {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        campaign: Option<String>,
+    },
     /// Check the consent ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -206,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Campaign(cmd) => campaign_command(&settings, &out, cmd).await,
         Command::Keys(cmd) => keys_command(&settings, &out, cmd).await,
         Command::Ledger(LedgerCommand::Verify { workspace }) => ledger_verify(&settings, &out, workspace).await,
+        Command::Stats { workspace, campaign } => stats(&settings, &out, workspace, campaign).await,
     }
 }
 
@@ -486,6 +495,121 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
         }
     }
     Ok(())
+}
+
+async fn stats(settings: &Settings, out: &Output, workspace: String, campaign: Option<String>) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    let reports = blocking(&db, move |conn| {
+        let list = match &campaign {
+            Some(id) => vec![
+                campaigns::find(conn, &workspace, id)?
+                    .ok_or_else(|| anyhow::anyhow!("no campaign {id} in workspace {workspace}"))?,
+            ],
+            None => {
+                let all = campaigns::list(conn, &workspace)?;
+                let mut views = Vec::with_capacity(all.len());
+                for c in all {
+                    if let Some(v) = campaigns::find(conn, &workspace, &c.id)? {
+                        views.push(v);
+                    }
+                }
+                views
+            }
+        };
+        let mut reports = Vec::new();
+        for view in list {
+            let order: Vec<String> = view.variants.iter().map(|v| v.name.clone()).collect();
+            reports.push(report::campaign_funnel(conn, &view.campaign, &order)?);
+        }
+        Ok(reports)
+    })
+    .await?;
+    match reports.as_slice() {
+        [one] if out.json => out.emit("", serde_json::to_value(one)?),
+        [one] => out.emit(funnel_table(one), json!(null)),
+        many => {
+            let mut text = format!(
+                "{:<38} {:<28} {:>10} {:>9} {:>9} {:>10} {:>11}",
+                "campaign", "name", "recipients", "sent", "opened", "confirmed", "conversion"
+            );
+            for r in many {
+                text.push_str(&format!(
+                    "\n{:<38} {:<28} {:>10} {:>9} {:>9} {:>10} {:>10.1}%",
+                    r.campaign_id,
+                    r.name.chars().take(28).collect::<String>(),
+                    r.counts.recipients,
+                    r.counts.sent,
+                    r.counts.opened,
+                    r.counts.confirmed,
+                    r.rates.conversion_rate * 100.0
+                ));
+            }
+            out.emit(
+                if many.is_empty() { "no campaigns".into() } else { text },
+                serde_json::to_value(many)?,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn funnel_table(r: &report::FunnelReport) -> String {
+    let c = &r.counts;
+    let pct = |x: f64| format!("{:.1} %", x * 100.0);
+    let mut t = format!(
+        "{} ({}, {})\n\n{:<22}{:>10}  {:>9}  {:>9}\n",
+        r.name, r.campaign_id, r.status, "", "count", "rate", "KAiKU"
+    );
+    let rows: [(&str, i64, Option<f64>, Option<f64>); 12] = [
+        ("recipients", c.recipients, None, None),
+        ("sent", c.sent, None, None),
+        ("delivered", c.delivered, None, None),
+        ("bounced", c.bounced, None, None),
+        ("failed", c.failed, None, None),
+        ("opened", c.opened, Some(r.rates.open_rate), Some(r.benchmark.open_rate)),
+        ("opened (human)", c.opened_human, Some(r.rates.human_open_rate), None),
+        ("clicked", c.clicked, Some(r.rates.click_rate), None),
+        ("submitted", c.submitted, None, None),
+        (
+            "confirmed",
+            c.confirmed,
+            Some(r.rates.conversion_rate),
+            Some(r.benchmark.conversion_rate),
+        ),
+        ("opted out", c.opted_out, None, None),
+        ("unsubscribed (email)", c.unsubscribed, None, None),
+    ];
+    for (label, n, rate, bench) in rows {
+        t.push_str(&format!(
+            "{label:<22}{n:>10}  {:>9}  {:>9}\n",
+            rate.map(pct).unwrap_or_default(),
+            bench.map(pct).unwrap_or_default()
+        ));
+    }
+    t.push_str(&format!(
+        "{:<22}{:>10}  {:>9}  {:>9}\n",
+        "sign-ups of openers",
+        "",
+        pct(r.rates.signup_rate_of_openers),
+        pct(r.benchmark.signup_rate_of_openers)
+    ));
+    if r.variants.len() > 1 {
+        t.push_str("\nvariant      sent  opened  confirmed  conversion\n");
+        for v in &r.variants {
+            t.push_str(&format!(
+                "{:<8}{:>9}{:>8}{:>11}{:>11.1}%\n",
+                v.key,
+                v.counts.sent,
+                v.counts.opened,
+                v.counts.confirmed,
+                v.rates.conversion_rate * 100.0
+            ));
+        }
+        for ab in &r.ab_tests {
+            t.push_str(&format!("{}\n", ab.verdict));
+        }
+    }
+    t.trim_end().to_owned()
 }
 
 async fn ledger_verify(settings: &Settings, out: &Output, workspace: Option<String>) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod exports;
 pub mod funnel;
 pub mod i18n;
 pub mod links;

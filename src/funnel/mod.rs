@@ -5,6 +5,7 @@
 //! same transaction as the first-time transition on the invitation row (a recipient who opens
 //! five times is one open), so reading a campaign's funnel is a small sum at any size.
 
+pub mod report;
 pub mod tracking;
 
 use chrono::{NaiveDateTime, Timelike};

@@ -72,7 +72,7 @@ async fn invited(app: &TestApp) -> Invited {
     }
 }
 
-fn field(page: &str, name: &str) -> String {
+pub fn field(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = page
         .find(&marker)
@@ -81,12 +81,12 @@ fn field(page: &str, name: &str) -> String {
     page[start..].split('"').next().unwrap().to_owned()
 }
 
-async fn page(app: &TestApp, path: &str) -> (u16, String) {
+pub async fn page(app: &TestApp, path: &str) -> (u16, String) {
     let res = app.client.get(app.url(path)).send().await.unwrap();
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+pub async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
     let res = app.client.post(app.url(path)).form(form).send().await.unwrap();
     let status = res.status().as_u16();
     let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
@@ -94,7 +94,7 @@ async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, St
 }
 
 /// Opens the landing page and submits it.
-async fn submit(
+pub async fn submit(
     app: &TestApp,
     token: &str,
     phone: &str,

@@ -13,6 +13,7 @@ mod consent_texts;
 mod crash;
 mod doi;
 mod fake_twilio_selftest;
+mod funnel;
 mod health;
 mod import;
 mod invitations;

@@ -5,6 +5,7 @@ mod campaigns;
 mod consent_texts;
 mod contacts;
 pub mod error;
+mod funnel;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, get, web};
@@ -47,6 +48,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(campaigns::list)
             .service(campaigns::show)
             .service(campaigns::send)
+            .service(funnel::funnel)
+            .service(funnel::recipients_csv)
+            .service(funnel::consents_export)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::NotFound("route"))
             })),

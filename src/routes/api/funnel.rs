@@ -1,0 +1,55 @@
+use actix_web::{HttpResponse, get, web};
+
+use super::{ApiError, Tenant};
+use crate::campaigns;
+use crate::funnel::report;
+use crate::startup::AppState;
+
+/// The campaign's funnel: counts, rates, per variant and locale, A/B test, time series.
+#[get("/campaigns/{id}/funnel")]
+pub async fn funnel(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let id = id.into_inner();
+    let report = state
+        .db
+        .run(move |conn| {
+            let view = campaigns::find(conn, &workspace_id, &id)?.ok_or(ApiError::NotFound("campaign"))?;
+            let order: Vec<String> = view.variants.iter().map(|v| v.name.clone()).collect();
+            Ok::<_, ApiError>(report::campaign_funnel(conn, &view.campaign, &order)?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// One CSV row per recipient with the time of each funnel step.
+#[get("/campaigns/{id}/recipients.csv")]
+pub async fn recipients_csv(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let id = id.into_inner();
+    let check = id.clone();
+    state
+        .db
+        .run(move |conn| campaigns::find(conn, &workspace_id, &check)?.ok_or(ApiError::NotFound("campaign")))
+        .await?;
+    let filename = format!("campaign-{id}-recipients.csv");
+    Ok(crate::exports::stream_csv(&state.db, &filename, move |conn, sink| {
+        crate::exports::campaign_recipients(conn, &id, sink)
+    }))
+}
+
+/// Every active SMS consent of the workspace with its evidence, as CSV.
+#[get("/consents/export")]
+pub async fn consents_export(state: web::Data<AppState>, tenant: Tenant) -> HttpResponse {
+    let workspace_id = tenant.id().to_owned();
+    crate::exports::stream_csv(&state.db, "sms-consents.csv", move |conn, sink| {
+        crate::exports::active_consents(conn, &workspace_id, sink)
+    })
+}
