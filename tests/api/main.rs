@@ -1,13 +1,15 @@
 //! One integration-test binary (linking once): every database test runs on SQLite and on
 //! PostgreSQL; `smtp_sink` is a real SMTP server for the mail tests, `fake_twilio` a local
-//! Twilio Messaging API for the SMS tests.
+//! Twilio Messaging API for the SMS tests; `browser` drives headless Chromium through chromedriver.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod fake_twilio;
 mod helpers;
 mod mail_parse;
 mod smtp_sink;
 
+mod browser_selftest;
 mod cli;
 mod consent_texts;
 mod crash;
