@@ -78,6 +78,20 @@ pub enum Command {
         #[arg(long)]
         campaign: Option<String>,
     },
+    /// Dashboard users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Data rights: erase a contact.
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Purge SMS evidence older than the retention period (two years after last use).
+    Purge {
+        /// Count what would be purged without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value_t = crate::consent::retention::DEFAULT_RETENTION_DAYS)]
+        retention_days: i64,
+    },
     /// Check the consent ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -168,6 +182,33 @@ pub enum CampaignCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a dashboard login; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a new password (read from standard input); lifts a lockout and ends the user's sessions.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Erase a contact's personal data (GDPR art. 17).
+    Erase {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        contact: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
     /// Recompute every hash chain; exit 1 when an entry was edited, deleted or reordered.
     Verify {
@@ -215,6 +256,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys_command(&settings, &out, cmd).await,
         Command::Ledger(LedgerCommand::Verify { workspace }) => ledger_verify(&settings, &out, workspace).await,
         Command::Stats { workspace, campaign } => stats(&settings, &out, workspace, campaign).await,
+        Command::User(UserCommand::Create { workspace, email }) => user_create(&settings, &out, workspace, email).await,
+        Command::User(UserCommand::SetPassword { email }) => user_set_password(&settings, &out, email).await,
+        Command::Contact(ContactCommand::Erase { workspace, contact }) => {
+            contact_erase(&settings, &out, workspace, contact).await
+        }
+        Command::Purge {
+            dry_run,
+            retention_days,
+        } => purge(&settings, &out, dry_run, retention_days).await,
     }
 }
 
@@ -494,6 +544,97 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
             );
         }
     }
+    Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+async fn user_set_password(settings: &Settings, out: &Output, email: String) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    let password = password_from_stdin()?;
+    let mail = email.clone();
+    let found = blocking(&db, move |conn| {
+        Ok(crate::accounts::set_password(conn, &mail, &password)?)
+    })
+    .await?;
+    if !found {
+        bail!("no dashboard user {email}");
+    }
+    out.emit(
+        format!("password of {email} changed; its sessions ended"),
+        json!({"email": email, "changed": true}),
+    );
+    Ok(())
+}
+
+async fn user_create(settings: &Settings, out: &Output, workspace: String, email: String) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    let password = password_from_stdin()?;
+    let (ws, mail) = (workspace.clone(), email.clone());
+    let id = blocking(&db, move |conn| {
+        Ok(crate::accounts::create_user(conn, &ws, &mail, &password)?)
+    })
+    .await?;
+    // The address as stored (and as typed at login, in any case).
+    let email = crate::domain::EmailAddress::parse(&email).map_or(email, |e| e.normalized());
+    out.emit(
+        format!(
+            "dashboard user {email} created for workspace {workspace}; log in at {}app",
+            settings.base_url
+        ),
+        json!({"user_id": id, "workspace_id": workspace, "email": email}),
+    );
+    Ok(())
+}
+
+async fn contact_erase(settings: &Settings, out: &Output, workspace: String, contact: String) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    let (ws, c) = (workspace.clone(), contact.clone());
+    let erased = blocking(&db, move |conn| {
+        Ok(crate::contacts::erase::erase(conn, &ws, &c, "cli")?)
+    })
+    .await?;
+    if !erased {
+        bail!("no contact {contact} in workspace {workspace}");
+    }
+    out.emit(
+        format!("contact {contact} erased"),
+        json!({"contact_id": contact, "erased": true}),
+    );
+    Ok(())
+}
+
+async fn purge(settings: &Settings, out: &Output, dry_run: bool, retention_days: i64) -> anyhow::Result<()> {
+    if retention_days < 1 {
+        bail!("--retention-days must be at least 1");
+    }
+    let db = open_migrated_db(settings).await?;
+    let report = blocking(&db, move |conn| {
+        Ok(crate::consent::retention::purge(
+            conn,
+            chrono::Duration::days(retention_days),
+            dry_run,
+        )?)
+    })
+    .await?;
+    out.emit(
+        format!(
+            "{} {} contact(s): {} sign-up(s), {} ledger entr(y/ies) with SMS activity before {}",
+            if dry_run { "would purge" } else { "purged" },
+            report.contacts,
+            report.consent_requests,
+            report.ledger_entries,
+            report.cutoff.map(|c| c.to_string()).unwrap_or_default()
+        ),
+        serde_json::to_value(&report)?,
+    );
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use crate::workspace::{self, NewWorkspace};
 const DEMO_NAME: &str = "Nordlys Sko (demo)";
 const DEMO_CAMPAIGN: &str = "Forårets SMS-klub (demo)";
 const DEMO_CONTACTS: &str = include_str!("../demo/contacts.csv");
+const DEMO_USER: &str = "demo@nordlys-sko.example";
 
 pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
     let db = startup::open_db(&settings).await?;
@@ -65,10 +66,15 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                     campaigns::request_send(conn, &ws.id, &view.campaign.id)?
                 }
             };
-            Ok((ws, token, report, version, campaign))
+            // A dashboard login with a fresh password each run, printed like the API token.
+            let password: String = crate::crypto::random_secret().chars().take(16).collect();
+            if !crate::accounts::set_password(conn, DEMO_USER, &password)? {
+                crate::accounts::create_user(conn, &ws.id, DEMO_USER, &password)?;
+            }
+            Ok((ws, token, report, version, campaign, password))
         })
         .await?;
-    let (ws, token, report, version, campaign) = seeded;
+    let (ws, token, report, version, campaign, password) = seeded;
 
     let dev_sms = settings.sms == crate::config::SmsProviderSettings::DevOutbox;
     let app = Application::build(settings, true).await?;
@@ -83,6 +89,9 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                 "contacts_imported": report.imported,
                 "consent_text_id": version.id,
                 "campaign_id": campaign.id,
+                "dashboard": format!("{base}/app"),
+                "dashboard_email": DEMO_USER,
+                "dashboard_password": password,
                 "dev_mail": format!("{base}/dev/mail"),
                 "dev_sms": format!("{base}/dev/sms"),
             })
@@ -94,10 +103,12 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
              api token   {token}\n\
              contacts    {imported} new, {updated} already there, {rejected} rejected\n\
              consent     text version {version} (da), sha256 {sha}\n\
-             campaign    {campaign_name} ({campaign_id}): sent to the dev outbox\n\n\
+             campaign    {campaign_name} ({campaign_id}): sent to the dev outbox\n\
+             dashboard   {base}/app  (log in as {user}, password {password})\n\n\
              1. open an invitation:  {base}/dev/mail  (its button leads to the landing page)\n\
              2. sign up with a Danish, Norwegian or Swedish mobile number (e.g. +45 20 12 34 56)\n\
-             3. {sms_step}\n\n\
+             3. {sms_step}\n\
+             4. watch the funnel move on the campaign's page in the dashboard\n\n\
              try:\n  curl -H 'Authorization: Bearer {token}' {base}/api/v1/workspace\n  \
              curl -H 'Authorization: Bearer {token}' {base}/api/v1/consent-texts\n  \
              curl {base}/healthz\n\nCtrl-C stops the server.",
@@ -114,6 +125,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
             } else {
                 "answer the SMS on the phone (reply JA), or type its code on the page".to_owned()
             },
+            user = DEMO_USER,
             campaign_name = campaign.name,
             campaign_id = campaign.id,
         );

@@ -1,7 +1,9 @@
 //! optbridge: turns a retailer's email marketing permissions into documented SMS marketing
 //! permissions. See README.md for the architecture.
 
+pub mod accounts;
 pub mod campaigns;
+pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod consent;

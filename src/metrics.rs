@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::funnel::Metric;
+
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
 
@@ -46,6 +48,10 @@ pub struct Metrics {
     pub webhook_rejected: Counter,
     /// Double-opt-in limits hit, by kind (token, phone, ip, country, workspace, resend).
     pub limit_hits: [Counter; 6],
+    /// Funnel transitions (distinct recipients reaching a stage), in `Metric::ALL` order.
+    pub funnel: [Counter; 12],
+    /// HTTP responses by status class: 1xx … 5xx.
+    pub http_responses: [Counter; 5],
 }
 
 const LIMIT_KINDS: [&str; 6] = ["token", "phone", "ip", "country", "workspace", "resend"];
@@ -63,20 +69,32 @@ pub static METRICS: Metrics = Metrics {
     sms_retried: Counter::new(),
     inbound_sms: Counter::new(),
     webhook_rejected: Counter::new(),
-    limit_hits: [
-        Counter::new(),
-        Counter::new(),
-        Counter::new(),
-        Counter::new(),
-        Counter::new(),
-        Counter::new(),
-    ],
+    limit_hits: [const { Counter::new() }; 6],
+    funnel: [const { Counter::new() }; 12],
+    http_responses: [const { Counter::new() }; 5],
 };
 
 impl Metrics {
     pub fn limit_hit(&self, kind: &str) {
         if let Some(i) = LIMIT_KINDS.iter().position(|k| *k == kind) {
             self.limit_hits[i].inc();
+        }
+    }
+
+    /// Counts `by` recipients reaching a funnel stage. Called where the counter row is written,
+    /// so a transaction that rolls back and is retried may count twice.
+    pub fn funnel_transition(&self, metric: Metric, by: i64) {
+        if let Some(i) = Metric::ALL.iter().position(|m| *m == metric) {
+            self.funnel[i].add(u64::try_from(by).unwrap_or(0));
+        }
+    }
+
+    pub fn http_response(&self, status: u16) {
+        if let Some(counter) = (status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.http_responses.get(usize::from(i)))
+        {
+            counter.inc();
         }
     }
 
@@ -119,6 +137,27 @@ impl Metrics {
                 "One-click and page unsubscribes",
                 &self.unsubscribes,
             ),
+            (
+                "optbridge_sms_sent_total",
+                "SMS accepted by the provider",
+                &self.sms_sent,
+            ),
+            (
+                "optbridge_sms_failed_total",
+                "SMS given up or refused permanently",
+                &self.sms_failed,
+            ),
+            (
+                "optbridge_sms_retried_total",
+                "Temporary SMS failures scheduled for retry",
+                &self.sms_retried,
+            ),
+            ("optbridge_inbound_sms_total", "SMS replies received", &self.inbound_sms),
+            (
+                "optbridge_webhooks_rejected_total",
+                "Provider webhooks refused (bad signature or malformed)",
+                &self.webhook_rejected,
+            ),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(
@@ -134,6 +173,22 @@ impl Metrics {
         );
         for (kind, counter) in LIMIT_KINDS.iter().zip(&self.limit_hits) {
             let _ = writeln!(out, "{name}{{limit=\"{kind}\"}} {}", counter.get());
+        }
+        let name = "optbridge_funnel_transitions_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Recipients reaching a funnel stage (each recipient once per stage)\n# TYPE {name} counter"
+        );
+        for (metric, counter) in Metric::ALL.iter().zip(&self.funnel) {
+            let _ = writeln!(out, "{name}{{stage=\"{}\"}} {}", metric.as_str(), counter.get());
+        }
+        let name = "optbridge_http_responses_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} HTTP responses by status class\n# TYPE {name} counter"
+        );
+        for (class, counter) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().zip(&self.http_responses) {
+            let _ = writeln!(out, "{name}{{class=\"{class}\"}} {}", counter.get());
         }
         for Gauge { name, help, samples } in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");

@@ -67,6 +67,7 @@ where
                 Ok(r) => (r.status().as_u16(), Some(r.request())),
                 Err(e) => (e.as_response_error().status_code().as_u16(), None),
             };
+            crate::metrics::METRICS.http_response(status);
             let failed = status >= 500;
             if failed || tracing::enabled!(target: "optbridge::http", tracing::Level::DEBUG) {
                 // The route pattern costs a second route match: only when a line is written.

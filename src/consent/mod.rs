@@ -3,4 +3,5 @@
 pub mod doi;
 pub mod history;
 pub mod ledger;
+pub mod retention;
 pub mod texts;

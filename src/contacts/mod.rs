@@ -1,5 +1,6 @@
 //! Contacts: the people a retailer already has email marketing permission for.
 
+pub mod erase;
 pub mod import;
 
 use chrono::NaiveDateTime;

@@ -286,7 +286,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Text,
+        workspace_id -> Text,
+        email -> Text,
+        password_hash -> Text,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        token_sha256 -> Text,
+        user_id -> Text,
+        csrf -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
+diesel::joinable!(users -> workspaces (workspace_id));
+diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(contacts -> workspaces (workspace_id));
 diesel::joinable!(suppressions -> workspaces (workspace_id));
 diesel::joinable!(consent_texts -> workspaces (workspace_id));
@@ -319,4 +345,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     consent_ledger,
     sms_messages,
     inbound_messages,
+    users,
+    sessions,
 );

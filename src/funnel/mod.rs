@@ -116,6 +116,7 @@ pub fn increment(
             .set(funnel_counts::count.eq(funnel_counts::count + by))
             .execute(c)?,
     };
+    crate::metrics::METRICS.funnel_transition(metric, by);
     Ok(())
 }
 

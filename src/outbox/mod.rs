@@ -29,6 +29,8 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 4] = [Self::CampaignExpand, Self::InvitationEmail, Self::Sms, Self::InboundSms];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CampaignExpand => "campaign_expand",
@@ -269,11 +271,20 @@ pub fn release_all(conn: &mut DbConn, owner: &str) -> Result<usize, DbError> {
 }
 
 /// Jobs waiting, by kind (for /metrics and tests).
+/// Jobs waiting per kind; every known kind is listed, with 0 when none wait.
 pub fn depth(conn: &mut DbConn) -> Result<Vec<(String, i64)>, DbError> {
-    Ok(outbox_jobs::table
+    let waiting: Vec<(String, i64)> = outbox_jobs::table
         .group_by(outbox_jobs::kind)
         .select((outbox_jobs::kind, diesel::dsl::count_star()))
-        .load(conn)?)
+        .load(conn)?;
+    let mut all: Vec<(String, i64)> = JobKind::ALL.iter().map(|k| (k.as_str().to_owned(), 0)).collect();
+    for (kind, n) in waiting {
+        match all.iter_mut().find(|(k, _)| *k == kind) {
+            Some(slot) => slot.1 = n,
+            None => all.push((kind, n)),
+        }
+    }
+    Ok(all)
 }
 
 /// Exponential backoff with jitter: `base · 2^(attempt-1)`, capped at `max`, then scaled by a

@@ -1,6 +1,7 @@
 //! HTTP surfaces, one module each.
 
 pub mod api;
+pub mod app;
 pub mod dev;
 pub mod health;
 pub mod landing;
@@ -20,7 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, dev_mail: bool, dev_sms: bool, tw
         .service(link_scope("/o", tracking::pixel))
         .service(link_scope("/l", landing::dispatch))
         .service(link_scope("/u", unsubscribe::dispatch))
-        .configure(api::configure);
+        .configure(api::configure)
+        .configure(app::configure);
     if dev_mail || dev_sms {
         cfg.service(dev::stylesheet);
     }

@@ -87,4 +87,131 @@ async fn keys_rotate_keeps_old_keys(backend: Backend) {
     );
 }
 
-both_backends!(migrate_create_workspace_and_import, keys_rotate_keeps_old_keys);
+/// `optbridge demo`, the README's first command, as a process: it prints its URLs and
+/// credentials, sends the campaign to the dev outbox and serves the dashboard. A second run
+/// reuses the workspace and gives a new password.
+async fn demo_serves_the_dashboard_and_the_dev_outbox(backend: Backend) {
+    use std::io::BufRead as _;
+
+    let database = TestDatabase::new(backend);
+    let start = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_optbridge"))
+            .args(["--json", "demo"])
+            .env("DATABASE_URL", &database.url)
+            .env("BIND", "127.0.0.1:0")
+            .env("OUTBOX_POLL_MS", "100")
+            .env("RUST_LOG", "warn")
+            .env_remove("BASE_URL")
+            .env_remove("SMTP_URL")
+            .env_remove("SMS_PROVIDER")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let printed: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("demo printed no JSON ({e}): {line}"));
+        (child, printed)
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |base: String, email: String, password: String| {
+        let client = client.clone();
+        async move {
+            let page = client.get(format!("{base}/app/login")).send().await.unwrap();
+            let cookie = page.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            let csrf = crate::doi::field(&page.text().await.unwrap(), "csrf");
+            let res = client
+                .post(format!("{base}/app/login"))
+                .header("Cookie", cookie)
+                .form(&[
+                    ("email", email.as_str()),
+                    ("password", password.as_str()),
+                    ("csrf", csrf.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let session = res
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+                .find(|c| c.starts_with("ob_session="));
+            (res.status().as_u16(), session)
+        }
+    };
+
+    let (mut first, printed) = start();
+    let base = printed["base_url"].as_str().unwrap().to_owned();
+    let email = printed["dashboard_email"].as_str().unwrap().to_owned();
+    let password = printed["dashboard_password"].as_str().unwrap().to_owned();
+    let (status, session) = login(base.clone(), email.clone(), password.clone()).await;
+    assert_eq!(status, 303, "the printed credentials log in");
+    let campaign = client
+        .get(format!(
+            "{base}/app/campaigns/{}",
+            printed["campaign_id"].as_str().unwrap()
+        ))
+        .header("Cookie", session.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(campaign.status(), 200);
+    assert!(campaign.text().await.unwrap().contains("<svg"));
+    let mut mails = String::new();
+    for _ in 0..100 {
+        mails = client
+            .get(format!("{base}/dev/mail"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if mails.contains("Vil du høre først om vores udsalg?") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        mails.contains("Vil du høre først om vores udsalg?"),
+        "the invitations reach the dev outbox"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (mut second, again) = start();
+    assert_eq!(
+        again["workspace_id"], printed["workspace_id"],
+        "the demo workspace is reused"
+    );
+    assert_eq!(again["campaign_id"], printed["campaign_id"]);
+    let base = again["base_url"].as_str().unwrap().to_owned();
+    let new_password = again["dashboard_password"].as_str().unwrap().to_owned();
+    assert_ne!(new_password, password);
+    assert_eq!(
+        login(base.clone(), email.clone(), password).await.0,
+        401,
+        "the old password is gone"
+    );
+    assert_eq!(login(base, email, new_password).await.0, 303);
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+both_backends!(
+    migrate_create_workspace_and_import,
+    keys_rotate_keeps_old_keys,
+    demo_serves_the_dashboard_and_the_dev_outbox
+);

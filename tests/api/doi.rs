@@ -12,12 +12,15 @@ use crate::fake_twilio::{FakeTwilio, TwilioFault, post_signed};
 use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app, spawn_app_with};
 use crate::invitations::campaign_for_all;
 
-const SID: &str = "AC0123456789abcdef0123456789abcdef";
-const AUTH: &str = "twilio-auth-token";
-const FROM: &str = "+4570202020";
-const ANNA: &str = "+4520123456";
+pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const AUTH: &str = "twilio-auth-token";
+pub const FROM: &str = "+4570202020";
+pub const ANNA: &str = "+4520123456";
 
-async fn twilio_app(backend: Backend, extra: impl FnOnce(&mut optbridge::config::ConfigArgs)) -> (TestApp, FakeTwilio) {
+pub async fn twilio_app(
+    backend: Backend,
+    extra: impl FnOnce(&mut optbridge::config::ConfigArgs),
+) -> (TestApp, FakeTwilio) {
     let fake = FakeTwilio::start(SID, AUTH).await;
     let base = fake.base_url();
     let app = spawn_app_with(backend, move |a| {
@@ -34,14 +37,14 @@ async fn twilio_app(backend: Backend, extra: impl FnOnce(&mut optbridge::config:
 }
 
 /// A sent campaign; returns the workspace and a landing link for each of anna and bo.
-struct Invited {
-    ws: TestWorkspace,
-    anna: String,
-    bo: String,
-    anna_invitation: String,
+pub struct Invited {
+    pub ws: TestWorkspace,
+    pub anna: String,
+    pub bo: String,
+    pub anna_invitation: String,
 }
 
-async fn invited(app: &TestApp) -> Invited {
+pub async fn invited(app: &TestApp) -> Invited {
     let (ws, campaign) = campaign_for_all(app).await;
     let campaign = campaign.clone();
     app.send_campaign(&ws.token, &campaign).await;
@@ -119,7 +122,7 @@ async fn csrf_of(app: &TestApp, token: &str) -> String {
 }
 
 /// Posts an SMS reply as Twilio would, signed for the public URL.
-async fn reply(app: &TestApp, from: &str, body: &str, sid: &str) -> reqwest::Response {
+pub async fn reply(app: &TestApp, from: &str, body: &str, sid: &str) -> reqwest::Response {
     let public = app
         .settings
         .base_url
@@ -142,7 +145,7 @@ async fn reply(app: &TestApp, from: &str, body: &str, sid: &str) -> reqwest::Res
     .await
 }
 
-async fn subscription_status(app: &TestApp, phone: &'static str) -> Option<String> {
+pub async fn subscription_status(app: &TestApp, phone: &'static str) -> Option<String> {
     app.with_db(move |c| {
         sms_subscriptions::table
             .filter(sms_subscriptions::phone.eq(phone))

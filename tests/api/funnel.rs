@@ -14,10 +14,10 @@ use crate::smtp_sink::{Fault, SmtpSink};
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148";
 
-struct Scripted {
-    app: TestApp,
-    token: String,
-    campaign: String,
+pub struct Scripted {
+    pub app: TestApp,
+    pub token: String,
+    pub campaign: String,
     /// Invitation id and campaign id per recipient p0..p9.
     links: Vec<(String, String)>,
     _sink: SmtpSink,
@@ -62,7 +62,7 @@ impl Scripted {
 ///  p0 opens five times; p1 is only fetched by Apple's privacy proxy; p2 opens, clicks, signs up
 ///  and confirms; p3 clicks (images off), signs up, confirms; p4 clicks and signs up but never
 ///  confirms; p5 opens and clicks; p6–p8 do nothing.
-async fn scripted(backend: Backend) -> Scripted {
+pub async fn scripted(backend: Backend) -> Scripted {
     let sink = SmtpSink::start().await;
     sink.add_fault(
         "p9@example.dk",
@@ -303,7 +303,7 @@ async fn scripted_campaign_counts_match_everywhere(backend: Backend) {
 }
 
 impl Scripted {
-    async fn app_workspace(&self) -> String {
+    pub async fn app_workspace(&self) -> String {
         let c = self.campaign.clone();
         self.app
             .with_db(move |conn| {

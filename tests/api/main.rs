@@ -13,6 +13,8 @@ mod browser_selftest;
 mod cli;
 mod consent_texts;
 mod crash;
+mod dashboard;
+mod data_rights;
 mod doi;
 mod fake_twilio_selftest;
 mod funnel;

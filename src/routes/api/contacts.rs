@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
 
@@ -138,4 +138,24 @@ pub async fn consent(
         .await?
         .ok_or(ApiError::NotFound("contact"))?;
     Ok(HttpResponse::Ok().json(history))
+}
+
+/// Erases the contact's personal data (GDPR art. 17); anonymous statistics and the verifiable
+/// ledger remain. Idempotent.
+#[delete("/contacts/{id}")]
+pub async fn erase(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let id = id.into_inner();
+    let erased = state
+        .db
+        .run(move |conn| crate::contacts::erase::erase(conn, &workspace_id, &id, "api").map_err(ApiError::from))
+        .await?;
+    if !erased {
+        return Err(ApiError::NotFound("contact"));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"erased": true})))
 }

@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(contacts::import_contacts)
             .service(contacts::show)
             .service(contacts::consent)
+            .service(contacts::erase)
             .service(consent_texts::create)
             .service(consent_texts::list)
             .service(consent_texts::show)

@@ -1,0 +1,171 @@
+//! The marketer's dashboard under `/app`: login, campaigns with their funnel, consent texts,
+//! contacts with their consent history, the suppression list. Server-rendered, no JavaScript.
+//!
+//! Every page but the login needs a session cookie (`ob_session`: HttpOnly, SameSite=Lax, Path
+//! /app, Secure when BASE_URL is https); every form carries the session's form token.
+
+mod auth;
+mod pages;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::accounts::{self, Session};
+use crate::domain::Locale;
+use crate::i18n::{self, AppStrings};
+use crate::startup::AppState;
+
+pub const SESSION_COOKIE: &str = "ob_session";
+pub const LOGIN_CSRF_COOKIE: &str = "ob_login_csrf";
+/// Hours a dashboard session lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+/// Charts are inline SVG (markup, not loaded resources); nothing else but our stylesheet loads.
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(auth::login_page)
+        .service(auth::login)
+        .service(auth::logout)
+        .service(pages::campaigns_page)
+        .service(pages::campaign_page)
+        .service(pages::campaign_csv)
+        .service(pages::consent_texts_page)
+        .service(pages::contacts_page)
+        .service(pages::contact_evidence)
+        .service(pages::contact_page)
+        .service(pages::erase_contact)
+        .service(pages::suppressions_page)
+        .service(pages::consents_csv)
+        .service(stylesheet);
+}
+
+/// The dashboard speaks Danish to Danish browsers and English to everyone else.
+pub fn locale(req: &HttpRequest) -> Locale {
+    match super::pages::preferred_locale(req) {
+        Locale::Da => Locale::Da,
+        _ => Locale::En,
+    }
+}
+
+pub fn strings(req: &HttpRequest) -> &'static AppStrings {
+    i18n::app(locale(req))
+}
+
+/// An HTML page of the dashboard with its security headers.
+pub fn html(status: StatusCode, body: String) -> HttpResponse {
+    let mut res = super::pages::html(status, body);
+    res.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    res
+}
+
+pub fn render(status: StatusCode, page: &impl askama::Template) -> HttpResponse {
+    match page.render() {
+        Ok(body) => html(status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard template failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+pub fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age_secs: i64) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/app")
+        .http_only(true)
+        .secure(state.settings.base_url.scheme() == "https")
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+/// A logged-in user. Extracting it from a request without a valid session answers with a
+/// redirect to the login page (GET) or 403 (anything else).
+pub struct AppSession(pub Session);
+
+#[derive(Debug)]
+pub struct NotLoggedIn {
+    get: bool,
+}
+
+impl std::fmt::Display for NotLoggedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not logged in")
+    }
+}
+
+impl ResponseError for NotLoggedIn {
+    fn status_code(&self) -> StatusCode {
+        if self.get {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::FORBIDDEN
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.get {
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/app/login"))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        } else {
+            HttpResponse::Forbidden().body("log in first")
+        }
+    }
+}
+
+impl FromRequest for AppSession {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let get = req.method() == actix_web::http::Method::GET;
+        let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let (Some(cookie), Some(state)) = (cookie, state) else {
+                return Err(NotLoggedIn { get }.into());
+            };
+            let found = state
+                .db
+                .run(move |conn| accounts::session(conn, &cookie))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "dashboard session lookup failed");
+                    actix_web::error::ErrorServiceUnavailable("database unavailable")
+                })?;
+            found.map(AppSession).ok_or_else(|| NotLoggedIn { get }.into())
+        })
+    }
+}
+
+impl AppSession {
+    /// Whether a posted form carries this session's form token.
+    pub fn csrf_ok(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|t| crate::crypto::constant_time_eq(t.as_bytes(), self.0.csrf.as_bytes()))
+    }
+
+    pub fn workspace_id(&self) -> &str {
+        &self.0.workspace.id
+    }
+}
+
+#[actix_web::get("/assets/app.css")]
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/css; charset=utf-8"),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")))
+        .body(include_str!("../../../assets/app.css"))
+}

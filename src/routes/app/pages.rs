@@ -1,0 +1,658 @@
+//! The dashboard's pages. Handlers load what a page shows (always scoped by the session's
+//! workspace) and hand preformatted values to the templates.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use super::AppSession;
+use crate::campaigns::{self, Campaign};
+use crate::charts::{self, Series, Stage};
+use crate::consent::history::{self, ContactConsent};
+use crate::consent::texts::{self, ConsentTextVersion};
+use crate::contacts::Contact;
+use crate::db::schema::{contacts, suppressions};
+use crate::db::{DbConn, DbError};
+use crate::domain::Locale;
+use crate::funnel::report::{self, AbTest, Breakdown, FunnelReport};
+use crate::i18n::AppStrings;
+use crate::startup::AppState;
+
+fn pct(x: f64) -> String {
+    format!("{:.1} %", x * 100.0)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
+    tracing::error!(error = %e, "dashboard: database error");
+    HttpResponse::ServiceUnavailable().finish()
+}
+
+/// What every dashboard page shows around its content.
+pub struct Layout {
+    pub workspace: String,
+    pub user: String,
+    pub csrf: String,
+}
+
+impl Layout {
+    fn of(session: &AppSession) -> Self {
+        Self {
+            workspace: session.0.workspace.name.clone(),
+            user: session.0.email.clone(),
+            csrf: session.0.csrf.clone(),
+        }
+    }
+}
+
+pub struct CampaignRow {
+    id: String,
+    name: String,
+    status: String,
+    created: String,
+    recipients: i64,
+    sent: i64,
+    open_rate: String,
+    confirmed: i64,
+    conversion: String,
+}
+
+#[derive(Template)]
+#[template(path = "app/campaigns.html")]
+struct CampaignsPage {
+    t: &'static AppStrings,
+    layout: Layout,
+    rows: Vec<CampaignRow>,
+}
+
+fn reports(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<(Campaign, FunnelReport)>, DbError> {
+    let mut out = Vec::new();
+    for c in campaigns::list(conn, workspace_id)? {
+        let order: Vec<String> = campaigns::variants_of(conn, &c.id)?
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        let r = report::campaign_funnel(conn, &c, &order)?;
+        out.push((c, r));
+    }
+    Ok(out)
+}
+
+#[get("/app")]
+pub async fn campaigns_page(req: HttpRequest, state: web::Data<AppState>, session: AppSession) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    let loaded = match state.db.run(move |conn| reports(conn, &ws)).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(e),
+    };
+    let rows = loaded
+        .into_iter()
+        .map(|(c, r)| CampaignRow {
+            id: c.id,
+            name: c.name,
+            status: c.status,
+            created: c.created_at.format("%Y-%m-%d").to_string(),
+            recipients: r.counts.recipients,
+            sent: r.counts.sent,
+            open_rate: pct(r.rates.open_rate),
+            confirmed: r.counts.confirmed,
+            conversion: pct(r.rates.conversion_rate),
+        })
+        .collect();
+    super::render(
+        StatusCode::OK,
+        &CampaignsPage {
+            t: super::strings(&req),
+            layout: Layout::of(&session),
+            rows,
+        },
+    )
+}
+
+pub struct RateRow {
+    label: &'static str,
+    value: String,
+    benchmark: String,
+}
+
+pub struct BreakdownRow {
+    key: String,
+    sent: i64,
+    opened: i64,
+    clicked: i64,
+    submitted: i64,
+    confirmed: i64,
+    conversion: String,
+}
+
+impl From<&Breakdown> for BreakdownRow {
+    fn from(b: &Breakdown) -> Self {
+        Self {
+            key: b.key.clone(),
+            sent: b.counts.sent,
+            opened: b.counts.opened,
+            clicked: b.counts.clicked,
+            submitted: b.counts.submitted,
+            confirmed: b.counts.confirmed,
+            conversion: pct(b.rates.conversion_rate),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "app/campaign.html")]
+struct CampaignPage {
+    t: &'static AppStrings,
+    layout: Layout,
+    id: String,
+    name: String,
+    status: String,
+    counts: Vec<(&'static str, i64)>,
+    rates: Vec<RateRow>,
+    funnel_svg: String,
+    timeline_svg: String,
+    variants: Vec<BreakdownRow>,
+    verdicts: Vec<String>,
+    locales: Vec<BreakdownRow>,
+}
+
+fn verdict(t: &AppStrings, ab: &AbTest, sent: (i64, i64)) -> String {
+    if sent.0 < 30 || sent.1 < 30 {
+        return t.ab_too_little.to_owned();
+    }
+    let (better, worse) = if ab.difference_pp >= 0.0 {
+        (&ab.variant, &ab.control)
+    } else {
+        (&ab.control, &ab.variant)
+    };
+    let template = if ab.significant { t.ab_significant } else { t.ab_not_yet };
+    template
+        .replace("{better}", better)
+        .replace("{worse}", worse)
+        .replace("{pp}", &format!("{:.1}", ab.difference_pp.abs()))
+        .replace("{conf}", &format!("{:.0}", ab.confidence * 100.0))
+}
+
+#[get("/app/campaigns/{id}")]
+pub async fn campaign_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    let id = id.into_inner();
+    let loaded = state
+        .db
+        .run(move |conn| -> Result<_, DbError> {
+            let Some(view) = campaigns::find(conn, &ws, &id)? else {
+                return Ok(None);
+            };
+            let order: Vec<String> = view.variants.iter().map(|v| v.name.clone()).collect();
+            Ok(Some(report::campaign_funnel(conn, &view.campaign, &order)?))
+        })
+        .await;
+    let r = match loaded {
+        Ok(Some(r)) => r,
+        Ok(None) => return super::super::pages::not_found(&req),
+        Err(e) => return unavailable(e),
+    };
+    let t = super::strings(&req);
+    let c = &r.counts;
+    let b = &r.benchmark;
+    let stages = [
+        Stage {
+            label: t.col_sent,
+            count: c.sent,
+            benchmark: None,
+        },
+        Stage {
+            label: t.col_delivered,
+            count: c.delivered,
+            benchmark: None,
+        },
+        Stage {
+            label: t.col_opened,
+            count: c.opened,
+            benchmark: Some(b.open_rate),
+        },
+        Stage {
+            label: t.col_clicked,
+            count: c.clicked,
+            benchmark: None,
+        },
+        Stage {
+            label: t.col_submitted,
+            count: c.submitted,
+            benchmark: None,
+        },
+        Stage {
+            label: t.col_confirmed,
+            count: c.confirmed,
+            benchmark: Some(b.conversion_rate),
+        },
+    ];
+    let funnel_svg = charts::funnel_bars(t.funnel_title, &stages, Some(t.benchmark));
+    let hourly_until = r.series.hourly_until;
+    let x_labels: Vec<String> = r
+        .series
+        .points
+        .iter()
+        .map(|p| {
+            if hourly_until.is_some_and(|h| p.at < h) {
+                p.at.format("%d/%m %H:00").to_string()
+            } else {
+                p.at.format("%d/%m").to_string()
+            }
+        })
+        .collect();
+    let column = |f: fn(&report::SeriesPoint) -> i64| r.series.points.iter().map(f).collect::<Vec<i64>>();
+    let (sent, opened, clicked, confirmed) = (
+        column(|p| p.sent),
+        column(|p| p.opened),
+        column(|p| p.clicked),
+        column(|p| p.confirmed),
+    );
+    let timeline_svg = charts::time_series(
+        t.timeline_title,
+        &x_labels,
+        &[
+            Series {
+                label: t.col_sent,
+                points: &sent,
+            },
+            Series {
+                label: t.col_opened,
+                points: &opened,
+            },
+            Series {
+                label: t.col_clicked,
+                points: &clicked,
+            },
+            Series {
+                label: t.col_confirmed,
+                points: &confirmed,
+            },
+        ],
+        t.timeline_empty,
+    );
+    let verdicts = r
+        .ab_tests
+        .iter()
+        .map(|ab| {
+            let sent_of = |key: &str| r.variants.iter().find(|v| v.key == key).map_or(0, |v| v.counts.sent);
+            verdict(t, ab, (sent_of(&ab.control), sent_of(&ab.variant)))
+        })
+        .collect();
+    let page = CampaignPage {
+        t,
+        layout: Layout::of(&session),
+        id: r.campaign_id.clone(),
+        name: r.name.clone(),
+        status: r.status.clone(),
+        counts: vec![
+            (t.col_recipients, c.recipients),
+            (t.col_sent, c.sent),
+            (t.col_delivered, c.delivered),
+            (t.col_bounced, c.bounced),
+            (t.col_opened, c.opened),
+            (t.col_opened_human, c.opened_human),
+            (t.col_clicked, c.clicked),
+            (t.col_submitted, c.submitted),
+            (t.col_confirmed, c.confirmed),
+            (t.col_opted_out, c.opted_out),
+            (t.col_unsubscribed, c.unsubscribed),
+        ],
+        rates: vec![
+            RateRow {
+                label: t.rate_open,
+                value: pct(r.rates.open_rate),
+                benchmark: pct(b.open_rate),
+            },
+            RateRow {
+                label: t.rate_click,
+                value: pct(r.rates.click_rate),
+                benchmark: String::new(),
+            },
+            RateRow {
+                label: t.rate_signup,
+                value: pct(r.rates.signup_rate_of_openers),
+                benchmark: pct(b.signup_rate_of_openers),
+            },
+            RateRow {
+                label: t.rate_conversion,
+                value: pct(r.rates.conversion_rate),
+                benchmark: pct(b.conversion_rate),
+            },
+        ],
+        funnel_svg,
+        timeline_svg,
+        variants: r.variants.iter().map(BreakdownRow::from).collect(),
+        verdicts,
+        locales: r.locales.iter().map(BreakdownRow::from).collect(),
+    };
+    super::render(StatusCode::OK, &page)
+}
+
+#[get("/app/campaigns/{id}/recipients.csv")]
+pub async fn campaign_csv(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    let id = id.into_inner();
+    let check = id.clone();
+    match state.db.run(move |conn| campaigns::find(conn, &ws, &check)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return super::super::pages::not_found(&req),
+        Err(e) => return unavailable(e),
+    }
+    let filename = format!("campaign-{id}-recipients.csv");
+    crate::exports::stream_csv(&state.db, &filename, move |conn, sink| {
+        crate::exports::campaign_recipients(conn, &id, sink)
+    })
+}
+
+#[get("/app/consents.csv")]
+pub async fn consents_csv(state: web::Data<AppState>, session: AppSession) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    crate::exports::stream_csv(&state.db, "sms-consents.csv", move |conn, sink| {
+        crate::exports::active_consents(conn, &ws, sink)
+    })
+}
+
+pub struct TextRow {
+    version: ConsentTextVersion,
+    preview: String,
+    encoding: String,
+    segments: usize,
+}
+
+#[derive(Template)]
+#[template(path = "app/consent_texts.html")]
+struct ConsentTextsPage {
+    t: &'static AppStrings,
+    layout: Layout,
+    texts: Vec<TextRow>,
+}
+
+#[get("/app/consent-texts")]
+pub async fn consent_texts_page(req: HttpRequest, state: web::Data<AppState>, session: AppSession) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    let versions = match state.db.run(move |conn| texts::list(conn, &ws)).await {
+        Ok(v) => v,
+        Err(e) => return unavailable(e),
+    };
+    let texts = versions
+        .into_iter()
+        .map(|v| {
+            let locale = Locale::parse(&v.locale).unwrap_or(Locale::En);
+            let preview = crate::i18n::sms::doi_request(locale, &v.company_name, "123456");
+            let count = crate::sms::segments::count(&preview);
+            TextRow {
+                encoding: format!("{:?}", count.encoding).to_uppercase(),
+                segments: count.segments,
+                preview,
+                version: v,
+            }
+        })
+        .collect();
+    super::render(
+        StatusCode::OK,
+        &ConsentTextsPage {
+            t: super::strings(&req),
+            layout: Layout::of(&session),
+            texts,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct Search {
+    q: Option<String>,
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+
+#[derive(Template)]
+#[template(path = "app/contacts.html")]
+struct ContactsPage {
+    t: &'static AppStrings,
+    layout: Layout,
+    q: String,
+    results: Vec<Contact>,
+}
+
+#[get("/app/contacts")]
+pub async fn contacts_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+    query: web::Query<Search>,
+) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    let q = query
+        .q
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(100)
+        .collect::<String>();
+    let term = q.clone();
+    let found = state
+        .db
+        .run(move |conn| -> Result<Vec<Contact>, DbError> {
+            if term.is_empty() {
+                return Ok(Vec::new());
+            }
+            // LIKE wildcards typed by the user are matched literally. Emails match by prefix (the
+            // index serves it), names anywhere and regardless of case on both backends.
+            let escaped = term
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let prefix = format!("{escaped}%");
+            let anywhere = format!("%{escaped}%");
+            Ok(contacts::table
+                .filter(contacts::workspace_id.eq(&ws))
+                .filter(
+                    contacts::email_normalized
+                        .like(&prefix)
+                        .escape('\\')
+                        .or(lower(contacts::first_name).like(&anywhere).escape('\\'))
+                        .or(lower(contacts::last_name).like(&anywhere).escape('\\'))
+                        .or(contacts::external_id.eq(&term)),
+                )
+                .order(contacts::email_normalized.asc())
+                .limit(50)
+                .select(Contact::as_select())
+                .load(conn)?)
+        })
+        .await;
+    match found {
+        Ok(results) => super::render(
+            StatusCode::OK,
+            &ContactsPage {
+                t: super::strings(&req),
+                layout: Layout::of(&session),
+                q,
+                results,
+            },
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "app/contact.html")]
+struct ContactPage {
+    t: &'static AppStrings,
+    layout: Layout,
+    h: ContactConsent,
+    ledger_payloads: Vec<String>,
+    erased_notice: bool,
+}
+
+#[derive(Deserialize)]
+pub struct ContactQuery {
+    erased: Option<String>,
+}
+
+#[get("/app/contacts/{id}")]
+pub async fn contact_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+    id: web::Path<String>,
+    query: web::Query<ContactQuery>,
+) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    let id = id.into_inner();
+    let h = match state.db.run(move |conn| history::of_contact(conn, &ws, &id)).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return super::super::pages::not_found(&req),
+        Err(e) => return unavailable(e),
+    };
+    let ledger_payloads = h
+        .ledger
+        .iter()
+        .map(|e| e.payload.clone().unwrap_or_else(|| "(redacted)".to_owned()))
+        .collect();
+    super::render(
+        StatusCode::OK,
+        &ContactPage {
+            t: super::strings(&req),
+            layout: Layout::of(&session),
+            h,
+            ledger_payloads,
+            erased_notice: query.erased.is_some(),
+        },
+    )
+}
+
+/// The contact's whole consent history as a JSON file (GDPR art. 15 access requests): the same
+/// document as `GET /api/v1/contacts/{id}/consent`.
+#[get("/app/contacts/{id}/evidence.json")]
+pub async fn contact_evidence(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    let id = id.into_inner();
+    let contact = id.clone();
+    match state.db.run(move |conn| history::of_contact(conn, &ws, &contact)).await {
+        Ok(Some(h)) => HttpResponse::Ok()
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"contact-{id}-evidence.json\""),
+            ))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(h),
+        Ok(None) => super::super::pages::not_found(&req),
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EraseForm {
+    csrf: Option<String>,
+    confirm: Option<String>,
+}
+
+#[post("/app/contacts/{id}/erase")]
+pub async fn erase_contact(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+    id: web::Path<String>,
+    form: web::Form<EraseForm>,
+) -> HttpResponse {
+    if !session.csrf_ok(form.csrf.as_deref()) {
+        return HttpResponse::Forbidden().body("missing or wrong form token");
+    }
+    let id = id.into_inner();
+    if form.confirm.as_deref() != Some("yes") {
+        return HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/app/contacts/{id}")))
+            .finish();
+    }
+    let ws = session.workspace_id().to_owned();
+    let who = format!("dashboard user {}", session.0.email);
+    let target = id.clone();
+    match state
+        .db
+        .run(move |conn| crate::contacts::erase::erase(conn, &ws, &target, &who))
+        .await
+    {
+        Ok(true) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/app/contacts/{id}?erased=1")))
+            .finish(),
+        Ok(false) => super::super::pages::not_found(&req),
+        Err(e) => unavailable(e),
+    }
+}
+
+pub struct SuppressionRow {
+    channel: String,
+    address: String,
+    reason: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "app/suppressions.html")]
+struct SuppressionsPage {
+    t: &'static AppStrings,
+    layout: Layout,
+    rows: Vec<SuppressionRow>,
+}
+
+#[get("/app/suppressions")]
+pub async fn suppressions_page(req: HttpRequest, state: web::Data<AppState>, session: AppSession) -> HttpResponse {
+    let ws = session.workspace_id().to_owned();
+    let loaded = state
+        .db
+        .run(move |conn| {
+            suppressions::table
+                .filter(suppressions::workspace_id.eq(&ws))
+                .order(suppressions::created_at.desc())
+                .limit(500)
+                .select((
+                    suppressions::channel,
+                    suppressions::address,
+                    suppressions::reason,
+                    suppressions::created_at,
+                ))
+                .load::<(String, String, String, chrono::NaiveDateTime)>(conn)
+                .map_err(DbError::from)
+        })
+        .await;
+    let rows = match loaded {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(channel, address, reason, at)| SuppressionRow {
+                channel,
+                address,
+                reason,
+                created: at.format("%Y-%m-%d %H:%M").to_string(),
+            })
+            .collect(),
+        Err(e) => return unavailable(e),
+    };
+    super::render(
+        StatusCode::OK,
+        &SuppressionsPage {
+            t: super::strings(&req),
+            layout: Layout::of(&session),
+            rows,
+        },
+    )
+}

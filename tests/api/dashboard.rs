@@ -1,0 +1,481 @@
+//! The marketer's dashboard: logins, sessions, form tokens, pages, isolation between workspaces.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use optbridge::db::schema::invitations;
+use serde_json::json;
+
+use crate::doi::field;
+use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app, spawn_app_with};
+use crate::invitations::campaign_for_all;
+
+const PASSWORD: &str = "a long enough password";
+
+async fn user(app: &TestApp, ws: &TestWorkspace, email: &'static str) {
+    let id = ws.id.clone();
+    app.with_db(move |c| optbridge::accounts::create_user(c, &id, email, PASSWORD).unwrap())
+        .await;
+}
+
+fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+/// Logs in through the form; returns the response of the POST.
+pub async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    let page = app.client.get(app.url("/app/login")).send().await.unwrap();
+    let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").expect("login form token cookie"));
+    let csrf = field(&page.text().await.unwrap(), "csrf");
+    app.client
+        .post(app.url("/app/login"))
+        .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
+        .form(&[("email", email), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A session cookie header for `email`.
+async fn session(app: &TestApp, email: &str) -> String {
+    let res = login(app, email, PASSWORD).await;
+    assert_eq!(res.status(), 303);
+    format!(
+        "ob_session={}",
+        cookie_value(&set_cookie(&res, "ob_session").expect("session cookie"))
+    )
+}
+
+async fn get(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+    let res = app
+        .client
+        .get(app.url(path))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn every_page_needs_a_login(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_ws, campaign) = campaign_for_all(&app).await;
+    for path in [
+        "/app".to_owned(),
+        format!("/app/campaigns/{campaign}"),
+        format!("/app/campaigns/{campaign}/recipients.csv"),
+        "/app/consent-texts".to_owned(),
+        "/app/contacts?q=anna".to_owned(),
+        "/app/suppressions".to_owned(),
+        "/app/consents.csv".to_owned(),
+        "/app/contacts/x/evidence.json".to_owned(),
+    ] {
+        let res = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{path}");
+        assert_eq!(res.headers()["location"], "/app/login");
+        let res = app
+            .client
+            .get(app.url(&path))
+            .header("Cookie", "ob_session=forged")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{path} with a forged cookie");
+    }
+    for path in ["/app/logout", "/app/contacts/x/erase"] {
+        let res = app
+            .client
+            .post(app.url(path))
+            .form(&[("csrf", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{path}");
+    }
+}
+
+async fn login_logout_lockout_and_cookie_flags(backend: Backend) {
+    let app = spawn_app_with(backend, |a| a.base_url = Some("https://optin.shop.example".into())).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    user(&app, &ws, "marketer@shop.example").await;
+
+    let res = login(&app, "marketer@shop.example", "wrong password!").await;
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("Wrong email or password"));
+    let res = login(&app, "nobody@shop.example", PASSWORD).await;
+    assert_eq!(res.status(), 401, "unknown users get the same answer");
+
+    let res = login(&app, "Marketer@Shop.example", PASSWORD).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/app");
+    let cookie = set_cookie(&res, "ob_session").unwrap();
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/app", "Secure", "Max-Age=43200"] {
+        assert!(cookie.contains(flag), "{flag} missing in {cookie}");
+    }
+    let session = format!("ob_session={}", cookie_value(&cookie));
+    let (status, page) = get(&app, &session, "/app").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("marketer@shop.example"));
+
+    // A login form without its form-token cookie is refused.
+    let page = app
+        .client
+        .get(app.url("/app/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/app/login"))
+        .form(&[
+            ("email", "marketer@shop.example"),
+            ("password", PASSWORD),
+            ("csrf", &field(&page, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // Logout needs the session's form token, then ends the session.
+    let res = app
+        .client
+        .post(app.url("/app/logout"))
+        .header("Cookie", &session)
+        .form(&[("csrf", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let csrf = field(&get(&app, &session, "/app").await.1, "csrf");
+    let res = app
+        .client
+        .post(app.url("/app/logout"))
+        .header("Cookie", &session)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(get(&app, &session, "/app").await.0, 303, "the session is gone");
+
+    // Five wrong passwords lock the account, even against the right one.
+    for _ in 0..4 {
+        assert_eq!(
+            login(&app, "marketer@shop.example", "wrong password!").await.status(),
+            401
+        );
+    }
+    assert_eq!(
+        login(&app, "marketer@shop.example", "wrong password!").await.status(),
+        429
+    );
+    let res = login(&app, "marketer@shop.example", PASSWORD).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.text().await.unwrap().contains("locked"));
+}
+
+async fn campaign_page_shows_the_funnel(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ws, campaign) = campaign_for_all(&app).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    user(&app, &ws, "marketer@shop.example").await;
+    let session = session(&app, "marketer@shop.example").await;
+
+    let (status, list) = get(&app, &session, "/app").await;
+    assert_eq!(status, 200);
+    assert!(list.contains("Spring") && list.contains(&format!("/app/campaigns/{campaign}")));
+    let (status, page) = get(&app, &session, &format!("/app/campaigns/{campaign}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<svg"), "server-side SVG charts");
+    assert!(page.contains("Sent 8"), "the funnel chart describes its numbers");
+    assert!(page.contains("data-metric=\"Sent\">8<"), "the sent card shows 8");
+    assert!(
+        page.contains("52.2 %") && page.contains("3.5 %"),
+        "the KAiKU benchmark is shown beside the rates"
+    );
+    assert!(!page.contains("<script"), "no JavaScript");
+
+    // Danish browsers get the Danish dashboard.
+    let res = app
+        .client
+        .get(app.url(&format!("/app/campaigns/{campaign}")))
+        .header("Cookie", &session)
+        .header("Accept-Language", "da-DK,da;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Tragt") && page.contains("Konvertering"), "Danish labels");
+
+    let (status, csv) = get(&app, &session, &format!("/app/campaigns/{campaign}/recipients.csv")).await;
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().count(), 9, "header and eight recipients");
+    let (status, texts) = get(&app, &session, "/app/consent-texts").await;
+    assert_eq!(status, 200);
+    assert!(
+        texts.contains("Skobutikken: Svar JA") && texts.contains("GSM7, 1"),
+        "{texts}"
+    );
+}
+
+/// The scripted campaign of the funnel tests (10 recipients, known behaviour): the page's cards
+/// and the funnel chart carry the same numbers as the API.
+async fn scripted_campaign_page_has_the_right_numbers(backend: Backend) {
+    let s = crate::funnel::scripted(backend).await;
+    let ws = s.app_workspace().await;
+    let app = &s.app;
+    let id = ws.clone();
+    app.with_db(move |c| optbridge::accounts::create_user(c, &id, "marketer@shop.example", PASSWORD).unwrap())
+        .await;
+    let session = session(app, "marketer@shop.example").await;
+    let (status, page) = get(app, &session, &format!("/app/campaigns/{}", s.campaign)).await;
+    assert_eq!(status, 200);
+    for (metric, n) in [
+        ("Recipients", 10),
+        ("Sent", 10),
+        ("Delivered", 9),
+        ("Bounced", 1),
+        ("Opened", 6),
+        ("Opened (people)", 5),
+        ("Clicked", 4),
+        ("Signed up", 3),
+        ("Confirmed", 2),
+    ] {
+        assert!(page.contains(&format!("data-metric=\"{metric}\">{n}<")), "{metric} {n}");
+    }
+    let funnel = &page[page.find("<svg").unwrap()..];
+    let desc = &funnel[funnel.find("<desc").unwrap()..funnel.find("</desc>").unwrap()];
+    for part in [
+        "Sent 10",
+        "Delivered 9 (90.0 %)",
+        "Opened 6 (60.0 %; KAiKU benchmark 52.2 %)",
+        "Signed up 3 (30.0 %)",
+        "Confirmed 2 (20.0 %; KAiKU benchmark 3.5 %)",
+    ] {
+        assert!(desc.contains(part), "{part} not in {desc}");
+    }
+}
+
+async fn workspaces_are_isolated_in_the_dashboard(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (a, campaign) = campaign_for_all(&app).await;
+    app.send_campaign(&a.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let b = app.create_workspace("Other shop").await;
+    user(&app, &b, "other@shop.example").await;
+    let session = session(&app, "other@shop.example").await;
+    let contact: String = app
+        .with_db(|c| {
+            invitations::table
+                .filter(invitations::email.eq("anna@example.dk"))
+                .select(invitations::contact_id)
+                .first(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(get(&app, &session, &format!("/app/campaigns/{campaign}")).await.0, 404);
+    assert_eq!(
+        get(&app, &session, &format!("/app/campaigns/{campaign}/recipients.csv"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(get(&app, &session, &format!("/app/contacts/{contact}")).await.0, 404);
+    assert_eq!(
+        get(&app, &session, &format!("/app/contacts/{contact}/evidence.json"))
+            .await
+            .0,
+        404
+    );
+    let (_, list) = get(&app, &session, "/app").await;
+    assert!(!list.contains("Spring"), "another workspace's campaign is not listed");
+    let (_, search) = get(&app, &session, "/app/contacts?q=anna").await;
+    assert!(!search.contains("anna@example.dk"));
+    let csrf = field(&get(&app, &session, "/app").await.1, "csrf");
+    let res = app
+        .client
+        .post(app.url(&format!("/app/contacts/{contact}/erase")))
+        .header("Cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let still: String = app
+        .with_db(move |c| {
+            use optbridge::db::schema::contacts;
+            contacts::table.find(&contact).select(contacts::email).first(c).unwrap()
+        })
+        .await;
+    assert_eq!(still, "anna@example.dk");
+}
+
+async fn contact_search_history_and_erasure(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ws, campaign) = campaign_for_all(&app).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    user(&app, &ws, "marketer@shop.example").await;
+    let session = session(&app, "marketer@shop.example").await;
+
+    let (_, results) = get(&app, &session, "/app/contacts?q=ANNA").await;
+    let start = results.find("/app/contacts/").expect("a result");
+    let id: String = results[start + 14..].split('"').next().unwrap().to_owned();
+    assert!(!results.contains("bo@example.dk"));
+    let (_, none) = get(&app, &session, "/app/contacts?q=%25").await;
+    assert!(none.contains("No contacts found."), "a typed % is not a wildcard");
+    let rows = |page: &str| page.matches("<tr><td><a href=\"/app/contacts/").count();
+    let (_, a) = get(&app, &session, "/app/contacts?q=a").await;
+    assert_eq!(rows(&a), 4, "anna and amy by email prefix, Lars and Elsa by name");
+    let (_, middle) = get(&app, &session, "/app/contacts?q=example").await;
+    assert_eq!(rows(&middle), 0, "emails match by prefix only");
+    let (_, nils) = get(&app, &session, "/app/contacts?q=ILS").await;
+    assert_eq!(rows(&nils), 1, "names match anywhere, whatever the case");
+    assert!(nils.contains("nils@example.se"));
+    let (status, page) = get(&app, &session, &format!("/app/contacts/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("email_permission_imported"), "the ledger is shown");
+    let res = app
+        .client
+        .get(app.url(&format!("/app/contacts/{id}/evidence.json")))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let evidence = json(res).await;
+    assert_eq!(evidence["contact"]["email"], "anna@example.dk");
+    assert_eq!(evidence["ledger"][0]["kind"], "email_permission_imported");
+
+    // Erasure: needs the form token and the confirmation box; keeps the chain verifiable.
+    let csrf = field(&page, "csrf");
+    let erase = format!("/app/contacts/{id}/erase");
+    let res = app
+        .client
+        .post(app.url(&erase))
+        .header("Cookie", &session)
+        .form(&[("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = app
+        .client
+        .post(app.url(&erase))
+        .header("Cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let (_, page) = get(&app, &session, &format!("/app/contacts/{id}?erased=1")).await;
+    assert!(page.contains("erased"), "{page}");
+    assert!(!page.contains("anna@example.dk"));
+    let history = json(app.get(&ws.token, &format!("/api/v1/contacts/{id}/consent")).await).await;
+    let kinds: Vec<&str> = history["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.last(), Some(&"contact_erased"));
+    assert!(
+        history["ledger"][0]["payload"].is_null(),
+        "earlier payloads are redacted"
+    );
+    let out = crate::helpers::run_cli(&app.database.url, &["ledger", "verify", "--json"]);
+    assert_eq!(crate::helpers::stdout_json(&out)["problems"], json!([]));
+}
+
+both_backends!(
+    every_page_needs_a_login,
+    login_logout_lockout_and_cookie_flags,
+    campaign_page_shows_the_funnel,
+    scripted_campaign_page_has_the_right_numbers,
+    workspaces_are_isolated_in_the_dashboard,
+    contact_search_history_and_erasure,
+);
+
+/// In headless Chromium: log in, open the scripted campaign, screenshot it, log out.
+// SQLite only: this exercises the browser path, not the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_logs_in_and_screenshots_the_campaign_page() {
+    let Some(browser) = crate::browser::Browser::start().await else {
+        eprintln!("skipped: no browser");
+        return;
+    };
+    let s = crate::funnel::scripted(Backend::Sqlite).await;
+    let ws = s.app_workspace().await;
+    let app = &s.app;
+    app.with_db(move |c| optbridge::accounts::create_user(c, &ws, "marketer@shop.example", PASSWORD).unwrap())
+        .await;
+
+    browser.goto(&app.url(&format!("/app/campaigns/{}", s.campaign))).await;
+    assert!(
+        browser.current_url().await.ends_with("/app/login"),
+        "sent to the login page"
+    );
+    browser.fill("#email", "marketer@shop.example").await;
+    browser.fill("#password", "not the password").await;
+    browser.submit("button[type=submit]").await;
+    assert!(browser.text(".error").await.contains("Wrong email or password"));
+    browser.fill("#password", PASSWORD).await;
+    browser.submit("button[type=submit]").await;
+    assert!(
+        browser.current_url().await.ends_with("/app"),
+        "{}",
+        browser.current_url().await
+    );
+    let session = browser
+        .cookies()
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "ob_session")
+        .expect("a session cookie");
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["sameSite"], "Lax");
+
+    // `submit` clicks and waits for the next page, a link as well as a button.
+    browser
+        .submit(&format!("a[href='/app/campaigns/{}']", s.campaign))
+        .await;
+    assert!(browser.text("h1").await.starts_with("Scripted"));
+    assert_eq!(browser.text("[data-metric='Confirmed']").await, "2");
+    assert_eq!(browser.text("[data-metric='Opened']").await, "6");
+    assert!(browser.source().await.contains("KAiKU benchmark 52.2 %"));
+    browser
+        .screenshot(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/dashboard-campaign.png"))
+        .await;
+
+    browser.submit("form.logout button").await;
+    assert!(browser.current_url().await.ends_with("/app/login"));
+    browser.goto(&app.url("/app")).await;
+    assert!(browser.current_url().await.ends_with("/app/login"), "logged out");
+    browser.quit().await;
+}
