@@ -93,6 +93,23 @@ pub struct ConfigArgs {
     #[arg(long, env = "SMTP_CONCURRENCY", global = true, default_value_t = 8)]
     pub smtp_concurrency: usize,
 
+    /// Temporary failures in a row after which sends to that provider (SMTP, SMS) pause; 0: never.
+    #[arg(long, env = "CIRCUIT_BREAKER_FAILURES", global = true, default_value_t = 10)]
+    pub circuit_breaker_failures: u32,
+
+    /// First pause in milliseconds once the circuit opens; doubles while probes keep failing.
+    #[arg(long, env = "CIRCUIT_BREAKER_COOLDOWN_MS", global = true, default_value_t = 30_000)]
+    pub circuit_breaker_cooldown_ms: u64,
+
+    /// Longest pause in milliseconds.
+    #[arg(
+        long,
+        env = "CIRCUIT_BREAKER_MAX_COOLDOWN_MS",
+        global = true,
+        default_value_t = 600_000
+    )]
+    pub circuit_breaker_max_cooldown_ms: u64,
+
     /// Seconds before an SMTP command times out (counts as a temporary failure).
     #[arg(long, env = "SMTP_TIMEOUT_SECS", global = true, default_value_t = 30)]
     pub smtp_timeout_secs: u64,
@@ -193,6 +210,9 @@ impl Default for ConfigArgs {
             outbox_retry_base_ms: 30_000,
             outbox_retry_max_ms: 3_600_000,
             smtp_concurrency: 8,
+            circuit_breaker_failures: 10,
+            circuit_breaker_cooldown_ms: 30_000,
+            circuit_breaker_max_cooldown_ms: 600_000,
             smtp_timeout_secs: 30,
             dkim_key_path: None,
             dkim_selector: None,
@@ -325,6 +345,7 @@ pub struct OutboxSettings {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub send_concurrency: usize,
+    pub breaker: crate::outbox::breaker::BreakerConfig,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -432,6 +453,17 @@ impl Settings {
                 retry_base: Duration::from_millis(args.outbox_retry_base_ms),
                 retry_max: Duration::from_millis(args.outbox_retry_max_ms.max(args.outbox_retry_base_ms)),
                 send_concurrency: positive(args.smtp_concurrency, "SMTP_CONCURRENCY")?,
+                breaker: crate::outbox::breaker::BreakerConfig {
+                    failures: args.circuit_breaker_failures,
+                    cooldown: Duration::from_millis(positive(
+                        args.circuit_breaker_cooldown_ms,
+                        "CIRCUIT_BREAKER_COOLDOWN_MS",
+                    )?),
+                    max_cooldown: Duration::from_millis(
+                        args.circuit_breaker_max_cooldown_ms
+                            .max(args.circuit_breaker_cooldown_ms),
+                    ),
+                },
             },
             smtp_timeout: Duration::from_secs(positive(args.smtp_timeout_secs, "SMTP_TIMEOUT_SECS")?),
             dkim: dkim_settings(args)?,

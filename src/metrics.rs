@@ -26,6 +26,24 @@ impl Counter {
     }
 }
 
+/// A value that goes up and down (rendered as a gauge).
+#[derive(Debug, Default)]
+pub struct Level(AtomicU64);
+
+impl Level {
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A gauge to render: name, help text, and `(labels, value)` samples.
 pub struct Gauge<'a> {
     pub name: &'a str,
@@ -52,7 +70,12 @@ pub struct Metrics {
     pub funnel: [Counter; 12],
     /// HTTP responses by status class: 1xx … 5xx.
     pub http_responses: [Counter; 5],
+    /// Circuit breakers by provider (`BREAKER_PROVIDERS`): times opened, and open now (0/1).
+    pub circuit_opened: [Counter; 2],
+    pub circuit_open: [Level; 2],
 }
+
+const BREAKER_PROVIDERS: [&str; 2] = ["smtp", "sms"];
 
 const LIMIT_KINDS: [&str; 6] = ["token", "phone", "ip", "country", "workspace", "resend"];
 
@@ -72,6 +95,8 @@ pub static METRICS: Metrics = Metrics {
     limit_hits: [const { Counter::new() }; 6],
     funnel: [const { Counter::new() }; 12],
     http_responses: [const { Counter::new() }; 5],
+    circuit_opened: [const { Counter::new() }; 2],
+    circuit_open: [const { Level::new() }; 2],
 };
 
 impl Metrics {
@@ -189,6 +214,22 @@ impl Metrics {
         );
         for (class, counter) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().zip(&self.http_responses) {
             let _ = writeln!(out, "{name}{{class=\"{class}\"}} {}", counter.get());
+        }
+        let name = "optbridge_circuit_opened_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Times a provider's circuit breaker opened\n# TYPE {name} counter"
+        );
+        for (provider, counter) in BREAKER_PROVIDERS.iter().zip(&self.circuit_opened) {
+            let _ = writeln!(out, "{name}{{provider=\"{provider}\"}} {}", counter.get());
+        }
+        let name = "optbridge_circuit_open";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 while sends to the provider are paused by its circuit breaker\n# TYPE {name} gauge"
+        );
+        for (provider, level) in BREAKER_PROVIDERS.iter().zip(&self.circuit_open) {
+            let _ = writeln!(out, "{name}{{provider=\"{provider}\"}} {}", level.get());
         }
         for Gauge { name, help, samples } in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");

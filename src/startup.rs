@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use tokio::sync::Notify;
 
@@ -127,6 +129,7 @@ pub async fn worker_context(
         retry_base: o.retry_base,
         retry_max: o.retry_max,
         send_concurrency: o.send_concurrency,
+        breaker: o.breaker,
     };
     let sms = build_sms_sender(settings, db)?;
     Ok(Arc::new(WorkerContext::new(
@@ -188,8 +191,16 @@ impl Application {
             wake,
             sms_sender: worker_ctx.sms.sender(),
         });
+        let https = settings.base_url.scheme() == "https";
         let mut server = HttpServer::new(move || {
+            // On every response: no MIME sniffing; and behind https, HSTS so that browsers never
+            // send a link token or session cookie over plain http again.
+            let mut headers = DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+            if https {
+                headers = headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
+            }
             App::new()
+                .wrap(headers)
                 .wrap(crate::telemetry::RequestLog)
                 .app_data(state.clone())
                 .configure(|cfg| routes::configure(cfg, dev_mail, dev_sms, twilio))

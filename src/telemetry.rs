@@ -72,7 +72,7 @@ where
             if failed || tracing::enabled!(target: "optbridge::http", tracing::Level::DEBUG) {
                 // The route pattern costs a second route match: only when a line is written.
                 let route = request
-                    .and_then(|r| r.match_pattern())
+                    .and_then(|r| r.match_pattern().or_else(|| Some(redacted_path(r.path()))))
                     .unwrap_or_else(|| "(unmatched)".to_owned());
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 // Successful requests log at debug: the tracking endpoints see thousands a second.
@@ -84,5 +84,37 @@ where
             }
             res
         })
+    }
+}
+
+/// A path fit for the log when no route pattern names it (the link routes match by prefix):
+/// segments that could be secrets (long, or with characters beyond letters, digits, `-`, `_`)
+/// become `{token}`.
+fn redacted_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            let plain = segment.len() <= 24
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if plain { segment } else { "{token}" }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redacted_path;
+
+    #[test]
+    fn tokens_in_paths_are_redacted() {
+        assert_eq!(
+            redacted_path("/l/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig/confirm"),
+            "/l/{token}/confirm"
+        );
+        assert_eq!(redacted_path("/o/abc.def.ghi"), "/o/{token}");
+        assert_eq!(redacted_path("/no/such/page"), "/no/such/page");
+        assert_eq!(redacted_path("/x/0123456789012345678901234567"), "/x/{token}");
     }
 }

@@ -70,6 +70,24 @@ impl DbError {
         }
     }
 
+    /// The connection to the database was lost (server restarted, backend terminated, network
+    /// cut): nothing of the transaction was committed and a later attempt gets a new connection.
+    pub fn is_connection_lost(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            Self::Connect(_) | Self::Pool(_) => true,
+            Self::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            Self::Query(Error::DatabaseError(_, info)) => {
+                let msg = info.message();
+                msg.contains("terminating connection")
+                    || msg.contains("server closed the connection")
+                    || msg.contains("no connection to the server")
+                    || msg.contains("connection to server")
+            }
+            _ => false,
+        }
+    }
+
     /// True when the error is a unique-constraint violation (a lost race with another writer).
     pub fn is_unique_violation(&self) -> bool {
         matches!(

@@ -6,6 +6,7 @@
 //! worker that dies leaves its lease to expire; another worker then takes the row again, so a
 //! crash loses nothing and repeats at most the rows that were leased at the time.
 
+pub mod breaker;
 pub mod worker;
 
 use std::time::Duration;

@@ -12,6 +12,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::{Notify, watch};
 use url::Url;
 
+use super::breaker::{Breaker, BreakerConfig, Permit};
 use super::{Job, JobKind};
 use crate::campaigns::{self, Campaign, Variant, expand};
 use crate::consent::texts::{self as consent_texts, ConsentTextVersion};
@@ -43,6 +44,7 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// Emails in flight at once per worker.
     pub send_concurrency: usize,
+    pub breaker: BreakerConfig,
 }
 
 /// What workers share.
@@ -58,6 +60,9 @@ pub struct WorkerContext {
     pub config: WorkerConfig,
     /// Wakes idle workers in this process when work was enqueued here.
     pub wake: Arc<Notify>,
+    /// Pause sends to a provider that keeps failing (shared by this process's workers).
+    pub smtp_breaker: Breaker,
+    pub sms_breaker: Breaker,
     campaigns: Mutex<HashMap<String, Arc<CampaignContext>>>,
 }
 
@@ -113,6 +118,8 @@ impl WorkerContext {
             quiet_hours,
             keyring,
             base_url,
+            smtp_breaker: Breaker::smtp(config.breaker),
+            sms_breaker: Breaker::sms(config.breaker),
             config,
             wake,
             campaigns: Mutex::new(HashMap::new()),
@@ -350,6 +357,8 @@ enum Outcome {
     Skipped(String),
     /// The invitation left `queued` already (sent by an earlier lease holder); just drop the job.
     AlreadyDone,
+    /// The SMTP circuit is open: back to the queue for this long, not counted as an attempt.
+    Paused(Duration),
 }
 
 async fn send_invitations(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Result<(), WorkerError> {
@@ -492,7 +501,17 @@ async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
             };
         }
     };
-    match ctx.mailer.send(&row.workspace_id, &email, ctx.dkim.as_deref()).await {
+    let permit = ctx.smtp_breaker.permit();
+    if let Permit::Wait(pause) = permit {
+        return Outcome::Paused(pause);
+    }
+    let result = ctx.mailer.send(&row.workspace_id, &email, ctx.dkim.as_deref()).await;
+    let failed = matches!(result, Err(SendError::Transient(_)));
+    ctx.smtp_breaker.record(permit, !failed, None);
+    if let Some(pause) = ctx.smtp_breaker.paused_for().filter(|_| failed) {
+        return Outcome::Paused(pause);
+    }
+    match result {
         Ok(()) => Outcome::Sent {
             message_id: email.message_id,
         },
@@ -537,6 +556,10 @@ fn record_outcomes(
         let mut count = |metric| tally.add(&row.campaign_id, &row.variant, &row.locale, metric, now);
         match outcome {
             Outcome::AlreadyDone => finished.push(job.id.clone()),
+            Outcome::Paused(pause) => {
+                let at = now + chrono::Duration::from_std(*pause).unwrap_or(chrono::Duration::minutes(1));
+                super::defer(conn, owner, &job.id, at)?;
+            }
             Outcome::Sent { message_id } => {
                 let n = diesel::update(queued)
                     .set((

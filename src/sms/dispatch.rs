@@ -13,6 +13,7 @@ use super::quiet_hours;
 use crate::db::schema::{consent_requests, sms_messages, suppressions, workspaces};
 use crate::db::{self, DbConn, DbError};
 use crate::metrics::METRICS;
+use crate::outbox::breaker::Permit;
 use crate::outbox::worker::{WorkerContext, WorkerError};
 use crate::outbox::{self, Job};
 
@@ -47,6 +48,8 @@ enum Outcome {
     Skipped(String),
     /// Quiet hours: try again when the recipient's window opens (not counted as an attempt).
     Deferred(NaiveDateTime),
+    /// The SMS provider's circuit is open: back to the queue for this long (not an attempt).
+    Paused(Duration),
     AlreadyDone,
 }
 
@@ -98,11 +101,7 @@ pub async fn send_batch(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Res
             let outcome = match (&row, decision) {
                 (None, _) => Outcome::Skipped("message no longer exists".into()),
                 (Some(_), Some(Some(early))) => early,
-                (Some(r), _) => match ctx.sms.send(&r.workspace_id, &r.phone, &r.body).await {
-                    Ok(sid) => Outcome::Sent(sid),
-                    Err(SmsSendError::Transient { reason, retry_after }) => Outcome::Retry { reason, retry_after },
-                    Err(SmsSendError::Permanent { reason, opted_out, .. }) => Outcome::Failed { reason, opted_out },
-                },
+                (Some(r), _) => send_one(ctx, r).await,
             };
             (job, row, outcome)
         }
@@ -117,6 +116,29 @@ pub async fn send_batch(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Res
     ctx.db
         .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record(conn, &owner, &config, &results)))
         .await
+}
+
+/// Sends one message unless the provider's circuit is open.
+async fn send_one(ctx: &WorkerContext, r: &QueuedSms) -> Outcome {
+    let permit = ctx.sms_breaker.permit();
+    if let Permit::Wait(pause) = permit {
+        return Outcome::Paused(pause);
+    }
+    let result = ctx.sms.send(&r.workspace_id, &r.phone, &r.body).await;
+    let retry_after = match &result {
+        Err(SmsSendError::Transient { retry_after, .. }) => *retry_after,
+        _ => None,
+    };
+    let failed = matches!(result, Err(SmsSendError::Transient { .. }));
+    ctx.sms_breaker.record(permit, !failed, retry_after);
+    if let Some(pause) = ctx.sms_breaker.paused_for().filter(|_| failed) {
+        return Outcome::Paused(pause);
+    }
+    match result {
+        Ok(sid) => Outcome::Sent(sid),
+        Err(SmsSendError::Transient { reason, retry_after }) => Outcome::Retry { reason, retry_after },
+        Err(SmsSendError::Permanent { reason, opted_out, .. }) => Outcome::Failed { reason, opted_out },
+    }
 }
 
 /// What to do with a message without sending it, if anything.
@@ -224,6 +246,10 @@ fn record(
             }
             Outcome::Deferred(at) => {
                 outbox::defer(conn, owner, &job.id, *at)?;
+            }
+            Outcome::Paused(pause) => {
+                let at = now + chrono::Duration::from_std(*pause).unwrap_or(chrono::Duration::minutes(1));
+                outbox::defer(conn, owner, &job.id, at)?;
             }
         }
     }

@@ -1,5 +1,9 @@
-//! A worker process killed with SIGKILL mid-send loses nothing; duplicates stay within the
-//! leases it held.
+//! Worker processes killed with SIGKILL at random points mid-send lose nothing, for the email
+//! outbox (a real SMTP server) and the SMS outbox (the fake Twilio API); duplicates stay within
+//! the leases the dead workers held.
+//!
+//! CI runs a reduced size; the full size of the reliability issue is
+//! `CRASH_RECIPIENTS=10000 CRASH_WORKERS=8 cargo test --test api crash -- --nocapture`.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -7,36 +11,89 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::doi::{AUTH, FROM, SID};
+use crate::fake_twilio::{FakeTwilio, TwilioFault};
 use crate::helpers::{Backend, TestApp, both_backends, spawn_app};
 use crate::smtp_sink::{Fault, SmtpSink};
 
-const RECIPIENTS: usize = 600;
-const WORKERS: usize = 2;
 const BATCH: usize = 10;
 const KILLS: usize = 3;
+
+fn from_env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn recipients() -> usize {
+    from_env("CRASH_RECIPIENTS", 600)
+}
+
+fn workers() -> usize {
+    from_env("CRASH_WORKERS", 2)
+}
+
+/// Where killed workers send: the SMTP sink or the fake SMS API.
+enum Provider<'a> {
+    Smtp(&'a SmtpSink),
+    Twilio(&'a FakeTwilio),
+}
+
+impl Provider<'_> {
+    fn env(&self, command: &mut Command) {
+        match self {
+            Provider::Smtp(sink) => command.env("SMTP_URL", sink.url()).env_remove("SMS_PROVIDER"),
+            Provider::Twilio(fake) => command
+                .env_remove("SMTP_URL")
+                .env("SMS_PROVIDER", "twilio")
+                .env("TWILIO_ACCOUNT_SID", SID)
+                .env("TWILIO_AUTH_TOKEN", AUTH)
+                .env("TWILIO_FROM", FROM)
+                .env("TWILIO_API_BASE", fake.base_url()),
+        };
+    }
+
+    /// Messages accepted so far, per recipient.
+    fn per_recipient(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        match self {
+            Provider::Smtp(sink) => {
+                for m in sink.messages() {
+                    *counts.entry(m.rcpt_to[0].clone()).or_default() += 1;
+                }
+            }
+            Provider::Twilio(fake) => {
+                for m in fake.delivered() {
+                    *counts.entry(m.to).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    fn accepted(&self) -> usize {
+        self.per_recipient().values().sum()
+    }
+}
 
 /// A worker process that is SIGKILLed when dropped (also when the test fails).
 struct WorkerProcess(Child);
 
 impl WorkerProcess {
-    fn spawn(app: &TestApp, sink: &SmtpSink, extra: &[&str]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_optbridge"))
+    fn spawn(app: &TestApp, provider: &Provider<'_>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_optbridge"));
+        command
             .arg("worker")
-            .args(extra)
             .env("DATABASE_URL", &app.database.url)
             .env("BASE_URL", app.settings.base_url.as_str())
-            .env("SMTP_URL", sink.url())
-            .env("OUTBOX_WORKERS", WORKERS.to_string())
+            .env("OUTBOX_WORKERS", workers().to_string())
             .env("OUTBOX_BATCH", BATCH.to_string())
             .env("OUTBOX_LEASE_SECS", "2")
             .env("OUTBOX_POLL_MS", "50")
             .env("SMTP_CONCURRENCY", "4")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start optbridge worker");
-        Self(child)
+            .stderr(Stdio::inherit());
+        provider.env(&mut command);
+        Self(command.spawn().expect("start optbridge worker"))
     }
 
     fn kill(mut self) {
@@ -52,13 +109,60 @@ impl Drop for WorkerProcess {
     }
 }
 
-async fn killed_workers_lose_nothing(backend: Backend) {
+/// Starts workers, kills each at a random point of its share of the work, `KILLS` times; then
+/// a draining worker finishes; checks every recipient got exactly what it should.
+async fn kill_restart_and_check(app: &TestApp, provider: &Provider<'_>, backend: Backend, what: &str) {
+    let n = recipients();
+    for k in 1..=KILLS {
+        let worker = WorkerProcess::spawn(app, provider);
+        // A random point within the k-th quarter of the send.
+        let span = (n / (KILLS + 1)).max(1);
+        let random = u32::from_be_bytes(optbridge::crypto::random_bytes::<4>()) as usize;
+        let target = (k - 1) * n / (KILLS + 1) + 1 + random % span;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while provider.accepted() < target {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: the workers made no progress"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worker.kill();
+    }
+    assert!(provider.accepted() < n, "{what}: the kills happened before the end");
+
+    // Restart after the dead workers' leases expired: it finishes everything.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Async: the SMTP sink and fake API run on this test's runtime and must keep answering.
+    let mut drain = tokio::process::Command::new(env!("CARGO_BIN_EXE_optbridge"));
+    drain
+        .args(["worker", "--drain"])
+        .env("DATABASE_URL", &app.database.url)
+        .env("BASE_URL", app.settings.base_url.as_str())
+        .env("RUST_LOG", "warn");
+    provider.env(drain.as_std_mut());
+    assert!(drain.status().await.expect("run the drain").success());
+    assert_eq!(app.outbox_len().await, 0, "{what}: the outbox ends empty");
+
+    let per_recipient = provider.per_recipient();
+    assert_eq!(per_recipient.len(), n, "{what}: every recipient got it");
+    let duplicates: usize = per_recipient.values().map(|c| c - 1).sum();
+    let bound = KILLS * workers() * BATCH;
+    assert!(duplicates <= bound, "{what}: {duplicates} duplicates, bound {bound}");
+    eprintln!(
+        "crash test, {what} ({backend:?}): {n} delivered by {} workers, {duplicates} duplicates after {KILLS} kills \
+         (bound {bound})",
+        workers()
+    );
+}
+
+async fn killed_email_workers_lose_nothing(backend: Backend) {
     let sink = SmtpSink::start().await;
     let app = spawn_app(backend).await;
     let ws = app.create_workspace("Crash").await;
     let mut csv = String::from("email,locale\n");
-    for i in 0..RECIPIENTS {
-        let address = format!("r{i:04}@example.dk");
+    for i in 0..recipients() {
+        let address = format!("r{i:05}@example.dk");
         // Slow every tenth delivery a little so that kills land in the middle of batches.
         if i % 10 == 0 {
             sink.add_fault(
@@ -80,42 +184,7 @@ async fn killed_workers_lose_nothing(backend: Backend) {
         )
         .await;
     app.send_campaign(&ws.token, &campaign).await;
-
-    for k in 1..=KILLS {
-        let worker = WorkerProcess::spawn(&app, &sink, &[]);
-        sink.wait_for_messages(k * RECIPIENTS / (KILLS + 1), Duration::from_secs(60))
-            .await;
-        worker.kill();
-    }
-    assert!(sink.messages().len() < RECIPIENTS, "the kills happened before the end");
-
-    // Restart after the dead workers' leases expired: it finishes everything.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    // Async: the SMTP sink runs on this test's runtime and must keep answering meanwhile.
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_optbridge"))
-        .args(["worker", "--drain"])
-        .env("DATABASE_URL", &app.database.url)
-        .env("BASE_URL", app.settings.base_url.as_str())
-        .env("SMTP_URL", sink.url())
-        .env("RUST_LOG", "warn")
-        .status()
-        .await
-        .expect("run the drain");
-    assert!(status.success());
-    app.drain_outbox(Duration::from_secs(30)).await;
-    assert_eq!(app.outbox_len().await, 0, "the outbox ends empty");
-
-    let mut per_recipient: HashMap<String, usize> = HashMap::new();
-    for m in sink.messages() {
-        *per_recipient.entry(m.rcpt_to[0].clone()).or_default() += 1;
-    }
-    assert_eq!(per_recipient.len(), RECIPIENTS, "every recipient got the invitation");
-    let duplicates: usize = per_recipient.values().map(|n| n - 1).sum();
-    let bound = KILLS * WORKERS * BATCH;
-    assert!(duplicates <= bound, "{duplicates} duplicates, bound {bound}");
-    eprintln!(
-        "crash test ({backend:?}): {RECIPIENTS} delivered, {duplicates} duplicates after {KILLS} kills (bound {bound})"
-    );
+    kill_restart_and_check(&app, &Provider::Smtp(&sink), backend, "email").await;
 
     let sent: i64 = app
         .with_db(|c| {
@@ -128,7 +197,57 @@ async fn killed_workers_lose_nothing(backend: Backend) {
                 .unwrap()
         })
         .await;
-    assert_eq!(sent, RECIPIENTS as i64);
+    assert_eq!(sent, recipients() as i64);
 }
 
-both_backends!(killed_workers_lose_nothing);
+async fn killed_sms_workers_lose_nothing(backend: Backend) {
+    let fake = FakeTwilio::start(SID, AUTH).await;
+    let app = spawn_app(backend).await;
+    let ws = app.create_workspace("Crash").await;
+    let ws_id = ws.id.clone();
+    let n = recipients();
+    let phones: Vec<String> = (0..n).map(|i| format!("+452{i:07}")).collect();
+    for phone in phones.iter().step_by(10) {
+        fake.add_fault(
+            Some(phone),
+            TwilioFault::Delay {
+                duration: Duration::from_millis(60),
+            },
+            u32::MAX,
+        );
+    }
+    app.with_db(move |c| {
+        for phone in &phones {
+            optbridge::sms::outbound::queue(
+                c,
+                optbridge::sms::outbound::NewSms {
+                    workspace_id: &ws_id,
+                    consent_request_id: None,
+                    kind: optbridge::sms::outbound::SmsKind::Receipt,
+                    phone,
+                    country: "DK",
+                    body: "Crash: tak, du er tilmeldt.",
+                    not_before: optbridge::db::now(),
+                },
+            )
+            .unwrap();
+        }
+    })
+    .await;
+    kill_restart_and_check(&app, &Provider::Twilio(&fake), backend, "SMS").await;
+
+    let sent: i64 = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use optbridge::db::schema::sms_messages;
+            sms_messages::table
+                .filter(sms_messages::status.eq("sent"))
+                .count()
+                .get_result(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(sent, n as i64);
+}
+
+both_backends!(killed_email_workers_lose_nothing, killed_sms_workers_lose_nothing);

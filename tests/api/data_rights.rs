@@ -31,7 +31,7 @@ struct Row {
 }
 
 /// Every row of every table as text, one line each, prefixed with the table's name.
-fn dump(conn: &mut DbConn) -> String {
+pub fn dump(conn: &mut DbConn) -> String {
     let mut out = String::new();
     match conn {
         DbConn::Sqlite(c) => {
@@ -91,7 +91,7 @@ async fn contact_of(app: &TestApp, email: &'static str) -> (String, String) {
 }
 
 /// Anna (and Bo) signed up by SMS reply; returns the app, the workspace token and the fake.
-async fn signed_up(backend: Backend) -> (TestApp, crate::doi::Invited, crate::fake_twilio::FakeTwilio) {
+pub async fn signed_up(backend: Backend) -> (TestApp, crate::doi::Invited, crate::fake_twilio::FakeTwilio) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
     let inv = invited(&app).await;
     assert_eq!(submit(&app, &inv.anna, "20 12 34 56", true, &["Tilbud"]).await.0, 303);

@@ -180,6 +180,11 @@ impl FakeTwilio {
         });
     }
 
+    /// Removes every pending fault: the API works again.
+    pub fn clear_faults(&self) {
+        self.shared.state().faults.clear();
+    }
+
     /// Every message request, accepted or not, in the order it arrived.
     pub fn requests(&self) -> Vec<SentSms> {
         self.shared.state().requests.clone()

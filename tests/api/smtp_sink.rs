@@ -170,6 +170,11 @@ impl SmtpSink {
             .push(PendingFault { fault, uses_left });
     }
 
+    /// Removes every fault: the sink accepts everything again.
+    pub fn clear_faults(&self) {
+        self.shared.state().faults.clear();
+    }
+
     /// The accepted messages, in the order their end of data was acknowledged.
     pub fn messages(&self) -> Vec<ReceivedMail> {
         self.shared.state().messages.clone()

@@ -1,4 +1,4 @@
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, both_backends, json, spawn_app};
 
@@ -139,8 +139,183 @@ async fn workspaces_are_isolated(backend: Backend) {
     assert_eq!(counts, (2, 1));
 }
 
+/// Every `/api/v1` route, tried with workspace B's token on workspace A's ids: 404 (or a
+/// refusal for a reference to A's data in a body), and A's data unchanged. The route list is
+/// read from the source, so a new route without a row here fails this test.
+async fn every_api_route_is_isolated(backend: Backend) {
+    use diesel::prelude::*;
+    use optbridge::db::schema::{campaigns, consent_texts, contacts, invitations};
+
+    let (app, a, _fake) = crate::data_rights::signed_up(backend).await;
+    let a_token = a.ws.token.clone();
+    let b = app.create_workspace("Shop B").await;
+    let a_id = a.ws.id.clone();
+    let (contact, campaign, text): (String, String, String) = app
+        .with_db(move |c| {
+            let contact = contacts::table
+                .filter(contacts::workspace_id.eq(&a_id))
+                .filter(contacts::email.eq("anna@example.dk"))
+                .select(contacts::id)
+                .first(c)
+                .unwrap();
+            let campaign = campaigns::table
+                .filter(campaigns::workspace_id.eq(&a_id))
+                .select(campaigns::id)
+                .first(c)
+                .unwrap();
+            let text = consent_texts::table
+                .filter(consent_texts::workspace_id.eq(&a_id))
+                .select(consent_texts::id)
+                .first(c)
+                .unwrap();
+            (contact, campaign, text)
+        })
+        .await;
+    // A second campaign of A, still a draft: B must not be able to send it.
+    let draft = app
+        .campaign(
+            &a_token,
+            &json!({"name": "A draft", "consent_text_id": text, "subject": "S", "intro": "I"}),
+        )
+        .await;
+
+    // (method, route pattern, concrete path, body, expected status for B)
+    let cases: Vec<(&str, &str, String, Option<Value>, u16)> = vec![
+        ("get", "/contacts/{id}", format!("/contacts/{contact}"), None, 404),
+        (
+            "get",
+            "/contacts/{id}/consent",
+            format!("/contacts/{contact}/consent"),
+            None,
+            404,
+        ),
+        ("delete", "/contacts/{id}", format!("/contacts/{contact}"), None, 404),
+        (
+            "get",
+            "/consent-texts/{id}",
+            format!("/consent-texts/{text}"),
+            None,
+            404,
+        ),
+        ("get", "/campaigns/{id}", format!("/campaigns/{campaign}"), None, 404),
+        (
+            "post",
+            "/campaigns/{id}/send",
+            format!("/campaigns/{draft}/send"),
+            None,
+            404,
+        ),
+        (
+            "get",
+            "/campaigns/{id}/funnel",
+            format!("/campaigns/{campaign}/funnel"),
+            None,
+            404,
+        ),
+        (
+            "get",
+            "/campaigns/{id}/recipients.csv",
+            format!("/campaigns/{campaign}/recipients.csv"),
+            None,
+            404,
+        ),
+        (
+            "post",
+            "/campaigns",
+            "/campaigns".to_owned(),
+            Some(json!({"name": "Stolen", "consent_text_id": text, "subject": "S", "intro": "I"})),
+            422,
+        ),
+        // Routes without ids act on B's own data; what they show is checked below.
+        ("get", "/campaigns", "/campaigns".to_owned(), None, 200),
+        ("get", "/consent-texts", "/consent-texts".to_owned(), None, 200),
+        ("get", "/consents/export", "/consents/export".to_owned(), None, 200),
+        ("get", "/workspace", "/workspace".to_owned(), None, 200),
+        ("post", "/contacts/import", "/contacts/import".to_owned(), None, 200),
+        (
+            "post",
+            "/consent-texts",
+            "/consent-texts".to_owned(),
+            Some(
+                json!({"locale": "da", "company_name": "Shop B", "privacy_url": "https://b.example/privacy",
+                        "body": "Ja tak, Shop B må sende mig tilbud på SMS. Svar STOP for at afmelde."}),
+            ),
+            201,
+        ),
+    ];
+
+    let source: String = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes/api"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    let mut routes = Vec::new();
+    for method in ["get", "post", "delete", "put", "patch"] {
+        for part in source.split(&format!("#[{method}(\"")).skip(1) {
+            routes.push((method, part.split('"').next().unwrap().to_owned()));
+        }
+    }
+    assert!(routes.len() >= 15, "found the routes: {routes:?}");
+    for (method, route) in &routes {
+        assert!(
+            cases.iter().any(|(m, r, ..)| m == method && r == route),
+            "{method} /api/v1{route} has no isolation case"
+        );
+    }
+
+    for (method, _, path, body, expected) in &cases {
+        let url = app.url(&format!("/api/v1{path}"));
+        let request = match *method {
+            "get" => app.client.get(url),
+            "delete" => app.client.delete(url),
+            _ => app.client.post(url),
+        }
+        .bearer_auth(&b.token);
+        let request = match (path.as_str(), body) {
+            ("/contacts/import", _) => request.header("Content-Type", "text/csv").body("email\nb@b.example\n"),
+            (_, Some(body)) => request.json(body),
+            (_, None) => request,
+        };
+        let res = request.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, *expected, "{method} {path} as B: {text}");
+        for secret in ["anna@example.dk", &contact, &campaign, "+4520123456"] {
+            assert!(!text.contains(secret), "{method} {path} as B leaks {secret}: {text}");
+        }
+    }
+
+    // A's data is as it was.
+    assert_eq!(
+        app.get(&a_token, &format!("/api/v1/contacts/{contact}")).await.status(),
+        200
+    );
+    let draft_now = json(app.get(&a_token, &format!("/api/v1/campaigns/{draft}")).await).await;
+    assert_eq!(draft_now["status"], "draft", "B could not send A's campaign");
+    let a_id = a.ws.id.clone();
+    let b_id = b.id.clone();
+    let (a_invitations, b_campaigns) = app
+        .with_db(move |c| {
+            (
+                invitations::table
+                    .filter(invitations::workspace_id.eq(&a_id))
+                    .count()
+                    .get_result::<i64>(c)
+                    .unwrap(),
+                campaigns::table
+                    .filter(campaigns::workspace_id.eq(&b_id))
+                    .count()
+                    .get_result::<i64>(c)
+                    .unwrap(),
+            )
+        })
+        .await;
+    assert_eq!(a_invitations, 8);
+    assert_eq!(b_campaigns, 0, "no campaign of B on A's consent text");
+}
+
 both_backends!(
     api_requires_a_valid_token,
     unknown_api_routes_are_json_404,
-    workspaces_are_isolated
+    workspaces_are_isolated,
+    every_api_route_is_isolated,
 );

@@ -29,7 +29,7 @@ pub enum ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Pool(_) | DbError::Connect(_) => Self::Unavailable(e),
+            e if e.is_connection_lost() => Self::Unavailable(e),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -66,6 +66,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, Self::Unauthorized) {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if matches!(self, Self::Unavailable(_)) {
+            res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         res.json(json!({ "error": self.to_string() }))
     }
