@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tracking endpoints under load: GET /o/{token} (open pixel) and GET /l/{token} (landing page)
-# with wrk, next to an actix-web hello-world on the same machine in the same run.
+# with wrk, next to an actix-web hello-world on the same machine in the same run; with each
+# server's peak (VmHWM) and current RSS after each load.
 #
 #   bench/endpoints.sh [sqlite|postgres]     # DURATION=10s CONNECTIONS=64 THREADS=2
 set -euo pipefail
@@ -56,7 +57,11 @@ print(re.search(r"src=\"([^\"]*/o/[^\"]*)\"", html).group(1), re.search(r"href=\
 SERVER=$!
 target/release/examples/bench-hello 127.0.0.1:8091 "$HTTP_WORKERS" &
 HELLO=$!
-trap 'kill $SERVER $HELLO 2>/dev/null || true' EXIT
+cleanup() {
+    kill "$SERVER" "$HELLO" 2>/dev/null || true
+    [ "$BACKEND" = postgres ] && psql -d "$PG_URL" -qc "DROP DATABASE IF EXISTS optbridge_bench_ep WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:8090/healthz >/dev/null && curl -sf http://127.0.0.1:8091/ >/dev/null && break; sleep 0.2; done
 
 run() { # name url
@@ -71,26 +76,35 @@ errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(f"{rps} {p99} {errors.group(1) if errors else 0}")
 PY
 }
+rss() { # pid → peak and current RSS in KiB
+    awk '/^VmHWM/ {hwm = $2} /^VmRSS/ {rss = $2} END {print hwm, rss}' "/proc/$1/status"
+}
 read -r hello_rps hello_p99 _ < <(run hello http://127.0.0.1:8091/)
+read -r hello_hwm hello_rss < <(rss "$HELLO")
 read -r pixel_rps pixel_p99 pixel_err < <(run pixel "$PIXEL")
+read -r pixel_hwm pixel_rss < <(rss "$SERVER")
 read -r landing_rps landing_p99 landing_err < <(run landing "$LANDING")
+read -r landing_hwm landing_rss < <(rss "$SERVER")
 sleep 1
 METRICS=$(curl -s http://127.0.0.1:8090/metrics)
 
-python3 - "$hello_rps" "$hello_p99" "$pixel_rps" "$pixel_p99" "$pixel_err" "$landing_rps" "$landing_p99" "$landing_err" "$BACKEND" "$METRICS" <<'PY'
+python3 - "$hello_rps" "$hello_p99" "$pixel_rps" "$pixel_p99" "$pixel_err" "$landing_rps" "$landing_p99" "$landing_err" "$BACKEND" "$METRICS" \
+    "$hello_hwm" "$hello_rss" "$pixel_hwm" "$pixel_rss" "$landing_hwm" "$landing_rss" <<'PY'
 import sys
-h, hp, p, pp, pe, l, lp, le, backend, metrics = sys.argv[1:]
+h, hp, p, pp, pe, l, lp, le, backend, metrics = sys.argv[1:11]
 h, hp, p, pp, l, lp = map(float, (h, hp, p, pp, l, lp))
+hh, hr, ph, pr, lh, lr = (f"{int(kib) / 1024:>7.1f} MiB" for kib in sys.argv[11:])
 def metric(name):
     for line in metrics.splitlines():
         if line.startswith(name + " "):
             return int(float(line.split()[1]))
     return 0
 print()
-print(f"{'endpoint':<32}{'req/s':>10}{'p99 ms':>9}{'ratio':>8}{'errors':>8}")
-print(f"{'actix-web hello world':<32}{h:>10,.0f}{hp:>9.2f}{1:>8.2f}{0:>8}")
-print(f"{'GET /o/{token} (pixel)':<32}{p:>10,.0f}{pp:>9.2f}{p/h:>8.2f}{pe:>8}")
-print(f"{'GET /l/{token} (landing page)':<32}{l:>10,.0f}{lp:>9.2f}{l/h:>8.2f}{le:>8}")
+print(f"{'endpoint':<32}{'req/s':>10}{'p99 ms':>9}{'ratio':>8}{'errors':>8}{'peak RSS':>12}{'end RSS':>12}")
+print(f"{'actix-web hello world':<32}{h:>10,.0f}{hp:>9.2f}{1:>8.2f}{0:>8}{hh:>12}{hr:>12}")
+print(f"{'GET /o/{token} (pixel)':<32}{p:>10,.0f}{pp:>9.2f}{p/h:>8.2f}{pe:>8}{ph:>12}{pr:>12}")
+print(f"{'GET /l/{token} (landing page)':<32}{l:>10,.0f}{lp:>9.2f}{l/h:>8.2f}{le:>8}{lh:>12}{lr:>12}")
 print(f"\n{backend}; goal: ratio >= 0.5. Tracking events recorded: {metric('optbridge_tracking_events_total'):,}, "
       f"dropped (buffer full): {metric('optbridge_tracking_events_dropped_total'):,}")
+print("RSS: the server's (the hello world's on its row) peak (VmHWM) and current (VmRSS) after that run's load")
 PY
