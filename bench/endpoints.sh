@@ -59,6 +59,7 @@ target/release/examples/bench-hello 127.0.0.1:8091 "$HTTP_WORKERS" &
 HELLO=$!
 cleanup() {
     kill "$SERVER" "$HELLO" 2>/dev/null || true
+    wait "$SERVER" "$HELLO" 2>/dev/null || true
     [ "$BACKEND" = postgres ] && psql -d "$PG_URL" -qc "DROP DATABASE IF EXISTS optbridge_bench_ep WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT

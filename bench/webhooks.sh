@@ -44,8 +44,9 @@ case "$BACKEND" in
     *) echo "backend must be sqlite or postgres" >&2; exit 2 ;;
 esac
 cleanup() {
-    [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null || true
-    [ -n "${HELLO:-}" ] && kill "$HELLO" 2>/dev/null || true
+    for pid in ${SERVER:-} ${HELLO:-}; do kill "$pid" 2>/dev/null || true; done
+    # The server lets go of its connections before the database goes.
+    for pid in ${SERVER:-} ${HELLO:-}; do wait "$pid" 2>/dev/null || true; done
     case "$BACKEND" in
         sqlite) rm -f "$OUT"/wh.db* ;;
         postgres) psql -d "$PG_URL" -qc "DROP DATABASE IF EXISTS optbridge_bench_wh WITH (FORCE)" >/dev/null 2>&1 || true ;;
