@@ -159,7 +159,13 @@ printf 'a bench password\n' | "$BIN" user create --workspace "$WS" --email bench
 SERVER=$!
 target/release/examples/bench-hello 127.0.0.1:8093 2 &
 HELLO=$!
-trap 'kill $SERVER $HELLO 2>/dev/null || true' EXIT
+cleanup() {
+    kill "$SERVER" "$HELLO" 2>/dev/null || true
+    wait "$SERVER" "$HELLO" 2>/dev/null || true
+    # The SQLite file stays in bench/out/ for inspection; the PostgreSQL database (GBs) goes.
+    [ "$BACKEND" = postgres ] && psql -d "$PG_URL" -qc "DROP DATABASE IF EXISTS optbridge_bench_funnel WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 for _ in $(seq 1 100); do curl -sf "$BASE_URL/healthz" >/dev/null && curl -sf http://127.0.0.1:8093/ >/dev/null && break; sleep 0.2; done
 
 JAR="$OUT/cookies.txt"

@@ -69,15 +69,24 @@ pub fn suppress(
     if is_suppressed(conn, workspace_id, channel, address)? {
         return Ok(false);
     }
-    diesel::insert_into(suppressions::table)
-        .values((
-            suppressions::id.eq(crate::db::new_id()),
-            suppressions::workspace_id.eq(workspace_id),
-            suppressions::channel.eq(channel),
-            suppressions::address.eq(address),
-            suppressions::reason.eq(reason.chars().take(500).collect::<String>()),
-            suppressions::created_at.eq(crate::db::now()),
-        ))
-        .execute(conn)?;
-    Ok(true)
+    let row = (
+        suppressions::id.eq(crate::db::new_id()),
+        suppressions::workspace_id.eq(workspace_id),
+        suppressions::channel.eq(channel),
+        suppressions::address.eq(address),
+        suppressions::reason.eq(reason.chars().take(500).collect::<String>()),
+        suppressions::created_at.eq(crate::db::now()),
+    );
+    // Two workers may suppress the same number at once (two STOPs): the later insert is a no-op.
+    let inserted = match conn {
+        DbConn::Sqlite(c) => diesel::insert_into(suppressions::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+        DbConn::Pg(c) => diesel::insert_into(suppressions::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    };
+    Ok(inserted == 1)
 }

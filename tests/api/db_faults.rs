@@ -291,4 +291,38 @@ async fn terminated_postgres_connections_fail_cleanly_and_recover() {
     assert_eq!(verify["problems"], json!([]));
 }
 
-both_backends!(sixteen_concurrent_writers_all_succeed);
+/// Two STOPs from one number handled by two workers at once both suppress it: the second must
+/// not fail on the unique key (it did on PostgreSQL: a retry 30 s later, found by the webhook
+/// benchmark).
+async fn concurrent_suppressions_of_one_address_all_succeed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ws = app.create_workspace("Race").await;
+    let tasks = (0..8).map(|_| {
+        let ws = ws.id.clone();
+        app.with_db(move |c| {
+            (0..100)
+                .map(|i| optbridge::contacts::suppress(c, &ws, "sms", &format!("+45209{i:05}"), "STOP"))
+                .collect::<Result<Vec<bool>, _>>()
+        })
+    });
+    let results = futures_util::future::join_all(tasks).await;
+    let mut inserted = 0;
+    for r in results {
+        inserted += r.expect("no unique-key error").into_iter().filter(|new| *new).count();
+    }
+    assert_eq!(inserted, 100, "each address suppressed once, reported new once");
+    let ws_id = ws.id.clone();
+    let rows: i64 = app
+        .with_db(move |c| {
+            use optbridge::db::schema::suppressions;
+            suppressions::table
+                .filter(suppressions::workspace_id.eq(&ws_id))
+                .count()
+                .get_result(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(rows, 100);
+}
+
+both_backends!(sixteen_concurrent_writers_all_succeed, concurrent_suppressions_of_one_address_all_succeed);
