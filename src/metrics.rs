@@ -73,6 +73,8 @@ pub struct Metrics {
     /// Circuit breakers by provider (`BREAKER_PROVIDERS`): times opened, and open now (0/1).
     pub circuit_opened: [Counter; 2],
     pub circuit_open: [Level; 2],
+    /// Requests whose handler panicked (answered 500, also counted in `http_responses`).
+    pub http_panics: Counter,
 }
 
 const BREAKER_PROVIDERS: [&str; 2] = ["smtp", "sms"];
@@ -97,6 +99,7 @@ pub static METRICS: Metrics = Metrics {
     http_responses: [const { Counter::new() }; 5],
     circuit_opened: [const { Counter::new() }; 2],
     circuit_open: [const { Level::new() }; 2],
+    http_panics: Counter::new(),
 };
 
 impl Metrics {
@@ -182,6 +185,11 @@ impl Metrics {
                 "optbridge_webhooks_rejected_total",
                 "Provider webhooks refused (bad signature or malformed)",
                 &self.webhook_rejected,
+            ),
+            (
+                "optbridge_http_panics_total",
+                "Requests whose handler panicked (answered 500)",
+                &self.http_panics,
             ),
         ];
         for (name, help, counter) in counters {

@@ -1,11 +1,17 @@
 //! Logs: tracing to stderr (stdout is for command output), pretty or JSON, and a request log
 //! that records the route pattern rather than the path, so signed tokens never reach the logs.
+//! The request log also turns a panicking request into a 500.
 
+use std::any::Any;
+use std::cell::OnceCell;
 use std::future::{Ready, ready};
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::time::Instant;
 
 use actix_web::Error;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{ResourceMap, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use futures_util::FutureExt as _;
 use futures_util::future::LocalBoxFuture;
 use tracing_subscriber::EnvFilter;
 
@@ -23,7 +29,20 @@ pub fn init(format: &LogFormat) {
     };
 }
 
+/// The text of a panic's payload (`panic!("…")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 /// Logs one line per request: method, route pattern, status, duration (`RUST_LOG=optbridge::http=debug`).
+///
+/// A request whose handler panics is answered 500 and logged at error level, and the worker
+/// keeps serving: actix-web does not catch panics itself (the connection's task dies and the
+/// client gets no answer at all).
 pub struct RequestLog;
 
 impl<S, B> Transform<S, ServiceRequest> for RequestLog
@@ -38,12 +57,18 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequestLogMiddleware { service }))
+        ready(Ok(RequestLogMiddleware {
+            service,
+            routes: OnceCell::new(),
+        }))
     }
 }
 
 pub struct RequestLogMiddleware<S> {
     service: S,
+    /// The app's route table, copied on the first request, to name the route of a request that
+    /// panicked (its `HttpRequest` is gone by then).
+    routes: OnceCell<Rc<ResourceMap>>,
 }
 
 impl<S, B> Service<ServiceRequest> for RequestLogMiddleware<S>
@@ -60,9 +85,33 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
         let method = req.method().clone();
-        let fut = self.service.call(req);
+        let uri = req.uri().clone();
+        let routes = Rc::clone(self.routes.get_or_init(|| Rc::new(req.resource_map().clone())));
+        // Inner services may panic while building their future or while it runs. Unwind safety:
+        // the panicked future is dropped, never polled again.
+        let fut = std::panic::catch_unwind(AssertUnwindSafe(|| self.service.call(req)));
         Box::pin(async move {
-            let res = fut.await;
+            let caught = match fut {
+                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+                Err(payload) => Err(payload),
+            };
+            let res = match caught {
+                Ok(res) => res,
+                Err(payload) => {
+                    crate::metrics::METRICS.http_panics.inc();
+                    crate::metrics::METRICS.http_response(500);
+                    let route = routes
+                        .match_pattern(uri.path())
+                        .unwrap_or_else(|| redacted_path(uri.path()));
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    tracing::error!(
+                        target: "optbridge::http",
+                        %method, route, status = 500, ms, panic = panic_message(payload.as_ref()),
+                        "request handler panicked"
+                    );
+                    return Err(actix_web::error::ErrorInternalServerError("internal server error"));
+                }
+            };
             let (status, request) = match &res {
                 Ok(r) => (r.status().as_u16(), Some(r.request())),
                 Err(e) => (e.as_response_error().status_code().as_u16(), None),
@@ -116,5 +165,79 @@ mod redaction_tests {
         assert_eq!(redacted_path("/o/abc.def.ghi"), "/o/{token}");
         assert_eq!(redacted_path("/no/such/page"), "/no/such/page");
         assert_eq!(redacted_path("/x/0123456789012345678901234567"), "/x/{token}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+
+    use super::*;
+    use crate::metrics::METRICS;
+
+    async fn ok() -> HttpResponse {
+        HttpResponse::Ok().body("fine")
+    }
+
+    async fn panics(path: web::Path<String>) -> HttpResponse {
+        if path.as_str() != "never" {
+            panic!("handler bug for {path}");
+        }
+        HttpResponse::Ok().finish()
+    }
+
+    /// Through a real server with a single worker, as the client sees it.
+    #[actix_web::test]
+    async fn a_panicking_handler_answers_500_and_the_worker_keeps_serving() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let server = HttpServer::new(|| {
+            App::new()
+                // Panics in `Service::call` itself, before any future exists.
+                .wrap_fn(|req, srv| {
+                    assert!(req.path() != "/sync-panic", "middleware bug");
+                    srv.call(req)
+                })
+                .wrap(RequestLog)
+                .route("/ok", web::get().to(ok))
+                .route("/panic/{token}", web::get().to(panics))
+                .route("/sync-panic", web::get().to(ok))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let panics_before = METRICS.http_panics.get();
+
+        for path in ["/panic/secret-token", "/sync-panic", "/panic/again"] {
+            let res = client.get(format!("{base}{path}")).send().await.expect(path);
+            assert_eq!(res.status(), 500, "{path}");
+            assert_eq!(res.text().await.expect("body"), "internal server error", "{path}");
+            // A new connection, so it must be the same (only) worker that answers.
+            let res = reqwest::get(format!("{base}/ok")).await.expect("after a panic");
+            assert_eq!(res.status(), 200, "after {path}");
+            assert_eq!(res.text().await.expect("body"), "fine");
+        }
+        // Counters are process-wide and tests run in parallel: at least these three.
+        assert!(METRICS.http_panics.get() >= panics_before + 3);
+        handle.stop(false).await;
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        let message = |f: fn()| {
+            let payload = std::panic::catch_unwind(f).expect_err("panics");
+            panic_message(payload.as_ref()).to_owned()
+        };
+        assert_eq!(message(|| panic!("static")), "static");
+        assert_eq!(message(|| panic!("formatted {}", 7)), "formatted 7");
+        assert_eq!(message(|| std::panic::panic_any(42_u8)), "(no message)");
     }
 }

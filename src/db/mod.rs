@@ -53,6 +53,8 @@ pub enum DbError {
     Migration(String),
     #[error("database task was cancelled")]
     Cancelled,
+    #[error("database task panicked (a bug; the panic is in the log)")]
+    Panicked,
 }
 
 impl DbError {
@@ -208,12 +210,24 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        // A panic in `f` ends only this task: it comes back as an error (500/503 to the request),
+        // never re-raised. A connection it left inside a transaction counts as broken and is not
+        // returned to the pool.
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
             f(&mut conn)
         })
         .await
-        .map_err(|_| E::from(DbError::Cancelled))?
+        .map_err(|e| match e.try_into_panic() {
+            Ok(payload) => {
+                tracing::error!(
+                    panic = crate::telemetry::panic_message(payload.as_ref()),
+                    "database task panicked"
+                );
+                E::from(DbError::Panicked)
+            }
+            Err(_) => E::from(DbError::Cancelled),
+        })?
     }
 
     /// Runs pending migrations for this backend; returns the versions applied.
@@ -345,4 +359,56 @@ pub fn new_id() -> String {
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::{SubsecRound, Utc};
     Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create_table(conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::sql_query("CREATE TABLE IF NOT EXISTS t (x INTEGER)").execute(conn)?;
+        Ok(())
+    }
+
+    fn insert(conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::sql_query("INSERT INTO t (x) VALUES (1)").execute(conn)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_database_work_is_an_error_and_the_pool_recovers() {
+        let dir = std::env::temp_dir().join(format!("optbridge-db-panic-{}", new_id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = DatabaseUrl::Sqlite(dir.join("t.db").to_string_lossy().into_owned());
+        // One connection: a connection left inside the panicked transaction would be reused.
+        let db = Db::connect(&url, 1, Duration::from_millis(200)).expect("connect");
+        db.run(create_table).await.expect("table");
+
+        let panicked: Result<(), DbError> = db
+            .run(|conn| {
+                write_tx(conn, |conn| {
+                    insert(conn)?;
+                    panic!("bug in the middle of a write transaction");
+                })
+            })
+            .await;
+        assert!(matches!(panicked, Err(DbError::Panicked)), "{panicked:?}");
+
+        // The write lock is free and the half-done insert was rolled back.
+        db.run(|conn| write_tx(conn, insert))
+            .await
+            .expect("write after the panic");
+        let rows: i64 = db
+            .run(|conn| {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "(SELECT COUNT(*) FROM t)",
+                ))
+                .get_result(conn)
+                .map_err(DbError::from)
+            })
+            .await
+            .expect("count");
+        assert_eq!(rows, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

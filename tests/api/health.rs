@@ -61,6 +61,7 @@ async fn metrics_count_requests_sends_and_funnel_stages(backend: Backend) {
         "optbridge_sms_failed_total",
         "optbridge_inbound_sms_total",
         "optbridge_webhooks_rejected_total",
+        "optbridge_http_panics_total",
         r#"optbridge_doi_limit_hits_total{limit="phone"}"#,
         r#"optbridge_funnel_transitions_total{stage="confirmed"}"#,
         r#"optbridge_http_responses_total{class="5xx"}"#,
