@@ -14,6 +14,8 @@ pub mod demo;
 pub mod domain;
 pub mod exports;
 pub mod funnel;
+#[cfg(test)]
+mod fuzzing;
 pub mod i18n;
 pub mod links;
 pub mod mail;

@@ -55,29 +55,26 @@ impl MobileNumber {
         if digits > 17 {
             return Err(PhoneError::TooLong);
         }
-        // The parser is third-party code fed by anyone on the internet; it has panicked on odd
-        // input before (e.g. "  2 22#:"). A panic here must be a refusal, not a crash.
-        let parsed = std::panic::catch_unwind(|| phonenumber::parse(Some(default_country.id()), raw))
-            .map_err(|_| PhoneError::Invalid)?
-            .map_err(|_| PhoneError::Invalid)?;
-        if !phonenumber::is_valid(&parsed) {
-            return Err(PhoneError::Invalid);
-        }
-        let country_id = parsed.country().id().ok_or(PhoneError::Invalid)?;
-        let country = CountryCode::parse(country_id.as_ref()).map_err(|_| PhoneError::Invalid)?;
+        // The library reads the digits between a `+` and the first dash, dot or slash as the
+        // country code ("+1-650-…"), refusing "+4520-12-34-56"; they are only punctuation in a
+        // number, so it gets them as spaces.
+        let spaced: String = raw
+            .chars()
+            .map(|c| if matches!(c, '-' | '.' | '/') { ' ' } else { c })
+            .collect();
+        let Reading { e164, country, kind } = read(&spaced, default_country)
+            .or_else(|| read_national_starting_with_calling_code(&spaced, default_country))
+            .ok_or(PhoneError::Invalid)?;
         if !allowed.contains(&country) {
             return Err(PhoneError::CountryNotAllowed {
                 country: country.to_string(),
             });
         }
-        match parsed.number_type(&phonenumber::metadata::DATABASE) {
+        match kind {
             Type::Mobile | Type::FixedLineOrMobile => {}
             _ => return Err(PhoneError::NotMobile),
         }
-        Ok(Self {
-            e164: parsed.format().mode(Mode::E164).to_string(),
-            country,
-        })
+        Ok(Self { e164, country })
     }
 
     /// Trusts an E.164 string stored earlier (by `parse`); only checks its shape.
@@ -96,6 +93,47 @@ impl MobileNumber {
     pub fn country(&self) -> CountryCode {
         self.country
     }
+}
+
+/// What the phone-number library makes of a valid number.
+struct Reading {
+    e164: String,
+    country: CountryCode,
+    kind: Type,
+}
+
+/// Every call into the phone-number library, `None` for anything it cannot read as a valid
+/// number. The library is third-party code fed by anyone on the internet and has panicked on odd
+/// input before (`"  2 22#:"` in older versions), so a panic in it is caught here and is a
+/// refusal, not a crashed request.
+fn read(raw: &str, default_country: CountryCode) -> Option<Reading> {
+    std::panic::catch_unwind(|| {
+        let parsed = phonenumber::parse(Some(default_country.id()), raw).ok()?;
+        if !phonenumber::is_valid(&parsed) {
+            return None;
+        }
+        let country = CountryCode::parse(parsed.country().id()?.as_ref()).ok()?;
+        Some(Reading {
+            e164: parsed.format().mode(Mode::E164).to_string(),
+            country,
+            kind: parsed.number_type(&phonenumber::metadata::DATABASE),
+        })
+    })
+    .ok()
+    .flatten()
+}
+
+/// The library takes a national number whose first digits equal the country's calling code for
+/// an international one ("47 12 34 56" in Norway becomes +47 123456, invalid), where
+/// libphonenumber keeps them; such a number is read again with the calling code in front.
+fn read_national_starting_with_calling_code(raw: &str, country: CountryCode) -> Option<Reading> {
+    let code = country.calling_code()?.to_string();
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let national = raw.starts_with(|c: char| c.is_ascii_digit() || c == '(') && !raw.starts_with("00");
+    if !national || !digits.starts_with(&code) {
+        return None;
+    }
+    read(&format!("+{code} {raw}"), country)
 }
 
 impl fmt::Display for MobileNumber {
@@ -122,10 +160,22 @@ mod tests {
             ("20 12 34 56", "+4520123456"),
             ("+45 20123456", "+4520123456"),
             ("0045-20-12-34-56", "+4520123456"),
+            // Found by the property test below: the library alone refuses these.
+            ("+4520-12-34-56", "+4520123456"),
+            ("+4520.12.34.56", "+4520123456"),
+            ("+452-6000000", "+4526000000"),
+            ("+4670-123 45 67", "+46701234567"),
+            ("47 12 34 56", "+4747123456"),
+            ("47000000", "+4747000000"),
             ("+47 412 34 567", "+4741234567"),
             ("+46 70 123 45 67", "+46701234567"),
         ] {
-            let n = MobileNumber::parse(raw, dk(), &nordic()).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            let default = if raw.starts_with("47") {
+                CountryCode::parse("NO").expect("NO")
+            } else {
+                dk()
+            };
+            let n = MobileNumber::parse(raw, default, &nordic()).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert_eq!(n.as_str(), e164, "{raw}");
         }
     }
@@ -154,5 +204,132 @@ mod tests {
             Err(PhoneError::CountryNotAllowed { country: "DE".into() })
         );
         assert_eq!(check("+45 00 00 00 00"), Err(PhoneError::Invalid));
+    }
+
+    /// The input that once panicked the phone-number library, and its neighbours, given to the
+    /// library itself (`read` skips our own character filter, which would refuse them first).
+    #[test]
+    fn the_input_that_panicked_the_library_is_refused() {
+        for raw in ["  2 22#:", "2 22#:", "  2 22#", "+45 2 22#:", "#:", "  2 22#:  2 22#:"] {
+            for country in ["DK", "SE", "US", "DE"] {
+                let country = CountryCode::parse(country).expect("country");
+                assert!(read(raw, country).is_none(), "{raw:?} in {country}");
+            }
+            assert_eq!(
+                MobileNumber::parse(raw, dk(), &nordic()),
+                Err(PhoneError::Invalid),
+                "{raw:?}"
+            );
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn countries() -> impl Strategy<Value = CountryCode> {
+            prop::sample::select(vec!["DK", "NO", "SE", "DE", "US", "GB"])
+                .prop_map(|c| CountryCode::parse(c).expect("country"))
+        }
+
+        /// What every accepted number must satisfy, however it was typed.
+        fn check_accepted(number: &MobileNumber, allowed: &[CountryCode]) -> Result<(), TestCaseError> {
+            let e164 = number.as_str();
+            prop_assert!(e164.starts_with('+') && e164.len() <= 16, "{e164}");
+            prop_assert!(e164[1..].chars().all(|c| c.is_ascii_digit()), "{e164}");
+            prop_assert!(allowed.contains(&number.country()));
+            // The stored form reads back as the same number, from any default country.
+            for default in [dk(), CountryCode::parse("US").expect("US")] {
+                prop_assert_eq!(MobileNumber::parse(e164, default, allowed), Ok(number.clone()));
+            }
+            prop_assert_eq!(MobileNumber::from_stored(e164, number.country()), Some(number.clone()));
+            Ok(())
+        }
+
+        /// Typed the way people type numbers: digits in groups, separated or not, with or
+        /// without the country code.
+        fn spelled(digits: &str, prefix: &str, separators: &[(usize, char)]) -> String {
+            let mut out = prefix.to_owned();
+            for (i, d) in digits.chars().enumerate() {
+                if let Some((_, sep)) = separators.iter().find(|(at, _)| *at == i)
+                    && i > 0
+                {
+                    out.push(*sep);
+                }
+                out.push(d);
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(crate::fuzzing::config(2000))]
+
+            #[test]
+            fn any_text_is_parsed_or_refused_without_panicking(
+                raw in any::<String>(),
+                default in countries(),
+            ) {
+                let allowed = nordic();
+                let parsed = MobileNumber::parse(&raw, default, &allowed);
+                if let Ok(number) = &parsed {
+                    check_accepted(number, &allowed)?;
+                }
+                // Surrounding whitespace is never part of the number.
+                prop_assert_eq!(MobileNumber::parse(&format!(" \t{raw}\u{a0} "), default, &allowed), parsed);
+            }
+        }
+
+        // Most of these reach the phone-number library, which is slow in a debug build.
+        proptest! {
+            #![proptest_config(crate::fuzzing::config(500))]
+
+            #[test]
+            fn phone_like_text_is_parsed_or_refused_without_panicking(
+                raw in "[0-9 +()#*:./\\-]{0,40}|(00|\\+)[0-9]{1,3}[ -]?[0-9 ()./\\-]{4,28}|[0-9\\u{ff10}-\\u{ff19}\\u{0660}-\\u{0669} +-]{0,24}",
+                default in countries(),
+                allowed in prop::sample::subsequence(vec!["DK", "NO", "SE", "DE", "US", "GB"], 1..=6),
+            ) {
+                let allowed: Vec<CountryCode> =
+                    allowed.iter().map(|c| CountryCode::parse(c).expect("country")).collect();
+                if let Ok(number) = MobileNumber::parse(&raw, default, &allowed) {
+                    check_accepted(&number, &allowed)?;
+                }
+            }
+
+            /// Nordic mobile ranges, however they are grouped and prefixed, are accepted as the same
+            /// E.164 number. Ranges as in the library's metadata (PhoneNumberMetadata.xml, `mobile`):
+            /// DK 26–28, and 20–25/29/40–45/49 with a third digit of 1–9, NO 4 and 9,
+            /// SE 70/72/73/76/79.
+            #[test]
+            fn nordic_mobiles_are_accepted_in_any_spelling(
+                (country, digits) in prop_oneof![
+                    "2[6-8][0-9]{6}|[24][0-59][1-9][0-9]{5}".prop_map(|d| ("DK", d)),
+                    "[49][0-9]{7}".prop_map(|d| ("NO", d)),
+                    "7[02369][0-9]{7}".prop_map(|d| ("SE", d)),
+                ],
+                prefix_style in 0..4_u8,
+                separators in prop::collection::vec((0..10_usize, prop::sample::select(vec![' ', '-', '.'])), 0..4),
+            ) {
+                let country = CountryCode::parse(country).expect("country");
+                let code = country.calling_code().expect("calling code");
+                let e164 = format!("+{code}{digits}");
+                let prefix = match prefix_style {
+                    0 => format!("+{code} "),
+                    1 => format!("+{code}"),
+                    2 => format!("00{code} "),
+                    // Typed nationally, as the country's own residents do (Sweden dials a 0 first).
+                    _ if country.as_str() == "SE" => "0".to_owned(),
+                    _ => String::new(),
+                };
+                let raw = spelled(&digits, &prefix, &separators);
+                let number = MobileNumber::parse(&raw, country, &nordic());
+                prop_assert_eq!(number.as_ref().map(MobileNumber::as_str), Ok(e164.as_str()), "{}", raw);
+                if let Ok(number) = &number {
+                    prop_assert_eq!(number.country(), country);
+                    check_accepted(number, &nordic())?;
+                }
+            }
+        }
     }
 }
