@@ -294,6 +294,28 @@ mod tests {
         assert_eq!(ring.verify_cached("", LinkPurpose::Open), Err(LinkError::Malformed));
     }
 
+    /// Base64url keeps 2 bits of the last character of a 32-byte signature unused; a token whose
+    /// last character differs only there decodes to the same signature under a lenient decoder.
+    /// The decoder jsonwebtoken uses refuses such non-canonical encodings, so even this edit of a
+    /// token is refused rather than verified with the same claims.
+    #[test]
+    fn unused_trailing_bits_of_the_signature_are_not_ignored() {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let ring = keyring(vec![key("k1", None)]);
+        let token = sign(&ring, LinkPurpose::Landing);
+        let last = token.as_bytes()[token.len() - 1];
+        let value = ALPHABET.iter().position(|&c| c == last).expect("base64url");
+        for unused_bits in 1..4 {
+            let twin = char::from(ALPHABET[(value & !0b11) | ((value + unused_bits) & 0b11)]);
+            let edited = format!("{}{twin}", &token[..token.len() - 1]);
+            assert_ne!(edited, token);
+            assert!(matches!(
+                ring.verify_cached(&edited, LinkPurpose::Landing),
+                Err(LinkError::Invalid(_))
+            ));
+        }
+    }
+
     #[test]
     fn retired_keys_verify_until_their_links_expire() {
         let ring = keyring(vec![
@@ -315,5 +337,190 @@ mod tests {
             ring.verify_cached(&sign(&signer, LinkPurpose::Landing), LinkPurpose::Landing),
             Err(LinkError::UnknownKey)
         );
+    }
+
+    mod properties {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One keyring for all cases: building one opens a database pool.
+        fn ring() -> &'static Keyring {
+            static RING: std::sync::OnceLock<Keyring> = std::sync::OnceLock::new();
+            RING.get_or_init(|| keyring(vec![key("k1", None), key("k0", Some(3))]))
+        }
+
+        fn purpose() -> impl Strategy<Value = LinkPurpose> {
+            prop::sample::select(vec![LinkPurpose::Landing, LinkPurpose::Open, LinkPurpose::Unsubscribe])
+        }
+
+        /// Ways to damage a token.
+        #[derive(Debug, Clone)]
+        enum Edit {
+            /// Replace the character at this position (modulo the length).
+            Replace(usize, char),
+            Insert(usize, char),
+            Delete(usize),
+            /// Keep only this many characters.
+            Truncate(usize),
+            /// Exchange two of the three dot-separated parts.
+            SwapParts(usize, usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            let c = prop_oneof![
+                4 => prop::sample::select(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".map(char::from).to_vec()
+                ),
+                1 => prop::sample::select(vec!['.', '=', '+', '/', ' ', '%', '\0', 'é', '😀']),
+            ];
+            prop_oneof![
+                (any::<usize>(), c.clone()).prop_map(|(i, c)| Edit::Replace(i, c)),
+                (any::<usize>(), c).prop_map(|(i, c)| Edit::Insert(i, c)),
+                any::<usize>().prop_map(Edit::Delete),
+                any::<usize>().prop_map(Edit::Truncate),
+                (0..3_usize, 0..3_usize).prop_map(|(a, b)| Edit::SwapParts(a, b)),
+            ]
+        }
+
+        fn apply(token: &str, edit: &Edit) -> String {
+            let mut chars: Vec<char> = token.chars().collect();
+            let len = chars.len();
+            match *edit {
+                Edit::Insert(i, c) => chars.insert(i % (len + 1), c),
+                _ if len == 0 => {}
+                Edit::Replace(i, c) => chars[i % len] = c,
+                Edit::Delete(i) => {
+                    chars.remove(i % len);
+                }
+                Edit::Truncate(n) => chars.truncate(n % len),
+                Edit::SwapParts(a, b) => {
+                    let mut parts: Vec<&str> = token.split('.').collect();
+                    let n = parts.len();
+                    parts.swap(a % n, b % n);
+                    return parts.join(".");
+                }
+            }
+            chars.into_iter().collect()
+        }
+
+        /// A token with this header and these claims, signed with the ring's current key.
+        fn forge(header: &serde_json::Value, claims: &serde_json::Value, secret: &str) -> String {
+            use aws_lc_rs::hmac;
+            let encode = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+            let message = format!("{}.{}", encode(header), encode(claims));
+            let tag = hmac::sign(
+                &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+                message.as_bytes(),
+            );
+            format!("{message}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        }
+
+        proptest! {
+            #![proptest_config(crate::fuzzing::config(1000))]
+
+            /// A link verifies for its purpose, with exactly the claims it was signed with, whatever
+            /// the ids and locale hold; for any other purpose it is refused.
+            #[test]
+            fn signed_links_verify_for_their_purpose_only(
+                purpose in purpose(),
+                other in purpose(),
+                (invitation, campaign, locale) in (any::<String>(), any::<String>(), any::<String>()),
+            ) {
+                let ring = ring();
+                let token = ring.sign(purpose, &invitation, &campaign, &locale, Utc::now().naive_utc()).expect("sign");
+                let claims = ring.verify_cached(&token, purpose).expect("a fresh link verifies");
+                prop_assert_eq!(
+                    (claims.sub.as_str(), claims.cid.as_str(), claims.loc.as_str()),
+                    (invitation.as_str(), campaign.as_str(), locale.as_str())
+                );
+                prop_assert_eq!(ring.verify_cached(&token, other).is_ok(), other == purpose);
+            }
+
+            /// Any edit of a valid token (a character replaced, added or removed, truncation,
+            /// parts swapped) is refused. Even edits of the signature's unused trailing bits are:
+            /// see `unused_trailing_bits_of_the_signature_are_not_ignored`.
+            #[test]
+            fn edited_tokens_are_refused(
+                purpose in purpose(),
+                edits in prop::collection::vec(edit(), 1..4),
+            ) {
+                let ring = ring();
+                let token = sign(ring, purpose);
+                let mut edited = token.clone();
+                for e in &edits {
+                    edited = apply(&edited, e);
+                }
+                prop_assume!(edited != token);
+                let verdict = ring.verify_cached(&edited, purpose);
+                prop_assert!(verdict.is_err(), "{} verified: {:?}", edited, verdict);
+            }
+
+            /// Arbitrary text, and arbitrary text in the three-part shape, never verifies.
+            #[test]
+            fn arbitrary_text_is_refused(
+                text in any::<String>(),
+                parts in "[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,60}",
+                purpose in purpose(),
+            ) {
+                prop_assert!(ring().verify_cached(&text, purpose).is_err());
+                prop_assert!(ring().verify_cached(&parts, purpose).is_err());
+            }
+
+            /// Tokens made by someone who knows the format but not a key: `alg: none` or another
+            /// algorithm, no `kid`, the right claims signed with a wrong secret, or with the right
+            /// secret under the wrong algorithm.
+            #[test]
+            fn tokens_without_a_valid_signature_are_refused(
+                alg in prop::sample::select(vec!["none", "None", "NONE", "HS384", "HS512", "RS256", "ES256", "EdDSA", ""]),
+                kid in prop::option::of(prop::sample::select(vec!["k1", "k0", "unknown"])),
+                wrong_secret in "[ -~]{0,40}",
+                purpose in purpose(),
+            ) {
+                let ring = ring();
+                let now = Utc::now().timestamp();
+                let claims = serde_json::json!({
+                    "iss": ISSUER, "aud": purpose.audience(), "sub": "inv-1", "exp": now + 3600, "iat": now,
+                    "jti": "j", "cid": "camp-1", "loc": "da",
+                });
+                let right_secret = key("k1", None).secret;
+                prop_assume!(wrong_secret != right_secret);
+                let mut header = serde_json::json!({"alg": alg, "typ": "JWT"});
+                if let Some(kid) = kid {
+                    header["kid"] = kid.into();
+                }
+                let unsigned = forge(&header, &claims, &right_secret);
+                let unsigned = format!("{}.", unsigned.rsplit_once('.').map_or("", |(m, _)| m));
+                for token in [forge(&header, &claims, &right_secret), unsigned] {
+                    prop_assert!(ring.verify_cached(&token, purpose).is_err(), "{}", token);
+                }
+                let hs256 = serde_json::json!({"alg": "HS256", "kid": kid.unwrap_or("k1")});
+                prop_assert!(ring.verify_cached(&forge(&hs256, &claims, &wrong_secret), purpose).is_err());
+                // The same claims under the right key do verify: the refusals above are not
+                // refusals of the claims.
+                let genuine = forge(&serde_json::json!({"alg": "HS256", "kid": "k1"}), &claims, &right_secret);
+                prop_assert!(ring.verify_cached(&genuine, purpose).is_ok());
+            }
+
+            /// A form token is bound to its link: it verifies for its `jti` only, and any other
+            /// text, or an edit of it, does not.
+            #[test]
+            fn form_tokens_verify_only_for_their_link(
+                jti in any::<String>(),
+                other_jti in any::<String>(),
+                edit in edit(),
+                garbage in any::<String>(),
+            ) {
+                let ring = ring();
+                let token = ring.csrf_token(&jti).expect("current key");
+                prop_assert!(ring.verify_csrf(&jti, &token));
+                prop_assert_eq!(ring.verify_csrf(&other_jti, &token), other_jti == jti);
+                let edited = apply(&token, &edit);
+                prop_assert_eq!(ring.verify_csrf(&jti, &edited), edited == token);
+                prop_assert_eq!(ring.verify_csrf(&jti, &garbage), garbage == token);
+            }
+        }
     }
 }

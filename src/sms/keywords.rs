@@ -287,4 +287,128 @@ mod tests {
         assert_eq!(parse(&format!("stopp{}", "!".repeat(59))), Some(Keyword::Stop));
         assert_eq!(parse(&format!("stopp{}", "!".repeat(60))), None);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Every spelling in the table with the keyword it stands for.
+        fn keyword() -> impl Strategy<Value = (&'static str, Keyword)> {
+            prop::sample::select(KEYWORDS.to_vec())
+        }
+
+        /// The word with each letter's case chosen at random (Nordic letters included: their
+        /// upper and lower case are one character each).
+        fn any_case(word: &str, upper: &[bool]) -> String {
+            word.chars()
+                .zip(upper.iter().cycle())
+                .map(|(c, &up)| {
+                    if up {
+                        c.to_uppercase().collect::<String>()
+                    } else {
+                        c.to_lowercase().collect()
+                    }
+                })
+                .collect()
+        }
+
+        /// Whitespace as phones send it: ASCII, no-break and ideographic spaces, line breaks.
+        fn whitespace(min: usize) -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop::sample::select(vec![' ', '\t', '\n', '\r', '\u{a0}', '\u{3000}']),
+                min..4,
+            )
+            .prop_map(|v| v.into_iter().collect())
+        }
+
+        /// Punctuation and symbols around a word, neither letters, digits, whitespace nor question
+        /// marks.
+        fn punctuation() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    '!', '.', ',', '"', '\'', '(', ')', '*', '¡', ':', ';', '…', '😊', '-',
+                ]),
+                0..4,
+            )
+            .prop_map(|v| v.into_iter().collect())
+        }
+
+        fn question_mark() -> impl Strategy<Value = char> {
+            prop::sample::select(vec!['?', '¿', '？', '⸮', '‽', '⁇', '⁈', '⁉'])
+        }
+
+        proptest! {
+            #![proptest_config(crate::fuzzing::config(2000))]
+
+            /// Never panics, and only whitespace before the first word and ASCII case never
+            /// change the answer.
+            #[test]
+            fn any_text_is_classified_without_panicking(body in any::<String>(), lead in whitespace(0)) {
+                let keyword = parse(&body);
+                prop_assert_eq!(parse(&format!("{lead}{body}")), keyword);
+                prop_assert_eq!(parse(&body.to_ascii_uppercase()), keyword);
+                prop_assert_eq!(parse(&body.to_ascii_lowercase()), keyword);
+            }
+
+            /// What comes after the first word never matters.
+            #[test]
+            fn only_the_first_word_counts(
+                word in "\\S{1,70}",
+                gap in whitespace(1),
+                rest in any::<String>(),
+            ) {
+                prop_assume!(!word.chars().any(char::is_whitespace));
+                prop_assert_eq!(parse(&format!("{word}{gap}{rest}")), parse(&word));
+            }
+
+            /// Every keyword of the table is recognised in any case, behind whitespace, wrapped in
+            /// punctuation and followed by more words.
+            #[test]
+            fn keywords_are_recognised_however_they_are_written(
+                (spelling, expected) in keyword(),
+                upper in prop::collection::vec(any::<bool>(), 1..12),
+                (lead, before, after, gap) in (whitespace(0), punctuation(), punctuation(), whitespace(1)),
+                rest in ".{0,20}",
+            ) {
+                let word = format!("{before}{}{after}", any_case(spelling, &upper));
+                prop_assert_eq!(parse(&format!("{lead}{word}")), Some(expected), "{:?}", word);
+                prop_assert_eq!(parse(&format!("{lead}{word}{gap}{rest}")), Some(expected), "{:?}", word);
+            }
+
+            /// A question mark anywhere in the first word voids a confirmation or a START
+            /// ("Ja?"), never a STOP or HELP.
+            #[test]
+            fn a_question_voids_consent_but_never_a_withdrawal(
+                (spelling, keyword) in keyword(),
+                (before, after) in (punctuation(), punctuation()),
+                question in question_mark(),
+                question_first in any::<bool>(),
+            ) {
+                let word = if question_first {
+                    format!("{question}{before}{spelling}{after}")
+                } else {
+                    format!("{before}{spelling}{after}{question}")
+                };
+                let expected = match keyword {
+                    Keyword::Confirm | Keyword::Start => None,
+                    Keyword::Stop | Keyword::Help => Some(keyword),
+                };
+                prop_assert_eq!(parse(&word), expected, "{:?}", word);
+            }
+
+            /// A keyword with letters or digits added to it is another word ("Stopwatch",
+            /// "Jaguar", "ok1"), unless that word is itself a keyword ("STOP" + "P").
+            #[test]
+            fn letters_joined_to_a_keyword_make_another_word(
+                (spelling, _) in keyword(),
+                extra in "[a-zA-Z0-9]{1,3}",
+                extra_first in any::<bool>(),
+            ) {
+                let word = if extra_first { format!("{extra}{spelling}") } else { format!("{spelling}{extra}") };
+                let in_table = KEYWORDS.iter().find(|(s, _)| folded(s).eq(folded(&word))).map(|&(_, k)| k);
+                prop_assert_eq!(parse(&word), in_table, "{:?}", word);
+            }
+        }
+    }
 }
