@@ -177,7 +177,7 @@ pub fn import_csv<R: Read>(
         // hold line breaks.
         let end_byte = reader.position().byte() + bom_len;
         let end_line = reader.get_mut().get_mut().line_at(end_byte.saturating_sub(1));
-        let breaks = record.iter().flatten().filter(|&&b| b == b'\n').count() as u64;
+        let breaks = record.iter().map(line_breaks).sum::<usize>() as u64;
         let line = end_line.saturating_sub(breaks).max(2);
         if record.len() == 1 && record.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue; // a blank line
@@ -235,7 +235,7 @@ fn sniff_delimiter<R: BufRead>(reader: &mut R) -> Result<u8, ImportError> {
     let (mut commas, mut semicolons, mut tabs, mut quoted) = (0, 0, 0, false);
     for &b in head {
         match b {
-            b'\n' if !quoted => break,
+            b'\n' | b'\r' if !quoted => break,
             b'"' => quoted = !quoted,
             b',' if !quoted => commas += 1,
             b';' if !quoted => semicolons += 1,
@@ -530,13 +530,26 @@ fn changes_for<'a>(current: &ExistingContact, row: &'a ContactRow, now: NaiveDat
     changed.then_some(changes)
 }
 
-/// Counts bytes (for progress) and remembers where the newlines are that the parser has not
+/// Line breaks in `bytes`: LF, CRLF, and CR alone (classic Mac files end lines with CR, and the
+/// csv crate ends records there too).
+fn line_breaks(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count()
+}
+
+/// Counts bytes (for progress) and remembers where the line breaks are that the parser has not
 /// passed yet (for line numbers); memory stays bounded by the read-ahead buffer.
 struct CountingReader<R> {
     inner: R,
     bytes: u64,
+    /// Offsets of the line breaks ahead: each LF, and each CR not followed by LF.
     newlines_ahead: VecDeque<u64>,
     lines_passed: u64,
+    /// A CR that ended the last read: a line break unless the next read starts with LF.
+    cr_at_end: Option<u64>,
 }
 
 impl<R> CountingReader<R> {
@@ -546,6 +559,7 @@ impl<R> CountingReader<R> {
             bytes: 0,
             newlines_ahead: VecDeque::new(),
             lines_passed: 0,
+            cr_at_end: None,
         }
     }
 
@@ -562,8 +576,20 @@ impl<R> CountingReader<R> {
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
-            self.newlines_ahead.push_back(self.bytes + i as u64);
+        let chunk = &buf[..n];
+        if let Some(cr) = self.cr_at_end.take()
+            && chunk.first() != Some(&b'\n')
+        {
+            self.newlines_ahead.push_back(cr);
+        }
+        for (i, &b) in chunk.iter().enumerate() {
+            let at = self.bytes + i as u64;
+            match (b, chunk.get(i + 1)) {
+                (b'\n', _) => self.newlines_ahead.push_back(at),
+                (b'\r', None) => self.cr_at_end = Some(at),
+                (b'\r', Some(&next)) if next != b'\n' => self.newlines_ahead.push_back(at),
+                _ => {}
+            }
         }
         self.bytes += n as u64;
         Ok(n)
@@ -608,6 +634,35 @@ mod tests {
     }
 
     #[test]
+    fn line_breaks_are_lf_crlf_or_a_lone_cr() {
+        assert_eq!(line_breaks(b"a\nb\r\nc\rd"), 3);
+        assert_eq!(line_breaks(b"\r\r\n\n\r"), 4);
+        assert_eq!(line_breaks(b"no break"), 0);
+        // A CR at the end of one read and an LF at the start of the next are one break.
+        let mut reader = CountingReader::new(std::io::Read::chain(&b"a\r"[..], &b"\nb\rc\r"[..]));
+        let mut all = Vec::new();
+        let mut buf = [0u8; 3];
+        loop {
+            let n = reader.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(all, b"a\r\nb\rc\r");
+        assert_eq!(Vec::from(reader.newlines_ahead.clone()), [2, 4, 6]);
+        assert_eq!(
+            [
+                reader.line_at(2),
+                reader.line_at(3),
+                reader.line_at(5),
+                reader.line_at(7)
+            ],
+            [1, 2, 3, 4]
+        );
+    }
+
+    #[test]
     fn consent_times() {
         assert!(parse_consent_time("2024-05-01").is_ok());
         assert!(parse_consent_time("2024-05-01 10:00:00").is_ok());
@@ -615,5 +670,210 @@ mod tests {
         assert_eq!(t.to_string(), "2024-05-01 08:00:00");
         assert!(parse_consent_time("01/05/2024").is_err());
         assert!(parse_consent_time("2999-01-01").unwrap_err().contains("future"));
+    }
+
+    mod properties {
+        use std::cell::RefCell;
+        use std::collections::HashSet;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        thread_local! {
+            /// One migrated in-memory database per test thread; every case imports into a new
+            /// workspace of it.
+            static DATABASE: RefCell<DbConn> = RefCell::new(migrated_database());
+        }
+
+        fn migrated_database() -> DbConn {
+            let mut conn = DbConn::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("in-memory SQLite"));
+            db::run_migrations(&mut conn).expect("migrations");
+            conn
+        }
+
+        /// Imports `csv` twice into a new workspace: the report of each run and the number of
+        /// contacts the workspace has after the first.
+        fn import_twice(
+            csv: &[u8],
+        ) -> (
+            Result<ImportReport, ImportError>,
+            Result<ImportReport, ImportError>,
+            i64,
+        ) {
+            DATABASE.with_borrow_mut(|conn| {
+                let new = crate::workspace::NewWorkspace::parse("Fuzz", "Shop <news@shop.example>", "DK", "da", None)
+                    .expect("workspace");
+                let (workspace, _) = crate::workspace::create(conn, new).expect("workspace");
+                let first = import_csv(conn, &workspace.id, csv, |_| {});
+                let stored = contacts::table
+                    .filter(contacts::workspace_id.eq(&workspace.id))
+                    .count()
+                    .get_result(conn)
+                    .expect("count");
+                let second = import_csv(conn, &workspace.id, csv, |_| {});
+                (first, second, stored)
+            })
+        }
+
+        /// What holds for every file the importer accepts: each row is imported or rejected once,
+        /// with a line number inside the file and a reason; importing again imports nothing new
+        /// and rejects the same rows for the same reasons.
+        fn check_report(
+            csv: &[u8],
+            first: &ImportReport,
+            second: &ImportReport,
+            stored: i64,
+        ) -> Result<(), TestCaseError> {
+            let lines = 1 + line_breaks(csv) as u64;
+            prop_assert_eq!(first.updated, 0, "a new workspace has nothing to update");
+            prop_assert_eq!(i64::try_from(first.imported).ok(), Some(stored));
+            prop_assert!(
+                first.imported + first.rejected_total() < lines.max(2),
+                "more rows than lines"
+            );
+            let mut seen = HashSet::new();
+            for rejected in &first.rejected {
+                prop_assert!(
+                    (2..=lines).contains(&rejected.line),
+                    "line {} of {}",
+                    rejected.line,
+                    lines
+                );
+                prop_assert!(seen.insert(rejected.line), "line {} rejected twice", rejected.line);
+                prop_assert!(!rejected.error.is_empty());
+            }
+            prop_assert!(first.rejected.is_sorted_by_key(|r| r.line));
+            prop_assert_eq!(second.imported, 0);
+            prop_assert_eq!(second.updated, first.imported);
+            prop_assert_eq!(&second.rejected, &first.rejected);
+            Ok(())
+        }
+
+        /// Header names the importer knows, and one it ignores.
+        const COLUMNS: [&str; 8] = [
+            "email",
+            "first_name",
+            "last_name",
+            "locale",
+            "external_id",
+            "email_consent_at",
+            "email_consent_source",
+            "shoe_size",
+        ];
+
+        /// A cell: plausible and broken emails, locales and dates, and arbitrary text with
+        /// quotes, separators, line breaks and control characters.
+        fn cell() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => "[a-zA-Z0-9._+-]{1,10}@[a-z0-9-]{1,8}\\.(dk|se|no|com)",
+                1 => "[a-z@. \"]{0,12}",
+                1 => prop::sample::select(vec!["da", "nb", "sv-SE", "en", "fr", "", " ", "2024-05-01", "2024-05-01 10:00:00", "2999-01-01", "01/05/2024"]).prop_map(String::from),
+                2 => "[ -~\\t\\r\\n\u{0}æøå😀]{0,12}",
+                1 => any::<String>(),
+            ]
+        }
+
+        /// A well-formed CSV file (written by the csv crate) with a valid header, its rows, and
+        /// the line each row starts on; rows may have too few or too many fields.
+        fn csv_file() -> impl Strategy<Value = (Vec<u8>, Vec<(u64, Vec<String>)>)> {
+            (
+                prop::sample::subsequence(COLUMNS[1..].to_vec(), 0..=7).prop_shuffle(),
+                any::<prop::sample::Index>(),
+                prop::sample::select(vec![b',', b';', b'\t']),
+                any::<bool>(),
+                any::<bool>(),
+                prop::collection::vec((prop::collection::vec(cell(), 8), -1..=1_i32, 0..4_u8), 0..12),
+            )
+                .prop_map(|(others, email_at, delimiter, crlf, bom, rows)| {
+                    let mut header: Vec<&str> = others;
+                    header.insert(email_at.index(header.len() + 1), "email");
+                    // The separator is read from the header: a single column can only mean ','.
+                    let delimiter = if header.len() == 1 { b',' } else { delimiter };
+                    let terminator = if crlf {
+                        csv::Terminator::CRLF
+                    } else {
+                        csv::Terminator::Any(b'\n')
+                    };
+                    let write = |record: &[String]| {
+                        let mut writer = csv::WriterBuilder::new()
+                            .delimiter(delimiter)
+                            .terminator(terminator)
+                            .flexible(true)
+                            .from_writer(Vec::new());
+                        writer.write_record(record).expect("write");
+                        writer.into_inner().expect("flush")
+                    };
+                    let mut file = if bom { vec![0xEF, 0xBB, 0xBF] } else { Vec::new() };
+                    file.extend(write(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()));
+                    let mut placed = Vec::new();
+                    for (cells, width_change, duplicate) in rows {
+                        let width = usize::try_from(header.len() as i32 + width_change).unwrap_or(1).max(1);
+                        let mut record: Vec<String> = cells.into_iter().cycle().take(width).collect();
+                        // Now and then repeat an earlier row's email.
+                        if duplicate == 0
+                            && let Some((_, earlier)) = placed.last()
+                        {
+                            let earlier: &Vec<String> = earlier;
+                            record[0] = earlier[0].clone();
+                        }
+                        let line = 1 + line_breaks(&file) as u64;
+                        file.extend(write(&record));
+                        placed.push((line, record));
+                    }
+                    (file, placed)
+                })
+        }
+
+        /// Found by `arbitrary_bytes_are_imported_or_refused`: with CR line endings (classic Mac
+        /// files) every row was reported on line 2.
+        #[test]
+        fn rows_of_a_file_with_cr_line_endings_have_their_own_lines() {
+            let csv = b"email;first_name\rbad;A\rgood@example.dk;B\r\"x@example.dk\";\"two\rlines\"\rworse;C\r";
+            let (first, second, stored) = import_twice(csv);
+            let (first, second) = (first.expect("accepted"), second.expect("accepted"));
+            assert_eq!(first.imported, 1);
+            let lines: Vec<u64> = first.rejected.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [2, 4, 6], "{:?}", first.rejected);
+            assert!(first.rejected[1].error.contains("lines 4–5"), "{:?}", first.rejected);
+            check_report(csv, &first, &second, stored).expect("report");
+        }
+
+        proptest! {
+            #![proptest_config(crate::fuzzing::config(300))]
+
+            /// Every row of a well-formed file is either imported or rejected with the line it
+            /// starts on (blank rows are skipped), whatever its cells hold.
+            #[test]
+            fn every_row_is_imported_or_rejected_with_its_line((csv, rows) in csv_file()) {
+                let (first, second, stored) = import_twice(&csv);
+                let (first, second) = (first.expect("a valid header is accepted"), second.expect("again"));
+                check_report(&csv, &first, &second, stored)?;
+                let blank = |cells: &[String]| cells.len() == 1 && cells[0].bytes().all(|b| b.is_ascii_whitespace());
+                let row_lines: Vec<u64> = rows.iter().filter(|(_, cells)| !blank(cells)).map(|(line, _)| *line).collect();
+                prop_assert_eq!(first.imported + first.rejected_total(), row_lines.len() as u64);
+                for rejected in &first.rejected {
+                    prop_assert!(row_lines.contains(&rejected.line), "{:?} is not where a row starts: {:?}", rejected, row_lines);
+                }
+            }
+
+            /// Arbitrary bytes, alone or after a valid header: never a panic, never a read or
+            /// database error; the file is refused whole, or accounted for row by row.
+            #[test]
+            fn arbitrary_bytes_are_imported_or_refused(
+                header in prop::sample::select(vec!["", "email\n", "email,first_name,locale\r\n", "\u{feff}Email;Last-Name;e-mail\n", "\"email\"\t\"x\"\n"]),
+                bytes in prop::collection::vec(any::<u8>(), 0..400),
+            ) {
+                let csv = [header.as_bytes(), &bytes].concat();
+                match import_twice(&csv) {
+                    (Ok(first), Ok(second), stored) => check_report(&csv, &first, &second, stored)?,
+                    (Err(first), Err(second), _) => {
+                        prop_assert!(!matches!(first, ImportError::Read(_) | ImportError::Db(_)), "{}", first);
+                        prop_assert_eq!(first.to_string(), second.to_string());
+                    }
+                    (first, second, _) => prop_assert!(false, "runs disagree: {:?} then {:?}", first, second),
+                }
+            }
+        }
     }
 }
