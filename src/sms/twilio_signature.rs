@@ -34,6 +34,15 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signatur
     matches(url) || toggle_default_port(url).is_some_and(|other| matches(&other))
 }
 
+/// The fields of a webhook's form body, if `signature` is Twilio's for them; `None` otherwise.
+///
+/// The body is decoded as `application/x-www-form-urlencoded` (invalid UTF-8 in a percent escape
+/// becomes U+FFFD, as in any form decoder): Twilio signs the decoded fields, not the bytes.
+pub fn verified_form(auth_token: &str, url: &str, body: &[u8], signature: &str) -> Option<Vec<(String, String)>> {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    verify(auth_token, url, &params, signature).then_some(params)
+}
+
 /// By name, then by value for repeated names, in byte order (as twilio-python's `sorted`, which
 /// compares code points: the same order for UTF-8).
 fn sorted(params: &[(String, String)]) -> Vec<&(String, String)> {
@@ -236,6 +245,42 @@ mod tests {
         ));
     }
 
+    /// Twilio's scheme concatenates names and values without a separator, so moving the boundary
+    /// between a name and its value keeps the signature when the sort order stays the same. Harmless
+    /// here (the fields become unknown names, and a replay keeps its `MessageSid`), but the property
+    /// tests below have to allow for it.
+    #[test]
+    fn names_and_values_are_signed_without_separators() {
+        let split = |name: &str, value: &str| params(&[(name, value), ("To", "+4570202020")]);
+        assert_eq!(
+            expected_signature(TOKEN, URL, &split("Body", "JA")),
+            expected_signature(TOKEN, URL, &split("BodyJ", "A"))
+        );
+        assert_eq!(
+            verified_form(
+                TOKEN,
+                URL,
+                b"BodyJ=A&To=%2B4570202020",
+                &expected_signature(TOKEN, URL, &split("Body", "JA"))
+            ),
+            Some(split("BodyJ", "A"))
+        );
+    }
+
+    #[test]
+    fn large_and_repetitive_forms_verify_and_garbage_does_not() {
+        let mut request = params(&[("Body", &"æ".repeat(500_000)), ("From", "+4520123456")]);
+        request.extend((0..10_000).map(|i| ("MediaUrl".to_owned(), format!("https://m.example/{i}"))));
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&request)
+            .finish();
+        assert!(body.len() > 3_000_000);
+        let signature = expected_signature(TOKEN, URL, &request);
+        assert_eq!(verified_form(TOKEN, URL, body.as_bytes(), &signature), Some(request));
+        assert_eq!(verified_form(TOKEN, URL, body.as_bytes(), EXAMPLE_SIGNATURE), None);
+        assert_eq!(verified_form(TOKEN, URL, &body.as_bytes()[1..], &signature), None);
+    }
+
     #[test]
     fn port_toggling_handles_userinfo_ipv6_and_odd_urls() {
         let cases = [
@@ -255,6 +300,152 @@ mod tests {
         ];
         for (url, expected) in cases {
             assert_eq!(toggle_default_port(url).as_deref(), expected, "{url}");
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Names and values as Twilio sends them, and anything else: ASCII, Unicode, separators
+        /// and percent signs inside them, empty strings; a few common names so they repeat.
+        fn field() -> impl Strategy<Value = String> {
+            prop_oneof![
+                2 => prop::sample::select(vec!["Body", "From", "To", "MessageSid", "MediaUrl", ""]).prop_map(String::from),
+                2 => "[ -~]{0,12}",
+                1 => any::<String>(),
+            ]
+        }
+
+        fn form() -> impl Strategy<Value = Vec<(String, String)>> {
+            prop::collection::vec((field(), field()), 0..8)
+        }
+
+        fn url() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(URL.to_owned()),
+                "(https?|HTTPS|ftp)://([a-z:]{0,6}@)?(\\[[0-9a-f:]{0,8}\\]|[a-z0-9.-]{0,12})(:[0-9]{0,5})?[/?#]?[ -~]{0,12}",
+                any::<String>(),
+            ]
+        }
+
+        fn encode(form: &[(String, String)]) -> String {
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish()
+        }
+
+        /// What Twilio's signature covers: the URL, then every name and value, sorted.
+        fn signed_text(url: &str, form: &[(String, String)]) -> String {
+            let mut fields = form.to_vec();
+            fields.sort();
+            fields
+                .iter()
+                .fold(url.to_owned(), |text, (name, value)| text + name + value)
+        }
+
+        /// One byte replaced, inserted or removed.
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Replace(usize, u8),
+            Insert(usize, u8),
+            Delete(usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            let byte = prop_oneof![prop::sample::select(b"&=%+ aA0fF".to_vec()), any::<u8>(),];
+            prop_oneof![
+                (any::<usize>(), byte.clone()).prop_map(|(i, b)| Edit::Replace(i, b)),
+                (any::<usize>(), byte).prop_map(|(i, b)| Edit::Insert(i, b)),
+                any::<usize>().prop_map(Edit::Delete),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(crate::fuzzing::config(1000))]
+
+            /// A correctly signed form verifies, and comes back field for field in the order sent.
+            #[test]
+            fn signed_forms_verify_and_decode_exactly(form in form(), url in url(), token in "[ -~]{1,40}") {
+                let signature = expected_signature(&token, &url, &form);
+                prop_assert_eq!(verified_form(&token, &url, encode(&form).as_bytes(), &signature), Some(form.clone()));
+                let mut reordered = form.clone();
+                reordered.reverse();
+                prop_assert_eq!(verified_form(&token, &url, encode(&reordered).as_bytes(), &signature), Some(reordered));
+                // Another token never verifies it.
+                let other = format!("{token}x");
+                prop_assert_eq!(verified_form(&other, &url, encode(&form).as_bytes(), &signature), None);
+            }
+
+            /// A byte edited in a signed body is refused, unless the fields it decodes to carry the
+            /// same signed text: an edit that changes nothing decoded (`%c3` for `%C3`, `+` for a
+            /// space, an extra `&`), or one that moves a name/value boundary (see
+            /// `names_and_values_are_signed_without_separators`), which needs an `&` or `=`.
+            #[test]
+            fn edited_bodies_are_refused_unless_the_signed_text_is_unchanged(
+                form in form(),
+                edit in edit(),
+            ) {
+                let signature = expected_signature(TOKEN, URL, &form);
+                let mut body = encode(&form).into_bytes();
+                let touched_separator = match edit {
+                    Edit::Replace(i, b) if !body.is_empty() => {
+                        let i = i % body.len();
+                        let old = std::mem::replace(&mut body[i], b);
+                        b"&=".contains(&old) || b"&=".contains(&b)
+                    }
+                    Edit::Insert(i, b) => {
+                        body.insert(i % (body.len() + 1), b);
+                        b"&=".contains(&b)
+                    }
+                    Edit::Delete(i) if !body.is_empty() => b"&=".contains(&body.remove(i % body.len())),
+                    _ => false,
+                };
+                if let Some(accepted) = verified_form(TOKEN, URL, &body, &signature) {
+                    prop_assert_eq!(signed_text(URL, &accepted), signed_text(URL, &form));
+                    if !touched_separator {
+                        prop_assert_eq!(accepted, form);
+                    }
+                }
+            }
+
+            /// Arbitrary bytes (percent escapes of invalid UTF-8, lone `%`, repeated keys, NULs) and
+            /// arbitrary signatures: never a panic, never verified.
+            #[test]
+            fn arbitrary_bodies_and_signatures_are_refused(
+                body in prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..300),
+                    "([a-zA-Z]{0,4}(=([a-z+]|%[0-9A-Fa-f]{2}|%[G-Zg-z%]?|%[CDEF][0-9A-F]%[0-7][0-9A-F]|%00)*)?&?){0,8}".prop_map(String::into_bytes),
+                ],
+                signature in prop_oneof!["[A-Za-z0-9+/]{27}=", any::<String>()],
+                url in url(),
+                token in "[ -~]{0,40}",
+            ) {
+                prop_assert_eq!(verified_form(&token, &url, &body, &signature), None);
+                // The same fields signed properly do verify: decoding garbage is stable.
+                let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+                let proper = expected_signature(&token, &url, &fields);
+                let verdict = verified_form(&token, &url, &body, &proper);
+                prop_assert_eq!(verdict, (!token.is_empty()).then_some(fields));
+            }
+
+            /// The URL with its default port added or removed verifies like the URL itself; any
+            /// other URL does not.
+            #[test]
+            fn default_port_variants_verify_and_other_urls_do_not(
+                url in url(),
+                other in url(),
+                form in form(),
+            ) {
+                let signature = expected_signature(TOKEN, &url, &form);
+                prop_assert!(verify(TOKEN, &url, &form, &signature));
+                if let Some(toggled) = toggle_default_port(&url) {
+                    prop_assert!(verify(TOKEN, &toggled, &form, &signature), "{}", toggled);
+                }
+                let same_site = other == url || toggle_default_port(&other).as_deref() == Some(url.as_str());
+                prop_assert_eq!(verify(TOKEN, &other, &form, &signature), same_site);
+            }
         }
     }
 }

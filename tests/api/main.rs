@@ -27,3 +27,4 @@ mod links;
 mod security;
 mod smtp_sink_selftest;
 mod tenancy;
+mod webhooks;
