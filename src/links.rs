@@ -419,7 +419,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzzing::config(1000))]
+            #![proptest_config(crate::fuzzing::config(500))]
 
             /// A link verifies for its purpose, with exactly the claims it was signed with, whatever
             /// the ids and locale hold; for any other purpose it is refused.

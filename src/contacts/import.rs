@@ -840,7 +840,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzzing::config(300))]
+            #![proptest_config(crate::fuzzing::config(256))]
 
             /// Every row of a well-formed file is either imported or rejected with the line it
             /// starts on (blank rows are skipped), whatever its cells hold.

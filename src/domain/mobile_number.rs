@@ -263,7 +263,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzzing::config(2000))]
+            #![proptest_config(crate::fuzzing::config(1000))]
 
             #[test]
             fn any_text_is_parsed_or_refused_without_panicking(
@@ -282,7 +282,7 @@ mod tests {
 
         // Most of these reach the phone-number library, which is slow in a debug build.
         proptest! {
-            #![proptest_config(crate::fuzzing::config(500))]
+            #![proptest_config(crate::fuzzing::config(256))]
 
             #[test]
             fn phone_like_text_is_parsed_or_refused_without_panicking(

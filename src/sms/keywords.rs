@@ -339,7 +339,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzzing::config(2000))]
+            #![proptest_config(crate::fuzzing::config(1000))]
 
             /// Never panics, and only whitespace before the first word and ASCII case never
             /// change the answer.

@@ -363,7 +363,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(crate::fuzzing::config(1000))]
+            #![proptest_config(crate::fuzzing::config(500))]
 
             /// A correctly signed form verifies, and comes back field for field in the order sent.
             #[test]
