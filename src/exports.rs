@@ -22,7 +22,18 @@ where
     let db = db.clone();
     tokio::task::spawn_blocking(move || {
         let mut sink = |chunk: Vec<u8>| tx.blocking_send(Bytes::from(chunk)).is_ok();
-        let result = db.get().and_then(|mut conn| produce(&mut conn, &mut sink));
+        // A panic part-way must end the file like any other failure: unwinding would otherwise
+        // just close the stream, and a cut-off export would look complete.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            db.get().and_then(|mut conn| produce(&mut conn, &mut sink))
+        }))
+        .unwrap_or_else(|payload| {
+            tracing::error!(
+                panic = crate::telemetry::panic_message(payload.as_ref()),
+                "CSV export panicked"
+            );
+            Err(DbError::Panicked)
+        });
         if let Err(e) = result {
             tracing::error!(error = %e, "CSV export failed part-way");
             // The status is sent already: end with a line no CSV reader takes for data, so a
@@ -299,5 +310,27 @@ pub fn active_consents(
         if !sink(chunk) || (page.len() as i64) < PAGE {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_export_that_panics_part_way_ends_with_the_failure_line() {
+        let url = crate::config::DatabaseUrl::Sqlite(":memory:".into());
+        let db = Db::connect(&url, 1, Duration::from_millis(100)).expect("in-memory db");
+        let res = stream_csv(&db, "x.csv", |_conn, sink| {
+            sink(b"phone,email\n+4520123456,anna@example.dk\n".to_vec());
+            panic!("bug while reading the second page");
+        });
+        let body = actix_web::body::to_bytes(res.into_body()).await.expect("body");
+        assert_eq!(
+            std::str::from_utf8(&body).expect("UTF-8"),
+            "phone,email\n+4520123456,anna@example.dk\n\n# EXPORT FAILED: database task panicked (a bug; the panic is in the log)\n"
+        );
     }
 }
