@@ -325,4 +325,7 @@ async fn concurrent_suppressions_of_one_address_all_succeed(backend: Backend) {
     assert_eq!(rows, 100);
 }
 
-both_backends!(sixteen_concurrent_writers_all_succeed, concurrent_suppressions_of_one_address_all_succeed);
+both_backends!(
+    sixteen_concurrent_writers_all_succeed,
+    concurrent_suppressions_of_one_address_all_succeed
+);
