@@ -93,7 +93,11 @@ struct UserRow {
 /// Checks a login and opens a session. Slow on purpose (argon2id): call off the executor.
 pub fn login(conn: &mut DbConn, email: &str, password: &str, session_hours: i64) -> Result<LoginOutcome, AccountError> {
     let key = email.trim().to_lowercase();
-    let user: Option<UserRow> = users::table
+    // No address holds a NUL, and PostgreSQL would refuse to compare one: a plain rejection.
+    let user: Option<UserRow> = if key.contains('\0') {
+        None
+    } else {
+        users::table
         .filter(users::email.eq(&key))
         .select((
             users::id,
@@ -101,8 +105,9 @@ pub fn login(conn: &mut DbConn, email: &str, password: &str, session_hours: i64)
             users::failed_logins,
             users::locked_until,
         ))
-        .first(conn)
-        .optional()?;
+            .first(conn)
+            .optional()?
+    };
     let now = db::now();
     let Some(user) = user else {
         // Spend the same time as for a real account, so timing does not reveal which exist.

@@ -200,6 +200,7 @@ impl Application {
                 headers = headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
             }
             App::new()
+                .wrap(actix_web::middleware::from_fn(routes::reject_nul_in_url))
                 .wrap(headers)
                 .wrap(crate::telemetry::RequestLog)
                 .app_data(state.clone())

@@ -122,6 +122,14 @@ impl ConsentText {
                 withdrawal_example(locale)
             )));
         }
+        // Control characters (a NUL above all, which PostgreSQL cannot store) have no place in a
+        // text shown to people; line breaks and tabs in the body are kept.
+        let has_control = |v: &str| v.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+        if has_control(&company_name) || has_control(&body) || req.categories.iter().any(|c| has_control(c)) {
+            return Err(invalid(
+                "company_name, body and categories must not contain control characters".into(),
+            ));
+        }
         let mut categories: Vec<String> = Vec::new();
         for raw in &req.categories {
             let c = raw.trim().to_owned();

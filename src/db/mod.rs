@@ -72,6 +72,14 @@ impl DbError {
         }
     }
 
+    /// The input held text the database cannot store (PostgreSQL refuses NUL characters in
+    /// text, SQLSTATE 22021): the request's fault, not the server's.
+    pub fn is_invalid_text(&self) -> bool {
+        use diesel::result::Error;
+        matches!(self, Self::Query(Error::DatabaseError(_, info))
+            if info.message().starts_with("invalid byte sequence for encoding"))
+    }
+
     /// The connection to the database was lost (server restarted, backend terminated, network
     /// cut): nothing of the transaction was committed and a later attempt gets a new connection.
     pub fn is_connection_lost(&self) -> bool {

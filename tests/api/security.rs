@@ -322,7 +322,53 @@ async fn secrets_are_never_logged_or_stored_in_clear(backend: Backend) {
     assert!(dump.contains("$argon2id$"), "the password is an argon2id hash");
 }
 
+/// A NUL character (which PostgreSQL cannot store or even compare) in any input is a clear
+/// 4xx on both backends, never a 500: in path ids and query strings, JSON text fields and the
+/// login form.
+async fn nul_characters_are_refused_as_bad_input(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (ws, campaign) = campaign_for_all(&app).await;
+    for path in [
+        "/api/v1/campaigns/ab%00cd".to_owned(),
+        "/api/v1/contacts/ab%00cd".to_owned(),
+        "/api/v1/consent-texts/ab%00cd".to_owned(),
+        "/api/v1/campaigns/ab%00cd/funnel".to_owned(),
+        format!("/api/v1/campaigns/{campaign}/funnel?variant=%00"),
+    ] {
+        let res = app.get(&ws.token, &path).await;
+        assert_eq!(res.status(), 400, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("NUL"), "{path}: {body}");
+    }
+    for path in ["/app/contacts?q=an%00na", "/app/contacts/ab%00cd", "/l/ab%00cd", "/o/ab%00cd"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+    }
+    // Text fields: the name, body and categories of a consent text; a campaign's name.
+    let text = serde_json::json!({
+        "locale": "da", "company_name": "Sko\u{0} A/S", "categories": ["Nyheder"],
+        "privacy_url": "https://sko.example/privatliv",
+        "body": "Ja tak, Sko\u{0} A/S må sende mig nyheder på SMS. Svar STOP for at framelde."
+    });
+    let res = app.post_json(&ws.token, "/api/v1/consent-texts", &text).await;
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("control characters"), "{body}");
+    let mut text = text;
+    text["company_name"] = "Sko A/S".into();
+    text["body"] = "Ja tak, Sko A/S må sende mig nyheder på SMS. Svar STOP for at framelde.".into();
+    text["categories"] = serde_json::json!(["Ny\u{0}heder"]);
+    assert_eq!(app.post_json(&ws.token, "/api/v1/consent-texts", &text).await.status(), 422);
+    // Nothing was half-written.
+    let texts: serde_json::Value = app.get(&ws.token, "/api/v1/consent-texts").await.json().await.unwrap();
+    assert_eq!(texts.as_array().unwrap().len(), 1, "only the campaign's own text: {texts}");
+    // A login with a NUL in the address is a wrong login, not a failure.
+    let res = crate::dashboard::login(&app, "m\u{0}@shop.example", PASSWORD).await;
+    assert_eq!(res.status(), 401);
+}
+
 both_backends!(
+    nul_characters_are_refused_as_bad_input,
     security_headers_on_every_page,
     no_hsts_on_plain_http,
     secrets_are_never_logged_or_stored_in_clear,

@@ -30,6 +30,7 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             e if e.is_connection_lost() => Self::Unavailable(e),
+            e if e.is_invalid_text() => Self::BadRequest("text must not contain NUL (\\u0000) characters".into()),
             other => Self::Internal(other.to_string()),
         }
     }
