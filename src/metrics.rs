@@ -75,6 +75,8 @@ pub struct Metrics {
     pub circuit_open: [Level; 2],
     /// Requests whose handler panicked (answered 500, also counted in `http_responses`).
     pub http_panics: Counter,
+    /// Outbox batches whose processing panicked (the worker goes on; the jobs are retried).
+    pub worker_panics: Counter,
 }
 
 const BREAKER_PROVIDERS: [&str; 2] = ["smtp", "sms"];
@@ -100,6 +102,7 @@ pub static METRICS: Metrics = Metrics {
     circuit_opened: [const { Counter::new() }; 2],
     circuit_open: [const { Level::new() }; 2],
     http_panics: Counter::new(),
+    worker_panics: Counter::new(),
 };
 
 impl Metrics {
@@ -190,6 +193,11 @@ impl Metrics {
                 "optbridge_http_panics_total",
                 "Requests whose handler panicked (answered 500)",
                 &self.http_panics,
+            ),
+            (
+                "optbridge_worker_panics_total",
+                "Outbox batches whose processing panicked (their jobs are retried later)",
+                &self.worker_panics,
             ),
         ];
         for (name, help, counter) in counters {

@@ -38,6 +38,15 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
+/// Runs a future to its end, turning a panic inside it into `Err(the panic's message)`: for
+/// background tasks that must outlive a bug in one unit of their work.
+pub async fn catch_panic<T>(fut: impl std::future::Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|payload| panic_message(payload.as_ref()).to_owned())
+}
+
 /// Logs one line per request: method, route pattern, status, duration (`RUST_LOG=optbridge::http=debug`).
 ///
 /// A request whose handler panics is answered 500 and logged at error level, and the worker
@@ -184,6 +193,17 @@ mod tests {
             panic!("handler bug for {path}");
         }
         HttpResponse::Ok().finish()
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_background_future_becomes_an_error() {
+        assert_eq!(catch_panic(async { 7 }).await, Ok(7));
+        let failed = catch_panic(async {
+            tokio::task::yield_now().await;
+            panic!("job {} is broken", 42);
+        })
+        .await;
+        assert_eq!(failed, Err::<(), _>("job 42 is broken".to_owned()));
     }
 
     /// Through a real server with a single worker, as the client sees it.

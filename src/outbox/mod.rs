@@ -271,6 +271,31 @@ pub fn release_all(conn: &mut DbConn, owner: &str) -> Result<usize, DbError> {
     )
 }
 
+/// Puts back the jobs `owner` still holds after its batch panicked (a bug). The attempt counts:
+/// each job runs again after the usual backoff for its attempt number, with the panic as its last
+/// error, so a job that panics every time is retried ever more slowly instead of in a loop, and
+/// the rest of its batch goes on. Returns how many jobs were put back.
+pub fn release_after_panic(
+    conn: &mut DbConn,
+    owner: &str,
+    panic: &str,
+    base: Duration,
+    max: Duration,
+) -> Result<usize, DbError> {
+    let held: Vec<(String, i32)> = outbox_jobs::table
+        .filter(outbox_jobs::lease_owner.eq(owner))
+        .select((outbox_jobs::id, outbox_jobs::attempts))
+        .load(conn)?;
+    let now = db::now();
+    let error = format!("the worker panicked while processing this job's batch: {panic}");
+    for (id, attempts) in &held {
+        let after =
+            now + chrono::Duration::from_std(backoff(*attempts, base, max)).unwrap_or(chrono::Duration::hours(1));
+        retry_later(conn, owner, id, after, &error)?;
+    }
+    Ok(held.len())
+}
+
 /// Jobs waiting, by kind (for /metrics and tests).
 /// Jobs waiting per kind; every known kind is listed, with 0 when none wait.
 pub fn depth(conn: &mut DbConn) -> Result<Vec<(String, i64)>, DbError> {

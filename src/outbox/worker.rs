@@ -198,7 +198,16 @@ fn worker_id(n: usize) -> String {
 async fn run(ctx: Arc<WorkerContext>, owner: String, mut shutdown: watch::Receiver<bool>) {
     tracing::debug!(owner, "outbox worker started");
     while !*shutdown.borrow() {
-        match dispatch_once(&ctx, &owner).await {
+        // A panic in a batch (a bug) must not end the worker: the process would go on serving
+        // with fewer workers, or none, and nothing would say so.
+        let outcome = match crate::telemetry::catch_panic(dispatch_once(&ctx, &owner)).await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                recover_from_panic(&ctx, &owner, &panic).await;
+                continue;
+            }
+        };
+        match outcome {
             Ok(0) => {
                 tokio::select! {
                     _ = tokio::time::sleep(ctx.config.poll) => {}
@@ -220,6 +229,30 @@ async fn run(ctx: Arc<WorkerContext>, owner: String, mut shutdown: watch::Receiv
         Ok(_) => {}
         Err(e) => tracing::warn!(owner, error = %e, "outbox worker could not release leases; they expire on their own"),
     }
+}
+
+/// After a batch panicked: counts and logs it, and puts its unfinished jobs back for a later
+/// attempt (see `outbox::release_after_panic`).
+async fn recover_from_panic(ctx: &WorkerContext, owner: &str, panic: &str) {
+    METRICS.worker_panics.inc();
+    tracing::error!(
+        owner,
+        panic,
+        "outbox worker: a batch panicked; its jobs are put back for a later attempt"
+    );
+    let (o, p) = (owner.to_owned(), panic.to_owned());
+    let (base, max) = (ctx.config.retry_base, ctx.config.retry_max);
+    match ctx
+        .db
+        .run(move |conn| super::release_after_panic(conn, &o, &p, base, max))
+        .await
+    {
+        Ok(n) => tracing::info!(owner, released = n, "outbox worker released the panicked batch"),
+        Err(e) => {
+            tracing::warn!(owner, error = %e, "could not release the panicked batch; its leases expire on their own")
+        }
+    }
+    tokio::time::sleep(ctx.config.poll).await;
 }
 
 /// Claims and processes one batch. Returns how many jobs it claimed.

@@ -250,4 +250,75 @@ async fn killed_sms_workers_lose_nothing(backend: Backend) {
     assert_eq!(sent, n as i64);
 }
 
-both_backends!(killed_email_workers_lose_nothing, killed_sms_workers_lose_nothing);
+/// A batch whose processing panicked (a bug): the worker lives on (`telemetry::catch_panic`,
+/// unit-tested) and puts the jobs it still held back, each after the backoff for its attempt,
+/// with the panic as the job's last error. Other workers' jobs are untouched.
+async fn a_panicked_batch_is_put_back_for_a_later_attempt(backend: Backend) {
+    use diesel::prelude::*;
+    use optbridge::db::schema::outbox_jobs;
+    use optbridge::outbox::{self, JobKind};
+
+    let app = spawn_app(backend).await;
+    let (held, other) = app
+        .with_db(|c| {
+            let now = optbridge::db::now();
+            for n in 0..5 {
+                outbox::enqueue(c, None, JobKind::InboundSms, &format!("job-{n}"), now).unwrap();
+            }
+            let mine = outbox::claim(c, "worker-a", 3, Duration::from_secs(300)).unwrap();
+            let theirs = outbox::claim(c, "worker-b", 2, Duration::from_secs(300)).unwrap();
+            let released = outbox::release_after_panic(
+                c,
+                "worker-a",
+                "index out of bounds",
+                Duration::from_secs(10),
+                Duration::from_secs(600),
+            )
+            .unwrap();
+            assert_eq!(released, mine.len());
+            (mine, theirs)
+        })
+        .await;
+    assert_eq!((held.len(), other.len()), (3, 2));
+    let started = optbridge::db::now();
+    let rows: Vec<(String, i32, Option<String>, Option<String>, chrono::NaiveDateTime)> = app
+        .with_db(|c| {
+            outbox_jobs::table
+                .select((
+                    outbox_jobs::id,
+                    outbox_jobs::attempts,
+                    outbox_jobs::lease_owner,
+                    outbox_jobs::last_error,
+                    outbox_jobs::run_after,
+                ))
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(rows.len(), 5, "no job is lost");
+    for (id, attempts, owner, error, run_after) in rows {
+        assert_eq!(attempts, 1, "{id}: the panicked attempt counts");
+        if held.iter().any(|j| j.id == id) {
+            assert_eq!(owner, None, "{id}: released");
+            assert!(error.unwrap().contains("panicked"), "{id}");
+            // Attempt 1 backs off 10 s ± 50 %: due again in the future, not at once.
+            assert!(
+                run_after > started + chrono::Duration::seconds(4),
+                "{id}: due at {run_after}"
+            );
+        } else {
+            assert_eq!(
+                owner.as_deref(),
+                Some("worker-b"),
+                "{id}: another worker's lease is kept"
+            );
+            assert_eq!(error, None);
+        }
+    }
+}
+
+both_backends!(
+    killed_email_workers_lose_nothing,
+    killed_sms_workers_lose_nothing,
+    a_panicked_batch_is_put_back_for_a_later_attempt
+);
