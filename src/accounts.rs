@@ -98,13 +98,13 @@ pub fn login(conn: &mut DbConn, email: &str, password: &str, session_hours: i64)
         None
     } else {
         users::table
-        .filter(users::email.eq(&key))
-        .select((
-            users::id,
-            users::password_hash,
-            users::failed_logins,
-            users::locked_until,
-        ))
+            .filter(users::email.eq(&key))
+            .select((
+                users::id,
+                users::password_hash,
+                users::failed_logins,
+                users::locked_until,
+            ))
             .first(conn)
             .optional()?
     };
