@@ -2,11 +2,12 @@
 //! never change once sending, so the landing page renders without a database read.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::consent::texts;
 use crate::db::{Db, DbError};
 use crate::domain::CountryCode;
+use crate::routes::pages::Prerendered;
 use crate::workspace;
 
 /// Entries kept before the cache starts over (campaigns are few; this only bounds memory).
@@ -27,6 +28,9 @@ pub struct PublicCampaign {
     pub privacy_url: String,
     pub workspace_country: String,
     pub allowed_countries: Vec<String>,
+    /// The landing page's first view, per locale (indexed by `Locale as usize`), rendered on
+    /// first use with slots for the per-link parts; `None` when it could not be split.
+    pub landing_pages: [OnceLock<Option<Prerendered>>; 4],
 }
 
 impl PublicCampaign {
@@ -75,6 +79,7 @@ impl PublicCampaigns {
                     privacy_url: text.privacy_url,
                     workspace_country: ws.country,
                     allowed_countries: ws.allowed_countries,
+                    landing_pages: Default::default(),
                 }))
             })
             .await?;

@@ -43,6 +43,47 @@ pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
     }
 }
 
+/// A page rendered once with placeholder slots, filled per request by concatenation: for a page
+/// that is the same for every visitor but for a few values (a link's token, a form token).
+#[derive(Debug, Clone)]
+pub struct Prerendered {
+    /// The text around the slots: one more piece than there are slots.
+    pieces: Vec<String>,
+}
+
+impl Prerendered {
+    /// Splits `rendered` at `markers`, which must each occur exactly once, in this order; `None`
+    /// otherwise (say the campaign's own text happens to contain one), and the caller renders in
+    /// full. Markers must be text the template's escaping leaves alone, and so must the values.
+    pub fn split(rendered: &str, markers: &[&str]) -> Option<Self> {
+        let mut pieces = Vec::with_capacity(markers.len() + 1);
+        let mut rest = rendered;
+        for marker in markers {
+            if rendered.matches(marker).count() != 1 {
+                return None;
+            }
+            let (before, after) = rest.split_once(marker)?;
+            pieces.push(before.to_owned());
+            rest = after;
+        }
+        pieces.push(rest.to_owned());
+        Some(Self { pieces })
+    }
+
+    /// The page with `values` in its slots (as many as there were markers).
+    pub fn fill(&self, values: &[&str]) -> String {
+        let len = self.pieces.iter().map(String::len).sum::<usize>() + values.iter().map(|v| v.len()).sum::<usize>();
+        let mut page = String::with_capacity(len);
+        for (i, piece) in self.pieces.iter().enumerate() {
+            page.push_str(piece);
+            if let Some(value) = values.get(i) {
+                page.push_str(value);
+            }
+        }
+        page
+    }
+}
+
 #[derive(Template)]
 #[template(path = "pages/not_found.html")]
 struct NotFoundPage {
@@ -125,6 +166,20 @@ pub fn state(req: &HttpRequest) -> Option<&AppState> {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    #[test]
+    fn prerendered_pages_fill_their_slots() {
+        let page =
+            Prerendered::split("<a href=\"/l/@T@\">x</a><input value=\"@C@\">", &["@T@", "@C@"]).expect("splits");
+        assert_eq!(
+            page.fill(&["abc", "123"]),
+            "<a href=\"/l/abc\">x</a><input value=\"123\">"
+        );
+        // A marker missing, repeated or out of order: no template, the caller renders in full.
+        assert!(Prerendered::split("@T@ @T@ @C@", &["@T@", "@C@"]).is_none());
+        assert!(Prerendered::split("@T@ only", &["@T@", "@C@"]).is_none());
+        assert!(Prerendered::split("@C@ @T@", &["@T@", "@C@"]).is_none());
+    }
 
     #[test]
     fn language_negotiation() {
