@@ -281,7 +281,8 @@ async fn a_panicked_batch_is_put_back_for_a_later_attempt(backend: Backend) {
         .await;
     assert_eq!((held.len(), other.len()), (3, 2));
     let started = optbridge::db::now();
-    let rows: Vec<(String, i32, Option<String>, Option<String>, chrono::NaiveDateTime)> = app
+    type Row = (String, i32, Option<String>, Option<String>, chrono::NaiveDateTime);
+    let rows: Vec<Row> = app
         .with_db(|c| {
             outbox_jobs::table
                 .select((
