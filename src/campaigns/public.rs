@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::consent::texts;
 use crate::db::{Db, DbError};
-use crate::domain::CountryCode;
+use crate::domain::{CountryCode, Locale};
 use crate::routes::pages::Prerendered;
 use crate::workspace;
 
@@ -28,9 +28,10 @@ pub struct PublicCampaign {
     pub privacy_url: String,
     pub workspace_country: String,
     pub allowed_countries: Vec<String>,
-    /// The landing page's first view, per locale (indexed by `Locale as usize`), rendered on
-    /// first use with slots for the per-link parts; `None` when it could not be split.
-    pub landing_pages: [OnceLock<Option<Prerendered>>; 4],
+    /// The landing page's first view, per locale (indexed by `Locale as usize`, the order of
+    /// `Locale::ALL`), rendered on first use with slots for the per-link parts; `None` when it
+    /// could not be split.
+    pub landing_pages: [OnceLock<Option<Prerendered>>; Locale::ALL.len()],
 }
 
 impl PublicCampaign {

@@ -60,6 +60,14 @@ impl fmt::Display for Locale {
 mod tests {
     use super::*;
 
+    /// Per-locale arrays are indexed by `locale as usize`.
+    #[test]
+    fn all_is_in_discriminant_order() {
+        for (i, locale) in Locale::ALL.iter().enumerate() {
+            assert_eq!(*locale as usize, i);
+        }
+    }
+
     #[test]
     fn parses_tags() {
         assert_eq!(Locale::parse("da-DK"), Some(Locale::Da));
