@@ -120,23 +120,23 @@ impl SmtpMailer {
     }
 }
 
-/// Sorts a failed mail transaction (MAIL, RCPT, DATA) into retry or bounce.
-pub(crate) fn classify_smtp_error(e: &lettre::transport::smtp::Error) -> SendError {
-    let reason = e.to_string();
-    let code = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
+/// Sorts a refused step of a mail transaction (MAIL, RCPT, DATA, end of data) into retry or
+/// bounce.
+pub(crate) fn classify_reply(stage: &str, reply: &smtp::Reply) -> SendError {
+    let reason = format!("{stage}: {reply}");
+    let code = Some(reply.code);
     // 503 (bad sequence) is the client's protocol state, not the recipient: retry on a fresh
     // connection.
-    if !e.is_permanent() || code == Some(503) {
+    if reply.code < 500 || reply.code == 503 {
         return SendError::Transient(reason);
     }
     // The address itself is bad: RFC 3463 status 5.1.x (bad mailbox, bad domain, …), or, when the
     // server gives no enhanced status, 550/551/553. A 5.7.x (policy, e.g. relaying denied) is
     // permanent for this message but says nothing about the address, so it is not suppressed.
-    let enhanced = enhanced_status(&reason);
-    let hard_bounce = match enhanced {
+    let hard_bounce = match enhanced_status(&reply.text) {
         Some((5, 1)) => true,
         Some(_) => false,
-        None => matches!(code, Some(550 | 551 | 553)),
+        None => matches!(reply.code, 550 | 551 | 553),
     };
     SendError::Permanent {
         code,

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -86,6 +86,10 @@ pub struct SmtpSink {
 struct Shared {
     state: Mutex<State>,
     connections: AtomicU64,
+    /// Whether EHLO offers PIPELINING (RFC 2920).
+    pipelining: AtomicBool,
+    /// Commands that arrived while more input was already waiting behind them.
+    pipelined: AtomicU64,
     /// The number of accepted messages, so waiters wake when one arrives.
     accepted: watch::Sender<usize>,
 }
@@ -134,6 +138,8 @@ impl SmtpSink {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             connections: AtomicU64::new(0),
+            pipelining: AtomicBool::new(true),
+            pipelined: AtomicU64::new(0),
             accepted: watch::Sender::new(0),
         });
         let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -212,6 +218,17 @@ impl SmtpSink {
     /// How many TCP connections were accepted so far.
     pub fn connections(&self) -> u64 {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Stops (or resumes) offering PIPELINING in EHLO replies from now on.
+    pub fn offer_pipelining(&self, offer: bool) {
+        self.shared.pipelining.store(offer, Ordering::SeqCst);
+    }
+
+    /// Commands that arrived with more input already waiting behind them: a client that
+    /// pipelines (RFC 2920) sends MAIL, RCPT and DATA in one write.
+    pub fn pipelined_commands(&self) -> u64 {
+        self.shared.pipelined.load(Ordering::SeqCst)
     }
 }
 
@@ -307,6 +324,9 @@ impl Session {
                 }
                 Line::Complete(line) => line,
             };
+            if !self.stream.buffer().is_empty() {
+                self.shared.pipelined.fetch_add(1, Ordering::SeqCst);
+            }
             let line = String::from_utf8_lossy(strip_eol(&line)).into_owned();
             if let Flow::Close = self.command(&line).await? {
                 return Ok(());
@@ -321,8 +341,13 @@ impl Session {
             "EHLO" | "HELO" if arg.is_empty() => self.error("501 5.5.4 Syntax: EHLO hostname").await,
             "EHLO" => {
                 self.hello();
+                let pipelining = if self.shared.pipelining.load(Ordering::SeqCst) {
+                    "250-PIPELINING\r\n"
+                } else {
+                    ""
+                };
                 let reply = format!(
-                    "250-{HOSTNAME} greets {arg}\r\n250-PIPELINING\r\n250-SIZE {MAX_MESSAGE_BYTES}\r\n\
+                    "250-{HOSTNAME} greets {arg}\r\n{pipelining}250-SIZE {MAX_MESSAGE_BYTES}\r\n\
                      250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES"
                 );
                 self.ok(&reply).await

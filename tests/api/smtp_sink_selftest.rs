@@ -129,6 +129,48 @@ async fn product_pool_reuses_connections() {
     assert!(matches!(err, optbridge::mail::SendError::Transient(_)), "{err:?}");
     pool.send(message.envelope(), &message.formatted()).await.unwrap();
     assert_eq!(sink.wait_for_messages(7, WAIT).await.len(), 7);
+    assert_eq!(
+        sink.connections(),
+        1,
+        "a refused recipient is followed by RSET, not a new connection"
+    );
+
+    // A refusal at the end of data ends that transaction only.
+    sink.add_fault(&guest(7), Fault::RejectData { code: 550, times: 1 });
+    let message = invitation(&guest(7), 7);
+    let err = pool.send(message.envelope(), &message.formatted()).await.unwrap_err();
+    assert!(
+        matches!(&err, optbridge::mail::SendError::Permanent { code: Some(550), hard_bounce: false, reason }
+            if reason.starts_with("end of data: 550 5.7.1")),
+        "{err:?}"
+    );
+    let message = invitation(&guest(8), 8);
+    pool.send(message.envelope(), &message.formatted()).await.unwrap();
+    assert_eq!(sink.wait_for_messages(8, WAIT).await.len(), 8);
+    assert_eq!(sink.connections(), 1);
+}
+
+/// MAIL, RCPT and DATA go out in one write when the server offers PIPELINING (RFC 2920), and
+/// one at a time when it does not.
+#[tokio::test]
+async fn product_pool_pipelines_only_when_offered() {
+    for offered in [true, false] {
+        let sink = SmtpSink::start().await;
+        sink.offer_pipelining(offered);
+        let url = url::Url::parse(&sink.url()).unwrap();
+        let pool = optbridge::mail::smtp::SmtpPool::from_url(&url, 1, Duration::from_secs(5)).expect("valid URL");
+        for n in 0..3 {
+            let message = invitation(&guest(n), n);
+            pool.send(message.envelope(), &message.formatted()).await.unwrap();
+        }
+        assert_eq!(sink.wait_for_messages(3, WAIT).await.len(), 3);
+        if offered {
+            // MAIL and RCPT each arrive with the rest of the group behind them.
+            assert!(sink.pipelined_commands() >= 6, "{}", sink.pipelined_commands());
+        } else {
+            assert_eq!(sink.pipelined_commands(), 0, "never pipelines uninvited");
+        }
+    }
 }
 
 #[tokio::test]
