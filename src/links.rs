@@ -7,13 +7,15 @@
 //! verifying until the links it signed have expired. Callers map every failure to the same 404:
 //! the reason is logged, never shown.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use aws_lc_rs::hmac;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{NaiveDateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, DbError};
@@ -69,12 +71,70 @@ pub enum LinkError {
     NoCurrentKey,
 }
 
+/// The claims as signed, borrowing instead of owning (same fields, same order as [`LinkClaims`]).
+#[derive(Serialize)]
+struct ClaimsToSign<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    cid: &'a str,
+    loc: &'a str,
+}
+
+/// What signing with one key needs, prepared once: the encoded header and the HMAC key.
+struct Signer {
+    kid: String,
+    header: String,
+    key: hmac::Key,
+}
+
+impl Signer {
+    fn new(key: &SigningKey) -> Result<Self, LinkError> {
+        let header = Header {
+            kid: Some(key.kid.clone()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let json = serde_json::to_vec(&header).map_err(|e| LinkError::Invalid(e.to_string()))?;
+        Ok(Self {
+            kid: key.kid.clone(),
+            header: URL_SAFE_NO_PAD.encode(json),
+            key: hmac::Key::new(hmac::HMAC_SHA256, key.secret.as_bytes()),
+        })
+    }
+
+    /// `header.claims.signature`, exactly what `jsonwebtoken::encode` produces for HS256.
+    fn token(&self, claims: &ClaimsToSign<'_>) -> Result<String, LinkError> {
+        let json = serde_json::to_vec(claims).map_err(|e| LinkError::Invalid(e.to_string()))?;
+        let mut token = String::with_capacity(self.header.len() + json.len() * 4 / 3 + 48);
+        token.push_str(&self.header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+        let tag = hmac::sign(&self.key, token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut token);
+        Ok(token)
+    }
+}
+
+/// The three links of one invitation.
+#[derive(Debug, Clone)]
+pub struct InvitationTokens {
+    pub landing: String,
+    pub open: String,
+    pub unsubscribe: String,
+}
+
 /// The signing keys, cached in memory and reloaded when a token names a key not seen yet.
 pub struct Keyring {
     db: Db,
     ttl: chrono::Duration,
     keys: RwLock<Vec<SigningKey>>,
     last_reload: RwLock<Instant>,
+    /// The current key prepared for signing; rebuilt when the current key changes.
+    signer: RwLock<Option<Arc<Signer>>>,
 }
 
 impl Keyring {
@@ -88,6 +148,7 @@ impl Keyring {
             ttl: chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30)),
             keys: RwLock::new(keys),
             last_reload: RwLock::new(Instant::now()),
+            signer: RwLock::new(None),
         })
     }
 
@@ -117,28 +178,72 @@ impl Keyring {
         locale: &str,
         issued_at: NaiveDateTime,
     ) -> Result<String, LinkError> {
+        let jti = crate::crypto::hex(&crate::crypto::random_bytes::<9>());
+        let iat = issued_at.and_utc().timestamp();
+        self.signer()?.token(&ClaimsToSign {
+            iss: ISSUER,
+            aud: purpose.audience(),
+            sub: invitation_id,
+            exp: iat + self.ttl.num_seconds(),
+            iat,
+            jti: &jti,
+            cid: campaign_id,
+            loc: locale,
+        })
+    }
+
+    /// Signs the landing, open and unsubscribe links of one invitation: the same tokens as three
+    /// calls of [`Keyring::sign`], with one look-up of the key and one draw of randomness.
+    pub fn sign_invitation(
+        &self,
+        invitation_id: &str,
+        campaign_id: &str,
+        locale: &str,
+        issued_at: NaiveDateTime,
+    ) -> Result<InvitationTokens, LinkError> {
+        let signer = self.signer()?;
+        let random = crate::crypto::hex(&crate::crypto::random_bytes::<27>());
+        let iat = issued_at.and_utc().timestamp();
+        let sign = |purpose: LinkPurpose, jti: &str| {
+            signer.token(&ClaimsToSign {
+                iss: ISSUER,
+                aud: purpose.audience(),
+                sub: invitation_id,
+                exp: iat + self.ttl.num_seconds(),
+                iat,
+                jti,
+                cid: campaign_id,
+                loc: locale,
+            })
+        };
+        Ok(InvitationTokens {
+            landing: sign(LinkPurpose::Landing, &random[..18])?,
+            open: sign(LinkPurpose::Open, &random[18..36])?,
+            unsubscribe: sign(LinkPurpose::Unsubscribe, &random[36..])?,
+        })
+    }
+
+    /// The current key, prepared for signing.
+    fn signer(&self) -> Result<Arc<Signer>, LinkError> {
         let keys = self.keys.read().map_err(|_| LinkError::NoCurrentKey)?;
         let key = keys
             .iter()
             .find(|k| k.retired_at.is_none())
             .ok_or(LinkError::NoCurrentKey)?;
-        let iat = issued_at.and_utc().timestamp();
-        let claims = LinkClaims {
-            iss: ISSUER.to_owned(),
-            aud: purpose.audience().to_owned(),
-            sub: invitation_id.to_owned(),
-            exp: iat + self.ttl.num_seconds(),
-            iat,
-            jti: crate::crypto::hex(&crate::crypto::random_bytes::<9>()),
-            cid: campaign_id.to_owned(),
-            loc: locale.to_owned(),
-        };
-        let header = Header {
-            kid: Some(key.kid.clone()),
-            ..Header::new(Algorithm::HS256)
-        };
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.secret.as_bytes()))
-            .map_err(|e| LinkError::Invalid(e.to_string()))
+        if let Some(signer) = self
+            .signer
+            .read()
+            .ok()
+            .and_then(|s| s.clone())
+            .filter(|s| s.kid == key.kid)
+        {
+            return Ok(signer);
+        }
+        let signer = Arc::new(Signer::new(key)?);
+        if let Ok(mut slot) = self.signer.write() {
+            *slot = Some(signer.clone());
+        }
+        Ok(signer)
     }
 
     /// A form token bound to one link (`jti`), so a landing form can only be posted back to the
@@ -250,7 +355,66 @@ fn csrf_mac(secret: &str, jti: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use jsonwebtoken::EncodingKey;
+
     use super::*;
+
+    #[test]
+    fn tokens_are_what_jsonwebtoken_would_sign() {
+        let signing_key = key("k1", None);
+        let ring = keyring(vec![signing_key.clone()]);
+        let signer = ring.signer().expect("current key");
+        let claims = LinkClaims {
+            iss: ISSUER.into(),
+            aud: LinkPurpose::Open.audience().into(),
+            sub: "inv-\"1\"".into(),
+            exp: 1_900_000_000,
+            iat: 1_800_000_000,
+            jti: "0123456789abcdef01".into(),
+            cid: "camp-1".into(),
+            loc: "da".into(),
+        };
+        let ours = signer
+            .token(&ClaimsToSign {
+                iss: &claims.iss,
+                aud: &claims.aud,
+                sub: &claims.sub,
+                exp: claims.exp,
+                iat: claims.iat,
+                jti: &claims.jti,
+                cid: &claims.cid,
+                loc: &claims.loc,
+            })
+            .expect("signs");
+        let header = Header {
+            kid: Some("k1".into()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let theirs = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(signing_key.secret.as_bytes()),
+        )
+        .expect("signs");
+        assert_eq!(ours, theirs);
+
+        let now = Utc::now().naive_utc();
+        let links = ring.sign_invitation("inv-1", "camp-1", "sv", now).expect("signs");
+        let mut jtis = Vec::new();
+        for (token, purpose) in [
+            (&links.landing, LinkPurpose::Landing),
+            (&links.open, LinkPurpose::Open),
+            (&links.unsubscribe, LinkPurpose::Unsubscribe),
+        ] {
+            let claims = ring.verify_cached(token, purpose).expect("valid for its purpose");
+            assert_eq!((claims.sub.as_str(), claims.loc.as_str()), ("inv-1", "sv"));
+            assert_eq!(claims.jti.len(), 18);
+            jtis.push(claims.jti);
+        }
+        jtis.dedup();
+        assert_eq!(jtis.len(), 3, "each link has its own jti");
+        assert!(ring.verify_cached(&links.open, LinkPurpose::Landing).is_err());
+    }
 
     fn keyring(keys: Vec<SigningKey>) -> Keyring {
         let url = crate::config::DatabaseUrl::Sqlite(":memory:".into());
@@ -260,6 +424,7 @@ mod tests {
             ttl: chrono::Duration::days(30),
             keys: RwLock::new(keys),
             last_reload: RwLock::new(Instant::now()),
+            signer: RwLock::new(None),
         }
     }
 

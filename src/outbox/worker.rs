@@ -20,7 +20,7 @@ use crate::db::schema::{contacts, invitations, suppressions};
 use crate::db::{self, Db, DbConn, DbError};
 use crate::domain::Locale;
 use crate::funnel::{self, Metric};
-use crate::links::{Keyring, LinkPurpose};
+use crate::links::Keyring;
 use crate::mail::dkim::DkimSigner;
 use crate::mail::invitation::{self, InvitationContent};
 use crate::mail::{Mailer, SendError};
@@ -487,18 +487,18 @@ async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
         None => (cc.campaign.subject.as_str(), cc.campaign.intro.as_str()),
     };
     let now = db::now();
-    let sign = |purpose| {
-        ctx.keyring
-            .sign(purpose, &row.id, &row.campaign_id, locale.as_str(), now)
-    };
-    let (landing, open, unsubscribe) = match (
-        sign(LinkPurpose::Landing),
-        sign(LinkPurpose::Open),
-        sign(LinkPurpose::Unsubscribe),
-    ) {
-        (Ok(l), Ok(o), Ok(u)) => (ctx.link("l", &l), ctx.link("o", &o), ctx.link("u", &u)),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Outcome::Retry(format!("signing links: {e}")),
-    };
+    let (landing, open, unsubscribe) =
+        match ctx
+            .keyring
+            .sign_invitation(&row.id, &row.campaign_id, locale.as_str(), now)
+        {
+            Ok(t) => (
+                ctx.link("l", &t.landing),
+                ctx.link("o", &t.open),
+                ctx.link("u", &t.unsubscribe),
+            ),
+            Err(e) => return Outcome::Retry(format!("signing links: {e}")),
+        };
     let categories = cc.consent.category_list();
     let full_name = match (&row.first_name, &row.last_name) {
         (Some(f), Some(l)) => Some(format!("{f} {l}")),
