@@ -2,8 +2,9 @@
 //! `templates/email/invite/`, in the recipient's locale.
 
 use askama::Template;
-use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::address::Envelope;
+use lettre::message::header::{self, HeaderName, HeaderValue, Headers};
+use lettre::message::{Mailbox, Mailboxes};
 
 use super::{EmailError, OutgoingEmail};
 use crate::domain::Locale;
@@ -75,36 +76,101 @@ fn ascii_html(html: String) -> String {
     if html.is_ascii() {
         return html;
     }
-    let mut out = String::with_capacity(html.len() + 64);
-    for c in html.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            out.push_str(&format!("&#{};", u32::from(c)));
-        }
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(html.len() + 256);
+    let mut rest = html.as_str();
+    while let Some(at) = rest.find(|c: char| !c.is_ascii()) {
+        out.push_str(&rest[..at]);
+        let c = rest[at..].chars().next().unwrap_or_default();
+        let _ = write!(out, "&#{};", u32::from(c));
+        rest = &rest[at + c.len_utf8()..];
     }
+    out.push_str(rest);
     out
 }
 
-/// The HTML part as a ready 7-bit body (CRLF line ends, as SMTP wants them), built in one pass
-/// instead of lettre's encoding scan and conversion; or lettre's own choice when a line is
-/// longer than SMTP allows (RFC 5321 4.5.3.1.6: 998 octets), e.g. a very long intro paragraph.
-fn html_body(html: &str) -> Body {
-    let longest = html.split('\n').map(str::len).max().unwrap_or(0);
-    if !html.is_ascii() || longest > 990 {
-        return Body::new(html.to_owned());
+/// A MIME part's body and its transfer encoding: 7-bit with CRLF line ends when the text is
+/// ASCII with lines SMTP can carry (RFC 5321 4.5.3.1.6: 998 octets), otherwise quoted-printable
+/// (RFC 2045 6.7), which wraps long lines and encodes everything else.
+fn push_part_body(out: &mut Vec<u8>, text: &str) -> &'static str {
+    if text.is_ascii() && text.split('\n').all(|line| line.len() <= 990) {
+        push_crlf_lines(out, text);
+        "7bit"
+    } else {
+        push_quoted_printable(out, text);
+        "quoted-printable"
     }
-    let mut buf = Vec::with_capacity(html.len() + html.len() / 40);
-    for line in html.split_inclusive('\n') {
+}
+
+/// Copies `text` with every line ending as CRLF.
+fn push_crlf_lines(out: &mut Vec<u8>, text: &str) {
+    for line in text.split_inclusive('\n') {
         match line.strip_suffix('\n') {
             Some(content) => {
-                buf.extend_from_slice(content.strip_suffix('\r').unwrap_or(content).as_bytes());
-                buf.extend_from_slice(b"\r\n");
+                out.extend_from_slice(content.strip_suffix('\r').unwrap_or(content).as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
-            None => buf.extend_from_slice(line.as_bytes()),
+            None => out.extend_from_slice(line.as_bytes()),
         }
     }
-    Body::dangerous_pre_encoded(buf, ContentTransferEncoding::SevenBit)
+}
+
+/// Whether a byte may stand for itself in quoted-printable: printable ASCII but `=`, space and
+/// tab (these two not at the end of a line).
+const fn qp_literal(b: u8) -> bool {
+    (b >= b'!' && b <= b'~' && b != b'=') || b == b' ' || b == b'\t'
+}
+
+/// Quoted-printable (RFC 2045 6.7): line breaks stay hard CRLF breaks, `=` and bytes outside
+/// printable ASCII become `=XX`, spaces and tabs at the end of a line are encoded, and soft
+/// breaks (`=` CRLF) keep every encoded line at 76 characters or fewer.
+fn push_quoted_printable(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const MAX: usize = 76;
+    out.reserve(text.len() + text.len() / 8);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
+        let trailing_space = line.iter().rev().take_while(|b| matches!(b, b' ' | b'\t')).count();
+        let plain_end = line.len() - trailing_space;
+        // Invariant at the top of the loop: column <= MAX - 1.
+        let mut column = 0;
+        let mut i = 0;
+        while i < line.len() {
+            // Copy a run of literal bytes at once, leaving room for the `=` of a soft break.
+            let room = MAX - 1 - column;
+            let run = line[i..plain_end.max(i)]
+                .iter()
+                .take(room)
+                .take_while(|&&b| qp_literal(b))
+                .count();
+            if run > 0 {
+                out.extend_from_slice(&line[i..i + run]);
+                column += run;
+                i += run;
+                continue;
+            }
+            let b = line[i];
+            let literal = i < plain_end && qp_literal(b);
+            let width = if literal { 1 } else { 3 };
+            // The line's last character may use the column a soft break's `=` would need.
+            let limit = if i + 1 == line.len() { MAX } else { MAX - 1 };
+            if column + width > limit {
+                out.extend_from_slice(b"=\r\n");
+                column = 0;
+            }
+            if literal {
+                out.push(b);
+            } else {
+                out.extend_from_slice(&[b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
+            }
+            column += width;
+            i += 1;
+        }
+        if lines.peek().is_some() {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 /// Blank-line separated paragraphs of the marketer's intro.
@@ -168,30 +234,9 @@ pub fn render(content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailErr
         .message_id
         .map_or_else(|| format!("<{}@{}>", content.invitation_id, domain), str::to_owned);
 
-    let message = lettre::Message::builder()
-        .from(from.clone())
-        .to(to.clone())
-        .subject(subject.clone())
-        .message_id(Some(message_id.clone()))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Unsubscribe"),
-            format!("<{}>", content.unsubscribe_url),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-            "List-Unsubscribe=One-Click".to_owned(),
-        ))
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text.clone()))
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(html_body(&html)),
-                ),
-        )
+    let envelope = Envelope::new(Some(from.email.clone()), vec![to.email.clone()])
         .map_err(|e| EmailError::Build(e.to_string()))?;
-
+    let raw = assemble(&from, &to, &subject, &message_id, content.unsubscribe_url, &text, &html);
     Ok(OutgoingEmail {
         from,
         to,
@@ -199,8 +244,63 @@ pub fn render(content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailErr
         text,
         html: Some(html),
         message_id,
-        message,
+        envelope,
+        raw,
     })
+}
+
+/// Writes the whole message: headers, then a `multipart/alternative` body with the text and the
+/// HTML part. The headers that can hold non-ASCII text (From, To, Subject) are encoded by lettre
+/// (RFC 2047); the rest is fixed ASCII. Written directly rather than through lettre's
+/// `MessageBuilder`, which parses every header it was given back out of its encoded form to
+/// validate the message: a third of the rendering time.
+fn assemble(
+    from: &Mailbox,
+    to: &Mailbox,
+    subject: &str,
+    message_id: &str,
+    unsubscribe_url: &str,
+    text: &str,
+    html: &str,
+) -> Vec<u8> {
+    let mut headers = Headers::new();
+    headers.set(header::From::from(Mailboxes::from(from.clone())));
+    headers.set(header::To::from(Mailboxes::from(to.clone())));
+    headers.set(header::Subject::from(subject.to_owned()));
+    headers.set(header::Date::now());
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("Message-ID"),
+        message_id.to_owned(),
+    ));
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("List-Unsubscribe"),
+        format!("<{unsubscribe_url}>"),
+    ));
+    headers.insert_raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click".to_owned(),
+    ));
+    headers.set(header::MIME_VERSION_1_0);
+    // `=_` cannot occur in quoted-printable text, and the random part not in the HTML.
+    let boundary = format!("=_{}", crate::crypto::hex(&crate::crypto::random_bytes::<16>()));
+
+    let mut raw = Vec::with_capacity(text.len() + html.len() * 11 / 10 + 2048);
+    raw.extend_from_slice(headers.to_string().as_bytes());
+    raw.extend_from_slice(
+        format!("Content-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n").as_bytes(),
+    );
+    for (content_type, body) in [("text/plain", text), ("text/html", html)] {
+        raw.extend_from_slice(format!("--{boundary}\r\nContent-Type: {content_type}; charset=utf-8\r\n").as_bytes());
+        let mut encoded = Vec::with_capacity(body.len() + body.len() / 8);
+        let encoding = push_part_body(&mut encoded, body);
+        raw.extend_from_slice(format!("Content-Transfer-Encoding: {encoding}\r\n\r\n").as_bytes());
+        raw.extend_from_slice(&encoded);
+        if !encoded.ends_with(b"\r\n") {
+            raw.extend_from_slice(b"\r\n");
+        }
+    }
+    raw.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    raw
 }
 
 #[cfg(test)]
@@ -248,7 +348,7 @@ mod tests {
         assert!(html.contains("<p style=\"margin:0 0 16px 0;\">Du v&#230;lger selv emnerne.</p>"));
         assert!(html.is_ascii(), "the HTML part is 7-bit clean");
         assert_eq!(email.message_id, "<inv-1@nordlys.example>");
-        let raw = String::from_utf8(email.message.formatted()).expect("utf8");
+        let raw = String::from_utf8(email.raw.clone()).expect("utf8");
         assert!(raw.contains("List-Unsubscribe: <https://optin.example/u/TOKEN-U>"));
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("multipart/alternative"));
@@ -258,7 +358,7 @@ mod tests {
     fn html_part_is_seven_bit_with_crlf_and_long_lines_fall_back() {
         let cats = vec![];
         let email = render(&content(Locale::Da, &cats)).expect("renders");
-        let raw = String::from_utf8(email.message.formatted()).expect("utf8");
+        let raw = String::from_utf8(email.raw.clone()).expect("utf8");
         let html_part = raw.split("Content-Type: text/html").nth(1).expect("html part");
         assert!(html_part.contains("Content-Transfer-Encoding: 7bit"), "{html_part}");
         assert!(!html_part.contains("=3D"));
@@ -269,7 +369,7 @@ mod tests {
         let long_link = format!("https://optin.example/l/{}", "t".repeat(420));
         let mut c = content(Locale::Da, &cats);
         c.landing_url = &long_link;
-        let raw = String::from_utf8(render(&c).expect("renders").message.formatted()).expect("utf8");
+        let raw = String::from_utf8(render(&c).expect("renders").raw).expect("utf8");
         let html_part = raw.split("Content-Type: text/html").nth(1).expect("html part");
         assert!(
             html_part.contains("Content-Transfer-Encoding: 7bit"),
@@ -279,11 +379,107 @@ mod tests {
         let long_intro = "ord ".repeat(400);
         let mut c = content(Locale::En, &cats);
         c.intro = &long_intro;
-        let raw = String::from_utf8(render(&c).expect("renders").message.formatted()).expect("utf8");
+        let raw = String::from_utf8(render(&c).expect("renders").raw).expect("utf8");
         assert!(
             raw.lines().all(|l| l.len() <= 998),
             "a 1600-character paragraph is still sendable"
         );
+    }
+
+    fn decode_part(raw: &[u8]) -> String {
+        let part = mailparse::parse_mail(raw).expect("parses");
+        String::from_utf8(part.get_body_raw().expect("decodes")).expect("utf8")
+    }
+
+    #[test]
+    fn the_message_parses_back_to_what_was_rendered() {
+        let cats = vec!["Nyheder".to_owned()];
+        let mut c = content(Locale::Sv, &cats);
+        c.to_name = Some("Åsa Öberg, \"VIP\"".into());
+        c.from = "Nordlys Skö <nyheder@nordlys.example>";
+        let email = render(&c).expect("renders");
+        let parsed = mailparse::parse_mail(&email.raw).expect("parses");
+        let header = |name: &str| {
+            parsed
+                .headers
+                .iter()
+                .find(|h| h.get_key_ref().eq_ignore_ascii_case(name))
+                .map(|h| h.get_value())
+        };
+        assert_eq!(header("Subject").as_deref(), Some(email.subject.as_str()));
+        assert_eq!(header("Message-ID").as_deref(), Some("<inv-1@nordlys.example>"));
+        assert_eq!(header("MIME-Version").as_deref(), Some("1.0"));
+        assert!(header("Date").is_some());
+        let to = mailparse::addrparse_header(parsed.headers.iter().find(|h| h.get_key_ref() == "To").expect("To"))
+            .expect("address");
+        let mailparse::MailAddr::Single(to) = &to[0] else {
+            panic!("one mailbox")
+        };
+        assert_eq!(
+            (to.display_name.as_deref(), to.addr.as_str()),
+            (Some("Åsa Öberg, \"VIP\""), "anna@example.dk")
+        );
+        assert_eq!(parsed.ctype.mimetype, "multipart/alternative");
+        assert_eq!(parsed.subparts.len(), 2);
+        let text = parsed.subparts[0].get_body().expect("text");
+        assert_eq!(text.replace("\r\n", "\n"), email.text);
+        assert_eq!(parsed.subparts[1].ctype.mimetype, "text/html");
+        let html = parsed.subparts[1].get_body().expect("html");
+        assert_eq!(
+            html.replace("\r\n", "\n").trim_end(),
+            email.html.as_deref().expect("html").trim_end()
+        );
+        assert_eq!(email.envelope.to()[0].to_string(), "anna@example.dk");
+        let (last, lines) = email
+            .raw
+            .split(|&b| b == b'\n')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(l, r)| (l.to_vec(), r.len()))
+            .expect("lines");
+        assert!(last.is_empty(), "ends with a line break");
+        assert!(
+            email
+                .raw
+                .split(|&b| b == b'\n')
+                .take(lines)
+                .all(|l| l.len() <= 998 && l.ends_with(b"\r")),
+            "CRLF only"
+        );
+    }
+
+    #[test]
+    fn quoted_printable_edges() {
+        let encode = |text: &str| {
+            let mut out = Vec::new();
+            push_quoted_printable(&mut out, text);
+            String::from_utf8(out).expect("ascii")
+        };
+        assert_eq!(encode("a=b æ"), "a=3Db =C3=A6");
+        assert_eq!(encode("trailing  \nnext\t"), "trailing=20=20\r\nnext=09");
+        assert_eq!(encode(&"x".repeat(76)), "x".repeat(76));
+        assert_eq!(encode(&"x".repeat(77)), format!("{}=\r\nxx", "x".repeat(75)));
+        assert_eq!(
+            encode(&format!("{}æ", "x".repeat(74))),
+            format!("{}=\r\n=C3=A6", "x".repeat(74))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quoted_printable_round_trips(text in "[a-zæøå =\t.\n\u{1F600}-]{0,300}") {
+            let mut encoded = Vec::new();
+            push_quoted_printable(&mut encoded, &text);
+            for line in encoded.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                proptest::prop_assert!(line.len() <= 76, "{:?}", String::from_utf8_lossy(line));
+                proptest::prop_assert!(!line.ends_with(b" ") && !line.ends_with(b"\t"));
+                proptest::prop_assert!(line.is_ascii());
+            }
+            let mut message = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n".to_vec();
+            message.extend_from_slice(&encoded);
+            proptest::prop_assert_eq!(decode_part(&message), text.replace('\n', "\r\n"));
+        }
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub struct OutgoingEmail {
     pub text: String,
     pub html: Option<String>,
     pub message_id: String,
-    pub message: lettre::Message,
+    pub envelope: lettre::address::Envelope,
+    /// The whole message as sent (RFC 5322, CRLF line ends), before DKIM signing.
+    pub raw: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,19 +82,20 @@ impl Mailer {
         email: &OutgoingEmail,
         dkim: Option<&DkimSigner>,
     ) -> Result<(), SendError> {
-        let mut raw = email.message.formatted();
+        let mut signed = None;
         if let Some(signer) = dkim {
-            match signer.sign(&raw, chrono::Utc::now().timestamp()) {
-                Ok(header) => raw = [header.as_bytes(), &raw].concat(),
+            match signer.sign(&email.raw, chrono::Utc::now().timestamp()) {
+                Ok(header) => signed = Some([header.as_bytes(), &email.raw].concat()),
                 // A key that cannot sign will not sign on retry either; but the message is fine,
                 // so retrying after the operator fixed the key is right.
                 Err(e) => return Err(SendError::Transient(format!("DKIM signing failed: {e}"))),
             }
         }
+        let raw = signed.as_deref().unwrap_or(&email.raw);
         match self {
-            Self::Smtp(smtp) => smtp.send_raw(email.message.envelope(), &raw).await,
+            Self::Smtp(smtp) => smtp.send_raw(&email.envelope, raw).await,
             Self::DevOutbox(db) => {
-                let row = DevMail::from_email(workspace_id, email, &raw);
+                let row = DevMail::from_email(workspace_id, email, raw);
                 db.run(move |conn| row.insert(conn))
                     .await
                     .map_err(|e| SendError::Transient(format!("dev outbox: {e}")))
