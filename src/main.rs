@@ -1,3 +1,8 @@
+// mimalloc: the sender allocates and frees a few kilobytes per message on several threads;
+// glibc's allocator took about 12 % of its CPU, mimalloc half of that (BENCHMARKS.md, "Sending").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 #[tokio::main]
