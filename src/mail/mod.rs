@@ -129,8 +129,11 @@ pub(crate) fn classify_reply(stage: &str, reply: &smtp::Reply) -> SendError {
     let reason = format!("{stage}: {reply}");
     let code = Some(reply.code);
     // 503 (bad sequence) is the client's protocol state, not the recipient: retry on a fresh
-    // connection.
-    if reply.code < 500 || reply.code == 503 {
+    // connection. A refused MAIL FROM (530 authentication required, a sender the relay does not
+    // accept) is the configuration's problem, not the recipient's or the message's: retrying
+    // lets the operator fix it, and the circuit breaker pauses sending while it lasts, instead
+    // of every invitation of the campaign ending as bounced.
+    if reply.code < 500 || reply.code == 503 || reply.code == 530 || stage == "MAIL FROM" {
         return SendError::Transient(reason);
     }
     // The address itself is bad: RFC 3463 status 5.1.x (bad mailbox, bad domain, …), or, when the

@@ -2,7 +2,8 @@
 //! injects the faults a relay produces (4xx/5xx at RCPT or after DATA, stalls, dropped connections).
 //!
 //! Speaks RFC 5321 with PIPELINING (RFC 2920), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531),
-//! SIZE (RFC 1870) and ENHANCEDSTATUSCODES (RFC 2034, codes from RFC 3463); no STARTTLS, no AUTH.
+//! SIZE (RFC 1870) and ENHANCEDSTATUSCODES (RFC 2034, codes from RFC 3463); AUTH PLAIN and LOGIN
+//! (RFC 4954) when [`SmtpSink::require_auth`] set credentials; no STARTTLS.
 
 use std::collections::HashMap;
 use std::io;
@@ -90,6 +91,8 @@ struct Shared {
     pipelining: AtomicBool,
     /// Commands that arrived while more input was already waiting behind them.
     pipelined: AtomicU64,
+    /// When set, MAIL needs a successful AUTH with this user and password first.
+    credentials: Mutex<Option<(String, String)>>,
     /// The number of accepted messages, so waiters wake when one arrives.
     accepted: watch::Sender<usize>,
 }
@@ -140,6 +143,7 @@ impl SmtpSink {
             connections: AtomicU64::new(0),
             pipelining: AtomicBool::new(true),
             pipelined: AtomicU64::new(0),
+            credentials: Mutex::new(None),
             accepted: watch::Sender::new(0),
         });
         let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -225,6 +229,12 @@ impl SmtpSink {
         self.shared.pipelining.store(offer, Ordering::SeqCst);
     }
 
+    /// Offers AUTH PLAIN and LOGIN and refuses mail (530) from sessions that did not log in
+    /// with this user and password.
+    pub fn require_auth(&self, user: &str, password: &str) {
+        *self.shared.credentials.lock().unwrap_or_else(PoisonError::into_inner) = Some((user.into(), password.into()));
+    }
+
     /// Commands that arrived with more input already waiting behind them: a client that
     /// pipelines (RFC 2920) sends MAIL, RCPT and DATA in one write.
     pub fn pipelined_commands(&self) -> u64 {
@@ -287,6 +297,7 @@ struct Session {
     id: u64,
     shared: Arc<Shared>,
     greeted: bool,
+    authenticated: bool,
     transaction: Option<Transaction>,
     errors: u32,
     /// Messages accepted on this connection, for the queue id.
@@ -300,6 +311,7 @@ impl Session {
             id,
             shared,
             greeted: false,
+            authenticated: false,
             transaction: None,
             errors: 0,
             accepted: 0,
@@ -346,8 +358,13 @@ impl Session {
                 } else {
                     ""
                 };
+                let auth = if self.credentials().is_some() {
+                    "250-AUTH PLAIN LOGIN\r\n"
+                } else {
+                    ""
+                };
                 let reply = format!(
-                    "250-{HOSTNAME} greets {arg}\r\n{pipelining}250-SIZE {MAX_MESSAGE_BYTES}\r\n\
+                    "250-{HOSTNAME} greets {arg}\r\n{pipelining}{auth}250-SIZE {MAX_MESSAGE_BYTES}\r\n\
                      250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES"
                 );
                 self.ok(&reply).await
@@ -373,6 +390,7 @@ impl Session {
                 self.reply("221 2.0.0 Bye").await?;
                 Ok(Flow::Close)
             }
+            "AUTH" if self.credentials().is_some() => self.auth(arg).await,
             "EXPN" | "HELP" | "STARTTLS" | "AUTH" | "BDAT" | "ETRN" | "TURN" => {
                 self.error("502 5.5.1 Error: command not implemented").await
             }
@@ -386,9 +404,65 @@ impl Session {
         self.transaction = None;
     }
 
+    fn credentials(&self) -> Option<(String, String)> {
+        self.shared
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// RFC 4954 with the PLAIN (RFC 4616) and LOGIN mechanisms.
+    async fn auth(&mut self, arg: &str) -> io::Result<Flow> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if !self.greeted || self.authenticated {
+            return self.error("503 5.5.1 Error: send EHLO first, and AUTH once").await;
+        }
+        let decode = |s: &str| b64.decode(s.trim()).ok().and_then(|b| String::from_utf8(b).ok());
+        let (mechanism, initial) = arg.split_once(' ').unwrap_or((arg, ""));
+        let given = match mechanism.to_ascii_uppercase().as_str() {
+            "PLAIN" => decode(initial).and_then(|s| {
+                let mut parts = s.split('\0');
+                let (_authzid, user, password) = (parts.next()?, parts.next()?, parts.next()?);
+                Some((user.to_owned(), password.to_owned()))
+            }),
+            "LOGIN" => {
+                self.reply("334 VXNlcm5hbWU6").await?;
+                let user = self.read_auth_line().await?;
+                self.reply("334 UGFzc3dvcmQ6").await?;
+                let password = self.read_auth_line().await?;
+                user.as_deref()
+                    .and_then(decode)
+                    .zip(password.as_deref().and_then(decode))
+            }
+            _ => {
+                return self
+                    .error("504 5.5.4 Error: unsupported authentication mechanism")
+                    .await;
+            }
+        };
+        if given.is_some() && given == self.credentials() {
+            self.authenticated = true;
+            self.ok("235 2.7.0 Authentication successful").await
+        } else {
+            self.error("535 5.7.8 Error: authentication failed").await
+        }
+    }
+
+    async fn read_auth_line(&mut self) -> io::Result<Option<String>> {
+        Ok(match self.read_line(MAX_COMMAND_LINE).await? {
+            Line::Complete(line) => Some(String::from_utf8_lossy(strip_eol(&line)).into_owned()),
+            Line::TooLong | Line::Eof => None,
+        })
+    }
+
     async fn mail(&mut self, arg: &str) -> io::Result<Flow> {
         if !self.greeted {
             return self.error("503 5.5.1 Error: send HELO/EHLO first").await;
+        }
+        if self.credentials().is_some() && !self.authenticated {
+            return self.error("530 5.7.0 Authentication required").await;
         }
         if self.transaction.is_some() {
             return self.error("503 5.5.1 Error: nested MAIL command").await;

@@ -150,6 +150,38 @@ async fn product_pool_reuses_connections() {
     assert_eq!(sink.connections(), 1);
 }
 
+/// AUTH PLAIN with the credentials from the URL (percent-decoded); a wrong password is a
+/// temporary failure naming AUTH, never a bounce.
+#[tokio::test]
+async fn product_pool_authenticates() {
+    let sink = SmtpSink::start().await;
+    sink.require_auth("shop@relay", "s3cret/pw");
+    let addr = sink.addr();
+    let good = url::Url::parse(&format!("smtp://shop%40relay:s3cret%2Fpw@{addr}")).unwrap();
+    let pool = optbridge::mail::smtp::SmtpPool::from_url(&good, 2, Duration::from_secs(5)).expect("valid URL");
+    let message = invitation(&guest(0), 0);
+    pool.send(message.envelope(), &message.formatted()).await.unwrap();
+    assert_eq!(sink.wait_for_messages(1, WAIT).await.len(), 1);
+
+    let wrong = url::Url::parse(&format!("smtp://shop%40relay:nope@{addr}")).unwrap();
+    let pool = optbridge::mail::smtp::SmtpPool::from_url(&wrong, 2, Duration::from_secs(5)).expect("valid URL");
+    let err = pool.send(message.envelope(), &message.formatted()).await.unwrap_err();
+    assert!(
+        matches!(&err, optbridge::mail::SendError::Transient(e) if e.contains("AUTH") && e.contains("535")),
+        "{err:?}"
+    );
+    let unauthenticated = url::Url::parse(&sink.url()).unwrap();
+    let pool =
+        optbridge::mail::smtp::SmtpPool::from_url(&unauthenticated, 2, Duration::from_secs(5)).expect("valid URL");
+    let err = pool.send(message.envelope(), &message.formatted()).await.unwrap_err();
+    // The relay's configuration, not the recipient: retried later, never a bounce.
+    assert!(
+        matches!(&err, optbridge::mail::SendError::Transient(e) if e.contains("530")),
+        "{err:?}"
+    );
+    assert_eq!(sink.messages().len(), 1);
+}
+
 /// MAIL, RCPT and DATA go out in one write when the server offers PIPELINING (RFC 2920), and
 /// one at a time when it does not.
 #[tokio::test]
