@@ -323,7 +323,11 @@ impl Session {
             self.flush_outbox().await?;
             // Every command of the group is answered, in order, whatever happened before.
             for (stage, _) in &commands {
-                let reply = self.reply().await?;
+                let reply = match self.reply().await {
+                    Ok(reply) => reply,
+                    // E.g. a 421 to RCPT, then the server hung up: report the 421.
+                    Err(e) => return Err(refused.unwrap_or(e)),
+                };
                 let wanted = if *stage == "DATA" {
                     reply.code == 354
                 } else {

@@ -148,6 +148,18 @@ async fn product_pool_reuses_connections() {
     pool.send(message.envelope(), &message.formatted()).await.unwrap();
     assert_eq!(sink.wait_for_messages(8, WAIT).await.len(), 8);
     assert_eq!(sink.connections(), 1);
+
+    // 421 to RCPT, then the server hangs up: the error is the 421, and the next send reconnects.
+    sink.add_fault(&guest(9), Fault::RejectRcpt { code: 421, times: 1 });
+    let message = invitation(&guest(9), 9);
+    let err = pool.send(message.envelope(), &message.formatted()).await.unwrap_err();
+    assert!(
+        matches!(&err, optbridge::mail::SendError::Transient(e) if e.starts_with("RCPT TO: 421")),
+        "{err:?}"
+    );
+    pool.send(message.envelope(), &message.formatted()).await.unwrap();
+    assert_eq!(sink.wait_for_messages(9, WAIT).await.len(), 9);
+    assert_eq!(sink.connections(), 2);
 }
 
 /// AUTH PLAIN with the credentials from the URL (percent-decoded); a wrong password is a
