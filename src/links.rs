@@ -119,6 +119,14 @@ impl Signer {
     }
 }
 
+/// What every link of one invitation says, whatever its purpose.
+struct Link<'a> {
+    invitation_id: &'a str,
+    campaign_id: &'a str,
+    locale: &'a str,
+    iat: i64,
+}
+
 /// The three links of one invitation.
 #[derive(Debug, Clone)]
 pub struct InvitationTokens {
@@ -179,17 +187,14 @@ impl Keyring {
         issued_at: NaiveDateTime,
     ) -> Result<String, LinkError> {
         let jti = crate::crypto::hex(&crate::crypto::random_bytes::<9>());
-        let iat = issued_at.and_utc().timestamp();
-        self.signer()?.token(&ClaimsToSign {
-            iss: ISSUER,
-            aud: purpose.audience(),
-            sub: invitation_id,
-            exp: iat + self.ttl.num_seconds(),
-            iat,
-            jti: &jti,
-            cid: campaign_id,
-            loc: locale,
-        })
+        let link = Link {
+            invitation_id,
+            campaign_id,
+            locale,
+            iat: issued_at.and_utc().timestamp(),
+        };
+        let signer = self.signer()?;
+        self.token(&signer, &link, purpose, &jti)
     }
 
     /// Signs the landing, open and unsubscribe links of one invitation: the same tokens as three
@@ -203,23 +208,30 @@ impl Keyring {
     ) -> Result<InvitationTokens, LinkError> {
         let signer = self.signer()?;
         let random = crate::crypto::hex(&crate::crypto::random_bytes::<27>());
-        let iat = issued_at.and_utc().timestamp();
-        let sign = |purpose: LinkPurpose, jti: &str| {
-            signer.token(&ClaimsToSign {
-                iss: ISSUER,
-                aud: purpose.audience(),
-                sub: invitation_id,
-                exp: iat + self.ttl.num_seconds(),
-                iat,
-                jti,
-                cid: campaign_id,
-                loc: locale,
-            })
+        let link = Link {
+            invitation_id,
+            campaign_id,
+            locale,
+            iat: issued_at.and_utc().timestamp(),
         };
         Ok(InvitationTokens {
-            landing: sign(LinkPurpose::Landing, &random[..18])?,
-            open: sign(LinkPurpose::Open, &random[18..36])?,
-            unsubscribe: sign(LinkPurpose::Unsubscribe, &random[36..])?,
+            landing: self.token(&signer, &link, LinkPurpose::Landing, &random[..18])?,
+            open: self.token(&signer, &link, LinkPurpose::Open, &random[18..36])?,
+            unsubscribe: self.token(&signer, &link, LinkPurpose::Unsubscribe, &random[36..])?,
+        })
+    }
+
+    /// One token: the link's claims for `purpose`, expiring `ttl` after issue.
+    fn token(&self, signer: &Signer, link: &Link<'_>, purpose: LinkPurpose, jti: &str) -> Result<String, LinkError> {
+        signer.token(&ClaimsToSign {
+            iss: ISSUER,
+            aud: purpose.audience(),
+            sub: link.invitation_id,
+            exp: link.iat + self.ttl.num_seconds(),
+            iat: link.iat,
+            jti,
+            cid: link.campaign_id,
+            loc: link.locale,
         })
     }
 

@@ -328,11 +328,7 @@ impl Session {
                     // E.g. a 421 to RCPT, then the server hung up: report the 421.
                     Err(e) => return Err(refused.unwrap_or(e)),
                 };
-                let wanted = if *stage == "DATA" {
-                    reply.code == 354
-                } else {
-                    reply.is_positive()
-                };
+                let wanted = accepts(stage, &reply);
                 if wanted && *stage == "DATA" && refused.is_some() {
                     // DATA was accepted although a recipient was not: end the empty message.
                     self.outbox.extend_from_slice(b".\r\n");
@@ -347,11 +343,7 @@ impl Session {
                 self.outbox.extend_from_slice(line.as_bytes());
                 self.flush_outbox().await?;
                 let reply = self.reply().await?;
-                let wanted = if *stage == "DATA" {
-                    reply.code == 354
-                } else {
-                    reply.is_positive()
-                };
+                let wanted = accepts(stage, &reply);
                 if !wanted {
                     refused = Some(Failure::Refused { stage, reply });
                     break;
@@ -388,6 +380,16 @@ impl Session {
     /// A polite goodbye to a session being retired; its answer does not matter.
     async fn quit(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.command("QUIT")).await;
+    }
+}
+
+/// Whether `reply` lets a transaction go on after `stage`: DATA wants 354 (send the message),
+/// MAIL and RCPT any positive reply.
+fn accepts(stage: &str, reply: &Reply) -> bool {
+    if stage == "DATA" {
+        reply.code == 354
+    } else {
+        reply.is_positive()
     }
 }
 
