@@ -99,6 +99,20 @@ raw=$(python3 -c "print($N / ($t1 - $t0))")
 echo "== optbridge: $N invitations ($BACKEND, $WORKERS workers × batch $BATCH × $CONCURRENCY in flight)"
 setup_campaign "$CSV"
 
+# CPU seconds (user + system) of processes, including their reaped children (PostgreSQL's
+# backends are children of the postmaster): where the two cores went during the run.
+TICKS=$(getconf CLK_TCK)
+cpu() { # pid...
+    local total=0 pid
+    for pid in "$@"; do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13 + $14 + $15}')))
+    done
+    python3 -c "print($total / $TICKS)"
+}
+db_cpu() { if [ "$BACKEND" = postgres ]; then cpu $(pgrep -x postgres); else echo 0; fi; }
+sink0=$(cpu "$SINK"); db0=$(db_cpu)
+
 t0=$(date +%s.%N)
 SMTP_URL="smtp://127.0.0.1:$PORT" OUTBOX_WORKERS="$WORKERS" OUTBOX_BATCH="$BATCH" SMTP_CONCURRENCY="$CONCURRENCY" \
     OUTBOX_POLL_MS=100 "$BIN" worker &
@@ -107,13 +121,15 @@ WORKER_PID=$!
 # run; the end time is the last send's own timestamp (sent_at, microseconds, UTC).
 while [ "$(count_done)" -lt "$N" ]; do sleep 1; done
 t1=$(last_send)
+worker_cpu=$(cpu "$WORKER_PID"); sink1=$(cpu "$SINK"); db1=$(db_cpu)
 kill "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null || true
 WORKER_PID=
 rss=$(ps -o rss= -p "$SINK" 2>/dev/null || echo 0)
 
-python3 - "$N" "$raw" "$t0" "$t1" "$(span)" "$BACKEND" "$SIZE" <<'PY'
+python3 - "$N" "$raw" "$t0" "$t1" "$(span)" "$BACKEND" "$SIZE" "$worker_cpu" "$(python3 -c "print($db1 - $db0)")" "$(python3 -c "print($sink1 - $sink0)")" <<'PY'
 import sys
 n = int(sys.argv[1]); raw = float(sys.argv[2]); t0, t1 = float(sys.argv[3]), float(sys.argv[4]); span = float(sys.argv[5] or 0)
+worker_cpu, db_cpu, sink_cpu = (float(x) for x in sys.argv[8:11])
 wall = n / (t1 - t0)
 steady = n / span if span > 0 else wall
 print()
@@ -122,4 +138,8 @@ print(f"{'smtp-source → smtp-sink (raw SMTP)':<36}{raw:>12,.0f}{1:>8.2f}")
 print(f"{'optbridge, wall (incl. expansion)':<36}{wall:>12,.0f}{wall / raw:>8.2f}")
 print(f"{'optbridge, first to last send':<36}{steady:>12,.0f}{steady / raw:>8.2f}")
 print(f"\n{n:,} invitations of {sys.argv[7]} bytes on {sys.argv[6]}; goal: ratio >= 0.8")
+cpu = f"CPU per invitation (µs): worker {worker_cpu / n * 1e6:.0f}, smtp-sink {sink_cpu / n * 1e6:.0f}"
+if sys.argv[6] == "postgres":
+    cpu += f", PostgreSQL {db_cpu / n * 1e6:.0f}"
+print(cpu + f"; over {t1 - t0:.1f} s of wall time on {__import__('os').cpu_count()} cores")
 PY

@@ -15,7 +15,7 @@ use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{NaiveDateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, DbError};
@@ -84,6 +84,37 @@ struct ClaimsToSign<'a> {
     loc: &'a str,
 }
 
+/// A key as verification and signing use it: its HMAC key is built once per load, not per token
+/// (building one costs about as much as the HMAC itself).
+struct PreparedKey {
+    kid: String,
+    retired_at: Option<NaiveDateTime>,
+    mac: hmac::Key,
+}
+
+impl PreparedKey {
+    fn new(key: &SigningKey) -> Self {
+        Self {
+            kid: key.kid.clone(),
+            retired_at: key.retired_at,
+            mac: hmac::Key::new(hmac::HMAC_SHA256, key.secret.as_bytes()),
+        }
+    }
+
+    fn prepare(keys: &[SigningKey]) -> Vec<Self> {
+        keys.iter().map(Self::new).collect()
+    }
+}
+
+/// The header the tokens carry; anything else in a header is ignored, as jsonwebtoken does.
+#[derive(Deserialize)]
+struct TokenHeader<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// What signing with one key needs, prepared once: the encoded header and the HMAC key.
 struct Signer {
     kid: String,
@@ -92,7 +123,7 @@ struct Signer {
 }
 
 impl Signer {
-    fn new(key: &SigningKey) -> Result<Self, LinkError> {
+    fn new(key: &PreparedKey) -> Result<Self, LinkError> {
         let header = Header {
             kid: Some(key.kid.clone()),
             ..Header::new(Algorithm::HS256)
@@ -101,7 +132,7 @@ impl Signer {
         Ok(Self {
             kid: key.kid.clone(),
             header: URL_SAFE_NO_PAD.encode(json),
-            key: hmac::Key::new(hmac::HMAC_SHA256, key.secret.as_bytes()),
+            key: key.mac.clone(),
         })
     }
 
@@ -139,7 +170,7 @@ pub struct InvitationTokens {
 pub struct Keyring {
     db: Db,
     ttl: chrono::Duration,
-    keys: RwLock<Vec<SigningKey>>,
+    keys: RwLock<Vec<PreparedKey>>,
     last_reload: RwLock<Instant>,
     /// The current key prepared for signing; rebuilt when the current key changes.
     signer: RwLock<Option<Arc<Signer>>>,
@@ -154,7 +185,7 @@ impl Keyring {
         Ok(Self {
             db,
             ttl: chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30)),
-            keys: RwLock::new(keys),
+            keys: RwLock::new(PreparedKey::prepare(&keys)),
             last_reload: RwLock::new(Instant::now()),
             signer: RwLock::new(None),
         })
@@ -168,13 +199,17 @@ impl Keyring {
     pub fn reload(&self) -> Result<(), DbError> {
         let mut conn = self.db.get()?;
         let keys = signing::all(&mut conn)?;
+        self.replace_keys(&keys);
+        Ok(())
+    }
+
+    fn replace_keys(&self, keys: &[SigningKey]) {
         if let Ok(mut slot) = self.keys.write() {
-            *slot = keys;
+            *slot = PreparedKey::prepare(keys);
         }
         if let Ok(mut at) = self.last_reload.write() {
             *at = Instant::now();
         }
-        Ok(())
     }
 
     /// Signs a link for an invitation with the current key.
@@ -263,7 +298,7 @@ impl Keyring {
     pub fn csrf_token(&self, jti: &str) -> Option<String> {
         let keys = self.keys.read().ok()?;
         let key = keys.iter().find(|k| k.retired_at.is_none())?;
-        Some(csrf_mac(&key.secret, jti))
+        Some(csrf_mac(&key.mac, jti))
     }
 
     /// Checks a form token against every key that still verifies links.
@@ -272,7 +307,7 @@ impl Keyring {
         let now = Utc::now();
         keys.iter()
             .filter(|k| k.retired_at.is_none_or(|r| r.and_utc() + self.ttl >= now))
-            .any(|k| crate::crypto::constant_time_eq(csrf_mac(&k.secret, jti).as_bytes(), token.as_bytes()))
+            .any(|k| crate::crypto::constant_time_eq(csrf_mac(&k.mac, jti).as_bytes(), token.as_bytes()))
     }
 
     /// Verifies a token for one purpose. Reloads the keys (at most every few seconds) when the
@@ -282,12 +317,7 @@ impl Keyring {
             Err(LinkError::UnknownKey) if self.may_reload() => {
                 let db = self.db.clone();
                 let keys = db.run(signing::all).await.map_err(|_| LinkError::UnknownKey)?;
-                if let Ok(mut slot) = self.keys.write() {
-                    *slot = keys;
-                }
-                if let Ok(mut at) = self.last_reload.write() {
-                    *at = Instant::now();
-                }
+                self.replace_keys(&keys);
                 self.verify_cached(token, purpose)
             }
             other => other,
@@ -305,8 +335,9 @@ impl Keyring {
     ///
     /// Each part is decoded once (`jsonwebtoken::decode` parses the header a second time and
     /// the claims twice, half the cost of the open pixel): the header for the algorithm and key,
-    /// the signature checked by jsonwebtoken's HS256 verifier over the exact signed bytes, and
-    /// only then the claims, checked as `Validation` would with no leeway.
+    /// then the HS256 signature over the exact signed bytes with the key's prepared HMAC key
+    /// (compared in constant time), and only then the claims, checked as jsonwebtoken's
+    /// `Validation` would with no leeway.
     pub fn verify_cached(&self, token: &str, purpose: LinkPurpose) -> Result<LinkClaims, LinkError> {
         let mut parts = token.split('.');
         let (Some(header_part), Some(claims_part), Some(signature), None) =
@@ -314,15 +345,22 @@ impl Keyring {
         else {
             return Err(LinkError::Malformed);
         };
-        let header = jsonwebtoken::decode_header(token).map_err(|_| LinkError::Malformed)?;
-        if header.alg != Algorithm::HS256 {
+        let header_json = URL_SAFE_NO_PAD.decode(header_part).map_err(|_| LinkError::Malformed)?;
+        let header: TokenHeader<'_> = serde_json::from_slice(&header_json).map_err(|_| LinkError::Malformed)?;
+        // Pinned: `none`, other HMAC sizes and public-key algorithms are refused outright.
+        if header.alg != "HS256" {
             return Err(LinkError::Invalid(format!(
                 "algorithm {:?} is not accepted",
                 header.alg
             )));
         }
         let kid = header.kid.ok_or(LinkError::UnknownKey)?;
-        let decoding_key = {
+        // The decoder refuses non-canonical base64 (unused trailing bits set), as jsonwebtoken's does.
+        let tag = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|e| LinkError::Invalid(format!("signature: {e}")))?;
+        let signed = &token.as_bytes()[..header_part.len() + 1 + claims_part.len()];
+        {
             let keys = self.keys.read().map_err(|_| LinkError::UnknownKey)?;
             let key = keys.iter().find(|k| k.kid == kid).ok_or(LinkError::UnknownKey)?;
             // A retired key stops verifying once every link it could have signed has expired.
@@ -331,13 +369,7 @@ impl Keyring {
             {
                 return Err(LinkError::KeyExpired);
             }
-            DecodingKey::from_secret(key.secret.as_bytes())
-        };
-        let signed = &token.as_bytes()[..header_part.len() + 1 + claims_part.len()];
-        let valid = jsonwebtoken::crypto::verify(signature, signed, &decoding_key, Algorithm::HS256)
-            .map_err(|e| LinkError::Invalid(e.to_string()))?;
-        if !valid {
-            return Err(LinkError::Invalid("signature does not match".into()));
+            hmac::verify(&key.mac, signed, &tag).map_err(|_| LinkError::Invalid("signature does not match".into()))?;
         }
         let json = URL_SAFE_NO_PAD
             .decode(claims_part)
@@ -358,10 +390,11 @@ impl Keyring {
     }
 }
 
-fn csrf_mac(secret: &str, jti: &str) -> String {
-    use aws_lc_rs::hmac;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let tag = hmac::sign(&key, format!("optbridge-csrf:{jti}").as_bytes());
+fn csrf_mac(key: &hmac::Key, jti: &str) -> String {
+    let mut context = hmac::Context::with_key(key);
+    context.update(b"optbridge-csrf:");
+    context.update(jti.as_bytes());
+    let tag = context.sign();
     crate::crypto::hex(&tag.as_ref()[..16])
 }
 
@@ -434,7 +467,7 @@ mod tests {
         Keyring {
             db,
             ttl: chrono::Duration::days(30),
-            keys: RwLock::new(keys),
+            keys: RwLock::new(PreparedKey::prepare(&keys)),
             last_reload: RwLock::new(Instant::now()),
             signer: RwLock::new(None),
         }

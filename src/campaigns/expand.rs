@@ -9,7 +9,7 @@ use crate::db::schema::{campaigns, contacts, invitations, suppressions};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::Locale;
 use crate::funnel::{self, Metric};
-use crate::outbox::{self, JobKind};
+use crate::outbox;
 
 /// Contacts per page: one write transaction each.
 pub const PAGE_SIZE: i64 = 1000;
@@ -54,7 +54,8 @@ struct NewInvitation<'a> {
 
 /// Queues invitations for the page of contacts after `cursor`. Contacts are skipped when their
 /// locale is outside the audience, their email is suppressed, or they already have an
-/// invitation for this campaign (a page repeated after a crash).
+/// invitation for this campaign (a page repeated after a crash). The new invitations are queued
+/// for sending `batch` to an outbox job.
 pub fn expand_page(
     conn: &mut DbConn,
     campaign: &Campaign,
@@ -62,6 +63,7 @@ pub fn expand_page(
     workspace_locale: Locale,
     message_domain: &str,
     cursor: Option<&str>,
+    batch: usize,
 ) -> Result<Progress, DbError> {
     let audience = campaign.audience();
     db::write_tx(conn, |conn| {
@@ -142,7 +144,7 @@ pub fn expand_page(
             DbConn::Pg(c) => diesel::insert_into(invitations::table).values(&rows).execute(c)?,
         };
         let job_refs: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        outbox::enqueue_new_batch(conn, &campaign.workspace_id, JobKind::InvitationEmail, &job_refs, now)?;
+        outbox::enqueue_invitation_batches(conn, &campaign.workspace_id, &job_refs, batch, now)?;
 
         let mut tally = funnel::Tally::default();
         for r in &rows {

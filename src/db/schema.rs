@@ -145,6 +145,7 @@ diesel::table! {
         lease_expires_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
+        payload -> Nullable<Text>,
     }
 }
 

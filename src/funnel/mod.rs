@@ -143,9 +143,55 @@ impl Tally {
             .or_default() += 1;
     }
 
+    /// Writes the counts with one multi-row upsert; rows are inserted, and so locked, in key order.
     pub fn flush(self, conn: &mut DbConn) -> Result<(), DbError> {
-        for ((campaign, variant, locale, metric, hour), n) in self.counts {
-            increment(conn, &campaign, &variant, &locale, metric, hour, n)?;
+        use diesel::upsert::excluded;
+        if self.counts.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = self
+            .counts
+            .iter()
+            .map(|((campaign, variant, locale, metric, hour), n)| {
+                (
+                    funnel_counts::campaign_id.eq(campaign.as_str()),
+                    funnel_counts::variant.eq(variant.as_str()),
+                    funnel_counts::locale.eq(locale.as_str()),
+                    funnel_counts::metric.eq(metric.as_str()),
+                    funnel_counts::hour.eq(*hour),
+                    funnel_counts::count.eq(*n),
+                )
+            })
+            .collect();
+        let target = (
+            funnel_counts::campaign_id,
+            funnel_counts::variant,
+            funnel_counts::locale,
+            funnel_counts::metric,
+            funnel_counts::hour,
+        );
+        let add = funnel_counts::count.eq(funnel_counts::count + excluded(funnel_counts::count));
+        // A batch has a few dozen groups at most; SQLite's bound-value limit is far away, but
+        // chunk anyway so that no tally can reach it.
+        for chunk in rows.chunks(1000) {
+            // Upserts are backend-specific in diesel's MultiConnection; the SQL is the same.
+            match conn {
+                DbConn::Sqlite(c) => diesel::insert_into(funnel_counts::table)
+                    .values(chunk)
+                    .on_conflict(target)
+                    .do_update()
+                    .set(add)
+                    .execute(c)?,
+                DbConn::Pg(c) => diesel::insert_into(funnel_counts::table)
+                    .values(chunk)
+                    .on_conflict(target)
+                    .do_update()
+                    .set(add)
+                    .execute(c)?,
+            };
+        }
+        for ((_, _, _, metric, _), n) in &self.counts {
+            crate::metrics::METRICS.funnel_transition(*metric, *n);
         }
         Ok(())
     }

@@ -21,8 +21,14 @@ use crate::db::{self, DbConn, DbError};
 pub enum JobKind {
     /// Turn a campaign's audience into invitations, a page at a time (`ref_id` = campaign).
     CampaignExpand,
-    /// Send one invitation email (`ref_id` = invitation).
+    /// Send one invitation email (`ref_id` = invitation): a retry, or a deferred send.
     InvitationEmail,
+    /// Send a batch of fresh invitations (`payload` = their ids, comma-separated; `ref_id` = the
+    /// first). Expansion queues these: one job per batch instead of one per invitation, so the
+    /// outbox costs a few writes per batch rather than three per message. A batch is claimed
+    /// whole and alone, so a claim still holds at most a batch's worth of sends; an invitation
+    /// that must be tried again later gets its own `InvitationEmail` job.
+    InvitationBatch,
     /// Send one SMS (`ref_id` = sms message).
     Sms,
     /// Act on one SMS reply (`ref_id` = inbound message).
@@ -30,12 +36,19 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [Self::CampaignExpand, Self::InvitationEmail, Self::Sms, Self::InboundSms];
+    pub const ALL: [JobKind; 5] = [
+        Self::CampaignExpand,
+        Self::InvitationBatch,
+        Self::InvitationEmail,
+        Self::Sms,
+        Self::InboundSms,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CampaignExpand => "campaign_expand",
             Self::InvitationEmail => "invitation_email",
+            Self::InvitationBatch => "invitation_batch",
             Self::Sms => "sms",
             Self::InboundSms => "inbound_sms",
         }
@@ -45,6 +58,7 @@ impl JobKind {
         match raw {
             "campaign_expand" => Some(Self::CampaignExpand),
             "invitation_email" => Some(Self::InvitationEmail),
+            "invitation_batch" => Some(Self::InvitationBatch),
             "sms" => Some(Self::Sms),
             "inbound_sms" => Some(Self::InboundSms),
             _ => None,
@@ -64,6 +78,18 @@ pub struct Job {
     /// Including the current one.
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub payload: Option<String>,
+}
+
+impl Job {
+    /// The invitations of an `invitation_batch` job.
+    pub fn batch_ids(&self) -> impl Iterator<Item = &str> {
+        self.payload
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|id| !id.is_empty())
+    }
 }
 
 #[derive(Insertable)]
@@ -80,6 +106,7 @@ struct NewJob<'a> {
     lease_expires_at: Option<NaiveDateTime>,
     last_error: Option<&'a str>,
     created_at: NaiveDateTime,
+    payload: Option<String>,
 }
 
 fn new_job<'a>(workspace_id: Option<&'a str>, kind: JobKind, ref_id: &'a str, run_after: NaiveDateTime) -> NewJob<'a> {
@@ -95,6 +122,7 @@ fn new_job<'a>(workspace_id: Option<&'a str>, kind: JobKind, ref_id: &'a str, ru
         lease_expires_at: None,
         last_error: None,
         created_at: db::now(),
+        payload: None,
     }
 }
 
@@ -120,21 +148,25 @@ pub fn enqueue(
     Ok(())
 }
 
-/// Enqueues many new jobs at once (the refs must not be queued yet, e.g. fresh invitations).
-pub fn enqueue_new_batch(
+/// Queues fresh invitations for sending, `batch` to a job (see [`JobKind::InvitationBatch`]).
+/// The invitations must not be queued yet.
+pub fn enqueue_invitation_batches(
     conn: &mut DbConn,
     workspace_id: &str,
-    kind: JobKind,
-    ref_ids: &[String],
+    invitation_ids: &[String],
+    batch: usize,
     run_after: NaiveDateTime,
 ) -> Result<(), DbError> {
-    if ref_ids.is_empty() {
+    let rows: Vec<NewJob<'_>> = invitation_ids
+        .chunks(batch.max(1))
+        .map(|ids| NewJob {
+            payload: Some(ids.join(",")),
+            ..new_job(Some(workspace_id), JobKind::InvitationBatch, &ids[0], run_after)
+        })
+        .collect();
+    if rows.is_empty() {
         return Ok(());
     }
-    let rows: Vec<NewJob<'_>> = ref_ids
-        .iter()
-        .map(|r| new_job(Some(workspace_id), kind, r, run_after))
-        .collect();
     match conn {
         DbConn::Sqlite(c) => diesel::insert_into(outbox_jobs::table).values(&rows).execute(c)?,
         DbConn::Pg(c) => diesel::insert_into(outbox_jobs::table).values(&rows).execute(c)?,
@@ -142,12 +174,46 @@ pub fn enqueue_new_batch(
     Ok(())
 }
 
-/// Leases up to `limit` ready jobs (due, and not leased or with an expired lease) to `owner`.
+/// Queues a single job that already has a history: one taken out of a batch to be tried again
+/// at `run_after`, with the attempts made so far and the last error. Nothing happens when the
+/// same `(kind, ref_id)` is queued already.
+pub fn enqueue_again(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    kind: JobKind,
+    ref_id: &str,
+    run_after: NaiveDateTime,
+    attempts: i32,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    let error = error.map(|e| truncate(e, 1000));
+    let row = NewJob {
+        attempts,
+        last_error: error.as_deref(),
+        ..new_job(Some(workspace_id), kind, ref_id, run_after)
+    };
+    match conn {
+        DbConn::Sqlite(c) => diesel::insert_into(outbox_jobs::table)
+            .values(&row)
+            .on_conflict((outbox_jobs::kind, outbox_jobs::ref_id))
+            .do_nothing()
+            .execute(c)?,
+        DbConn::Pg(c) => diesel::insert_into(outbox_jobs::table)
+            .values(&row)
+            .on_conflict((outbox_jobs::kind, outbox_jobs::ref_id))
+            .do_nothing()
+            .execute(c)?,
+    };
+    Ok(())
+}
+
+/// Leases up to `limit` ready jobs (due, and not leased or with an expired lease) to `owner`,
+/// in `run_after` order; an [`JobKind::InvitationBatch`] job counts as a whole claim, so it is
+/// leased alone (when it comes first) or left for the next claim.
 ///
 /// A leased job's `run_after` moves to its lease expiry. The scan for ready jobs, in `run_after`
-/// order, then meets claimable rows only, instead of stepping over every row other workers hold
-/// (4 workers × 200 at every claim); and a job whose lease expires (its worker died) is due again
-/// by itself.
+/// order, then meets claimable rows only, instead of stepping over every row other workers hold;
+/// and a job whose lease expires (its worker died) is due again by itself.
 pub fn claim(conn: &mut DbConn, owner: &str, limit: i64, lease: Duration) -> Result<Vec<Job>, DbError> {
     let now = db::now();
     let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
@@ -161,29 +227,53 @@ pub fn claim(conn: &mut DbConn, owner: &str, limit: i64, lease: Duration) -> Res
             )
             .order(outbox_jobs::run_after.asc())
             .limit(limit)
-            .select(outbox_jobs::id);
-        let ids: Vec<String> = match conn {
+            .select((outbox_jobs::id, outbox_jobs::kind));
+        let candidates: Vec<(String, String)> = match conn {
             // Several app instances claim at once: skip rows another transaction holds.
             DbConn::Pg(c) => ready.for_update().skip_locked().load(c)?,
             DbConn::Sqlite(c) => ready.load(c)?,
         };
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        diesel::update(outbox_jobs::table.filter(outbox_jobs::id.eq_any(&ids)))
-            .set((
-                outbox_jobs::lease_owner.eq(owner),
-                outbox_jobs::lease_expires_at.eq(expires),
-                outbox_jobs::run_after.eq(expires),
-                outbox_jobs::attempts.eq(outbox_jobs::attempts + 1),
-            ))
-            .execute(conn)?;
-        Ok(outbox_jobs::table
-            .filter(outbox_jobs::id.eq_any(&ids))
-            .order(outbox_jobs::run_after.asc())
-            .select(Job::as_select())
-            .load(conn)?)
+        let batch = JobKind::InvitationBatch.as_str();
+        let ids: Vec<String> = match candidates.first() {
+            None => return Ok(Vec::new()),
+            Some((id, kind)) if kind == batch => vec![id.clone()],
+            Some(_) => candidates
+                .into_iter()
+                .take_while(|(_, kind)| kind != batch)
+                .map(|(id, _)| id)
+                .collect(),
+        };
+        let leased = diesel::update(outbox_jobs::table.filter(outbox_jobs::id.eq_any(&ids))).set((
+            outbox_jobs::lease_owner.eq(owner),
+            outbox_jobs::lease_expires_at.eq(expires),
+            outbox_jobs::run_after.eq(expires),
+            outbox_jobs::attempts.eq(outbox_jobs::attempts + 1),
+        ));
+        // RETURNING saves reading the rows back (SQLite ≥ 3.35 and PostgreSQL).
+        let mut jobs: Vec<Job> = match conn {
+            DbConn::Pg(c) => leased.returning(Job::as_returning()).get_results(c)?,
+            DbConn::Sqlite(c) => leased.returning(Job::as_returning()).get_results(c)?,
+        };
+        // In the order they were due (RETURNING promises none).
+        let position: std::collections::HashMap<&str, usize> =
+            ids.iter().enumerate().map(|(n, id)| (id.as_str(), n)).collect();
+        jobs.sort_by_key(|j| position.get(j.id.as_str()).copied().unwrap_or(usize::MAX));
+        Ok(jobs)
     })
+}
+
+/// Whether `owner` still holds the lease of a job. On PostgreSQL the row stays locked until the
+/// transaction ends, so nobody takes the job over in between.
+pub fn holds(conn: &mut DbConn, owner: &str, job_id: &str) -> Result<bool, DbError> {
+    let query = outbox_jobs::table
+        .filter(outbox_jobs::id.eq(job_id))
+        .filter(outbox_jobs::lease_owner.eq(owner))
+        .select(outbox_jobs::id);
+    let found: Vec<String> = match conn {
+        DbConn::Pg(c) => query.for_update().load(c)?,
+        DbConn::Sqlite(c) => query.load(c)?,
+    };
+    Ok(!found.is_empty())
 }
 
 /// Removes finished jobs this owner still holds. Returns how many were removed; fewer than

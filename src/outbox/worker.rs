@@ -264,11 +264,13 @@ pub async fn dispatch_once(ctx: &WorkerContext, owner: &str) -> Result<usize, Wo
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
     let claimed = jobs.len();
     let mut emails = Vec::new();
+    let mut batches = Vec::new();
     let mut sms = Vec::new();
     let mut inbound = Vec::new();
     for job in jobs {
         match JobKind::parse(&job.kind) {
             Some(JobKind::InvitationEmail) => emails.push(job),
+            Some(JobKind::InvitationBatch) => batches.push(job),
             Some(JobKind::Sms) => sms.push(job),
             Some(JobKind::InboundSms) => inbound.push(job),
             Some(JobKind::CampaignExpand) => expand_campaign(ctx, owner, job).await?,
@@ -288,8 +290,8 @@ pub async fn dispatch_once(ctx: &WorkerContext, owner: &str) -> Result<usize, Wo
     if !sms.is_empty() {
         crate::sms::dispatch::send_batch(ctx, owner, sms).await?;
     }
-    if !emails.is_empty() {
-        send_invitations(ctx, owner, emails).await?;
+    if !emails.is_empty() || !batches.is_empty() {
+        send_invitations(ctx, owner, emails, batches).await?;
     }
     if claimed > 0 {
         tracing::debug!(
@@ -312,6 +314,7 @@ pub async fn dispatch_all_pending(ctx: &WorkerContext) -> Result<(), WorkerError
 
 async fn expand_campaign(ctx: &WorkerContext, owner: &str, job: Job) -> Result<(), WorkerError> {
     let campaign_ctx = ctx.campaign_context(&job.ref_id).await?;
+    let batch = ctx.config.batch;
     let mut cursor = job.cursor.clone();
     loop {
         let cc = campaign_ctx.clone();
@@ -331,6 +334,7 @@ async fn expand_campaign(ctx: &WorkerContext, owner: &str, job: Job) -> Result<(
                     cc.workspace.locale,
                     domain,
                     after.as_deref(),
+                    usize::try_from(batch).unwrap_or(1),
                 )
             })
             .await?;
@@ -377,6 +381,36 @@ struct PendingInvitation {
     email_normalized: String,
 }
 
+/// Where an invitation being sent came from, which decides how it is finished or put back.
+#[derive(Debug)]
+enum Origin {
+    /// Its own `invitation_email` job (a retry or a deferred send): finished, deferred or
+    /// retried in place.
+    Own(Job),
+    /// One of an `invitation_batch` job's invitations: the batch is finished once for all of
+    /// them; one to try again later gets a job of its own.
+    Batch { job_id: String, attempts: i32 },
+}
+
+/// One invitation of a claimed batch of work.
+#[derive(Debug)]
+struct Delivery {
+    invitation_id: String,
+    origin: Origin,
+    /// `None` when the invitation no longer exists (erased).
+    row: Option<PendingInvitation>,
+}
+
+impl Delivery {
+    /// Attempts so far, including this one.
+    fn attempts(&self) -> i32 {
+        match &self.origin {
+            Origin::Own(job) => job.attempts,
+            Origin::Batch { attempts, .. } => *attempts,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Outcome {
     Sent {
@@ -394,8 +428,33 @@ enum Outcome {
     Paused(Duration),
 }
 
-async fn send_invitations(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Result<(), WorkerError> {
-    let ids: Vec<String> = jobs.iter().map(|j| j.ref_id.clone()).collect();
+/// Sends the invitations of single jobs and batch jobs, and records every outcome in one
+/// transaction.
+async fn send_invitations(
+    ctx: &WorkerContext,
+    owner: &str,
+    jobs: Vec<Job>,
+    batches: Vec<Job>,
+) -> Result<(), WorkerError> {
+    let mut deliveries: Vec<Delivery> = Vec::new();
+    let mut batch_ids = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        batch_ids.push(batch.id.clone());
+        deliveries.extend(batch.batch_ids().map(|id| Delivery {
+            invitation_id: id.to_owned(),
+            origin: Origin::Batch {
+                job_id: batch.id.clone(),
+                attempts: batch.attempts,
+            },
+            row: None,
+        }));
+    }
+    deliveries.extend(jobs.into_iter().map(|job| Delivery {
+        invitation_id: job.ref_id.clone(),
+        origin: Origin::Own(job),
+        row: None,
+    }));
+    let ids: Vec<String> = deliveries.iter().map(|d| d.invitation_id.clone()).collect();
     let (rows, suppressed) = ctx
         .db
         .run(move |conn| -> Result<_, WorkerError> {
@@ -428,25 +487,28 @@ async fn send_invitations(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> R
         })
         .await?;
     let rows: HashMap<String, PendingInvitation> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+    for delivery in &mut deliveries {
+        delivery.row = rows.get(&delivery.invitation_id).cloned();
+    }
 
-    let work = jobs.into_iter().map(|job| {
-        let row = rows.get(&job.ref_id).cloned();
-        let is_suppressed = row
+    let work = deliveries.into_iter().map(|delivery| {
+        let is_suppressed = delivery
+            .row
             .as_ref()
             .is_some_and(|r| suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())));
         async move {
-            let outcome = match &row {
+            let outcome = match &delivery.row {
                 None => Outcome::Skipped("invitation no longer exists".into()),
                 Some(r) if r.status != "queued" => Outcome::AlreadyDone,
                 // Unsubscribed or bounced since the campaign was queued.
                 Some(_) if is_suppressed => Outcome::Skipped("email address is suppressed".into()),
                 Some(r) => send_one(ctx, r).await,
             };
-            (job, row, outcome)
+            (delivery, outcome)
         }
     });
     let sending = std::time::Instant::now();
-    let results: Vec<(Job, Option<PendingInvitation>, Outcome)> = futures_util::stream::iter(work)
+    let mut results: Vec<(Delivery, Outcome)> = futures_util::stream::iter(work)
         .buffer_unordered(ctx.config.send_concurrency.max(1))
         .collect()
         .await;
@@ -457,10 +519,13 @@ async fn send_invitations(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> R
     let config = ctx.config.clone();
     let n = results.len();
     // Lock invitation rows in one order in every transaction (see funnel::Tally for counters).
-    let mut results = results;
-    results.sort_by(|a, b| a.0.ref_id.cmp(&b.0.ref_id));
+    results.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
     ctx.db
-        .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record_outcomes(conn, &owner, &config, &results)))
+        .run(move |conn| {
+            db::write_tx_retrying(conn, 5, |conn| {
+                record_outcomes(conn, &owner, &config, &batch_ids, &results)
+            })
+        })
         .await?;
     tracing::debug!(
         emails = n,
@@ -562,17 +627,34 @@ fn record_outcomes(
     conn: &mut DbConn,
     owner: &str,
     config: &WorkerConfig,
-    results: &[(Job, Option<PendingInvitation>, Outcome)],
+    batch_ids: &[String],
+    results: &[(Delivery, Outcome)],
 ) -> Result<(), WorkerError> {
     let now = db::now();
-    let mut finished = Vec::new();
+    // The batches this worker still holds. When a lease was lost (it expired and another
+    // worker took the batch over), that worker sends what is still queued, so nothing of that
+    // batch is put back or finished here; sends are recorded all the same, first one wins.
+    let mut held = HashSet::new();
+    for id in batch_ids {
+        if super::holds(conn, owner, id)? {
+            held.insert(id.as_str());
+        }
+    }
+    let mut finished: Vec<String> = held.iter().map(|id| (*id).to_owned()).collect();
     let mut tally = funnel::Tally::default();
     // (invitation, kind, detail) for the events, written in one insert at the end.
     let mut events: Vec<(&PendingInvitation, &'static str, Option<String>)> = Vec::new();
     let bulk_sent = record_sent_in_bulk(conn, results, now)?;
-    for (job, row, outcome) in results {
-        let Some(row) = row else {
-            finished.push(job.id.clone());
+    for (delivery, outcome) in results {
+        let attempts = delivery.attempts();
+        // Done with this invitation: its own job goes; a batch goes once, above.
+        let mut finish = || {
+            if let Origin::Own(job) = &delivery.origin {
+                finished.push(job.id.clone());
+            }
+        };
+        let Some(row) = &delivery.row else {
+            finish();
             continue;
         };
         if bulk_sent.contains(row.id.as_str()) {
@@ -580,7 +662,7 @@ fn record_outcomes(
             tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Delivered, now);
             events.push((row, "sent", None));
             METRICS.emails_sent.inc();
-            finished.push(job.id.clone());
+            finish();
             continue;
         }
         let queued = invitations::table
@@ -588,10 +670,23 @@ fn record_outcomes(
             .filter(invitations::status.eq("queued"));
         let mut count = |metric| tally.add(&row.campaign_id, &row.variant, &row.locale, metric, now);
         match outcome {
-            Outcome::AlreadyDone => finished.push(job.id.clone()),
+            Outcome::AlreadyDone => finish(),
             Outcome::Paused(pause) => {
                 let at = now + chrono::Duration::from_std(*pause).unwrap_or(chrono::Duration::minutes(1));
-                super::defer(conn, owner, &job.id, at)?;
+                match &delivery.origin {
+                    Origin::Own(job) => super::defer(conn, owner, &job.id, at)?,
+                    // Not tried, so not counted: the job it gets starts from the attempts before.
+                    Origin::Batch { job_id, .. } if held.contains(job_id.as_str()) => super::enqueue_again(
+                        conn,
+                        &row.workspace_id,
+                        JobKind::InvitationEmail,
+                        &row.id,
+                        at,
+                        attempts - 1,
+                        None,
+                    )?,
+                    Origin::Batch { .. } => {}
+                }
             }
             Outcome::Sent { message_id } => {
                 let n = diesel::update(queued)
@@ -599,7 +694,7 @@ fn record_outcomes(
                         invitations::status.eq("sent"),
                         invitations::sent_at.eq(now),
                         invitations::message_id.eq(message_id),
-                        invitations::attempts.eq(job.attempts),
+                        invitations::attempts.eq(attempts),
                         invitations::last_error.eq(None::<String>),
                     ))
                     .execute(conn)?;
@@ -609,14 +704,14 @@ fn record_outcomes(
                     events.push((row, "sent", None));
                     METRICS.emails_sent.inc();
                 }
-                finished.push(job.id.clone());
+                finish();
             }
             Outcome::Bounced { hard, reason } => {
                 let n = diesel::update(queued)
                     .set((
                         invitations::status.eq("bounced"),
                         invitations::bounced_at.eq(now),
-                        invitations::attempts.eq(job.attempts),
+                        invitations::attempts.eq(attempts),
                         invitations::last_error.eq(reason),
                     ))
                     .execute(conn)?;
@@ -636,7 +731,7 @@ fn record_outcomes(
                     METRICS.emails_bounced.inc();
                     tracing::info!(invitation = row.id, hard, reason, "invitation bounced");
                 }
-                finished.push(job.id.clone());
+                finish();
             }
             Outcome::Skipped(reason) => {
                 let n = diesel::update(queued)
@@ -645,14 +740,14 @@ fn record_outcomes(
                 if n == 1 {
                     events.push((row, "skipped", Some(reason.clone())));
                 }
-                finished.push(job.id.clone());
+                finish();
             }
-            Outcome::Retry(reason) if job.attempts >= config.max_attempts => {
-                let detail = format!("gave up after {} attempts: {reason}", job.attempts);
+            Outcome::Retry(reason) if attempts >= config.max_attempts => {
+                let detail = format!("gave up after {} attempts: {reason}", attempts);
                 let n = diesel::update(queued)
                     .set((
                         invitations::status.eq("failed"),
-                        invitations::attempts.eq(job.attempts),
+                        invitations::attempts.eq(attempts),
                         invitations::last_error.eq(&detail),
                     ))
                     .execute(conn)?;
@@ -662,22 +757,31 @@ fn record_outcomes(
                     events.push((row, "failed", Some(detail)));
                     METRICS.emails_failed.inc();
                 }
-                finished.push(job.id.clone());
+                finish();
             }
             Outcome::Retry(reason) => {
-                let delay = super::backoff(job.attempts, config.retry_base, config.retry_max);
+                let delay = super::backoff(attempts, config.retry_base, config.retry_max);
                 let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::minutes(1));
                 diesel::update(invitations::table.find(&row.id))
-                    .set((
-                        invitations::attempts.eq(job.attempts),
-                        invitations::last_error.eq(reason),
-                    ))
+                    .set((invitations::attempts.eq(attempts), invitations::last_error.eq(reason)))
                     .execute(conn)?;
-                super::retry_later(conn, owner, &job.id, at, reason)?;
+                match &delivery.origin {
+                    Origin::Own(job) => super::retry_later(conn, owner, &job.id, at, reason)?,
+                    Origin::Batch { job_id, .. } if held.contains(job_id.as_str()) => super::enqueue_again(
+                        conn,
+                        &row.workspace_id,
+                        JobKind::InvitationEmail,
+                        &row.id,
+                        at,
+                        attempts,
+                        Some(reason),
+                    )?,
+                    Origin::Batch { .. } => {}
+                }
                 METRICS.emails_retried.inc();
                 tracing::info!(
                     invitation = row.id,
-                    attempt = job.attempts,
+                    attempt = attempts,
                     retry_in_ms = delay.as_millis() as u64,
                     reason,
                     "invitation will be retried"
@@ -700,13 +804,16 @@ fn record_outcomes(
 /// others were already handled by a worker that took over a lost lease, and are only finished.
 fn record_sent_in_bulk<'a>(
     conn: &mut DbConn,
-    results: &'a [(Job, Option<PendingInvitation>, Outcome)],
+    results: &'a [(Delivery, Outcome)],
     now: chrono::NaiveDateTime,
 ) -> Result<HashSet<&'a str>, WorkerError> {
     let mut by_attempts: std::collections::BTreeMap<i32, Vec<&'a str>> = Default::default();
-    for (job, row, outcome) in results {
-        if let (Some(row), Outcome::Sent { .. }) = (row, outcome) {
-            by_attempts.entry(job.attempts).or_default().push(row.id.as_str());
+    for (delivery, outcome) in results {
+        if let (Some(row), Outcome::Sent { .. }) = (&delivery.row, outcome) {
+            by_attempts
+                .entry(delivery.attempts())
+                .or_default()
+                .push(row.id.as_str());
         }
     }
     let mut marked = HashSet::new();

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::doi::{AUTH, FROM, SID};
 use crate::fake_twilio::{FakeTwilio, TwilioFault};
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app, spawn_app_with};
 use crate::smtp_sink::{Fault, SmtpSink};
 
 const BATCH: usize = 10;
@@ -318,8 +318,144 @@ async fn a_panicked_batch_is_put_back_for_a_later_attempt(backend: Backend) {
     }
 }
 
+/// A batch of invitations is one job: a claim takes it alone, or stops before it, so a worker
+/// never holds more than a batch's worth of sends however its claim limit and the batch size
+/// compare.
+async fn a_batch_job_is_claimed_alone(backend: Backend) {
+    use optbridge::outbox::{self, JobKind};
+
+    let app = spawn_app(backend).await;
+    let claims = app
+        .with_db(|c| {
+            let t0 = optbridge::db::now();
+            let at = |s: i64| t0 - chrono::Duration::seconds(10 - s);
+            for n in 0..3 {
+                outbox::enqueue(c, None, JobKind::InboundSms, &format!("early-{n}"), at(n)).unwrap();
+            }
+            let invitations: Vec<String> = (0..7).map(|n| format!("invitation-{n}")).collect();
+            outbox::enqueue_invitation_batches(c, "ws", &invitations, 5, at(4)).unwrap();
+            for n in 0..2 {
+                outbox::enqueue(c, None, JobKind::InboundSms, &format!("late-{n}"), at(6 + n)).unwrap();
+            }
+            let mut claims = Vec::new();
+            loop {
+                let claim =
+                    outbox::claim(c, &format!("worker-{}", claims.len()), 10, Duration::from_secs(300)).unwrap();
+                if claim.is_empty() {
+                    break claims;
+                }
+                claims.push(
+                    claim
+                        .iter()
+                        .map(|j| match j.kind.as_str() {
+                            "invitation_batch" => format!("batch:{}", j.batch_ids().collect::<Vec<_>>().join("+")),
+                            _ => j.ref_id.clone(),
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+        })
+        .await;
+    assert_eq!(
+        claims,
+        vec![
+            vec!["early-0", "early-1", "early-2"],
+            vec!["batch:invitation-0+invitation-1+invitation-2+invitation-3+invitation-4"],
+            vec!["batch:invitation-5+invitation-6"],
+            vec!["late-0", "late-1"],
+        ]
+    );
+}
+
+/// A worker whose batch lease expired while it was still sending (a stalled server) records what
+/// it sent, but leaves the batch to the worker that took it over: it neither finishes the batch
+/// nor queues retries of its own; the new holder does, once. Counters count each send once.
+async fn a_lost_batch_lease_is_left_to_the_new_holder(backend: Backend) {
+    use diesel::prelude::*;
+    use optbridge::db::schema::{invitations, outbox_jobs};
+    use optbridge::outbox::worker::dispatch_once;
+
+    let sink = SmtpSink::start().await;
+    // Both holders wait for anna longer than the lease; amy is always refused for now.
+    sink.add_fault(
+        "anna@example.dk",
+        Fault::Stall {
+            duration: Duration::from_millis(1600),
+            times: 2,
+        },
+    );
+    sink.add_fault(
+        "amy@example.com",
+        Fault::RejectRcpt {
+            code: 451,
+            times: u32::MAX,
+        },
+    );
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| {
+        a.smtp_url = Some(url);
+        a.outbox_lease_secs = 1;
+    })
+    .await;
+    let (ws, campaign) = crate::invitations::campaign_for_all(&app).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    assert_eq!(
+        dispatch_once(&app.worker, "expander").await.unwrap(),
+        1,
+        "the expansion"
+    );
+
+    let ctx = app.worker.clone();
+    let a = tokio::spawn(async move { dispatch_once(&ctx, "worker-a").await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let ctx = app.worker.clone();
+    let b = tokio::spawn(async move { dispatch_once(&ctx, "worker-b").await.unwrap() });
+    assert_eq!(a.await.unwrap(), 1, "worker A held the batch");
+    assert_eq!(
+        b.await.unwrap(),
+        1,
+        "worker B took the batch over after A's lease expired"
+    );
+
+    let jobs: Vec<(String, String, i32)> = app
+        .with_db(|c| {
+            outbox_jobs::table
+                .select((outbox_jobs::kind, outbox_jobs::ref_id, outbox_jobs::attempts))
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    let amy: String = app
+        .with_db(|c| {
+            invitations::table
+                .filter(invitations::email.eq("amy@example.com"))
+                .select(invitations::id)
+                .first(c)
+                .unwrap()
+        })
+        .await;
+    // Attempt 2 is B's claim of the batch: A, whose claim was attempt 1, queued nothing.
+    assert_eq!(
+        jobs,
+        vec![("invitation_email".to_owned(), amy, 2)],
+        "only B's retry of amy is left"
+    );
+    let statuses: Vec<String> = app
+        .with_db(|c| invitations::table.select(invitations::status).load(c).unwrap())
+        .await;
+    assert_eq!(statuses.iter().filter(|s| *s == "sent").count(), 7);
+    let c = campaign.clone();
+    let totals = app
+        .with_db(move |conn| optbridge::funnel::totals(conn, &c).unwrap())
+        .await;
+    let sent: i64 = totals.iter().filter(|t| t.2 == "sent").map(|t| t.3).sum();
+    assert_eq!(sent, 7, "each send counted once although both workers sent");
+}
+
 both_backends!(
     killed_email_workers_lose_nothing,
     killed_sms_workers_lose_nothing,
-    a_panicked_batch_is_put_back_for_a_later_attempt
+    a_panicked_batch_is_put_back_for_a_later_attempt,
+    a_batch_job_is_claimed_alone,
+    a_lost_batch_lease_is_left_to_the_new_holder
 );

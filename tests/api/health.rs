@@ -85,7 +85,7 @@ async fn metrics_count_requests_sends_and_funnel_stages(backend: Backend) {
         "the first scrape"
     );
     assert!(grew(r#"optbridge_http_responses_total{class="4xx"}"#) >= 1.0, "the 404");
-    for kind in ["campaign_expand", "invitation_email"] {
+    for kind in ["campaign_expand", "invitation_batch", "invitation_email"] {
         assert_eq!(
             after[&format!("optbridge_outbox_jobs{{kind=\"{kind}\"}}")],
             0.0,
