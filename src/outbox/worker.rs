@@ -802,6 +802,11 @@ fn record_outcomes(
 /// Marks the successfully sent invitations of a batch with one UPDATE per attempt count
 /// instead of one per row (a round trip each on PostgreSQL). Returns the ids it marked; the
 /// others were already handled by a worker that took over a lost lease, and are only finished.
+///
+/// The UPDATE locks the rows itself; on PostgreSQL it re-checks `status` of a row another
+/// transaction changed meanwhile, so only still-queued invitations are marked and returned.
+/// (Two workers meet on the same rows only after a lost lease; a deadlock between them is
+/// resolved by `write_tx_retrying`.)
 fn record_sent_in_bulk<'a>(
     conn: &mut DbConn,
     results: &'a [(Delivery, Outcome)],
@@ -818,19 +823,9 @@ fn record_sent_in_bulk<'a>(
     }
     let mut marked = HashSet::new();
     for (attempts, ids) in by_attempts {
-        let queued = invitations::table
-            .filter(invitations::id.eq_any(&ids))
-            .filter(invitations::status.eq("queued"))
-            .order(invitations::id.asc())
-            .select(invitations::id);
-        // On PostgreSQL lock them (in id order) so that nobody changes them before the update.
-        let still_queued: Vec<String> = match conn {
-            DbConn::Pg(c) => queued.for_update().load(c)?,
-            DbConn::Sqlite(c) => queued.load(c)?,
-        };
-        let n = diesel::update(
+        let update = diesel::update(
             invitations::table
-                .filter(invitations::id.eq_any(&still_queued))
+                .filter(invitations::id.eq_any(&ids))
                 .filter(invitations::status.eq("queued")),
         )
         .set((
@@ -839,14 +834,14 @@ fn record_sent_in_bulk<'a>(
             invitations::attempts.eq(attempts),
             invitations::last_error.eq(None::<String>),
         ))
-        .execute(conn)?;
-        if n != still_queued.len() {
-            return Err(WorkerError::Inconsistent(format!(
-                "marked {n} of {} locked invitations as sent",
-                still_queued.len()
-            )));
+        .returning(invitations::id);
+        let updated: HashSet<String> = match conn {
+            DbConn::Pg(c) => update.get_results(c)?,
+            DbConn::Sqlite(c) => update.get_results(c)?,
         }
-        marked.extend(ids.into_iter().filter(|id| still_queued.iter().any(|q| q == id)));
+        .into_iter()
+        .collect();
+        marked.extend(ids.into_iter().filter(|id| updated.contains(*id)));
     }
     Ok(marked)
 }
