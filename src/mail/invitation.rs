@@ -79,7 +79,8 @@ fn ascii_html(html: String) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(html.len() + 256);
     let mut rest = html.as_str();
-    while let Some(at) = rest.find(|c: char| !c.is_ascii()) {
+    // A byte scan: `str::find` with a char predicate decodes every character of the page.
+    while let Some(at) = rest.bytes().position(|b| !b.is_ascii()) {
         out.push_str(&rest[..at]);
         let c = rest[at..].chars().next().unwrap_or_default();
         let _ = write!(out, "&#{};", u32::from(c));

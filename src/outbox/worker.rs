@@ -789,13 +789,15 @@ fn record_outcomes(
             }
         }
     }
-    tally.flush(conn)?;
     let events: Vec<funnel::Event<'_>> = events
         .iter()
         .map(|(row, kind, detail)| invitation_event(row, kind, now, detail.as_deref()))
         .collect();
     funnel::record_events(conn, &events)?;
     super::finish(conn, owner, &finished)?;
+    // Last: every worker's batch updates the same few counter rows, and holds them until it
+    // commits; the other workers wait only for the commit, not for the writes above.
+    tally.flush(conn)?;
     Ok(())
 }
 
