@@ -183,6 +183,14 @@ fn paragraphs(intro: &str) -> Vec<&str> {
 /// `Message-ID` per invitation (a retry is the same message, so receivers can drop a duplicate),
 /// and one-click unsubscribe headers (RFC 8058).
 pub fn render(content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailError> {
+    let (subject, text, html) = render_parts(content)?;
+    let from = parse_from(content.from)?;
+    let fixed_headers = fixed_headers(&from, &subject);
+    finish(content, from, subject, &fixed_headers, text, html)
+}
+
+/// Subject, text part and HTML part (7-bit, see [`ascii_html`]).
+fn render_parts(content: &InvitationContent<'_>) -> Result<(String, String, String), EmailError> {
     let t = i18n::email(content.locale);
     let why = i18n::why_received(content.locale, content.company);
     let subject = SubjectTemplate {
@@ -220,24 +228,43 @@ pub fn render(content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailErr
     }
     .render()
     .map(ascii_html)?;
+    Ok((subject, text, html))
+}
 
-    let from: Mailbox = content
-        .from
-        .parse()
-        .map_err(|e| EmailError::Address(format!("from '{}': {e}", content.from)))?;
+fn parse_from(from: &str) -> Result<Mailbox, EmailError> {
+    from.parse()
+        .map_err(|e| EmailError::Address(format!("from '{from}': {e}")))
+}
+
+/// The headers every recipient of one campaign variant shares: From and Subject, encoded.
+fn fixed_headers(from: &Mailbox, subject: &str) -> String {
+    let mut headers = Headers::new();
+    headers.set(header::From::from(Mailboxes::from(from.clone())));
+    headers.set(header::Subject::from(subject.to_owned()));
+    headers.to_string()
+}
+
+/// The recipient's part of the message: addresses, Message-ID, and the assembled MIME message.
+fn finish(
+    content: &InvitationContent<'_>,
+    from: Mailbox,
+    subject: String,
+    fixed_headers: &str,
+    text: String,
+    html: String,
+) -> Result<OutgoingEmail, EmailError> {
     let to_address = content
         .to_email
         .parse()
         .map_err(|e| EmailError::Address(format!("to '{}': {e}", content.to_email)))?;
     let to = Mailbox::new(content.to_name.clone(), to_address);
-    let domain = from.email.domain().to_owned();
-    let message_id = content
-        .message_id
-        .map_or_else(|| format!("<{}@{}>", content.invitation_id, domain), str::to_owned);
-
+    let message_id = match content.message_id {
+        Some(id) => id.to_owned(),
+        None => format!("<{}@{}>", content.invitation_id, from.email.domain()),
+    };
     let envelope = Envelope::new(Some(from.email.clone()), vec![to.email.clone()])
         .map_err(|e| EmailError::Build(e.to_string()))?;
-    let raw = assemble(&from, &to, &subject, &message_id, content.unsubscribe_url, &text, &html);
+    let raw = assemble(fixed_headers, &to, &message_id, content.unsubscribe_url, &text, &html);
     Ok(OutgoingEmail {
         from,
         to,
@@ -250,24 +277,16 @@ pub fn render(content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailErr
     })
 }
 
-/// Writes the whole message: headers, then a `multipart/alternative` body with the text and the
-/// HTML part. The headers that can hold non-ASCII text (From, To, Subject) are encoded by lettre
-/// (RFC 2047); the rest is fixed ASCII. Written directly rather than through lettre's
-/// `MessageBuilder`, which parses every header it was given back out of its encoded form to
-/// validate the message: a third of the rendering time.
 fn assemble(
-    from: &Mailbox,
+    fixed_headers: &str,
     to: &Mailbox,
-    subject: &str,
     message_id: &str,
     unsubscribe_url: &str,
     text: &str,
     html: &str,
 ) -> Vec<u8> {
     let mut headers = Headers::new();
-    headers.set(header::From::from(Mailboxes::from(from.clone())));
     headers.set(header::To::from(Mailboxes::from(to.clone())));
-    headers.set(header::Subject::from(subject.to_owned()));
     headers.set(header::Date::now());
     headers.insert_raw(HeaderValue::new(
         HeaderName::new_from_ascii_str("Message-ID"),
@@ -277,16 +296,13 @@ fn assemble(
         HeaderName::new_from_ascii_str("List-Unsubscribe"),
         format!("<{unsubscribe_url}>"),
     ));
-    headers.insert_raw(HeaderValue::new(
-        HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-        "List-Unsubscribe=One-Click".to_owned(),
-    ));
-    headers.set(header::MIME_VERSION_1_0);
     // `=_` cannot occur in quoted-printable text, and the random part not in the HTML.
     let boundary = format!("=_{}", crate::crypto::hex(&crate::crypto::random_bytes::<16>()));
 
     let mut raw = Vec::with_capacity(text.len() + html.len() * 11 / 10 + 2048);
+    raw.extend_from_slice(fixed_headers.as_bytes());
     raw.extend_from_slice(headers.to_string().as_bytes());
+    raw.extend_from_slice(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nMIME-Version: 1.0\r\n");
     raw.extend_from_slice(
         format!("Content-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n").as_bytes(),
     );
@@ -302,6 +318,131 @@ fn assemble(
     }
     raw.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     raw
+}
+
+/// Stand-ins for the recipient's values while a prepared invitation renders: letters only, which
+/// HTML escaping leaves as they are. In the order of [`Slotted`]'s values.
+const SLOTS: [&str; 4] = [
+    "optbridgeSLOTfirstNAMEq7",
+    "optbridgeSLOTlandingURLq7",
+    "optbridgeSLOTpixelURLq7",
+    "optbridgeSLOTunsubscribeURLq7",
+];
+
+/// A rendered part with the recipient's values left open: `pieces[0]`, the value of slot
+/// `slots[0]`, `pieces[1]`, … and the last piece.
+#[derive(Debug)]
+struct Slotted {
+    pieces: Vec<String>,
+    slots: Vec<usize>,
+}
+
+impl Slotted {
+    fn split(rendered: &str) -> Self {
+        let (mut pieces, mut slots) = (Vec::new(), Vec::new());
+        let mut rest = rendered;
+        while let Some((at, slot)) = SLOTS
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, marker)| rest.find(marker).map(|at| (at, slot)))
+            .min()
+        {
+            pieces.push(rest[..at].to_owned());
+            slots.push(slot);
+            rest = &rest[at + SLOTS[slot].len()..];
+        }
+        pieces.push(rest.to_owned());
+        Self { pieces, slots }
+    }
+
+    fn fill(&self, values: &[&str; SLOTS.len()]) -> String {
+        let len = self.pieces.iter().map(String::len).sum::<usize>()
+            + self.slots.iter().map(|&slot| values[slot].len()).sum::<usize>();
+        let mut out = String::with_capacity(len);
+        for (i, piece) in self.pieces.iter().enumerate() {
+            out.push_str(piece);
+            if let Some(&slot) = self.slots.get(i) {
+                out.push_str(values[slot]);
+            }
+        }
+        out
+    }
+}
+
+/// An invitation rendered once for every recipient of one campaign variant in one locale (with
+/// or without a first name), with the recipient's values left open: filling them in costs a copy
+/// instead of the templates, the escaping and the From and Subject headers.
+#[derive(Debug)]
+pub struct PreparedInvitation {
+    subject: String,
+    from: Mailbox,
+    fixed_headers: String,
+    text: Slotted,
+    html: Slotted,
+}
+
+impl PreparedInvitation {
+    /// Prepares the invitation `content` belongs to. `None` when the prepared form does not give
+    /// exactly what [`render`] gives for `content` (the campaign's own text containing a slot
+    /// marker, say): the caller then renders every message in full.
+    pub fn new(content: &InvitationContent<'_>) -> Result<Option<Self>, EmailError> {
+        let (subject, text, html) = render_parts(&InvitationContent {
+            first_name: content.first_name.map(|_| SLOTS[0]),
+            landing_url: SLOTS[1],
+            pixel_url: SLOTS[2],
+            unsubscribe_url: SLOTS[3],
+            ..content.clone()
+        })?;
+        let from = parse_from(content.from)?;
+        let prepared = Self {
+            fixed_headers: fixed_headers(&from, &subject),
+            subject,
+            from,
+            text: Slotted::split(&text),
+            html: Slotted::split(&html),
+        };
+        let full = render(content)?;
+        let filled = prepared.render(content)?;
+        let same = full.subject == filled.subject && full.text == filled.text && full.html == filled.html;
+        Ok(same.then_some(prepared))
+    }
+
+    /// The message for one recipient: `content`'s recipient fields (address, names, Message-ID,
+    /// links) in the prepared parts. The campaign fields must be the ones it was prepared with.
+    pub fn render(&self, content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailError> {
+        use std::fmt::Write as _;
+        let text = self.text.fill(&[
+            content.first_name.unwrap_or_default(),
+            content.landing_url,
+            content.pixel_url,
+            content.unsubscribe_url,
+        ]);
+        // Escaped as the HTML template escapes them, then 7-bit like the rest of the part.
+        let escape = |value: &str| {
+            let mut out = String::with_capacity(value.len() + 16);
+            let _ = write!(
+                out,
+                "{}",
+                askama::filters::escape(value, askama::filters::Html).unwrap_or_else(|e| match e {})
+            );
+            ascii_html(out)
+        };
+        let (name, landing, pixel, unsubscribe) = (
+            escape(content.first_name.unwrap_or_default()),
+            escape(content.landing_url),
+            escape(content.pixel_url),
+            escape(content.unsubscribe_url),
+        );
+        let html = self.html.fill(&[&name, &landing, &pixel, &unsubscribe]);
+        finish(
+            content,
+            self.from.clone(),
+            self.subject.clone(),
+            &self.fixed_headers,
+            text,
+            html,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -495,5 +636,79 @@ mod tests {
                     .is_some_and(|h| h.contains(&format!("lang=\"{locale}\"")))
             );
         }
+    }
+
+    /// The parts of a message that differ from message to message anyway.
+    fn without_date_and_boundary(raw: &[u8]) -> String {
+        let raw = String::from_utf8_lossy(raw);
+        let boundary = raw
+            .split("boundary=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        raw.lines()
+            .filter(|line| !line.starts_with("Date: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(&boundary, "BOUNDARY")
+    }
+
+    fn assert_prepared_matches_full(content: &InvitationContent<'_>) {
+        let prepared = PreparedInvitation::new(content).expect("prepares").expect("usable");
+        let full = render(content).expect("renders");
+        let filled = prepared.render(content).expect("fills");
+        assert_eq!(filled.subject, full.subject);
+        assert_eq!(filled.text, full.text);
+        assert_eq!(filled.html, full.html);
+        assert_eq!(filled.message_id, full.message_id);
+        assert_eq!(filled.envelope, full.envelope);
+        assert_eq!(
+            without_date_and_boundary(&filled.raw),
+            without_date_and_boundary(&full.raw)
+        );
+    }
+
+    #[test]
+    fn prepared_invitations_are_the_full_render() {
+        let cats = vec!["Nyheder".to_owned(), "Tilbud & events".to_owned()];
+        for locale in Locale::ALL {
+            assert_prepared_matches_full(&content(locale, &cats));
+            assert_prepared_matches_full(&InvitationContent {
+                first_name: None,
+                to_name: None,
+                ..content(locale, &cats)
+            });
+        }
+        // Prepared with one recipient, filled for another whose values need escaping.
+        let base = content(Locale::Da, &cats);
+        let prepared = PreparedInvitation::new(&base).expect("prepares").expect("usable");
+        let other = InvitationContent {
+            first_name: Some("Åse <b>&\"'"),
+            to_name: Some("Åse Ødegård".into()),
+            to_email: "aase@example.no",
+            landing_url: "https://optin.example/l/A.B-C_D?x=1&y=<2>",
+            ..base.clone()
+        };
+        let filled = prepared.render(&other).expect("fills");
+        let full = render(&other).expect("renders");
+        assert_eq!((&filled.text, &filled.html), (&full.text, &full.html));
+        assert!(
+            filled
+                .html
+                .as_deref()
+                .is_some_and(|h| h.contains("Hej &#197;se &#60;b&#62;&#38;&#34;&#39;,"))
+        );
+    }
+
+    #[test]
+    fn campaign_text_with_a_slot_marker_is_rendered_in_full() {
+        let cats = vec![];
+        let intro = format!("Hello {}", SLOTS[1]);
+        let c = InvitationContent {
+            intro: &intro,
+            ..content(Locale::En, &cats)
+        };
+        assert!(PreparedInvitation::new(&c).expect("prepares").is_none());
     }
 }

@@ -22,7 +22,7 @@ use crate::domain::Locale;
 use crate::funnel::{self, Metric};
 use crate::links::Keyring;
 use crate::mail::dkim::DkimSigner;
-use crate::mail::invitation::{self, InvitationContent};
+use crate::mail::invitation::{self, InvitationContent, PreparedInvitation};
 use crate::mail::{Mailer, SendError};
 use crate::metrics::METRICS;
 use crate::sms::provider::SmsSender;
@@ -72,6 +72,28 @@ struct CampaignContext {
     variants: Vec<Variant>,
     workspace: Workspace,
     consent: ConsentTextVersion,
+    /// Invitations rendered once per variant (index), locale and whether the recipient has a
+    /// first name; `None` where the prepared form could not be used.
+    prepared: Mutex<HashMap<(Option<usize>, Locale, bool), Option<Arc<PreparedInvitation>>>>,
+}
+
+impl CampaignContext {
+    /// The prepared invitation `content` (of variant `variant`) belongs to, prepared on first use.
+    fn prepared(&self, variant: Option<usize>, content: &InvitationContent<'_>) -> Option<Arc<PreparedInvitation>> {
+        let key = (variant, content.locale, content.first_name.is_some());
+        if let Some(hit) = self.prepared.lock().ok()?.get(&key) {
+            return hit.clone();
+        }
+        let prepared = match PreparedInvitation::new(content) {
+            Ok(prepared) => prepared.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(campaign = self.campaign.id, error = %e, "could not prepare the invitation; rendering each in full");
+                None
+            }
+        };
+        self.prepared.lock().ok()?.insert(key, prepared.clone());
+        prepared
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +173,7 @@ impl WorkerContext {
                     variants,
                     workspace,
                     consent,
+                    prepared: Mutex::default(),
                 })
             })
             .await?;
@@ -542,11 +565,12 @@ async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
         Err(e) => return Outcome::Retry(format!("loading campaign: {e}")),
     };
     let locale = Locale::parse(&row.locale).unwrap_or(cc.workspace.locale);
-    let variant = cc
+    let variant_index = cc
         .variants
         .iter()
-        .find(|v| v.name == row.variant)
-        .or_else(|| cc.variants.first());
+        .position(|v| v.name == row.variant)
+        .or((!cc.variants.is_empty()).then_some(0));
+    let variant = variant_index.and_then(|i| cc.variants.get(i));
     let (subject, intro) = match variant {
         Some(v) => (v.subject.as_str(), v.intro.as_str()),
         None => (cc.campaign.subject.as_str(), cc.campaign.intro.as_str()),
@@ -589,7 +613,11 @@ async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
         pixel_url: &open,
         unsubscribe_url: &unsubscribe,
     };
-    let email = match invitation::render(&content) {
+    let rendered = match cc.prepared(variant_index, &content) {
+        Some(prepared) => prepared.render(&content),
+        None => invitation::render(&content),
+    };
+    let email = match rendered {
         Ok(e) => e,
         // A message that cannot be built never will be: record it, do not retry forever.
         Err(e) => {
