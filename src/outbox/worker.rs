@@ -74,8 +74,11 @@ struct CampaignContext {
     consent: ConsentTextVersion,
     /// Invitations rendered once per variant (index), locale and whether the recipient has a
     /// first name; `None` where the prepared form could not be used.
-    prepared: Mutex<HashMap<(Option<usize>, Locale, bool), Option<Arc<PreparedInvitation>>>>,
+    prepared: Mutex<HashMap<PreparedKey, Option<Arc<PreparedInvitation>>>>,
 }
+
+/// Variant (index), locale, and whether the recipient has a first name.
+type PreparedKey = (Option<usize>, Locale, bool);
 
 impl CampaignContext {
     /// The prepared invitation `content` (of variant `variant`) belongs to, prepared on first use.
