@@ -163,6 +163,9 @@ impl Browser {
             let path = format!("/element/{old_root}/name");
             match self.session_command(reqwest::Method::GET, &path, None).await {
                 Err(e) if e.error == "stale element reference" || e.error == "no such element" => break,
+                // Chrome sometimes reports the same thing, asked mid-navigation, as an inspector
+                // error: the node's document is gone.
+                Err(e) if e.message.contains("does not belong to the document") => break,
                 Err(e) => panic!(
                     "waiting for the page after submitting {css}: {}: {}",
                     e.error, e.message
