@@ -280,6 +280,65 @@ impl DbConn {
     }
 }
 
+type Deferred = Vec<Box<dyn FnOnce()>>;
+
+thread_local! {
+    /// What runs once the current [`write_tx`] on this thread commits; `None` outside one.
+    static AFTER_COMMIT: std::cell::RefCell<Option<Deferred>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` once the current [`write_tx`] on this thread has committed, and not at all if it
+/// rolls back (a transaction run again by [`write_tx_retrying`] registers `f` again); outside a
+/// `write_tx`, at once. For effects outside the database that must agree with what was
+/// committed, such as the Prometheus counters.
+pub fn after_commit(f: impl FnOnce() + 'static) {
+    let inside = AFTER_COMMIT.with(|slot| slot.borrow().is_some());
+    if inside {
+        AFTER_COMMIT.with(|slot| {
+            if let Some(pending) = slot.borrow_mut().as_mut() {
+                pending.push(Box::new(f));
+            }
+        });
+    } else {
+        f();
+    }
+}
+
+/// The span of one `write_tx` for [`after_commit`]: what was registered is dropped unless
+/// [`AfterCommitScope::committed`] takes it, also when the transaction's closure panics.
+struct AfterCommitScope {
+    outer: Option<Deferred>,
+}
+
+impl AfterCommitScope {
+    fn enter() -> Self {
+        Self {
+            outer: AFTER_COMMIT.with(|slot| slot.replace(Some(Vec::new()))),
+        }
+    }
+
+    /// Leaves the scope after a commit and runs what was registered in it (or hands it to an
+    /// enclosing scope, whose commit decides).
+    fn committed(mut self) {
+        let pending = AFTER_COMMIT.with(|slot| slot.borrow_mut().take()).unwrap_or_default();
+        match self.outer.as_mut() {
+            Some(outer) => outer.extend(pending),
+            None => {
+                // Restored first: what runs now is outside any transaction.
+                AFTER_COMMIT.with(|slot| *slot.borrow_mut() = self.outer.take());
+                pending.into_iter().for_each(|f| f());
+            }
+        }
+    }
+}
+
+impl Drop for AfterCommitScope {
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        AFTER_COMMIT.with(|slot| *slot.borrow_mut() = outer);
+    }
+}
+
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (take the write lock up front, so
 /// two writers never deadlock upgrading read locks), a plain `BEGIN` on PostgreSQL. Nested
 /// `conn.transaction(..)` calls inside `f` become savepoints.
@@ -293,6 +352,7 @@ where
         DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c),
     };
     begin.map_err(|e| E::from(DbError::from(e)))?;
+    let scope = AfterCommitScope::enter();
     match f(conn) {
         Ok(value) => {
             let committed = match conn {
@@ -300,6 +360,7 @@ where
                 DbConn::Pg(c) => AnsiTransactionManager::commit_transaction(c),
             };
             committed.map_err(|e| E::from(DbError::from(e)))?;
+            scope.committed();
             Ok(value)
         }
         Err(err) => {
@@ -418,5 +479,67 @@ mod tests {
             .expect("count");
         assert_eq!(rows, 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn after_commit_runs_only_what_was_committed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let count = || RAN.load(Ordering::SeqCst);
+        let url = DatabaseUrl::Sqlite(":memory:".into());
+        let db = Db::connect(&url, 1, Duration::from_millis(200)).expect("connect");
+        let mut conn = db.get().expect("connection");
+        create_table(&mut conn).expect("table");
+
+        // Committed: runs after the commit, not before.
+        write_tx(&mut conn, |conn| -> Result<(), DbError> {
+            insert(conn)?;
+            after_commit(|| {
+                RAN.fetch_add(1, Ordering::SeqCst);
+            });
+            assert_eq!(count(), 0, "not before the commit");
+            Ok(())
+        })
+        .expect("commit");
+        assert_eq!(count(), 1);
+
+        // Rolled back: never runs.
+        let failed: Result<(), DbError> = write_tx(&mut conn, |conn| {
+            insert(conn)?;
+            after_commit(|| {
+                RAN.fetch_add(100, Ordering::SeqCst);
+            });
+            Err(DbError::Migration("gave up".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(count(), 1);
+
+        // Run again after a conflict: only the attempt that committed counts.
+        let mut attempt = 0;
+        write_tx_retrying(&mut conn, 3, |conn| -> Result<(), DbError> {
+            attempt += 1;
+            after_commit(|| {
+                RAN.fetch_add(10, Ordering::SeqCst);
+            });
+            insert(conn)?;
+            if attempt == 1 {
+                return Err(DbError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::SerializationFailure,
+                    Box::new(String::from("could not serialize access")),
+                )));
+            }
+            Ok(())
+        })
+        .expect("second attempt commits");
+        assert_eq!(count(), 11);
+
+        // A panic inside leaves no scope behind: outside a transaction it runs at once.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<(), DbError> = write_tx(&mut conn, |_| panic!("bug"));
+        }));
+        after_commit(|| {
+            RAN.fetch_add(1000, Ordering::SeqCst);
+        });
+        assert_eq!(count(), 1011);
     }
 }

@@ -116,7 +116,7 @@ pub fn increment(
             .set(funnel_counts::count.eq(funnel_counts::count + by))
             .execute(c)?,
     };
-    crate::metrics::METRICS.funnel_transition(metric, by);
+    db::after_commit(move || crate::metrics::METRICS.funnel_transition(metric, by));
     Ok(())
 }
 
@@ -190,8 +190,8 @@ impl Tally {
                     .execute(c)?,
             };
         }
-        for ((_, _, _, metric, _), n) in &self.counts {
-            crate::metrics::METRICS.funnel_transition(*metric, *n);
+        for ((_, _, _, metric, _), n) in self.counts {
+            db::after_commit(move || crate::metrics::METRICS.funnel_transition(metric, n));
         }
         Ok(())
     }

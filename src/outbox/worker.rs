@@ -692,7 +692,7 @@ fn record_outcomes(
             tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Sent, now);
             tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Delivered, now);
             events.push((row, "sent", None));
-            METRICS.emails_sent.inc();
+            db::after_commit(|| METRICS.emails_sent.inc());
             finish();
             continue;
         }
@@ -733,7 +733,7 @@ fn record_outcomes(
                     count(Metric::Sent);
                     count(Metric::Delivered);
                     events.push((row, "sent", None));
-                    METRICS.emails_sent.inc();
+                    db::after_commit(|| METRICS.emails_sent.inc());
                 }
                 finish();
             }
@@ -759,7 +759,7 @@ fn record_outcomes(
                             &format!("hard bounce: {reason}"),
                         )?;
                     }
-                    METRICS.emails_bounced.inc();
+                    db::after_commit(|| METRICS.emails_bounced.inc());
                     tracing::info!(invitation = row.id, hard, reason, "invitation bounced");
                 }
                 finish();
@@ -786,7 +786,7 @@ fn record_outcomes(
                     count(Metric::Failed);
                     tracing::warn!(invitation = row.id, detail, "invitation failed");
                     events.push((row, "failed", Some(detail)));
-                    METRICS.emails_failed.inc();
+                    db::after_commit(|| METRICS.emails_failed.inc());
                 }
                 finish();
             }
@@ -809,7 +809,7 @@ fn record_outcomes(
                     )?,
                     Origin::Batch { .. } => {}
                 }
-                METRICS.emails_retried.inc();
+                db::after_commit(|| METRICS.emails_retried.inc());
                 tracing::info!(
                     invitation = row.id,
                     attempt = attempts,

@@ -198,7 +198,7 @@ fn record(
                         sms_messages::error.eq(None::<String>),
                     ))
                     .execute(conn)?;
-                METRICS.sms_sent.inc();
+                db::after_commit(|| METRICS.sms_sent.inc());
                 finished.push(job.id.clone());
             }
             Outcome::Skipped(reason) => {
@@ -235,7 +235,7 @@ fn record(
                     .set((sms_messages::attempts.eq(job.attempts), sms_messages::error.eq(reason)))
                     .execute(conn)?;
                 outbox::retry_later(conn, owner, &job.id, at, reason)?;
-                METRICS.sms_retried.inc();
+                db::after_commit(|| METRICS.sms_retried.inc());
                 tracing::info!(
                     sms = row.id,
                     attempt = job.attempts,
@@ -269,7 +269,7 @@ fn fail(conn: &mut DbConn, row: &QueuedSms, attempts: i32, reason: &str) -> Resu
         sms_messages::error.eq(reason),
     ))
     .execute(conn)?;
-    METRICS.sms_failed.inc();
+    db::after_commit(|| METRICS.sms_failed.inc());
     tracing::warn!(sms = row.id, reason, "SMS failed");
     Ok(())
 }
