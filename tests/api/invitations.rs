@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app, spawn_app_with};
 use crate::mail_parse::ParsedMail;
-use crate::smtp_sink::{Fault, SmtpSink};
+use crate::smtp_sink::{Fault, SmtpSink, Tls};
 
 /// Eight contacts in four locales; `ove` has no locale (the workspace's, da).
 pub const CONTACTS: &str = "email,first_name,locale\n\
@@ -453,7 +453,84 @@ async fn dkim_signs_outgoing_mail(backend: Backend) {
     }
 }
 
+/// Runs `optbridge worker --drain` against the app's database and `sink`, trusting the test CA
+/// (the sink's certificate) only when `trust_test_ca`. The process has its own environment:
+/// `SSL_CERT_FILE` is where the platform's certificate verifier looks on Linux.
+async fn drain_with_tls(app: &TestApp, sink: &SmtpSink, trust_test_ca: bool) {
+    let mut drain = tokio::process::Command::new(env!("CARGO_BIN_EXE_optbridge"));
+    drain
+        .args(["worker", "--drain"])
+        .env("DATABASE_URL", &app.database.url)
+        .env("BASE_URL", app.settings.base_url.as_str())
+        .env("SMTP_URL", sink.url())
+        .env("SMTP_TIMEOUT_SECS", "5")
+        .env("RUST_LOG", "warn")
+        .env_remove("SSL_CERT_DIR");
+    if trust_test_ca {
+        drain.env(
+            "SSL_CERT_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem"),
+        );
+    } else {
+        drain.env_remove("SSL_CERT_FILE");
+    }
+    // Async: the sink runs on this test's runtime and must keep answering.
+    assert!(drain.status().await.expect("run the drain").success());
+}
+
+async fn tls_delivery(backend: Backend, tls: Tls) {
+    let sink = SmtpSink::start_tls(tls).await;
+    let app = spawn_app(backend).await;
+    let (ws, campaign) = campaign_for_all(&app).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    drain_with_tls(&app, &sink, true).await;
+    let rows = invitation_rows(&app).await;
+    assert!(rows.iter().all(|r| r.1 == "sent"), "{tls:?}: {rows:?}");
+    assert!(sink.messages().iter().all(|m| m.tls), "{tls:?}: every message over TLS");
+    let mut received: Vec<String> = sink.messages().iter().map(|m| m.rcpt_to[0].clone()).collect();
+    received.sort();
+    let expected: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(received, expected, "{tls:?}: each exactly once");
+}
+
+/// `smtps://` (TLS from the first byte) to a server whose certificate the system trusts.
+async fn invitations_go_out_over_implicit_tls(backend: Backend) {
+    tls_delivery(backend, Tls::Implicit).await;
+}
+
+/// `smtp://…?tls=required`: STARTTLS, then EHLO again and the mail over TLS.
+async fn invitations_go_out_after_starttls(backend: Backend) {
+    tls_delivery(backend, Tls::StartTls).await;
+}
+
+/// The same servers with a certificate the system does not trust: nothing is sent (the client
+/// checks the certificate), nothing bounces (it is the relay's problem, temporary), and the
+/// invitations wait for a retry with the reason recorded.
+async fn an_untrusted_server_certificate_sends_nothing(backend: Backend) {
+    for tls in [Tls::Implicit, Tls::StartTls] {
+        let sink = SmtpSink::start_tls(tls).await;
+        let app = spawn_app(backend).await;
+        let (ws, campaign) = campaign_for_all(&app).await;
+        app.send_campaign(&ws.token, &campaign).await;
+        drain_with_tls(&app, &sink, false).await;
+        assert!(
+            sink.messages().is_empty(),
+            "{tls:?}: nothing over an untrusted connection"
+        );
+        let rows = invitation_rows(&app).await;
+        assert!(rows.iter().all(|r| r.1 == "queued"), "{tls:?}: {rows:?}");
+        assert!(
+            rows.iter()
+                .any(|r| r.3.as_deref().is_some_and(|e| e.to_lowercase().contains("certificate"))),
+            "{tls:?}: the reason names the certificate: {rows:?}"
+        );
+    }
+}
+
 both_backends!(
+    invitations_go_out_over_implicit_tls,
+    invitations_go_out_after_starttls,
+    an_untrusted_server_certificate_sends_nothing,
     invitations_arrive_localized_with_links_and_headers,
     default_audience_is_the_consent_text_language,
     temporary_failures_are_retried_and_delivered_once,

@@ -3,16 +3,20 @@
 //!
 //! Speaks RFC 5321 with PIPELINING (RFC 2920), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531),
 //! SIZE (RFC 1870) and ENHANCEDSTATUSCODES (RFC 2034, codes from RFC 3463); AUTH PLAIN and LOGIN
-//! (RFC 4954) when [`SmtpSink::require_auth`] set credentials; no STARTTLS.
+//! (RFC 4954) when [`SmtpSink::require_auth`] set credentials; TLS from the first byte (smtps)
+//! or after STARTTLS (RFC 3207) when started with [`SmtpSink::start_tls`], with the certificate
+//! for `localhost` in `tests/fixtures/tls/` (its CA: `ca.pem`).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -40,6 +44,8 @@ pub struct ReceivedMail {
     pub data: Vec<u8>,
     /// Which connection carried it, counting from 1 (see [`SmtpSink::connections`]).
     pub connection: u64,
+    /// Whether it came over TLS.
+    pub tls: bool,
 }
 
 /// A failure to inject for one recipient. Several faults for the same recipient are used in the
@@ -84,6 +90,90 @@ pub struct SmtpSink {
     accept_loop: JoinHandle<()>,
 }
 
+/// How a sink speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// From the first byte (`smtps://`, RFC 8314).
+    Implicit,
+    /// Offered as STARTTLS in EHLO (RFC 3207).
+    StartTls,
+}
+
+/// The sink's certificate for `localhost` and `127.0.0.1`, issued by `tests/fixtures/tls/ca.pem`.
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = vec![
+        CertificateDer::from_pem_slice(include_bytes!("../fixtures/tls/localhost.pem")).expect("sink certificate"),
+    ];
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("../fixtures/tls/localhost.key")).expect("sink key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("sink TLS configuration");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// A session's connection: plain TCP, or TLS over it.
+enum SinkStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Only while STARTTLS swaps one for the other.
+    Swapping,
+}
+
+impl SinkStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Self::Plain(tcp) => Some(tcp),
+            Self::Tls(tls) => Some(tls.get_ref().0),
+            Self::Swapping => None,
+        }
+    }
+}
+
+fn swapping() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection is being upgraded to TLS")
+}
+
+impl AsyncRead for SinkStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Swapping => Poll::Ready(Err(swapping())),
+        }
+    }
+}
+
+impl AsyncWrite for SinkStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Swapping => Poll::Ready(Err(swapping())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s).poll_flush(cx),
+            Self::Swapping => Poll::Ready(Err(swapping())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Swapping => Poll::Ready(Err(swapping())),
+        }
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     connections: AtomicU64,
@@ -95,6 +185,7 @@ struct Shared {
     credentials: Mutex<Option<(String, String)>>,
     /// The number of accepted messages, so waiters wake when one arrives.
     accepted: watch::Sender<usize>,
+    tls: Option<(Tls, tokio_rustls::TlsAcceptor)>,
 }
 
 #[derive(Default)]
@@ -134,6 +225,15 @@ impl Shared {
 
 impl SmtpSink {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A sink that speaks TLS as `tls` says; connect to it as `localhost` (see [`SmtpSink::url`]).
+    pub async fn start_tls(tls: Tls) -> Self {
+        Self::start_with(Some((tls, tls_acceptor()))).await
+    }
+
+    async fn start_with(tls: Option<(Tls, tokio_rustls::TlsAcceptor)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("SMTP sink binds 127.0.0.1:0");
@@ -145,6 +245,7 @@ impl SmtpSink {
             pipelined: AtomicU64::new(0),
             credentials: Mutex::new(None),
             accepted: watch::Sender::new(0),
+            tls,
         });
         let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Self {
@@ -154,9 +255,14 @@ impl SmtpSink {
         }
     }
 
-    /// The value for `SMTP_URL`: plain SMTP, no TLS.
+    /// The value for `SMTP_URL`: plain SMTP; for a TLS sink the URL that asks for its kind of TLS,
+    /// with the name its certificate is for.
     pub fn url(&self) -> String {
-        format!("smtp://{}", self.addr)
+        match self.shared.tls.as_ref().map(|(tls, _)| *tls) {
+            None => format!("smtp://{}", self.addr),
+            Some(Tls::Implicit) => format!("smtps://localhost:{}", self.addr.port()),
+            Some(Tls::StartTls) => format!("smtp://localhost:{}?tls=required", self.addr.port()),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -256,7 +362,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let id = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
-                    sessions.spawn(Session::new(stream, id, Arc::clone(&shared)).run());
+                    let shared = Arc::clone(&shared);
+                    sessions.spawn(async move {
+                        let stream = match &shared.tls {
+                            Some((Tls::Implicit, acceptor)) => match acceptor.accept(stream).await {
+                                Ok(tls) => SinkStream::Tls(Box::new(tls)),
+                                // A client that does not trust the certificate hangs up here.
+                                Err(_) => return,
+                            },
+                            _ => SinkStream::Plain(stream),
+                        };
+                        Session::new(stream, id, shared).run().await;
+                    });
                 }
                 // E.g. out of file descriptors: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -293,7 +410,7 @@ struct Transaction {
 }
 
 struct Session {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<SinkStream>,
     id: u64,
     shared: Arc<Shared>,
     greeted: bool,
@@ -305,7 +422,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(stream: TcpStream, id: u64, shared: Arc<Shared>) -> Self {
+    fn new(stream: SinkStream, id: u64, shared: Arc<Shared>) -> Self {
         Self {
             stream: BufReader::new(stream),
             id,
@@ -363,8 +480,9 @@ impl Session {
                 } else {
                     ""
                 };
+                let starttls = if self.offers_starttls() { "250-STARTTLS\r\n" } else { "" };
                 let reply = format!(
-                    "250-{HOSTNAME} greets {arg}\r\n{pipelining}{auth}250-SIZE {MAX_MESSAGE_BYTES}\r\n\
+                    "250-{HOSTNAME} greets {arg}\r\n{pipelining}{starttls}{auth}250-SIZE {MAX_MESSAGE_BYTES}\r\n\
                      250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES"
                 );
                 self.ok(&reply).await
@@ -391,6 +509,7 @@ impl Session {
                 Ok(Flow::Close)
             }
             "AUTH" if self.credentials().is_some() => self.auth(arg).await,
+            "STARTTLS" if self.offers_starttls() => self.starttls().await,
             "EXPN" | "HELP" | "STARTTLS" | "AUTH" | "BDAT" | "ETRN" | "TURN" => {
                 self.error("502 5.5.1 Error: command not implemented").await
             }
@@ -548,7 +667,9 @@ impl Session {
             Some(Fault::Stall { duration, .. }) => tokio::time::sleep(duration).await,
             Some(Fault::DropConnection { .. }) => {
                 // Zero linger: the close sends a RST instead of an orderly FIN.
-                let _ = self.stream.get_ref().set_zero_linger();
+                if let Some(tcp) = self.stream.get_ref().tcp() {
+                    let _ = tcp.set_zero_linger();
+                }
                 return Ok(Flow::Close);
             }
             Some(Fault::RejectData { .. }) | None => {}
@@ -631,6 +752,7 @@ impl Session {
                 rcpt_to: transaction.rcpt_to,
                 data,
                 connection: self.id,
+                tls: matches!(self.stream.get_ref(), SinkStream::Tls(_)),
             });
             self.shared.accepted.send_replace(state.messages.len());
         }
@@ -652,6 +774,35 @@ impl Session {
             return Ok(Flow::Close);
         }
         self.ok(reply).await
+    }
+
+    fn offers_starttls(&self) -> bool {
+        matches!(self.shared.tls, Some((Tls::StartTls, _))) && matches!(self.stream.get_ref(), SinkStream::Plain(_))
+    }
+
+    /// RFC 3207: `220`, the TLS handshake, and a fresh start (the client says EHLO again).
+    async fn starttls(&mut self) -> io::Result<Flow> {
+        // Commands pipelined behind STARTTLS would be a plaintext injection (RFC 3207 §5).
+        if !self.stream.buffer().is_empty() {
+            return self.error("501 5.5.4 Error: data after STARTTLS").await;
+        }
+        let Some((_, acceptor)) = self.shared.tls.clone() else {
+            return self.error("454 4.7.0 TLS not available").await;
+        };
+        self.reply("220 2.0.0 Ready to start TLS").await?;
+        let SinkStream::Plain(tcp) = std::mem::replace(self.stream.get_mut(), SinkStream::Swapping) else {
+            return Ok(Flow::Close);
+        };
+        match acceptor.accept(tcp).await {
+            Ok(tls) => {
+                self.stream = BufReader::new(SinkStream::Tls(Box::new(tls)));
+                self.greeted = false;
+                self.authenticated = false;
+                self.transaction = None;
+                Ok(Flow::Continue)
+            }
+            Err(_) => Ok(Flow::Close),
+        }
     }
 
     async fn reply(&mut self, reply: &str) -> io::Result<()> {
