@@ -485,6 +485,15 @@ impl SmtpPool {
             }
             None => None,
         };
+        // Also with tls=opportunistic: a server that does not offer STARTTLS gets the password in
+        // the clear.
+        if credentials.is_some() && !matches!(security, Security::StartTls { required: true } | Security::Implicit) {
+            tracing::warn!(
+                host,
+                "SMTP_URL has a password but does not require TLS: it may cross the network in the clear; \
+                 use smtps:// or ?tls=required"
+            );
+        }
         let hello = match url.path().trim_matches('/') {
             "" => ClientId::default(),
             name => ClientId::Domain(name.to_owned()),
