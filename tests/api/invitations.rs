@@ -453,6 +453,34 @@ async fn dkim_signs_outgoing_mail(backend: Backend) {
     }
 }
 
+/// A server that answers the pipelined DATA with 354 although it refused the only recipient:
+/// the client ends that message at once (nothing but the final dot), resets, and counts the
+/// refusal; the invitation is delivered once on its retry.
+async fn data_accepted_after_a_refused_recipient_sends_an_empty_message(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    sink.answer_data_without_recipients(true);
+    sink.add_fault("anna@example.dk", Fault::RejectRcpt { code: 451, times: 1 });
+    let app = app_with_sink(backend, &sink).await;
+    let (ws, campaign) = campaign_for_all(&app).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(20)).await;
+    assert_eq!(
+        sink.bodies_without_recipients(),
+        vec![0],
+        "only the final dot after the 354"
+    );
+    let rows = invitation_rows(&app).await;
+    assert!(rows.iter().all(|r| r.1 == "sent"), "{rows:?}");
+    let anna = rows.iter().find(|r| r.0 == "anna@example.dk").unwrap();
+    assert_eq!(anna.2, 2, "refused once, delivered on the retry");
+    let to_anna = sink
+        .messages()
+        .iter()
+        .filter(|m| m.rcpt_to[0] == "anna@example.dk")
+        .count();
+    assert_eq!(to_anna, 1);
+}
+
 /// Runs `optbridge worker --drain` against the app's database and `sink`, trusting the test CA
 /// (the sink's certificate) only when `trust_test_ca`. The process has its own environment:
 /// `SSL_CERT_FILE` is where the platform's certificate verifier looks on Linux.
@@ -528,6 +556,7 @@ async fn an_untrusted_server_certificate_sends_nothing(backend: Backend) {
 }
 
 both_backends!(
+    data_accepted_after_a_refused_recipient_sends_an_empty_message,
     invitations_go_out_over_implicit_tls,
     invitations_go_out_after_starttls,
     an_untrusted_server_certificate_sends_nothing,

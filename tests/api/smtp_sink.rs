@@ -186,6 +186,11 @@ struct Shared {
     /// The number of accepted messages, so waiters wake when one arrives.
     accepted: watch::Sender<usize>,
     tls: Option<(Tls, tokio_rustls::TlsAcceptor)>,
+    /// Answer DATA with 354 even when every RCPT was refused (see
+    /// [`SmtpSink::answer_data_without_recipients`]).
+    data_without_recipients: AtomicBool,
+    /// Bodies received after such a 354, and whether each was empty.
+    bodies_without_recipients: Mutex<Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -246,6 +251,8 @@ impl SmtpSink {
             credentials: Mutex::new(None),
             accepted: watch::Sender::new(0),
             tls,
+            data_without_recipients: AtomicBool::new(false),
+            bodies_without_recipients: Mutex::new(Vec::new()),
         });
         let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Self {
@@ -328,6 +335,22 @@ impl SmtpSink {
     /// How many TCP connections were accepted so far.
     pub fn connections(&self) -> u64 {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Like some servers (RFC 2920 §3.1 asks for 554 instead), answers a pipelined DATA with 354
+    /// although every RCPT was refused, reads the message, and then refuses it with 554.
+    pub fn answer_data_without_recipients(&self, on: bool) {
+        self.shared.data_without_recipients.store(on, Ordering::SeqCst);
+    }
+
+    /// The sizes in bytes of the bodies received after such a 354 (see
+    /// [`SmtpSink::answer_data_without_recipients`]).
+    pub fn bodies_without_recipients(&self) -> Vec<usize> {
+        self.shared
+            .bodies_without_recipients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Stops (or resumes) offering PIPELINING in EHLO replies from now on.
@@ -687,6 +710,28 @@ impl Session {
         let Some(transaction) = &self.transaction else {
             return self.error("503 5.5.1 Error: need MAIL command").await;
         };
+        if transaction.rcpt_to.is_empty()
+            && transaction.rcpt_tried
+            && self.shared.data_without_recipients.load(Ordering::SeqCst)
+        {
+            self.reply("354 End data with <CR><LF>.<CR><LF>").await?;
+            let mut size = 0;
+            loop {
+                match self.read_line(MAX_TEXT_LINE).await? {
+                    Line::Eof => return Ok(Flow::Close),
+                    Line::Complete(line) if line == b".\r\n" => break,
+                    Line::Complete(line) => size += line.len(),
+                    Line::TooLong => size += MAX_TEXT_LINE,
+                }
+            }
+            self.shared
+                .bodies_without_recipients
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(size);
+            self.transaction = None;
+            return self.error("554 5.5.1 Error: no valid recipients").await;
+        }
         if transaction.rcpt_to.is_empty() {
             return if transaction.rcpt_tried {
                 self.error("554 5.5.1 Error: no valid recipients").await
