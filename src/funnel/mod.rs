@@ -86,41 +86,12 @@ pub fn increment(
     at: NaiveDateTime,
     by: i64,
 ) -> Result<(), DbError> {
-    let row = (
-        funnel_counts::campaign_id.eq(campaign_id),
-        funnel_counts::variant.eq(variant),
-        funnel_counts::locale.eq(locale),
-        funnel_counts::metric.eq(metric.as_str()),
-        funnel_counts::hour.eq(hour_of(at)),
-        funnel_counts::count.eq(by),
-    );
-    let target = (
-        funnel_counts::campaign_id,
-        funnel_counts::variant,
-        funnel_counts::locale,
-        funnel_counts::metric,
-        funnel_counts::hour,
-    );
-    // Upserts are backend-specific in diesel's MultiConnection; the SQL is the same.
-    match conn {
-        DbConn::Sqlite(c) => diesel::insert_into(funnel_counts::table)
-            .values(row)
-            .on_conflict(target)
-            .do_update()
-            .set(funnel_counts::count.eq(funnel_counts::count + by))
-            .execute(c)?,
-        DbConn::Pg(c) => diesel::insert_into(funnel_counts::table)
-            .values(row)
-            .on_conflict(target)
-            .do_update()
-            .set(funnel_counts::count.eq(funnel_counts::count + by))
-            .execute(c)?,
-    };
-    db::after_commit(move || crate::metrics::METRICS.funnel_transition(metric, by));
-    Ok(())
+    let mut tally = Tally::default();
+    tally.add_n(campaign_id, variant, locale, metric, at, by);
+    tally.flush(conn)
 }
 
-/// Counter increments gathered over a batch and written with one upsert per group, in key
+/// Counter increments gathered over a batch and written with one multi-row upsert, in key
 /// order: every transaction that touches counters locks them in the same order, so concurrent
 /// batches on PostgreSQL wait for each other instead of deadlocking.
 #[derive(Debug, Default)]
@@ -131,6 +102,10 @@ pub struct Tally {
 impl Tally {
     /// Counts one recipient's first `metric`, at `at` (bucketed by hour).
     pub fn add(&mut self, campaign_id: &str, variant: &str, locale: &str, metric: Metric, at: NaiveDateTime) {
+        self.add_n(campaign_id, variant, locale, metric, at, 1);
+    }
+
+    fn add_n(&mut self, campaign_id: &str, variant: &str, locale: &str, metric: Metric, at: NaiveDateTime, by: i64) {
         *self
             .counts
             .entry((
@@ -140,7 +115,7 @@ impl Tally {
                 metric,
                 hour_of(at),
             ))
-            .or_default() += 1;
+            .or_default() += by;
     }
 
     /// Writes the counts with one multi-row upsert; rows are inserted, and so locked, in key order.

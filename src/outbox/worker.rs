@@ -704,20 +704,7 @@ fn record_outcomes(
             Outcome::AlreadyDone => finish(),
             Outcome::Paused(pause) => {
                 let at = now + chrono::Duration::from_std(*pause).unwrap_or(chrono::Duration::minutes(1));
-                match &delivery.origin {
-                    Origin::Own(job) => super::defer(conn, owner, &job.id, at)?,
-                    // Not tried, so not counted: the job it gets starts from the attempts before.
-                    Origin::Batch { job_id, .. } if held.contains(job_id.as_str()) => super::enqueue_again(
-                        conn,
-                        &row.workspace_id,
-                        JobKind::InvitationEmail,
-                        &row.id,
-                        at,
-                        attempts - 1,
-                        None,
-                    )?,
-                    Origin::Batch { .. } => {}
-                }
+                put_back(conn, owner, delivery, row, &held, at, PutBack::Deferred)?;
             }
             Outcome::Sent { message_id } => {
                 let n = diesel::update(queued)
@@ -796,19 +783,7 @@ fn record_outcomes(
                 diesel::update(invitations::table.find(&row.id))
                     .set((invitations::attempts.eq(attempts), invitations::last_error.eq(reason)))
                     .execute(conn)?;
-                match &delivery.origin {
-                    Origin::Own(job) => super::retry_later(conn, owner, &job.id, at, reason)?,
-                    Origin::Batch { job_id, .. } if held.contains(job_id.as_str()) => super::enqueue_again(
-                        conn,
-                        &row.workspace_id,
-                        JobKind::InvitationEmail,
-                        &row.id,
-                        at,
-                        attempts,
-                        Some(reason),
-                    )?,
-                    Origin::Batch { .. } => {}
-                }
+                put_back(conn, owner, delivery, row, &held, at, PutBack::Retry(reason))?;
                 db::after_commit(|| METRICS.emails_retried.inc());
                 tracing::info!(
                     invitation = row.id,
@@ -830,6 +805,48 @@ fn record_outcomes(
     // commits; the other workers wait only for the commit, not for the writes above.
     tally.flush(conn)?;
     Ok(())
+}
+
+/// Why an invitation goes back to the outbox.
+enum PutBack<'a> {
+    /// Not tried (the SMTP circuit is open): the attempt does not count.
+    Deferred,
+    /// Tried and failed for now.
+    Retry(&'a str),
+}
+
+/// Puts an invitation back to be tried at `at`. Its own job is rescheduled; one from a batch
+/// this worker still holds (`held`) gets an `invitation_email` job of its own, with the attempts
+/// made so far; one from a batch whose lease was lost stays with the batch's new holder.
+fn put_back(
+    conn: &mut DbConn,
+    owner: &str,
+    delivery: &Delivery,
+    row: &PendingInvitation,
+    held: &HashSet<&str>,
+    at: chrono::NaiveDateTime,
+    why: PutBack<'_>,
+) -> Result<(), DbError> {
+    match (&delivery.origin, why) {
+        (Origin::Own(job), PutBack::Deferred) => super::defer(conn, owner, &job.id, at),
+        (Origin::Own(job), PutBack::Retry(reason)) => super::retry_later(conn, owner, &job.id, at, reason),
+        (Origin::Batch { job_id, attempts }, why) if held.contains(job_id.as_str()) => {
+            let (attempts, error) = match why {
+                PutBack::Deferred => (attempts - 1, None),
+                PutBack::Retry(reason) => (*attempts, Some(reason)),
+            };
+            super::enqueue_again(
+                conn,
+                &row.workspace_id,
+                JobKind::InvitationEmail,
+                &row.id,
+                at,
+                attempts,
+                error,
+            )
+        }
+        (Origin::Batch { .. }, _) => Ok(()),
+    }
 }
 
 /// Marks the successfully sent invitations of a batch with one UPDATE per attempt count
