@@ -229,7 +229,10 @@ pub fn record_events(conn: &mut DbConn, events: &[Event<'_>]) -> Result<(), DbEr
     for chunk in rows.chunks(2000) {
         match conn {
             DbConn::Sqlite(c) => diesel::insert_into(funnel_events::table).values(chunk).execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(funnel_events::table).values(chunk).execute(c)?,
+            // COPY is cheaper for PostgreSQL than parsing a statement of thousands of parameters.
+            DbConn::Pg(c) => diesel::copy_from(funnel_events::table)
+                .from_insertable(chunk)
+                .execute(c)?,
         };
     }
     Ok(())
