@@ -75,31 +75,63 @@ impl Mailer {
         }
     }
 
-    /// Signs (when DKIM is configured) and delivers one message.
+    /// Starts a series of messages: over one SMTP session, each message's content sent with
+    /// the next message's first commands ([`smtp::Series`]); or one dev outbox row each.
+    pub fn series<K>(&self) -> MailSeries<'_, K> {
+        match self {
+            Self::Smtp(smtp) => MailSeries::Smtp(smtp.pool.series()),
+            Self::DevOutbox(db) => MailSeries::DevOutbox(db),
+        }
+    }
+}
+
+/// Messages delivered one after another; see [`Mailer::series`]. Outcomes come back keyed by
+/// `K`, over SMTP one message late: call [`MailSeries::finish`] for the last one.
+pub enum MailSeries<'a, K> {
+    Smtp(smtp::Series<'a, K>),
+    DevOutbox(&'a Db),
+}
+
+impl<K> MailSeries<'_, K> {
+    /// Signs (when DKIM is configured) and sends one message; returns the outcomes that became
+    /// known.
     pub async fn send(
-        &self,
+        &mut self,
+        key: K,
         workspace_id: &str,
-        email: &OutgoingEmail,
+        email: OutgoingEmail,
         dkim: Option<&DkimSigner>,
-    ) -> Result<(), SendError> {
-        let mut signed = None;
-        if let Some(signer) = dkim {
-            match signer.sign(&email.raw, chrono::Utc::now().timestamp()) {
-                Ok(header) => signed = Some([header.as_bytes(), &email.raw].concat()),
+    ) -> Vec<(K, Result<(), SendError>)> {
+        let raw = match dkim {
+            None => None,
+            Some(signer) => match signer.sign(&email.raw, chrono::Utc::now().timestamp()) {
+                Ok(header) => Some([header.as_bytes(), &email.raw].concat()),
                 // A key that cannot sign will not sign on retry either; but the message is fine,
                 // so retrying after the operator fixed the key is right.
-                Err(e) => return Err(SendError::Transient(format!("DKIM signing failed: {e}"))),
+                Err(e) => return vec![(key, Err(SendError::Transient(format!("DKIM signing failed: {e}"))))],
+            },
+        };
+        match self {
+            Self::Smtp(series) => {
+                let envelope = email.envelope;
+                series.send(key, &envelope, raw.unwrap_or(email.raw)).await
+            }
+            Self::DevOutbox(db) => {
+                let row = DevMail::from_email(workspace_id, &email, raw.as_deref().unwrap_or(&email.raw));
+                let stored = db
+                    .run(move |conn| row.insert(conn))
+                    .await
+                    .map_err(|e| SendError::Transient(format!("dev outbox: {e}")));
+                vec![(key, stored)]
             }
         }
-        let raw = signed.as_deref().unwrap_or(&email.raw);
+    }
+
+    /// The last message's outcome, once it is known; the SMTP session goes back to the pool.
+    pub async fn finish(self) -> Option<(K, Result<(), SendError>)> {
         match self {
-            Self::Smtp(smtp) => smtp.send_raw(&email.envelope, raw).await,
-            Self::DevOutbox(db) => {
-                let row = DevMail::from_email(workspace_id, email, raw);
-                db.run(move |conn| row.insert(conn))
-                    .await
-                    .map_err(|e| SendError::Transient(format!("dev outbox: {e}")))
-            }
+            Self::Smtp(series) => series.finish().await,
+            Self::DevOutbox(_) => None,
         }
     }
 }
@@ -116,10 +148,6 @@ impl SmtpMailer {
         Ok(Self {
             pool: Arc::new(SmtpPool::from_url(url, connections as usize, timeout)?),
         })
-    }
-
-    async fn send_raw(&self, envelope: &lettre::address::Envelope, raw: &[u8]) -> Result<(), SendError> {
-        self.pool.send(envelope, raw).await
     }
 }
 

@@ -3,14 +3,16 @@
 //! Why not lettre's transport (lettre still builds the messages):
 //! - it sends MAIL, RCPT and DATA one at a time and waits for each answer, and writes the
 //!   message body and the final `.` separately: four round trips and five writes a message.
-//!   Here MAIL, RCPT and DATA go out in one write when the server offers PIPELINING
-//!   (RFC 2920), and the dot-stuffed body with its terminating `.` in another: two round trips,
-//!   two writes. On a 2-core machine the syscalls and wake-ups saved are a third of the send cost
-//!   (BENCHMARKS.md, "Sending");
+//!   Here, when the server offers PIPELINING (RFC 2920), a [`Series`] of messages over one
+//!   session sends each message's dot-stuffed content and final `.` in the same write as the next
+//!   message's MAIL, RCPT and DATA: one write and one round trip a message, for optbridge and for
+//!   the server. On a 2-core machine the syscalls and wake-ups saved are most of the send cost
+//!   (BENCHMARKS.md, "Invitation sending");
 //! - lettre's pooled transport does not set `TCP_NODELAY`, so every message waited for the
 //!   server's delayed ACK (40 ms on Linux);
 //! - its timeout covers connecting only, and a send cut off by an outer timeout went back to its
-//!   pool mid-transaction. Here a connection returns to the pool only in a known state: after a
+//!   pool mid-transaction. Here the timeout bounds connecting and each exchange (a write and the
+//!   replies it waits for), and a connection returns to the pool only in a known state: after a
 //!   clean send, or after a refused one followed by a successful `RSET`;
 //! - errors while connecting, greeting, STARTTLS or AUTH are the server's or the configuration's
 //!   problem, never the recipient's: they are temporary here, so they can never bounce or
@@ -282,9 +284,8 @@ impl Session {
         Ok(())
     }
 
-    /// One mail transaction. With PIPELINING, MAIL, RCPT and DATA go out together (RFC 2920 3.1:
-    /// DATA ends a group) and the message with its final dot in a second write.
-    async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Failure> {
+    /// MAIL, RCPT and DATA for `envelope`, with the parameters `raw` needs; `(stage, line)`.
+    fn commands(&self, envelope: &Envelope, raw: &[u8]) -> Result<Vec<(&'static str, String)>, Failure> {
         let mut parameters = "";
         let addresses = envelope.from().into_iter().chain(envelope.to());
         if addresses.map(AsRef::<str>::as_ref).any(|a| !a.is_ascii()) {
@@ -314,59 +315,95 @@ impl Session {
             commands.push(("RCPT TO", format!("RCPT TO:<{}>\r\n", AsRef::<str>::as_ref(to))));
         }
         commands.push(("DATA", "DATA\r\n".to_owned()));
+        Ok(commands)
+    }
 
+    /// One step of a series of mail transactions: ends the message whose DATA the server accepted
+    /// (`content`: its content goes out with the final dot) and opens the next one (`next`: its
+    /// MAIL, RCPT and DATA, up to the server's 354). With PIPELINING both go out in one write
+    /// (RFC 2920 3.1: message content may start a group, DATA ends one), so a message costs one
+    /// write and one round trip. Returns the ended message's outcome and the opened one's.
+    async fn step(&mut self, content: Option<&[u8]>, next: Option<&[(&'static str, String)]>) -> Step {
+        if let Some(raw) = content {
+            push_dot_stuffed(&mut self.outbox, raw);
+        }
+        let pipelined = next.filter(|_| self.extensions.pipelining);
+        for (_, line) in pipelined.into_iter().flatten() {
+            self.outbox.extend_from_slice(line.as_bytes());
+        }
+        if !self.outbox.is_empty()
+            && let Err(e) = self.flush_outbox().await
+        {
+            let lost = describe(e);
+            return Step {
+                ended: content.map(|_| Err(Failure::Connection(lost.clone()))),
+                opened: next.map(|_| Err(Failure::Connection(lost))),
+            };
+        }
+        let ended = match content {
+            None => None,
+            Some(_) => Some(match self.reply().await {
+                Ok(reply) if reply.is_positive() => Ok(()),
+                // After the final dot the transaction is over either way (RFC 5321 4.1.1.4).
+                Ok(reply) => Err(Failure::Refused {
+                    stage: "end of data",
+                    reply,
+                }),
+                Err(e) => Err(e),
+            }),
+        };
+        let opened = match next {
+            None => None,
+            Some(_) if self.broken => Some(Err(Failure::Connection(
+                "the SMTP connection broke while the previous message ended".into(),
+            ))),
+            Some(commands) if pipelined.is_some() => Some(self.pipelined_replies(commands).await),
+            Some(commands) => Some(self.one_at_a_time(commands).await),
+        };
+        Step { ended, opened }
+    }
+
+    /// The replies to a pipelined MAIL, RCPT, DATA group; `Ok` once DATA got its 354.
+    async fn pipelined_replies(&mut self, commands: &[(&'static str, String)]) -> Result<(), Failure> {
         let mut refused = None;
-        if self.extensions.pipelining {
-            for (_, line) in &commands {
-                self.outbox.extend_from_slice(line.as_bytes());
-            }
-            self.flush_outbox().await?;
-            // Every command of the group is answered, in order, whatever happened before.
-            for (stage, _) in &commands {
-                let reply = match self.reply().await {
-                    Ok(reply) => reply,
-                    // E.g. a 421 to RCPT, then the server hung up: report the 421.
-                    Err(e) => return Err(refused.unwrap_or(e)),
-                };
-                let wanted = accepts(stage, &reply);
-                if wanted && *stage == "DATA" && refused.is_some() {
-                    // DATA was accepted although a recipient was not: end the empty message.
-                    self.outbox.extend_from_slice(b".\r\n");
-                    self.flush_outbox().await?;
-                    self.reply().await?;
-                } else if !wanted && refused.is_none() {
-                    refused = Some(Failure::Refused { stage, reply });
-                }
-            }
-        } else {
-            for (stage, line) in &commands {
-                self.outbox.extend_from_slice(line.as_bytes());
+        // Every command of the group is answered, in order, whatever happened before.
+        for (stage, _) in commands {
+            let reply = match self.reply().await {
+                Ok(reply) => reply,
+                // E.g. a 421 to RCPT, then the server hung up: report the 421.
+                Err(e) => return Err(refused.unwrap_or(e)),
+            };
+            let wanted = accepts(stage, &reply);
+            if wanted && *stage == "DATA" && refused.is_some() {
+                // DATA was accepted although a recipient was not: end the empty message.
+                self.outbox.extend_from_slice(b".\r\n");
                 self.flush_outbox().await?;
-                let reply = self.reply().await?;
-                let wanted = accepts(stage, &reply);
-                if !wanted {
-                    refused = Some(Failure::Refused { stage, reply });
-                    break;
-                }
+                self.reply().await?;
+            } else if !wanted && refused.is_none() {
+                refused = Some(Failure::Refused { stage, reply });
             }
         }
-        if let Some(refused) = refused {
-            self.reset().await;
-            return Err(refused);
+        match refused {
+            None => Ok(()),
+            Some(refused) => {
+                self.reset().await;
+                Err(refused)
+            }
         }
+    }
 
-        push_dot_stuffed(&mut self.outbox, raw);
-        self.flush_outbox().await?;
-        let reply = self.reply().await?;
-        if reply.is_positive() {
-            Ok(())
-        } else {
-            // After the final dot the transaction is over either way (RFC 5321 4.1.1.4).
-            Err(Failure::Refused {
-                stage: "end of data",
-                reply,
-            })
+    /// MAIL, RCPT and DATA one at a time, for a server without PIPELINING.
+    async fn one_at_a_time(&mut self, commands: &[(&'static str, String)]) -> Result<(), Failure> {
+        for (stage, line) in commands {
+            self.outbox.extend_from_slice(line.as_bytes());
+            self.flush_outbox().await?;
+            let reply = self.reply().await?;
+            if !accepts(stage, &reply) {
+                self.reset().await;
+                return Err(Failure::Refused { stage, reply });
+            }
         }
+        Ok(())
     }
 
     /// Back to a clean state after a refused transaction; anything but 250 retires the session.
@@ -446,6 +483,135 @@ fn push_dot_stuffed(out: &mut Vec<u8>, raw: &[u8]) {
     out.extend_from_slice(b".\r\n");
 }
 
+/// What one [`Session::step`] did: the outcome of the message it ended and of the one it opened.
+struct Step {
+    ended: Option<Result<(), Failure>>,
+    opened: Option<Result<(), Failure>>,
+}
+
+/// Messages sent one after another over one session, each message's content going out in the
+/// same write as the next message's MAIL, RCPT and DATA ([`Session::step`]): with PIPELINING,
+/// one write and one round trip a message instead of two, for optbridge and for the server.
+///
+/// A message's outcome is known once the next one is sent, or at [`Series::finish`]; `K` ties
+/// outcomes to messages. A series dropped unfinished closes its connection in the middle of
+/// DATA, so its last message is not delivered (and not reported: the caller has lost track of
+/// it anyway, e.g. a cancelled batch whose lease expires).
+pub struct Series<'a, K> {
+    pool: &'a SmtpPool,
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+    pooled: Option<Pooled>,
+    /// The message whose DATA the server accepted: its content goes out with the next step.
+    open: Option<(K, Vec<u8>)>,
+}
+
+impl<K> Series<'_, K> {
+    /// Sends `raw` to `envelope`'s recipients; returns the outcomes that became known: the
+    /// previous message's, and this one's if it was refused before its content.
+    pub async fn send(&mut self, key: K, envelope: &Envelope, raw: Vec<u8>) -> Vec<(K, Result<(), SendError>)> {
+        let mut done = Vec::new();
+        if self
+            .pooled
+            .as_ref()
+            .is_some_and(|p| p.sent >= MAX_MESSAGES_PER_CONNECTION)
+        {
+            done.extend(self.end_session().await);
+        }
+        if self.pooled.is_none() {
+            if self.permit.is_none() {
+                match self.pool.permits.acquire().await {
+                    Ok(permit) => self.permit = Some(permit),
+                    Err(_) => {
+                        done.push((key, Err(SendError::Transient("SMTP pool closed".into()))));
+                        return done;
+                    }
+                }
+            }
+            match self.pool.session().await {
+                Ok(pooled) => self.pooled = Some(pooled),
+                Err(e) => {
+                    done.push((key, Err(SendError::Transient(e))));
+                    return done;
+                }
+            }
+        }
+        let Some(pooled) = self.pooled.as_mut() else {
+            unreachable!("a session was just taken")
+        };
+        let commands = match pooled.session.commands(envelope, &raw) {
+            Ok(commands) => commands,
+            Err(e) => {
+                done.push((key, Err(e.into_send_error())));
+                return done;
+            }
+        };
+        let previous = self.open.take();
+        let step = pooled
+            .session
+            .step(previous.as_ref().map(|(_, raw)| raw.as_slice()), Some(&commands));
+        match tokio::time::timeout(self.pool.timeout, step).await {
+            Ok(Step { ended, opened }) => {
+                if let (Some((previous, _)), Some(ended)) = (previous, ended) {
+                    done.push((previous, ended.map_err(Failure::into_send_error)));
+                }
+                match opened {
+                    Some(Ok(())) => {
+                        pooled.sent += 1;
+                        self.open = Some((key, raw));
+                    }
+                    Some(Err(e)) => done.push((key, Err(e.into_send_error()))),
+                    None => unreachable!("a step with commands opens a transaction"),
+                }
+            }
+            Err(_) => {
+                pooled.session.broken = true;
+                let e = self.silence();
+                done.extend(previous.map(|(previous, _)| (previous, Err(e.clone()))));
+                done.push((key, Err(e)));
+            }
+        }
+        if self.pooled.as_ref().is_some_and(|p| p.session.broken) {
+            // Nothing is open on a broken session: a refusal's RSET failed, or the step failed.
+            self.pooled = None;
+        }
+        done
+    }
+
+    /// Ends the open message, if any, and gives the session back to the pool.
+    pub async fn finish(mut self) -> Option<(K, Result<(), SendError>)> {
+        self.end_session().await
+    }
+
+    async fn end_session(&mut self) -> Option<(K, Result<(), SendError>)> {
+        let mut pooled = self.pooled.take()?;
+        let outcome = match self.open.take() {
+            None => None,
+            Some((key, raw)) => {
+                let step = pooled.session.step(Some(&raw), None);
+                let result = match tokio::time::timeout(self.pool.timeout, step).await {
+                    Ok(Step { ended, .. }) => ended
+                        .unwrap_or_else(|| unreachable!("a step with content ends a message"))
+                        .map_err(Failure::into_send_error),
+                    Err(_) => {
+                        pooled.session.broken = true;
+                        Err(self.silence())
+                    }
+                };
+                Some((key, result))
+            }
+        };
+        self.pool.put_idle(pooled).await;
+        outcome
+    }
+
+    fn silence(&self) -> SendError {
+        SendError::Transient(format!(
+            "no answer from the SMTP server within {} s",
+            self.pool.timeout.as_secs()
+        ))
+    }
+}
+
 impl SmtpPool {
     /// `smtp://host[:port]` (plain), `?tls=opportunistic|required` (STARTTLS), `smtps://` (implicit
     /// TLS); `user:pass@` for AUTH; a path names the EHLO identity (`smtp://host/mta.shop.example`).
@@ -519,46 +685,45 @@ impl SmtpPool {
         })
     }
 
-    /// Delivers one message. At most `connections` sends run at once; each is bounded by the
-    /// timeout as a whole.
+    /// Delivers one message (a [`Series`] of one).
     pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| SendError::Transient("SMTP pool closed".into()))?;
-        let mut pooled = match self.take_idle() {
-            Some(p) => p,
-            None => match tokio::time::timeout(self.timeout, self.connect()).await {
-                Ok(Ok(session)) => Pooled {
-                    session,
-                    idle_since: Instant::now(),
-                    sent: 0,
-                },
-                Ok(Err(e)) => return Err(SendError::Transient(e)),
-                Err(_) => {
-                    return Err(SendError::Transient(format!(
-                        "connecting to {}:{} took longer than {} s",
-                        self.host,
-                        self.port,
-                        self.timeout.as_secs()
-                    )));
-                }
-            },
-        };
-        let result = match tokio::time::timeout(self.timeout, pooled.session.send(envelope, raw)).await {
-            Ok(result) => result.map_err(Failure::into_send_error),
-            // The session is dropped mid-transaction, never reused.
-            Err(_) => {
-                return Err(SendError::Transient(format!(
-                    "no answer from the SMTP server within {} s",
-                    self.timeout.as_secs()
-                )));
-            }
-        };
-        pooled.sent += 1;
-        self.put_idle(pooled).await;
-        result
+        let mut series = self.series();
+        let mut done = series.send((), envelope, raw.to_vec()).await;
+        done.extend(series.finish().await);
+        done.pop()
+            .map_or_else(|| Err(SendError::Transient("no outcome".into())), |(_, r)| r)
+    }
+
+    /// Starts a series of messages over one session (see [`Series`]). At most `connections`
+    /// series hold a session at once.
+    pub fn series<K>(&self) -> Series<'_, K> {
+        Series {
+            pool: self,
+            permit: None,
+            pooled: None,
+            open: None,
+        }
+    }
+
+    /// A session: an idle one, or a new connection.
+    async fn session(&self) -> Result<Pooled, String> {
+        if let Some(pooled) = self.take_idle() {
+            return Ok(pooled);
+        }
+        match tokio::time::timeout(self.timeout, self.connect()).await {
+            Ok(Ok(session)) => Ok(Pooled {
+                session,
+                idle_since: Instant::now(),
+                sent: 0,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!(
+                "connecting to {}:{} took longer than {} s",
+                self.host,
+                self.port,
+                self.timeout.as_secs()
+            )),
+        }
     }
 
     fn take_idle(&self) -> Option<Pooled> {

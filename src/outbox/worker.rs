@@ -3,7 +3,7 @@
 //! Run inside `optbridge serve` (`OUTBOX_WORKERS` tasks) or as `optbridge worker`. Tests drive
 //! the same code step by step with [`dispatch_all_pending`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use crate::funnel::{self, Metric};
 use crate::links::Keyring;
 use crate::mail::dkim::DkimSigner;
 use crate::mail::invitation::{self, InvitationContent, PreparedInvitation};
-use crate::mail::{Mailer, SendError};
+use crate::mail::{Mailer, OutgoingEmail, SendError};
 use crate::metrics::METRICS;
 use crate::sms::provider::SmsSender;
 use crate::sms::quiet_hours::QuietHours;
@@ -517,27 +517,16 @@ async fn send_invitations(
         delivery.row = rows.get(&delivery.invitation_id).cloned();
     }
 
-    let work = deliveries.into_iter().map(|delivery| {
-        let is_suppressed = delivery
-            .row
-            .as_ref()
-            .is_some_and(|r| suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())));
-        async move {
-            let outcome = match &delivery.row {
-                None => Outcome::Skipped("invitation no longer exists".into()),
-                Some(r) if r.status != "queued" => Outcome::AlreadyDone,
-                // Unsubscribed or bounced since the campaign was queued.
-                Some(_) if is_suppressed => Outcome::Skipped("email address is suppressed".into()),
-                Some(r) => send_one(ctx, r).await,
-            };
-            (delivery, outcome)
-        }
-    });
+    // `send_concurrency` lanes take invitations from one queue; each sends its share over one
+    // SMTP session, a message's content in the same write as the next one's commands.
+    let queue = Mutex::new(VecDeque::from(deliveries));
+    let lanes = (0..ctx.config.send_concurrency.max(1)).map(|_| send_lane(ctx, &queue, &suppressed));
     let sending = std::time::Instant::now();
-    let mut results: Vec<(Delivery, Outcome)> = futures_util::stream::iter(work)
-        .buffer_unordered(ctx.config.send_concurrency.max(1))
+    let lanes: Vec<Vec<(Delivery, Outcome)>> = lanes
+        .collect::<futures_util::stream::FuturesUnordered<_>>()
         .collect()
         .await;
+    let mut results: Vec<(Delivery, Outcome)> = lanes.into_iter().flatten().collect();
     let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
     let recording = std::time::Instant::now();
 
@@ -562,10 +551,11 @@ async fn send_invitations(
     Ok(())
 }
 
-async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
+/// The invitation's email, or the outcome that stands instead of sending it.
+async fn build_email(ctx: &WorkerContext, row: &PendingInvitation) -> Result<OutgoingEmail, Outcome> {
     let cc = match ctx.campaign_context(&row.campaign_id).await {
         Ok(cc) => cc,
-        Err(e) => return Outcome::Retry(format!("loading campaign: {e}")),
+        Err(e) => return Err(Outcome::Retry(format!("loading campaign: {e}"))),
     };
     let locale = Locale::parse(&row.locale).unwrap_or(cc.workspace.locale);
     let variant_index = cc
@@ -589,7 +579,7 @@ async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
                 ctx.link("o", &t.open),
                 ctx.link("u", &t.unsubscribe),
             ),
-            Err(e) => return Outcome::Retry(format!("signing links: {e}")),
+            Err(e) => return Err(Outcome::Retry(format!("signing links: {e}"))),
         };
     let categories = cc.consent.category_list();
     let full_name = match (&row.first_name, &row.last_name) {
@@ -620,30 +610,78 @@ async fn send_one(ctx: &WorkerContext, row: &PendingInvitation) -> Outcome {
         Some(prepared) => prepared.render(&content),
         None => invitation::render(&content),
     };
-    let email = match rendered {
-        Ok(e) => e,
-        // A message that cannot be built never will be: record it, do not retry forever.
-        Err(e) => {
-            return Outcome::Bounced {
-                hard: false,
-                reason: format!("could not build the message: {e}"),
-            };
+    // A message that cannot be built never will be: record it, do not retry forever.
+    rendered.map_err(|e| Outcome::Bounced {
+        hard: false,
+        reason: format!("could not build the message: {e}"),
+    })
+}
+
+/// Sends invitations from `queue` until it is empty, over one [`MailSeries`].
+async fn send_lane(
+    ctx: &WorkerContext,
+    queue: &Mutex<VecDeque<Delivery>>,
+    suppressed: &HashSet<(String, String)>,
+) -> Vec<(Delivery, Outcome)> {
+    let mut series = ctx.mailer.series::<(Delivery, Permit, String)>();
+    let mut results = Vec::new();
+    let settle = |results: &mut Vec<(Delivery, Outcome)>, done: Vec<((Delivery, Permit, String), _)>| {
+        for ((delivery, permit, message_id), result) in done {
+            results.push((delivery, sent_outcome(ctx, permit, message_id, result)));
         }
     };
-    let permit = ctx.smtp_breaker.permit();
-    if let Permit::Wait(pause) = permit {
-        return Outcome::Paused(pause);
+    // The closure drops the queue's lock before the send.
+    while let Some(delivery) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+        let email = match &delivery.row {
+            None => Err(Outcome::Skipped("invitation no longer exists".into())),
+            Some(r) if r.status != "queued" => Err(Outcome::AlreadyDone),
+            // Unsubscribed or bounced since the campaign was queued.
+            Some(r) if suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())) => {
+                Err(Outcome::Skipped("email address is suppressed".into()))
+            }
+            Some(r) => build_email(ctx, r).await,
+        };
+        let email = match email {
+            Ok(email) => email,
+            Err(outcome) => {
+                results.push((delivery, outcome));
+                continue;
+            }
+        };
+        let permit = ctx.smtp_breaker.permit();
+        if let Permit::Wait(pause) = permit {
+            results.push((delivery, Outcome::Paused(pause)));
+            continue;
+        }
+        let workspace_id = delivery
+            .row
+            .as_ref()
+            .map(|r| r.workspace_id.clone())
+            .unwrap_or_default();
+        let message_id = email.message_id.clone();
+        let done = series
+            .send(
+                (delivery, permit, message_id),
+                &workspace_id,
+                email,
+                ctx.dkim.as_deref(),
+            )
+            .await;
+        settle(&mut results, done);
     }
-    let result = ctx.mailer.send(&row.workspace_id, &email, ctx.dkim.as_deref()).await;
+    settle(&mut results, series.finish().await.into_iter().collect());
+    results
+}
+
+/// The outcome of a send the mailer answered; tells the circuit breaker.
+fn sent_outcome(ctx: &WorkerContext, permit: Permit, message_id: String, result: Result<(), SendError>) -> Outcome {
     let failed = matches!(result, Err(SendError::Transient(_)));
     ctx.smtp_breaker.record(permit, !failed, None);
     if let Some(pause) = ctx.smtp_breaker.paused_for().filter(|_| failed) {
         return Outcome::Paused(pause);
     }
     match result {
-        Ok(()) => Outcome::Sent {
-            message_id: email.message_id,
-        },
+        Ok(()) => Outcome::Sent { message_id },
         Err(SendError::Transient(reason)) => Outcome::Retry(reason),
         Err(SendError::Permanent {
             hard_bounce, reason, ..

@@ -181,6 +181,7 @@ struct Shared {
     pipelining: AtomicBool,
     /// Commands that arrived while more input was already waiting behind them.
     pipelined: AtomicU64,
+    behind_content: AtomicU64,
     /// When set, MAIL needs a successful AUTH with this user and password first.
     credentials: Mutex<Option<(String, String)>>,
     /// The number of accepted messages, so waiters wake when one arrives.
@@ -248,6 +249,7 @@ impl SmtpSink {
             connections: AtomicU64::new(0),
             pipelining: AtomicBool::new(true),
             pipelined: AtomicU64::new(0),
+            behind_content: AtomicU64::new(0),
             credentials: Mutex::new(None),
             accepted: watch::Sender::new(0),
             tls,
@@ -368,6 +370,12 @@ impl SmtpSink {
     /// pipelines (RFC 2920) sends MAIL, RCPT and DATA in one write.
     pub fn pipelined_commands(&self) -> u64 {
         self.shared.pipelined.load(Ordering::SeqCst)
+    }
+
+    /// Messages whose end of data had more client bytes behind it in the same read: the next
+    /// transaction's commands, sent in one write with the content (RFC 2920 §3.1).
+    pub fn commands_behind_content(&self) -> u64 {
+        self.shared.behind_content.load(Ordering::SeqCst)
     }
 }
 
@@ -757,6 +765,9 @@ impl Session {
             // RFC 5321 §4.1.1.4: only <CRLF>.<CRLF> ends the data (a bare LF one is content,
             // the SMTP smuggling rule); other bare-LF lines are normalized as Postfix does.
             if line == b".\r\n" {
+                if !self.stream.buffer().is_empty() {
+                    self.shared.behind_content.fetch_add(1, Ordering::SeqCst);
+                }
                 break;
             }
             // RFC 5321 §4.5.2: a leading dot was doubled by the client.

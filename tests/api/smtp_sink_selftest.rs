@@ -217,6 +217,120 @@ async fn product_pool_pipelines_only_when_offered() {
     }
 }
 
+type Outcomes = Vec<(usize, Result<(), optbridge::mail::SendError>)>;
+
+/// Sends messages `ns` to `guest(n)` as one series of the product's pool; returns each send's
+/// outcomes as they became known, then `finish`'s.
+async fn series(
+    pool: &optbridge::mail::smtp::SmtpPool,
+    ns: &[usize],
+) -> (Vec<Outcomes>, Option<(usize, Result<(), optbridge::mail::SendError>)>) {
+    let mut series = pool.series();
+    let mut steps = Vec::new();
+    for &n in ns {
+        let message = invitation(&guest(n), n);
+        steps.push(series.send(n, message.envelope(), message.formatted()).await);
+    }
+    (steps, series.finish().await)
+}
+
+fn pool_for(sink: &SmtpSink) -> optbridge::mail::smtp::SmtpPool {
+    let url = url::Url::parse(&sink.url()).unwrap();
+    optbridge::mail::smtp::SmtpPool::from_url(&url, 1, Duration::from_secs(5)).expect("valid URL")
+}
+
+/// In a series, a message's content goes out in the same write as the next message's MAIL, RCPT
+/// and DATA, so its outcome is known one send later; with no PIPELINING on offer, one command
+/// at a time.
+#[tokio::test]
+async fn a_series_sends_each_message_with_the_next_ones_commands() {
+    for offered in [true, false] {
+        let sink = SmtpSink::start().await;
+        sink.offer_pipelining(offered);
+        let (steps, last) = series(&pool_for(&sink), &[0, 1, 2]).await;
+
+        let known: Vec<Vec<usize>> = steps.iter().map(|s| s.iter().map(|(n, _)| *n).collect()).collect();
+        assert_eq!(
+            known,
+            [vec![], vec![0], vec![1]],
+            "each outcome arrives with the next send"
+        );
+        assert!(steps.iter().flatten().all(|(_, r)| r.is_ok()), "{steps:?}");
+        assert!(matches!(last, Some((2, Ok(())))), "{last:?}");
+
+        let recipients: Vec<_> = sink.messages().iter().map(|m| m.rcpt_to.concat()).collect();
+        assert_eq!(recipients, [guest(0), guest(1), guest(2)]);
+        assert_eq!(sink.connections(), 1);
+        if offered {
+            assert_eq!(
+                sink.commands_behind_content(),
+                2,
+                "messages 0 and 1 carried the next one's commands"
+            );
+        } else {
+            assert_eq!(sink.commands_behind_content(), 0, "never pipelines uninvited");
+        }
+    }
+}
+
+/// A refusal in a series touches only its own message: a bad recipient bounces while the message
+/// before it is delivered, a 451 after the content is temporary, and the session goes on.
+#[tokio::test]
+async fn a_refusal_in_a_series_touches_only_its_own_message() {
+    let sink = SmtpSink::start().await;
+    sink.add_fault(
+        &guest(1),
+        Fault::RejectRcpt {
+            code: 550,
+            times: u32::MAX,
+        },
+    );
+    sink.add_fault(&guest(2), Fault::RejectData { code: 451, times: 1 });
+    let (steps, last) = series(&pool_for(&sink), &[0, 1, 2, 3]).await;
+
+    let mut outcomes: Vec<_> = steps.into_iter().flatten().chain(last).collect();
+    outcomes.sort_by_key(|(n, _)| *n);
+    let described: Vec<_> = outcomes
+        .iter()
+        .map(|(n, r)| match r {
+            Ok(()) => format!("{n} sent"),
+            Err(optbridge::mail::SendError::Transient(_)) => format!("{n} later"),
+            Err(optbridge::mail::SendError::Permanent { hard_bounce: true, .. }) => format!("{n} bounced"),
+            Err(e) => format!("{n} {e}"),
+        })
+        .collect();
+    assert_eq!(described, ["0 sent", "1 bounced", "2 later", "3 sent"]);
+    let recipients: Vec<_> = sink.messages().iter().map(|m| m.rcpt_to.concat()).collect();
+    assert_eq!(recipients, [guest(0), guest(3)]);
+    assert_eq!(
+        sink.connections(),
+        1,
+        "refusals are followed by RSET, not a new connection"
+    );
+}
+
+/// A connection lost in a series: the message being opened is temporary, and the series goes on
+/// over a new connection. The message before it was accepted by the server, but the reset
+/// connection may swallow that answer: then it is temporary too, and its retry is a duplicate
+/// within the bound of messages in flight. Nothing is reported sent that was not.
+#[tokio::test]
+async fn a_connection_lost_in_a_series_is_temporary_for_the_messages_in_flight() {
+    let sink = SmtpSink::start().await;
+    sink.add_fault(&guest(1), Fault::DropConnection { times: 1 });
+    let (steps, last) = series(&pool_for(&sink), &[0, 1, 2]).await;
+
+    let mut outcomes: Vec<_> = steps.into_iter().flatten().chain(last).collect();
+    outcomes.sort_by_key(|(n, _)| *n);
+    use optbridge::mail::SendError::Transient;
+    assert!(matches!(outcomes[0], (0, Ok(()) | Err(Transient(_)))), "{outcomes:?}");
+    assert!(matches!(outcomes[1], (1, Err(Transient(_)))), "{outcomes:?}");
+    assert!(matches!(outcomes[2], (2, Ok(()))), "{outcomes:?}");
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    let recipients: Vec<_> = sink.messages().iter().map(|m| m.rcpt_to.concat()).collect();
+    assert_eq!(recipients, [guest(0), guest(2)]);
+    assert_eq!(sink.connections(), 2);
+}
+
 #[tokio::test]
 async fn rcpt_451_is_transient_until_the_fault_is_used_up() {
     let sink = SmtpSink::start().await;
