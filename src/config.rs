@@ -89,7 +89,8 @@ pub struct ConfigArgs {
     #[arg(long, env = "OUTBOX_RETRY_MAX_MS", global = true, default_value_t = 3_600_000)]
     pub outbox_retry_max_ms: u64,
 
-    /// Emails in flight at once per worker (also sizes the SMTP connection pool).
+    /// SMTP sessions per worker, each sending its share of a batch one message after another
+    /// (also sizes the SMTP connection pool); SMS requests in flight per worker.
     #[arg(long, env = "SMTP_CONCURRENCY", global = true, default_value_t = 8)]
     pub smtp_concurrency: usize,
 

@@ -140,6 +140,41 @@ async fn invitations_arrive_localized_with_links_and_headers(backend: Backend) {
     assert_eq!(shown["status"], "sent");
 }
 
+/// Two lanes send the eight invitations, each a series over one session, a message's content in
+/// the same write as the next message's commands: every recipient gets its own message, once.
+async fn a_lane_sends_each_recipient_its_own_message(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| {
+        a.smtp_url = Some(url);
+        a.smtp_concurrency = 2;
+    })
+    .await;
+    let (ws, campaign) = campaign_for_all(&app).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(20)).await;
+
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 8);
+    let mut recipients = HashSet::new();
+    for m in &messages {
+        let to = m.rcpt_to.concat();
+        assert!(recipients.insert(to.clone()), "{to} got two messages");
+        let mail = ParsedMail::parse(&m.data);
+        let header = mail.header("To").expect("To");
+        assert!(
+            header.contains(&format!("<{to}>")) || header == to,
+            "{to} got {header}'s message"
+        );
+    }
+    assert!(
+        sink.commands_behind_content() >= 6,
+        "two sessions for eight messages: at least six carried the next one's commands, got {}",
+        sink.commands_behind_content()
+    );
+    assert!(sink.connections() <= 2, "{}", sink.connections());
+}
+
 async fn default_audience_is_the_consent_text_language(backend: Backend) {
     let sink = SmtpSink::start().await;
     let app = app_with_sink(backend, &sink).await;
@@ -562,6 +597,7 @@ both_backends!(
     an_untrusted_server_certificate_sends_nothing,
     invitations_arrive_localized_with_links_and_headers,
     default_audience_is_the_consent_text_language,
+    a_lane_sends_each_recipient_its_own_message,
     temporary_failures_are_retried_and_delivered_once,
     permanent_failure_bounces_suppresses_and_is_never_retried,
     timeouts_are_temporary_and_do_not_poison_the_pool,
