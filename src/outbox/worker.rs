@@ -4,7 +4,7 @@
 //! the same code step by step with [`dispatch_all_pending`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -630,8 +630,10 @@ async fn send_lane(
             results.push((delivery, sent_outcome(ctx, permit, message_id, result)));
         }
     };
-    // The closure drops the queue's lock before the send.
-    while let Some(delivery) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+    // Every delivery taken from the queue gets exactly one outcome in `results`: one never
+    // recorded would stay queued with no job left to send it.
+    let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+    while let Some(delivery) = next() {
         let email = match &delivery.row {
             None => Err(Outcome::Skipped("invitation no longer exists".into())),
             Some(r) if r.status != "queued" => Err(Outcome::AlreadyDone),
