@@ -181,6 +181,7 @@ struct Shared {
     pipelining: AtomicBool,
     /// Commands that arrived while more input was already waiting behind them.
     pipelined: AtomicU64,
+    /// Ends of data with more input already waiting behind them (the next MAIL, pipelined).
     behind_content: AtomicU64,
     /// When set, MAIL needs a successful AUTH with this user and password first.
     credentials: Mutex<Option<(String, String)>>,
