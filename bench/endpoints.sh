@@ -4,6 +4,7 @@
 # server's peak (VmHWM) and current RSS after each load.
 #
 #   bench/endpoints.sh [sqlite|postgres]     # DURATION=10s CONNECTIONS=64 THREADS=2
+#   OPTBRIDGE_BIN=/tmp/old/optbridge bench/endpoints.sh    # another build, same run conditions
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKEND="${1:-sqlite}"
@@ -17,7 +18,8 @@ mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "installing wrk" >&2; apt-get install -y -qq wrk >/dev/null; }
 
 cargo build --release --quiet --bin optbridge --example bench-hello
-BIN=target/release/optbridge
+# OPTBRIDGE_BIN runs another build (e.g. an older commit's, to compare) instead of this tree's.
+BIN="${OPTBRIDGE_BIN:-target/release/optbridge}"
 
 case "$BACKEND" in
     sqlite) rm -f "$OUT"/ep.db*; export DATABASE_URL="sqlite://$OUT/ep.db" ;;
