@@ -1,8 +1,10 @@
-//! Email: the invitation message and the transports that deliver it.
+//! Email: the invitation message, the outbox job handler that sends it ([`deliver`]) and the
+//! transports that deliver it.
 //!
 //! `SMTP_URL` set → SMTP through our connection pool ([`smtp::SmtpPool`]); unset → the dev
 //! outbox, which stores each message in the database for `/dev/mail`.
 
+pub mod deliver;
 pub mod dkim;
 pub mod invitation;
 pub mod smtp;
