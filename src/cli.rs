@@ -290,21 +290,22 @@ async fn serve(settings: Settings, run_workers: bool) -> anyhow::Result<()> {
 
 async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
     let db = open_migrated_db(&settings).await?;
-    let ctx = startup::worker_context(&settings, &db, Default::default()).await?;
+    let services = startup::services(&settings, &db).await?;
+    let worker = startup::worker(&settings, &db, &services, Default::default());
     if drain {
-        outbox::worker::dispatch_all_pending(&ctx).await?;
+        outbox::worker::dispatch_all_pending(&worker).await?;
         tracing::info!("outbox drained");
         return Ok(());
     }
-    if ctx.config.workers == 0 {
+    if settings.outbox.workers == 0 {
         bail!("OUTBOX_WORKERS is 0: nothing to run");
     }
     tracing::info!(
-        workers = ctx.config.workers,
-        mailer = ctx.mailer.name(),
+        workers = settings.outbox.workers,
+        mailer = services.mailer.name(),
         "outbox workers running"
     );
-    let pool = outbox::worker::WorkerPool::spawn(ctx);
+    let pool = outbox::worker::WorkerPool::spawn(worker);
     startup::shutdown_signal().await;
     tracing::info!("stopping: finishing in-flight batches");
     pool.shutdown().await;

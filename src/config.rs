@@ -6,6 +6,24 @@ use std::time::Duration;
 use clap::Args;
 use url::Url;
 
+use crate::outbox::breaker::BreakerConfig;
+use crate::outbox::worker::OutboxSettings;
+
+/// Defaults of the outbox settings: clap's attributes and [`ConfigArgs::default`] both read them.
+mod outbox_default {
+    pub const WORKERS: usize = 2;
+    pub const BATCH: u32 = 100;
+    pub const LEASE_SECS: u64 = 300;
+    pub const POLL_MS: u64 = 1000;
+    pub const MAX_ATTEMPTS: u32 = 8;
+    pub const RETRY_BASE_MS: u64 = 30_000;
+    pub const RETRY_MAX_MS: u64 = 3_600_000;
+    pub const SMTP_CONCURRENCY: usize = 8;
+    pub const CIRCUIT_BREAKER_FAILURES: u32 = 10;
+    pub const CIRCUIT_BREAKER_COOLDOWN_MS: u64 = 30_000;
+    pub const CIRCUIT_BREAKER_MAX_COOLDOWN_MS: u64 = 600_000;
+}
+
 /// Raw configuration as clap collects it from flags and the environment.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
@@ -62,44 +80,44 @@ pub struct ConfigArgs {
     pub link_ttl_days: u32,
 
     /// Outbox worker tasks in `serve` and `worker` (0 in `serve` = HTTP only).
-    #[arg(long, env = "OUTBOX_WORKERS", global = true, default_value_t = 2)]
+    #[arg(long, env = "OUTBOX_WORKERS", global = true, default_value_t = outbox_default::WORKERS)]
     pub outbox_workers: usize,
 
     /// Jobs one worker claims at once.
-    #[arg(long, env = "OUTBOX_BATCH", global = true, default_value_t = 100)]
+    #[arg(long, env = "OUTBOX_BATCH", global = true, default_value_t = outbox_default::BATCH)]
     pub outbox_batch: u32,
 
     /// Seconds a claimed job stays leased before another worker may take it over.
-    #[arg(long, env = "OUTBOX_LEASE_SECS", global = true, default_value_t = 300)]
+    #[arg(long, env = "OUTBOX_LEASE_SECS", global = true, default_value_t = outbox_default::LEASE_SECS)]
     pub outbox_lease_secs: u64,
 
     /// Milliseconds an idle worker waits before looking for new jobs.
-    #[arg(long, env = "OUTBOX_POLL_MS", global = true, default_value_t = 1000)]
+    #[arg(long, env = "OUTBOX_POLL_MS", global = true, default_value_t = outbox_default::POLL_MS)]
     pub outbox_poll_ms: u64,
 
     /// Attempts before a temporary failure is final.
-    #[arg(long, env = "OUTBOX_MAX_ATTEMPTS", global = true, default_value_t = 8)]
+    #[arg(long, env = "OUTBOX_MAX_ATTEMPTS", global = true, default_value_t = outbox_default::MAX_ATTEMPTS)]
     pub outbox_max_attempts: u32,
 
     /// First retry delay in milliseconds; doubles per attempt (with jitter).
-    #[arg(long, env = "OUTBOX_RETRY_BASE_MS", global = true, default_value_t = 30_000)]
+    #[arg(long, env = "OUTBOX_RETRY_BASE_MS", global = true, default_value_t = outbox_default::RETRY_BASE_MS)]
     pub outbox_retry_base_ms: u64,
 
     /// Longest retry delay in milliseconds.
-    #[arg(long, env = "OUTBOX_RETRY_MAX_MS", global = true, default_value_t = 3_600_000)]
+    #[arg(long, env = "OUTBOX_RETRY_MAX_MS", global = true, default_value_t = outbox_default::RETRY_MAX_MS)]
     pub outbox_retry_max_ms: u64,
 
     /// SMTP sessions per worker, each sending its share of a batch one message after another
     /// (also sizes the SMTP connection pool); SMS requests in flight per worker.
-    #[arg(long, env = "SMTP_CONCURRENCY", global = true, default_value_t = 8)]
+    #[arg(long, env = "SMTP_CONCURRENCY", global = true, default_value_t = outbox_default::SMTP_CONCURRENCY)]
     pub smtp_concurrency: usize,
 
     /// Temporary failures in a row after which sends to that provider (SMTP, SMS) pause; 0: never.
-    #[arg(long, env = "CIRCUIT_BREAKER_FAILURES", global = true, default_value_t = 10)]
+    #[arg(long, env = "CIRCUIT_BREAKER_FAILURES", global = true, default_value_t = outbox_default::CIRCUIT_BREAKER_FAILURES)]
     pub circuit_breaker_failures: u32,
 
     /// First pause in milliseconds once the circuit opens; doubles while probes keep failing.
-    #[arg(long, env = "CIRCUIT_BREAKER_COOLDOWN_MS", global = true, default_value_t = 30_000)]
+    #[arg(long, env = "CIRCUIT_BREAKER_COOLDOWN_MS", global = true, default_value_t = outbox_default::CIRCUIT_BREAKER_COOLDOWN_MS)]
     pub circuit_breaker_cooldown_ms: u64,
 
     /// Longest pause in milliseconds.
@@ -107,7 +125,7 @@ pub struct ConfigArgs {
         long,
         env = "CIRCUIT_BREAKER_MAX_COOLDOWN_MS",
         global = true,
-        default_value_t = 600_000
+        default_value_t = outbox_default::CIRCUIT_BREAKER_MAX_COOLDOWN_MS
     )]
     pub circuit_breaker_max_cooldown_ms: u64,
 
@@ -203,17 +221,17 @@ impl Default for ConfigArgs {
             import_max_bytes: 256 * 1024 * 1024,
             sqlite_busy_timeout_ms: 10_000,
             link_ttl_days: 30,
-            outbox_workers: 2,
-            outbox_batch: 100,
-            outbox_lease_secs: 300,
-            outbox_poll_ms: 1000,
-            outbox_max_attempts: 8,
-            outbox_retry_base_ms: 30_000,
-            outbox_retry_max_ms: 3_600_000,
-            smtp_concurrency: 8,
-            circuit_breaker_failures: 10,
-            circuit_breaker_cooldown_ms: 30_000,
-            circuit_breaker_max_cooldown_ms: 600_000,
+            outbox_workers: outbox_default::WORKERS,
+            outbox_batch: outbox_default::BATCH,
+            outbox_lease_secs: outbox_default::LEASE_SECS,
+            outbox_poll_ms: outbox_default::POLL_MS,
+            outbox_max_attempts: outbox_default::MAX_ATTEMPTS,
+            outbox_retry_base_ms: outbox_default::RETRY_BASE_MS,
+            outbox_retry_max_ms: outbox_default::RETRY_MAX_MS,
+            smtp_concurrency: outbox_default::SMTP_CONCURRENCY,
+            circuit_breaker_failures: outbox_default::CIRCUIT_BREAKER_FAILURES,
+            circuit_breaker_cooldown_ms: outbox_default::CIRCUIT_BREAKER_COOLDOWN_MS,
+            circuit_breaker_max_cooldown_ms: outbox_default::CIRCUIT_BREAKER_MAX_COOLDOWN_MS,
             smtp_timeout_secs: 30,
             dkim_key_path: None,
             dkim_selector: None,
@@ -336,19 +354,6 @@ pub struct DkimSettings {
     pub domain: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct OutboxSettings {
-    pub workers: usize,
-    pub batch: u32,
-    pub lease: Duration,
-    pub poll: Duration,
-    pub max_attempts: u32,
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    pub send_concurrency: usize,
-    pub breaker: crate::outbox::breaker::BreakerConfig,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{name} is invalid: {why}")]
@@ -450,11 +455,13 @@ impl Settings {
                 batch: positive(args.outbox_batch, "OUTBOX_BATCH")?,
                 lease: Duration::from_secs(positive(args.outbox_lease_secs, "OUTBOX_LEASE_SECS")?),
                 poll: Duration::from_millis(positive(args.outbox_poll_ms, "OUTBOX_POLL_MS")?),
-                max_attempts: positive(args.outbox_max_attempts, "OUTBOX_MAX_ATTEMPTS")?,
+                max_attempts: positive(args.outbox_max_attempts, "OUTBOX_MAX_ATTEMPTS")?
+                    .try_into()
+                    .unwrap_or(i32::MAX),
                 retry_base: Duration::from_millis(args.outbox_retry_base_ms),
                 retry_max: Duration::from_millis(args.outbox_retry_max_ms.max(args.outbox_retry_base_ms)),
                 send_concurrency: positive(args.smtp_concurrency, "SMTP_CONCURRENCY")?,
-                breaker: crate::outbox::breaker::BreakerConfig {
+                breaker: BreakerConfig {
                     failures: args.circuit_breaker_failures,
                     cooldown: Duration::from_millis(positive(
                         args.circuit_breaker_cooldown_ms,

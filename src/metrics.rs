@@ -79,7 +79,7 @@ pub struct Metrics {
     pub worker_panics: Counter,
 }
 
-const BREAKER_PROVIDERS: [&str; 2] = ["smtp", "sms"];
+pub const BREAKER_PROVIDERS: [&str; 2] = ["smtp", "sms"];
 
 const LIMIT_KINDS: [&str; 6] = ["token", "phone", "ip", "country", "workspace", "resend"];
 

@@ -11,16 +11,19 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use tokio::sync::Notify;
 
+use crate::campaigns::expand::ExpansionHandler;
 use crate::campaigns::public::PublicCampaigns;
 use crate::config::{Settings, SmsProviderSettings};
 use crate::db::{Db, DbError};
 use crate::funnel::tracking::TrackingBuffer;
 use crate::links::Keyring;
+use crate::mail::deliver::{InvitationSender, InvitationSenderParts};
 use crate::mail::dkim::DkimSigner;
 use crate::mail::{Mailer, SmtpMailer};
-use crate::outbox::worker::{WorkerConfig, WorkerContext, WorkerPool};
+use crate::outbox::JobKind;
+use crate::outbox::worker::{JobHandler, Queue, Worker, WorkerPool};
 use crate::sms::provider::{SmsSender, TwilioClient};
-use crate::{routes, signing};
+use crate::{routes, signing, sms};
 
 /// Shared by every request handler.
 pub struct AppState {
@@ -33,6 +36,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// The number or name SMS come from (people text START to it).
     pub sms_sender: String,
+    /// Every outbox job kind a handler is registered for (listed in /metrics).
+    pub job_kinds: Arc<[JobKind]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,14 +109,16 @@ pub fn build_sms_sender(settings: &Settings, db: &Db) -> Result<SmsSender, Start
     }
 }
 
-/// Everything an outbox worker needs, from the settings.
-pub async fn worker_context(
-    settings: &Settings,
-    db: &Db,
-    wake: Arc<Notify>,
-) -> Result<Arc<WorkerContext>, StartupError> {
-    let keyring = load_keyring(db, settings).await?;
-    let mailer = build_mailer(settings, db)?;
+/// What the HTTP side and the outbox handlers share, built once from the settings.
+pub struct Services {
+    pub keyring: Arc<Keyring>,
+    pub mailer: Mailer,
+    pub dkim: Option<Arc<DkimSigner>>,
+    pub sms: SmsSender,
+}
+
+/// Loads the link keys and builds the mail and SMS transports `settings` ask for.
+pub async fn services(settings: &Settings, db: &Db) -> Result<Services, StartupError> {
     let dkim = match &settings.dkim {
         None => None,
         Some(d) => Some(Arc::new(
@@ -119,30 +126,37 @@ pub async fn worker_context(
                 .map_err(|e| StartupError::Config(format!("DKIM: {e}")))?,
         )),
     };
-    let o = &settings.outbox;
-    let config = WorkerConfig {
-        workers: o.workers,
-        batch: i64::from(o.batch),
-        lease: o.lease,
-        poll: o.poll,
-        max_attempts: o.max_attempts.try_into().unwrap_or(i32::MAX),
-        retry_base: o.retry_base,
-        retry_max: o.retry_max,
-        send_concurrency: o.send_concurrency,
-        breaker: o.breaker,
-    };
-    let sms = build_sms_sender(settings, db)?;
-    Ok(Arc::new(WorkerContext::new(
-        db.clone(),
-        mailer,
+    Ok(Services {
+        keyring: load_keyring(db, settings).await?,
+        mailer: build_mailer(settings, db)?,
         dkim,
-        sms,
+        sms: build_sms_sender(settings, db)?,
+    })
+}
+
+/// The outbox worker: the queue with every module's job handlers. Each round runs the handlers
+/// in this order: campaign expansion, SMS replies, SMS sends, invitation email.
+pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notify>) -> Arc<Worker> {
+    let breaker = settings.outbox.breaker;
+    let mut handlers: Vec<Box<dyn JobHandler>> = vec![Box::new(ExpansionHandler)];
+    handlers.extend(sms::dispatch::handlers(
+        services.sms.clone(),
         settings.quiet_hours,
-        keyring,
-        settings.base_url.clone(),
-        config,
+        breaker,
+    ));
+    handlers.push(Box::new(InvitationSender::new(InvitationSenderParts {
+        mailer: services.mailer.clone(),
+        dkim: services.dkim.clone(),
+        keyring: services.keyring.clone(),
+        base_url: settings.base_url.clone(),
+        breaker,
+    })));
+    let queue = Queue {
+        db: db.clone(),
+        settings: settings.outbox.clone(),
         wake,
-    )))
+    };
+    Arc::new(Worker::new(queue, handlers))
 }
 
 pub struct Application {
@@ -176,8 +190,10 @@ impl Application {
         }
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
-        let worker_ctx = worker_context(&settings, &db, wake.clone()).await?;
-        let workers = (run_workers && settings.outbox.workers > 0).then(|| WorkerPool::spawn(worker_ctx.clone()));
+        let services = services(&settings, &db).await?;
+        let worker = worker(&settings, &db, &services, wake.clone());
+        let job_kinds = worker.kinds().into();
+        let workers = (run_workers && settings.outbox.workers > 0).then(|| WorkerPool::spawn(worker));
         let (tracking, tracking_writer) = TrackingBuffer::spawn(db.clone());
         let dev_mail = settings.smtp_url.is_none();
         let dev_sms = settings.sms == SmsProviderSettings::DevOutbox;
@@ -185,11 +201,12 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),
-            keyring: worker_ctx.keyring.clone(),
+            keyring: services.keyring,
             tracking,
             campaigns: PublicCampaigns::default(),
             wake,
-            sms_sender: worker_ctx.sms.sender(),
+            sms_sender: services.sms.sender(),
+            job_kinds,
         });
         let https = settings.base_url.scheme() == "https";
         let mut server = HttpServer::new(move || {

@@ -1,15 +1,25 @@
-//! Expansion of a campaign's audience into invitations, one page of contacts per transaction.
+//! Expansion of a campaign's audience into invitations, one page of contacts per transaction,
+//! and the outbox job handler that runs it ([`ExpansionHandler`]).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use diesel::prelude::*;
+use futures_util::future::BoxFuture;
 
 use super::{Campaign, Variant, assign_variant};
 use crate::db::schema::{campaigns, contacts, invitations, suppressions};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::Locale;
 use crate::funnel::{self, Metric};
-use crate::outbox;
+use crate::mail::deliver::INVITATION_BATCH_JOB;
+use crate::outbox::worker::{JobHandler, Queue, WorkerError};
+use crate::outbox::{self, Job, JobKind};
+use crate::workspace;
+
+/// Turn a campaign's audience into invitations, a page at a time (`ref_id` = campaign; `cursor`
+/// = the last contact expanded).
+pub const CAMPAIGN_EXPAND_JOB: JobKind = JobKind::new("campaign_expand");
 
 /// Contacts per page: one write transaction each.
 pub const PAGE_SIZE: i64 = 1000;
@@ -148,7 +158,14 @@ pub fn expand_page(
                 .execute(c)?,
         };
         let job_refs: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        outbox::enqueue_invitation_batches(conn, &campaign.workspace_id, &job_refs, batch, now)?;
+        outbox::enqueue_batches(
+            conn,
+            &campaign.workspace_id,
+            INVITATION_BATCH_JOB,
+            &job_refs,
+            batch,
+            now,
+        )?;
 
         let mut tally = funnel::Tally::default();
         for r in &rows {
@@ -171,4 +188,108 @@ fn finish(conn: &mut DbConn, campaign_id: &str) -> Result<(), DbError> {
         .set((campaigns::status.eq("sent"), campaigns::expanded_at.eq(db::now())))
         .execute(conn)?;
     Ok(())
+}
+
+/// Expands campaigns' audiences; registered for [`CAMPAIGN_EXPAND_JOB`].
+pub struct ExpansionHandler;
+
+impl JobHandler for ExpansionHandler {
+    fn kinds(&self) -> &[JobKind] {
+        &[CAMPAIGN_EXPAND_JOB]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        queue: &'a Queue,
+        owner: &'a str,
+        jobs: Vec<Job>,
+    ) -> BoxFuture<'a, Result<(), WorkerError>> {
+        Box::pin(async move {
+            for job in jobs {
+                expand_campaign(queue, owner, job).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What expanding a campaign needs besides its contacts; campaigns do not change once sending.
+struct Expansion {
+    campaign: Campaign,
+    variants: Vec<Variant>,
+    workspace_locale: Locale,
+    /// The domain of the invitations' Message-IDs: the workspace's sender domain.
+    message_domain: String,
+}
+
+/// Expands one campaign page by page from the job's cursor, checkpointing each page; finishes
+/// the job when the audience is done.
+async fn expand_campaign(queue: &Queue, owner: &str, job: Job) -> Result<(), WorkerError> {
+    let id = job.ref_id.clone();
+    let expansion = queue
+        .db
+        .run(move |conn| -> Result<Expansion, WorkerError> {
+            let campaign = super::find_any(conn, &id)?
+                .ok_or_else(|| WorkerError::Inconsistent(format!("campaign {id} missing")))?;
+            let variants = super::variants_of(conn, &id)?;
+            let workspace = workspace::find(conn, &campaign.workspace_id)?
+                .ok_or_else(|| WorkerError::Inconsistent(format!("workspace of campaign {id} missing")))?;
+            let message_domain = workspace
+                .from_address
+                .rsplit_once('@')
+                .map_or("optbridge.invalid", |(_, d)| d.trim_end_matches('>'))
+                .to_owned();
+            Ok(Expansion {
+                campaign,
+                variants,
+                workspace_locale: workspace.locale,
+                message_domain,
+            })
+        })
+        .await?;
+    let expansion = Arc::new(expansion);
+    let batch = usize::try_from(queue.settings.batch).unwrap_or(1);
+    let mut cursor = job.cursor.clone();
+    loop {
+        let e = expansion.clone();
+        let after = cursor.clone();
+        let progress = queue
+            .db
+            .run(move |conn| {
+                expand_page(
+                    conn,
+                    &e.campaign,
+                    &e.variants,
+                    e.workspace_locale,
+                    &e.message_domain,
+                    after.as_deref(),
+                    batch,
+                )
+            })
+            .await?;
+        queue.wake.notify_waiters();
+        match progress {
+            Progress::More { cursor: next, .. } => {
+                let (o, id, c, lease) = (owner.to_owned(), job.id.clone(), next.clone(), queue.settings.lease);
+                let still_ours = queue
+                    .db
+                    .run(move |conn| outbox::checkpoint(conn, &o, &id, &c, lease))
+                    .await?;
+                if !still_ours {
+                    tracing::warn!(
+                        campaign = job.ref_id,
+                        "lost the expansion lease; another worker continues"
+                    );
+                    return Ok(());
+                }
+                cursor = Some(next);
+            }
+            Progress::Done { .. } => {
+                let (o, id) = (owner.to_owned(), job.id.clone());
+                queue.db.run(move |conn| outbox::finish(conn, &o, &[id])).await?;
+                tracing::info!(campaign = job.ref_id, "campaign audience queued");
+                return Ok(());
+            }
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! Creating a campaign stores it as a draft. Sending it flips it to `sending` and, in the same
 //! transaction, enqueues one `campaign_expand` outbox job; a worker expands the audience into
 //! invitations (one per contact, `UNIQUE(campaign_id, contact_id)`) a page at a time, each page
-//! enqueuing its `invitation_email` jobs in the same transaction. A crash anywhere resumes from
-//! the last committed page.
+//! enqueuing its `invitation_batch` jobs in the same transaction ([`expand`], whose job handler
+//! the outbox workers run). A crash anywhere resumes from the last committed page.
 
 pub mod expand;
 pub mod public;
@@ -18,7 +18,7 @@ use crate::consent::texts as consent_texts;
 use crate::db::schema::{campaign_variants, campaigns};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::Locale;
-use crate::outbox::{self, JobKind};
+use crate::outbox;
 
 const MAX_VARIANTS: usize = 5;
 
@@ -361,7 +361,7 @@ pub fn request_send(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<C
         diesel::update(campaigns::table.find(id))
             .set((campaigns::status.eq("sending"), campaigns::send_requested_at.eq(now)))
             .execute(conn)?;
-        outbox::enqueue(conn, Some(workspace_id), JobKind::CampaignExpand, id, now)?;
+        outbox::enqueue(conn, Some(workspace_id), expand::CAMPAIGN_EXPAND_JOB, id, now)?;
         Ok(Campaign {
             status: "sending".into(),
             send_requested_at: Some(now),

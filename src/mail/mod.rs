@@ -1,8 +1,10 @@
-//! Email: the invitation message and the transports that deliver it.
+//! Email: the invitation message, the outbox job handler that sends it ([`deliver`]) and the
+//! transports that deliver it.
 //!
 //! `SMTP_URL` set → SMTP through our connection pool ([`smtp::SmtpPool`]); unset → the dev
 //! outbox, which stores each message in the database for `/dev/mail`.
 
+pub mod deliver;
 pub mod dkim;
 pub mod invitation;
 pub mod smtp;
@@ -76,7 +78,7 @@ impl Mailer {
     }
 
     /// Starts a series of messages: over one SMTP session, each message's content sent with
-    /// the next message's first commands ([`smtp::Series`]); or one dev outbox row each.
+    /// the next message's first commands ([`smtp::SmtpSeries`]); or one dev outbox row each.
     pub fn series<K>(&self) -> MailSeries<'_, K> {
         match self {
             Self::Smtp(smtp) => MailSeries::Smtp(smtp.pool.series()),
@@ -88,7 +90,7 @@ impl Mailer {
 /// Messages delivered one after another; see [`Mailer::series`]. Outcomes come back keyed by
 /// `K`, over SMTP one message late: call [`MailSeries::finish`] for the last one.
 pub enum MailSeries<'a, K> {
-    Smtp(smtp::Series<'a, K>),
+    Smtp(smtp::SmtpSeries<'a, K>),
     DevOutbox(&'a Db),
 }
 

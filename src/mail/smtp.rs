@@ -3,7 +3,7 @@
 //! Why not lettre's transport (lettre still builds the messages):
 //! - it sends MAIL, RCPT and DATA one at a time and waits for each answer, and writes the
 //!   message body and the final `.` separately: four round trips and five writes a message.
-//!   Here, when the server offers PIPELINING (RFC 2920), a [`Series`] of messages over one
+//!   Here, when the server offers PIPELINING (RFC 2920), an [`SmtpSeries`] of messages over one
 //!   session sends each message's dot-stuffed content and final `.` in the same write as the next
 //!   message's MAIL, RCPT and DATA: one write and one round trip a message, for optbridge and for
 //!   the server. On a 2-core machine the syscalls and wake-ups saved are most of the send cost
@@ -493,11 +493,11 @@ struct Step {
 /// same write as the next message's MAIL, RCPT and DATA ([`Session::step`]): with PIPELINING,
 /// one write and one round trip a message instead of two, for optbridge and for the server.
 ///
-/// A message's outcome is known once the next one is sent, or at [`Series::finish`]; `K` ties
+/// A message's outcome is known once the next one is sent, or at [`SmtpSeries::finish`]; `K` ties
 /// outcomes to messages. A series dropped unfinished closes its connection in the middle of
 /// DATA, so its last message is not delivered (and not reported: the caller has lost track of
 /// it anyway, e.g. a cancelled batch whose lease expires).
-pub struct Series<'a, K> {
+pub struct SmtpSeries<'a, K> {
     pool: &'a SmtpPool,
     permit: Option<tokio::sync::SemaphorePermit<'a>>,
     pooled: Option<Pooled>,
@@ -505,7 +505,7 @@ pub struct Series<'a, K> {
     open: Option<(K, Vec<u8>)>,
 }
 
-impl<K> Series<'_, K> {
+impl<K> SmtpSeries<'_, K> {
     /// Sends `raw` to `envelope`'s recipients; returns the outcomes that became known: the
     /// previous message's, and this one's if it was refused before its content.
     pub async fn send(&mut self, key: K, envelope: &Envelope, raw: Vec<u8>) -> Vec<(K, Result<(), SendError>)> {
@@ -685,7 +685,7 @@ impl SmtpPool {
         })
     }
 
-    /// Delivers one message (a [`Series`] of one).
+    /// Delivers one message (an [`SmtpSeries`] of one).
     pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
         let mut series = self.series();
         let mut done = series.send((), envelope, raw.to_vec()).await;
@@ -694,10 +694,10 @@ impl SmtpPool {
             .map_or_else(|| Err(SendError::Transient("no outcome".into())), |(_, r)| r)
     }
 
-    /// Starts a series of messages over one session (see [`Series`]). At most `connections`
+    /// Starts a series of messages over one session (see [`SmtpSeries`]). At most `connections`
     /// series hold a session at once.
-    pub fn series<K>(&self) -> Series<'_, K> {
-        Series {
+    pub fn series<K>(&self) -> SmtpSeries<'_, K> {
+        SmtpSeries {
             pool: self,
             permit: None,
             pooled: None,

@@ -1,6 +1,6 @@
-//! Circuit breakers: when a provider (the SMTP relay, the SMS API) fails again and again,
-//! workers stop calling it for a cool-down instead of burning every queued message's retry
-//! attempts against it, then let one probe through; the probe's answer closes the circuit or
+//! Circuit breakers: when a provider a job handler calls (a mail relay, an HTTP API) fails again
+//! and again, workers stop calling it for a cool-down instead of burning every queued message's
+//! retry attempts against it, then let one probe through; the probe's answer closes the circuit or
 //! opens it again for twice as long (up to a maximum).
 //!
 //! A failure is a temporary one (timeout, refused or dropped connection, SMTP 4xx, HTTP 429 and
@@ -14,7 +14,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::metrics::METRICS;
+use crate::metrics::{BREAKER_PROVIDERS, METRICS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
@@ -47,25 +47,18 @@ struct State {
 #[derive(Debug)]
 pub struct Breaker {
     provider: &'static str,
-    /// Index into the metrics' per-provider arrays.
-    slot: usize,
+    /// Index into the metrics' per-provider arrays; `None` for a provider they do not list.
+    slot: Option<usize>,
     config: BreakerConfig,
     state: Mutex<State>,
 }
 
 impl Breaker {
-    pub fn smtp(config: BreakerConfig) -> Self {
-        Self::new("smtp", 0, config)
-    }
-
-    pub fn sms(config: BreakerConfig) -> Self {
-        Self::new("sms", 1, config)
-    }
-
-    fn new(provider: &'static str, slot: usize, config: BreakerConfig) -> Self {
+    /// A closed breaker for the provider named `provider` (in logs and the circuit metrics).
+    pub fn new(provider: &'static str, config: BreakerConfig) -> Self {
         Self {
             provider,
-            slot,
+            slot: BREAKER_PROVIDERS.iter().position(|p| *p == provider),
             config,
             state: Mutex::new(State::default()),
         }
@@ -117,7 +110,9 @@ impl Breaker {
         if provider_ok {
             if s.open_until.is_some() {
                 tracing::info!(provider = self.provider, "circuit closed: the provider answers again");
-                METRICS.circuit_open[self.slot].set(0);
+                if let Some(slot) = self.slot {
+                    METRICS.circuit_open[slot].set(0);
+                }
             }
             *s = State::default();
             return;
@@ -142,8 +137,10 @@ impl Breaker {
         s.open_until = Some(now + cooldown);
         s.opened = s.opened.saturating_add(1);
         s.failures = 0;
-        METRICS.circuit_opened[self.slot].inc();
-        METRICS.circuit_open[self.slot].set(1);
+        if let Some(slot) = self.slot {
+            METRICS.circuit_opened[slot].inc();
+            METRICS.circuit_open[slot].set(1);
+        }
         tracing::warn!(
             provider = self.provider,
             cooldown_ms = cooldown.as_millis() as u64,
@@ -159,11 +156,14 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn breaker(failures: u32) -> Breaker {
-        Breaker::smtp(BreakerConfig {
-            failures,
-            cooldown: 100 * MS,
-            max_cooldown: 350 * MS,
-        })
+        Breaker::new(
+            "test",
+            BreakerConfig {
+                failures,
+                cooldown: 100 * MS,
+                max_cooldown: 350 * MS,
+            },
+        )
     }
 
     #[test]

@@ -1,10 +1,15 @@
-//! The durable outbox: work that must happen after a commit, never inline in a request.
+//! The durable outbox: a generic job queue for work that must happen after a commit, never
+//! inline in a request.
 //!
 //! A request writes its outbox row in the same transaction as the state change. Workers claim
 //! rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's `BEGIN IMMEDIATE`
 //! serializes claimers), do the work, and delete the row, or reschedule it with backoff. A
 //! worker that dies leaves its lease to expire; another worker then takes the row again, so a
 //! crash loses nothing and repeats at most the rows that were leased at the time.
+//!
+//! The queue knows no channel and no business rule: a job is a [`JobKind`] and a reference.
+//! The modules that queue work define their kinds and register a handler for them with the
+//! workers ([`worker::JobHandler`]); [`breaker`] is a tool for handlers that call a provider.
 
 pub mod breaker;
 pub mod worker;
@@ -17,52 +22,19 @@ use diesel::prelude::*;
 use crate::db::schema::outbox_jobs;
 use crate::db::{self, DbConn, DbError};
 
+/// What a job is for, as stored in `outbox_jobs.kind`. The outbox knows no kinds: each module
+/// that queues work defines its kinds as constants and registers a [`worker::JobHandler`] for
+/// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobKind {
-    /// Turn a campaign's audience into invitations, a page at a time (`ref_id` = campaign).
-    CampaignExpand,
-    /// Send one invitation email (`ref_id` = invitation): a retry, or a deferred send.
-    InvitationEmail,
-    /// Send a batch of fresh invitations (`payload` = their ids, comma-separated; `ref_id` = the
-    /// first). Expansion queues these: one job per batch instead of one per invitation, so the
-    /// outbox costs a few writes per batch rather than three per message. A batch is claimed
-    /// whole and alone, so a claim still holds at most a batch's worth of sends; an invitation
-    /// that must be tried again later gets its own `InvitationEmail` job.
-    InvitationBatch,
-    /// Send one SMS (`ref_id` = sms message).
-    Sms,
-    /// Act on one SMS reply (`ref_id` = inbound message).
-    InboundSms,
-}
+pub struct JobKind(&'static str);
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
-        Self::CampaignExpand,
-        Self::InvitationBatch,
-        Self::InvitationEmail,
-        Self::Sms,
-        Self::InboundSms,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CampaignExpand => "campaign_expand",
-            Self::InvitationEmail => "invitation_email",
-            Self::InvitationBatch => "invitation_batch",
-            Self::Sms => "sms",
-            Self::InboundSms => "inbound_sms",
-        }
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
     }
 
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "campaign_expand" => Some(Self::CampaignExpand),
-            "invitation_email" => Some(Self::InvitationEmail),
-            "invitation_batch" => Some(Self::InvitationBatch),
-            "sms" => Some(Self::Sms),
-            "inbound_sms" => Some(Self::InboundSms),
-            _ => None,
-        }
+    pub fn as_str(self) -> &'static str {
+        self.0
     }
 }
 
@@ -82,7 +54,7 @@ pub struct Job {
 }
 
 impl Job {
-    /// The invitations of an `invitation_batch` job.
+    /// The items of a batch job (see [`enqueue_batches`]); none for a job of one item.
     pub fn batch_ids(&self) -> impl Iterator<Item = &str> {
         self.payload
             .as_deref()
@@ -148,20 +120,23 @@ pub fn enqueue(
     Ok(())
 }
 
-/// Queues fresh invitations for sending, `batch` to a job (see [`JobKind::InvitationBatch`]).
-/// The invitations must not be queued yet.
-pub fn enqueue_invitation_batches(
+/// Queues items, `batch` to a job of `kind` (`payload` = their refs, comma-separated; `ref_id` =
+/// the first): one job per batch instead of one per item, so the outbox costs a few writes per
+/// batch rather than three per item. A batch job is claimed whole and alone (see [`claim`]).
+/// The items must not be queued yet.
+pub fn enqueue_batches(
     conn: &mut DbConn,
     workspace_id: &str,
-    invitation_ids: &[String],
+    kind: JobKind,
+    refs: &[String],
     batch: usize,
     run_after: NaiveDateTime,
 ) -> Result<(), DbError> {
-    let rows: Vec<NewJob<'_>> = invitation_ids
+    let rows: Vec<NewJob<'_>> = refs
         .chunks(batch.max(1))
         .map(|ids| NewJob {
             payload: Some(ids.join(",")),
-            ..new_job(Some(workspace_id), JobKind::InvitationBatch, &ids[0], run_after)
+            ..new_job(Some(workspace_id), kind, &ids[0], run_after)
         })
         .collect();
     if rows.is_empty() {
@@ -208,8 +183,9 @@ pub fn enqueue_again(
 }
 
 /// Leases up to `limit` ready jobs (due, and not leased or with an expired lease) to `owner`,
-/// in `run_after` order; an [`JobKind::InvitationBatch`] job counts as a whole claim, so it is
-/// leased alone (when it comes first) or left for the next claim.
+/// in `run_after` order; a batch job (one with a payload, see [`enqueue_batches`]) counts as a
+/// whole claim, so it is leased alone (when it comes first) or left for the next claim: a claim
+/// still holds at most a batch's worth of work.
 ///
 /// A leased job's `run_after` moves to its lease expiry. The scan for ready jobs, in `run_after`
 /// order, then meets claimable rows only, instead of stepping over every row other workers hold;
@@ -227,19 +203,18 @@ pub fn claim(conn: &mut DbConn, owner: &str, limit: i64, lease: Duration) -> Res
             )
             .order(outbox_jobs::run_after.asc())
             .limit(limit)
-            .select((outbox_jobs::id, outbox_jobs::kind));
-        let candidates: Vec<(String, String)> = match conn {
+            .select((outbox_jobs::id, outbox_jobs::payload.is_not_null()));
+        let candidates: Vec<(String, bool)> = match conn {
             // Several app instances claim at once: skip rows another transaction holds.
             DbConn::Pg(c) => ready.for_update().skip_locked().load(c)?,
             DbConn::Sqlite(c) => ready.load(c)?,
         };
-        let batch = JobKind::InvitationBatch.as_str();
         let ids: Vec<String> = match candidates.first() {
             None => return Ok(Vec::new()),
-            Some((id, kind)) if kind == batch => vec![id.clone()],
+            Some((id, true)) => vec![id.clone()],
             Some(_) => candidates
                 .into_iter()
-                .take_while(|(_, kind)| kind != batch)
+                .take_while(|(_, is_batch)| !is_batch)
                 .map(|(id, _)| id)
                 .collect(),
         };
@@ -395,14 +370,14 @@ pub fn release_after_panic(
     Ok(held.len())
 }
 
-/// Jobs waiting, by kind (for /metrics and tests).
-/// Jobs waiting per kind; every known kind is listed, with 0 when none wait.
-pub fn depth(conn: &mut DbConn) -> Result<Vec<(String, i64)>, DbError> {
+/// Jobs waiting per kind (for /metrics and tests); every kind in `known` is listed, with 0 when
+/// none wait, and so is any other kind found waiting.
+pub fn depth(conn: &mut DbConn, known: &[JobKind]) -> Result<Vec<(String, i64)>, DbError> {
     let waiting: Vec<(String, i64)> = outbox_jobs::table
         .group_by(outbox_jobs::kind)
         .select((outbox_jobs::kind, diesel::dsl::count_star()))
         .load(conn)?;
-    let mut all: Vec<(String, i64)> = JobKind::ALL.iter().map(|k| (k.as_str().to_owned(), 0)).collect();
+    let mut all: Vec<(String, i64)> = known.iter().map(|k| (k.as_str().to_owned(), 0)).collect();
     for (kind, n) in waiting {
         match all.iter_mut().find(|(k, _)| *k == kind) {
             Some(slot) => slot.1 = n,

@@ -23,7 +23,8 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus text format: counters of this process, and the outbox depth from the database.
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let depth = state.db.run(crate::outbox::depth).await;
+    let kinds = state.job_kinds.clone();
+    let depth = state.db.run(move |conn| crate::outbox::depth(conn, &kinds)).await;
     let samples = match depth {
         Ok(rows) => rows
             .into_iter()

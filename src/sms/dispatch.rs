@@ -1,4 +1,5 @@
-//! Outbox work for SMS: sending queued messages and acting on replies.
+//! The outbox job handlers for SMS: sending queued messages ([`OutgoingSmsHandler`]) and acting
+//! on replies ([`InboundSmsHandler`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -6,16 +7,77 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
 
 use super::outbound::SmsKind;
-use super::provider::SmsSendError;
-use super::quiet_hours;
+use super::provider::{SmsSendError, SmsSender};
+use super::quiet_hours::{self, QuietHours};
 use crate::db::schema::{consent_requests, sms_messages, suppressions, workspaces};
 use crate::db::{self, DbConn, DbError};
 use crate::metrics::METRICS;
-use crate::outbox::breaker::Permit;
-use crate::outbox::worker::{WorkerContext, WorkerError};
-use crate::outbox::{self, Job};
+use crate::outbox::breaker::{Breaker, BreakerConfig, Permit};
+use crate::outbox::worker::{JobHandler, OutboxSettings, Queue, WorkerError};
+use crate::outbox::{self, Job, JobKind};
+
+/// Send one SMS (`ref_id` = sms message).
+pub const SMS_JOB: JobKind = JobKind::new("sms");
+/// Act on one SMS reply (`ref_id` = inbound message).
+pub const INBOUND_SMS_JOB: JobKind = JobKind::new("inbound_sms");
+
+/// The SMS job handlers, in the order a worker runs them each round: replies first, so that a
+/// confirmation queues its receipt before this round's sends.
+pub fn handlers(sender: SmsSender, quiet_hours: QuietHours, breaker: BreakerConfig) -> Vec<Box<dyn JobHandler>> {
+    vec![
+        Box::new(InboundSmsHandler),
+        Box::new(OutgoingSmsHandler {
+            sender,
+            quiet_hours,
+            breaker: Breaker::new("sms", breaker),
+        }),
+    ]
+}
+
+/// Sends queued SMS; registered for [`SMS_JOB`].
+pub struct OutgoingSmsHandler {
+    sender: SmsSender,
+    /// When messages that do not answer the recipient's own action may go out.
+    quiet_hours: QuietHours,
+    /// Pauses sends to a provider that keeps failing (shared by this process's workers).
+    breaker: Breaker,
+}
+
+impl JobHandler for OutgoingSmsHandler {
+    fn kinds(&self) -> &[JobKind] {
+        &[SMS_JOB]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        queue: &'a Queue,
+        owner: &'a str,
+        jobs: Vec<Job>,
+    ) -> BoxFuture<'a, Result<(), WorkerError>> {
+        Box::pin(send_batch(self, queue, owner, jobs))
+    }
+}
+
+/// Acts on SMS replies (keywords, confirmation codes); registered for [`INBOUND_SMS_JOB`].
+pub struct InboundSmsHandler;
+
+impl JobHandler for InboundSmsHandler {
+    fn kinds(&self) -> &[JobKind] {
+        &[INBOUND_SMS_JOB]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        queue: &'a Queue,
+        owner: &'a str,
+        jobs: Vec<Job>,
+    ) -> BoxFuture<'a, Result<(), WorkerError>> {
+        Box::pin(process_inbound(queue, owner, jobs))
+    }
+}
 
 /// An SMS sent within this long of the action it answers is a direct reply (no quiet hours);
 /// a retry that comes later is not, and waits for the recipient's daytime.
@@ -53,9 +115,14 @@ enum Outcome {
     AlreadyDone,
 }
 
-pub async fn send_batch(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Result<(), WorkerError> {
+async fn send_batch(
+    handler: &OutgoingSmsHandler,
+    queue: &Queue,
+    owner: &str,
+    jobs: Vec<Job>,
+) -> Result<(), WorkerError> {
     let ids: Vec<String> = jobs.iter().map(|j| j.ref_id.clone()).collect();
-    let (rows, pending_requests, opted_out) = ctx
+    let (rows, pending_requests, opted_out) = queue
         .db
         .run(move |conn| -> Result<_, WorkerError> {
             let rows: Vec<QueuedSms> = sms_messages::table
@@ -96,42 +163,45 @@ pub async fn send_batch(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Res
 
     let work = jobs.into_iter().map(|job| {
         let row = rows.get(&job.ref_id).cloned();
-        let decision = row.as_ref().map(|r| decide(ctx, r, &pending_requests, &opted_out, now));
+        let decision = row
+            .as_ref()
+            .map(|r| decide(handler, r, &pending_requests, &opted_out, now));
         async move {
             let outcome = match (&row, decision) {
                 (None, _) => Outcome::Skipped("message no longer exists".into()),
                 (Some(_), Some(Some(early))) => early,
-                (Some(r), _) => send_one(ctx, r).await,
+                (Some(r), _) => send_one(handler, r).await,
             };
             (job, row, outcome)
         }
     });
     let results: Vec<(Job, Option<QueuedSms>, Outcome)> = futures_util::stream::iter(work)
-        .buffer_unordered(ctx.config.send_concurrency.max(1))
+        .buffer_unordered(queue.settings.send_concurrency.max(1))
         .collect()
         .await;
 
     let owner = owner.to_owned();
-    let config = ctx.config.clone();
-    ctx.db
-        .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record(conn, &owner, &config, &results)))
+    let settings = queue.settings.clone();
+    queue
+        .db
+        .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record(conn, &owner, &settings, &results)))
         .await
 }
 
 /// Sends one message unless the provider's circuit is open.
-async fn send_one(ctx: &WorkerContext, r: &QueuedSms) -> Outcome {
-    let permit = ctx.sms_breaker.permit();
+async fn send_one(handler: &OutgoingSmsHandler, r: &QueuedSms) -> Outcome {
+    let permit = handler.breaker.permit();
     if let Permit::Wait(pause) = permit {
         return Outcome::Paused(pause);
     }
-    let result = ctx.sms.send(&r.workspace_id, &r.phone, &r.body).await;
+    let result = handler.sender.send(&r.workspace_id, &r.phone, &r.body).await;
     let retry_after = match &result {
         Err(SmsSendError::Transient { retry_after, .. }) => *retry_after,
         _ => None,
     };
     let failed = matches!(result, Err(SmsSendError::Transient { .. }));
-    ctx.sms_breaker.record(permit, !failed, retry_after);
-    if let Some(pause) = ctx.sms_breaker.paused_for().filter(|_| failed) {
+    handler.breaker.record(permit, !failed, retry_after);
+    if let Some(pause) = handler.breaker.paused_for().filter(|_| failed) {
         return Outcome::Paused(pause);
     }
     match result {
@@ -143,7 +213,7 @@ async fn send_one(ctx: &WorkerContext, r: &QueuedSms) -> Outcome {
 
 /// What to do with a message without sending it, if anything.
 fn decide(
-    ctx: &WorkerContext,
+    handler: &OutgoingSmsHandler,
     r: &QueuedSms,
     pending: &HashSet<String>,
     opted_out: &HashSet<String>,
@@ -162,7 +232,7 @@ fn decide(
     }
     let direct = now - r.created_at < chrono::Duration::minutes(DIRECT_REPLY_WINDOW_MINUTES);
     if !direct {
-        let next = quiet_hours::next_allowed(now.and_utc(), &r.country, ctx.quiet_hours).naive_utc();
+        let next = quiet_hours::next_allowed(now.and_utc(), &r.country, handler.quiet_hours).naive_utc();
         if next > now {
             return Some(Outcome::Deferred(next));
         }
@@ -173,7 +243,7 @@ fn decide(
 fn record(
     conn: &mut DbConn,
     owner: &str,
-    config: &crate::outbox::worker::WorkerConfig,
+    config: &OutboxSettings,
     results: &[(Job, Option<QueuedSms>, Outcome)],
 ) -> Result<(), WorkerError> {
     let now = db::now();
@@ -275,28 +345,32 @@ fn fail(conn: &mut DbConn, row: &QueuedSms, attempts: i32, reason: &str) -> Resu
 }
 
 /// Processes replies one by one (each in its own transaction).
-pub async fn process_inbound(ctx: &WorkerContext, owner: &str, jobs: Vec<Job>) -> Result<(), WorkerError> {
+async fn process_inbound(queue: &Queue, owner: &str, jobs: Vec<Job>) -> Result<(), WorkerError> {
     for job in jobs {
         let id = job.ref_id.clone();
-        let result = ctx.db.run(move |conn| super::inbound::process(conn, &id)).await;
+        let result = queue.db.run(move |conn| super::inbound::process(conn, &id)).await;
         let owner = owner.to_owned();
-        let config = ctx.config.clone();
+        let config = queue.settings.clone();
         match result {
             Ok(outcome) => {
                 tracing::info!(inbound = job.ref_id, outcome, "SMS reply processed");
-                ctx.db.run(move |conn| outbox::finish(conn, &owner, &[job.id])).await?;
+                queue
+                    .db
+                    .run(move |conn| outbox::finish(conn, &owner, &[job.id]))
+                    .await?;
             }
             Err(e) => {
                 tracing::error!(inbound = job.ref_id, error = %e, "processing an SMS reply failed; will retry");
                 let delay = outbox::backoff(job.attempts, config.retry_base, config.retry_max);
                 let at = db::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::minutes(1));
                 let reason = e.to_string();
-                ctx.db
+                queue
+                    .db
                     .run(move |conn| outbox::retry_later(conn, &owner, &job.id, at, &reason))
                     .await?;
             }
         }
     }
-    ctx.wake.notify_waiters();
+    queue.wake.notify_waiters();
     Ok(())
 }

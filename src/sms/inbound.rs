@@ -10,6 +10,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde_json::json;
 
+use super::dispatch::INBOUND_SMS_JOB;
 use super::keywords::{self, Keyword};
 use super::outbound::{self, SmsKind};
 use crate::consent::doi::{self, ConsentRequest};
@@ -22,7 +23,7 @@ use crate::db::{self, DbConn, DbError};
 use crate::domain::Locale;
 use crate::funnel::{self, Metric};
 use crate::i18n;
-use crate::outbox::{self, JobKind};
+use crate::outbox;
 
 /// Stops by keyword are recorded with this suppression reason; START undoes only those.
 const STOP_REASON: &str = "STOP keyword";
@@ -50,7 +51,7 @@ pub fn record(conn: &mut DbConn, message_sid: &str, from: &str, to: &str, body: 
             ))
             .execute(conn)?;
         // Which workspace a reply concerns is found out when it is processed.
-        outbox::enqueue(conn, None, JobKind::InboundSms, &id, db::now())?;
+        outbox::enqueue(conn, None, INBOUND_SMS_JOB, &id, db::now())?;
         Ok(true)
     })
 }

@@ -4,9 +4,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::dispatch::SMS_JOB;
 use crate::db::schema::sms_messages;
 use crate::db::{self, DbConn, DbError};
-use crate::outbox::{self, JobKind};
+use crate::outbox;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsKind {
@@ -66,7 +67,7 @@ pub fn queue(conn: &mut DbConn, sms: NewSms<'_>) -> Result<String, DbError> {
             sms_messages::created_at.eq(db::now()),
         ))
         .execute(conn)?;
-    outbox::enqueue(conn, Some(sms.workspace_id), JobKind::Sms, &id, sms.not_before)?;
+    outbox::enqueue(conn, Some(sms.workspace_id), SMS_JOB, &id, sms.not_before)?;
     Ok(id)
 }
 

@@ -35,7 +35,6 @@ async fn landing_form_submitted_in_a_browser_leads_to_the_code_page() {
         })
         .await;
     let token = app
-        .worker
         .keyring
         .sign(LinkPurpose::Landing, &invitation, &campaign, "da", optbridge::db::now())
         .unwrap();

@@ -256,14 +256,15 @@ async fn killed_sms_workers_lose_nothing(backend: Backend) {
 async fn a_panicked_batch_is_put_back_for_a_later_attempt(backend: Backend) {
     use diesel::prelude::*;
     use optbridge::db::schema::outbox_jobs;
-    use optbridge::outbox::{self, JobKind};
+    use optbridge::outbox;
+    use optbridge::sms::dispatch::INBOUND_SMS_JOB;
 
     let app = spawn_app(backend).await;
     let (held, other) = app
         .with_db(|c| {
             let now = optbridge::db::now();
             for n in 0..5 {
-                outbox::enqueue(c, None, JobKind::InboundSms, &format!("job-{n}"), now).unwrap();
+                outbox::enqueue(c, None, INBOUND_SMS_JOB, &format!("job-{n}"), now).unwrap();
             }
             let mine = outbox::claim(c, "worker-a", 3, Duration::from_secs(300)).unwrap();
             let theirs = outbox::claim(c, "worker-b", 2, Duration::from_secs(300)).unwrap();
@@ -322,7 +323,9 @@ async fn a_panicked_batch_is_put_back_for_a_later_attempt(backend: Backend) {
 /// never holds more than a batch's worth of sends however its claim limit and the batch size
 /// compare.
 async fn a_batch_job_is_claimed_alone(backend: Backend) {
-    use optbridge::outbox::{self, JobKind};
+    use optbridge::mail::deliver::INVITATION_BATCH_JOB;
+    use optbridge::outbox;
+    use optbridge::sms::dispatch::INBOUND_SMS_JOB;
 
     let app = spawn_app(backend).await;
     let claims = app
@@ -330,12 +333,12 @@ async fn a_batch_job_is_claimed_alone(backend: Backend) {
             let t0 = optbridge::db::now();
             let at = |s: i64| t0 - chrono::Duration::seconds(10 - s);
             for n in 0..3 {
-                outbox::enqueue(c, None, JobKind::InboundSms, &format!("early-{n}"), at(n)).unwrap();
+                outbox::enqueue(c, None, INBOUND_SMS_JOB, &format!("early-{n}"), at(n)).unwrap();
             }
             let invitations: Vec<String> = (0..7).map(|n| format!("invitation-{n}")).collect();
-            outbox::enqueue_invitation_batches(c, "ws", &invitations, 5, at(4)).unwrap();
+            outbox::enqueue_batches(c, "ws", INVITATION_BATCH_JOB, &invitations, 5, at(4)).unwrap();
             for n in 0..2 {
-                outbox::enqueue(c, None, JobKind::InboundSms, &format!("late-{n}"), at(6 + n)).unwrap();
+                outbox::enqueue(c, None, INBOUND_SMS_JOB, &format!("late-{n}"), at(6 + n)).unwrap();
             }
             let mut claims = Vec::new();
             loop {

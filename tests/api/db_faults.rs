@@ -39,8 +39,7 @@ async fn sixteen_concurrent_writers_all_succeed(backend: Backend) {
         })
         .await;
     let sign = |purpose, (inv, campaign): &(String, String)| {
-        app.worker
-            .keyring
+        app.keyring
             .sign(purpose, inv, campaign, "da", optbridge::db::now())
             .unwrap()
     };

@@ -62,8 +62,7 @@ pub async fn invited(app: &TestApp) -> Invited {
         })
         .await;
     let link = |(inv, campaign): &(String, String)| {
-        app.worker
-            .keyring
+        app.keyring
             .sign(LinkPurpose::Landing, inv, campaign, "da", optbridge::db::now())
             .unwrap()
     };

@@ -27,7 +27,6 @@ impl Scripted {
     fn link(&self, i: usize, purpose: LinkPurpose) -> String {
         let (inv, campaign) = &self.links[i];
         self.app
-            .worker
             .keyring
             .sign(purpose, inv, campaign, "da", optbridge::db::now())
             .unwrap()

@@ -154,7 +154,9 @@ pub struct TestApp {
     /// The settings the app runs with (BASE_URL names the bound port).
     pub settings: Settings,
     /// Drives the outbox step by step, as a worker would (the app runs no background workers).
-    pub worker: std::sync::Arc<optbridge::outbox::worker::WorkerContext>,
+    pub worker: std::sync::Arc<optbridge::outbox::worker::Worker>,
+    /// Signs links as the invitations carry them.
+    pub keyring: std::sync::Arc<optbridge::links::Keyring>,
     /// Kept for the test's duration; dropping it removes the database.
     pub database: TestDatabase,
 }
@@ -177,9 +179,10 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     settings.base_url = app.base_url().clone();
     tokio::spawn(app.run_until_stopped());
     let db = optbridge::startup::open_db(&settings).await.expect("test pool");
-    let worker = optbridge::startup::worker_context(&settings, &db, Default::default())
+    let services = optbridge::startup::services(&settings, &db)
         .await
-        .expect("worker context");
+        .expect("mail and SMS transports, link keys");
+    let worker = optbridge::startup::worker(&settings, &db, &services, Default::default());
     TestApp {
         address,
         client: reqwest::Client::builder()
@@ -189,6 +192,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         db,
         settings,
         worker,
+        keyring: services.keyring,
         database,
     }
 }

@@ -30,8 +30,7 @@ async fn sent_invitation(app: &TestApp) -> (TestWorkspace, String, String, Strin
 }
 
 fn sign(app: &TestApp, purpose: LinkPurpose, invitation: &str, campaign: &str) -> String {
-    app.worker
-        .keyring
+    app.keyring
         .sign(purpose, invitation, campaign, "da", optbridge::db::now())
         .unwrap()
 }
@@ -201,7 +200,6 @@ async fn bad_links_all_get_the_same_404(backend: Backend) {
     let alg_none = format!("{none_header}.{}.", parts[1]);
     let wrong_purpose = sign(&app, LinkPurpose::Open, &invitation, &campaign);
     let expired = app
-        .worker
         .keyring
         .sign(
             LinkPurpose::Landing,

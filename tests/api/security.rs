@@ -26,8 +26,7 @@ async fn links(app: &TestApp) -> (String, String) {
         })
         .await;
     let sign = |purpose| {
-        app.worker
-            .keyring
+        app.keyring
             .sign(purpose, &inv, &campaign, "da", optbridge::db::now())
             .unwrap()
     };

@@ -1,0 +1,725 @@
+//! Invitation email: the outbox job handler that sends campaign invitations.
+//!
+//! Campaign expansion queues fresh invitations in [`INVITATION_BATCH_JOB`]s; an invitation to be
+//! tried again later gets an [`INVITATION_EMAIL_JOB`] of its own. [`InvitationSender`] takes both:
+//! it loads the claimed invitations and the suppressions in one read, renders each message
+//! (from a per-campaign cache of prepared templates), sends them over `send_concurrency` SMTP
+//! lanes, and records every outcome (invitation status, funnel events and counters, the jobs
+//! finished or put back) in one transaction. A circuit breaker pauses sends while the relay
+//! keeps failing.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use url::Url;
+
+use super::dkim::DkimSigner;
+use super::invitation::{self, InvitationContent, PreparedInvitation};
+use super::{Mailer, OutgoingEmail, SendError};
+use crate::campaigns::{self, Campaign, Variant};
+use crate::consent::texts::{self as consent_texts, ConsentTextVersion};
+use crate::db::schema::{contacts, invitations, suppressions};
+use crate::db::{self, Db, DbConn, DbError};
+use crate::domain::Locale;
+use crate::funnel::{self, Metric};
+use crate::links::Keyring;
+use crate::metrics::METRICS;
+use crate::outbox::breaker::{Breaker, BreakerConfig, Permit};
+use crate::outbox::worker::{JobHandler, OutboxSettings, Queue, WorkerError};
+use crate::outbox::{self, Job, JobKind};
+use crate::workspace::{self, Workspace};
+
+/// Send a batch of fresh invitations (`payload` = their ids; see [`outbox::enqueue_batches`]).
+/// A batch is claimed whole and alone, so a claim still holds at most a batch's worth of sends.
+pub const INVITATION_BATCH_JOB: JobKind = JobKind::new("invitation_batch");
+/// Send one invitation (`ref_id` = invitation): a retry, or a deferred send.
+pub const INVITATION_EMAIL_JOB: JobKind = JobKind::new("invitation_email");
+
+/// Sends invitation emails; registered for [`INVITATION_BATCH_JOB`] and [`INVITATION_EMAIL_JOB`].
+pub struct InvitationSender {
+    mailer: Mailer,
+    dkim: Option<Arc<DkimSigner>>,
+    keyring: Arc<Keyring>,
+    /// Links in the messages point here.
+    base_url: Url,
+    /// Pauses sends to a relay that keeps failing (shared by this process's workers).
+    breaker: Breaker,
+    campaigns: Mutex<HashMap<String, Arc<CampaignContext>>>,
+}
+
+/// What an [`InvitationSender`] sends with.
+pub struct InvitationSenderParts {
+    pub mailer: Mailer,
+    pub dkim: Option<Arc<DkimSigner>>,
+    pub keyring: Arc<Keyring>,
+    pub base_url: Url,
+    pub breaker: BreakerConfig,
+}
+
+impl InvitationSender {
+    pub fn new(parts: InvitationSenderParts) -> Self {
+        Self {
+            mailer: parts.mailer,
+            dkim: parts.dkim,
+            keyring: parts.keyring,
+            base_url: parts.base_url,
+            breaker: Breaker::new("smtp", parts.breaker),
+            campaigns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn link(&self, path: &str, token: &str) -> String {
+        let base = self.base_url.as_str().trim_end_matches('/');
+        format!("{base}/{path}/{token}")
+    }
+
+    async fn campaign_context(&self, db: &Db, campaign_id: &str) -> Result<Arc<CampaignContext>, WorkerError> {
+        if let Some(found) = self.campaigns.lock().ok().and_then(|c| c.get(campaign_id).cloned()) {
+            return Ok(found);
+        }
+        let id = campaign_id.to_owned();
+        let ctx = db
+            .run(move |conn| -> Result<CampaignContext, WorkerError> {
+                let campaign = campaigns::find_any(conn, &id)?
+                    .ok_or_else(|| WorkerError::Inconsistent(format!("campaign {id} missing")))?;
+                let variants = campaigns::variants_of(conn, &id)?;
+                let workspace = workspace::find(conn, &campaign.workspace_id)?
+                    .ok_or_else(|| WorkerError::Inconsistent(format!("workspace of campaign {id} missing")))?;
+                let consent = consent_texts::find(conn, &campaign.workspace_id, &campaign.consent_text_id)?
+                    .ok_or_else(|| WorkerError::Inconsistent(format!("consent text of campaign {id} missing")))?;
+                Ok(CampaignContext {
+                    campaign,
+                    variants,
+                    workspace,
+                    consent,
+                    prepared: Mutex::default(),
+                })
+            })
+            .await?;
+        let ctx = Arc::new(ctx);
+        if let Ok(mut cache) = self.campaigns.lock() {
+            cache.insert(campaign_id.to_owned(), ctx.clone());
+        }
+        Ok(ctx)
+    }
+
+    /// Sends the invitations of single jobs and batch jobs, and records every outcome in one
+    /// transaction.
+    async fn send_invitations(
+        &self,
+        queue: &Queue,
+        owner: &str,
+        jobs: Vec<Job>,
+        batches: Vec<Job>,
+    ) -> Result<(), WorkerError> {
+        let mut deliveries: Vec<Delivery> = Vec::new();
+        let mut batch_ids = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            batch_ids.push(batch.id.clone());
+            deliveries.extend(batch.batch_ids().map(|id| Delivery {
+                invitation_id: id.to_owned(),
+                origin: Origin::Batch {
+                    job_id: batch.id.clone(),
+                    attempts: batch.attempts,
+                },
+                row: None,
+            }));
+        }
+        deliveries.extend(jobs.into_iter().map(|job| Delivery {
+            invitation_id: job.ref_id.clone(),
+            origin: Origin::Own(job),
+            row: None,
+        }));
+        let ids: Vec<String> = deliveries.iter().map(|d| d.invitation_id.clone()).collect();
+        let (rows, suppressed) = queue
+            .db
+            .run(move |conn| -> Result<_, WorkerError> {
+                let rows: Vec<PendingInvitation> = invitations::table
+                    .inner_join(contacts::table)
+                    .filter(invitations::id.eq_any(&ids))
+                    .select((
+                        invitations::id,
+                        invitations::workspace_id,
+                        invitations::campaign_id,
+                        invitations::variant,
+                        invitations::locale,
+                        invitations::email,
+                        invitations::status,
+                        invitations::message_id,
+                        contacts::first_name,
+                        contacts::last_name,
+                        contacts::email_normalized,
+                    ))
+                    .load(conn)?;
+                let addresses: Vec<&str> = rows.iter().map(|r| r.email_normalized.as_str()).collect();
+                let suppressed: HashSet<(String, String)> = suppressions::table
+                    .filter(suppressions::channel.eq("email"))
+                    .filter(suppressions::address.eq_any(&addresses))
+                    .select((suppressions::workspace_id, suppressions::address))
+                    .load(conn)?
+                    .into_iter()
+                    .collect();
+                Ok((rows, suppressed))
+            })
+            .await?;
+        let rows: HashMap<String, PendingInvitation> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+        for delivery in &mut deliveries {
+            delivery.row = rows.get(&delivery.invitation_id).cloned();
+        }
+
+        // `send_concurrency` lanes take invitations from one queue; each sends its share over one
+        // SMTP session, a message's content in the same write as the next one's commands.
+        let pending = Mutex::new(VecDeque::from(deliveries));
+        let lanes = (0..queue.settings.send_concurrency.max(1)).map(|_| self.send_lane(queue, &pending, &suppressed));
+        let sending = std::time::Instant::now();
+        let lanes: Vec<Vec<(Delivery, Outcome)>> = lanes
+            .collect::<futures_util::stream::FuturesUnordered<_>>()
+            .collect()
+            .await;
+        let mut results: Vec<(Delivery, Outcome)> = lanes.into_iter().flatten().collect();
+        let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
+        let recording = std::time::Instant::now();
+
+        let owner = owner.to_owned();
+        let settings = queue.settings.clone();
+        let n = results.len();
+        // Lock invitation rows in one order in every transaction (see funnel::Tally for counters).
+        results.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
+        queue
+            .db
+            .run(move |conn| {
+                db::write_tx_retrying(conn, 5, |conn| {
+                    record_outcomes(conn, &owner, &settings, &batch_ids, &results)
+                })
+            })
+            .await?;
+        tracing::debug!(
+            emails = n,
+            send_ms,
+            record_ms = recording.elapsed().as_secs_f64() * 1000.0,
+            "invitation batch"
+        );
+        Ok(())
+    }
+
+    /// The invitation's email, or the outcome that stands instead of sending it.
+    async fn build_email(&self, queue: &Queue, row: &PendingInvitation) -> Result<OutgoingEmail, Outcome> {
+        let cc = match self.campaign_context(&queue.db, &row.campaign_id).await {
+            Ok(cc) => cc,
+            Err(e) => return Err(Outcome::Retry(format!("loading campaign: {e}"))),
+        };
+        let locale = Locale::parse(&row.locale).unwrap_or(cc.workspace.locale);
+        let variant_index = cc
+            .variants
+            .iter()
+            .position(|v| v.name == row.variant)
+            .or((!cc.variants.is_empty()).then_some(0));
+        let variant = variant_index.and_then(|i| cc.variants.get(i));
+        let (subject, intro) = match variant {
+            Some(v) => (v.subject.as_str(), v.intro.as_str()),
+            None => (cc.campaign.subject.as_str(), cc.campaign.intro.as_str()),
+        };
+        let now = db::now();
+        let (landing, open, unsubscribe) =
+            match self
+                .keyring
+                .sign_invitation(&row.id, &row.campaign_id, locale.as_str(), now)
+            {
+                Ok(t) => (
+                    self.link("l", &t.landing),
+                    self.link("o", &t.open),
+                    self.link("u", &t.unsubscribe),
+                ),
+                Err(e) => return Err(Outcome::Retry(format!("signing links: {e}"))),
+            };
+        let categories = cc.consent.category_list();
+        let full_name = match (&row.first_name, &row.last_name) {
+            (Some(f), Some(l)) => Some(format!("{f} {l}")),
+            (Some(f), None) => Some(f.clone()),
+            (None, Some(l)) => Some(l.clone()),
+            (None, None) => None,
+        };
+        let content = InvitationContent {
+            invitation_id: &row.id,
+            message_id: row.message_id.as_deref(),
+            locale,
+            from: &cc.workspace.from_address,
+            to_email: &row.email,
+            to_name: full_name,
+            first_name: row.first_name.as_deref(),
+            company: &cc.consent.company_name,
+            subject,
+            intro,
+            categories: &categories,
+            frequency: cc.campaign.frequency.as_deref(),
+            privacy_url: &cc.consent.privacy_url,
+            landing_url: &landing,
+            pixel_url: &open,
+            unsubscribe_url: &unsubscribe,
+        };
+        let rendered = match cc.prepared(variant_index, &content) {
+            Some(prepared) => prepared.render(&content),
+            None => invitation::render(&content),
+        };
+        // A message that cannot be built never will be: record it, do not retry forever.
+        rendered.map_err(|e| Outcome::Bounced {
+            hard: false,
+            reason: format!("could not build the message: {e}"),
+        })
+    }
+
+    /// Sends invitations from `pending` until it is empty, over one [`super::MailSeries`].
+    async fn send_lane(
+        &self,
+        queue: &Queue,
+        pending: &Mutex<VecDeque<Delivery>>,
+        suppressed: &HashSet<(String, String)>,
+    ) -> Vec<(Delivery, Outcome)> {
+        let mut series = self.mailer.series::<(Delivery, Permit, String)>();
+        let mut results = Vec::new();
+        let settle = |results: &mut Vec<(Delivery, Outcome)>, done: Vec<((Delivery, Permit, String), _)>| {
+            for ((delivery, permit, message_id), result) in done {
+                results.push((delivery, self.sent_outcome(permit, message_id, result)));
+            }
+        };
+        // Every delivery taken from the queue gets exactly one outcome in `results`: one never
+        // recorded would stay queued with no job left to send it.
+        let next = || pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+        while let Some(delivery) = next() {
+            let email = match &delivery.row {
+                None => Err(Outcome::Skipped("invitation no longer exists".into())),
+                Some(r) if r.status != "queued" => Err(Outcome::AlreadyDone),
+                // Unsubscribed or bounced since the campaign was queued.
+                Some(r) if suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())) => {
+                    Err(Outcome::Skipped("email address is suppressed".into()))
+                }
+                Some(r) => self.build_email(queue, r).await,
+            };
+            let email = match email {
+                Ok(email) => email,
+                Err(outcome) => {
+                    results.push((delivery, outcome));
+                    continue;
+                }
+            };
+            let permit = self.breaker.permit();
+            if let Permit::Wait(pause) = permit {
+                results.push((delivery, Outcome::Paused(pause)));
+                continue;
+            }
+            let workspace_id = delivery
+                .row
+                .as_ref()
+                .map(|r| r.workspace_id.clone())
+                .unwrap_or_default();
+            let message_id = email.message_id.clone();
+            let done = series
+                .send(
+                    (delivery, permit, message_id),
+                    &workspace_id,
+                    email,
+                    self.dkim.as_deref(),
+                )
+                .await;
+            settle(&mut results, done);
+        }
+        settle(&mut results, series.finish().await.into_iter().collect());
+        results
+    }
+
+    /// The outcome of a send the mailer answered; tells the circuit breaker.
+    fn sent_outcome(&self, permit: Permit, message_id: String, result: Result<(), SendError>) -> Outcome {
+        let failed = matches!(result, Err(SendError::Transient(_)));
+        self.breaker.record(permit, !failed, None);
+        if let Some(pause) = self.breaker.paused_for().filter(|_| failed) {
+            return Outcome::Paused(pause);
+        }
+        match result {
+            Ok(()) => Outcome::Sent { message_id },
+            Err(SendError::Transient(reason)) => Outcome::Retry(reason),
+            Err(SendError::Permanent {
+                hard_bounce, reason, ..
+            }) => Outcome::Bounced {
+                hard: hard_bounce,
+                reason,
+            },
+        }
+    }
+}
+
+impl JobHandler for InvitationSender {
+    fn kinds(&self) -> &[JobKind] {
+        &[INVITATION_BATCH_JOB, INVITATION_EMAIL_JOB]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        queue: &'a Queue,
+        owner: &'a str,
+        jobs: Vec<Job>,
+    ) -> BoxFuture<'a, Result<(), WorkerError>> {
+        let (batches, singles): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|job| job.kind == INVITATION_BATCH_JOB.as_str());
+        Box::pin(self.send_invitations(queue, owner, singles, batches))
+    }
+}
+
+/// What every invitation of a campaign shares; campaigns do not change once sending.
+struct CampaignContext {
+    campaign: Campaign,
+    variants: Vec<Variant>,
+    workspace: Workspace,
+    consent: ConsentTextVersion,
+    /// Invitations rendered once per variant (index), locale and whether the recipient has a
+    /// first name; `None` where the prepared form could not be used.
+    prepared: Mutex<HashMap<PreparedInvitationKey, Option<Arc<PreparedInvitation>>>>,
+}
+
+/// Variant (index), locale, and whether the recipient has a first name.
+type PreparedInvitationKey = (Option<usize>, Locale, bool);
+
+impl CampaignContext {
+    /// The prepared invitation `content` (of variant `variant`) belongs to, prepared on first use.
+    fn prepared(&self, variant: Option<usize>, content: &InvitationContent<'_>) -> Option<Arc<PreparedInvitation>> {
+        let key = (variant, content.locale, content.first_name.is_some());
+        if let Some(hit) = self.prepared.lock().ok()?.get(&key) {
+            return hit.clone();
+        }
+        let prepared = match PreparedInvitation::new(content) {
+            Ok(prepared) => prepared.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(campaign = self.campaign.id, error = %e, "could not prepare the invitation; rendering each in full");
+                None
+            }
+        };
+        self.prepared.lock().ok()?.insert(key, prepared.clone());
+        prepared
+    }
+}
+
+/// An invitation as the sender needs it.
+#[derive(Debug, Clone, Queryable)]
+struct PendingInvitation {
+    id: String,
+    workspace_id: String,
+    campaign_id: String,
+    variant: String,
+    locale: String,
+    email: String,
+    status: String,
+    message_id: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email_normalized: String,
+}
+
+/// Where an invitation being sent came from, which decides how it is finished or put back.
+#[derive(Debug)]
+enum Origin {
+    /// Its own `invitation_email` job (a retry or a deferred send): finished, deferred or
+    /// retried in place.
+    Own(Job),
+    /// One of an `invitation_batch` job's invitations: the batch is finished once for all of
+    /// them; one to try again later gets a job of its own.
+    Batch { job_id: String, attempts: i32 },
+}
+
+/// One invitation of a claimed batch of work.
+#[derive(Debug)]
+struct Delivery {
+    invitation_id: String,
+    origin: Origin,
+    /// `None` when the invitation no longer exists (erased).
+    row: Option<PendingInvitation>,
+}
+
+impl Delivery {
+    /// Attempts so far, including this one.
+    fn attempts(&self) -> i32 {
+        match &self.origin {
+            Origin::Own(job) => job.attempts,
+            Origin::Batch { attempts, .. } => *attempts,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Sent {
+        message_id: String,
+    },
+    Bounced {
+        hard: bool,
+        reason: String,
+    },
+    Retry(String),
+    Skipped(String),
+    /// The invitation left `queued` already (sent by an earlier lease holder); just drop the job.
+    AlreadyDone,
+    /// The SMTP circuit is open: back to the queue for this long, not counted as an attempt.
+    Paused(Duration),
+}
+
+fn record_outcomes(
+    conn: &mut DbConn,
+    owner: &str,
+    settings: &OutboxSettings,
+    batch_ids: &[String],
+    results: &[(Delivery, Outcome)],
+) -> Result<(), WorkerError> {
+    let now = db::now();
+    // The batches this worker still holds. When a lease was lost (it expired and another
+    // worker took the batch over), that worker sends what is still queued, so nothing of that
+    // batch is put back or finished here; sends are recorded all the same, first one wins.
+    let mut held = HashSet::new();
+    for id in batch_ids {
+        if outbox::holds(conn, owner, id)? {
+            held.insert(id.as_str());
+        }
+    }
+    let mut finished: Vec<String> = held.iter().map(|id| (*id).to_owned()).collect();
+    let mut tally = funnel::Tally::default();
+    // (invitation, kind, detail) for the events, written in one insert at the end.
+    let mut events: Vec<(&PendingInvitation, &'static str, Option<String>)> = Vec::new();
+    let bulk_sent = record_sent_in_bulk(conn, results, now)?;
+    for (delivery, outcome) in results {
+        let attempts = delivery.attempts();
+        // Done with this invitation: its own job goes; a batch goes once, above.
+        let mut finish = || {
+            if let Origin::Own(job) = &delivery.origin {
+                finished.push(job.id.clone());
+            }
+        };
+        let Some(row) = &delivery.row else {
+            finish();
+            continue;
+        };
+        if bulk_sent.contains(row.id.as_str()) {
+            tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Sent, now);
+            tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Delivered, now);
+            events.push((row, "sent", None));
+            db::after_commit(|| METRICS.emails_sent.inc());
+            finish();
+            continue;
+        }
+        let queued = invitations::table
+            .filter(invitations::id.eq(&row.id))
+            .filter(invitations::status.eq("queued"));
+        let mut count = |metric| tally.add(&row.campaign_id, &row.variant, &row.locale, metric, now);
+        match outcome {
+            Outcome::AlreadyDone => finish(),
+            Outcome::Paused(pause) => {
+                let at = now + chrono::Duration::from_std(*pause).unwrap_or(chrono::Duration::minutes(1));
+                put_back(conn, owner, delivery, row, &held, at, PutBack::Deferred)?;
+            }
+            Outcome::Sent { message_id } => {
+                let n = diesel::update(queued)
+                    .set((
+                        invitations::status.eq("sent"),
+                        invitations::sent_at.eq(now),
+                        invitations::message_id.eq(message_id),
+                        invitations::attempts.eq(attempts),
+                        invitations::last_error.eq(None::<String>),
+                    ))
+                    .execute(conn)?;
+                if n == 1 {
+                    count(Metric::Sent);
+                    count(Metric::Delivered);
+                    events.push((row, "sent", None));
+                    db::after_commit(|| METRICS.emails_sent.inc());
+                }
+                finish();
+            }
+            Outcome::Bounced { hard, reason } => {
+                let n = diesel::update(queued)
+                    .set((
+                        invitations::status.eq("bounced"),
+                        invitations::bounced_at.eq(now),
+                        invitations::attempts.eq(attempts),
+                        invitations::last_error.eq(reason),
+                    ))
+                    .execute(conn)?;
+                if n == 1 {
+                    count(Metric::Sent);
+                    count(Metric::Bounced);
+                    events.push((row, "bounced", Some(reason.clone())));
+                    if *hard {
+                        crate::contacts::suppress(
+                            conn,
+                            &row.workspace_id,
+                            "email",
+                            &row.email_normalized,
+                            &format!("hard bounce: {reason}"),
+                        )?;
+                    }
+                    db::after_commit(|| METRICS.emails_bounced.inc());
+                    tracing::info!(invitation = row.id, hard, reason, "invitation bounced");
+                }
+                finish();
+            }
+            Outcome::Skipped(reason) => {
+                let n = diesel::update(queued)
+                    .set((invitations::status.eq("skipped"), invitations::last_error.eq(reason)))
+                    .execute(conn)?;
+                if n == 1 {
+                    events.push((row, "skipped", Some(reason.clone())));
+                }
+                finish();
+            }
+            Outcome::Retry(reason) if attempts >= settings.max_attempts => {
+                let detail = format!("gave up after {} attempts: {reason}", attempts);
+                let n = diesel::update(queued)
+                    .set((
+                        invitations::status.eq("failed"),
+                        invitations::attempts.eq(attempts),
+                        invitations::last_error.eq(&detail),
+                    ))
+                    .execute(conn)?;
+                if n == 1 {
+                    count(Metric::Failed);
+                    tracing::warn!(invitation = row.id, detail, "invitation failed");
+                    events.push((row, "failed", Some(detail)));
+                    db::after_commit(|| METRICS.emails_failed.inc());
+                }
+                finish();
+            }
+            Outcome::Retry(reason) => {
+                let delay = outbox::backoff(attempts, settings.retry_base, settings.retry_max);
+                let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::minutes(1));
+                diesel::update(invitations::table.find(&row.id))
+                    .set((invitations::attempts.eq(attempts), invitations::last_error.eq(reason)))
+                    .execute(conn)?;
+                put_back(conn, owner, delivery, row, &held, at, PutBack::Retry(reason))?;
+                db::after_commit(|| METRICS.emails_retried.inc());
+                tracing::info!(
+                    invitation = row.id,
+                    attempt = attempts,
+                    retry_in_ms = delay.as_millis() as u64,
+                    reason,
+                    "invitation will be retried"
+                );
+            }
+        }
+    }
+    let events: Vec<funnel::Event<'_>> = events
+        .iter()
+        .map(|(row, kind, detail)| invitation_event(row, kind, now, detail.as_deref()))
+        .collect();
+    funnel::record_events(conn, &events)?;
+    outbox::finish(conn, owner, &finished)?;
+    // Last: every worker's batch updates the same few counter rows, and holds them until it
+    // commits; the other workers wait only for the commit, not for the writes above.
+    tally.flush(conn)?;
+    Ok(())
+}
+
+/// Why an invitation goes back to the outbox.
+enum PutBack<'a> {
+    /// Not tried (the SMTP circuit is open): the attempt does not count.
+    Deferred,
+    /// Tried and failed for now.
+    Retry(&'a str),
+}
+
+/// Puts an invitation back to be tried at `at`. Its own job is rescheduled; one from a batch
+/// this worker still holds (`held`) gets an `invitation_email` job of its own, with the attempts
+/// made so far; one from a batch whose lease was lost stays with the batch's new holder.
+fn put_back(
+    conn: &mut DbConn,
+    owner: &str,
+    delivery: &Delivery,
+    row: &PendingInvitation,
+    held: &HashSet<&str>,
+    at: chrono::NaiveDateTime,
+    why: PutBack<'_>,
+) -> Result<(), DbError> {
+    match (&delivery.origin, why) {
+        (Origin::Own(job), PutBack::Deferred) => outbox::defer(conn, owner, &job.id, at),
+        (Origin::Own(job), PutBack::Retry(reason)) => outbox::retry_later(conn, owner, &job.id, at, reason),
+        (Origin::Batch { job_id, attempts }, why) if held.contains(job_id.as_str()) => {
+            let (attempts, error) = match why {
+                PutBack::Deferred => (attempts - 1, None),
+                PutBack::Retry(reason) => (*attempts, Some(reason)),
+            };
+            outbox::enqueue_again(
+                conn,
+                &row.workspace_id,
+                INVITATION_EMAIL_JOB,
+                &row.id,
+                at,
+                attempts,
+                error,
+            )
+        }
+        (Origin::Batch { .. }, _) => Ok(()),
+    }
+}
+
+/// Marks the successfully sent invitations of a batch with one UPDATE per attempt count
+/// instead of one per row (a round trip each on PostgreSQL). Returns the ids it marked; the
+/// others were already handled by a worker that took over a lost lease, and are only finished.
+///
+/// The UPDATE locks the rows itself; on PostgreSQL it re-checks `status` of a row another
+/// transaction changed meanwhile, so only still-queued invitations are marked and returned.
+/// (Two workers meet on the same rows only after a lost lease; a deadlock between them is
+/// resolved by `write_tx_retrying`.)
+fn record_sent_in_bulk<'a>(
+    conn: &mut DbConn,
+    results: &'a [(Delivery, Outcome)],
+    now: chrono::NaiveDateTime,
+) -> Result<HashSet<&'a str>, WorkerError> {
+    let mut by_attempts: std::collections::BTreeMap<i32, Vec<&'a str>> = Default::default();
+    for (delivery, outcome) in results {
+        if let (Some(row), Outcome::Sent { .. }) = (&delivery.row, outcome) {
+            by_attempts
+                .entry(delivery.attempts())
+                .or_default()
+                .push(row.id.as_str());
+        }
+    }
+    let mut marked = HashSet::new();
+    for (attempts, ids) in by_attempts {
+        let update = diesel::update(
+            invitations::table
+                .filter(invitations::id.eq_any(&ids))
+                .filter(invitations::status.eq("queued")),
+        )
+        .set((
+            invitations::status.eq("sent"),
+            invitations::sent_at.eq(now),
+            invitations::attempts.eq(attempts),
+            invitations::last_error.eq(None::<String>),
+        ))
+        .returning(invitations::id);
+        let updated: HashSet<String> = match conn {
+            DbConn::Pg(c) => update.get_results(c)?,
+            DbConn::Sqlite(c) => update.get_results(c)?,
+        }
+        .into_iter()
+        .collect();
+        marked.extend(ids.into_iter().filter(|id| updated.contains(*id)));
+    }
+    Ok(marked)
+}
+
+fn invitation_event<'a>(
+    row: &'a PendingInvitation,
+    kind: &'a str,
+    at: chrono::NaiveDateTime,
+    detail: Option<&'a str>,
+) -> funnel::Event<'a> {
+    funnel::Event {
+        workspace_id: &row.workspace_id,
+        campaign_id: &row.campaign_id,
+        invitation_id: &row.id,
+        kind,
+        at: Some(at),
+        detail,
+        ..funnel::Event::default()
+    }
+}
