@@ -183,6 +183,43 @@ async fn login_logout_and_cookie_flags(backend: Backend) {
     assert_eq!(get(&app, &session, "/app").await.0, 303, "the session is gone");
 }
 
+/// Behind a proxy, a client that writes its own X-Forwarded-For entries (a new address each
+/// time) is still known by the address the proxy appended: its guesses are throttled.
+async fn a_spoofed_forwarded_for_does_not_escape_the_throttle(backend: Backend) {
+    let app = spawn_app_with(backend, |a| a.trust_forwarded_for = true).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    user(&app, &ws, "marketer@shop.example").await;
+    let guess = |n: u32| {
+        let app = &app;
+        async move {
+            let page = app.client.get(app.url("/app/login")).send().await.unwrap();
+            let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").unwrap());
+            let csrf = field(&page.text().await.unwrap(), "csrf");
+            app.client
+                .post(app.url("/app/login"))
+                .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
+                // What the client wrote, then what the (trusted) proxy appended.
+                .header("X-Forwarded-For", format!("203.0.113.{n}, 198.51.100.7"))
+                .form(&[
+                    ("email", "marketer@shop.example"),
+                    ("password", "wrong password!"),
+                    ("csrf", &csrf),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for n in 0..10 {
+        assert_eq!(guess(n).await, 401);
+    }
+    assert_eq!(guess(10).await, 429, "the proxy-appended address is throttled");
+    // Without the header the address is the peer's (127.0.0.1), which never guessed.
+    let res = login_with(&app, &app.client, "marketer@shop.example", PASSWORD).await;
+    assert_eq!(res.status(), 303);
+}
+
 /// A client whose requests come from `127.0.0.{n}` (all of 127.0.0.0/8 is this machine).
 fn client_from(n: u8) -> reqwest::Client {
     reqwest::Client::builder()
@@ -500,6 +537,7 @@ both_backends!(
     every_page_needs_a_login,
     login_logout_and_cookie_flags,
     login_throttles_the_guessing_address_and_answers_alike,
+    a_spoofed_forwarded_for_does_not_escape_the_throttle,
     campaign_page_shows_the_funnel,
     scripted_campaign_page_has_the_right_numbers,
     workspaces_are_isolated_in_the_dashboard,
