@@ -1,5 +1,11 @@
-//! Dashboard logins: users (argon2id password hashes, lockout after repeated failures) and
-//! sessions (a random cookie value, stored only as its SHA-256, with a per-session form token).
+//! Dashboard logins: users (argon2id password hashes) and sessions (a random cookie value,
+//! stored only as its SHA-256, with a per-session form token).
+//!
+//! Guessing is throttled per client address: after `MAX_ATTEMPTS_PER_CLIENT` wrong logins in
+//! `THROTTLE_MINUTES` the address gets 429 for any account, so the real user, elsewhere, still
+//! gets in. An account takes `MAX_FAILED_LOGINS_PER_ACCOUNT` wrong passwords in a row (a
+//! distributed guess) before it is locked for `THROTTLE_MINUTES`; a locked account answers like a
+//! wrong password, in the same time, so nobody learns which accounts exist or are locked.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -7,14 +13,16 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::crypto;
-use crate::db::schema::{sessions, users};
+use crate::db::schema::{login_attempts, sessions, users};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::EmailAddress;
 use crate::workspace::{self, Workspace};
 
-/// Wrong passwords in a row before the account is locked for `LOCKOUT_MINUTES`.
-pub const MAX_FAILED_LOGINS: i32 = 5;
-pub const LOCKOUT_MINUTES: i64 = 15;
+/// Wrong logins from one client address within `THROTTLE_MINUTES` before it gets 429.
+pub const MAX_ATTEMPTS_PER_CLIENT: i64 = 10;
+/// Wrong passwords in a row, from anywhere, before the account is locked for `THROTTLE_MINUTES`.
+pub const MAX_FAILED_LOGINS_PER_ACCOUNT: i32 = 100;
+pub const THROTTLE_MINUTES: i64 = 15;
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,22 +84,51 @@ pub fn create_user(conn: &mut DbConn, workspace_id: &str, email: &str, password:
 pub enum LoginOutcome {
     /// The session's cookie value (shown to the browser once, stored hashed).
     Success { cookie: String },
-    /// Wrong email or password: one answer for both, so the form tells nobody which emails exist.
+    /// Wrong email or password, or a locked account: one answer for all, so the form tells
+    /// nobody which emails exist or are locked.
     Rejected,
-    /// Too many wrong passwords: locked until this time.
-    Locked { until: NaiveDateTime },
+    /// Too many wrong logins from this client address: nothing was checked.
+    Throttled,
 }
 
 #[derive(Queryable)]
 struct UserRow {
     id: String,
     password_hash: String,
-    failed_logins: i32,
     locked_until: Option<NaiveDateTime>,
 }
 
-/// Checks a login and opens a session. Slow on purpose (argon2id): call off the executor.
-pub fn login(conn: &mut DbConn, email: &str, password: &str, session_hours: i64) -> Result<LoginOutcome, AccountError> {
+/// Checks a login from `client` (the client's address) and opens a session. Slow on purpose
+/// (argon2id, for known and unknown emails alike): call off the executor.
+pub fn login(
+    conn: &mut DbConn,
+    client: &str,
+    email: &str,
+    password: &str,
+    session_hours: i64,
+) -> Result<LoginOutcome, AccountError> {
+    let now = db::now();
+    // The attempt is written before it is counted, so concurrent guesses each see the others.
+    let attempt = db::new_id();
+    diesel::insert_into(login_attempts::table)
+        .values((
+            login_attempts::id.eq(&attempt),
+            login_attempts::client.eq(client),
+            login_attempts::at.eq(now),
+        ))
+        .execute(conn)?;
+    let window_start = now - Duration::minutes(THROTTLE_MINUTES);
+    let recent: i64 = login_attempts::table
+        .filter(login_attempts::client.eq(client))
+        .filter(login_attempts::at.gt(window_start))
+        .count()
+        .get_result(conn)?;
+    if recent > MAX_ATTEMPTS_PER_CLIENT {
+        diesel::delete(login_attempts::table.find(&attempt)).execute(conn)?;
+        return Ok(LoginOutcome::Throttled);
+    }
+    diesel::delete(login_attempts::table.filter(login_attempts::at.le(window_start))).execute(conn)?;
+
     let key = email.trim().to_lowercase();
     // No address holds a NUL, and PostgreSQL would refuse to compare one: a plain rejection.
     let user: Option<UserRow> = if key.contains('\0') {
@@ -99,49 +136,48 @@ pub fn login(conn: &mut DbConn, email: &str, password: &str, session_hours: i64)
     } else {
         users::table
             .filter(users::email.eq(&key))
-            .select((
-                users::id,
-                users::password_hash,
-                users::failed_logins,
-                users::locked_until,
-            ))
+            .select((users::id, users::password_hash, users::locked_until))
             .first(conn)
             .optional()?
     };
-    let now = db::now();
     let Some(user) = user else {
         // Spend the same time as for a real account, so timing does not reveal which exist.
         let _ = Argon2::default().verify_password(password.as_bytes(), dummy_hash());
         return Ok(LoginOutcome::Rejected);
     };
-    if let Some(until) = user.locked_until.filter(|u| *u > now) {
-        return Ok(LoginOutcome::Locked { until });
-    }
-    if Argon2::default()
+    let right = Argon2::default()
         .verify_password(password.as_bytes(), user.password_hash.as_str())
-        .is_err()
-    {
-        let failed = user.failed_logins + 1;
-        let locked = failed >= MAX_FAILED_LOGINS;
-        let until = now + Duration::minutes(LOCKOUT_MINUTES);
-        diesel::update(users::table.find(&user.id))
-            .set((
-                users::failed_logins.eq(if locked { 0 } else { failed }),
-                users::locked_until.eq(locked.then_some(until)),
-            ))
-            .execute(conn)?;
-        return Ok(if locked {
+        .is_ok();
+    if user.locked_until.is_some_and(|until| until > now) {
+        if right {
+            // The right password does not count against the address of the real user.
+            diesel::delete(login_attempts::table.find(&attempt)).execute(conn)?;
+        }
+        return Ok(LoginOutcome::Rejected);
+    }
+    if !right {
+        let failed: i32 = diesel::update(users::table.find(&user.id))
+            .set(users::failed_logins.eq(users::failed_logins + 1))
+            .returning(users::failed_logins)
+            .get_result(conn)?;
+        if failed >= MAX_FAILED_LOGINS_PER_ACCOUNT {
+            diesel::update(users::table.find(&user.id))
+                .set((
+                    users::failed_logins.eq(0),
+                    users::locked_until.eq(Some(now + Duration::minutes(THROTTLE_MINUTES))),
+                ))
+                .execute(conn)?;
             tracing::warn!(
                 user = user.id,
-                "dashboard account locked after repeated wrong passwords"
+                failed,
+                "dashboard account locked after wrong passwords from many addresses"
             );
-            LoginOutcome::Locked { until }
-        } else {
-            LoginOutcome::Rejected
-        });
+        }
+        return Ok(LoginOutcome::Rejected);
     }
     let cookie = crypto::random_secret();
     db::write_tx(conn, |conn| {
+        diesel::delete(login_attempts::table.find(&attempt)).execute(conn)?;
         diesel::update(users::table.find(&user.id))
             .set((
                 users::failed_logins.eq(0),

@@ -210,10 +210,23 @@ pub enum ContactCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
-    /// Recompute every hash chain; exit 1 when an entry was edited, deleted or reordered.
+    /// Recompute every hash chain; exit 1 when an entry was edited, deleted or reordered, or,
+    /// with --checkpoint, when a chain no longer reaches the head the checkpoint recorded.
     Verify {
         #[arg(long)]
         workspace: Option<String>,
+        /// A file written by `optbridge ledger checkpoint`.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Checks the checkpoint's signature (required when the file is signed).
+        #[arg(long, env = "LEDGER_CHECKPOINT_KEY", hide_env_values = true)]
+        checkpoint_key: Option<String>,
+    },
+    /// Print every workspace's chain head (workspace, sequence, hash) as JSON, to be stored
+    /// outside the database; signed when LEDGER_CHECKPOINT_KEY is set.
+    Checkpoint {
+        #[arg(long, env = "LEDGER_CHECKPOINT_KEY", hide_env_values = true)]
+        checkpoint_key: Option<String>,
     },
 }
 
@@ -254,7 +267,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ConsentText(cmd) => consent_text_command(&settings, &out, cmd).await,
         Command::Campaign(cmd) => campaign_command(&settings, &out, cmd).await,
         Command::Keys(cmd) => keys_command(&settings, &out, cmd).await,
-        Command::Ledger(LedgerCommand::Verify { workspace }) => ledger_verify(&settings, &out, workspace).await,
+        Command::Ledger(LedgerCommand::Verify {
+            workspace,
+            checkpoint,
+            checkpoint_key,
+        }) => ledger_verify(&settings, &out, workspace, checkpoint, checkpoint_key).await,
+        Command::Ledger(LedgerCommand::Checkpoint { checkpoint_key }) => {
+            ledger_checkpoint(&settings, checkpoint_key).await
+        }
         Command::Stats { workspace, campaign } => stats(&settings, &out, workspace, campaign).await,
         Command::User(UserCommand::Create { workspace, email }) => user_create(&settings, &out, workspace, email).await,
         Command::User(UserCommand::SetPassword { email }) => user_set_password(&settings, &out, email).await,
@@ -754,9 +774,35 @@ fn funnel_table(r: &report::FunnelReport) -> String {
     t.trim_end().to_owned()
 }
 
-async fn ledger_verify(settings: &Settings, out: &Output, workspace: Option<String>) -> anyhow::Result<()> {
+async fn ledger_verify(
+    settings: &Settings,
+    out: &Output,
+    workspace: Option<String>,
+    checkpoint: Option<PathBuf>,
+    checkpoint_key: Option<String>,
+) -> anyhow::Result<()> {
+    let checkpoint = match checkpoint {
+        Some(path) => {
+            let raw = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let checkpoint: ledger::Checkpoint = serde_json::from_slice(&raw)
+                .with_context(|| format!("{} is not a ledger checkpoint", path.display()))?;
+            checkpoint
+                .authenticate(checkpoint_key.as_deref())
+                .with_context(|| format!("checkpoint {}", path.display()))?;
+            Some(checkpoint)
+        }
+        None => None,
+    };
     let db = open_migrated_db(settings).await?;
-    let report = blocking(&db, move |conn| Ok(ledger::verify(conn, workspace.as_deref())?)).await?;
+    let report = blocking(&db, move |conn| {
+        let mut report = ledger::verify(conn, workspace.as_deref())?;
+        if let Some(checkpoint) = &checkpoint {
+            let behind = ledger::check_against(conn, checkpoint, workspace.as_deref())?;
+            report.problems.extend(behind);
+        }
+        Ok(report)
+    })
+    .await?;
     let mut text = format!(
         "{} entries in {} workspace(s), {} redacted: {}",
         report.entries,
@@ -778,6 +824,17 @@ async fn ledger_verify(settings: &Settings, out: &Output, workspace: Option<Stri
     if !report.ok() {
         bail!("{} problem(s) found in the consent ledger", report.problems.len());
     }
+    Ok(())
+}
+
+/// Prints the checkpoint as JSON whatever the output mode: it is a file to keep, not a report.
+async fn ledger_checkpoint(settings: &Settings, checkpoint_key: Option<String>) -> anyhow::Result<()> {
+    let db = open_migrated_db(settings).await?;
+    let mut checkpoint = blocking(&db, |conn| Ok(ledger::Checkpoint::take(conn)?)).await?;
+    if let Some(key) = checkpoint_key.as_deref() {
+        checkpoint.sign(key)?;
+    }
+    println!("{}", serde_json::to_string_pretty(&checkpoint)?);
     Ok(())
 }
 

@@ -189,9 +189,18 @@ pub struct ConfigArgs {
     #[arg(long, env = "SMS_TIMEOUT_SECS", global = true, default_value_t = 10)]
     pub sms_timeout_secs: u64,
 
-    /// Take the client address from X-Forwarded-For / Forwarded (only behind a trusted proxy).
+    /// Take the client address from the header a trusted reverse proxy appends to (only behind one).
     #[arg(long, env = "TRUST_FORWARDED_FOR", global = true)]
     pub trust_forwarded_for: bool,
+
+    /// Trusted proxies in front, each appending the address it saw: the client is the address
+    /// this many entries from the right of the header (with TRUST_FORWARDED_FOR).
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", global = true, default_value_t = 1)]
+    pub trusted_proxy_hops: u8,
+
+    /// The header the trusted proxy appends to: `x-forwarded-for` or `forwarded` (RFC 7239).
+    #[arg(long, env = "FORWARDED_HEADER", global = true, default_value = "x-forwarded-for")]
+    pub forwarded_header: String,
 
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "HTTP_WORKERS", global = true)]
@@ -248,6 +257,8 @@ impl Default for ConfigArgs {
             quiet_hours_window: "08-20".into(),
             sms_timeout_secs: 10,
             trust_forwarded_for: false,
+            trusted_proxy_hops: 1,
+            forwarded_header: "x-forwarded-for".into(),
             http_workers: None,
             log_format: "pretty".into(),
         }
@@ -317,6 +328,23 @@ pub enum SmsProviderSettings {
     Twilio(TwilioSettings),
 }
 
+/// Where the client's address comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyTrust {
+    /// The socket's peer is the client.
+    Direct,
+    /// `hops` trusted proxies in front, each appending the address it saw to `header`; anything
+    /// left of those entries was written by the client and is not believed.
+    Behind { header: ForwardedHeader, hops: u8 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -343,7 +371,7 @@ pub struct Settings {
     pub doi: crate::consent::doi::DoiSettings,
     pub quiet_hours: crate::sms::quiet_hours::QuietHours,
     pub sms_timeout: Duration,
-    pub trust_forwarded_for: bool,
+    pub trust_forwarded_for: ProxyTrust,
     pub log_format: LogFormat,
 }
 
@@ -494,7 +522,7 @@ impl Settings {
             },
             quiet_hours: parse_quiet_hours(&args.quiet_hours_window)?,
             sms_timeout: Duration::from_secs(positive(args.sms_timeout_secs, "SMS_TIMEOUT_SECS")?),
-            trust_forwarded_for: args.trust_forwarded_for,
+            trust_forwarded_for: proxy_trust(args)?,
             log_format,
         })
     }
@@ -543,6 +571,26 @@ fn parse_quiet_hours(raw: &str) -> Result<crate::sms::quiet_hours::QuietHours, C
     Ok(crate::sms::quiet_hours::QuietHours {
         start_hour: start,
         end_hour: end,
+    })
+}
+
+fn proxy_trust(args: &ConfigArgs) -> Result<ProxyTrust, ConfigError> {
+    if !args.trust_forwarded_for {
+        return Ok(ProxyTrust::Direct);
+    }
+    let header = match args.forwarded_header.to_ascii_lowercase().as_str() {
+        "x-forwarded-for" => ForwardedHeader::XForwardedFor,
+        "forwarded" => ForwardedHeader::Forwarded,
+        other => {
+            return Err(ConfigError::Invalid {
+                name: "FORWARDED_HEADER",
+                why: format!("'{other}' (use x-forwarded-for or forwarded)"),
+            });
+        }
+    };
+    Ok(ProxyTrust::Behind {
+        header,
+        hops: positive(args.trusted_proxy_hops, "TRUSTED_PROXY_HOPS")?,
     })
 }
 

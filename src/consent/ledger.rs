@@ -5,10 +5,17 @@
 //! or reordering a row breaks the chain, which `optbridge ledger verify` reports. The payload
 //! holds personal data and may be redacted (erasure, retention); its hash stays, so the chain
 //! still verifies after redaction.
+//!
+//! A chain that is consistent in itself can still have lost its newest entries, or have been
+//! deleted whole or re-hashed after an edit by someone with write access to the database
+//! (PostgreSQL's TRUNCATE bypasses the append-only triggers). A [`Checkpoint`] — each chain's
+//! head, printed by `optbridge ledger checkpoint` and kept outside the database — catches those:
+//! `ledger verify --checkpoint FILE` fails when a chain no longer reaches its head.
 
-use chrono::NaiveDateTime;
+use aws_lc_rs::hmac;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::crypto;
@@ -260,4 +267,176 @@ pub fn verify(conn: &mut DbConn, workspace: Option<&str>) -> Result<VerifyReport
         }
     }
     Ok(report)
+}
+
+/// The newest entry of one workspace's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub workspace_id: String,
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Every chain's head at one moment, to be stored outside the database (see the module comment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// [`CHECKPOINT_FORMAT`]: a file of another kind is refused rather than misread.
+    pub format: String,
+    pub created_at: DateTime<Utc>,
+    pub heads: Vec<Head>,
+    /// HMAC-SHA256 (hex) over [`Checkpoint::signed_text`], when made with a checkpoint key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+pub const CHECKPOINT_FORMAT: &str = "optbridge-ledger-checkpoint/1";
+
+/// Shortest checkpoint key accepted: a short secret could be guessed offline from a signed file.
+pub const MIN_CHECKPOINT_KEY_LEN: usize = 32;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CheckpointError {
+    #[error("not a ledger checkpoint (format {0:?}, expected {CHECKPOINT_FORMAT:?})")]
+    Format(String),
+    #[error("the checkpoint key must be at least {MIN_CHECKPOINT_KEY_LEN} characters long")]
+    ShortKey,
+    #[error("the checkpoint is signed: set LEDGER_CHECKPOINT_KEY to the key it was signed with to check it")]
+    KeyNeeded,
+    #[error("the checkpoint is not signed but LEDGER_CHECKPOINT_KEY is set: an unsigned file could have been altered")]
+    Unsigned,
+    #[error("the checkpoint's signature does not match: the file was altered, or signed with another key")]
+    BadSignature,
+}
+
+impl Checkpoint {
+    /// The heads of every chain now, unsigned.
+    pub fn take(conn: &mut DbConn) -> Result<Self, DbError> {
+        Ok(Self {
+            format: CHECKPOINT_FORMAT.to_owned(),
+            created_at: Utc::now(),
+            heads: heads(conn)?,
+            signature: None,
+        })
+    }
+
+    /// Signs the checkpoint with `key` (HMAC-SHA256), so that an edited file is noticed.
+    pub fn sign(&mut self, key: &str) -> Result<(), CheckpointError> {
+        let key = checkpoint_key(key)?;
+        self.signature = Some(crypto::hex(hmac::sign(&key, self.signed_text().as_bytes()).as_ref()));
+        Ok(())
+    }
+
+    /// Checks the file's format and, when signed or when a key is configured, its signature.
+    pub fn authenticate(&self, key: Option<&str>) -> Result<(), CheckpointError> {
+        if self.format != CHECKPOINT_FORMAT {
+            return Err(CheckpointError::Format(self.format.clone()));
+        }
+        match (key, &self.signature) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(CheckpointError::KeyNeeded),
+            (Some(_), None) => Err(CheckpointError::Unsigned),
+            (Some(key), Some(signature)) => {
+                let key = checkpoint_key(key)?;
+                let tag = crypto::hex(hmac::sign(&key, self.signed_text().as_bytes()).as_ref());
+                if crypto::constant_time_eq(tag.as_bytes(), signature.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(CheckpointError::BadSignature)
+                }
+            }
+        }
+    }
+
+    /// What the signature covers: the format, the time and every head, one per line.
+    fn signed_text(&self) -> String {
+        let mut text = format!("{}\n{}\n", self.format, self.created_at.to_rfc3339());
+        for h in &self.heads {
+            text.push_str(&format!("{} {} {}\n", h.workspace_id, h.seq, h.hash));
+        }
+        text
+    }
+}
+
+fn checkpoint_key(key: &str) -> Result<hmac::Key, CheckpointError> {
+    if key.len() < MIN_CHECKPOINT_KEY_LEN {
+        return Err(CheckpointError::ShortKey);
+    }
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes()))
+}
+
+/// The newest entry of every workspace's chain, by workspace id.
+pub fn heads(conn: &mut DbConn) -> Result<Vec<Head>, DbError> {
+    let last: Vec<(String, Option<i64>)> = consent_ledger::table
+        .group_by(consent_ledger::workspace_id)
+        .select((consent_ledger::workspace_id, diesel::dsl::max(consent_ledger::seq)))
+        .order(consent_ledger::workspace_id.asc())
+        .load(conn)?;
+    let mut heads = Vec::with_capacity(last.len());
+    for (workspace_id, seq) in last {
+        let Some(seq) = seq else { continue };
+        let hash: String = consent_ledger::table
+            .filter(consent_ledger::workspace_id.eq(&workspace_id))
+            .filter(consent_ledger::seq.eq(seq))
+            .select(consent_ledger::hash)
+            .first(conn)?;
+        heads.push(Head {
+            workspace_id,
+            seq,
+            hash,
+        });
+    }
+    Ok(heads)
+}
+
+/// What is wrong with the chains now, measured against the heads of an earlier checkpoint: a
+/// chain that is gone, shorter, or holds another entry at the checkpoint's sequence number.
+/// Chains that grew since, or that the checkpoint did not know, are fine. Authenticate the
+/// checkpoint first ([`Checkpoint::authenticate`]).
+pub fn check_against(
+    conn: &mut DbConn,
+    checkpoint: &Checkpoint,
+    workspace: Option<&str>,
+) -> Result<Vec<Problem>, DbError> {
+    let mut problems = Vec::new();
+    for head in &checkpoint.heads {
+        if workspace.is_some_and(|ws| ws != head.workspace_id) {
+            continue;
+        }
+        let problem = |problem: String| Problem {
+            workspace_id: head.workspace_id.clone(),
+            seq: head.seq,
+            problem,
+        };
+        let at_head: Option<String> = consent_ledger::table
+            .filter(consent_ledger::workspace_id.eq(&head.workspace_id))
+            .filter(consent_ledger::seq.eq(head.seq))
+            .select(consent_ledger::hash)
+            .first(conn)
+            .optional()?;
+        match at_head {
+            Some(hash) if hash == head.hash => {}
+            Some(_) => problems.push(problem(format!(
+                "entry {} differs from the checkpoint's: the chain was rewritten",
+                head.seq
+            ))),
+            None => {
+                let newest: Option<i64> = consent_ledger::table
+                    .filter(consent_ledger::workspace_id.eq(&head.workspace_id))
+                    .select(diesel::dsl::max(consent_ledger::seq))
+                    .first(conn)?;
+                problems.push(problem(match newest {
+                    None => format!(
+                        "the workspace's whole chain is gone (the checkpoint saw {} entries)",
+                        head.seq
+                    ),
+                    Some(newest) if newest < head.seq => format!(
+                        "the chain ends at entry {newest} but the checkpoint saw {}: entries were deleted from its end",
+                        head.seq
+                    ),
+                    Some(_) => format!("entry {}, the checkpoint's head, is missing", head.seq),
+                }));
+            }
+        }
+    }
+    Ok(problems)
 }

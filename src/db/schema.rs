@@ -311,6 +311,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_attempts (id) {
+        id -> Text,
+        client -> Text,
+        at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(users -> workspaces (workspace_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -348,4 +356,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbound_messages,
     users,
     sessions,
+    login_attempts,
 );

@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get};
 use askama::Template;
 
+use crate::config::{ForwardedHeader, ProxyTrust};
 use crate::domain::Locale;
 use crate::i18n::{self, PageStrings};
 use crate::startup::AppState;
@@ -113,16 +114,47 @@ pub fn preferred_locale(req: &HttpRequest) -> Locale {
         .unwrap_or(Locale::En)
 }
 
-/// The client's address: the socket peer, or the proxy-supplied one when
-/// `TRUST_FORWARDED_FOR` says a trusted proxy sits in front.
-pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let info = req.connection_info();
-        if let Some(ip) = info.realip_remote_addr().and_then(parse_ip) {
-            return Some(ip);
+/// The client's address: the socket peer, or, behind trusted proxies (`TRUST_FORWARDED_FOR`),
+/// the address the outermost of them appended to the forwarding header, `hops` entries from
+/// the right. Entries further left came from the client and are ignored, and so is the header
+/// the proxies do not set. A request with fewer entries than hops did not pass through every
+/// proxy, and an entry that is no address (`unknown`, `_hidden`) names nobody: then the peer.
+pub fn client_ip(req: &HttpRequest, trust: ProxyTrust) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let ProxyTrust::Behind { header, hops } = trust else {
+        return peer;
+    };
+    let values = req.headers().get_all(match header {
+        ForwardedHeader::XForwardedFor => "x-forwarded-for",
+        ForwardedHeader::Forwarded => "forwarded",
+    });
+    let mut entries: Vec<&str> = Vec::new();
+    for value in values {
+        let Ok(value) = value.to_str() else { return peer };
+        for element in value.split(',') {
+            entries.push(match header {
+                ForwardedHeader::XForwardedFor => element.trim(),
+                ForwardedHeader::Forwarded => forwarded_for(element).unwrap_or(""),
+            });
         }
     }
-    req.peer_addr().map(|a| a.ip())
+    entries
+        .len()
+        .checked_sub(usize::from(hops))
+        .and_then(|i| entries.get(i))
+        .and_then(|entry| parse_ip(entry))
+        .or(peer)
+}
+
+/// The `for` parameter of one RFC 7239 `Forwarded` element (`for=192.0.2.1;proto=https`),
+/// unquoted; `None` when the element has none.
+fn forwarded_for(element: &str) -> Option<&str> {
+    element.split(';').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("for")
+            .then(|| value.trim().trim_matches('"'))
+    })
 }
 
 fn parse_ip(raw: &str) -> Option<IpAddr> {
@@ -197,7 +229,71 @@ mod tests {
             .peer_addr("10.0.0.1:1234".parse().expect("addr"))
             .insert_header(("X-Forwarded-For", "203.0.113.9"))
             .to_http_request();
-        assert_eq!(client_ip(&req, false), "10.0.0.1".parse().ok());
-        assert_eq!(client_ip(&req, true), "203.0.113.9".parse().ok());
+        assert_eq!(client_ip(&req, ProxyTrust::Direct), "10.0.0.1".parse().ok());
+        assert_eq!(
+            client_ip(&req, behind(ForwardedHeader::XForwardedFor, 1)),
+            "203.0.113.9".parse().ok()
+        );
+    }
+
+    fn behind(header: ForwardedHeader, hops: u8) -> ProxyTrust {
+        ProxyTrust::Behind { header, hops }
+    }
+
+    fn request(headers: &[(&'static str, &'static str)]) -> HttpRequest {
+        let mut req = TestRequest::default().peer_addr("10.0.0.1:1234".parse().expect("addr"));
+        for header in headers {
+            req = req.append_header(*header);
+        }
+        req.to_http_request()
+    }
+
+    /// What the client writes into the header itself is never its address: the proxy appends
+    /// the real one on the right.
+    #[test]
+    fn the_address_the_trusted_proxy_appended_wins() {
+        let xff = behind(ForwardedHeader::XForwardedFor, 1);
+        let spoofed = request(&[("X-Forwarded-For", "1.2.3.4, 198.51.100.7")]);
+        assert_eq!(client_ip(&spoofed, xff), "198.51.100.7".parse().ok());
+        // Two header lines count as one list, in order.
+        let split = request(&[("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-For", "198.51.100.7")]);
+        assert_eq!(client_ip(&split, xff), "198.51.100.7".parse().ok());
+        // Two proxies: the outer one appended the client, the inner one the outer proxy.
+        let two = request(&[("X-Forwarded-For", "1.2.3.4, 198.51.100.7, 10.0.0.9")]);
+        assert_eq!(
+            client_ip(&two, behind(ForwardedHeader::XForwardedFor, 2)),
+            "198.51.100.7".parse().ok()
+        );
+        // Fewer entries than proxies, or none, or garbage: the peer.
+        let short = request(&[("X-Forwarded-For", "198.51.100.7")]);
+        assert_eq!(
+            client_ip(&short, behind(ForwardedHeader::XForwardedFor, 2)),
+            "10.0.0.1".parse().ok()
+        );
+        assert_eq!(client_ip(&request(&[]), xff), "10.0.0.1".parse().ok());
+        let garbage = request(&[("X-Forwarded-For", "1.2.3.4, not-an-address")]);
+        assert_eq!(client_ip(&garbage, xff), "10.0.0.1".parse().ok());
+    }
+
+    #[test]
+    fn forwarded_is_read_only_when_configured() {
+        let req = request(&[
+            ("Forwarded", "for=1.2.3.4, for=\"[2001:db8:cafe::17]:4711\";proto=https"),
+            ("X-Forwarded-For", "198.51.100.7"),
+        ]);
+        assert_eq!(
+            client_ip(&req, behind(ForwardedHeader::XForwardedFor, 1)),
+            "198.51.100.7".parse().ok(),
+            "a client-sent Forwarded header is ignored"
+        );
+        assert_eq!(
+            client_ip(&req, behind(ForwardedHeader::Forwarded, 1)),
+            "2001:db8:cafe::17".parse().ok()
+        );
+        let obfuscated = request(&[("Forwarded", "for=_hidden")]);
+        assert_eq!(
+            client_ip(&obfuscated, behind(ForwardedHeader::Forwarded, 1)),
+            "10.0.0.1".parse().ok()
+        );
     }
 }

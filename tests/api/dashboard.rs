@@ -39,10 +39,15 @@ fn cookie_value(set_cookie: &str) -> String {
 
 /// Logs in through the form; returns the response of the POST.
 pub async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    let page = app.client.get(app.url("/app/login")).send().await.unwrap();
+    login_with(app, &app.client, email, password).await
+}
+
+/// Logs in through `client` (say, one bound to another loopback address).
+async fn login_with(app: &TestApp, client: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+    let page = client.get(app.url("/app/login")).send().await.unwrap();
     let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").expect("login form token cookie"));
     let csrf = field(&page.text().await.unwrap(), "csrf");
-    app.client
+    client
         .post(app.url("/app/login"))
         .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
         .form(&[("email", email), ("password", password), ("csrf", &csrf)])
@@ -109,7 +114,7 @@ async fn every_page_needs_a_login(backend: Backend) {
     }
 }
 
-async fn login_logout_lockout_and_cookie_flags(backend: Backend) {
+async fn login_logout_and_cookie_flags(backend: Backend) {
     let app = spawn_app_with(backend, |a| a.base_url = Some("https://optin.shop.example".into())).await;
     let ws = app.create_workspace("Skobutikken").await;
     user(&app, &ws, "marketer@shop.example").await;
@@ -176,21 +181,136 @@ async fn login_logout_lockout_and_cookie_flags(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(get(&app, &session, "/app").await.0, 303, "the session is gone");
+}
 
-    // Five wrong passwords lock the account, even against the right one.
-    for _ in 0..4 {
+/// Behind a proxy, a client that writes its own X-Forwarded-For entries (a new address each
+/// time) is still known by the address the proxy appended: its guesses are throttled.
+async fn a_spoofed_forwarded_for_does_not_escape_the_throttle(backend: Backend) {
+    let app = spawn_app_with(backend, |a| a.trust_forwarded_for = true).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    user(&app, &ws, "marketer@shop.example").await;
+    let guess = |n: u32| {
+        let app = &app;
+        async move {
+            let page = app.client.get(app.url("/app/login")).send().await.unwrap();
+            let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").unwrap());
+            let csrf = field(&page.text().await.unwrap(), "csrf");
+            app.client
+                .post(app.url("/app/login"))
+                .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
+                // What the client wrote, then what the (trusted) proxy appended.
+                .header("X-Forwarded-For", format!("203.0.113.{n}, 198.51.100.7"))
+                .form(&[
+                    ("email", "marketer@shop.example"),
+                    ("password", "wrong password!"),
+                    ("csrf", &csrf),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for n in 0..10 {
+        assert_eq!(guess(n).await, 401);
+    }
+    assert_eq!(guess(10).await, 429, "the proxy-appended address is throttled");
+    // Without the header the address is the peer's (127.0.0.1), which never guessed.
+    let res = login_with(&app, &app.client, "marketer@shop.example", PASSWORD).await;
+    assert_eq!(res.status(), 303);
+}
+
+/// A client whose requests come from `127.0.0.{n}` (all of 127.0.0.0/8 is this machine).
+fn client_from(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The login page's answer without its per-request form token and the email it echoes, to
+/// compare answers.
+async fn answer(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap();
+    let token = field(&body, "csrf");
+    let body = body.replace(&token, "TOKEN");
+    (
+        status,
+        body.replace("marketer@shop.example", "EMAIL")
+            .replace("nobody@shop.example", "EMAIL"),
+    )
+}
+
+/// Guessing is throttled per client address, not per account: the address gets 429 for every
+/// account, while the real user elsewhere still logs in. Known, unknown and (after a guess from
+/// many addresses) locked accounts all get the same answer.
+async fn login_throttles_the_guessing_address_and_answers_alike(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    user(&app, &ws, "marketer@shop.example").await;
+    let attacker = client_from(2);
+    let wrong = answer(login_with(&app, &attacker, "marketer@shop.example", "wrong password!").await).await;
+    assert_eq!(wrong.0, 401);
+    let unknown = answer(login_with(&app, &attacker, "nobody@shop.example", "wrong password!").await).await;
+    assert_eq!(unknown, wrong, "unknown accounts answer like known ones");
+    for i in 2..10 {
+        let email = if i % 2 == 0 {
+            "marketer@shop.example"
+        } else {
+            "nobody@shop.example"
+        };
         assert_eq!(
-            login(&app, "marketer@shop.example", "wrong password!").await.status(),
+            login_with(&app, &attacker, email, "wrong password!").await.status(),
             401
         );
     }
-    assert_eq!(
-        login(&app, "marketer@shop.example", "wrong password!").await.status(),
-        429
-    );
-    let res = login(&app, "marketer@shop.example", PASSWORD).await;
-    assert_eq!(res.status(), 429);
-    assert!(res.text().await.unwrap().contains("locked"));
+    for email in ["marketer@shop.example", "nobody@shop.example"] {
+        let res = login_with(&app, &attacker, email, PASSWORD).await;
+        assert_eq!(res.status(), 429, "the eleventh try from the address, for {email}");
+        assert_eq!(res.headers()["retry-after"], "900");
+        assert!(res.text().await.unwrap().contains("Too many wrong attempts from here"));
+    }
+    let res = login_with(&app, &client_from(3), "marketer@shop.example", PASSWORD).await;
+    assert_eq!(res.status(), 303, "the real user, elsewhere, is not locked out");
+
+    // A guess spread over many addresses locks the account after 100 wrong passwords in a row;
+    // from then on even the right password gets the wrong-password answer.
+    let mut tries = 0;
+    for n in 10..30u8 {
+        let client = client_from(n);
+        for _ in 0..9 {
+            if tries == 100 {
+                break;
+            }
+            assert_eq!(
+                login_with(&app, &client, "marketer@shop.example", "wrong password!")
+                    .await
+                    .status(),
+                401
+            );
+            tries += 1;
+        }
+    }
+    let fresh = client_from(40);
+    let locked = answer(login_with(&app, &fresh, "marketer@shop.example", PASSWORD).await).await;
+    assert_eq!(locked, wrong, "a locked account answers like a wrong password");
+    let unknown = answer(login_with(&app, &fresh, "nobody@shop.example", PASSWORD).await).await;
+    assert_eq!(unknown, wrong);
+
+    // Setting a new password lifts the lock.
+    let mut set = std::process::Command::new(env!("CARGO_BIN_EXE_optbridge"))
+        .args(["user", "set-password", "--email", "marketer@shop.example"])
+        .env("DATABASE_URL", &app.database.url)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut set.stdin.take().unwrap(), b"a brand new password\n").unwrap();
+    assert!(set.wait().unwrap().success());
+    let res = login_with(&app, &fresh, "marketer@shop.example", "a brand new password").await;
+    assert_eq!(res.status(), 303);
 }
 
 async fn campaign_page_shows_the_funnel(backend: Backend) {
@@ -415,7 +535,9 @@ async fn contact_search_history_and_erasure(backend: Backend) {
 
 both_backends!(
     every_page_needs_a_login,
-    login_logout_lockout_and_cookie_flags,
+    login_logout_and_cookie_flags,
+    login_throttles_the_guessing_address_and_answers_alike,
+    a_spoofed_forwarded_for_does_not_escape_the_throttle,
     campaign_page_shows_the_funnel,
     scripted_campaign_page_has_the_right_numbers,
     workspaces_are_isolated_in_the_dashboard,

@@ -23,6 +23,7 @@ mod funnel;
 mod health;
 mod import;
 mod invitations;
+mod ledger;
 mod links;
 mod outbox;
 mod security;

@@ -66,9 +66,11 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form
         return login_form(&req, &state, StatusCode::FORBIDDEN, Some(t.login_expired_form), email);
     }
     let who = email.clone();
+    let client = crate::routes::pages::client_ip(&req, state.settings.trust_forwarded_for)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let outcome = state
         .db
-        .run(move |conn| accounts::login(conn, &who, &password, SESSION_HOURS))
+        .run(move |conn| accounts::login(conn, &client, &who, &password, SESSION_HOURS))
         .await;
     match outcome {
         Ok(LoginOutcome::Success { cookie }) => {
@@ -80,8 +82,19 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form
             res
         }
         Ok(LoginOutcome::Rejected) => login_form(&req, &state, StatusCode::UNAUTHORIZED, Some(t.login_failed), email),
-        Ok(LoginOutcome::Locked { .. }) => {
-            login_form(&req, &state, StatusCode::TOO_MANY_REQUESTS, Some(t.login_locked), email)
+        Ok(LoginOutcome::Throttled) => {
+            let mut res = login_form(
+                &req,
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(t.login_throttled),
+                email,
+            );
+            let retry_after = (accounts::THROTTLE_MINUTES * 60).to_string();
+            if let Ok(value) = header::HeaderValue::from_str(&retry_after) {
+                res.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            res
         }
         Err(e) => {
             tracing::error!(error = %e, "login failed");
