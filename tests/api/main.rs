@@ -24,6 +24,7 @@ mod health;
 mod import;
 mod invitations;
 mod links;
+mod page_errors;
 mod security;
 mod smtp_sink_selftest;
 mod tenancy;
