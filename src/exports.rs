@@ -1,62 +1,17 @@
-//! CSV exports, streamed: rows are read a page at a time on a blocking thread and sent to the
-//! client as they are written, so an export of a million rows never sits in memory.
+//! CSV exports as producers: each reads its rows a page at a time and hands them on as CSV
+//! chunks to a sink, which says when to stop (the reader went away), so an export of a million
+//! rows never sits in memory. The web layer runs a producer and streams its chunks.
 
-use actix_web::HttpResponse;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::web::Bytes;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{consent_requests, consent_texts, contacts, invitations, sms_subscriptions};
-use crate::db::{Db, DbConn, DbError};
+use crate::db::{DbConn, DbError};
 
 const PAGE: i64 = 5000;
 
-/// Sends the CSV that `produce` writes, page by page; `produce` gets a sink that returns false
-/// when the client went away (then it should stop).
-pub fn stream_csv<F>(db: &Db, filename: &str, produce: F) -> HttpResponse
-where
-    F: FnOnce(&mut DbConn, &mut dyn FnMut(Vec<u8>) -> bool) -> Result<(), DbError> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut sink = |chunk: Vec<u8>| tx.blocking_send(Bytes::from(chunk)).is_ok();
-        // A panic part-way must end the file like any other failure: unwinding would otherwise
-        // just close the stream, and a cut-off export would look complete.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            db.get().and_then(|mut conn| produce(&mut conn, &mut sink))
-        }))
-        .unwrap_or_else(|payload| {
-            tracing::error!(
-                panic = crate::telemetry::panic_message(payload.as_ref()),
-                "CSV export panicked"
-            );
-            Err(DbError::Panicked)
-        });
-        if let Err(e) = result {
-            tracing::error!(error = %e, "CSV export failed part-way");
-            // The status is sent already: end with a line no CSV reader takes for data, so a
-            // cut-off export is never mistaken for a complete one.
-            let _ = sink(format!("\n# EXPORT FAILED: {e}\n").into_bytes());
-        }
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
-    });
-    HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        ))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
-                .unwrap_or(HeaderValue::from_static("attachment")),
-        ))
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .streaming(body)
-}
+/// Where a producer puts its CSV chunks; `false` back means nobody reads any more: stop.
+pub type CsvSink<'a> = dyn FnMut(Vec<u8>) -> bool + 'a;
 
 fn csv_chunk(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -94,11 +49,7 @@ struct RecipientRow {
 
 /// One row per recipient of a campaign with every funnel step's first time. No link tokens,
 /// codes or other secrets.
-pub fn campaign_recipients(
-    conn: &mut DbConn,
-    campaign_id: &str,
-    sink: &mut dyn FnMut(Vec<u8>) -> bool,
-) -> Result<(), DbError> {
+pub fn campaign_recipients(conn: &mut DbConn, campaign_id: &str, sink: &mut CsvSink<'_>) -> Result<(), DbError> {
     let header = csv_chunk(|w| {
         w.write_record([
             "invitation_id",
@@ -211,11 +162,7 @@ struct ConsentRow {
 }
 
 /// Every active SMS consent of a workspace with its evidence.
-pub fn active_consents(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    sink: &mut dyn FnMut(Vec<u8>) -> bool,
-) -> Result<(), DbError> {
+pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink<'_>) -> Result<(), DbError> {
     let header = csv_chunk(|w| {
         w.write_record([
             "phone",
@@ -310,27 +257,5 @@ pub fn active_consents(
         if !sink(chunk) || (page.len() as i64) < PAGE {
             return Ok(());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn an_export_that_panics_part_way_ends_with_the_failure_line() {
-        let url = crate::config::DatabaseUrl::Sqlite(":memory:".into());
-        let db = Db::connect(&url, 1, Duration::from_millis(100)).expect("in-memory db");
-        let res = stream_csv(&db, "x.csv", |_conn, sink| {
-            sink(b"phone,email\n+4520123456,anna@example.dk\n".to_vec());
-            panic!("bug while reading the second page");
-        });
-        let body = actix_web::body::to_bytes(res.into_body()).await.expect("body");
-        assert_eq!(
-            std::str::from_utf8(&body).expect("UTF-8"),
-            "phone,email\n+4520123456,anna@example.dk\n\n# EXPORT FAILED: database task panicked (a bug; the panic is in the log)\n"
-        );
     }
 }

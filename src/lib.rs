@@ -3,7 +3,6 @@
 
 pub mod accounts;
 pub mod campaigns;
-pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod consent;
@@ -23,6 +22,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod routes;
 pub mod signing;
+pub mod slots;
 pub mod sms;
 pub mod startup;
 pub mod telemetry;

@@ -12,7 +12,6 @@ use actix_web::{App, HttpServer, web};
 use tokio::sync::Notify;
 
 use crate::campaigns::expand::ExpansionHandler;
-use crate::campaigns::public::PublicCampaigns;
 use crate::config::{Settings, SmsProviderSettings};
 use crate::db::{Db, DbError};
 use crate::funnel::tracking::TrackingBuffer;
@@ -31,7 +30,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub keyring: Arc<Keyring>,
     pub tracking: TrackingBuffer,
-    pub campaigns: PublicCampaigns,
+    pub campaigns: routes::landing::cache::CampaignCache,
     /// Wakes this process's outbox workers when a request enqueued work.
     pub wake: Arc<Notify>,
     /// The number or name SMS come from (people text START to it).
@@ -203,7 +202,7 @@ impl Application {
             settings: settings.clone(),
             keyring: services.keyring,
             tracking,
-            campaigns: PublicCampaigns::default(),
+            campaigns: Default::default(),
             wake,
             sms_sender: services.sms.sender(),
             job_kinds,

@@ -9,6 +9,7 @@ use lettre::message::{Mailbox, Mailboxes};
 use super::{EmailError, OutgoingEmail};
 use crate::domain::Locale;
 use crate::i18n::{self, EmailStrings};
+use crate::slots::Slotted;
 
 /// Everything the invitation says; links are already signed.
 #[derive(Debug, Clone)]
@@ -329,46 +330,6 @@ const SLOTS: [&str; 4] = [
     "optbridgeSLOTunsubscribeURLq7",
 ];
 
-/// A rendered part with the recipient's values left open: `pieces[0]`, the value of slot
-/// `slots[0]`, `pieces[1]`, … and the last piece.
-#[derive(Debug)]
-struct Slotted {
-    pieces: Vec<String>,
-    slots: Vec<usize>,
-}
-
-impl Slotted {
-    fn split(rendered: &str) -> Self {
-        let (mut pieces, mut slots) = (Vec::new(), Vec::new());
-        let mut rest = rendered;
-        while let Some((at, slot)) = SLOTS
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, marker)| rest.find(marker).map(|at| (at, slot)))
-            .min()
-        {
-            pieces.push(rest[..at].to_owned());
-            slots.push(slot);
-            rest = &rest[at + SLOTS[slot].len()..];
-        }
-        pieces.push(rest.to_owned());
-        Self { pieces, slots }
-    }
-
-    fn fill(&self, values: &[&str; SLOTS.len()]) -> String {
-        let len = self.pieces.iter().map(String::len).sum::<usize>()
-            + self.slots.iter().map(|&slot| values[slot].len()).sum::<usize>();
-        let mut out = String::with_capacity(len);
-        for (i, piece) in self.pieces.iter().enumerate() {
-            out.push_str(piece);
-            if let Some(&slot) = self.slots.get(i) {
-                out.push_str(values[slot]);
-            }
-        }
-        out
-    }
-}
-
 /// An invitation rendered once for every recipient of one campaign variant in one locale (with
 /// or without a first name), with the recipient's values left open: filling them in costs a copy
 /// instead of the templates, the escaping and the From and Subject headers.
@@ -377,8 +338,8 @@ pub struct PreparedInvitation {
     subject: String,
     from: Mailbox,
     fixed_headers: String,
-    text: Slotted,
-    html: Slotted,
+    text: Slotted<{ SLOTS.len() }>,
+    html: Slotted<{ SLOTS.len() }>,
 }
 
 impl PreparedInvitation {
@@ -398,8 +359,8 @@ impl PreparedInvitation {
             fixed_headers: fixed_headers(&from, &subject),
             subject,
             from,
-            text: Slotted::split(&text),
-            html: Slotted::split(&html),
+            text: Slotted::split(&text, &SLOTS),
+            html: Slotted::split(&html, &SLOTS),
         };
         let full = render(content)?;
         let filled = prepared.render(content)?;

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::dev_messages;
 use crate::mail::DevMail;
+use crate::routes::error::PageError;
 use crate::routes::pages;
 use crate::startup::AppState;
 
@@ -37,7 +38,7 @@ struct MailShow {
     m: DevMail,
 }
 
-async fn load(state: &AppState, id: Option<String>) -> Result<Vec<DevMail>, HttpResponse> {
+async fn load(req: &HttpRequest, state: &AppState, id: Option<String>) -> Result<Vec<DevMail>, PageError> {
     state
         .db
         .run(move |conn| {
@@ -53,76 +54,71 @@ async fn load(state: &AppState, id: Option<String>) -> Result<Vec<DevMail>, Http
             q.load(conn).map_err(crate::db::DbError::from)
         })
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "dev outbox: database error");
-            HttpResponse::ServiceUnavailable().finish()
-        })
+        .map_err(|e| PageError::public(req, e))
 }
 
-async fn one(req: &HttpRequest, state: &AppState, id: String) -> Result<DevMail, HttpResponse> {
-    load(state, Some(id)).await?.pop().ok_or_else(|| pages::not_found(req))
+async fn one(req: &HttpRequest, state: &AppState, id: String) -> Result<DevMail, PageError> {
+    load(req, state, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| PageError::not_found(req))
 }
 
 #[get("/dev/mail")]
-async fn mail_list(state: web::Data<AppState>) -> HttpResponse {
-    match load(&state, None).await {
-        Ok(messages) => pages::render(StatusCode::OK, &MailList { messages }),
-        Err(res) => res,
-    }
+async fn mail_list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let messages = load(&req, &state, None).await?;
+    Ok(pages::render(StatusCode::OK, &MailList { messages }))
 }
 
 #[get("/dev/mail/{id}")]
-async fn mail_show(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
-    match one(&req, &state, id.into_inner()).await {
-        // This page frames the HTML part, so it needs frame-src on top of the page policy.
-        Ok(m) => match (MailShow { m }).render() {
-            Ok(body) => {
-                let mut res = pages::html(StatusCode::OK, body);
-                res.headers_mut().insert(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(
-                        "default-src 'none'; style-src 'self'; frame-src 'self'; frame-ancestors 'none'",
-                    ),
-                );
-                res
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "dev mail page failed");
-                HttpResponse::InternalServerError().finish()
-            }
-        },
-        Err(res) => res,
-    }
+async fn mail_show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let m = one(&req, &state, id.into_inner()).await?;
+    let body = (MailShow { m }).render().map_err(|e| PageError::public(&req, e))?;
+    let mut res = pages::html(StatusCode::OK, body);
+    // This page frames the HTML part, so it needs frame-src on top of the page policy.
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; frame-src 'self'; frame-ancestors 'none'"),
+    );
+    Ok(res)
 }
 
 /// The HTML part exactly as sent, in a sandbox: no script, inline styles and images allowed (it
 /// loads the open pixel, so viewing it here counts as an open, as in a real mail client).
 #[get("/dev/mail/{id}/html")]
-async fn mail_html(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
-    match one(&req, &state, id.into_inner()).await {
-        Ok(m) => HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
-            .insert_header((
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'; frame-ancestors 'self'"),
-            ))
-            .body(m.body_html.unwrap_or_default()),
-        Err(res) => res,
-    }
+async fn mail_html(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let m = one(&req, &state, id.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'; frame-ancestors 'self'"),
+        ))
+        .body(m.body_html.unwrap_or_default()))
 }
 
 #[get("/dev/mail/{id}/raw")]
-async fn mail_raw(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
-    match one(&req, &state, id.into_inner()).await {
-        Ok(m) => HttpResponse::Ok()
-            .insert_header((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            ))
-            .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-            .body(m.raw.unwrap_or_default()),
-        Err(res) => res,
-    }
+async fn mail_raw(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let m = one(&req, &state, id.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .body(m.raw.unwrap_or_default()))
 }
 
 #[get("/assets/dev.css")]
@@ -149,8 +145,8 @@ struct SmsThreads {
 }
 
 #[get("/dev/sms")]
-async fn sms_threads(state: web::Data<AppState>) -> HttpResponse {
-    let loaded = state
+async fn sms_threads(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let messages = state
         .db
         .run(|conn| {
             dev_messages::table
@@ -161,14 +157,8 @@ async fn sms_threads(state: web::Data<AppState>) -> HttpResponse {
                 .load(conn)
                 .map_err(crate::db::DbError::from)
         })
-        .await;
-    let messages = match loaded {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!(error = %e, "dev outbox: database error");
-            return HttpResponse::ServiceUnavailable().finish();
-        }
-    };
+        .await
+        .map_err(|e| PageError::public(&req, e))?;
     let mut threads: Vec<Thread> = Vec::new();
     for m in messages {
         let phone = if m.direction == "in" {
@@ -187,13 +177,13 @@ async fn sms_threads(state: web::Data<AppState>) -> HttpResponse {
     for t in &mut threads {
         t.messages.reverse(); // oldest first within a thread
     }
-    pages::render(
+    Ok(pages::render(
         StatusCode::OK,
         &SmsThreads {
             threads,
             sender: crate::sms::provider::DEV_SENDER.to_owned(),
         },
-    )
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -204,13 +194,17 @@ struct Reply {
 
 /// Answers as the phone would: the reply is stored and processed like a provider webhook.
 #[actix_web::post("/dev/sms/reply")]
-async fn sms_reply(state: web::Data<AppState>, form: web::Form<Reply>) -> HttpResponse {
+async fn sms_reply(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Reply>,
+) -> Result<HttpResponse, PageError> {
     let Reply { phone, body } = form.into_inner();
     if phone.trim().is_empty() || body.trim().is_empty() {
-        return HttpResponse::BadRequest().body("phone and body are required");
+        return Ok(HttpResponse::BadRequest().body("phone and body are required"));
     }
     let sid = format!("DEVIN{}", crate::db::new_id().replace('-', ""));
-    let stored = state
+    state
         .db
         .run(move |conn| {
             diesel::insert_into(dev_messages::table)
@@ -226,17 +220,10 @@ async fn sms_reply(state: web::Data<AppState>, form: web::Form<Reply>) -> HttpRe
                 .execute(conn)?;
             crate::sms::inbound::record(conn, &sid, &phone, crate::sms::provider::DEV_SENDER, &body)
         })
-        .await;
-    match stored {
-        Ok(_) => {
-            state.wake.notify_waiters();
-            HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/dev/sms"))
-                .finish()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "dev outbox: storing a reply failed");
-            HttpResponse::ServiceUnavailable().finish()
-        }
-    }
+        .await
+        .map_err(|e| PageError::public(&req, e))?;
+    state.wake.notify_waiters();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/dev/sms"))
+        .finish())
 }

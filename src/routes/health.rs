@@ -8,16 +8,16 @@ use crate::startup::AppState;
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let backend = state.db.backend().name();
     let ping = tokio::time::timeout(std::time::Duration::from_secs(5), state.db.ping()).await;
-    match ping {
-        Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok", "backend": backend})),
+    let problem = match ping {
+        Ok(Ok(())) => return HttpResponse::Ok().json(json!({"status": "ok", "database": "ok", "backend": backend})),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database unreachable");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "error", "database": e.to_string(), "backend": backend}))
+            e.to_string()
         }
-        Err(_) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "error", "database": "timed out after 5 s", "backend": backend})),
-    }
+        Err(_) => "timed out after 5 s".to_owned(),
+    };
+    // The report itself, for load balancers and monitors: JSON, not an error page.
+    HttpResponse::ServiceUnavailable().json(json!({"status": "error", "database": problem, "backend": backend}))
 }
 
 /// Prometheus text format: counters of this process, and the outbox depth from the database.

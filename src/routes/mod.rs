@@ -2,7 +2,9 @@
 
 pub mod api;
 pub mod app;
+pub mod csv;
 pub mod dev;
+pub mod error;
 pub mod health;
 pub mod landing;
 pub mod pages;

@@ -1,5 +1,5 @@
-//! What every public HTML page shares: rendering, security headers, the one 404 page for bad
-//! links, the stylesheet, and the client's address and language.
+//! What every HTML page shares (public pages, the dashboard, the dev outboxes): rendering with
+//! the security headers, the stylesheet, and the client's address and language.
 
 use std::net::IpAddr;
 
@@ -8,12 +8,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get};
 use askama::Template;
 
+use super::error::PageError;
 use crate::config::{ForwardedHeader, ProxyTrust};
 use crate::domain::Locale;
-use crate::i18n::{self, PageStrings};
 use crate::startup::AppState;
 
-/// Pages load nothing but their own stylesheet; no script runs anywhere on them.
+/// Pages load nothing but their own stylesheet; no script runs anywhere on them. The dashboard's
+/// charts are inline SVG (markup, not loaded resources), so they need nothing more.
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -33,7 +34,8 @@ pub fn html(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
-/// Renders a page template, or a plain 500 if the template fails (it cannot for valid input).
+/// Renders a page template, or a plain 500 if the template fails (it cannot for valid input; a
+/// plain answer, since the error pages are templates too).
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {
         Ok(body) => html(status, body),
@@ -42,64 +44,6 @@ pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
             HttpResponse::InternalServerError().finish()
         }
     }
-}
-
-/// A page rendered once with placeholder slots, filled per request by concatenation: for a page
-/// that is the same for every visitor but for a few values (a link's token, a form token).
-#[derive(Debug, Clone)]
-pub struct Prerendered {
-    /// The text around the slots: one more piece than there are slots.
-    pieces: Vec<String>,
-}
-
-impl Prerendered {
-    /// Splits `rendered` at `markers`, which must each occur exactly once, in this order; `None`
-    /// otherwise (say the campaign's own text happens to contain one), and the caller renders in
-    /// full. Markers must be text the template's escaping leaves alone, and so must the values.
-    pub fn split(rendered: &str, markers: &[&str]) -> Option<Self> {
-        let mut pieces = Vec::with_capacity(markers.len() + 1);
-        let mut rest = rendered;
-        for marker in markers {
-            if rendered.matches(marker).count() != 1 {
-                return None;
-            }
-            let (before, after) = rest.split_once(marker)?;
-            pieces.push(before.to_owned());
-            rest = after;
-        }
-        pieces.push(rest.to_owned());
-        Some(Self { pieces })
-    }
-
-    /// The page with `values` in its slots (as many as there were markers).
-    pub fn fill(&self, values: &[&str]) -> String {
-        let len = self.pieces.iter().map(String::len).sum::<usize>() + values.iter().map(|v| v.len()).sum::<usize>();
-        let mut page = String::with_capacity(len);
-        for (i, piece) in self.pieces.iter().enumerate() {
-            page.push_str(piece);
-            if let Some(value) = values.get(i) {
-                page.push_str(value);
-            }
-        }
-        page
-    }
-}
-
-#[derive(Template)]
-#[template(path = "pages/not_found.html")]
-struct NotFoundPage {
-    t: &'static PageStrings,
-}
-
-/// The one answer to every bad link (forged, expired, wrong purpose, unknown key, malformed,
-/// used up): the same page and status whatever the reason, which is logged instead.
-pub fn not_found(req: &HttpRequest) -> HttpResponse {
-    render(
-        StatusCode::NOT_FOUND,
-        &NotFoundPage {
-            t: i18n::page(preferred_locale(req)),
-        },
-    )
 }
 
 /// The first supported language in `Accept-Language`, else English.
@@ -185,8 +129,8 @@ pub async fn stylesheet() -> HttpResponse {
 }
 
 /// Unknown paths outside the API get the same page as bad links.
-pub async fn fallback(req: HttpRequest) -> HttpResponse {
-    not_found(&req)
+pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, PageError> {
+    Err(PageError::not_found(&req))
 }
 
 /// The app state from a request (every route runs with it).
@@ -198,20 +142,6 @@ pub fn state(req: &HttpRequest) -> Option<&AppState> {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
-
-    #[test]
-    fn prerendered_pages_fill_their_slots() {
-        let page =
-            Prerendered::split("<a href=\"/l/@T@\">x</a><input value=\"@C@\">", &["@T@", "@C@"]).expect("splits");
-        assert_eq!(
-            page.fill(&["abc", "123"]),
-            "<a href=\"/l/abc\">x</a><input value=\"123\">"
-        );
-        // A marker missing, repeated or out of order: no template, the caller renders in full.
-        assert!(Prerendered::split("@T@ @T@ @C@", &["@T@", "@C@"]).is_none());
-        assert!(Prerendered::split("@T@ only", &["@T@", "@C@"]).is_none());
-        assert!(Prerendered::split("@C@ @T@", &["@T@", "@C@"]).is_none());
-    }
 
     #[test]
     fn language_negotiation() {

@@ -12,6 +12,7 @@ use crate::domain::Locale;
 use crate::i18n::{self, PageStrings};
 use crate::links::{LinkClaims, LinkPurpose};
 use crate::metrics::METRICS;
+use crate::routes::error::PageError;
 use crate::routes::pages;
 use crate::startup::AppState;
 
@@ -30,78 +31,66 @@ struct UnsubscribedPage<'a> {
     company: &'a str,
 }
 
-async fn verify(req: &HttpRequest, state: &AppState, token: &str) -> Result<(LinkClaims, String), HttpResponse> {
+async fn verify(req: &HttpRequest, state: &AppState, token: &str) -> Result<(LinkClaims, String), PageError> {
     let claims = state
         .keyring
         .verify(token, LinkPurpose::Unsubscribe)
         .await
         .map_err(|e| {
             tracing::debug!(reason = %e, "unsubscribe with a bad link");
-            pages::not_found(req)
+            PageError::not_found(req)
         })?;
-    let company = match state.campaigns.get(&state.db, &claims.cid).await {
-        Ok(Some(c)) => c.company.clone(),
-        Ok(None) => return Err(pages::not_found(req)),
-        Err(e) => {
-            tracing::error!(error = %e, "unsubscribe: database unavailable");
-            return Err(HttpResponse::ServiceUnavailable().finish());
-        }
-    };
-    Ok((claims, company))
+    let cached = state
+        .campaigns
+        .get(&state.db, &claims.cid)
+        .await
+        .map_err(|e| PageError::public(req, e))?
+        .ok_or_else(|| PageError::not_found(req))?;
+    Ok((claims, cached.campaign.company.clone()))
 }
 
 /// Everything under `/u/` (a prefix scope, see `routes::link_scope`).
-pub async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn dispatch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let Some(token) = super::link_token(&req, "/u/").map(str::to_owned) else {
-        return pages::not_found(&req);
+        return Err(PageError::not_found(&req));
     };
     match *req.method() {
         Method::GET | Method::HEAD => show(req, state, token).await,
         Method::POST => confirm(req, state, token).await,
-        _ => HttpResponse::MethodNotAllowed().finish(),
+        _ => Ok(HttpResponse::MethodNotAllowed().finish()),
     }
 }
 
-async fn show(req: HttpRequest, state: web::Data<AppState>, token: String) -> HttpResponse {
-    match verify(&req, &state, &token).await {
-        Ok((claims, company)) => pages::render(
-            StatusCode::OK,
-            &UnsubscribePage {
-                t: i18n::page(Locale::parse(&claims.loc).unwrap_or(Locale::En)),
-                company: &company,
-                action: format!("/u/{token}"),
-            },
-        ),
-        Err(res) => res,
-    }
+async fn show(req: HttpRequest, state: web::Data<AppState>, token: String) -> Result<HttpResponse, PageError> {
+    let (claims, company) = verify(&req, &state, &token).await?;
+    Ok(pages::render(
+        StatusCode::OK,
+        &UnsubscribePage {
+            t: i18n::page(Locale::parse(&claims.loc).unwrap_or(Locale::En)),
+            company: &company,
+            action: format!("/u/{token}"),
+        },
+    ))
 }
 
-async fn confirm(req: HttpRequest, state: web::Data<AppState>, token: String) -> HttpResponse {
-    let (claims, company) = match verify(&req, &state, &token).await {
-        Ok(found) => found,
-        Err(res) => return res,
-    };
+async fn confirm(req: HttpRequest, state: web::Data<AppState>, token: String) -> Result<HttpResponse, PageError> {
+    let (claims, company) = verify(&req, &state, &token).await?;
     let invitation = claims.sub.clone();
+    // The sender retries one-click POSTs on 5xx; nothing was half-written.
     let done = state
         .db
         .run(move |conn| unsubscribe::unsubscribe(conn, &invitation, "unsubscribe link"))
-        .await;
-    match done {
-        Ok(true) => {
-            METRICS.unsubscribes.inc();
-            pages::render(
-                StatusCode::OK,
-                &UnsubscribedPage {
-                    t: i18n::page(Locale::parse(&claims.loc).unwrap_or(Locale::En)),
-                    company: &company,
-                },
-            )
-        }
-        Ok(false) => pages::not_found(&req),
-        Err(e) => {
-            // The sender retries one-click POSTs on 5xx; nothing was half-written.
-            tracing::error!(error = %e, "unsubscribe failed");
-            HttpResponse::ServiceUnavailable().finish()
-        }
+        .await
+        .map_err(|e| PageError::public(&req, e))?;
+    if !done {
+        return Err(PageError::not_found(&req));
     }
+    METRICS.unsubscribes.inc();
+    Ok(pages::render(
+        StatusCode::OK,
+        &UnsubscribedPage {
+            t: i18n::page(Locale::parse(&claims.loc).unwrap_or(Locale::En)),
+            company: &company,
+        },
+    ))
 }

@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 
 use crate::config::SmsProviderSettings;
 use crate::metrics::METRICS;
+use crate::routes::error::{PageError, PageFailure};
 use crate::sms::{inbound as replies, outbound, twilio_signature};
 use crate::startup::AppState;
 
@@ -28,11 +29,14 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn response(self) -> HttpResponse {
+    fn response(self, req: &HttpRequest) -> Result<HttpResponse, PageError> {
         match self {
-            Self::NotConfigured => HttpResponse::NotFound().finish(),
-            Self::BadSignature => HttpResponse::Forbidden().body("invalid signature"),
-            Self::BadBaseUrl => HttpResponse::InternalServerError().finish(),
+            Self::NotConfigured => Ok(HttpResponse::NotFound().finish()),
+            Self::BadSignature => Ok(HttpResponse::Forbidden().body("invalid signature")),
+            Self::BadBaseUrl => Err(PageError::public(
+                req,
+                PageFailure::Internal("BASE_URL cannot hold the webhook path".into()),
+            )),
         }
     }
 }
@@ -71,62 +75,54 @@ fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
 }
 
 #[post("/webhooks/twilio/inbound")]
-pub async fn inbound(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn inbound(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
     let params = match verified(&req, &state, &body, "webhooks/twilio/inbound") {
         Ok(p) => p,
-        Err(refusal) => return refusal.response(),
+        Err(refusal) => return refusal.response(&req),
     };
     let (Some(sid), Some(from), Some(to)) = (
         param(&params, "MessageSid"),
         param(&params, "From"),
         param(&params, "To"),
     ) else {
-        return HttpResponse::BadRequest().body("MessageSid, From and To are required");
+        return Ok(HttpResponse::BadRequest().body("MessageSid, From and To are required"));
     };
     let (sid, from, to) = (sid.to_owned(), from.to_owned(), to.to_owned());
     let text = param(&params, "Body").unwrap_or_default().to_owned();
-    match state
+    // Twilio retries on 5xx: nothing was stored, nothing is lost.
+    let new = state
         .db
         .run(move |conn| replies::record(conn, &sid, &from, &to, &text))
         .await
-    {
-        Ok(new) => {
-            if new {
-                METRICS.inbound_sms.inc();
-                state.wake.notify_waiters();
-            }
-            HttpResponse::Ok()
-                .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/xml")))
-                .body(EMPTY_TWIML)
-        }
-        Err(e) => {
-            // Twilio retries on 5xx: nothing was stored, nothing is lost.
-            tracing::error!(error = %e, "storing an inbound SMS failed");
-            HttpResponse::ServiceUnavailable().finish()
-        }
+        .map_err(|e| PageError::public(&req, e))?;
+    if new {
+        METRICS.inbound_sms.inc();
+        state.wake.notify_waiters();
     }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/xml")))
+        .body(EMPTY_TWIML))
 }
 
 #[post("/webhooks/twilio/status")]
-pub async fn status(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn status(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, PageError> {
     let params = match verified(&req, &state, &body, "webhooks/twilio/status") {
         Ok(p) => p,
-        Err(refusal) => return refusal.response(),
+        Err(refusal) => return refusal.response(&req),
     };
     let (Some(sid), Some(status)) = (param(&params, "MessageSid"), param(&params, "MessageStatus")) else {
-        return HttpResponse::BadRequest().body("MessageSid and MessageStatus are required");
+        return Ok(HttpResponse::BadRequest().body("MessageSid and MessageStatus are required"));
     };
     let (sid, status) = (sid.to_owned(), status.to_owned());
     let error = param(&params, "ErrorCode").map(|c| format!("Twilio error {c}"));
-    match state
+    state
         .db
         .run(move |conn| outbound::apply_status(conn, &sid, &status, error.as_deref()))
         .await
-    {
-        Ok(_) => HttpResponse::NoContent().finish(),
-        Err(e) => {
-            tracing::error!(error = %e, "applying an SMS status failed");
-            HttpResponse::ServiceUnavailable().finish()
-        }
-    }
+        .map_err(|e| PageError::public(&req, e))?;
+    Ok(HttpResponse::NoContent().finish())
 }

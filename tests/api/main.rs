@@ -26,6 +26,7 @@ mod invitations;
 mod ledger;
 mod links;
 mod outbox;
+mod page_errors;
 mod security;
 mod smtp_sink_selftest;
 mod tenancy;

@@ -40,16 +40,18 @@ pub async fn recipients_csv(
         .run(move |conn| campaigns::find(conn, &workspace_id, &check)?.ok_or(ApiError::NotFound("campaign")))
         .await?;
     let filename = format!("campaign-{id}-recipients.csv");
-    Ok(crate::exports::stream_csv(&state.db, &filename, move |conn, sink| {
-        crate::exports::campaign_recipients(conn, &id, sink)
-    }))
+    Ok(crate::routes::csv::stream_csv(
+        &state.db,
+        &filename,
+        move |conn, sink| crate::exports::campaign_recipients(conn, &id, sink),
+    ))
 }
 
 /// Every active SMS consent of the workspace with its evidence, as CSV.
 #[get("/consents/export")]
 pub async fn consents_export(state: web::Data<AppState>, tenant: Tenant) -> HttpResponse {
     let workspace_id = tenant.id().to_owned();
-    crate::exports::stream_csv(&state.db, "sms-consents.csv", move |conn, sink| {
+    crate::routes::csv::stream_csv(&state.db, "sms-consents.csv", move |conn, sink| {
         crate::exports::active_consents(conn, &workspace_id, sink)
     })
 }

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use super::{AppSession, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_HOURS};
 use crate::accounts::{self, LoginOutcome};
 use crate::i18n::AppStrings;
+use crate::routes::error::PageError;
+use crate::routes::pages::render;
 use crate::startup::AppState;
 
 #[derive(Template)]
@@ -30,7 +32,7 @@ fn login_form(
     email: String,
 ) -> HttpResponse {
     let csrf = crate::crypto::random_secret();
-    let mut res = super::render(
+    let mut res = render(
         status,
         &LoginPage {
             t: super::strings(req),
@@ -58,12 +60,22 @@ pub struct LoginForm {
 }
 
 #[post("/app/login")]
-pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form<LoginForm>) -> HttpResponse {
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
     let t = super::strings(&req);
     let LoginForm { email, password, csrf } = form.into_inner();
     let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_owned());
     if !expected.is_some_and(|e| crate::crypto::constant_time_eq(e.as_bytes(), csrf.as_bytes())) {
-        return login_form(&req, &state, StatusCode::FORBIDDEN, Some(t.login_expired_form), email);
+        return Ok(login_form(
+            &req,
+            &state,
+            StatusCode::FORBIDDEN,
+            Some(t.login_expired_form),
+            email,
+        ));
     }
     let who = email.clone();
     let client = crate::routes::pages::client_ip(&req, state.settings.trust_forwarded_for)
@@ -71,9 +83,10 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form
     let outcome = state
         .db
         .run(move |conn| accounts::login(conn, &client, &who, &password, SESSION_HOURS))
-        .await;
-    match outcome {
-        Ok(LoginOutcome::Success { cookie }) => {
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?;
+    Ok(match outcome {
+        LoginOutcome::Success { cookie } => {
             let mut res = HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/app"))
                 .finish();
@@ -81,8 +94,8 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form
             let _ = res.add_removal_cookie(&super::cookie(&state, LOGIN_CSRF_COOKIE, String::new(), 0));
             res
         }
-        Ok(LoginOutcome::Rejected) => login_form(&req, &state, StatusCode::UNAUTHORIZED, Some(t.login_failed), email),
-        Ok(LoginOutcome::Throttled) => {
+        LoginOutcome::Rejected => login_form(&req, &state, StatusCode::UNAUTHORIZED, Some(t.login_failed), email),
+        LoginOutcome::Throttled => {
             let mut res = login_form(
                 &req,
                 &state,
@@ -96,11 +109,7 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form
             }
             res
         }
-        Err(e) => {
-            tracing::error!(error = %e, "login failed");
-            HttpResponse::ServiceUnavailable().finish()
-        }
-    }
+    })
 }
 
 #[derive(Deserialize)]
@@ -109,18 +118,24 @@ pub struct CsrfForm {
 }
 
 #[post("/app/logout")]
-pub async fn logout(state: web::Data<AppState>, session: AppSession, form: web::Form<CsrfForm>) -> HttpResponse {
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
     if !session.csrf_ok(form.csrf.as_deref()) {
-        return HttpResponse::Forbidden().body("missing or wrong form token");
+        return Ok(HttpResponse::Forbidden().body("missing or wrong form token"));
     }
     let id = session.0.id.clone();
-    if let Err(e) = state.db.run(move |conn| accounts::logout(conn, &id)).await {
-        tracing::error!(error = %e, "logout failed");
-        return HttpResponse::ServiceUnavailable().finish();
-    }
+    state
+        .db
+        .run(move |conn| accounts::logout(conn, &id))
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?;
     let mut res = HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/app/login"))
         .finish();
     let _ = res.add_removal_cookie(&super::cookie(&state, SESSION_COOKIE, String::new(), 0));
-    res
+    Ok(res)
 }

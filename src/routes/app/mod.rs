@@ -5,6 +5,7 @@
 //! /app, Secure when BASE_URL is https); every form carries the session's form token.
 
 mod auth;
+mod charts;
 mod pages;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
+use super::error::PageError;
 use crate::accounts::{self, Session};
 use crate::domain::Locale;
 use crate::i18n::{self, AppStrings};
@@ -25,10 +27,6 @@ pub const SESSION_COOKIE: &str = "ob_session";
 pub const LOGIN_CSRF_COOKIE: &str = "ob_login_csrf";
 /// Hours a dashboard session lasts.
 pub const SESSION_HOURS: i64 = 12;
-
-/// Charts are inline SVG (markup, not loaded resources); nothing else but our stylesheet loads.
-const CSP: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(auth::login_page)
@@ -57,24 +55,6 @@ pub fn locale(req: &HttpRequest) -> Locale {
 
 pub fn strings(req: &HttpRequest) -> &'static AppStrings {
     i18n::app(locale(req))
-}
-
-/// An HTML page of the dashboard with its security headers.
-pub fn html(status: StatusCode, body: String) -> HttpResponse {
-    let mut res = super::pages::html(status, body);
-    res.headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    res
-}
-
-pub fn render(status: StatusCode, page: &impl askama::Template) -> HttpResponse {
-    match page.render() {
-        Ok(body) => html(status, body),
-        Err(e) => {
-            tracing::error!(error = %e, "dashboard template failed");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
 }
 
 pub fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age_secs: i64) -> Cookie<'a> {
@@ -131,6 +111,7 @@ impl FromRequest for AppSession {
         let get = req.method() == actix_web::http::Method::GET;
         let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let req = req.clone();
         Box::pin(async move {
             let (Some(cookie), Some(state)) = (cookie, state) else {
                 return Err(NotLoggedIn { get }.into());
@@ -139,10 +120,7 @@ impl FromRequest for AppSession {
                 .db
                 .run(move |conn| accounts::session(conn, &cookie))
                 .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "dashboard session lookup failed");
-                    actix_web::error::ErrorServiceUnavailable("database unavailable")
-                })?;
+                .map_err(|e| PageError::dashboard(&req, e))?;
             found.map(AppSession).ok_or_else(|| NotLoggedIn { get }.into())
         })
     }

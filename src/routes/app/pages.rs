@@ -9,8 +9,8 @@ use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::AppSession;
+use super::charts::{self, Line, Stage};
 use crate::campaigns::{self, Campaign};
-use crate::charts::{self, Series, Stage};
 use crate::consent::history::{self, ContactConsent};
 use crate::consent::texts::{self, ConsentTextVersion};
 use crate::contacts::Contact;
@@ -19,15 +19,12 @@ use crate::db::{DbConn, DbError};
 use crate::domain::Locale;
 use crate::funnel::report::{self, AbTest, Breakdown, FunnelReport};
 use crate::i18n::AppStrings;
+use crate::routes::error::PageError;
+use crate::routes::pages::render;
 use crate::startup::AppState;
 
 fn pct(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
-}
-
-fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(error = %e, "dashboard: database error");
-    HttpResponse::ServiceUnavailable().finish()
 }
 
 /// What every dashboard page shows around its content.
@@ -81,12 +78,17 @@ fn reports(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<(Campaign, Funne
 }
 
 #[get("/app")]
-pub async fn campaigns_page(req: HttpRequest, state: web::Data<AppState>, session: AppSession) -> HttpResponse {
+pub async fn campaigns_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
-    let loaded = match state.db.run(move |conn| reports(conn, &ws)).await {
-        Ok(r) => r,
-        Err(e) => return unavailable(e),
-    };
+    let loaded = state
+        .db
+        .run(move |conn| reports(conn, &ws))
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?;
     let rows = loaded
         .into_iter()
         .map(|(c, r)| CampaignRow {
@@ -101,14 +103,14 @@ pub async fn campaigns_page(req: HttpRequest, state: web::Data<AppState>, sessio
             conversion: pct(r.rates.conversion_rate),
         })
         .collect();
-    super::render(
+    Ok(render(
         StatusCode::OK,
         &CampaignsPage {
             t: super::strings(&req),
             layout: Layout::of(&session),
             rows,
         },
-    )
+    ))
 }
 
 pub struct RateRow {
@@ -181,7 +183,7 @@ pub async fn campaign_page(
     state: web::Data<AppState>,
     session: AppSession,
     id: web::Path<String>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
     let id = id.into_inner();
     let loaded = state
@@ -193,12 +195,9 @@ pub async fn campaign_page(
             let order: Vec<String> = view.variants.iter().map(|v| v.name.clone()).collect();
             Ok(Some(report::campaign_funnel(conn, &view.campaign, &order)?))
         })
-        .await;
-    let r = match loaded {
-        Ok(Some(r)) => r,
-        Ok(None) => return super::super::pages::not_found(&req),
-        Err(e) => return unavailable(e),
-    };
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?;
+    let r = loaded.ok_or_else(|| PageError::not_found(&req))?;
     let t = super::strings(&req);
     let c = &r.counts;
     let b = &r.benchmark;
@@ -259,19 +258,19 @@ pub async fn campaign_page(
         t.timeline_title,
         &x_labels,
         &[
-            Series {
+            Line {
                 label: t.col_sent,
                 points: &sent,
             },
-            Series {
+            Line {
                 label: t.col_opened,
                 points: &opened,
             },
-            Series {
+            Line {
                 label: t.col_clicked,
                 points: &clicked,
             },
-            Series {
+            Line {
                 label: t.col_confirmed,
                 points: &confirmed,
             },
@@ -333,7 +332,7 @@ pub async fn campaign_page(
         verdicts,
         locales: r.locales.iter().map(BreakdownRow::from).collect(),
     };
-    super::render(StatusCode::OK, &page)
+    Ok(render(StatusCode::OK, &page))
 }
 
 #[get("/app/campaigns/{id}/recipients.csv")]
@@ -342,25 +341,28 @@ pub async fn campaign_csv(
     state: web::Data<AppState>,
     session: AppSession,
     id: web::Path<String>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
     let id = id.into_inner();
     let check = id.clone();
-    match state.db.run(move |conn| campaigns::find(conn, &ws, &check)).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return super::super::pages::not_found(&req),
-        Err(e) => return unavailable(e),
-    }
+    state
+        .db
+        .run(move |conn| campaigns::find(conn, &ws, &check))
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?
+        .ok_or_else(|| PageError::not_found(&req))?;
     let filename = format!("campaign-{id}-recipients.csv");
-    crate::exports::stream_csv(&state.db, &filename, move |conn, sink| {
-        crate::exports::campaign_recipients(conn, &id, sink)
-    })
+    Ok(crate::routes::csv::stream_csv(
+        &state.db,
+        &filename,
+        move |conn, sink| crate::exports::campaign_recipients(conn, &id, sink),
+    ))
 }
 
 #[get("/app/consents.csv")]
 pub async fn consents_csv(state: web::Data<AppState>, session: AppSession) -> HttpResponse {
     let ws = session.workspace_id().to_owned();
-    crate::exports::stream_csv(&state.db, "sms-consents.csv", move |conn, sink| {
+    crate::routes::csv::stream_csv(&state.db, "sms-consents.csv", move |conn, sink| {
         crate::exports::active_consents(conn, &ws, sink)
     })
 }
@@ -381,12 +383,17 @@ struct ConsentTextsPage {
 }
 
 #[get("/app/consent-texts")]
-pub async fn consent_texts_page(req: HttpRequest, state: web::Data<AppState>, session: AppSession) -> HttpResponse {
+pub async fn consent_texts_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
-    let versions = match state.db.run(move |conn| texts::list(conn, &ws)).await {
-        Ok(v) => v,
-        Err(e) => return unavailable(e),
-    };
+    let versions = state
+        .db
+        .run(move |conn| texts::list(conn, &ws))
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?;
     let texts = versions
         .into_iter()
         .map(|v| {
@@ -401,14 +408,14 @@ pub async fn consent_texts_page(req: HttpRequest, state: web::Data<AppState>, se
             }
         })
         .collect();
-    super::render(
+    Ok(render(
         StatusCode::OK,
         &ConsentTextsPage {
             t: super::strings(&req),
             layout: Layout::of(&session),
             texts,
         },
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -433,7 +440,7 @@ pub async fn contacts_page(
     state: web::Data<AppState>,
     session: AppSession,
     query: web::Query<Search>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
     let q = query
         .q
@@ -474,19 +481,17 @@ pub async fn contacts_page(
                 .select(Contact::as_select())
                 .load(conn)?)
         })
-        .await;
-    match found {
-        Ok(results) => super::render(
-            StatusCode::OK,
-            &ContactsPage {
-                t: super::strings(&req),
-                layout: Layout::of(&session),
-                q,
-                results,
-            },
-        ),
-        Err(e) => unavailable(e),
-    }
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?;
+    Ok(render(
+        StatusCode::OK,
+        &ContactsPage {
+            t: super::strings(&req),
+            layout: Layout::of(&session),
+            q,
+            results: found,
+        },
+    ))
 }
 
 #[derive(Template)]
@@ -511,20 +516,21 @@ pub async fn contact_page(
     session: AppSession,
     id: web::Path<String>,
     query: web::Query<ContactQuery>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
     let id = id.into_inner();
-    let h = match state.db.run(move |conn| history::of_contact(conn, &ws, &id)).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return super::super::pages::not_found(&req),
-        Err(e) => return unavailable(e),
-    };
+    let h = state
+        .db
+        .run(move |conn| history::of_contact(conn, &ws, &id))
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?
+        .ok_or_else(|| PageError::not_found(&req))?;
     let ledger_payloads = h
         .ledger
         .iter()
         .map(|e| e.payload.clone().unwrap_or_else(|| "(redacted)".to_owned()))
         .collect();
-    super::render(
+    Ok(render(
         StatusCode::OK,
         &ContactPage {
             t: super::strings(&req),
@@ -533,7 +539,7 @@ pub async fn contact_page(
             ledger_payloads,
             erased_notice: query.erased.is_some(),
         },
-    )
+    ))
 }
 
 /// The contact's whole consent history as a JSON file (GDPR art. 15 access requests): the same
@@ -544,21 +550,23 @@ pub async fn contact_evidence(
     state: web::Data<AppState>,
     session: AppSession,
     id: web::Path<String>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
     let id = id.into_inner();
     let contact = id.clone();
-    match state.db.run(move |conn| history::of_contact(conn, &ws, &contact)).await {
-        Ok(Some(h)) => HttpResponse::Ok()
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"contact-{id}-evidence.json\""),
-            ))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(h),
-        Ok(None) => super::super::pages::not_found(&req),
-        Err(e) => unavailable(e),
-    }
+    let h = state
+        .db
+        .run(move |conn| history::of_contact(conn, &ws, &contact))
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?
+        .ok_or_else(|| PageError::not_found(&req))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"contact-{id}-evidence.json\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(h))
 }
 
 #[derive(Deserialize)]
@@ -574,30 +582,30 @@ pub async fn erase_contact(
     session: AppSession,
     id: web::Path<String>,
     form: web::Form<EraseForm>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     if !session.csrf_ok(form.csrf.as_deref()) {
-        return HttpResponse::Forbidden().body("missing or wrong form token");
+        return Ok(HttpResponse::Forbidden().body("missing or wrong form token"));
     }
     let id = id.into_inner();
     if form.confirm.as_deref() != Some("yes") {
-        return HttpResponse::SeeOther()
+        return Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, format!("/app/contacts/{id}")))
-            .finish();
+            .finish());
     }
     let ws = session.workspace_id().to_owned();
     let who = format!("dashboard user {}", session.0.email);
     let target = id.clone();
-    match state
+    let erased = state
         .db
         .run(move |conn| crate::contacts::erase::erase(conn, &ws, &target, &who))
         .await
-    {
-        Ok(true) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/app/contacts/{id}?erased=1")))
-            .finish(),
-        Ok(false) => super::super::pages::not_found(&req),
-        Err(e) => unavailable(e),
+        .map_err(|e| PageError::dashboard(&req, e))?;
+    if !erased {
+        return Err(PageError::not_found(&req));
     }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/app/contacts/{id}?erased=1")))
+        .finish())
 }
 
 pub struct SuppressionRow {
@@ -616,7 +624,11 @@ struct SuppressionsPage {
 }
 
 #[get("/app/suppressions")]
-pub async fn suppressions_page(req: HttpRequest, state: web::Data<AppState>, session: AppSession) -> HttpResponse {
+pub async fn suppressions_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: AppSession,
+) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
     let loaded = state
         .db
@@ -634,25 +646,23 @@ pub async fn suppressions_page(req: HttpRequest, state: web::Data<AppState>, ses
                 .load::<(String, String, String, chrono::NaiveDateTime)>(conn)
                 .map_err(DbError::from)
         })
-        .await;
-    let rows = match loaded {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|(channel, address, reason, at)| SuppressionRow {
-                channel,
-                address,
-                reason,
-                created: at.format("%Y-%m-%d %H:%M").to_string(),
-            })
-            .collect(),
-        Err(e) => return unavailable(e),
-    };
-    super::render(
+        .await
+        .map_err(|e| PageError::dashboard(&req, e))?;
+    let rows = loaded
+        .into_iter()
+        .map(|(channel, address, reason, at)| SuppressionRow {
+            channel,
+            address,
+            reason,
+            created: at.format("%Y-%m-%d %H:%M").to_string(),
+        })
+        .collect();
+    Ok(render(
         StatusCode::OK,
         &SuppressionsPage {
             t: super::strings(&req),
             layout: Layout::of(&session),
             rows,
         },
-    )
+    ))
 }

@@ -27,7 +27,7 @@ pub struct Stage<'a> {
 
 /// One line of a [`time_series`] chart: a value per x label, in order.
 #[derive(Debug, Clone, Copy)]
-pub struct Series<'a> {
+pub struct Line<'a> {
     pub label: &'a str,
     pub points: &'a [i64],
 }
@@ -55,7 +55,7 @@ const X_LABEL_CHARS: usize = 20;
 const MAX_X_LABELS: usize = 12;
 
 /// Okabe–Ito colours (readable with colour-vision deficiencies), each with its own dash pattern so
-/// the lines also differ in grayscale. Series beyond six reuse the styles in order.
+/// the lines also differ in grayscale. Lines beyond six reuse the styles in order.
 const LINE_STYLES: [(&str, &str); 6] = [
     ("#0072b2", "none"),
     ("#d55e00", "8 4"),
@@ -183,7 +183,7 @@ pub fn funnel_bars(title: &str, stages: &[Stage<'_>], benchmark_label: Option<&s
 /// Each series has its own colour and dash pattern; a series with a single point is a dot. At most
 /// twelve x labels are drawn (fewer when they are long), evenly thinned. Negative values are drawn
 /// as 0. When there is no series, no point or only zeros, the chart shows `empty_text` instead.
-pub fn time_series(title: &str, x_labels: &[String], series: &[Series<'_>], empty_text: &str) -> String {
+pub fn time_series(title: &str, x_labels: &[String], series: &[Line<'_>], empty_text: &str) -> String {
     let values: Vec<Vec<u64>> = series
         .iter()
         .map(|line| line.points.iter().map(|&point| non_negative(point)).collect())
@@ -363,7 +363,7 @@ pub fn time_series(title: &str, x_labels: &[String], series: &[Series<'_>], empt
 }
 
 /// "48 points from 00:00 to 23:30. Opened: total 1,234; peak 87 at 14:00; last 12."
-fn time_series_desc(x_labels: &[String], series: &[Series<'_>], values: &[Vec<u64>], slots: usize) -> String {
+fn time_series_desc(x_labels: &[String], series: &[Line<'_>], values: &[Vec<u64>], slots: usize) -> String {
     let at = |index: usize| {
         x_labels
             .get(index)
@@ -642,7 +642,7 @@ mod tests {
             time_series(
                 HOSTILE,
                 &[HOSTILE.to_owned(), "b".into(), "c".into()],
-                &[Series {
+                &[Line {
                     label: HOSTILE,
                     points: &points,
                 }],
@@ -832,15 +832,15 @@ mod tests {
             "Today",
             &hours(4),
             &[
-                Series {
+                Line {
                     label: "Sent",
                     points: &sent,
                 },
-                Series {
+                Line {
                     label: "Opened",
                     points: &opened,
                 },
-                Series {
+                Line {
                     label: "Clicked",
                     points: &[],
                 },
@@ -900,7 +900,7 @@ mod tests {
         let svg = time_series(
             "Sends",
             &hours(2),
-            &[Series {
+            &[Line {
                 label: "Sent",
                 points: &points,
             }],
@@ -920,7 +920,7 @@ mod tests {
         let svg = time_series(
             "Many",
             &hours(800),
-            &[Series {
+            &[Line {
                 label: "Opened",
                 points: &points,
             }],
@@ -935,7 +935,7 @@ mod tests {
         let svg = time_series(
             "Few",
             &hours(5),
-            &[Series {
+            &[Line {
                 label: "Opened",
                 points: &[1, 2, 3, 4, 5],
             }],
@@ -947,7 +947,7 @@ mod tests {
         let svg = time_series(
             "Long",
             &long,
-            &[Series {
+            &[Line {
                 label: "Opened",
                 points: &[1; 30],
             }],
@@ -966,7 +966,7 @@ mod tests {
         let svg = time_series(
             "One",
             &hours(1),
-            &[Series {
+            &[Line {
                 label: "Opened",
                 points: &[5],
             }],
@@ -978,7 +978,7 @@ mod tests {
         let svg = time_series(
             "Negative",
             &hours(3),
-            &[Series {
+            &[Line {
                 label: "Opened",
                 points: &[-5, 3, 0],
             }],
@@ -1004,9 +1004,9 @@ mod tests {
     #[test]
     fn series_differ_in_colour_and_dash() {
         let points = [1, 2];
-        let series: Vec<Series<'_>> = ["a", "b", "c", "d", "e", "f"]
+        let series: Vec<Line<'_>> = ["a", "b", "c", "d", "e", "f"]
             .iter()
-            .map(|label| Series { label, points: &points })
+            .map(|label| Line { label, points: &points })
             .collect();
         let svg = time_series("Six", &hours(2), &series, "None");
         let polylines: Vec<(String, String)> = tags(&svg)
@@ -1031,13 +1031,13 @@ mod tests {
     #[test]
     fn empty_state_text_when_nothing_to_draw() {
         let zeros = [0, 0, 0];
-        let cases: [&[Series<'_>]; 3] = [
+        let cases: [&[Line<'_>]; 3] = [
             &[],
-            &[Series {
+            &[Line {
                 label: "Opened",
                 points: &[],
             }],
-            &[Series {
+            &[Line {
                 label: "Opened",
                 points: &zeros,
             }],
@@ -1060,7 +1060,7 @@ mod tests {
             svg_id(&time_series(
                 "Invitations",
                 &hours(2),
-                &[Series {
+                &[Line {
                     label: "Sent",
                     points: &points,
                 }],
@@ -1107,15 +1107,15 @@ mod tests {
             "Today, every 30 minutes",
             &hours(48),
             &[
-                Series {
+                Line {
                     label: "Opened",
                     points: &opened,
                 },
-                Series {
+                Line {
                     label: "Clicked",
                     points: &clicked,
                 },
-                Series {
+                Line {
                     label: "Confirmed by SMS",
                     points: &confirmed,
                 },

@@ -1,0 +1,66 @@
+//! The campaigns behind landing and unsubscribe links, kept in memory with the landing page's
+//! first view rendered once per locale: a campaign and its consent text never change once
+//! sending, so a landing request needs neither a database read nor a template render.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::campaigns::public::{self, PublicCampaign};
+use crate::db::{Db, DbError};
+use crate::domain::Locale;
+use crate::slots::Slotted;
+
+/// Entries kept before the cache starts over (campaigns are few; this only bounds memory).
+const MAX_ENTRIES: usize = 10_000;
+
+/// The landing page's first view with its two per-link values (token, form token) left open.
+pub type FirstView = Slotted<2>;
+
+/// A campaign as its public pages show it.
+#[derive(Debug)]
+pub struct CachedCampaign {
+    pub campaign: PublicCampaign,
+    /// Indexed by `Locale as usize` (the order of `Locale::ALL`); `None` inside when the page
+    /// could not be split and renders in full every time.
+    first_views: [OnceLock<Option<FirstView>>; Locale::ALL.len()],
+}
+
+impl CachedCampaign {
+    pub fn new(campaign: PublicCampaign) -> Self {
+        Self {
+            campaign,
+            first_views: Default::default(),
+        }
+    }
+
+    /// The first view in `locale`, made by `render` on first use.
+    pub fn first_view(&self, locale: Locale, render: impl FnOnce() -> Option<FirstView>) -> Option<&FirstView> {
+        self.first_views[locale as usize].get_or_init(render).as_ref()
+    }
+}
+
+#[derive(Default)]
+pub struct CampaignCache {
+    entries: RwLock<HashMap<String, Arc<CachedCampaign>>>,
+}
+
+impl CampaignCache {
+    /// The campaign, from memory or else from the database; `None` when it does not exist.
+    pub async fn get(&self, db: &Db, campaign_id: &str) -> Result<Option<Arc<CachedCampaign>>, DbError> {
+        if let Some(hit) = self.entries.read().ok().and_then(|m| m.get(campaign_id).cloned()) {
+            return Ok(Some(hit));
+        }
+        let id = campaign_id.to_owned();
+        let loaded = db.run(move |conn| public::load(conn, &id)).await?;
+        let Some(entry) = loaded.map(|c| Arc::new(CachedCampaign::new(c))) else {
+            return Ok(None);
+        };
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(campaign_id.to_owned(), entry.clone());
+        }
+        Ok(Some(entry))
+    }
+}
