@@ -140,10 +140,9 @@ pub fn append(conn: &mut DbConn, workspace_id: &str, entries: &[NewEntry<'_>]) -
         });
     }
     for chunk in rows.chunks(1000) {
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(consent_ledger::table).values(chunk).execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(consent_ledger::table).values(chunk).execute(c)?,
-        };
+        db::on_each_backend!(conn, |c| diesel::insert_into(consent_ledger::table)
+            .values(chunk)
+            .execute(c))?;
     }
     Ok(())
 }

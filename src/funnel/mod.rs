@@ -149,21 +149,12 @@ impl Tally {
         // A batch has a few dozen groups at most; SQLite's bound-value limit is far away, but
         // chunk anyway so that no tally can reach it.
         for chunk in rows.chunks(1000) {
-            // Upserts are backend-specific in diesel's MultiConnection; the SQL is the same.
-            match conn {
-                DbConn::Sqlite(c) => diesel::insert_into(funnel_counts::table)
-                    .values(chunk)
-                    .on_conflict(target)
-                    .do_update()
-                    .set(add)
-                    .execute(c)?,
-                DbConn::Pg(c) => diesel::insert_into(funnel_counts::table)
-                    .values(chunk)
-                    .on_conflict(target)
-                    .do_update()
-                    .set(add)
-                    .execute(c)?,
-            };
+            db::on_each_backend!(conn, |c| diesel::insert_into(funnel_counts::table)
+                .values(chunk)
+                .on_conflict(target)
+                .do_update()
+                .set(add)
+                .execute(c))?;
         }
         for ((_, _, _, metric, _), n) in self.counts {
             db::after_commit(move || crate::metrics::METRICS.funnel_transition(metric, n));

@@ -226,10 +226,9 @@ fn write_batch(conn: &mut DbConn, events: &[TrackingEvent]) -> Result<(), DbErro
             .execute(conn)?;
     }
     tally.flush(conn)?;
-    match conn {
-        DbConn::Sqlite(c) => diesel::insert_into(funnel_events::table).values(&rows).execute(c)?,
-        DbConn::Pg(c) => diesel::insert_into(funnel_events::table).values(&rows).execute(c)?,
-    };
+    db::on_each_backend!(conn, |c| diesel::insert_into(funnel_events::table)
+        .values(&rows)
+        .execute(c))?;
     Ok(())
 }
 
