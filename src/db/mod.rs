@@ -6,6 +6,7 @@
 //! here or in the module that needs it.
 
 pub mod schema;
+pub mod text_enum;
 
 use std::time::Duration;
 

@@ -42,7 +42,7 @@ async fn load(state: &AppState, id: Option<String>) -> Result<Vec<DevMail>, Http
         .db
         .run(move |conn| {
             let mut q = dev_messages::table
-                .filter(dev_messages::channel.eq("email"))
+                .filter(dev_messages::channel.eq(crate::domain::Channel::Email))
                 .order(dev_messages::created_at.desc())
                 .limit(200)
                 .select(DevMail::as_select())
@@ -154,7 +154,7 @@ async fn sms_threads(state: web::Data<AppState>) -> HttpResponse {
         .db
         .run(|conn| {
             dev_messages::table
-                .filter(dev_messages::channel.eq("sms"))
+                .filter(dev_messages::channel.eq(crate::domain::Channel::Sms))
                 .order(dev_messages::created_at.desc())
                 .limit(500)
                 .select(DevMail::as_select())
@@ -171,7 +171,7 @@ async fn sms_threads(state: web::Data<AppState>) -> HttpResponse {
     };
     let mut threads: Vec<Thread> = Vec::new();
     for m in messages {
-        let phone = if m.direction == "in" {
+        let phone = if m.direction == crate::domain::Direction::In {
             m.sender.clone()
         } else {
             m.recipient.clone()
@@ -216,8 +216,8 @@ async fn sms_reply(state: web::Data<AppState>, form: web::Form<Reply>) -> HttpRe
             diesel::insert_into(dev_messages::table)
                 .values((
                     dev_messages::id.eq(crate::db::new_id()),
-                    dev_messages::channel.eq("sms"),
-                    dev_messages::direction.eq("in"),
+                    dev_messages::channel.eq(crate::domain::Channel::Sms),
+                    dev_messages::direction.eq(crate::domain::Direction::In),
                     dev_messages::sender.eq(&phone),
                     dev_messages::recipient.eq(crate::sms::provider::DEV_SENDER),
                     dev_messages::body_text.eq(&body),

@@ -422,8 +422,8 @@ async fn code_page(req: &HttpRequest, state: &AppState, token: &str, notices: Ve
     let Some(request) = request else {
         return see_other(&format!("/l/{token}"));
     };
-    match request.status.as_str() {
-        "pending" => {
+    match request.status {
+        doi::ConsentRequestStatus::Pending => {
             let mut notices = notices;
             if sms_failed {
                 notices.push(f.sms_failed.to_owned());
@@ -441,7 +441,7 @@ async fn code_page(req: &HttpRequest, state: &AppState, token: &str, notices: Ve
                 },
             )
         }
-        "confirmed" => message(
+        doi::ConsentRequestStatus::Confirmed => message(
             StatusCode::OK,
             &claims,
             &campaign.company,
@@ -449,7 +449,7 @@ async fn code_page(req: &HttpRequest, state: &AppState, token: &str, notices: Ve
             f.confirmed_body.to_owned(),
             None,
         ),
-        "locked" => message(
+        doi::ConsentRequestStatus::Locked => message(
             StatusCode::OK,
             &claims,
             &campaign.company,
@@ -457,7 +457,7 @@ async fn code_page(req: &HttpRequest, state: &AppState, token: &str, notices: Ve
             f.locked_body.to_owned(),
             back,
         ),
-        "expired" => message(
+        doi::ConsentRequestStatus::Expired => message(
             StatusCode::OK,
             &claims,
             &campaign.company,
@@ -465,7 +465,7 @@ async fn code_page(req: &HttpRequest, state: &AppState, token: &str, notices: Ve
             f.expired_body.to_owned(),
             back,
         ),
-        _ => see_other(&format!("/l/{token}")),
+        doi::ConsentRequestStatus::Cancelled => see_other(&format!("/l/{token}")),
     }
 }
 
