@@ -198,7 +198,7 @@ pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink
                     .inner_join(contacts::table),
             )
             .filter(sms_subscriptions::workspace_id.eq(workspace_id))
-            .filter(sms_subscriptions::status.eq("active"))
+            .filter(sms_subscriptions::status.eq(crate::consent::SubscriptionStatus::Active))
             .filter(sms_subscriptions::id.gt(&after))
             .order(sms_subscriptions::id.asc())
             .limit(PAGE)

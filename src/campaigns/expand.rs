@@ -7,10 +7,10 @@ use std::sync::Arc;
 use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 
-use super::{Campaign, Variant, assign_variant};
+use super::{Campaign, CampaignStatus, InvitationStatus, Variant, assign_variant};
 use crate::db::schema::{campaigns, contacts, invitations, suppressions};
 use crate::db::{self, DbConn, DbError};
-use crate::domain::Locale;
+use crate::domain::{Channel, Locale};
 use crate::funnel::{self, Metric};
 use crate::mail::deliver::INVITATION_BATCH_JOB;
 use crate::outbox::worker::{JobHandler, Queue, WorkerError};
@@ -55,7 +55,7 @@ struct NewInvitation<'a> {
     variant: &'a str,
     locale: &'static str,
     email: &'a str,
-    status: &'static str,
+    status: InvitationStatus,
     attempts: i32,
     queued_at: chrono::NaiveDateTime,
     open_count: i32,
@@ -100,7 +100,7 @@ pub fn expand_page(
         let emails: Vec<&str> = page.iter().map(|c| c.email_normalized.as_str()).collect();
         let suppressed: HashSet<String> = suppressions::table
             .filter(suppressions::workspace_id.eq(&campaign.workspace_id))
-            .filter(suppressions::channel.eq("email"))
+            .filter(suppressions::channel.eq(Channel::Email))
             .filter(suppressions::address.eq_any(&emails))
             .select(suppressions::address)
             .load(conn)?
@@ -142,7 +142,7 @@ pub fn expand_page(
                 variant: &variant.name,
                 locale: locale.as_str(),
                 email: &contact.email,
-                status: "queued",
+                status: InvitationStatus::Queued,
                 attempts: 0,
                 queued_at: now,
                 open_count: 0,
@@ -185,7 +185,10 @@ pub fn expand_page(
 
 fn finish(conn: &mut DbConn, campaign_id: &str) -> Result<(), DbError> {
     diesel::update(campaigns::table.find(campaign_id))
-        .set((campaigns::status.eq("sent"), campaigns::expanded_at.eq(db::now())))
+        .set((
+            campaigns::status.eq(CampaignStatus::Sent),
+            campaigns::expanded_at.eq(db::now()),
+        ))
         .execute(conn)?;
     Ok(())
 }

@@ -16,11 +16,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::consent::texts as consent_texts;
 use crate::db::schema::{campaign_variants, campaigns};
+use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
 use crate::domain::Locale;
 use crate::outbox;
 
 const MAX_VARIANTS: usize = 5;
+
+db_enum! {
+    /// `campaigns.status`: written, being expanded into invitations, or fully queued.
+    pub enum CampaignStatus {
+        Draft = "draft",
+        Sending = "sending",
+        Sent = "sent",
+    }
+}
+
+db_enum! {
+    /// `invitations.status`: what became of one invitation email.
+    pub enum InvitationStatus {
+        Queued = "queued",
+        Sent = "sent",
+        Bounced = "bounced",
+        Failed = "failed",
+        Skipped = "skipped",
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +93,7 @@ pub struct Campaign {
     pub frequency: Option<String>,
     #[serde(serialize_with = "locales_as_list")]
     pub audience_locales: String,
-    pub status: String,
+    pub status: CampaignStatus,
     pub created_at: NaiveDateTime,
     pub send_requested_at: Option<NaiveDateTime>,
     pub expanded_at: Option<NaiveDateTime>,
@@ -196,7 +217,7 @@ pub fn create(conn: &mut DbConn, workspace_id: &str, req: &CampaignRequest) -> R
         intro,
         frequency,
         audience_locales: audience.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(","),
-        status: "draft".into(),
+        status: CampaignStatus::Draft,
         created_at: db::now(),
         send_requested_at: None,
         expanded_at: None,
@@ -212,7 +233,7 @@ pub fn create(conn: &mut DbConn, workspace_id: &str, req: &CampaignRequest) -> R
                 campaigns::intro.eq(&campaign.intro),
                 campaigns::frequency.eq(&campaign.frequency),
                 campaigns::audience_locales.eq(&campaign.audience_locales),
-                campaigns::status.eq(&campaign.status),
+                campaigns::status.eq(campaign.status),
                 campaigns::created_at.eq(campaign.created_at),
             ))
             .execute(conn)?;
@@ -354,16 +375,19 @@ pub fn request_send(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<C
             .first(conn)
             .optional()?
             .ok_or(CampaignError::NotFound)?;
-        if campaign.status != "draft" {
+        if campaign.status != CampaignStatus::Draft {
             return Ok(campaign);
         }
         let now = db::now();
         diesel::update(campaigns::table.find(id))
-            .set((campaigns::status.eq("sending"), campaigns::send_requested_at.eq(now)))
+            .set((
+                campaigns::status.eq(CampaignStatus::Sending),
+                campaigns::send_requested_at.eq(now),
+            ))
             .execute(conn)?;
         outbox::enqueue(conn, Some(workspace_id), expand::CAMPAIGN_EXPAND_JOB, id, now)?;
         Ok(Campaign {
-            status: "sending".into(),
+            status: CampaignStatus::Sending,
             send_requested_at: Some(now),
             ..campaign
         })

@@ -6,6 +6,7 @@ use crate::consent::ledger::{self, LedgerKind, NewEntry};
 use crate::contacts;
 use crate::db::schema::{contacts as contacts_table, invitations};
 use crate::db::{self, DbConn, DbError};
+use crate::domain::Channel;
 use crate::funnel::{self, Metric};
 
 #[derive(Queryable)]
@@ -53,7 +54,7 @@ pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Resu
         let newly = contacts::suppress(
             conn,
             &workspace_id,
-            "email",
+            Channel::Email.as_str(),
             &email,
             &format!("unsubscribed ({source})"),
         )?;
@@ -86,7 +87,7 @@ pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Resu
                     workspace_id: &workspace_id,
                     campaign_id: &campaign_id,
                     invitation_id,
-                    kind: "unsubscribed",
+                    kind: funnel::EventKind::Unsubscribed.as_str(),
                     at: Some(now),
                     detail: Some(source),
                     ..funnel::Event::default()

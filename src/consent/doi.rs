@@ -10,10 +10,12 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::ledger::{self, LedgerKind, NewEntry};
+use super::{SubscriptionStatus, WithdrawnVia};
 use crate::campaigns::public::PublicCampaign;
 use crate::db::schema::{consent_requests, invitations, sms_messages, sms_subscriptions, suppressions};
+use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
-use crate::domain::{CountryCode, Locale, MobileNumber, PhoneError};
+use crate::domain::{Channel, CountryCode, Locale, MobileNumber, PhoneError};
 use crate::funnel::{self, Metric};
 use crate::i18n;
 use crate::metrics::METRICS;
@@ -61,6 +63,29 @@ impl Default for DoiSettings {
                 per_workspace: 10_000,
             },
         }
+    }
+}
+
+db_enum! {
+    /// `consent_requests.status`: a sign-up waiting for its confirmation, or how it ended.
+    pub enum ConsentRequestStatus {
+        Pending = "pending",
+        Confirmed = "confirmed",
+        Expired = "expired",
+        /// Too many wrong codes.
+        Locked = "locked",
+        /// Replaced by a newer sign-up with the number, or ended by STOP.
+        Cancelled = "cancelled",
+    }
+}
+
+db_enum! {
+    /// `consent_requests.confirmed_via`: how the person confirmed from their phone.
+    pub enum ConfirmedVia {
+        /// The code from the SMS, typed on the page.
+        Code = "code",
+        /// A reply keyword to the SMS.
+        SmsReply = "sms_reply",
     }
 }
 
@@ -169,14 +194,14 @@ pub struct ConsentRequest {
     pub token_jti: Option<String>,
     pub code_hash: String,
     pub code_attempts: i32,
-    pub status: String,
+    pub status: ConsentRequestStatus,
     pub sms_sent: i32,
     pub last_sms_at: Option<NaiveDateTime>,
     pub hint_sent: bool,
     pub submitted_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub confirmed_at: Option<NaiveDateTime>,
-    pub confirmed_via: Option<String>,
+    pub confirmed_via: Option<ConfirmedVia>,
     pub closed_at: Option<NaiveDateTime>,
 }
 
@@ -212,7 +237,7 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 /// Whether a phone sent STOP (to any workspace: one sender number serves them all).
 pub fn phone_opted_out(conn: &mut DbConn, phone: &str) -> Result<bool, DbError> {
     let n: i64 = suppressions::table
-        .filter(suppressions::channel.eq("sms"))
+        .filter(suppressions::channel.eq(Channel::Sms))
         .filter(suppressions::address.eq(phone))
         .count()
         .get_result(conn)?;
@@ -278,7 +303,7 @@ fn submit_tx(
     let active: i64 = sms_subscriptions::table
         .filter(sms_subscriptions::workspace_id.eq(workspace_id))
         .filter(sms_subscriptions::phone.eq(phone.as_str()))
-        .filter(sms_subscriptions::status.eq("active"))
+        .filter(sms_subscriptions::status.eq(SubscriptionStatus::Active))
         .count()
         .get_result(conn)?;
     if active > 0 {
@@ -289,7 +314,7 @@ fn submit_tx(
     let pending: Option<(String, String)> = consent_requests::table
         .filter(consent_requests::workspace_id.eq(workspace_id))
         .filter(consent_requests::phone.eq(phone.as_str()))
-        .filter(consent_requests::status.eq("pending"))
+        .filter(consent_requests::status.eq(ConsentRequestStatus::Pending))
         .select((consent_requests::id, consent_requests::contact_id))
         .first(conn)
         .optional()?;
@@ -298,7 +323,7 @@ fn submit_tx(
             return Ok(SubmitOutcome::AlreadyPending { request_id });
         }
         // Someone else entered this number: the newer request replaces the older one.
-        close_request(conn, &request_id, "cancelled", now)?;
+        close_request(conn, &request_id, ConsentRequestStatus::Cancelled, now)?;
     }
 
     check_limits(conn, &settings.limits, s, phone)?;
@@ -325,7 +350,7 @@ fn submit_tx(
             consent_requests::token_jti.eq(s.token_jti),
             consent_requests::code_hash.eq(code_hash(&request_id, &code)),
             consent_requests::code_attempts.eq(0),
-            consent_requests::status.eq("pending"),
+            consent_requests::status.eq(ConsentRequestStatus::Pending),
             consent_requests::sms_sent.eq(1),
             consent_requests::last_sms_at.eq(now),
             consent_requests::hint_sent.eq(false),
@@ -355,7 +380,7 @@ fn submit_tx(
             payload: json!({
                 "request_id": request_id,
                 "phone": phone.as_str(),
-                "channel": "sms",
+                "channel": Channel::Sms,
                 "company": s.campaign.company,
                 "consent_text_id": s.campaign.consent_text_id,
                 "consent_text_sha256": s.campaign.consent_sha256,
@@ -400,7 +425,7 @@ fn check_limits(
     let since = day_ago();
     let doi_sms = || {
         sms_messages::table
-            .filter(sms_messages::kind.eq(SmsKind::DoiRequest.as_str()))
+            .filter(sms_messages::kind.eq(SmsKind::DoiRequest))
             .filter(sms_messages::created_at.gt(since))
             .into_boxed()
     };
@@ -456,18 +481,23 @@ fn expire_stale(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<()
     diesel::update(
         consent_requests::table
             .filter(consent_requests::phone.eq(phone))
-            .filter(consent_requests::status.eq("pending"))
+            .filter(consent_requests::status.eq(ConsentRequestStatus::Pending))
             .filter(consent_requests::expires_at.le(now)),
     )
     .set((
-        consent_requests::status.eq("expired"),
+        consent_requests::status.eq(ConsentRequestStatus::Expired),
         consent_requests::closed_at.eq(now),
     ))
     .execute(conn)?;
     Ok(())
 }
 
-fn close_request(conn: &mut DbConn, request_id: &str, status: &str, now: NaiveDateTime) -> Result<(), DbError> {
+fn close_request(
+    conn: &mut DbConn,
+    request_id: &str,
+    status: ConsentRequestStatus,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
     diesel::update(consent_requests::table.find(request_id))
         .set((consent_requests::status.eq(status), consent_requests::closed_at.eq(now)))
         .execute(conn)?;
@@ -484,8 +514,8 @@ pub fn latest_for_invitation(conn: &mut DbConn, invitation_id: &str) -> Result<O
         .optional()?;
     // A pending request past its time is reported as expired.
     Ok(found.map(|mut r| {
-        if r.status == "pending" && r.expires_at <= db::now() {
-            r.status = "expired".into();
+        if r.status == ConsentRequestStatus::Pending && r.expires_at <= db::now() {
+            r.status = ConsentRequestStatus::Expired;
         }
         r
     }))
@@ -517,20 +547,22 @@ pub fn confirm_code(
             return Ok(CodeOutcome::NothingPending);
         };
         let now = db::now();
-        match req.status.as_str() {
-            "pending" => {}
-            "expired" => {
-                close_request(conn, &req.id, "expired", now)?;
+        match req.status {
+            ConsentRequestStatus::Pending => {}
+            ConsentRequestStatus::Expired => {
+                close_request(conn, &req.id, ConsentRequestStatus::Expired, now)?;
                 return Ok(CodeOutcome::Expired);
             }
-            "locked" => return Ok(CodeOutcome::Locked),
-            _ => return Ok(CodeOutcome::NothingPending),
+            ConsentRequestStatus::Locked => return Ok(CodeOutcome::Locked),
+            ConsentRequestStatus::Confirmed | ConsentRequestStatus::Cancelled => {
+                return Ok(CodeOutcome::NothingPending);
+            }
         }
         let typed: String = code.chars().filter(char::is_ascii_digit).collect();
         if typed.len() == 6
             && crate::crypto::constant_time_eq(code_hash(&req.id, &typed).as_bytes(), req.code_hash.as_bytes())
         {
-            activate(conn, &req, "code", evidence.clone(), now)?;
+            activate(conn, &req, ConfirmedVia::Code, evidence.clone(), now)?;
             return Ok(CodeOutcome::Confirmed);
         }
         let attempts = req.code_attempts + 1;
@@ -538,7 +570,11 @@ pub fn confirm_code(
         diesel::update(consent_requests::table.find(&req.id))
             .set((
                 consent_requests::code_attempts.eq(attempts),
-                consent_requests::status.eq(if locked { "locked" } else { "pending" }),
+                consent_requests::status.eq(if locked {
+                    ConsentRequestStatus::Locked
+                } else {
+                    ConsentRequestStatus::Pending
+                }),
             ))
             .execute(conn)?;
         Ok(if locked {
@@ -570,7 +606,7 @@ pub fn resend(
         let Some(req) = latest_for_invitation(conn, invitation_id)? else {
             return Ok(ResendOutcome::NothingPending);
         };
-        if req.status != "pending" {
+        if req.status != ConsentRequestStatus::Pending {
             return Ok(ResendOutcome::NothingPending);
         }
         if req.sms_sent >= settings.max_sends {
@@ -615,13 +651,13 @@ pub fn resend(
 pub fn activate(
     conn: &mut DbConn,
     req: &ConsentRequest,
-    via: &str,
+    via: ConfirmedVia,
     evidence: serde_json::Value,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
     diesel::update(consent_requests::table.find(&req.id))
         .set((
-            consent_requests::status.eq("confirmed"),
+            consent_requests::status.eq(ConsentRequestStatus::Confirmed),
             consent_requests::confirmed_at.eq(now),
             consent_requests::confirmed_via.eq(via),
             consent_requests::closed_at.eq(now),
@@ -638,12 +674,12 @@ pub fn activate(
             diesel::update(sms_subscriptions::table.find(id))
                 .set((
                     sms_subscriptions::contact_id.eq(&req.contact_id),
-                    sms_subscriptions::status.eq("active"),
+                    sms_subscriptions::status.eq(SubscriptionStatus::Active),
                     sms_subscriptions::consent_request_id.eq(&req.id),
                     sms_subscriptions::categories.eq(&req.categories),
                     sms_subscriptions::confirmed_at.eq(now),
                     sms_subscriptions::withdrawn_at.eq(None::<NaiveDateTime>),
-                    sms_subscriptions::withdrawn_via.eq(None::<String>),
+                    sms_subscriptions::withdrawn_via.eq(None::<WithdrawnVia>),
                     sms_subscriptions::last_used_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -655,7 +691,7 @@ pub fn activate(
                     sms_subscriptions::workspace_id.eq(&req.workspace_id),
                     sms_subscriptions::contact_id.eq(&req.contact_id),
                     sms_subscriptions::phone.eq(&req.phone),
-                    sms_subscriptions::status.eq("active"),
+                    sms_subscriptions::status.eq(SubscriptionStatus::Active),
                     sms_subscriptions::consent_request_id.eq(&req.id),
                     sms_subscriptions::categories.eq(&req.categories),
                     sms_subscriptions::confirmed_at.eq(now),

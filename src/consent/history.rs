@@ -4,11 +4,13 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::doi::ConsentRequest;
+use super::doi::{ConfirmedVia, ConsentRequest, ConsentRequestStatus};
 use super::ledger::{self, Entry};
+use super::{SubscriptionStatus, WithdrawnVia};
 use crate::contacts::{self, Contact};
 use crate::db::schema::{consent_requests, sms_subscriptions, suppressions};
 use crate::db::{DbConn, DbError};
+use crate::domain::Channel;
 
 #[derive(Debug, Serialize)]
 pub struct ContactConsent {
@@ -33,19 +35,19 @@ pub struct EmailPermission {
 #[derive(Debug, Serialize, Queryable)]
 pub struct SmsConsent {
     pub phone: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub consent_request_id: String,
     #[serde(serialize_with = "json_text")]
     pub categories: String,
     pub confirmed_at: chrono::NaiveDateTime,
     pub withdrawn_at: Option<chrono::NaiveDateTime>,
-    pub withdrawn_via: Option<String>,
+    pub withdrawn_via: Option<WithdrawnVia>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct RequestEvidence {
     pub id: String,
-    pub status: String,
+    pub status: ConsentRequestStatus,
     pub phone: String,
     pub consent_text_id: String,
     pub consent_text_sha256: String,
@@ -57,7 +59,7 @@ pub struct RequestEvidence {
     pub user_agent: Option<String>,
     pub submitted_at: chrono::NaiveDateTime,
     pub confirmed_at: Option<chrono::NaiveDateTime>,
-    pub confirmed_via: Option<String>,
+    pub confirmed_via: Option<ConfirmedVia>,
 }
 
 fn json_text<S: serde::Serializer>(raw: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -92,7 +94,7 @@ pub fn of_contact(conn: &mut DbConn, workspace_id: &str, contact_id: &str) -> Re
     };
     let suppression: Option<String> = suppressions::table
         .filter(suppressions::workspace_id.eq(workspace_id))
-        .filter(suppressions::channel.eq("email"))
+        .filter(suppressions::channel.eq(Channel::Email))
         .filter(suppressions::address.eq(&contact.email_normalized))
         .select(suppressions::reason)
         .first(conn)

@@ -20,32 +20,21 @@ use serde_json::Value;
 
 use crate::crypto;
 use crate::db::schema::consent_ledger;
+use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LedgerKind {
-    EmailPermissionImported,
-    EmailUnsubscribed,
-    SmsConsentRequested,
-    SmsConsentConfirmed,
-    SmsConsentWithdrawn,
-    SmsResubscribed,
-    ContactErased,
-}
-
-impl LedgerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EmailPermissionImported => "email_permission_imported",
-            Self::EmailUnsubscribed => "email_unsubscribed",
-            Self::SmsConsentRequested => "sms_consent_requested",
-            Self::SmsConsentConfirmed => "sms_consent_confirmed",
-            Self::SmsConsentWithdrawn => "sms_consent_withdrawn",
-            Self::SmsResubscribed => "sms_resubscribed",
-            Self::ContactErased => "contact_erased",
-        }
+db_enum! {
+    /// `consent_ledger.kind`: which permission event an entry records.
+    pub enum LedgerKind {
+        EmailPermissionImported = "email_permission_imported",
+        EmailUnsubscribed = "email_unsubscribed",
+        SmsConsentRequested = "sms_consent_requested",
+        SmsConsentConfirmed = "sms_consent_confirmed",
+        SmsConsentWithdrawn = "sms_consent_withdrawn",
+        SmsResubscribed = "sms_resubscribed",
+        ContactErased = "contact_erased",
     }
 }
 
@@ -68,6 +57,8 @@ pub struct Entry {
     pub seq: i64,
     #[serde(skip)]
     pub contact_id: Option<String>,
+    /// The stored text as it is, not a [`LedgerKind`]: `verify` reports an edited kind as a
+    /// broken hash instead of failing to read the row.
     pub kind: String,
     pub at: NaiveDateTime,
     #[serde(serialize_with = "payload_as_json")]
@@ -102,7 +93,7 @@ struct NewRow<'a> {
     workspace_id: &'a str,
     seq: i64,
     contact_id: Option<&'a str>,
-    kind: &'static str,
+    kind: LedgerKind,
     at: NaiveDateTime,
     payload: Option<String>,
     payload_hash: String,
@@ -137,7 +128,7 @@ pub fn append(conn: &mut DbConn, workspace_id: &str, entries: &[NewEntry<'_>]) -
             workspace_id,
             seq,
             contact_id: e.contact_id,
-            kind: e.kind.as_str(),
+            kind: e.kind,
             at: e.at,
             payload: Some(payload),
             payload_hash,
@@ -147,10 +138,9 @@ pub fn append(conn: &mut DbConn, workspace_id: &str, entries: &[NewEntry<'_>]) -
         });
     }
     for chunk in rows.chunks(1000) {
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(consent_ledger::table).values(chunk).execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(consent_ledger::table).values(chunk).execute(c)?,
-        };
+        db::on_each_backend!(conn, |c| diesel::insert_into(consent_ledger::table)
+            .values(chunk)
+            .execute(c))?;
     }
     Ok(())
 }

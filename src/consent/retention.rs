@@ -10,6 +10,8 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::SubscriptionStatus;
+use super::ledger::LedgerKind;
 use crate::db::schema::{consent_ledger, consent_requests, sms_subscriptions};
 use crate::db::{self, DbConn, DbError};
 
@@ -25,12 +27,15 @@ pub struct PurgeReport {
     pub ledger_entries: usize,
 }
 
-const SMS_KINDS: [&str; 4] = [
-    "sms_consent_requested",
-    "sms_consent_confirmed",
-    "sms_consent_withdrawn",
-    "sms_resubscribed",
+const SMS_KINDS: [LedgerKind; 4] = [
+    LedgerKind::SmsConsentRequested,
+    LedgerKind::SmsConsentConfirmed,
+    LedgerKind::SmsConsentWithdrawn,
+    LedgerKind::SmsResubscribed,
 ];
+
+/// What a purged sign-up's phone column holds.
+const PURGED: &str = "purged";
 
 /// Purges (or with `dry_run` only counts) evidence older than `retention`.
 pub fn purge(conn: &mut DbConn, retention: Duration, dry_run: bool) -> Result<PurgeReport, DbError> {
@@ -47,7 +52,7 @@ pub fn purge(conn: &mut DbConn, retention: Duration, dry_run: bool) -> Result<Pu
             Option<NaiveDateTime>,
         );
         let requests: Vec<RequestTimes> = consent_requests::table
-            .filter(consent_requests::phone.ne("purged"))
+            .filter(consent_requests::phone.ne(PURGED))
             .select((
                 consent_requests::workspace_id,
                 consent_requests::contact_id,
@@ -67,18 +72,19 @@ pub fn purge(conn: &mut DbConn, retention: Duration, dry_run: bool) -> Result<Pu
             let slot = last.entry((ws, contact)).or_insert(at);
             *slot = (*slot).max(at);
         }
-        let subs: Vec<(String, String, String, NaiveDateTime, Option<NaiveDateTime>)> = sms_subscriptions::table
-            .select((
-                sms_subscriptions::workspace_id,
-                sms_subscriptions::contact_id,
-                sms_subscriptions::status,
-                sms_subscriptions::last_used_at,
-                sms_subscriptions::withdrawn_at,
-            ))
-            .load(conn)?;
+        let subs: Vec<(String, String, SubscriptionStatus, NaiveDateTime, Option<NaiveDateTime>)> =
+            sms_subscriptions::table
+                .select((
+                    sms_subscriptions::workspace_id,
+                    sms_subscriptions::contact_id,
+                    sms_subscriptions::status,
+                    sms_subscriptions::last_used_at,
+                    sms_subscriptions::withdrawn_at,
+                ))
+                .load(conn)?;
         for (ws, contact, status, used, withdrawn) in subs {
             let key = (ws, contact);
-            if status == "active" {
+            if status == SubscriptionStatus::Active {
                 last.remove(&key); // an active consent keeps its evidence
                 continue;
             }
@@ -101,7 +107,7 @@ pub fn purge(conn: &mut DbConn, retention: Duration, dry_run: bool) -> Result<Pu
             let requests = consent_requests::table
                 .filter(consent_requests::workspace_id.eq(ws))
                 .filter(consent_requests::contact_id.eq(contact))
-                .filter(consent_requests::phone.ne("purged"));
+                .filter(consent_requests::phone.ne(PURGED));
             let entries = consent_ledger::table
                 .filter(consent_ledger::workspace_id.eq(ws))
                 .filter(consent_ledger::contact_id.eq(contact))
@@ -114,7 +120,7 @@ pub fn purge(conn: &mut DbConn, retention: Duration, dry_run: bool) -> Result<Pu
             }
             report.consent_requests += diesel::update(requests)
                 .set((
-                    consent_requests::phone.eq("purged"),
+                    consent_requests::phone.eq(PURGED),
                     consent_requests::ip.eq(None::<String>),
                     consent_requests::user_agent.eq(None::<String>),
                     consent_requests::token_jti.eq(None::<String>),
@@ -123,7 +129,7 @@ pub fn purge(conn: &mut DbConn, retention: Duration, dry_run: bool) -> Result<Pu
             let withdrawn: Vec<String> = sms_subscriptions::table
                 .filter(sms_subscriptions::workspace_id.eq(ws))
                 .filter(sms_subscriptions::contact_id.eq(contact))
-                .filter(sms_subscriptions::status.eq("withdrawn"))
+                .filter(sms_subscriptions::status.eq(SubscriptionStatus::Withdrawn))
                 .select(sms_subscriptions::id)
                 .load(conn)?;
             for id in withdrawn {

@@ -11,11 +11,15 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::consent::ledger::{self, LedgerKind, NewEntry};
+use crate::consent::{SubscriptionStatus, WithdrawnVia};
 use crate::db::schema::{
     consent_requests, contacts, dev_messages, funnel_events, inbound_messages, invitations, sms_messages,
     sms_subscriptions,
 };
 use crate::db::{self, DbConn, DbError};
+
+/// What an erased phone or email column holds instead of the person's data.
+const ERASED: &str = "erased";
 
 /// Erases a contact of a workspace. Returns false when there is no such contact. Idempotent.
 pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) -> Result<bool, DbError> {
@@ -65,7 +69,7 @@ pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) 
             .load(conn)?;
         diesel::update(invitations::table.filter(invitations::contact_id.eq(contact_id)))
             .set((
-                invitations::email.eq("erased"),
+                invitations::email.eq(ERASED),
                 invitations::last_error.eq(None::<String>),
             ))
             .execute(conn)?;
@@ -78,14 +82,14 @@ pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) 
             .execute(conn)?;
         diesel::update(consent_requests::table.filter(consent_requests::contact_id.eq(contact_id)))
             .set((
-                consent_requests::phone.eq("erased"),
+                consent_requests::phone.eq(ERASED),
                 consent_requests::ip.eq(None::<String>),
                 consent_requests::user_agent.eq(None::<String>),
                 consent_requests::token_jti.eq(None::<String>),
             ))
             .execute(conn)?;
         // An erased person has no consent left; the number column keeps its uniqueness.
-        let subs: Vec<(String, String)> = sms_subscriptions::table
+        let subs: Vec<(String, SubscriptionStatus)> = sms_subscriptions::table
             .filter(sms_subscriptions::contact_id.eq(contact_id))
             .select((sms_subscriptions::id, sms_subscriptions::status))
             .load(conn)?;
@@ -93,8 +97,9 @@ pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) 
             diesel::update(sms_subscriptions::table.find(&id))
                 .set((
                     sms_subscriptions::phone.eq(format!("erased:{id}")),
-                    sms_subscriptions::status.eq("withdrawn"),
-                    sms_subscriptions::withdrawn_via.eq(if status == "active" { Some("erasure") } else { None }),
+                    sms_subscriptions::status.eq(SubscriptionStatus::Withdrawn),
+                    sms_subscriptions::withdrawn_via
+                        .eq((status == SubscriptionStatus::Active).then_some(WithdrawnVia::Erasure)),
                     sms_subscriptions::withdrawn_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -104,7 +109,7 @@ pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) 
                 .filter(sms_messages::workspace_id.eq(workspace_id))
                 .filter(sms_messages::phone.eq_any(&phones)),
         )
-        .set((sms_messages::phone.eq("erased"), sms_messages::body.eq("")))
+        .set((sms_messages::phone.eq(ERASED), sms_messages::body.eq("")))
         .execute(conn)?;
         // Replies are not tied to a workspace: erase those of numbers no other workspace knows.
         for phone in &phones {
@@ -115,7 +120,7 @@ pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) 
                 .get_result(conn)?;
             if elsewhere == 0 {
                 diesel::update(inbound_messages::table.filter(inbound_messages::phone.eq(phone)))
-                    .set((inbound_messages::phone.eq("erased"), inbound_messages::body.eq("")))
+                    .set((inbound_messages::phone.eq(ERASED), inbound_messages::body.eq("")))
                     .execute(conn)?;
             }
         }

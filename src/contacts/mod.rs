@@ -78,15 +78,9 @@ pub fn suppress(
         suppressions::created_at.eq(crate::db::now()),
     );
     // Two workers may suppress the same number at once (two STOPs): the later insert is a no-op.
-    let inserted = match conn {
-        DbConn::Sqlite(c) => diesel::insert_into(suppressions::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c)?,
-        DbConn::Pg(c) => diesel::insert_into(suppressions::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c)?,
-    };
+    let inserted = crate::db::on_each_backend!(conn, |c| diesel::insert_into(suppressions::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
     Ok(inserted == 1)
 }

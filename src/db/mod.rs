@@ -1,10 +1,12 @@
 //! One binary, two backends: the connection enum, the pool, migrations and transactions.
 //!
-//! Shared code talks to [`DbConn`] through portable diesel queries. The few things that differ
-//! (batch inserts, `SKIP LOCKED`, SQLite's `BEGIN IMMEDIATE`) match on the variant here or in the
-//! module that needs them.
+//! Shared code talks to [`DbConn`] through portable diesel queries. Queries diesel compiles only
+//! for one backend at a time (batch inserts, upserts) are written once in [`on_each_backend!`];
+//! what really differs (COPY, `SKIP LOCKED`, SQLite's `BEGIN IMMEDIATE`) matches on the variant
+//! here or in the module that needs it.
 
 pub mod schema;
+pub mod text_enum;
 
 use std::time::Duration;
 
@@ -20,6 +22,25 @@ pub enum DbConn {
     Sqlite(diesel::SqliteConnection),
     Pg(diesel::PgConnection),
 }
+
+/// Runs one piece of code on the backend connection inside a [`DbConn`], for diesel queries that
+/// compile only on a concrete backend (multi-row `.values(&rows)`, `.on_conflict()`): written
+/// once, compiled once per backend (vaultwarden's `db_run!`). Code that really differs per
+/// backend (COPY, `SKIP LOCKED`) matches on the variant instead, with a comment saying why.
+///
+/// ```ignore
+/// db::on_each_backend!(conn, |c| diesel::insert_into(t::table).values(&rows).execute(c))?;
+/// ```
+macro_rules! on_each_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Pg($c) => $body,
+        }
+    };
+}
+
+pub(crate) use on_each_backend;
 
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
@@ -251,6 +272,7 @@ impl Db {
 }
 
 pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    // Each backend has its own migrations (its own SQL dialect), under the same names.
     let applied = match conn {
         DbConn::Sqlite(c) => c
             .run_pending_migrations(SQLITE_MIGRATIONS)
@@ -355,19 +377,13 @@ where
     let scope = AfterCommitScope::enter();
     match f(conn) {
         Ok(value) => {
-            let committed = match conn {
-                DbConn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
-                DbConn::Pg(c) => AnsiTransactionManager::commit_transaction(c),
-            };
+            let committed = on_each_backend!(conn, |c| AnsiTransactionManager::commit_transaction(c));
             committed.map_err(|e| E::from(DbError::from(e)))?;
             scope.committed();
             Ok(value)
         }
         Err(err) => {
-            let rolled_back = match conn {
-                DbConn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
-                DbConn::Pg(c) => AnsiTransactionManager::rollback_transaction(c),
-            };
+            let rolled_back = on_each_backend!(conn, |c| AnsiTransactionManager::rollback_transaction(c));
             if let Err(rollback_err) = rolled_back {
                 tracing::error!(error = %rollback_err, "rollback failed");
             }

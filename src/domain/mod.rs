@@ -1,10 +1,12 @@
 //! Parse-don't-validate newtypes: a value of one of these types has passed its only constructor.
 
+mod channel;
 mod country;
 mod email_address;
 mod locale;
 mod mobile_number;
 
+pub use channel::{Channel, Direction};
 pub use country::CountryCode;
 pub use email_address::{EmailAddress, EmailAddressError};
 pub use locale::Locale;

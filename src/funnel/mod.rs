@@ -12,59 +12,37 @@ use chrono::{NaiveDateTime, Timelike};
 use diesel::prelude::*;
 
 use crate::db::schema::{funnel_counts, funnel_events};
+use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Metric {
-    Recipients,
-    Sent,
-    Delivered,
-    Bounced,
-    Failed,
-    Opened,
-    OpenedHuman,
-    Clicked,
-    Submitted,
-    Confirmed,
-    OptedOut,
-    Unsubscribed,
+db_enum! {
+    /// `funnel_events.kind`: one step of one recipient's invitation.
+    pub enum EventKind {
+        Sent = "sent",
+        Bounced = "bounced",
+        Failed = "failed",
+        Skipped = "skipped",
+        Opened = "opened",
+        Clicked = "clicked",
+        Unsubscribed = "unsubscribed",
+    }
 }
 
-impl Metric {
-    pub const ALL: [Metric; 12] = [
-        Self::Recipients,
-        Self::Sent,
-        Self::Delivered,
-        Self::Bounced,
-        Self::Failed,
-        Self::Opened,
-        Self::OpenedHuman,
-        Self::Clicked,
-        Self::Submitted,
-        Self::Confirmed,
-        Self::OptedOut,
-        Self::Unsubscribed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Recipients => "recipients",
-            Self::Sent => "sent",
-            Self::Delivered => "delivered",
-            Self::Bounced => "bounced",
-            Self::Failed => "failed",
-            Self::Opened => "opened",
-            Self::OpenedHuman => "opened_human",
-            Self::Clicked => "clicked",
-            Self::Submitted => "submitted",
-            Self::Confirmed => "confirmed",
-            Self::OptedOut => "opted_out",
-            Self::Unsubscribed => "unsubscribed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == raw)
+db_enum! {
+    /// `funnel_counts.metric`: a stage of the funnel, counted once per recipient.
+    pub enum Metric {
+        Recipients = "recipients",
+        Sent = "sent",
+        Delivered = "delivered",
+        Bounced = "bounced",
+        Failed = "failed",
+        Opened = "opened",
+        OpenedHuman = "opened_human",
+        Clicked = "clicked",
+        Submitted = "submitted",
+        Confirmed = "confirmed",
+        OptedOut = "opted_out",
+        Unsubscribed = "unsubscribed",
     }
 }
 
@@ -132,7 +110,7 @@ impl Tally {
                     funnel_counts::campaign_id.eq(campaign.as_str()),
                     funnel_counts::variant.eq(variant.as_str()),
                     funnel_counts::locale.eq(locale.as_str()),
-                    funnel_counts::metric.eq(metric.as_str()),
+                    funnel_counts::metric.eq(*metric),
                     funnel_counts::hour.eq(*hour),
                     funnel_counts::count.eq(*n),
                 )
@@ -149,21 +127,12 @@ impl Tally {
         // A batch has a few dozen groups at most; SQLite's bound-value limit is far away, but
         // chunk anyway so that no tally can reach it.
         for chunk in rows.chunks(1000) {
-            // Upserts are backend-specific in diesel's MultiConnection; the SQL is the same.
-            match conn {
-                DbConn::Sqlite(c) => diesel::insert_into(funnel_counts::table)
-                    .values(chunk)
-                    .on_conflict(target)
-                    .do_update()
-                    .set(add)
-                    .execute(c)?,
-                DbConn::Pg(c) => diesel::insert_into(funnel_counts::table)
-                    .values(chunk)
-                    .on_conflict(target)
-                    .do_update()
-                    .set(add)
-                    .execute(c)?,
-            };
+            db::on_each_backend!(conn, |c| diesel::insert_into(funnel_counts::table)
+                .values(chunk)
+                .on_conflict(target)
+                .do_update()
+                .set(add)
+                .execute(c))?;
         }
         for ((_, _, _, metric, _), n) in self.counts {
             db::after_commit(move || crate::metrics::METRICS.funnel_transition(metric, n));

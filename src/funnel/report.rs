@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::Metric;
-use crate::campaigns::Campaign;
+use crate::campaigns::{Campaign, CampaignStatus};
 use crate::db::schema::funnel_counts;
 use crate::db::{DbConn, DbError};
 
@@ -136,7 +136,7 @@ pub struct TimeSeries {
 pub struct FunnelReport {
     pub campaign_id: String,
     pub name: String,
-    pub status: String,
+    pub status: CampaignStatus,
     #[serde(flatten)]
     pub counts: Counts,
     #[serde(flatten)]
@@ -208,7 +208,7 @@ fn build(
     FunnelReport {
         campaign_id: campaign.id.clone(),
         name: campaign.name.clone(),
-        status: campaign.status.clone(),
+        status: campaign.status,
         rates: total.rates(),
         counts: total,
         variants,

@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use tokio::sync::mpsc;
 
-use super::Metric;
+use super::{EventKind, Metric};
 use crate::db::schema::{funnel_events, invitations};
 use crate::db::{self, Db, DbConn, DbError};
 use crate::metrics::METRICS;
@@ -198,8 +198,8 @@ fn write_batch(conn: &mut DbConn, events: &[TrackingEvent]) -> Result<(), DbErro
             funnel_events::campaign_id.eq(inv.campaign_id.clone()),
             funnel_events::invitation_id.eq(inv.id.clone()),
             funnel_events::kind.eq(match ev.kind {
-                TrackingKind::Open => "opened",
-                TrackingKind::Click => "clicked",
+                TrackingKind::Open => EventKind::Opened,
+                TrackingKind::Click => EventKind::Clicked,
             }),
             funnel_events::at.eq(ev.at),
             funnel_events::human.eq(Some(human)),
@@ -226,10 +226,9 @@ fn write_batch(conn: &mut DbConn, events: &[TrackingEvent]) -> Result<(), DbErro
             .execute(conn)?;
     }
     tally.flush(conn)?;
-    match conn {
-        DbConn::Sqlite(c) => diesel::insert_into(funnel_events::table).values(&rows).execute(c)?,
-        DbConn::Pg(c) => diesel::insert_into(funnel_events::table).values(&rows).execute(c)?,
-    };
+    db::on_each_backend!(conn, |c| diesel::insert_into(funnel_events::table)
+        .values(&rows)
+        .execute(c))?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::db::schema::dev_messages;
 use crate::db::{self, Db, DbError};
+use crate::domain::{Channel, Direction};
 
 /// A message ready to hand to a transport.
 #[derive(Debug, Clone)]
@@ -199,8 +200,8 @@ fn enhanced_status(text: &str) -> Option<(u8, u16)> {
 pub struct DevMail {
     pub id: String,
     pub workspace_id: Option<String>,
-    pub channel: String,
-    pub direction: String,
+    pub channel: Channel,
+    pub direction: Direction,
     pub sender: String,
     pub recipient: String,
     pub subject: Option<String>,
@@ -215,8 +216,8 @@ impl DevMail {
         Self {
             id: db::new_id(),
             workspace_id: Some(workspace_id.to_owned()),
-            channel: "email".into(),
-            direction: "out".into(),
+            channel: Channel::Email,
+            direction: Direction::Out,
             sender: email.from.to_string(),
             recipient: email.to.to_string(),
             subject: Some(email.subject.clone()),

@@ -142,10 +142,9 @@ pub fn enqueue_batches(
     if rows.is_empty() {
         return Ok(());
     }
-    match conn {
-        DbConn::Sqlite(c) => diesel::insert_into(outbox_jobs::table).values(&rows).execute(c)?,
-        DbConn::Pg(c) => diesel::insert_into(outbox_jobs::table).values(&rows).execute(c)?,
-    };
+    db::on_each_backend!(conn, |c| diesel::insert_into(outbox_jobs::table)
+        .values(&rows)
+        .execute(c))?;
     Ok(())
 }
 
@@ -167,18 +166,11 @@ pub fn enqueue_again(
         last_error: error.as_deref(),
         ..new_job(Some(workspace_id), kind, ref_id, run_after)
     };
-    match conn {
-        DbConn::Sqlite(c) => diesel::insert_into(outbox_jobs::table)
-            .values(&row)
-            .on_conflict((outbox_jobs::kind, outbox_jobs::ref_id))
-            .do_nothing()
-            .execute(c)?,
-        DbConn::Pg(c) => diesel::insert_into(outbox_jobs::table)
-            .values(&row)
-            .on_conflict((outbox_jobs::kind, outbox_jobs::ref_id))
-            .do_nothing()
-            .execute(c)?,
-    };
+    db::on_each_backend!(conn, |c| diesel::insert_into(outbox_jobs::table)
+        .values(&row)
+        .on_conflict((outbox_jobs::kind, outbox_jobs::ref_id))
+        .do_nothing()
+        .execute(c))?;
     Ok(())
 }
 
@@ -225,10 +217,7 @@ pub fn claim(conn: &mut DbConn, owner: &str, limit: i64, lease: Duration) -> Res
             outbox_jobs::attempts.eq(outbox_jobs::attempts + 1),
         ));
         // RETURNING saves reading the rows back (SQLite ≥ 3.35 and PostgreSQL).
-        let mut jobs: Vec<Job> = match conn {
-            DbConn::Pg(c) => leased.returning(Job::as_returning()).get_results(c)?,
-            DbConn::Sqlite(c) => leased.returning(Job::as_returning()).get_results(c)?,
-        };
+        let mut jobs: Vec<Job> = db::on_each_backend!(conn, |c| leased.returning(Job::as_returning()).get_results(c))?;
         // In the order they were due (RETURNING promises none).
         let position: std::collections::HashMap<&str, usize> =
             ids.iter().enumerate().map(|(n, id)| (id.as_str(), n)).collect();
@@ -245,6 +234,7 @@ pub fn holds(conn: &mut DbConn, owner: &str, job_id: &str) -> Result<bool, DbErr
         .filter(outbox_jobs::lease_owner.eq(owner))
         .select(outbox_jobs::id);
     let found: Vec<String> = match conn {
+        // SQLite has no row locks: its write transaction (BEGIN IMMEDIATE) excludes every writer.
         DbConn::Pg(c) => query.for_update().load(c)?,
         DbConn::Sqlite(c) => query.load(c)?,
     };

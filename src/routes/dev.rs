@@ -43,7 +43,7 @@ async fn load(req: &HttpRequest, state: &AppState, id: Option<String>) -> Result
         .db
         .run(move |conn| {
             let mut q = dev_messages::table
-                .filter(dev_messages::channel.eq("email"))
+                .filter(dev_messages::channel.eq(crate::domain::Channel::Email))
                 .order(dev_messages::created_at.desc())
                 .limit(200)
                 .select(DevMail::as_select())
@@ -150,7 +150,7 @@ async fn sms_threads(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
         .db
         .run(|conn| {
             dev_messages::table
-                .filter(dev_messages::channel.eq("sms"))
+                .filter(dev_messages::channel.eq(crate::domain::Channel::Sms))
                 .order(dev_messages::created_at.desc())
                 .limit(500)
                 .select(DevMail::as_select())
@@ -161,7 +161,7 @@ async fn sms_threads(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
         .map_err(|e| PageError::public(&req, e))?;
     let mut threads: Vec<Thread> = Vec::new();
     for m in messages {
-        let phone = if m.direction == "in" {
+        let phone = if m.direction == crate::domain::Direction::In {
             m.sender.clone()
         } else {
             m.recipient.clone()
@@ -210,8 +210,8 @@ async fn sms_reply(
             diesel::insert_into(dev_messages::table)
                 .values((
                     dev_messages::id.eq(crate::db::new_id()),
-                    dev_messages::channel.eq("sms"),
-                    dev_messages::direction.eq("in"),
+                    dev_messages::channel.eq(crate::domain::Channel::Sms),
+                    dev_messages::direction.eq(crate::domain::Direction::In),
                     dev_messages::sender.eq(&phone),
                     dev_messages::recipient.eq(crate::sms::provider::DEV_SENDER),
                     dev_messages::body_text.eq(&body),

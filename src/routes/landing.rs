@@ -412,8 +412,8 @@ async fn code_page(
     let Some(request) = request else {
         return Ok(see_other(&format!("/l/{token}")));
     };
-    Ok(match request.status.as_str() {
-        "pending" => {
+    Ok(match request.status {
+        doi::ConsentRequestStatus::Pending => {
             let mut notices = notices;
             if sms_failed {
                 notices.push(f.sms_failed.to_owned());
@@ -431,7 +431,7 @@ async fn code_page(
                 },
             )
         }
-        "confirmed" => message(
+        doi::ConsentRequestStatus::Confirmed => message(
             StatusCode::OK,
             &claims,
             &campaign.company,
@@ -439,7 +439,7 @@ async fn code_page(
             f.confirmed_body.to_owned(),
             None,
         ),
-        "locked" => message(
+        doi::ConsentRequestStatus::Locked => message(
             StatusCode::OK,
             &claims,
             &campaign.company,
@@ -447,7 +447,7 @@ async fn code_page(
             f.locked_body.to_owned(),
             back,
         ),
-        "expired" => message(
+        doi::ConsentRequestStatus::Expired => message(
             StatusCode::OK,
             &claims,
             &campaign.company,
@@ -455,7 +455,7 @@ async fn code_page(
             f.expired_body.to_owned(),
             back,
         ),
-        _ => see_other(&format!("/l/{token}")),
+        doi::ConsentRequestStatus::Cancelled => see_other(&format!("/l/{token}")),
     })
 }
 

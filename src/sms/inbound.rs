@@ -13,14 +13,15 @@ use serde_json::json;
 use super::dispatch::INBOUND_SMS_JOB;
 use super::keywords::{self, Keyword};
 use super::outbound::{self, SmsKind};
-use crate::consent::doi::{self, ConsentRequest};
+use crate::consent::doi::{self, ConfirmedVia, ConsentRequest, ConsentRequestStatus};
 use crate::consent::ledger::{self, LedgerKind, NewEntry};
+use crate::consent::{SubscriptionStatus, WithdrawnVia};
 use crate::db::schema::{
     campaigns, consent_requests, consent_texts, inbound_messages, invitations, sms_subscriptions, suppressions,
     workspaces,
 };
 use crate::db::{self, DbConn, DbError};
-use crate::domain::Locale;
+use crate::domain::{Channel, Locale};
 use crate::funnel::{self, Metric};
 use crate::i18n;
 use crate::outbox;
@@ -176,7 +177,7 @@ pub fn process(conn: &mut DbConn, inbound_id: &str) -> Result<String, DbError> {
 fn pending_requests(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<Vec<ConsentRequest>, DbError> {
     Ok(consent_requests::table
         .filter(consent_requests::phone.eq(phone))
-        .filter(consent_requests::status.eq("pending"))
+        .filter(consent_requests::status.eq(ConsentRequestStatus::Pending))
         .filter(consent_requests::expires_at.gt(now))
         .order(consent_requests::submitted_at.desc())
         .select(ConsentRequest::as_select())
@@ -195,7 +196,7 @@ fn confirm(conn: &mut DbConn, msg: &Inbound, now: NaiveDateTime) -> Result<Strin
                 "body": msg.body,
                 "received_at": msg.received_at.and_utc().to_rfc3339(),
             });
-            doi::activate(conn, request, "sms_reply", evidence, now)?;
+            doi::activate(conn, request, ConfirmedVia::SmsReply, evidence, now)?;
             Ok(format!("confirmed request {}", request.id))
         }
         [newest, ..] => {
@@ -219,7 +220,7 @@ fn confirm(conn: &mut DbConn, msg: &Inbound, now: NaiveDateTime) -> Result<Strin
 fn stop(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, DbError> {
     let active: Vec<(String, String, String, String)> = sms_subscriptions::table
         .filter(sms_subscriptions::phone.eq(phone))
-        .filter(sms_subscriptions::status.eq("active"))
+        .filter(sms_subscriptions::status.eq(SubscriptionStatus::Active))
         .order(sms_subscriptions::id.asc())
         .select((
             sms_subscriptions::id,
@@ -231,9 +232,9 @@ fn stop(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, Db
     for (id, workspace_id, contact_id, request_id) in &active {
         diesel::update(sms_subscriptions::table.find(id))
             .set((
-                sms_subscriptions::status.eq("withdrawn"),
+                sms_subscriptions::status.eq(SubscriptionStatus::Withdrawn),
                 sms_subscriptions::withdrawn_at.eq(now),
-                sms_subscriptions::withdrawn_via.eq("stop_keyword"),
+                sms_subscriptions::withdrawn_via.eq(WithdrawnVia::StopKeyword),
             ))
             .execute(conn)?;
         ledger::append(
@@ -251,10 +252,10 @@ fn stop(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, Db
     diesel::update(
         consent_requests::table
             .filter(consent_requests::phone.eq(phone))
-            .filter(consent_requests::status.eq("pending")),
+            .filter(consent_requests::status.eq(ConsentRequestStatus::Pending)),
     )
     .set((
-        consent_requests::status.eq("cancelled"),
+        consent_requests::status.eq(ConsentRequestStatus::Cancelled),
         consent_requests::closed_at.eq(now),
     ))
     .execute(conn)?;
@@ -264,7 +265,7 @@ fn stop(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, Db
         .order(workspaces::id.asc())
         .load(conn)?;
     for ws in &all {
-        crate::contacts::suppress(conn, ws, "sms", phone, STOP_REASON)?;
+        crate::contacts::suppress(conn, ws, Channel::Sms.as_str(), phone, STOP_REASON)?;
     }
     if let Some(rel) = relationship(conn, phone)? {
         reply(
@@ -303,7 +304,7 @@ fn count_opt_out(conn: &mut DbConn, request_id: &str, now: NaiveDateTime) -> Res
 
 fn start(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, DbError> {
     let stopped: i64 = suppressions::table
-        .filter(suppressions::channel.eq("sms"))
+        .filter(suppressions::channel.eq(Channel::Sms))
         .filter(suppressions::address.eq(phone))
         .filter(suppressions::reason.eq(STOP_REASON))
         .count()
@@ -313,15 +314,15 @@ fn start(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, D
     }
     diesel::delete(
         suppressions::table
-            .filter(suppressions::channel.eq("sms"))
+            .filter(suppressions::channel.eq(Channel::Sms))
             .filter(suppressions::address.eq(phone))
             .filter(suppressions::reason.eq(STOP_REASON)),
     )
     .execute(conn)?;
     let withdrawn: Vec<(String, String, String)> = sms_subscriptions::table
         .filter(sms_subscriptions::phone.eq(phone))
-        .filter(sms_subscriptions::status.eq("withdrawn"))
-        .filter(sms_subscriptions::withdrawn_via.eq("stop_keyword"))
+        .filter(sms_subscriptions::status.eq(SubscriptionStatus::Withdrawn))
+        .filter(sms_subscriptions::withdrawn_via.eq(WithdrawnVia::StopKeyword))
         .order(sms_subscriptions::id.asc())
         .select((
             sms_subscriptions::id,
@@ -332,9 +333,9 @@ fn start(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, D
     for (id, workspace_id, contact_id) in &withdrawn {
         diesel::update(sms_subscriptions::table.find(id))
             .set((
-                sms_subscriptions::status.eq("active"),
+                sms_subscriptions::status.eq(SubscriptionStatus::Active),
                 sms_subscriptions::withdrawn_at.eq(None::<NaiveDateTime>),
-                sms_subscriptions::withdrawn_via.eq(None::<String>),
+                sms_subscriptions::withdrawn_via.eq(None::<WithdrawnVia>),
                 sms_subscriptions::last_used_at.eq(now),
             ))
             .execute(conn)?;

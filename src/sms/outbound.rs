@@ -6,35 +6,56 @@ use diesel::prelude::*;
 
 use super::dispatch::SMS_JOB;
 use crate::db::schema::sms_messages;
+use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
 use crate::outbox;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmsKind {
-    /// The double-opt-in request with its code (a service message).
-    DoiRequest,
-    /// The confirmation receipt (a service message).
-    Receipt,
-    /// The answer to a keyword (STOP, START, HELP, an ambiguous confirmation).
-    KeywordReply,
-    /// The one-time hint for an unrecognized reply.
-    Hint,
+db_enum! {
+    /// `sms_messages.kind`: why an SMS is sent.
+    pub enum SmsKind {
+        /// The double-opt-in request with its code (a service message).
+        DoiRequest = "doi",
+        /// The confirmation receipt (a service message).
+        Receipt = "receipt",
+        /// The answer to a keyword (STOP, START, HELP, an ambiguous confirmation).
+        KeywordReply = "keyword_reply",
+        /// The one-time hint for an unrecognized reply.
+        Hint = "hint",
+    }
 }
 
-impl SmsKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::DoiRequest => "doi",
-            Self::Receipt => "receipt",
-            Self::KeywordReply => "keyword_reply",
-            Self::Hint => "hint",
-        }
+db_enum! {
+    /// `sms_messages.status`: ours until the provider takes the message (queued, then sent,
+    /// skipped or failed), then the delivery states Twilio reports in its status callbacks.
+    pub enum SmsStatus {
+        Queued = "queued",
+        Accepted = "accepted",
+        Scheduled = "scheduled",
+        Sending = "sending",
+        Sent = "sent",
+        Delivered = "delivered",
+        Undelivered = "undelivered",
+        Failed = "failed",
+        Canceled = "canceled",
+        Read = "read",
+        /// Not sent: the number opted out or the request was closed before sending.
+        Skipped = "skipped",
     }
+}
 
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::DoiRequest, Self::Receipt, Self::KeywordReply, Self::Hint]
-            .into_iter()
-            .find(|k| k.as_str() == raw)
+impl SmsStatus {
+    /// Where a status stands in the order Twilio's statuses can follow each other; `None` for
+    /// one no callback moves (skipped). A callback may arrive late or twice; a status never
+    /// moves back.
+    pub fn rank(self) -> Option<u8> {
+        Some(match self {
+            Self::Queued => 0,
+            Self::Accepted | Self::Scheduled => 1,
+            Self::Sending => 2,
+            Self::Sent => 3,
+            Self::Delivered | Self::Undelivered | Self::Failed | Self::Canceled | Self::Read => 4,
+            Self::Skipped => return None,
+        })
     }
 }
 
@@ -57,11 +78,11 @@ pub fn queue(conn: &mut DbConn, sms: NewSms<'_>) -> Result<String, DbError> {
             sms_messages::id.eq(&id),
             sms_messages::workspace_id.eq(sms.workspace_id),
             sms_messages::consent_request_id.eq(sms.consent_request_id),
-            sms_messages::kind.eq(sms.kind.as_str()),
+            sms_messages::kind.eq(sms.kind),
             sms_messages::phone.eq(sms.phone),
             sms_messages::country.eq(sms.country),
             sms_messages::body.eq(sms.body),
-            sms_messages::status.eq("queued"),
+            sms_messages::status.eq(SmsStatus::Queued),
             sms_messages::attempts.eq(0),
             sms_messages::not_before.eq(sms.not_before),
             sms_messages::created_at.eq(db::now()),
@@ -73,36 +94,24 @@ pub fn queue(conn: &mut DbConn, sms: NewSms<'_>) -> Result<String, DbError> {
 
 /// Whether the newest double-opt-in SMS of a request could not be sent (to tell the person).
 pub fn latest_doi_failed(conn: &mut DbConn, request_id: &str) -> Result<bool, DbError> {
-    let status: Option<String> = sms_messages::table
+    let status: Option<SmsStatus> = sms_messages::table
         .filter(sms_messages::consent_request_id.eq(request_id))
-        .filter(sms_messages::kind.eq(SmsKind::DoiRequest.as_str()))
+        .filter(sms_messages::kind.eq(SmsKind::DoiRequest))
         .order(sms_messages::created_at.desc())
         .select(sms_messages::status)
         .first(conn)
         .optional()?;
-    Ok(matches!(status.as_deref(), Some("failed" | "undelivered")))
-}
-
-/// Delivery states as Twilio reports them, in the order they can follow each other. A status
-/// callback may arrive late or twice; a status never moves back.
-pub fn status_rank(status: &str) -> Option<u8> {
-    Some(match status {
-        "queued" => 0,
-        "accepted" | "scheduled" => 1,
-        "sending" => 2,
-        "sent" => 3,
-        "delivered" | "undelivered" | "failed" | "canceled" | "read" => 4,
-        _ => return None,
-    })
+    Ok(matches!(status, Some(SmsStatus::Failed | SmsStatus::Undelivered)))
 }
 
 /// Applies a provider status to the message with that provider id, if it moves forward.
 /// Returns whether anything changed.
 pub fn apply_status(conn: &mut DbConn, provider_sid: &str, status: &str, error: Option<&str>) -> Result<bool, DbError> {
-    let Some(rank) = status_rank(status) else {
+    // A status this version does not know, or one no callback sets, changes nothing.
+    let Some((status, rank)) = SmsStatus::parse(status).and_then(|s| s.rank().map(|r| (s, r))) else {
         return Ok(false);
     };
-    let current: Option<(String, String)> = sms_messages::table
+    let current: Option<(String, SmsStatus)> = sms_messages::table
         .filter(sms_messages::provider_sid.eq(provider_sid))
         .select((sms_messages::id, sms_messages::status))
         .first(conn)
@@ -110,7 +119,7 @@ pub fn apply_status(conn: &mut DbConn, provider_sid: &str, status: &str, error: 
     let Some((id, current)) = current else {
         return Ok(false);
     };
-    if status_rank(&current).is_some_and(|r| r >= rank) {
+    if current.rank().is_some_and(|r| r >= rank) {
         return Ok(false);
     }
     diesel::update(sms_messages::table.find(id))
@@ -129,9 +138,9 @@ mod tests {
 
     #[test]
     fn statuses_only_move_forward() {
-        assert!(status_rank("queued") < status_rank("sent"));
-        assert!(status_rank("sent") < status_rank("delivered"));
-        assert_eq!(status_rank("delivered"), status_rank("failed"));
-        assert_eq!(status_rank("made-up"), None);
+        assert!(SmsStatus::Queued.rank() < SmsStatus::Sent.rank());
+        assert!(SmsStatus::Sent.rank() < SmsStatus::Delivered.rank());
+        assert_eq!(SmsStatus::Delivered.rank(), SmsStatus::Failed.rank());
+        assert_eq!(SmsStatus::parse("made-up"), None);
     }
 }

@@ -9,6 +9,7 @@ use url::Url;
 use crate::config::{TwilioSender, TwilioSettings};
 use crate::db::schema::dev_messages;
 use crate::db::{self, Db};
+use crate::domain::{Channel, Direction};
 
 /// Twilio error codes (https://www.twilio.com/docs/api/errors) that will not change on retry.
 const INVALID_NUMBER: u32 = 21211;
@@ -68,8 +69,8 @@ impl SmsSender {
                 let row = (
                     dev_messages::id.eq(id.clone()),
                     dev_messages::workspace_id.eq(Some(workspace_id.to_owned())),
-                    dev_messages::channel.eq("sms"),
-                    dev_messages::direction.eq("out"),
+                    dev_messages::channel.eq(Channel::Sms),
+                    dev_messages::direction.eq(Direction::Out),
                     dev_messages::sender.eq(DEV_SENDER),
                     dev_messages::recipient.eq(to.to_owned()),
                     dev_messages::body_text.eq(body.to_owned()),

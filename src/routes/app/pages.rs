@@ -47,7 +47,7 @@ impl Layout {
 pub struct CampaignRow {
     id: String,
     name: String,
-    status: String,
+    status: crate::campaigns::CampaignStatus,
     created: String,
     recipients: i64,
     sent: i64,
@@ -150,7 +150,7 @@ struct CampaignPage {
     layout: Layout,
     id: String,
     name: String,
-    status: String,
+    status: crate::campaigns::CampaignStatus,
     counts: Vec<(&'static str, i64)>,
     rates: Vec<RateRow>,
     funnel_svg: String,
@@ -290,7 +290,7 @@ pub async fn campaign_page(
         layout: Layout::of(&session),
         id: r.campaign_id.clone(),
         name: r.name.clone(),
-        status: r.status.clone(),
+        status: r.status,
         counts: vec![
             (t.col_recipients, c.recipients),
             (t.col_sent, c.sent),
