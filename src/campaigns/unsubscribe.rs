@@ -54,7 +54,7 @@ pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Resu
         let newly = contacts::suppress(
             conn,
             &workspace_id,
-            Channel::Email.as_str(),
+            Channel::Email,
             &email,
             &format!("unsubscribed ({source})"),
         )?;
@@ -87,10 +87,12 @@ pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Resu
                     workspace_id: &workspace_id,
                     campaign_id: &campaign_id,
                     invitation_id,
-                    kind: funnel::EventKind::Unsubscribed.as_str(),
+                    kind: funnel::EventKind::Unsubscribed,
                     at: Some(now),
+                    human: None,
+                    ip: None,
+                    user_agent: None,
                     detail: Some(source),
-                    ..funnel::Event::default()
                 },
             )?;
         }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::db::schema::{contacts, suppressions};
 use crate::db::{DbConn, DbError};
+use crate::domain::Channel;
 
 #[derive(Debug, Clone, Serialize, Queryable, Selectable)]
 #[diesel(table_name = contacts)]
@@ -47,7 +48,7 @@ pub fn count(conn: &mut DbConn, workspace_id: &str) -> Result<i64, DbError> {
 }
 
 /// Whether an address (email normalized, or E.164 phone) is on the workspace's suppression list.
-pub fn is_suppressed(conn: &mut DbConn, workspace_id: &str, channel: &str, address: &str) -> Result<bool, DbError> {
+pub fn is_suppressed(conn: &mut DbConn, workspace_id: &str, channel: Channel, address: &str) -> Result<bool, DbError> {
     let n: i64 = suppressions::table
         .filter(suppressions::workspace_id.eq(workspace_id))
         .filter(suppressions::channel.eq(channel))
@@ -62,7 +63,7 @@ pub fn is_suppressed(conn: &mut DbConn, workspace_id: &str, channel: &str, addre
 pub fn suppress(
     conn: &mut DbConn,
     workspace_id: &str,
-    channel: &str,
+    channel: Channel,
     address: &str,
     reason: &str,
 ) -> Result<bool, DbError> {

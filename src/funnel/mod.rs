@@ -142,12 +142,12 @@ impl Tally {
 }
 
 /// One funnel event as it happened.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Event<'a> {
     pub workspace_id: &'a str,
     pub campaign_id: &'a str,
     pub invitation_id: &'a str,
-    pub kind: &'a str,
+    pub kind: EventKind,
     pub at: Option<NaiveDateTime>,
     pub human: Option<bool>,
     pub ip: Option<&'a str>,
@@ -162,7 +162,7 @@ struct NewEvent<'a> {
     workspace_id: &'a str,
     campaign_id: &'a str,
     invitation_id: &'a str,
-    kind: &'a str,
+    kind: EventKind,
     at: NaiveDateTime,
     human: Option<bool>,
     ip: Option<&'a str>,

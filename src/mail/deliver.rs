@@ -20,12 +20,12 @@ use url::Url;
 use super::dkim::DkimSigner;
 use super::invitation::{self, InvitationContent, PreparedInvitation};
 use super::{Mailer, OutgoingEmail, SendError};
-use crate::campaigns::{self, Campaign, Variant};
+use crate::campaigns::{self, Campaign, InvitationStatus, Variant};
 use crate::consent::texts::{self as consent_texts, ConsentTextVersion};
 use crate::db::schema::{contacts, invitations, suppressions};
 use crate::db::{self, Db, DbConn, DbError};
-use crate::domain::Locale;
-use crate::funnel::{self, Metric};
+use crate::domain::{Channel, Locale};
+use crate::funnel::{self, EventKind, Metric};
 use crate::links::Keyring;
 use crate::metrics::METRICS;
 use crate::outbox::breaker::{Breaker, BreakerConfig, Permit};
@@ -157,7 +157,7 @@ impl InvitationSender {
                     .load(conn)?;
                 let addresses: Vec<&str> = rows.iter().map(|r| r.email_normalized.as_str()).collect();
                 let suppressed: HashSet<(String, String)> = suppressions::table
-                    .filter(suppressions::channel.eq("email"))
+                    .filter(suppressions::channel.eq(Channel::Email))
                     .filter(suppressions::address.eq_any(&addresses))
                     .select((suppressions::workspace_id, suppressions::address))
                     .load(conn)?
@@ -292,7 +292,7 @@ impl InvitationSender {
         while let Some(delivery) = next() {
             let email = match &delivery.row {
                 None => Err(Outcome::Skipped("invitation no longer exists".into())),
-                Some(r) if r.status != "queued" => Err(Outcome::AlreadyDone),
+                Some(r) if r.status != InvitationStatus::Queued => Err(Outcome::AlreadyDone),
                 // Unsubscribed or bounced since the campaign was queued.
                 Some(r) if suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())) => {
                     Err(Outcome::Skipped("email address is suppressed".into()))
@@ -411,7 +411,7 @@ struct PendingInvitation {
     variant: String,
     locale: String,
     email: String,
-    status: String,
+    status: InvitationStatus,
     message_id: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
@@ -485,7 +485,7 @@ fn record_outcomes(
     let mut finished: Vec<String> = held.iter().map(|id| (*id).to_owned()).collect();
     let mut tally = funnel::Tally::default();
     // (invitation, kind, detail) for the events, written in one insert at the end.
-    let mut events: Vec<(&PendingInvitation, &'static str, Option<String>)> = Vec::new();
+    let mut events: Vec<(&PendingInvitation, EventKind, Option<String>)> = Vec::new();
     let bulk_sent = record_sent_in_bulk(conn, results, now)?;
     for (delivery, outcome) in results {
         let attempts = delivery.attempts();
@@ -502,14 +502,14 @@ fn record_outcomes(
         if bulk_sent.contains(row.id.as_str()) {
             tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Sent, now);
             tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Delivered, now);
-            events.push((row, "sent", None));
+            events.push((row, EventKind::Sent, None));
             db::after_commit(|| METRICS.emails_sent.inc());
             finish();
             continue;
         }
         let queued = invitations::table
             .filter(invitations::id.eq(&row.id))
-            .filter(invitations::status.eq("queued"));
+            .filter(invitations::status.eq(InvitationStatus::Queued));
         let mut count = |metric| tally.add(&row.campaign_id, &row.variant, &row.locale, metric, now);
         match outcome {
             Outcome::AlreadyDone => finish(),
@@ -520,7 +520,7 @@ fn record_outcomes(
             Outcome::Sent { message_id } => {
                 let n = diesel::update(queued)
                     .set((
-                        invitations::status.eq("sent"),
+                        invitations::status.eq(InvitationStatus::Sent),
                         invitations::sent_at.eq(now),
                         invitations::message_id.eq(message_id),
                         invitations::attempts.eq(attempts),
@@ -530,7 +530,7 @@ fn record_outcomes(
                 if n == 1 {
                     count(Metric::Sent);
                     count(Metric::Delivered);
-                    events.push((row, "sent", None));
+                    events.push((row, EventKind::Sent, None));
                     db::after_commit(|| METRICS.emails_sent.inc());
                 }
                 finish();
@@ -538,7 +538,7 @@ fn record_outcomes(
             Outcome::Bounced { hard, reason } => {
                 let n = diesel::update(queued)
                     .set((
-                        invitations::status.eq("bounced"),
+                        invitations::status.eq(InvitationStatus::Bounced),
                         invitations::bounced_at.eq(now),
                         invitations::attempts.eq(attempts),
                         invitations::last_error.eq(reason),
@@ -547,12 +547,12 @@ fn record_outcomes(
                 if n == 1 {
                     count(Metric::Sent);
                     count(Metric::Bounced);
-                    events.push((row, "bounced", Some(reason.clone())));
+                    events.push((row, EventKind::Bounced, Some(reason.clone())));
                     if *hard {
                         crate::contacts::suppress(
                             conn,
                             &row.workspace_id,
-                            "email",
+                            Channel::Email,
                             &row.email_normalized,
                             &format!("hard bounce: {reason}"),
                         )?;
@@ -564,10 +564,13 @@ fn record_outcomes(
             }
             Outcome::Skipped(reason) => {
                 let n = diesel::update(queued)
-                    .set((invitations::status.eq("skipped"), invitations::last_error.eq(reason)))
+                    .set((
+                        invitations::status.eq(InvitationStatus::Skipped),
+                        invitations::last_error.eq(reason),
+                    ))
                     .execute(conn)?;
                 if n == 1 {
-                    events.push((row, "skipped", Some(reason.clone())));
+                    events.push((row, EventKind::Skipped, Some(reason.clone())));
                 }
                 finish();
             }
@@ -575,7 +578,7 @@ fn record_outcomes(
                 let detail = format!("gave up after {} attempts: {reason}", attempts);
                 let n = diesel::update(queued)
                     .set((
-                        invitations::status.eq("failed"),
+                        invitations::status.eq(InvitationStatus::Failed),
                         invitations::attempts.eq(attempts),
                         invitations::last_error.eq(&detail),
                     ))
@@ -583,7 +586,7 @@ fn record_outcomes(
                 if n == 1 {
                     count(Metric::Failed);
                     tracing::warn!(invitation = row.id, detail, "invitation failed");
-                    events.push((row, "failed", Some(detail)));
+                    events.push((row, EventKind::Failed, Some(detail)));
                     db::after_commit(|| METRICS.emails_failed.inc());
                 }
                 finish();
@@ -608,7 +611,7 @@ fn record_outcomes(
     }
     let events: Vec<funnel::Event<'_>> = events
         .iter()
-        .map(|(row, kind, detail)| invitation_event(row, kind, now, detail.as_deref()))
+        .map(|(row, kind, detail)| invitation_event(row, *kind, now, detail.as_deref()))
         .collect();
     funnel::record_events(conn, &events)?;
     outbox::finish(conn, owner, &finished)?;
@@ -687,21 +690,18 @@ fn record_sent_in_bulk<'a>(
         let update = diesel::update(
             invitations::table
                 .filter(invitations::id.eq_any(&ids))
-                .filter(invitations::status.eq("queued")),
+                .filter(invitations::status.eq(InvitationStatus::Queued)),
         )
         .set((
-            invitations::status.eq("sent"),
+            invitations::status.eq(InvitationStatus::Sent),
             invitations::sent_at.eq(now),
             invitations::attempts.eq(attempts),
             invitations::last_error.eq(None::<String>),
         ))
         .returning(invitations::id);
-        let updated: HashSet<String> = match conn {
-            DbConn::Pg(c) => update.get_results(c)?,
-            DbConn::Sqlite(c) => update.get_results(c)?,
-        }
-        .into_iter()
-        .collect();
+        let updated: HashSet<String> = db::on_each_backend!(conn, |c| update.get_results(c))?
+            .into_iter()
+            .collect();
         marked.extend(ids.into_iter().filter(|id| updated.contains(*id)));
     }
     Ok(marked)
@@ -709,7 +709,7 @@ fn record_sent_in_bulk<'a>(
 
 fn invitation_event<'a>(
     row: &'a PendingInvitation,
-    kind: &'a str,
+    kind: EventKind,
     at: chrono::NaiveDateTime,
     detail: Option<&'a str>,
 ) -> funnel::Event<'a> {
@@ -719,7 +719,9 @@ fn invitation_event<'a>(
         invitation_id: &row.id,
         kind,
         at: Some(at),
+        human: None,
+        ip: None,
+        user_agent: None,
         detail,
-        ..funnel::Event::default()
     }
 }

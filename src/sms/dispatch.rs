@@ -9,11 +9,13 @@ use diesel::prelude::*;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 
-use super::outbound::SmsKind;
+use super::outbound::{SmsKind, SmsStatus};
 use super::provider::{SmsSendError, SmsSender};
 use super::quiet_hours::{self, QuietHours};
+use crate::consent::doi::ConsentRequestStatus;
 use crate::db::schema::{consent_requests, sms_messages, suppressions, workspaces};
 use crate::db::{self, DbConn, DbError};
+use crate::domain::Channel;
 use crate::metrics::METRICS;
 use crate::outbox::breaker::{Breaker, BreakerConfig, Permit};
 use crate::outbox::worker::{JobHandler, OutboxSettings, Queue, WorkerError};
@@ -88,11 +90,11 @@ struct QueuedSms {
     id: String,
     workspace_id: String,
     consent_request_id: Option<String>,
-    kind: String,
+    kind: SmsKind,
     phone: String,
     country: String,
     body: String,
-    status: String,
+    status: SmsStatus,
     created_at: NaiveDateTime,
 }
 
@@ -142,14 +144,14 @@ async fn send_batch(
             let request_ids: Vec<&str> = rows.iter().filter_map(|r| r.consent_request_id.as_deref()).collect();
             let pending: HashSet<String> = consent_requests::table
                 .filter(consent_requests::id.eq_any(&request_ids))
-                .filter(consent_requests::status.eq("pending"))
+                .filter(consent_requests::status.eq(ConsentRequestStatus::Pending))
                 .select(consent_requests::id)
                 .load(conn)?
                 .into_iter()
                 .collect();
             let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
             let opted_out: HashSet<String> = suppressions::table
-                .filter(suppressions::channel.eq("sms"))
+                .filter(suppressions::channel.eq(Channel::Sms))
                 .filter(suppressions::address.eq_any(&phones))
                 .select(suppressions::address)
                 .load(conn)?
@@ -219,15 +221,15 @@ fn decide(
     opted_out: &HashSet<String>,
     now: NaiveDateTime,
 ) -> Option<Outcome> {
-    if r.status != "queued" {
+    if r.status != SmsStatus::Queued {
         return Some(Outcome::AlreadyDone);
     }
-    let kind = SmsKind::parse(&r.kind);
-    if kind == Some(SmsKind::DoiRequest) && !r.consent_request_id.as_ref().is_some_and(|id| pending.contains(id)) {
+    let kind = r.kind;
+    if kind == SmsKind::DoiRequest && !r.consent_request_id.as_ref().is_some_and(|id| pending.contains(id)) {
         return Some(Outcome::Skipped("the sign-up is no longer pending".into()));
     }
     // The answer to STOP must still reach the number; nothing else may.
-    if kind != Some(SmsKind::KeywordReply) && opted_out.contains(&r.phone) {
+    if kind != SmsKind::KeywordReply && opted_out.contains(&r.phone) {
         return Some(Outcome::Skipped("the number sent STOP".into()));
     }
     let direct = now - r.created_at < chrono::Duration::minutes(DIRECT_REPLY_WINDOW_MINUTES);
@@ -255,13 +257,13 @@ fn record(
         };
         let queued = sms_messages::table
             .filter(sms_messages::id.eq(&row.id))
-            .filter(sms_messages::status.eq("queued"));
+            .filter(sms_messages::status.eq(SmsStatus::Queued));
         match outcome {
             Outcome::AlreadyDone => finished.push(job.id.clone()),
             Outcome::Sent(sid) => {
                 diesel::update(queued)
                     .set((
-                        sms_messages::status.eq("sent"),
+                        sms_messages::status.eq(SmsStatus::Sent),
                         sms_messages::provider_sid.eq(sid),
                         sms_messages::sent_at.eq(now),
                         sms_messages::attempts.eq(job.attempts),
@@ -273,7 +275,10 @@ fn record(
             }
             Outcome::Skipped(reason) => {
                 diesel::update(queued)
-                    .set((sms_messages::status.eq("skipped"), sms_messages::error.eq(reason)))
+                    .set((
+                        sms_messages::status.eq(SmsStatus::Skipped),
+                        sms_messages::error.eq(reason),
+                    ))
                     .execute(conn)?;
                 finished.push(job.id.clone());
             }
@@ -282,7 +287,7 @@ fn record(
                 if *opted_out {
                     let all: Vec<String> = workspaces::table.select(workspaces::id).load(conn)?;
                     for ws in &all {
-                        crate::contacts::suppress(conn, ws, "sms", &row.phone, "opted out at the SMS provider")?;
+                        crate::contacts::suppress(conn, ws, Channel::Sms, &row.phone, "opted out at the SMS provider")?;
                     }
                 }
                 finished.push(job.id.clone());
@@ -331,10 +336,10 @@ fn fail(conn: &mut DbConn, row: &QueuedSms, attempts: i32, reason: &str) -> Resu
     diesel::update(
         sms_messages::table
             .filter(sms_messages::id.eq(&row.id))
-            .filter(sms_messages::status.eq("queued")),
+            .filter(sms_messages::status.eq(SmsStatus::Queued)),
     )
     .set((
-        sms_messages::status.eq("failed"),
+        sms_messages::status.eq(SmsStatus::Failed),
         sms_messages::attempts.eq(attempts),
         sms_messages::error.eq(reason),
     ))

@@ -265,7 +265,7 @@ fn stop(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, Db
         .order(workspaces::id.asc())
         .load(conn)?;
     for ws in &all {
-        crate::contacts::suppress(conn, ws, Channel::Sms.as_str(), phone, STOP_REASON)?;
+        crate::contacts::suppress(conn, ws, Channel::Sms, phone, STOP_REASON)?;
     }
     if let Some(rel) = relationship(conn, phone)? {
         reply(

@@ -300,7 +300,15 @@ async fn concurrent_suppressions_of_one_address_all_succeed(backend: Backend) {
         let ws = ws.id.clone();
         app.with_db(move |c| {
             (0..100)
-                .map(|i| optbridge::contacts::suppress(c, &ws, "sms", &format!("+45209{i:05}"), "STOP"))
+                .map(|i| {
+                    optbridge::contacts::suppress(
+                        c,
+                        &ws,
+                        optbridge::domain::Channel::Sms,
+                        &format!("+45209{i:05}"),
+                        "STOP",
+                    )
+                })
                 .collect::<Result<Vec<bool>, _>>()
         })
     });

@@ -232,7 +232,9 @@ async fn mailbox_full_bounces_without_suppressing(backend: Backend) {
         assert!(error.as_deref().unwrap().contains("552"), "{error:?}");
         let (ws_id, a) = (ws.id.clone(), address.to_owned());
         let suppressed = app
-            .with_db(move |c| optbridge::contacts::is_suppressed(c, &ws_id, "email", &a).unwrap())
+            .with_db(move |c| {
+                optbridge::contacts::is_suppressed(c, &ws_id, optbridge::domain::Channel::Email, &a).unwrap()
+            })
             .await;
         assert!(!suppressed, "{address}: a full mailbox is not a bad address");
     }

@@ -93,7 +93,9 @@ async fn suppressed_contacts_stay_suppressed_after_reimport(backend: Backend) {
     assert_eq!(body["updated"], 1);
     let id = ws.id.clone();
     let suppressed = app
-        .with_db(move |c| optbridge::contacts::is_suppressed(c, &id, "email", "bo@example.dk").unwrap())
+        .with_db(move |c| {
+            optbridge::contacts::is_suppressed(c, &id, optbridge::domain::Channel::Email, "bo@example.dk").unwrap()
+        })
         .await;
     assert!(suppressed);
 }

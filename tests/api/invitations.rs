@@ -244,7 +244,9 @@ async fn permanent_failure_bounces_suppresses_and_is_never_retried(backend: Back
     assert!(bo.3.as_deref().unwrap().contains("550"), "{:?}", bo.3);
     let ws_id = ws.id.clone();
     let suppressed = app
-        .with_db(move |c| optbridge::contacts::is_suppressed(c, &ws_id, "email", "bo@example.dk").unwrap())
+        .with_db(move |c| {
+            optbridge::contacts::is_suppressed(c, &ws_id, optbridge::domain::Channel::Email, "bo@example.dk").unwrap()
+        })
         .await;
     assert!(suppressed, "hard bounces are suppressed");
 

@@ -296,7 +296,7 @@ async fn one_click_unsubscribe_suppresses_once(backend: Backend) {
     assert!(page.contains(r#"method="post""#));
     let ws_id = ws.id.clone();
     let suppressed = move |c: &mut optbridge::db::DbConn| {
-        optbridge::contacts::is_suppressed(c, &ws_id, "email", "anna@example.dk").unwrap()
+        optbridge::contacts::is_suppressed(c, &ws_id, optbridge::domain::Channel::Email, "anna@example.dk").unwrap()
     };
     assert!(!app.with_db(suppressed.clone()).await, "GET changes nothing");
 
