@@ -209,6 +209,15 @@ pub struct ConfigArgs {
     /// Log format: `pretty` or `json`.
     #[arg(long, env = "LOG_FORMAT", global = true, default_value = "pretty")]
     pub log_format: String,
+
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <this token>`.
+    #[arg(long, env = "METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// Serve the dev outboxes (/dev/mail, /dev/sms) on a public BIND or BASE_URL anyway: they
+    /// show every invitation link and SMS code and let anyone reply as any phone.
+    #[arg(long = "dev-outboxes", env = "DEV_OUTBOXES", global = true)]
+    pub dev_outboxes: bool,
 }
 
 /// The same defaults as the command line, without reading the environment (for tests and
@@ -261,6 +270,8 @@ impl Default for ConfigArgs {
             forwarded_header: "x-forwarded-for".into(),
             http_workers: None,
             log_format: "pretty".into(),
+            metrics_token: None,
+            dev_outboxes: false,
         }
     }
 }
@@ -373,6 +384,9 @@ pub struct Settings {
     pub sms_timeout: Duration,
     pub trust_forwarded_for: ProxyTrust,
     pub log_format: LogFormat,
+    pub metrics_token: Option<String>,
+    /// The operator allows the dev outboxes on a public address (`DEV_OUTBOXES`).
+    pub dev_outboxes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -524,6 +538,8 @@ impl Settings {
             sms_timeout: Duration::from_secs(positive(args.sms_timeout_secs, "SMS_TIMEOUT_SECS")?),
             trust_forwarded_for: proxy_trust(args)?,
             log_format,
+            metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+            dev_outboxes: args.dev_outboxes,
         })
     }
 }

@@ -158,6 +158,48 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
     Arc::new(Worker::new(queue, handlers))
 }
 
+/// The dev outboxes show every workspace's invitations (each a signed link) and SMS codes, and
+/// let anyone answer as any phone: they run on a public address only when the operator says so
+/// (`DEV_OUTBOXES=true`), and then with a warning.
+fn guard_dev_outboxes(settings: &Settings) -> Result<(), StartupError> {
+    let mut dev = Vec::new();
+    if settings.smtp_url.is_none() {
+        dev.push("mail (SMTP_URL is not set)");
+    }
+    if settings.sms == SmsProviderSettings::DevOutbox {
+        dev.push("SMS (SMS_PROVIDER is not set)");
+    }
+    if dev.is_empty() {
+        return Ok(());
+    }
+    let local_url = match settings.base_url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if settings.bind.ip().is_loopback() && local_url && settings.base_url.scheme() != "https" {
+        return Ok(());
+    }
+    let outboxes = dev.join(" and ");
+    if !settings.dev_outboxes {
+        return Err(StartupError::Config(format!(
+            "the dev outboxes for {outboxes} would be public (BIND {}, BASE_URL {}): anyone could read every \
+             invitation link and SMS code at /dev/mail and /dev/sms and reply as any phone. Configure \
+             SMTP_URL and SMS_PROVIDER, bind to 127.0.0.1, or set DEV_OUTBOXES=true (--dev-outboxes) if this \
+             is really a test instance",
+            settings.bind, settings.base_url
+        )));
+    }
+    tracing::warn!(
+        bind = %settings.bind,
+        base_url = %settings.base_url,
+        "DEV OUTBOXES ON A PUBLIC ADDRESS (DEV_OUTBOXES=true): /dev/mail and /dev/sms show every invitation \
+         link and SMS code of {outboxes} to anyone, and anyone can reply as any phone. Never do this with real recipients"
+    );
+    Ok(())
+}
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -170,6 +212,13 @@ impl Application {
     /// Connects to and migrates the database, binds the listener, prepares the server and
     /// (with `run_workers`) starts the outbox workers.
     pub async fn build(mut settings: Settings, run_workers: bool) -> Result<Self, StartupError> {
+        guard_dev_outboxes(&settings)?;
+        if settings.metrics_token.is_none() && !settings.bind.ip().is_loopback() {
+            tracing::warn!(
+                bind = %settings.bind,
+                "/metrics is open to anyone who reaches this address and counts across workspaces: set METRICS_TOKEN"
+            );
+        }
         let db = open_db(&settings).await?;
         let applied = prepare_db(&db).await?;
         if !applied.is_empty() {

@@ -1,4 +1,5 @@
-use actix_web::{HttpResponse, get, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
 use crate::startup::AppState;
@@ -21,8 +22,22 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text format: counters of this process, and the outbox depth from the database.
+/// The counts span every workspace: with `METRICS_TOKEN` set, only for `Bearer` that token.
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(expected) = &state.settings.metrics_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !crate::crypto::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+                .body("metrics need Authorization: Bearer <METRICS_TOKEN>");
+        }
+    }
     let kinds = state.job_kinds.clone();
     let depth = state.db.run(move |conn| crate::outbox::depth(conn, &kinds)).await;
     let samples = match depth {

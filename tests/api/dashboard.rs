@@ -115,7 +115,11 @@ async fn every_page_needs_a_login(backend: Backend) {
 }
 
 async fn login_logout_and_cookie_flags(backend: Backend) {
-    let app = spawn_app_with(backend, |a| a.base_url = Some("https://optin.shop.example".into())).await;
+    let app = spawn_app_with(backend, |a| {
+        a.base_url = Some("https://optin.shop.example".into());
+        a.dev_outboxes = true; // a test instance behind a (pretend) public https address
+    })
+    .await;
     let ws = app.create_workspace("Skobutikken").await;
     user(&app, &ws, "marketer@shop.example").await;
 

@@ -20,6 +20,7 @@ mod doi;
 mod fake_twilio_selftest;
 mod faults;
 mod funnel;
+mod hardening;
 mod health;
 mod import;
 mod invitations;

@@ -34,7 +34,11 @@ async fn links(app: &TestApp) -> (String, String) {
 }
 
 async fn security_headers_on_every_page(backend: Backend) {
-    let app = spawn_app_with(backend, |a| a.base_url = Some("https://optin.shop.example".into())).await;
+    let app = spawn_app_with(backend, |a| {
+        a.base_url = Some("https://optin.shop.example".into());
+        a.dev_outboxes = true; // a test instance behind a (pretend) public https address
+    })
+    .await;
     let (ws, campaign) = campaign_for_all(&app).await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
