@@ -6,9 +6,10 @@ use diesel::prelude::*;
 use optbridge::db::schema::invitations;
 use serde_json::json;
 
-use crate::doi::field;
-use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app, spawn_app_with};
-use crate::invitations::campaign_for_all;
+use crate::helpers::{
+    Backend, TestApp, TestWorkspace, both_backends, cookie_value, field, json, scripted, set_cookie, spawn_app,
+    spawn_app_with,
+};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -18,42 +19,9 @@ async fn user(app: &TestApp, ws: &TestWorkspace, email: &'static str) {
         .await;
 }
 
-fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with(&format!("{name}=")))
-}
-
-fn cookie_value(set_cookie: &str) -> String {
-    set_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_owned()
-}
-
-/// Logs in through the form; returns the response of the POST.
-pub async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    let page = app.client.get(app.url("/app/login")).send().await.unwrap();
-    let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").expect("login form token cookie"));
-    let csrf = field(&page.text().await.unwrap(), "csrf");
-    app.client
-        .post(app.url("/app/login"))
-        .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
-        .form(&[("email", email), ("password", password), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap()
-}
-
 /// A session cookie header for `email`.
 async fn session(app: &TestApp, email: &str) -> String {
-    let res = login(app, email, PASSWORD).await;
+    let res = app.login(email, PASSWORD).await;
     assert_eq!(res.status(), 303);
     format!(
         "ob_session={}",
@@ -74,7 +42,7 @@ async fn get(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
 
 async fn every_page_needs_a_login(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_ws, campaign) = campaign_for_all(&app).await;
+    let (_ws, campaign) = app.campaign_for_all().await;
     for path in [
         "/app".to_owned(),
         format!("/app/campaigns/{campaign}"),
@@ -114,13 +82,13 @@ async fn login_logout_lockout_and_cookie_flags(backend: Backend) {
     let ws = app.create_workspace("Skobutikken").await;
     user(&app, &ws, "marketer@shop.example").await;
 
-    let res = login(&app, "marketer@shop.example", "wrong password!").await;
+    let res = app.login("marketer@shop.example", "wrong password!").await;
     assert_eq!(res.status(), 401);
     assert!(res.text().await.unwrap().contains("Wrong email or password"));
-    let res = login(&app, "nobody@shop.example", PASSWORD).await;
+    let res = app.login("nobody@shop.example", PASSWORD).await;
     assert_eq!(res.status(), 401, "unknown users get the same answer");
 
-    let res = login(&app, "Marketer@Shop.example", PASSWORD).await;
+    let res = app.login("Marketer@Shop.example", PASSWORD).await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/app");
     let cookie = set_cookie(&res, "ob_session").unwrap();
@@ -180,22 +148,22 @@ async fn login_logout_lockout_and_cookie_flags(backend: Backend) {
     // Five wrong passwords lock the account, even against the right one.
     for _ in 0..4 {
         assert_eq!(
-            login(&app, "marketer@shop.example", "wrong password!").await.status(),
+            app.login("marketer@shop.example", "wrong password!").await.status(),
             401
         );
     }
     assert_eq!(
-        login(&app, "marketer@shop.example", "wrong password!").await.status(),
+        app.login("marketer@shop.example", "wrong password!").await.status(),
         429
     );
-    let res = login(&app, "marketer@shop.example", PASSWORD).await;
+    let res = app.login("marketer@shop.example", PASSWORD).await;
     assert_eq!(res.status(), 429);
     assert!(res.text().await.unwrap().contains("locked"));
 }
 
 async fn campaign_page_shows_the_funnel(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     user(&app, &ws, "marketer@shop.example").await;
@@ -241,7 +209,7 @@ async fn campaign_page_shows_the_funnel(backend: Backend) {
 /// The scripted campaign of the funnel tests (10 recipients, known behaviour): the page's cards
 /// and the funnel chart carry the same numbers as the API.
 async fn scripted_campaign_page_has_the_right_numbers(backend: Backend) {
-    let s = crate::funnel::scripted(backend).await;
+    let s = scripted(backend).await;
     let ws = s.app_workspace().await;
     let app = &s.app;
     let id = ws.clone();
@@ -278,7 +246,7 @@ async fn scripted_campaign_page_has_the_right_numbers(backend: Backend) {
 
 async fn workspaces_are_isolated_in_the_dashboard(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, campaign) = campaign_for_all(&app).await;
+    let (a, campaign) = app.campaign_for_all().await;
     app.send_campaign(&a.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let b = app.create_workspace("Other shop").await;
@@ -332,7 +300,7 @@ async fn workspaces_are_isolated_in_the_dashboard(backend: Backend) {
 
 async fn contact_search_history_and_erasure(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     user(&app, &ws, "marketer@shop.example").await;
@@ -430,7 +398,7 @@ async fn browser_logs_in_and_screenshots_the_campaign_page() {
         eprintln!("skipped: no browser");
         return;
     };
-    let s = crate::funnel::scripted(Backend::Sqlite).await;
+    let s = scripted(Backend::Sqlite).await;
     let ws = s.app_workspace().await;
     let app = &s.app;
     app.with_db(move |c| optbridge::accounts::create_user(c, &ws, "marketer@shop.example", PASSWORD).unwrap())
