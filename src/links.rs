@@ -92,8 +92,8 @@ struct ClaimsToSign<'a> {
     loc: &'a str,
 }
 
-/// A key as verification and signing use it: its HMAC key is built once per load, not per token
-/// (building one costs about as much as the HMAC itself).
+/// A link-signing key as the keyring holds it: its HMAC key is built once per load, not per
+/// token (building one costs about as much as the HMAC itself).
 struct LinkKey {
     kid: String,
     retired_at: Option<NaiveDateTime>,
