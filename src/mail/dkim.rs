@@ -7,10 +7,15 @@ use std::fmt;
 use std::path::Path;
 
 use aws_lc_rs::digest::{self, SHA256};
+use aws_lc_rs::error::KeyRejected;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256K1_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+    ECDSA_P521_SHA512_ASN1_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use rustls_pki_types::pem::{self, PemObject as _, SectionKind};
 
 /// Headers we sign when present, in `h=` order. `from` is mandatory (RFC 6376 §5.4).
 const SIGNED_HEADERS: [&str; 9] = [
@@ -27,13 +32,6 @@ const SIGNED_HEADERS: [&str; 9] = [
 
 /// Recommended line length, CRLF excluded (RFC 5322 §2.1.1).
 const MAX_LINE: usize = 78;
-
-// PKCS#8 algorithm OIDs (DER contents): rsaEncryption (RFC 8017), id-Ed25519 (RFC 8410),
-// id-ecPublicKey (RFC 5480), id-Ed448 (RFC 8410).
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
@@ -61,12 +59,13 @@ pub enum DkimError {
     SigningFailed,
 }
 
-enum SigningKey {
+/// The private key a [`DkimSigner`] signs with (`a=rsa-sha256` or `a=ed25519-sha256`).
+enum DkimKey {
     Rsa(RsaKeyPair),
     Ed25519(Ed25519KeyPair),
 }
 
-impl SigningKey {
+impl DkimKey {
     fn algorithm(&self) -> &'static str {
         match self {
             Self::Rsa(_) => "rsa-sha256",
@@ -95,7 +94,7 @@ impl SigningKey {
 pub struct DkimSigner {
     domain: String,
     selector: String,
-    key: SigningKey,
+    key: DkimKey,
 }
 
 impl fmt::Debug for DkimSigner {
@@ -118,26 +117,7 @@ impl DkimSigner {
         if !is_domain_name(selector) {
             return Err(DkimError::InvalidSelector(selector.to_owned()));
         }
-        let (label, der) = decode_pem(pem)?;
-        let key = match label {
-            "PRIVATE KEY" => pkcs8_key(&der)?,
-            "RSA PRIVATE KEY" => SigningKey::Rsa(RsaKeyPair::from_der(&der).map_err(rsa_rejected)?),
-            "ENCRYPTED PRIVATE KEY" => {
-                return Err(DkimError::UnsupportedKeyType(
-                    "encrypted PKCS#8 key (decrypt it with `openssl pkey`)".into(),
-                ));
-            }
-            "EC PRIVATE KEY" => {
-                return Err(DkimError::UnsupportedKeyType(
-                    "EC key (DKIM signs with RSA or Ed25519 only)".into(),
-                ));
-            }
-            other => {
-                return Err(DkimError::UnsupportedKeyType(format!(
-                    "PEM block \"{other}\" is not a private key"
-                )));
-            }
-        };
+        let key = DkimKey::from_pem(pem)?;
         Ok(Self {
             domain: domain.to_owned(),
             selector: selector.to_owned(),
@@ -206,7 +186,7 @@ impl DkimSigner {
     }
 }
 
-fn rsa_rejected(e: aws_lc_rs::error::KeyRejected) -> DkimError {
+fn rsa_rejected(e: KeyRejected) -> DkimError {
     DkimError::InvalidKey(format!("RSA key: {e} (RSA keys must be 2048 to 8192 bits)"))
 }
 
@@ -223,115 +203,110 @@ fn is_domain_name(name: &str) -> bool {
         })
 }
 
-/// Returns the PEM label and the decoded DER of the first PEM block (RFC 7468 §2).
-fn decode_pem(pem: &str) -> Result<(&str, Vec<u8>), DkimError> {
-    let start = pem
-        .find("-----BEGIN ")
-        .ok_or(DkimError::NotPem("no \"-----BEGIN\" line"))?;
-    let after_begin = &pem[start + "-----BEGIN ".len()..];
-    let label_end = after_begin
-        .find("-----")
-        .ok_or(DkimError::NotPem("the BEGIN line does not end in \"-----\""))?;
-    let label = &after_begin[..label_end];
-    let body_and_rest = &after_begin[label_end + "-----".len()..];
-    let end_line = format!("-----END {label}-----");
-    let body_end = body_and_rest
-        .find(&end_line)
-        .ok_or(DkimError::NotPem("no END line matching the BEGIN line"))?;
-    let body = &body_and_rest[..body_end];
-    // RFC 1421 headers such as "Proc-Type: 4,ENCRYPTED" mark a legacy encrypted key.
-    if body.contains(':') {
-        return Err(DkimError::UnsupportedKeyType(
-            "encrypted PEM key (decrypt it with `openssl pkey`)".into(),
-        ));
-    }
-    let base64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if base64.is_empty() {
-        return Err(DkimError::NotPem("the PEM block is empty"));
-    }
-    let der = BASE64
-        .decode(base64)
-        .map_err(|_| DkimError::NotPem("the PEM body is not valid base64"))?;
-    Ok((label, der))
-}
-
-/// Picks the key type from the PKCS#8 algorithm identifier (RFC 5208 §5), so that an EC or
-/// Ed448 key gets a clear "unsupported" error rather than a generic parse failure.
-fn pkcs8_key(der: &[u8]) -> Result<SigningKey, DkimError> {
-    let oid = pkcs8_algorithm_oid(der)
-        .ok_or_else(|| DkimError::InvalidKey("the PKCS#8 structure is not valid DER".into()))?;
-    match oid {
-        OID_RSA => Ok(SigningKey::Rsa(RsaKeyPair::from_pkcs8(der).map_err(rsa_rejected)?)),
-        OID_ED25519 => Ok(SigningKey::Ed25519(
-            Ed25519KeyPair::from_pkcs8(der).map_err(|e| DkimError::InvalidKey(format!("Ed25519 key: {e}")))?,
-        )),
-        OID_EC => Err(DkimError::UnsupportedKeyType(
-            "EC key (DKIM signs with RSA or Ed25519 only)".into(),
-        )),
-        OID_ED448 => Err(DkimError::UnsupportedKeyType(
-            "Ed448 key (DKIM signs with RSA or Ed25519 only)".into(),
-        )),
-        other => Err(DkimError::UnsupportedKeyType(format!(
-            "PKCS#8 key with algorithm OID {}",
-            oid_to_string(other)
-        ))),
-    }
-}
-
-/// PrivateKeyInfo ::= SEQUENCE { version INTEGER, AlgorithmIdentifier SEQUENCE { OID, .. }, .. }
-fn pkcs8_algorithm_oid(der: &[u8]) -> Option<&[u8]> {
-    let (0x30, info, _) = der_tlv(der)? else {
-        return None;
-    };
-    let (0x02, _, rest) = der_tlv(info)? else {
-        return None;
-    };
-    let (0x30, algorithm, _) = der_tlv(rest)? else {
-        return None;
-    };
-    let (0x06, oid, _) = der_tlv(algorithm)? else {
-        return None;
-    };
-    Some(oid)
-}
-
-/// One DER tag-length-value: (tag, contents, remaining input) (X.690 §8.1).
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first_len, rest) = rest.split_first()?;
-    let (len, rest) = if first_len < 0x80 {
-        (usize::from(first_len), rest)
-    } else {
-        let count = usize::from(first_len & 0x7f);
-        if count == 0 || count > 4 {
-            return None;
+impl DkimKey {
+    /// The first PEM block (RFC 7468), decoded by `rustls-pki-types`; the key inside is parsed
+    /// and checked by aws-lc.
+    fn from_pem(pem: &str) -> Result<Self, DkimError> {
+        let (kind, der) = <(SectionKind, Vec<u8>)>::from_pem_slice(pem.as_bytes()).map_err(|e| pem_error(pem, &e))?;
+        if der.is_empty() {
+            return Err(DkimError::NotPem("the PEM block is empty"));
         }
-        let (len_bytes, rest) = rest.split_at_checked(count)?;
-        let len = len_bytes.iter().fold(0usize, |len, &b| (len << 8) | usize::from(b));
-        (len, rest)
-    };
-    let (contents, rest) = rest.split_at_checked(len)?;
-    Some((tag, contents, rest))
-}
+        match kind {
+            SectionKind::PrivateKey => Self::from_pkcs8(&der),
+            SectionKind::RsaPrivateKey => RsaKeyPair::from_der(&der).map(Self::Rsa).map_err(rsa_rejected),
+            SectionKind::EcPrivateKey => Err(ec_unsupported()),
+            other => Err(DkimError::UnsupportedKeyType(format!(
+                "PEM block \"{}\" is not a private key",
+                section_label(other)
+            ))),
+        }
+    }
 
-/// Dotted form of a DER OID, for the error message (X.690 §8.19).
-fn oid_to_string(oid: &[u8]) -> String {
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut value: u64 = 0;
-    for &b in oid {
-        value = (value << 7) | u64::from(b & 0x7f);
-        if b & 0x80 == 0 {
-            if arcs.is_empty() {
-                let first = (value / 40).min(2);
-                arcs.push(first);
-                arcs.push(value - first * 40);
-            } else {
-                arcs.push(value);
+    /// A PKCS#8 key (RFC 5208): aws-lc parses it and answers `WrongAlgorithm` for a key of
+    /// another type, so the key type is found by asking for RSA, then Ed25519.
+    fn from_pkcs8(der: &[u8]) -> Result<Self, DkimError> {
+        match RsaKeyPair::from_pkcs8(der) {
+            Ok(key) => return Ok(Self::Rsa(key)),
+            Err(e) if is_wrong_algorithm(e) => {}
+            Err(e) if is_unreadable(e) => {
+                return Err(DkimError::InvalidKey(
+                    "the PKCS#8 key cannot be read: it is not valid DER, or of an algorithm other than RSA, Ed25519 or EC"
+                        .into(),
+                ));
             }
-            value = 0;
+            Err(e) => return Err(rsa_rejected(e)),
         }
+        match Ed25519KeyPair::from_pkcs8(der) {
+            Ok(key) => return Ok(Self::Ed25519(key)),
+            Err(e) if is_wrong_algorithm(e) => {}
+            Err(e) => return Err(DkimError::InvalidKey(format!("Ed25519 key: {e}"))),
+        }
+        // Only to name the key type in the error.
+        const EC_CURVES: [&EcdsaSigningAlgorithm; 4] = [
+            &ECDSA_P256_SHA256_ASN1_SIGNING,
+            &ECDSA_P384_SHA384_ASN1_SIGNING,
+            &ECDSA_P521_SHA512_ASN1_SIGNING,
+            &ECDSA_P256K1_SHA256_ASN1_SIGNING,
+        ];
+        if EC_CURVES
+            .iter()
+            .any(|curve| EcdsaKeyPair::from_pkcs8(curve, der).is_ok())
+        {
+            return Err(ec_unsupported());
+        }
+        Err(DkimError::UnsupportedKeyType(
+            "PKCS#8 key of an algorithm other than RSA, Ed25519 or EC (DKIM signs with RSA or Ed25519 only)".into(),
+        ))
     }
-    arcs.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
+/// Why the PEM text did not yield a block, with the legacy encryption forms named.
+fn pem_error(text: &str, error: &pem::Error) -> DkimError {
+    let encrypted = |what: &str| DkimError::UnsupportedKeyType(format!("{what} (decrypt it with `openssl pkey`)"));
+    match error {
+        // rustls-pki-types skips blocks of labels it does not know, such as this one.
+        pem::Error::NoItemsFound if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") => {
+            encrypted("encrypted PKCS#8 key")
+        }
+        pem::Error::NoItemsFound => {
+            DkimError::NotPem("no \"-----BEGIN PRIVATE KEY-----\" or \"-----BEGIN RSA PRIVATE KEY-----\" block")
+        }
+        pem::Error::MissingSectionEnd { .. } => DkimError::NotPem("no END line matching the BEGIN line"),
+        pem::Error::IllegalSectionStart { .. } => DkimError::NotPem("the BEGIN line does not end in \"-----\""),
+        // RFC 1421 headers such as "Proc-Type: 4,ENCRYPTED" mark a legacy encrypted key.
+        pem::Error::Base64Decode(_) if text.contains("Proc-Type:") => encrypted("encrypted PEM key"),
+        pem::Error::Base64Decode(_) => DkimError::NotPem("the PEM body is not valid base64"),
+        _ => DkimError::NotPem("the PEM block cannot be read"),
+    }
+}
+
+/// The label of a PEM block (RFC 7468 §4), for the error message.
+fn section_label(kind: SectionKind) -> &'static str {
+    match kind {
+        SectionKind::Certificate => "CERTIFICATE",
+        SectionKind::PublicKey => "PUBLIC KEY",
+        SectionKind::Crl => "X509 CRL",
+        SectionKind::Csr => "CERTIFICATE REQUEST",
+        SectionKind::EchConfigList => "ECHCONFIG",
+        SectionKind::PrivateKey => "PRIVATE KEY",
+        SectionKind::RsaPrivateKey => "RSA PRIVATE KEY",
+        SectionKind::EcPrivateKey => "EC PRIVATE KEY",
+        _ => "unknown",
+    }
+}
+
+fn ec_unsupported() -> DkimError {
+    DkimError::UnsupportedKeyType("EC key (DKIM signs with RSA or Ed25519 only)".into())
+}
+
+/// aws-lc parsed the key but it is of another type.
+fn is_wrong_algorithm(e: KeyRejected) -> bool {
+    e.description_() == "WrongAlgorithm"
+}
+
+/// aws-lc could not parse the PKCS#8 structure at all (not DER, or an algorithm it does not know).
+fn is_unreadable(e: KeyRejected) -> bool {
+    e.description_() == "InvalidEncoding"
 }
 
 /// One header field as it appears in the message.
@@ -711,17 +686,19 @@ mod tests {
 
     #[test]
     fn other_key_types_are_unsupported() {
-        // PrivateKeyInfo { 0, { id-ecPublicKey }, OCTET STRING {} }: we stop at the OID.
-        let ec_der = [
-            0x30, 0x0e, 0x02, 0x01, 0x00, 0x30, 0x09, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x04, 0x00,
-        ];
-        let ec_pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            BASE64.encode(ec_der)
-        );
-        let err = DkimSigner::from_pem(&ec_pem, DOMAIN, SELECTOR).expect_err("EC");
-        assert!(matches!(err, DkimError::UnsupportedKeyType(_)), "{err:?}");
-        assert!(err.to_string().contains("EC key"), "{err}");
+        // TEST-ONLY keys of types DKIM does not sign with, made with `openssl genpkey` / `openssl ec`.
+        for (pem, expected) in [
+            (include_str!("testdata/ec-p256.pkcs8.pem"), "EC key"),
+            (include_str!("testdata/ec-p256.sec1.pem"), "EC key"),
+            (
+                include_str!("testdata/ed25519.encrypted.pkcs8.pem"),
+                "encrypted PKCS#8 key (decrypt it with `openssl pkey`)",
+            ),
+        ] {
+            let err = DkimSigner::from_pem(pem, DOMAIN, SELECTOR).expect_err(expected);
+            assert!(matches!(err, DkimError::UnsupportedKeyType(_)), "{err:?}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
 
         let public = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n";
         let err = DkimSigner::from_pem(public, DOMAIN, SELECTOR).expect_err("public key");
@@ -731,21 +708,27 @@ mod tests {
                          DEK-Info: AES-128-CBC,00\n\nMIIE\n-----END RSA PRIVATE KEY-----\n";
         let err = DkimSigner::from_pem(encrypted, DOMAIN, SELECTOR).expect_err("encrypted");
         assert!(matches!(err, DkimError::UnsupportedKeyType(_)), "{err:?}");
+        assert!(err.to_string().contains("encrypted PEM key"), "{err}");
     }
 
     #[test]
-    fn unknown_key_algorithm_is_named_in_the_error() {
-        // PrivateKeyInfo { 0, { id-X25519 }, OCTET STRING {} }
-        let x25519_der = [
-            0x30, 0x0a, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x00,
-        ];
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            BASE64.encode(x25519_der)
-        );
-        let err = DkimSigner::from_pem(&pem, DOMAIN, SELECTOR).expect_err("X25519");
-        assert!(err.to_string().contains("algorithm OID 1.3.101.110"), "{err}");
-        assert_eq!(oid_to_string(OID_RSA), "1.2.840.113549.1.1.1");
+    fn a_key_of_another_algorithm_is_refused_with_the_algorithms_dkim_accepts() {
+        // X25519 (key agreement only) is read but is no signing key; Ed448 is not read at all.
+        let x25519 = include_str!("testdata/x25519.pkcs8.pem");
+        let err = DkimSigner::from_pem(x25519, DOMAIN, SELECTOR).expect_err("X25519");
+        assert!(matches!(err, DkimError::UnsupportedKeyType(_)), "{err:?}");
+        assert!(err.to_string().contains("other than RSA, Ed25519 or EC"), "{err}");
+        let ed448 = include_str!("testdata/ed448.pkcs8.pem");
+        let err = DkimSigner::from_pem(ed448, DOMAIN, SELECTOR).expect_err("Ed448");
+        assert!(err.to_string().contains("other than RSA, Ed25519 or EC"), "{err}");
+    }
+
+    #[test]
+    fn a_short_rsa_key_is_refused_with_the_sizes_allowed() {
+        let rsa1024 = include_str!("testdata/rsa1024.pkcs8.pem");
+        let err = DkimSigner::from_pem(rsa1024, DOMAIN, SELECTOR).expect_err("1024-bit RSA");
+        assert!(matches!(err, DkimError::InvalidKey(_)), "{err:?}");
+        assert!(err.to_string().contains("2048 to 8192 bits"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,6 @@ use optbridge::links::LinkPurpose;
 
 use crate::browser::Browser;
 use crate::helpers::{Backend, spawn_app};
-use crate::invitations::campaign_for_all;
 
 // SQLite only: this exercises the browser path, not the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +21,7 @@ async fn landing_form_submitted_in_a_browser_leads_to_the_code_page() {
     };
     let browser_up = started.elapsed();
     let app = spawn_app(Backend::Sqlite).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let invitation: String = app

@@ -1,4 +1,4 @@
-use crate::helpers::{Backend, MESSY_REJECTED_LINES, TestDatabase, both_backends, run_cli, stdout_json};
+use crate::helpers::{Backend, MESSY_REJECTED_LINES, TestDatabase, both_backends, field, run_cli, stdout_json};
 
 /// The path a newcomer takes: migrate, create a workspace, import a messy CSV.
 async fn migrate_create_workspace_and_import(backend: Backend) {
@@ -130,7 +130,7 @@ async fn demo_serves_the_dashboard_and_the_dev_outbox(backend: Backend) {
                 .next()
                 .unwrap()
                 .to_owned();
-            let csrf = crate::doi::field(&page.text().await.unwrap(), "csrf");
+            let csrf = field(&page.text().await.unwrap(), "csrf");
             let res = client
                 .post(format!("{base}/app/login"))
                 .header("Cookie", cookie)

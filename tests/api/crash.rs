@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::doi::{AUTH, FROM, SID};
 use crate::fake_twilio::{FakeTwilio, TwilioFault};
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app, spawn_app_with};
+use crate::helpers::{AUTH, Backend, FROM, SID, TestApp, both_backends, spawn_app, spawn_app_with};
 use crate::smtp_sink::{Fault, SmtpSink};
 
 const BATCH: usize = 10;
@@ -400,7 +399,7 @@ async fn a_lost_batch_lease_is_left_to_the_new_holder(backend: Backend) {
         a.outbox_lease_secs = 1;
     })
     .await;
-    let (ws, campaign) = crate::invitations::campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     assert_eq!(
         dispatch_once(&app.worker, "expander").await.unwrap(),

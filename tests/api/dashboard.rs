@@ -6,9 +6,10 @@ use diesel::prelude::*;
 use optbridge::db::schema::invitations;
 use serde_json::json;
 
-use crate::doi::field;
-use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app, spawn_app_with};
-use crate::invitations::campaign_for_all;
+use crate::helpers::{
+    Backend, TestApp, TestWorkspace, both_backends, cookie_value, field, json, scripted, set_cookie, spawn_app,
+    spawn_app_with,
+};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -16,30 +17,6 @@ async fn user(app: &TestApp, ws: &TestWorkspace, email: &'static str) {
     let id = ws.id.clone();
     app.with_db(move |c| optbridge::accounts::create_user(c, &id, email, PASSWORD).unwrap())
         .await;
-}
-
-fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with(&format!("{name}=")))
-}
-
-fn cookie_value(set_cookie: &str) -> String {
-    set_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_owned()
-}
-
-/// Logs in through the form; returns the response of the POST.
-pub async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    login_with(app, &app.client, email, password).await
 }
 
 /// Logs in through `client` (say, one bound to another loopback address).
@@ -58,7 +35,7 @@ async fn login_with(app: &TestApp, client: &reqwest::Client, email: &str, passwo
 
 /// A session cookie header for `email`.
 async fn session(app: &TestApp, email: &str) -> String {
-    let res = login(app, email, PASSWORD).await;
+    let res = app.login(email, PASSWORD).await;
     assert_eq!(res.status(), 303);
     format!(
         "ob_session={}",
@@ -79,7 +56,7 @@ async fn get(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
 
 async fn every_page_needs_a_login(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_ws, campaign) = campaign_for_all(&app).await;
+    let (_ws, campaign) = app.campaign_for_all().await;
     for path in [
         "/app".to_owned(),
         format!("/app/campaigns/{campaign}"),
@@ -123,13 +100,13 @@ async fn login_logout_and_cookie_flags(backend: Backend) {
     let ws = app.create_workspace("Skobutikken").await;
     user(&app, &ws, "marketer@shop.example").await;
 
-    let res = login(&app, "marketer@shop.example", "wrong password!").await;
+    let res = app.login("marketer@shop.example", "wrong password!").await;
     assert_eq!(res.status(), 401);
     assert!(res.text().await.unwrap().contains("Wrong email or password"));
-    let res = login(&app, "nobody@shop.example", PASSWORD).await;
+    let res = app.login("nobody@shop.example", PASSWORD).await;
     assert_eq!(res.status(), 401, "unknown users get the same answer");
 
-    let res = login(&app, "Marketer@Shop.example", PASSWORD).await;
+    let res = app.login("Marketer@Shop.example", PASSWORD).await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/app");
     let cookie = set_cookie(&res, "ob_session").unwrap();
@@ -319,7 +296,7 @@ async fn login_throttles_the_guessing_address_and_answers_alike(backend: Backend
 
 async fn campaign_page_shows_the_funnel(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     user(&app, &ws, "marketer@shop.example").await;
@@ -365,7 +342,7 @@ async fn campaign_page_shows_the_funnel(backend: Backend) {
 /// The scripted campaign of the funnel tests (10 recipients, known behaviour): the page's cards
 /// and the funnel chart carry the same numbers as the API.
 async fn scripted_campaign_page_has_the_right_numbers(backend: Backend) {
-    let s = crate::funnel::scripted(backend).await;
+    let s = scripted(backend).await;
     let ws = s.app_workspace().await;
     let app = &s.app;
     let id = ws.clone();
@@ -402,7 +379,7 @@ async fn scripted_campaign_page_has_the_right_numbers(backend: Backend) {
 
 async fn workspaces_are_isolated_in_the_dashboard(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, campaign) = campaign_for_all(&app).await;
+    let (a, campaign) = app.campaign_for_all().await;
     app.send_campaign(&a.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let b = app.create_workspace("Other shop").await;
@@ -456,7 +433,7 @@ async fn workspaces_are_isolated_in_the_dashboard(backend: Backend) {
 
 async fn contact_search_history_and_erasure(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     user(&app, &ws, "marketer@shop.example").await;
@@ -556,7 +533,7 @@ async fn browser_logs_in_and_screenshots_the_campaign_page() {
         eprintln!("skipped: no browser");
         return;
     };
-    let s = crate::funnel::scripted(Backend::Sqlite).await;
+    let s = scripted(Backend::Sqlite).await;
     let ws = s.app_workspace().await;
     let app = &s.app;
     app.with_db(move |c| optbridge::accounts::create_user(c, &ws, "marketer@shop.example", PASSWORD).unwrap())

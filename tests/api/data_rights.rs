@@ -7,73 +7,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
-use optbridge::db::DbConn;
 use optbridge::db::schema::{consent_requests, invitations, sms_subscriptions};
 use serde_json::{Value, json};
 
-use crate::doi::{ANNA, invited, reply, submit, subscription_status, twilio_app};
-use crate::helpers::{Backend, TestApp, both_backends, json, run_cli, spawn_app, stdout_json};
-use crate::invitations::campaign_for_all;
-
-const BO: &str = "+4520654321";
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Text)]
-    row: String,
-}
-
-/// Every row of every table as text, one line each, prefixed with the table's name.
-pub fn dump(conn: &mut DbConn) -> String {
-    let mut out = String::new();
-    match conn {
-        DbConn::Sqlite(c) => {
-            let tables: Vec<Name> =
-                diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-                    .load(c)
-                    .unwrap();
-            for table in tables {
-                let columns: Vec<Name> =
-                    diesel::sql_query(format!("SELECT name FROM pragma_table_info('{}')", table.name))
-                        .load(c)
-                        .unwrap();
-                let row = columns
-                    .iter()
-                    .map(|c| format!("quote(\"{}\")", c.name))
-                    .collect::<Vec<_>>()
-                    .join(" || ',' || ");
-                let rows: Vec<Row> = diesel::sql_query(format!("SELECT {row} AS row FROM \"{}\"", table.name))
-                    .load(c)
-                    .unwrap();
-                for r in rows {
-                    out.push_str(&format!("{}: {}\n", table.name, r.row));
-                }
-            }
-        }
-        DbConn::Pg(c) => {
-            let tables: Vec<Name> =
-                diesel::sql_query("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'")
-                    .load(c)
-                    .unwrap();
-            for table in tables {
-                let rows: Vec<Row> = diesel::sql_query(format!("SELECT t::text AS row FROM \"{}\" t", table.name))
-                    .load(c)
-                    .unwrap();
-                for r in rows {
-                    out.push_str(&format!("{}: {}\n", table.name, r.row));
-                }
-            }
-        }
-    }
-    out
-}
+use crate::helpers::{
+    ANNA, BO, Backend, TestApp, both_backends, dump, json, run_cli, signed_up, spawn_app, stdout_json,
+};
 
 fn lines_with<'a>(dump: &'a str, needle: &str) -> Vec<&'a str> {
     dump.lines().filter(|l| l.contains(needle)).collect()
@@ -88,30 +27,6 @@ async fn contact_of(app: &TestApp, email: &'static str) -> (String, String) {
             .unwrap()
     })
     .await
-}
-
-/// Anna (and Bo) signed up by SMS reply; returns the app, the workspace token and the fake.
-pub async fn signed_up(backend: Backend) -> (TestApp, crate::doi::Invited, crate::fake_twilio::FakeTwilio) {
-    let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    assert_eq!(submit(&app, &inv.anna, "20 12 34 56", true, &["Tilbud"]).await.0, 303);
-    assert_eq!(submit(&app, &inv.bo, BO, true, &[]).await.0, 303);
-    app.drain_outbox(Duration::from_secs(10)).await;
-    reply(&app, ANNA, "JA", "SMdr0001").await;
-    reply(&app, BO, "JA", "SMdr0002").await;
-    app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(subscription_status(&app, ANNA).await.as_deref(), Some("active"));
-    assert_eq!(subscription_status(&app, BO).await.as_deref(), Some("active"));
-    app.eventually("both landing-page clicks are recorded", |c| {
-        invitations::table
-            .filter(invitations::clicked_at.is_not_null())
-            .count()
-            .get_result::<i64>(c)
-            .unwrap()
-            == 2
-    })
-    .await;
-    (app, inv, fake)
 }
 
 async fn funnel_counts(app: &TestApp, token: &str, campaign: &str) -> Value {
@@ -167,7 +82,7 @@ async fn erasure_leaves_no_personal_data_behind(backend: Backend) {
         "other contacts are untouched"
     );
     assert!(!lines_with(&after, "4520654321").is_empty());
-    assert_eq!(subscription_status(&app, BO).await.as_deref(), Some("active"));
+    assert_eq!(app.subscription_status(BO).await.as_deref(), Some("active"));
 
     // Anonymous statistics still add up; the ledger still verifies and records the erasure.
     assert_eq!(funnel_counts(&app, &token, &campaign).await, funnel_before);
@@ -204,7 +119,7 @@ async fn erasure_leaves_no_personal_data_behind(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(
-        subscription_status(&app, BO).await.as_deref(),
+        app.subscription_status(BO).await.as_deref(),
         Some("active"),
         "nothing happened to Bo"
     );
@@ -231,7 +146,7 @@ async fn bo_id(app: &TestApp) -> String {
 
 async fn erasure_and_users_from_the_cli(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let bo = bo_id(&app).await;
@@ -288,7 +203,7 @@ async fn erasure_and_users_from_the_cli(backend: Backend) {
     assert_eq!(made["email"], "marketer@shop.example");
     let twice = create("a long enough password");
     assert!(!twice.status.success(), "one user per email");
-    let res = crate::dashboard::login(&app, "marketer@shop.example", "a long enough password").await;
+    let res = app.login("marketer@shop.example", "a long enough password").await;
     assert_eq!(res.status(), 303, "the new user can log in");
 }
 
@@ -338,9 +253,9 @@ async fn request_phones(app: &TestApp) -> Vec<String> {
 
 async fn purge_removes_old_evidence_of_ended_consents_only(backend: Backend) {
     let (app, inv, _fake) = signed_up(backend).await;
-    reply(&app, ANNA, "STOP", "SMdr0003").await;
+    app.sms_reply(ANNA, "STOP", "SMdr0003").await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(subscription_status(&app, ANNA).await.as_deref(), Some("withdrawn"));
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("withdrawn"));
     let purge = |extra: &[&str]| {
         let mut args = vec!["purge", "--json"];
         args.extend_from_slice(extra);

@@ -8,8 +8,7 @@ use optbridge::db::schema::{consent_ledger, contacts, inbound_messages, invitati
 use optbridge::links::LinkPurpose;
 use serde_json::json;
 
-use crate::doi::{invited, reply, twilio_app};
-use crate::helpers::{Backend, TestApp, both_backends, json, spawn_app};
+use crate::helpers::{Backend, TestApp, both_backends, json, spawn_app, twilio_app};
 
 const IMPORTERS: usize = 6;
 const IMPORTS_EACH: usize = 3;
@@ -29,7 +28,7 @@ async fn sixteen_concurrent_writers_all_succeed(backend: Backend) {
         a.http_workers = Some(4);
     })
     .await;
-    let inv = invited(&app).await;
+    let inv = app.invited().await;
     let links: Vec<(String, String)> = app
         .with_db(|c| {
             invitations::table
@@ -73,7 +72,7 @@ async fn sixteen_concurrent_writers_all_succeed(backend: Backend) {
         let mut failures = Vec::new();
         for i in 0..REPLIES_EACH {
             let from = format!("+453{w}{i:06}");
-            let res = reply(app, &from, "hej", &format!("SMload{w:02}{i:04}")).await;
+            let res = app.sms_reply(&from, "hej", &format!("SMload{w:02}{i:04}")).await;
             if res.status() != 200 {
                 failures.push(format!("webhook {w}/{i}: {}", res.status()));
             }

@@ -5,155 +5,15 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use optbridge::db::schema::{consent_requests, invitations, sms_messages, sms_subscriptions};
-use optbridge::links::LinkPurpose;
 use serde_json::{Value, json};
 
-use crate::fake_twilio::{FakeTwilio, TwilioFault, post_signed};
-use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app, spawn_app_with};
-use crate::invitations::campaign_for_all;
-
-pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
-pub const AUTH: &str = "twilio-auth-token";
-pub const FROM: &str = "+4570202020";
-pub const ANNA: &str = "+4520123456";
-
-pub async fn twilio_app(
-    backend: Backend,
-    extra: impl FnOnce(&mut optbridge::config::ConfigArgs),
-) -> (TestApp, FakeTwilio) {
-    let fake = FakeTwilio::start(SID, AUTH).await;
-    let base = fake.base_url();
-    let app = spawn_app_with(backend, move |a| {
-        a.sms_provider = Some("twilio".into());
-        a.twilio_account_sid = Some(SID.into());
-        a.twilio_auth_token = Some(AUTH.into());
-        a.twilio_from = Some(FROM.into());
-        a.twilio_api_base = Some(base);
-        a.sms_timeout_secs = 1;
-        extra(a);
-    })
-    .await;
-    (app, fake)
-}
-
-/// A sent campaign; returns the workspace and a landing link for each of anna and bo.
-pub struct Invited {
-    pub ws: TestWorkspace,
-    pub anna: String,
-    pub bo: String,
-    pub anna_invitation: String,
-}
-
-pub async fn invited(app: &TestApp) -> Invited {
-    let (ws, campaign) = campaign_for_all(app).await;
-    let campaign = campaign.clone();
-    app.send_campaign(&ws.token, &campaign).await;
-    app.drain_outbox(Duration::from_secs(10)).await;
-    let campaign_id = campaign.clone();
-    let ids: Vec<(String, String)> = app
-        .with_db(move |c| {
-            invitations::table
-                .filter(invitations::campaign_id.eq(&campaign_id))
-                .filter(invitations::email.eq_any(["anna@example.dk", "bo@example.dk"]))
-                .order(invitations::email.asc())
-                .select((invitations::id, invitations::campaign_id))
-                .load(c)
-                .unwrap()
-        })
-        .await;
-    let link = |(inv, campaign): &(String, String)| {
-        app.keyring
-            .sign(LinkPurpose::Landing, inv, campaign, "da", optbridge::db::now())
-            .unwrap()
-    };
-    Invited {
-        anna: link(&ids[0]),
-        bo: link(&ids[1]),
-        anna_invitation: ids[0].0.clone(),
-        ws,
-    }
-}
-
-pub fn field(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {page}"))
-        + marker.len();
-    page[start..].split('"').next().unwrap().to_owned()
-}
-
-pub async fn page(app: &TestApp, path: &str) -> (u16, String) {
-    let res = app.client.get(app.url(path)).send().await.unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
-pub async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
-    let res = app.client.post(app.url(path)).form(form).send().await.unwrap();
-    let status = res.status().as_u16();
-    let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
-    (status, res.text().await.unwrap(), location)
-}
-
-/// Opens the landing page and submits it.
-pub async fn submit(
-    app: &TestApp,
-    token: &str,
-    phone: &str,
-    consent: bool,
-    categories: &[&str],
-) -> (u16, String, Option<String>) {
-    let (status, landing) = page(app, &format!("/l/{token}")).await;
-    assert_eq!(status, 200);
-    let csrf = field(&landing, "csrf");
-    let mut form = vec![("csrf", csrf.as_str()), ("phone", phone)];
-    if consent {
-        form.push(("consent", "yes"));
-    }
-    for c in categories {
-        form.push(("categories", c));
-    }
-    post_form(app, &format!("/l/{token}"), &form).await
-}
+use crate::fake_twilio::{TwilioFault, post_signed};
+use crate::helpers::{
+    ANNA, AUTH, Backend, FROM, TestApp, TestWorkspace, both_backends, field, json, spawn_app, twilio_app,
+};
 
 async fn csrf_of(app: &TestApp, token: &str) -> String {
-    field(&page(app, &format!("/l/{token}")).await.1, "csrf")
-}
-
-/// Posts an SMS reply as Twilio would, signed for the public URL.
-pub async fn reply(app: &TestApp, from: &str, body: &str, sid: &str) -> reqwest::Response {
-    let public = app
-        .settings
-        .base_url
-        .join("webhooks/twilio/inbound")
-        .unwrap()
-        .to_string();
-    post_signed(
-        &app.client,
-        &app.url("/webhooks/twilio/inbound"),
-        &public,
-        AUTH,
-        &[
-            ("MessageSid", sid),
-            ("From", from),
-            ("To", FROM),
-            ("Body", body),
-            ("AccountSid", SID),
-        ],
-    )
-    .await
-}
-
-pub async fn subscription_status(app: &TestApp, phone: &'static str) -> Option<String> {
-    app.with_db(move |c| {
-        sms_subscriptions::table
-            .filter(sms_subscriptions::phone.eq(phone))
-            .select(sms_subscriptions::status)
-            .first(c)
-            .optional()
-            .unwrap()
-    })
-    .await
+    field(&app.page(&format!("/l/{token}")).await.1, "csrf")
 }
 
 async fn consent_history(app: &TestApp, ws: &TestWorkspace, invitation: &str) -> Value {
@@ -172,12 +32,12 @@ async fn consent_history(app: &TestApp, ws: &TestWorkspace, invitation: &str) ->
 
 async fn reply_ja_confirms_with_full_evidence(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
+    let inv = app.invited().await;
 
-    let (status, _, location) = submit(&app, &inv.anna, "20 12 34 56", true, &["Tilbud"]).await;
+    let (status, _, location) = app.submit_landing(&inv.anna, "20 12 34 56", true, &["Tilbud"]).await;
     assert_eq!(status, 303);
     assert_eq!(location.as_deref(), Some(format!("/l/{}/confirm", inv.anna).as_str()));
-    let (status, code_page) = page(&app, &format!("/l/{}/confirm", inv.anna)).await;
+    let (status, code_page) = app.page(&format!("/l/{}/confirm", inv.anna)).await;
     assert_eq!(status, 200);
     assert!(code_page.contains("•••• 3456"), "the number is shown masked");
 
@@ -203,16 +63,16 @@ async fn reply_ja_confirms_with_full_evidence(backend: Backend) {
         .to_string();
     assert_eq!(doi.status_callback.as_deref(), Some(callback.as_str()));
     assert_eq!(
-        subscription_status(&app, ANNA).await,
+        app.subscription_status(ANNA).await,
         None,
         "not active before confirmation"
     );
 
-    let res = reply(&app, ANNA, "  Ja tak!", "SMreply0001").await;
+    let res = app.sms_reply(ANNA, "  Ja tak!", "SMreply0001").await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("<Response>"));
     app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(subscription_status(&app, ANNA).await.as_deref(), Some("active"));
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
     let receipt = fake.wait_for_delivered(2, Duration::from_secs(5)).await;
     assert!(
         receipt[1].body.contains("Normal SMS-takst") && receipt[1].body.contains("STOP"),
@@ -256,10 +116,10 @@ async fn reply_ja_confirms_with_full_evidence(backend: Backend) {
         "SMreply0001"
     );
 
-    let (_, done) = page(&app, &format!("/l/{}/confirm", inv.anna)).await;
+    let (_, done) = app.page(&format!("/l/{}/confirm", inv.anna)).await;
     assert!(done.contains("Tak, du er tilmeldt"), "{done}");
     // The same person again: already signed up, no new SMS.
-    let (status, body, _) = submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let (status, body, _) = app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     assert_eq!(status, 200);
     assert!(body.contains("allerede tilmeldt"));
     app.drain_outbox(Duration::from_secs(5)).await;
@@ -268,43 +128,45 @@ async fn reply_ja_confirms_with_full_evidence(backend: Backend) {
 
 async fn code_on_the_page_confirms_and_wrong_codes_lock(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let code = fake.last_code_for(ANNA).unwrap();
     let csrf = csrf_of(&app, &inv.anna).await;
     let confirm = format!("/l/{}/confirm", inv.anna);
 
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let (status, body, _) = post_form(&app, &confirm, &[("csrf", &csrf), ("code", wrong)]).await;
+    let (status, body, _) = app.post_form(&confirm, &[("csrf", &csrf), ("code", wrong)]).await;
     assert_eq!(status, 422);
     assert!(body.contains("4 forsøg tilbage"), "{body}");
     let spaced = format!("{} {}", &code[..3], &code[3..]);
-    let (status, body, _) = post_form(&app, &confirm, &[("csrf", &csrf), ("code", &spaced)]).await;
+    let (status, body, _) = app.post_form(&confirm, &[("csrf", &csrf), ("code", &spaced)]).await;
     assert_eq!(status, 200);
     assert!(body.contains("Tak, du er tilmeldt"), "{body}");
-    assert_eq!(subscription_status(&app, ANNA).await.as_deref(), Some("active"));
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
     let history = consent_history(&app, &inv.ws, &inv.anna_invitation).await;
     assert_eq!(history["requests"][0]["confirmed_via"], "code");
 
     // Bo: five wrong codes lock the request, and then even the right one is refused.
-    submit(&app, &inv.bo, "+45 20 99 88 77", true, &[]).await;
+    app.submit_landing(&inv.bo, "+45 20 99 88 77", true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let bo_code = fake.last_code_for("+4520998877").unwrap();
     let bo_confirm = format!("/l/{}/confirm", inv.bo);
     let bo_csrf = csrf_of(&app, &inv.bo).await;
     let wrong = if bo_code == "999999" { "888888" } else { "999999" };
     for _ in 0..5 {
-        post_form(&app, &bo_confirm, &[("csrf", &bo_csrf), ("code", wrong)]).await;
+        app.post_form(&bo_confirm, &[("csrf", &bo_csrf), ("code", wrong)]).await;
     }
-    let (_, body, _) = post_form(&app, &bo_confirm, &[("csrf", &bo_csrf), ("code", &bo_code)]).await;
+    let (_, body, _) = app
+        .post_form(&bo_confirm, &[("csrf", &bo_csrf), ("code", &bo_code)])
+        .await;
     assert!(body.contains("For mange forkerte koder"), "{body}");
-    assert_eq!(subscription_status(&app, "+4520998877").await, None);
+    assert_eq!(app.subscription_status("+4520998877").await, None);
 }
 
 async fn bad_form_input_is_refused_and_writes_nothing(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
+    let inv = app.invited().await;
     let cases: [(&str, bool, &[&str], &str); 7] = [
         ("not a number", true, &[], "ligner ikke et gyldigt telefonnummer"),
         ("+46 8 123 456 78", true, &[], "ikke et mobilnummer"),
@@ -315,7 +177,7 @@ async fn bad_form_input_is_refused_and_writes_nothing(backend: Backend) {
         (ANNA, true, &["Made up"], "Vælg emner fra listen"),
     ];
     for (phone, consent, categories, message) in cases {
-        let (status, body, _) = submit(&app, &inv.anna, phone, consent, categories).await;
+        let (status, body, _) = app.submit_landing(&inv.anna, phone, consent, categories).await;
         assert_eq!(status, 422, "{phone}");
         assert!(body.contains(message), "{phone}: {message} not in page");
         assert!(
@@ -325,28 +187,25 @@ async fn bad_form_input_is_refused_and_writes_nothing(backend: Backend) {
         );
     }
     // A missing or forged form token: refused before anything is looked at.
-    let (status, body, _) = post_form(
-        &app,
-        &format!("/l/{}", inv.anna),
-        &[("phone", ANNA), ("consent", "yes")],
-    )
-    .await;
+    let (status, body, _) = app
+        .post_form(&format!("/l/{}", inv.anna), &[("phone", ANNA), ("consent", "yes")])
+        .await;
     assert_eq!(status, 403);
     assert!(body.contains("Formularen er udløbet"));
-    let (status, _, _) = post_form(
-        &app,
-        &format!("/l/{}", inv.anna),
-        &[("csrf", "forged"), ("phone", ANNA), ("consent", "yes")],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_form(
+            &format!("/l/{}", inv.anna),
+            &[("csrf", "forged"), ("phone", ANNA), ("consent", "yes")],
+        )
+        .await;
     assert_eq!(status, 403);
     let bo_csrf = csrf_of(&app, &inv.bo).await;
-    let (status, _, _) = post_form(
-        &app,
-        &format!("/l/{}", inv.anna),
-        &[("csrf", &bo_csrf), ("phone", ANNA), ("consent", "yes")],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_form(
+            &format!("/l/{}", inv.anna),
+            &[("csrf", &bo_csrf), ("phone", ANNA), ("consent", "yes")],
+        )
+        .await;
     assert_eq!(status, 403, "another link's form token does not fit");
 
     app.drain_outbox(Duration::from_secs(5)).await;
@@ -374,18 +233,18 @@ async fn bad_form_input_is_refused_and_writes_nothing(backend: Backend) {
 
 async fn replayed_posts_and_webhooks_do_nothing_twice(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
+    let inv = app.invited().await;
     let csrf = csrf_of(&app, &inv.anna).await;
     let form = [("csrf", csrf.as_str()), ("phone", ANNA), ("consent", "yes")];
     for _ in 0..3 {
-        let (status, _, _) = post_form(&app, &format!("/l/{}", inv.anna), &form).await;
+        let (status, _, _) = app.post_form(&format!("/l/{}", inv.anna), &form).await;
         assert_eq!(status, 303);
     }
     app.drain_outbox(Duration::from_secs(10)).await;
     assert_eq!(fake.delivered().len(), 1, "one SMS for three identical posts");
 
     for _ in 0..3 {
-        assert_eq!(reply(&app, ANNA, "JA", "SMsame").await.status(), 200);
+        assert_eq!(app.sms_reply(ANNA, "JA", "SMsame").await.status(), 200);
     }
     app.drain_outbox(Duration::from_secs(10)).await;
     assert_eq!(
@@ -406,8 +265,8 @@ async fn replayed_posts_and_webhooks_do_nothing_twice(backend: Backend) {
 
 async fn webhook_signatures_are_enforced(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let public = app
         .settings
@@ -455,7 +314,7 @@ async fn webhook_signatures_are_enforced(backend: Backend) {
         .unwrap();
     assert_eq!(tampered.status(), 403);
     app.drain_outbox(Duration::from_secs(5)).await;
-    assert_eq!(subscription_status(&app, ANNA).await, None);
+    assert_eq!(app.subscription_status(ANNA).await, None);
     assert_eq!(fake.delivered().len(), 1);
     // Counters are per process and tests run side by side: at least these four.
     assert!(optbridge::metrics::METRICS.webhook_rejected.get() >= 4);
@@ -463,8 +322,8 @@ async fn webhook_signatures_are_enforced(backend: Backend) {
 
 async fn status_callbacks_only_move_forward(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let sid = fake.delivered()[0].sid.clone().unwrap();
     let public = app
@@ -499,16 +358,16 @@ async fn status_callbacks_only_move_forward(backend: Backend) {
 
 async fn stop_then_start(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    reply(&app, ANNA, "ja", "SM1").await;
+    app.sms_reply(ANNA, "ja", "SM1").await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(subscription_status(&app, ANNA).await.as_deref(), Some("active"));
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
 
-    reply(&app, ANNA, "Stop.", "SM2").await;
+    app.sms_reply(ANNA, "Stop.", "SM2").await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(subscription_status(&app, ANNA).await.as_deref(), Some("withdrawn"));
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("withdrawn"));
     let last = fake.delivered().last().unwrap().clone();
     assert!(
         last.body.contains("afmeldt") && last.body.contains("START"),
@@ -518,7 +377,7 @@ async fn stop_then_start(backend: Backend) {
     let history = consent_history(&app, &inv.ws, &inv.anna_invitation).await;
     assert_eq!(history["sms"][0]["withdrawn_via"], "stop_keyword");
     // A new sign-up for a number that sent STOP sends no SMS; the page says how to restart.
-    let (status, body, _) = submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let (status, body, _) = app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     assert_eq!(status, 200);
     assert!(body.contains(&format!("send START til {FROM}")), "{body}");
     let before = fake.delivered().len();
@@ -526,10 +385,10 @@ async fn stop_then_start(backend: Backend) {
     assert_eq!(fake.delivered().len(), before);
 
     // START from a number that never sent STOP does nothing; from this one it restores.
-    reply(&app, "+4520998877", "START", "SM3").await;
-    reply(&app, ANNA, "start", "SM4").await;
+    app.sms_reply("+4520998877", "START", "SM3").await;
+    app.sms_reply(ANNA, "start", "SM4").await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(subscription_status(&app, ANNA).await.as_deref(), Some("active"));
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
     assert!(fake.delivered().last().unwrap().body.contains("Velkommen tilbage"));
     let history = consent_history(&app, &inv.ws, &inv.anna_invitation).await;
     let kinds: Vec<&str> = history["ledger"]
@@ -562,37 +421,33 @@ async fn stop_then_start(backend: Backend) {
 
 async fn help_and_unknown_replies(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    reply(&app, ANNA, "hvad er det her?", "SM1").await;
-    reply(&app, ANNA, "hallo??", "SM2").await;
-    reply(&app, ANNA, "HJÆLP", "SM3").await;
-    reply(&app, "+4599999999", "hej", "SM4").await;
+    app.sms_reply(ANNA, "hvad er det her?", "SM1").await;
+    app.sms_reply(ANNA, "hallo??", "SM2").await;
+    app.sms_reply(ANNA, "HJÆLP", "SM3").await;
+    app.sms_reply("+4599999999", "hej", "SM4").await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let bodies: Vec<String> = fake.delivered().iter().skip(1).map(|s| s.body.clone()).collect();
     assert_eq!(bodies.len(), 2, "one hint (not two) and one help: {bodies:?}");
     assert!(bodies[0].contains("Svar JA for at bekræfte"), "{}", bodies[0]);
     assert!(bodies[1].contains("Hjælp og privatliv"), "{}", bodies[1]);
-    assert_eq!(subscription_status(&app, ANNA).await, None);
+    assert_eq!(app.subscription_status(ANNA).await, None);
 }
 
 async fn one_number_pending_with_two_workspaces(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let first = invited(&app).await;
-    let second = invited(&app).await;
-    submit(&app, &first.anna, ANNA, true, &[]).await;
-    submit(&app, &second.anna, ANNA, true, &[]).await;
+    let first = app.invited().await;
+    let second = app.invited().await;
+    app.submit_landing(&first.anna, ANNA, true, &[]).await;
+    app.submit_landing(&second.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     assert_eq!(fake.delivered().len(), 2);
 
-    reply(&app, ANNA, "JA", "SM1").await;
+    app.sms_reply(ANNA, "JA", "SM1").await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(
-        subscription_status(&app, ANNA).await,
-        None,
-        "a bare JA cannot say which"
-    );
+    assert_eq!(app.subscription_status(ANNA).await, None, "a bare JA cannot say which");
     assert!(fake.delivered().last().unwrap().body.contains("flere ventende"));
 
     // The code on the page says which: the one sent for the second workspace's request.
@@ -615,12 +470,12 @@ async fn one_number_pending_with_two_workspaces(backend: Backend) {
         .body;
     let code: String = body.split("koden ").nth(1).unwrap().chars().take(6).collect();
     let csrf = csrf_of(&app, &second.anna).await;
-    let (status, _, _) = post_form(
-        &app,
-        &format!("/l/{}/confirm", second.anna),
-        &[("csrf", &csrf), ("code", &code)],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_form(
+            &format!("/l/{}/confirm", second.anna),
+            &[("csrf", &csrf), ("code", &code)],
+        )
+        .await;
     assert_eq!(status, 200);
     let active: Vec<String> = app
         .with_db(|c| {
@@ -654,9 +509,9 @@ async fn provider_faults_are_retried_or_recorded(backend: Backend) {
         },
         u32::MAX,
     );
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
-    submit(&app, &inv.bo, "+45 20 99 88 77", true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
+    app.submit_landing(&inv.bo, "+45 20 99 88 77", true, &[]).await;
     let started = std::time::Instant::now();
     app.drain_outbox(Duration::from_secs(30)).await;
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
@@ -684,7 +539,7 @@ async fn provider_faults_are_retried_or_recorded(backend: Backend) {
         "21211 is never retried"
     );
     // Bo's page tells him the SMS could not be sent.
-    let (_, bo_page) = page(&app, &format!("/l/{}/confirm", inv.bo)).await;
+    let (_, bo_page) = app.page(&format!("/l/{}/confirm", inv.bo)).await;
     assert!(bo_page.contains("kunne ikke sende en SMS"), "{bo_page}");
 }
 
@@ -695,25 +550,25 @@ async fn abuse_limits_hold(backend: Backend) {
         a.doi_resend_secs = 0;
     })
     .await;
-    let inv = invited(&app).await;
+    let inv = app.invited().await;
     // Per link: two different numbers, then refused.
-    assert_eq!(submit(&app, &inv.anna, "+45 20 11 11 11", true, &[]).await.0, 303);
-    assert_eq!(submit(&app, &inv.anna, "+45 20 22 22 22", true, &[]).await.0, 303);
-    let (status, body, _) = submit(&app, &inv.anna, "+45 20 33 33 33", true, &[]).await;
+    assert_eq!(app.submit_landing(&inv.anna, "+45 20 11 11 11", true, &[]).await.0, 303);
+    assert_eq!(app.submit_landing(&inv.anna, "+45 20 22 22 22", true, &[]).await.0, 303);
+    let (status, body, _) = app.submit_landing(&inv.anna, "+45 20 33 33 33", true, &[]).await;
     assert_eq!(status, 429);
     assert!(body.contains("Prøv igen senere"));
     // Per IP: the third sign-up from this address (another link) is refused.
-    let (status, _, _) = submit(&app, &inv.bo, "+45 20 44 44 44", true, &[]).await;
+    let (status, _, _) = app.submit_landing(&inv.bo, "+45 20 44 44 44", true, &[]).await;
     assert_eq!(status, 303);
-    assert_eq!(submit(&app, &inv.bo, "+45 20 55 55 55", true, &[]).await.0, 429);
+    assert_eq!(app.submit_landing(&inv.bo, "+45 20 55 55 55", true, &[]).await.0, 429);
 
     // Resends: at most three SMS per request in all.
     let csrf = csrf_of(&app, &inv.bo).await;
     let resend = format!("/l/{}/resend", inv.bo);
-    let (_, body, _) = post_form(&app, &resend, &[("csrf", &csrf)]).await;
+    let (_, body, _) = app.post_form(&resend, &[("csrf", &csrf)]).await;
     assert!(body.contains("Vi har sendt en ny kode"), "{body}");
-    post_form(&app, &resend, &[("csrf", &csrf)]).await;
-    let (_, body, _) = post_form(&app, &resend, &[("csrf", &csrf)]).await;
+    app.post_form(&resend, &[("csrf", &csrf)]).await;
+    let (_, body, _) = app.post_form(&resend, &[("csrf", &csrf)]).await;
     assert!(body.contains("ikke sende flere koder"), "{body}");
     // Counters are per process and tests run side by side: check they are exposed and counted.
     let metrics = app
@@ -739,11 +594,13 @@ async fn abuse_limits_hold(backend: Backend) {
 
 async fn resend_waits_a_minute_and_replaces_the_code(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let csrf = csrf_of(&app, &inv.anna).await;
-    let (_, body, _) = post_form(&app, &format!("/l/{}/resend", inv.anna), &[("csrf", &csrf)]).await;
+    let (_, body, _) = app
+        .post_form(&format!("/l/{}/resend", inv.anna), &[("csrf", &csrf)])
+        .await;
     assert!(body.contains("Vent 6") || body.contains("Vent 5"), "{body}");
     // A minute later (moved back in the database) a new code goes out and the old one fails.
     app.with_db(|c| {
@@ -754,23 +611,25 @@ async fn resend_waits_a_minute_and_replaces_the_code(backend: Backend) {
     })
     .await;
     let old = fake.last_code_for(ANNA).unwrap();
-    let (_, body, _) = post_form(&app, &format!("/l/{}/resend", inv.anna), &[("csrf", &csrf)]).await;
+    let (_, body, _) = app
+        .post_form(&format!("/l/{}/resend", inv.anna), &[("csrf", &csrf)])
+        .await;
     assert!(body.contains("Vi har sendt en ny kode"), "{body}");
     app.drain_outbox(Duration::from_secs(10)).await;
     let new = fake.last_code_for(ANNA).unwrap();
     let confirm = format!("/l/{}/confirm", inv.anna);
     if old != new {
-        let (status, _, _) = post_form(&app, &confirm, &[("csrf", &csrf), ("code", &old)]).await;
+        let (status, _, _) = app.post_form(&confirm, &[("csrf", &csrf), ("code", &old)]).await;
         assert_eq!(status, 422, "the replaced code no longer works");
     }
-    let (status, _, _) = post_form(&app, &confirm, &[("csrf", &csrf), ("code", &new)]).await;
+    let (status, _, _) = app.post_form(&confirm, &[("csrf", &csrf), ("code", &new)]).await;
     assert_eq!(status, 200);
 }
 
 async fn expired_requests_cannot_be_confirmed(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     app.with_db(|c| {
         diesel::update(consent_requests::table)
@@ -779,13 +638,13 @@ async fn expired_requests_cannot_be_confirmed(backend: Backend) {
             .unwrap()
     })
     .await;
-    let (_, body) = page(&app, &format!("/l/{}/confirm", inv.anna)).await;
+    let (_, body) = app.page(&format!("/l/{}/confirm", inv.anna)).await;
     assert!(body.contains("Tilmeldingen er udløbet"), "{body}");
-    reply(&app, ANNA, "JA", "SM1").await;
+    app.sms_reply(ANNA, "JA", "SM1").await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(subscription_status(&app, ANNA).await, None);
+    assert_eq!(app.subscription_status(ANNA).await, None);
     // A new sign-up starts over with a new code.
-    assert_eq!(submit(&app, &inv.anna, ANNA, true, &[]).await.0, 303);
+    assert_eq!(app.submit_landing(&inv.anna, ANNA, true, &[]).await.0, 303);
     app.drain_outbox(Duration::from_secs(10)).await;
     assert_eq!(fake.delivered().len(), 2);
 }
@@ -799,8 +658,8 @@ async fn late_retries_wait_for_daytime(backend: Backend) {
         .to_string();
     let window = if dk_hour == "00" { "23-24" } else { "00-01" };
     let (app, fake) = twilio_app(backend, move |a| a.quiet_hours_window = window.into()).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     // The SMS was queued 20 minutes ago (the provider was down): no longer a direct reply.
     app.with_db(|c| {
         diesel::update(sms_messages::table)
@@ -835,10 +694,10 @@ async fn late_retries_wait_for_daytime(backend: Backend) {
 
 async fn dev_sms_outbox_walkthrough(backend: Backend) {
     let app = spawn_app(backend).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    let (status, threads) = page(&app, "/dev/sms").await;
+    let (status, threads) = app.page("/dev/sms").await;
     assert_eq!(status, 200);
     assert!(threads.contains(ANNA) && threads.contains("Svar JA"), "{threads}");
     let res = app
@@ -850,8 +709,8 @@ async fn dev_sms_outbox_walkthrough(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 303);
     app.drain_outbox(Duration::from_secs(10)).await;
-    assert_eq!(subscription_status(&app, ANNA).await.as_deref(), Some("active"));
-    let (_, threads) = page(&app, "/dev/sms").await;
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
+    let (_, threads) = app.page("/dev/sms").await;
     assert!(
         threads.contains("Tak, du er nu tilmeldt"),
         "the receipt shows in the thread"
@@ -870,10 +729,10 @@ async fn dev_sms_outbox_walkthrough(backend: Backend) {
 
 async fn ledger_verify_detects_tampering(backend: Backend) {
     let (app, _fake) = twilio_app(backend, |_| {}).await;
-    let inv = invited(&app).await;
-    submit(&app, &inv.anna, ANNA, true, &[]).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &[]).await;
     app.drain_outbox(Duration::from_secs(10)).await;
-    reply(&app, ANNA, "JA", "SM1").await;
+    app.sms_reply(ANNA, "JA", "SM1").await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let url = app.database.url.clone();
     let ok = crate::helpers::run_cli(&url, &["ledger", "verify", "--json"]);

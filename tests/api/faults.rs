@@ -11,9 +11,8 @@ use optbridge::metrics::METRICS;
 use optbridge::sms::outbound::{NewSms, SmsKind};
 use serde_json::json;
 
-use crate::doi::twilio_app;
 use crate::fake_twilio::TwilioFault;
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app_with};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app_with, twilio_app};
 use crate::smtp_sink::{Fault, SmtpSink};
 
 const THRESHOLD: u32 = 3;
@@ -213,7 +212,7 @@ async fn mailbox_full_bounces_without_suppressing(backend: Backend) {
         a.circuit_breaker_failures = 1;
     })
     .await;
-    let (ws, campaign) = crate::invitations::campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(20)).await;
     for address in ["anna@example.dk", "bo@example.dk"] {

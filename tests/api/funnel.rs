@@ -3,143 +3,10 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
-use optbridge::db::schema::invitations;
 use optbridge::links::LinkPurpose;
 use serde_json::{Value, json};
 
-use crate::doi::submit;
-use crate::helpers::{Backend, TestApp, both_backends, json, spawn_app_with};
-use crate::smtp_sink::{Fault, SmtpSink};
-
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148";
-
-pub struct Scripted {
-    pub app: TestApp,
-    pub token: String,
-    pub campaign: String,
-    /// Invitation id and campaign id per recipient p0..p9.
-    links: Vec<(String, String)>,
-    _sink: SmtpSink,
-}
-
-impl Scripted {
-    fn link(&self, i: usize, purpose: LinkPurpose) -> String {
-        let (inv, campaign) = &self.links[i];
-        self.app
-            .keyring
-            .sign(purpose, inv, campaign, "da", optbridge::db::now())
-            .unwrap()
-    }
-
-    async fn hit(&self, path: String, user_agent: &str) {
-        let res = self
-            .app
-            .client
-            .get(self.app.url(&path))
-            .header("User-Agent", user_agent)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "{path}");
-    }
-
-    async fn confirm_by_sms(&self, phone: &str) {
-        let res = self
-            .app
-            .client
-            .post(self.app.url("/dev/sms/reply"))
-            .form(&[("phone", phone), ("body", "JA")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 303);
-    }
-}
-
-/// Ten recipients; p9's mailbox does not exist.
-///  p0 opens five times; p1 is only fetched by Apple's privacy proxy; p2 opens, clicks, signs up
-///  and confirms; p3 clicks (images off), signs up, confirms; p4 clicks and signs up but never
-///  confirms; p5 opens and clicks; p6–p8 do nothing.
-pub async fn scripted(backend: Backend) -> Scripted {
-    let sink = SmtpSink::start().await;
-    sink.add_fault(
-        "p9@example.dk",
-        Fault::RejectRcpt {
-            code: 550,
-            times: u32::MAX,
-        },
-    );
-    let url = sink.url();
-    let app = spawn_app_with(backend, move |a| a.smtp_url = Some(url)).await;
-    let ws = app.create_workspace("Skobutikken").await;
-    let mut csv = String::from("email,first_name,locale,external_id\n");
-    for i in 0..10 {
-        csv.push_str(&format!("p{i}@example.dk,P{i},da,ext-{i}\n"));
-    }
-    app.import(&ws.token, &csv).await;
-    let text = app.consent_text(&ws.token, "da").await;
-    let campaign = app
-        .campaign(
-            &ws.token,
-            &json!({"name": "Scripted", "consent_text_id": text, "subject": "SMS?", "intro": "Hej."}),
-        )
-        .await;
-    app.send_campaign(&ws.token, &campaign).await;
-    app.drain_outbox(Duration::from_secs(15)).await;
-    let c = campaign.clone();
-    let links: Vec<(String, String)> = app
-        .with_db(move |conn| {
-            invitations::table
-                .filter(invitations::campaign_id.eq(&c))
-                .order(invitations::email.asc())
-                .select((invitations::id, invitations::campaign_id))
-                .load(conn)
-                .unwrap()
-        })
-        .await;
-    assert_eq!(links.len(), 10);
-    let s = Scripted {
-        app,
-        token: ws.token,
-        campaign,
-        links,
-        _sink: sink,
-    };
-
-    for _ in 0..5 {
-        s.hit(format!("/o/{}", s.link(0, LinkPurpose::Open)), IPHONE).await;
-    }
-    s.hit(format!("/o/{}", s.link(1, LinkPurpose::Open)), "Mozilla/5.0")
-        .await;
-    s.hit(format!("/o/{}", s.link(2, LinkPurpose::Open)), IPHONE).await;
-    s.hit(format!("/o/{}", s.link(5, LinkPurpose::Open)), IPHONE).await;
-    for i in [2, 3, 4, 5] {
-        s.hit(format!("/l/{}", s.link(i, LinkPurpose::Landing)), IPHONE).await;
-    }
-    for (i, phone) in [(2, "+45 20 12 34 52"), (3, "+45 20 12 34 53"), (4, "+45 20 12 34 54")] {
-        let (status, _, _) = submit(&s.app, &s.link(i, LinkPurpose::Landing), phone, true, &[]).await;
-        assert_eq!(status, 303);
-    }
-    s.app.drain_outbox(Duration::from_secs(10)).await;
-    s.confirm_by_sms("+4520123452").await;
-    s.confirm_by_sms("+4520123453").await;
-    s.app.drain_outbox(Duration::from_secs(10)).await;
-    // The tracking buffer writes within 50 ms; wait until all events are in: 8 opens, and 7
-    // clicks (the 4 visits plus the 3 page loads before each form post).
-    s.app
-        .eventually("tracking events written", |c| {
-            use optbridge::db::schema::funnel_events;
-            funnel_events::table
-                .filter(funnel_events::kind.eq_any(["opened", "clicked"]))
-                .count()
-                .get_result::<i64>(c)
-                .unwrap()
-                == 15
-        })
-        .await;
-    s
-}
+use crate::helpers::{Backend, both_backends, json, scripted};
 
 fn expected_counts() -> Value {
     json!({
@@ -299,22 +166,6 @@ async fn scripted_campaign_counts_match_everywhere(backend: Backend) {
     assert_eq!(get("ip"), "127.0.0.1");
     assert_eq!(get("consent_text_version"), "1");
     assert_eq!(get("consent_text_sha256").len(), 64);
-}
-
-impl Scripted {
-    pub async fn app_workspace(&self) -> String {
-        let c = self.campaign.clone();
-        self.app
-            .with_db(move |conn| {
-                use optbridge::db::schema::campaigns;
-                campaigns::table
-                    .find(&c)
-                    .select(campaigns::workspace_id)
-                    .first(conn)
-                    .unwrap()
-            })
-            .await
-    }
 }
 
 async fn funnel_is_scoped_to_the_workspace(backend: Backend) {

@@ -2,7 +2,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::helpers::{Backend, TestApp, both_backends, json, spawn_app};
-use crate::invitations::campaign_for_all;
 
 async fn healthz_reports_the_database(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -44,7 +43,7 @@ async fn scrape(app: &TestApp) -> HashMap<String, f64> {
 
 async fn metrics_count_requests_sends_and_funnel_stages(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     let before = scrape(&app).await;
     assert_eq!(

@@ -8,10 +8,15 @@ use std::sync::OnceLock;
 use diesel::Connection as _;
 use diesel::RunQueryDsl as _;
 use optbridge::config::{ConfigArgs, Settings};
+use optbridge::db::schema::{invitations, sms_subscriptions};
 use optbridge::db::{Db, DbConn};
+use optbridge::links::LinkPurpose;
 use optbridge::startup::Application;
 use optbridge::workspace::{self, NewWorkspace};
 use serde_json::Value;
+
+use crate::fake_twilio::{FakeTwilio, post_signed};
+use crate::smtp_sink::{Fault, SmtpSink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -406,4 +411,458 @@ impl TestApp {
         }
         panic!("timed out waiting for: {what}");
     }
+}
+
+// Scenarios and constants shared by the test files.
+
+// The fake Twilio account (SID, AUTH), the number SMS are sent from, and the two recipients
+// of the SMS tests.
+pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const AUTH: &str = "twilio-auth-token";
+pub const FROM: &str = "+4570202020";
+pub const ANNA: &str = "+4520123456";
+pub const BO: &str = "+4520654321";
+
+/// The application with Twilio as SMS provider, pointed at a fake Twilio.
+pub async fn twilio_app(backend: Backend, extra: impl FnOnce(&mut ConfigArgs)) -> (TestApp, FakeTwilio) {
+    let fake = FakeTwilio::start(SID, AUTH).await;
+    let base = fake.base_url();
+    let app = spawn_app_with(backend, move |a| {
+        a.sms_provider = Some("twilio".into());
+        a.twilio_account_sid = Some(SID.into());
+        a.twilio_auth_token = Some(AUTH.into());
+        a.twilio_from = Some(FROM.into());
+        a.twilio_api_base = Some(base);
+        a.sms_timeout_secs = 1;
+        extra(a);
+    })
+    .await;
+    (app, fake)
+}
+
+/// Eight contacts in four locales; `ove` has no locale (the workspace's, da).
+pub const CONTACTS: &str = "email,first_name,locale\n\
+    anna@example.dk,Anna,da\n\
+    bo@example.dk,Bo,da\n\
+    ove@example.dk,Ove,\n\
+    ingrid@example.no,Ingrid,nb\n\
+    lars@example.no,Lars,nb\n\
+    elsa@example.se,Elsa,sv\n\
+    nils@example.se,Nils,sv\n\
+    amy@example.com,Amy,en\n";
+
+/// A sent campaign; returns the workspace and a landing link for each of anna and bo.
+pub struct Invited {
+    pub ws: TestWorkspace,
+    pub anna: String,
+    pub bo: String,
+    pub anna_invitation: String,
+}
+
+/// The value of the form field `name` in an HTML page.
+pub fn field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The `Set-Cookie` header that sets cookie `name`.
+pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// The value a `Set-Cookie` header sets.
+pub fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+impl TestApp {
+    /// A workspace with the eight contacts, a Danish consent text and a campaign to every locale.
+    pub async fn campaign_for_all(&self) -> (TestWorkspace, String) {
+        let ws = self.create_workspace("Skobutikken").await;
+        self.import(&ws.token, CONTACTS).await;
+        let text = self.consent_text(&ws.token, "da").await;
+        let id = self
+            .campaign(
+                &ws.token,
+                &serde_json::json!({
+                    "name": "Spring", "consent_text_id": text,
+                    "subject": "Skobutikken på SMS", "intro": "Hør først om udsalg.\n\nDu vælger selv emnerne.",
+                    "frequency": "højst 4 gange om måneden",
+                    "audience": {"locales": ["da", "nb", "sv", "en"]}
+                }),
+            )
+            .await;
+        (ws, id)
+    }
+
+    /// Sends [`TestApp::campaign_for_all`] and signs a landing link for anna and for bo.
+    pub async fn invited(&self) -> Invited {
+        let (ws, campaign) = self.campaign_for_all().await;
+        let campaign = campaign.clone();
+        self.send_campaign(&ws.token, &campaign).await;
+        self.drain_outbox(std::time::Duration::from_secs(10)).await;
+        let campaign_id = campaign.clone();
+        let ids: Vec<(String, String)> = self
+            .with_db(move |c| {
+                use diesel::prelude::*;
+                invitations::table
+                    .filter(invitations::campaign_id.eq(&campaign_id))
+                    .filter(invitations::email.eq_any(["anna@example.dk", "bo@example.dk"]))
+                    .order(invitations::email.asc())
+                    .select((invitations::id, invitations::campaign_id))
+                    .load(c)
+                    .unwrap()
+            })
+            .await;
+        let link = |(inv, campaign): &(String, String)| {
+            self.keyring
+                .sign(LinkPurpose::Landing, inv, campaign, "da", optbridge::db::now())
+                .unwrap()
+        };
+        Invited {
+            anna: link(&ids[0]),
+            bo: link(&ids[1]),
+            anna_invitation: ids[0].0.clone(),
+            ws,
+        }
+    }
+
+    /// GETs a page without credentials: its status and body.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let res = self.client.get(self.url(path)).send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// POSTs a form without credentials: status, body and `Location`.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let res = self.client.post(self.url(path)).form(form).send().await.unwrap();
+        let status = res.status().as_u16();
+        let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        (status, res.text().await.unwrap(), location)
+    }
+
+    /// Opens the landing page of link `token` and submits it.
+    pub async fn submit_landing(
+        &self,
+        token: &str,
+        phone: &str,
+        consent: bool,
+        categories: &[&str],
+    ) -> (u16, String, Option<String>) {
+        let (status, landing) = self.page(&format!("/l/{token}")).await;
+        assert_eq!(status, 200);
+        let csrf = field(&landing, "csrf");
+        let mut form = vec![("csrf", csrf.as_str()), ("phone", phone)];
+        if consent {
+            form.push(("consent", "yes"));
+        }
+        for c in categories {
+            form.push(("categories", c));
+        }
+        self.post_form(&format!("/l/{token}"), &form).await
+    }
+
+    /// Posts an SMS reply as Twilio would, signed for the public URL.
+    pub async fn sms_reply(&self, from: &str, body: &str, sid: &str) -> reqwest::Response {
+        let public = self
+            .settings
+            .base_url
+            .join("webhooks/twilio/inbound")
+            .unwrap()
+            .to_string();
+        post_signed(
+            &self.client,
+            &self.url("/webhooks/twilio/inbound"),
+            &public,
+            AUTH,
+            &[
+                ("MessageSid", sid),
+                ("From", from),
+                ("To", FROM),
+                ("Body", body),
+                ("AccountSid", SID),
+            ],
+        )
+        .await
+    }
+
+    /// The status of the SMS subscription of `phone`, if there is one.
+    pub async fn subscription_status(&self, phone: &'static str) -> Option<String> {
+        self.with_db(move |c| {
+            use diesel::prelude::*;
+            sms_subscriptions::table
+                .filter(sms_subscriptions::phone.eq(phone))
+                .select(sms_subscriptions::status)
+                .first(c)
+                .optional()
+                .unwrap()
+        })
+        .await
+    }
+
+    /// Logs in to the dashboard through the form; returns the response of the POST.
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        let page = self.client.get(self.url("/app/login")).send().await.unwrap();
+        let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").expect("login form token cookie"));
+        let csrf = field(&page.text().await.unwrap(), "csrf");
+        self.client
+            .post(self.url("/app/login"))
+            .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
+            .form(&[("email", email), ("password", password), ("csrf", &csrf)])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Anna (and Bo) signed up by SMS reply; returns the app, the invitations and the fake.
+pub async fn signed_up(backend: Backend) -> (TestApp, Invited, FakeTwilio) {
+    let (app, fake) = twilio_app(backend, |_| {}).await;
+    let inv = app.invited().await;
+    assert_eq!(
+        app.submit_landing(&inv.anna, "20 12 34 56", true, &["Tilbud"]).await.0,
+        303
+    );
+    assert_eq!(app.submit_landing(&inv.bo, BO, true, &[]).await.0, 303);
+    app.drain_outbox(std::time::Duration::from_secs(10)).await;
+    app.sms_reply(ANNA, "JA", "SMdr0001").await;
+    app.sms_reply(BO, "JA", "SMdr0002").await;
+    app.drain_outbox(std::time::Duration::from_secs(10)).await;
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
+    assert_eq!(app.subscription_status(BO).await.as_deref(), Some("active"));
+    app.eventually("both landing-page clicks are recorded", |c| {
+        use diesel::prelude::*;
+        invitations::table
+            .filter(invitations::clicked_at.is_not_null())
+            .count()
+            .get_result::<i64>(c)
+            .unwrap()
+            == 2
+    })
+    .await;
+    (app, inv, fake)
+}
+
+/// A browser user agent the tracking counts as a human.
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148";
+
+/// A campaign with known behaviour: see [`scripted`].
+pub struct Scripted {
+    pub app: TestApp,
+    pub token: String,
+    pub campaign: String,
+    /// Invitation id and campaign id per recipient p0..p9.
+    links: Vec<(String, String)>,
+    _sink: SmtpSink,
+}
+
+impl Scripted {
+    /// A link of recipient `p{i}`.
+    pub fn link(&self, i: usize, purpose: LinkPurpose) -> String {
+        let (inv, campaign) = &self.links[i];
+        self.app
+            .keyring
+            .sign(purpose, inv, campaign, "da", optbridge::db::now())
+            .unwrap()
+    }
+
+    async fn hit(&self, path: String, user_agent: &str) {
+        let res = self
+            .app
+            .client
+            .get(self.app.url(&path))
+            .header("User-Agent", user_agent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+
+    async fn confirm_by_sms(&self, phone: &str) {
+        let res = self
+            .app
+            .client
+            .post(self.app.url("/dev/sms/reply"))
+            .form(&[("phone", phone), ("body", "JA")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+    }
+
+    /// The campaign's workspace id.
+    pub async fn app_workspace(&self) -> String {
+        let c = self.campaign.clone();
+        self.app
+            .with_db(move |conn| {
+                use diesel::prelude::*;
+                use optbridge::db::schema::campaigns;
+                campaigns::table
+                    .find(&c)
+                    .select(campaigns::workspace_id)
+                    .first(conn)
+                    .unwrap()
+            })
+            .await
+    }
+}
+
+/// Ten recipients; p9's mailbox does not exist.
+///  p0 opens five times; p1 is only fetched by Apple's privacy proxy; p2 opens, clicks, signs up
+///  and confirms; p3 clicks (images off), signs up, confirms; p4 clicks and signs up but never
+///  confirms; p5 opens and clicks; p6–p8 do nothing.
+pub async fn scripted(backend: Backend) -> Scripted {
+    use diesel::prelude::*;
+    let sink = SmtpSink::start().await;
+    sink.add_fault(
+        "p9@example.dk",
+        Fault::RejectRcpt {
+            code: 550,
+            times: u32::MAX,
+        },
+    );
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| a.smtp_url = Some(url)).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    let mut csv = String::from("email,first_name,locale,external_id\n");
+    for i in 0..10 {
+        csv.push_str(&format!("p{i}@example.dk,P{i},da,ext-{i}\n"));
+    }
+    app.import(&ws.token, &csv).await;
+    let text = app.consent_text(&ws.token, "da").await;
+    let campaign = app
+        .campaign(
+            &ws.token,
+            &serde_json::json!({"name": "Scripted", "consent_text_id": text, "subject": "SMS?", "intro": "Hej."}),
+        )
+        .await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(std::time::Duration::from_secs(15)).await;
+    let c = campaign.clone();
+    let links: Vec<(String, String)> = app
+        .with_db(move |conn| {
+            invitations::table
+                .filter(invitations::campaign_id.eq(&c))
+                .order(invitations::email.asc())
+                .select((invitations::id, invitations::campaign_id))
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(links.len(), 10);
+    let s = Scripted {
+        app,
+        token: ws.token,
+        campaign,
+        links,
+        _sink: sink,
+    };
+
+    for _ in 0..5 {
+        s.hit(format!("/o/{}", s.link(0, LinkPurpose::Open)), IPHONE).await;
+    }
+    s.hit(format!("/o/{}", s.link(1, LinkPurpose::Open)), "Mozilla/5.0")
+        .await;
+    s.hit(format!("/o/{}", s.link(2, LinkPurpose::Open)), IPHONE).await;
+    s.hit(format!("/o/{}", s.link(5, LinkPurpose::Open)), IPHONE).await;
+    for i in [2, 3, 4, 5] {
+        s.hit(format!("/l/{}", s.link(i, LinkPurpose::Landing)), IPHONE).await;
+    }
+    for (i, phone) in [(2, "+45 20 12 34 52"), (3, "+45 20 12 34 53"), (4, "+45 20 12 34 54")] {
+        let (status, _, _) = s
+            .app
+            .submit_landing(&s.link(i, LinkPurpose::Landing), phone, true, &[])
+            .await;
+        assert_eq!(status, 303);
+    }
+    s.app.drain_outbox(std::time::Duration::from_secs(10)).await;
+    s.confirm_by_sms("+4520123452").await;
+    s.confirm_by_sms("+4520123453").await;
+    s.app.drain_outbox(std::time::Duration::from_secs(10)).await;
+    // The tracking buffer writes within 50 ms; wait until all events are in: 8 opens, and 7
+    // clicks (the 4 visits plus the 3 page loads before each form post).
+    s.app
+        .eventually("tracking events written", |c| {
+            use optbridge::db::schema::funnel_events;
+            funnel_events::table
+                .filter(funnel_events::kind.eq_any(["opened", "clicked"]))
+                .count()
+                .get_result::<i64>(c)
+                .unwrap()
+                == 15
+        })
+        .await;
+    s
+}
+
+#[derive(diesel::QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    row: String,
+}
+
+/// Every row of every table as text, one line each, prefixed with the table's name.
+pub fn dump(conn: &mut DbConn) -> String {
+    let mut out = String::new();
+    match conn {
+        DbConn::Sqlite(c) => {
+            let tables: Vec<NameRow> =
+                diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                    .load(c)
+                    .unwrap();
+            for table in tables {
+                let columns: Vec<NameRow> =
+                    diesel::sql_query(format!("SELECT name FROM pragma_table_info('{}')", table.name))
+                        .load(c)
+                        .unwrap();
+                let row = columns
+                    .iter()
+                    .map(|c| format!("quote(\"{}\")", c.name))
+                    .collect::<Vec<_>>()
+                    .join(" || ',' || ");
+                let rows: Vec<TextRow> = diesel::sql_query(format!("SELECT {row} AS row FROM \"{}\"", table.name))
+                    .load(c)
+                    .unwrap();
+                for r in rows {
+                    out.push_str(&format!("{}: {}\n", table.name, r.row));
+                }
+            }
+        }
+        DbConn::Pg(c) => {
+            let tables: Vec<NameRow> =
+                diesel::sql_query("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'")
+                    .load(c)
+                    .unwrap();
+            for table in tables {
+                let rows: Vec<TextRow> = diesel::sql_query(format!("SELECT t::text AS row FROM \"{}\" t", table.name))
+                    .load(c)
+                    .unwrap();
+                for r in rows {
+                    out.push_str(&format!("{}: {}\n", table.name, r.row));
+                }
+            }
+        }
+    }
+    out
 }

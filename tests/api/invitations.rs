@@ -7,47 +7,18 @@ use diesel::prelude::*;
 use optbridge::db::schema::invitations;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, CONTACTS, TestApp, both_backends, json, spawn_app, spawn_app_with};
 use crate::mail_parse::ParsedMail;
 use crate::smtp_sink::{Fault, SmtpSink, Tls};
 
-/// Eight contacts in four locales; `ove` has no locale (the workspace's, da).
-pub const CONTACTS: &str = "email,first_name,locale\n\
-    anna@example.dk,Anna,da\n\
-    bo@example.dk,Bo,da\n\
-    ove@example.dk,Ove,\n\
-    ingrid@example.no,Ingrid,nb\n\
-    lars@example.no,Lars,nb\n\
-    elsa@example.se,Elsa,sv\n\
-    nils@example.se,Nils,sv\n\
-    amy@example.com,Amy,en\n";
-
-pub fn locale_of(address: &str) -> &'static str {
+/// The locale [`CONTACTS`] gives an address.
+fn locale_of(address: &str) -> &'static str {
     match address.rsplit('.').next() {
         Some("no") => "nb",
         Some("se") => "sv",
         Some("com") => "en",
         _ => "da",
     }
-}
-
-/// A workspace with the eight contacts, a Danish consent text and a campaign to every locale.
-pub async fn campaign_for_all(app: &TestApp) -> (TestWorkspace, String) {
-    let ws = app.create_workspace("Skobutikken").await;
-    app.import(&ws.token, CONTACTS).await;
-    let text = app.consent_text(&ws.token, "da").await;
-    let id = app
-        .campaign(
-            &ws.token,
-            &json!({
-                "name": "Spring", "consent_text_id": text,
-                "subject": "Skobutikken på SMS", "intro": "Hør først om udsalg.\n\nDu vælger selv emnerne.",
-                "frequency": "højst 4 gange om måneden",
-                "audience": {"locales": ["da", "nb", "sv", "en"]}
-            }),
-        )
-        .await;
-    (ws, id)
 }
 
 async fn app_with_sink(backend: Backend, sink: &SmtpSink) -> TestApp {
@@ -82,7 +53,7 @@ fn between<'a>(text: &'a str, start: &str, end: &[char]) -> Option<&'a str> {
 async fn invitations_arrive_localized_with_links_and_headers(backend: Backend) {
     let sink = SmtpSink::start().await;
     let app = app_with_sink(backend, &sink).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(20)).await;
 
@@ -150,7 +121,7 @@ async fn a_lane_sends_each_recipient_its_own_message(backend: Backend) {
         a.smtp_concurrency = 2;
     })
     .await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(20)).await;
 
@@ -202,7 +173,7 @@ async fn temporary_failures_are_retried_and_delivered_once(backend: Backend) {
     sink.add_fault("ingrid@example.no", Fault::DropConnection { times: 1 });
     sink.add_fault("lars@example.no", Fault::RejectRcpt { code: 421, times: 1 });
     let app = app_with_sink(backend, &sink).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(20)).await;
 
@@ -232,7 +203,7 @@ async fn permanent_failure_bounces_suppresses_and_is_never_retried(backend: Back
         },
     );
     let app = app_with_sink(backend, &sink).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(20)).await;
 
@@ -280,7 +251,7 @@ async fn timeouts_are_temporary_and_do_not_poison_the_pool(backend: Backend) {
         a.smtp_timeout_secs = 1;
     })
     .await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(30)).await;
 
@@ -314,7 +285,7 @@ async fn endless_temporary_failures_end_as_failed(backend: Backend) {
         a.outbox_max_attempts = 3;
     })
     .await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(20)).await;
     assert_eq!(sink.attempts("amy@example.com"), 3);
@@ -420,7 +391,7 @@ async fn campaign_input_is_validated(backend: Backend) {
 
 async fn dev_outbox_captures_mail_without_smtp(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
 
@@ -475,7 +446,7 @@ async fn dkim_signs_outgoing_mail(backend: Backend) {
         a.dkim_domain = Some("shop.example".into());
     })
     .await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     for m in sink.messages() {
@@ -498,7 +469,7 @@ async fn data_accepted_after_a_refused_recipient_sends_an_empty_message(backend:
     sink.answer_data_without_recipients(true);
     sink.add_fault("anna@example.dk", Fault::RejectRcpt { code: 451, times: 1 });
     let app = app_with_sink(backend, &sink).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(20)).await;
     assert_eq!(
@@ -546,7 +517,7 @@ async fn drain_with_tls(app: &TestApp, sink: &SmtpSink, trust_test_ca: bool) {
 async fn tls_delivery(backend: Backend, tls: Tls) {
     let sink = SmtpSink::start_tls(tls).await;
     let app = spawn_app(backend).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     drain_with_tls(&app, &sink, true).await;
     let rows = invitation_rows(&app).await;
@@ -575,7 +546,7 @@ async fn an_untrusted_server_certificate_sends_nothing(backend: Backend) {
     for tls in [Tls::Implicit, Tls::StartTls] {
         let sink = SmtpSink::start_tls(tls).await;
         let app = spawn_app(backend).await;
-        let (ws, campaign) = campaign_for_all(&app).await;
+        let (ws, campaign) = app.campaign_for_all().await;
         app.send_campaign(&ws.token, &campaign).await;
         drain_with_tls(&app, &sink, false).await;
         assert!(

@@ -10,11 +10,10 @@ use optbridge::links::{Keyring, LinkPurpose};
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, spawn_app};
-use crate::invitations::campaign_for_all;
 
 /// A sent campaign and one of its invitations: (workspace, invitation id, campaign id, locale).
 async fn sent_invitation(app: &TestApp) -> (TestWorkspace, String, String, String) {
-    let (ws, campaign) = campaign_for_all(app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let (id, locale): (String, String) = app

@@ -9,8 +9,7 @@ use diesel::prelude::*;
 use optbridge::db::schema::invitations;
 use optbridge::links::LinkPurpose;
 
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app_with};
-use crate::invitations::campaign_for_all;
+use crate::helpers::{Backend, FROM, SID, TestApp, both_backends, dump, field, spawn_app_with};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -39,19 +38,16 @@ async fn security_headers_on_every_page(backend: Backend) {
         a.dev_outboxes = true; // a test instance behind a (pretend) public https address
     })
     .await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let (landing, unsubscribe) = links(&app).await;
-    assert_eq!(
-        crate::doi::submit(&app, &landing, "+45 20 12 34 56", true, &[]).await.0,
-        303
-    );
+    assert_eq!(app.submit_landing(&landing, "+45 20 12 34 56", true, &[]).await.0, 303);
     let id = ws.id.clone();
     app.with_db(move |c| optbridge::accounts::create_user(c, &id, "m@shop.example", PASSWORD).unwrap())
         .await;
     let session = {
-        let res = crate::dashboard::login(&app, "m@shop.example", PASSWORD).await;
+        let res = app.login("m@shop.example", PASSWORD).await;
         assert_eq!(res.status(), 303);
         res.headers()
             .get_all("set-cookie")
@@ -146,7 +142,7 @@ async fn no_hsts_on_plain_http(backend: Backend) {
 /// secrets into the log; and the database holds API tokens, passwords and sessions only hashed.
 async fn secrets_are_never_logged_or_stored_in_clear(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     app.send_campaign(&ws.token, &campaign).await;
     app.drain_outbox(Duration::from_secs(10)).await;
     let (landing, unsubscribe) = links(&app).await;
@@ -169,9 +165,9 @@ async fn secrets_are_never_logged_or_stored_in_clear(backend: Backend) {
         .env("RUST_LOG", "debug")
         .env("LOG_FORMAT", "json")
         .env("SMS_PROVIDER", "twilio")
-        .env("TWILIO_ACCOUNT_SID", crate::doi::SID)
+        .env("TWILIO_ACCOUNT_SID", SID)
         .env("TWILIO_AUTH_TOKEN", auth_token)
-        .env("TWILIO_FROM", crate::doi::FROM)
+        .env("TWILIO_FROM", FROM)
         .env("TWILIO_API_BASE", "http://127.0.0.1:9")
         .env_remove("SMTP_URL")
         .stdout(Stdio::null())
@@ -233,7 +229,7 @@ async fn secrets_are_never_logged_or_stored_in_clear(backend: Backend) {
         .next()
         .unwrap()
         .to_owned();
-    let csrf = crate::doi::field(&page.text().await.unwrap(), "csrf");
+    let csrf = field(&page.text().await.unwrap(), "csrf");
     let res = client
         .post(format!("{base}/app/login"))
         .header("Cookie", &login_cookie)
@@ -266,7 +262,7 @@ async fn secrets_are_never_logged_or_stored_in_clear(backend: Backend) {
     let params = [
         ("MessageSid", "SMsec0001"),
         ("From", "+4520123456"),
-        ("To", crate::doi::FROM),
+        ("To", FROM),
         ("Body", "hej"),
     ];
     let signature = crate::fake_twilio::twilio_signature(auth_token, &public, &params);
@@ -314,7 +310,7 @@ async fn secrets_are_never_logged_or_stored_in_clear(backend: Backend) {
     }
 
     // At rest: hashes only.
-    let dump = app.with_db(crate::data_rights::dump).await;
+    let dump = app.with_db(dump).await;
     for (name, secret) in [
         ("API token", ws.token.as_str()),
         ("password", PASSWORD),
@@ -330,7 +326,7 @@ async fn secrets_are_never_logged_or_stored_in_clear(backend: Backend) {
 /// login form.
 async fn nul_characters_are_refused_as_bad_input(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
-    let (ws, campaign) = campaign_for_all(&app).await;
+    let (ws, campaign) = app.campaign_for_all().await;
     for path in [
         "/api/v1/campaigns/ab%00cd".to_owned(),
         "/api/v1/contacts/ab%00cd".to_owned(),
@@ -381,7 +377,7 @@ async fn nul_characters_are_refused_as_bad_input(backend: Backend) {
         "only the campaign's own text: {texts}"
     );
     // A login with a NUL in the address is a wrong login, not a failure.
-    let res = crate::dashboard::login(&app, "m\u{0}@shop.example", PASSWORD).await;
+    let res = app.login("m\u{0}@shop.example", PASSWORD).await;
     assert_eq!(res.status(), 401);
 }
 

@@ -1,5 +1,6 @@
-//! A real SMTP server inside the test process: receives what the product sends through lettre and
-//! injects the faults a relay produces (4xx/5xx at RCPT or after DATA, stalls, dropped connections).
+//! A real SMTP server inside the test process: receives what the product's SMTP client
+//! (`optbridge::mail::smtp`) sends and injects the faults a relay produces (4xx/5xx at RCPT or
+//! after DATA, stalls, dropped connections).
 //!
 //! Speaks RFC 5321 with PIPELINING (RFC 2920), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531),
 //! SIZE (RFC 1870) and ENHANCEDSTATUSCODES (RFC 2034, codes from RFC 3463); AUTH PLAIN and LOGIN

@@ -1,5 +1,6 @@
-//! The SMTP sink against the lettre client the product sends with, and against a raw client for
-//! the protocol corners lettre never reaches (pipelined partial rejections, bad sequences).
+//! The SMTP sink against two clients, lettre's SMTP transport (an independent implementation) and
+//! the product's own (`optbridge::mail::smtp`), and against a raw client for the protocol corners
+//! neither reaches (pipelined partial rejections, bad sequences).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -492,7 +493,7 @@ async fn waiting_for_mail_that_never_comes_fails_the_test() {
     sink.wait_for_messages(1, Duration::from_millis(100)).await;
 }
 
-/// A client speaking SMTP line by line, for what lettre cannot be made to send.
+/// A client speaking SMTP line by line, for what neither client can be made to send.
 struct RawClient {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, both_backends, json, spawn_app};
+use crate::helpers::{Backend, both_backends, json, signed_up, spawn_app};
 
 async fn api_requires_a_valid_token(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -146,7 +146,7 @@ async fn every_api_route_is_isolated(backend: Backend) {
     use diesel::prelude::*;
     use optbridge::db::schema::{campaigns, consent_texts, contacts, invitations};
 
-    let (app, a, _fake) = crate::data_rights::signed_up(backend).await;
+    let (app, a, _fake) = signed_up(backend).await;
     let a_token = a.ws.token.clone();
     let b = app.create_workspace("Shop B").await;
     let a_id = a.ws.id.clone();

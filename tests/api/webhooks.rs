@@ -5,9 +5,8 @@
 use diesel::prelude::*;
 use optbridge::db::schema::inbound_messages;
 
-use crate::doi::{ANNA, AUTH, FROM, SID, twilio_app};
 use crate::fake_twilio::{post_signed, twilio_signature};
-use crate::helpers::{Backend, TestApp, both_backends};
+use crate::helpers::{ANNA, AUTH, Backend, FROM, SID, TestApp, both_backends, twilio_app};
 
 async fn post_raw(
     app: &TestApp,
