@@ -9,8 +9,32 @@ use url::Url;
 use crate::outbox::breaker::BreakerConfig;
 use crate::outbox::worker::OutboxSettings;
 
-/// Defaults of the outbox settings: clap's attributes and [`ConfigArgs::default`] both read them.
-mod outbox_default {
+/// Every default, in one place: clap's attributes and [`ConfigArgs::default`] both read them
+/// (README's configuration table documents them).
+mod defaults {
+    pub const DATABASE_URL: &str = "sqlite://optbridge.db";
+    pub const BIND: &str = "127.0.0.1:8080";
+    pub const IMPORT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+    pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+    pub const LINK_TTL_DAYS: u32 = 30;
+    pub const SMTP_TIMEOUT_SECS: u64 = 30;
+    pub const DOI_EXPIRY_HOURS: u32 = 24;
+    pub const DOI_MAX_SENDS: u32 = 3;
+    pub const DOI_RESEND_SECS: u64 = 60;
+    pub const DOI_MAX_CODE_ATTEMPTS: u32 = 5;
+    pub const LIMIT_DOI_PER_TOKEN: u32 = 3;
+    pub const LIMIT_DOI_PER_PHONE: u32 = 3;
+    pub const LIMIT_DOI_PER_IP: u32 = 10;
+    pub const LIMIT_DOI_PER_COUNTRY: u32 = 1000;
+    pub const LIMIT_DOI_PER_WORKSPACE: u32 = 10_000;
+    /// The sending window from the seeds (08:00–20:00 recipient local time, as
+    /// `sms::quiet_hours::QuietHours::default`).
+    pub const QUIET_HOURS_WINDOW: &str = "08-20";
+    pub const SMS_TIMEOUT_SECS: u64 = 10;
+    pub const TRUSTED_PROXY_HOPS: u8 = 1;
+    pub const FORWARDED_HEADER: &str = "x-forwarded-for";
+    pub const LOG_FORMAT: &str = "pretty";
+    // The outbox workers (`OUTBOX_*`, `SMTP_CONCURRENCY`, `CIRCUIT_BREAKER_*`).
     pub const WORKERS: usize = 2;
     pub const BATCH: u32 = 100;
     pub const LEASE_SECS: u64 = 300;
@@ -28,7 +52,7 @@ mod outbox_default {
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// Database: `sqlite://PATH` (embedded default) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", global = true, default_value = "sqlite://optbridge.db")]
+    #[arg(long, env = "DATABASE_URL", global = true, default_value = defaults::DATABASE_URL)]
     pub database_url: String,
 
     /// Connections in the database pool (default: 8 for SQLite, 16 for PostgreSQL).
@@ -36,7 +60,7 @@ pub struct ConfigArgs {
     pub database_pool_size: Option<u32>,
 
     /// Address the HTTP server listens on.
-    #[arg(long, env = "BIND", global = true, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "BIND", global = true, default_value = defaults::BIND)]
     pub bind: String,
 
     /// Public origin used in links (default: http://$BIND).
@@ -68,56 +92,56 @@ pub struct ConfigArgs {
     pub twilio_api_base: Option<String>,
 
     /// Largest accepted CSV import body, in bytes.
-    #[arg(long, env = "IMPORT_MAX_BYTES", global = true, default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, env = "IMPORT_MAX_BYTES", global = true, default_value_t = defaults::IMPORT_MAX_BYTES)]
     pub import_max_bytes: u64,
 
     /// Milliseconds a SQLite writer waits for the write lock before giving up.
-    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", global = true, default_value_t = 10_000)]
+    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", global = true, default_value_t = defaults::SQLITE_BUSY_TIMEOUT_MS)]
     pub sqlite_busy_timeout_ms: u64,
 
     /// Days a link in an invitation stays valid.
-    #[arg(long, env = "LINK_TTL_DAYS", global = true, default_value_t = 30)]
+    #[arg(long, env = "LINK_TTL_DAYS", global = true, default_value_t = defaults::LINK_TTL_DAYS)]
     pub link_ttl_days: u32,
 
     /// Outbox worker tasks in `serve` and `worker` (0 in `serve` = HTTP only).
-    #[arg(long, env = "OUTBOX_WORKERS", global = true, default_value_t = outbox_default::WORKERS)]
+    #[arg(long, env = "OUTBOX_WORKERS", global = true, default_value_t = defaults::WORKERS)]
     pub outbox_workers: usize,
 
     /// Jobs one worker claims at once.
-    #[arg(long, env = "OUTBOX_BATCH", global = true, default_value_t = outbox_default::BATCH)]
+    #[arg(long, env = "OUTBOX_BATCH", global = true, default_value_t = defaults::BATCH)]
     pub outbox_batch: u32,
 
     /// Seconds a claimed job stays leased before another worker may take it over.
-    #[arg(long, env = "OUTBOX_LEASE_SECS", global = true, default_value_t = outbox_default::LEASE_SECS)]
+    #[arg(long, env = "OUTBOX_LEASE_SECS", global = true, default_value_t = defaults::LEASE_SECS)]
     pub outbox_lease_secs: u64,
 
     /// Milliseconds an idle worker waits before looking for new jobs.
-    #[arg(long, env = "OUTBOX_POLL_MS", global = true, default_value_t = outbox_default::POLL_MS)]
+    #[arg(long, env = "OUTBOX_POLL_MS", global = true, default_value_t = defaults::POLL_MS)]
     pub outbox_poll_ms: u64,
 
     /// Attempts before a temporary failure is final.
-    #[arg(long, env = "OUTBOX_MAX_ATTEMPTS", global = true, default_value_t = outbox_default::MAX_ATTEMPTS)]
+    #[arg(long, env = "OUTBOX_MAX_ATTEMPTS", global = true, default_value_t = defaults::MAX_ATTEMPTS)]
     pub outbox_max_attempts: u32,
 
     /// First retry delay in milliseconds; doubles per attempt (with jitter).
-    #[arg(long, env = "OUTBOX_RETRY_BASE_MS", global = true, default_value_t = outbox_default::RETRY_BASE_MS)]
+    #[arg(long, env = "OUTBOX_RETRY_BASE_MS", global = true, default_value_t = defaults::RETRY_BASE_MS)]
     pub outbox_retry_base_ms: u64,
 
     /// Longest retry delay in milliseconds.
-    #[arg(long, env = "OUTBOX_RETRY_MAX_MS", global = true, default_value_t = outbox_default::RETRY_MAX_MS)]
+    #[arg(long, env = "OUTBOX_RETRY_MAX_MS", global = true, default_value_t = defaults::RETRY_MAX_MS)]
     pub outbox_retry_max_ms: u64,
 
     /// SMTP sessions per worker, each sending its share of a batch one message after another
     /// (also sizes the SMTP connection pool); SMS requests in flight per worker.
-    #[arg(long, env = "SMTP_CONCURRENCY", global = true, default_value_t = outbox_default::SMTP_CONCURRENCY)]
+    #[arg(long, env = "SMTP_CONCURRENCY", global = true, default_value_t = defaults::SMTP_CONCURRENCY)]
     pub smtp_concurrency: usize,
 
     /// Temporary failures in a row after which sends to that provider (SMTP, SMS) pause; 0: never.
-    #[arg(long, env = "CIRCUIT_BREAKER_FAILURES", global = true, default_value_t = outbox_default::CIRCUIT_BREAKER_FAILURES)]
+    #[arg(long, env = "CIRCUIT_BREAKER_FAILURES", global = true, default_value_t = defaults::CIRCUIT_BREAKER_FAILURES)]
     pub circuit_breaker_failures: u32,
 
     /// First pause in milliseconds once the circuit opens; doubles while probes keep failing.
-    #[arg(long, env = "CIRCUIT_BREAKER_COOLDOWN_MS", global = true, default_value_t = outbox_default::CIRCUIT_BREAKER_COOLDOWN_MS)]
+    #[arg(long, env = "CIRCUIT_BREAKER_COOLDOWN_MS", global = true, default_value_t = defaults::CIRCUIT_BREAKER_COOLDOWN_MS)]
     pub circuit_breaker_cooldown_ms: u64,
 
     /// Longest pause in milliseconds.
@@ -125,12 +149,12 @@ pub struct ConfigArgs {
         long,
         env = "CIRCUIT_BREAKER_MAX_COOLDOWN_MS",
         global = true,
-        default_value_t = outbox_default::CIRCUIT_BREAKER_MAX_COOLDOWN_MS
+        default_value_t = defaults::CIRCUIT_BREAKER_MAX_COOLDOWN_MS
     )]
     pub circuit_breaker_max_cooldown_ms: u64,
 
     /// Seconds before an SMTP command times out (counts as a temporary failure).
-    #[arg(long, env = "SMTP_TIMEOUT_SECS", global = true, default_value_t = 30)]
+    #[arg(long, env = "SMTP_TIMEOUT_SECS", global = true, default_value_t = defaults::SMTP_TIMEOUT_SECS)]
     pub smtp_timeout_secs: u64,
 
     /// PEM private key (RSA or Ed25519) to DKIM-sign invitation emails.
@@ -146,47 +170,47 @@ pub struct ConfigArgs {
     pub dkim_domain: Option<String>,
 
     /// Hours a double-opt-in request waits for its confirmation.
-    #[arg(long, env = "DOI_EXPIRY_HOURS", global = true, default_value_t = 24)]
+    #[arg(long, env = "DOI_EXPIRY_HOURS", global = true, default_value_t = defaults::DOI_EXPIRY_HOURS)]
     pub doi_expiry_hours: u32,
 
     /// SMS one double-opt-in request may send (the first and resends).
-    #[arg(long, env = "DOI_MAX_SENDS", global = true, default_value_t = 3)]
+    #[arg(long, env = "DOI_MAX_SENDS", global = true, default_value_t = defaults::DOI_MAX_SENDS)]
     pub doi_max_sends: u32,
 
     /// Seconds between two SMS of one request.
-    #[arg(long, env = "DOI_RESEND_SECS", global = true, default_value_t = 60)]
+    #[arg(long, env = "DOI_RESEND_SECS", global = true, default_value_t = defaults::DOI_RESEND_SECS)]
     pub doi_resend_secs: u64,
 
     /// Wrong codes before a request locks.
-    #[arg(long, env = "DOI_MAX_CODE_ATTEMPTS", global = true, default_value_t = 5)]
+    #[arg(long, env = "DOI_MAX_CODE_ATTEMPTS", global = true, default_value_t = defaults::DOI_MAX_CODE_ATTEMPTS)]
     pub doi_max_code_attempts: u32,
 
     /// Different phone numbers one landing link may be used for per 24 h.
-    #[arg(long, env = "LIMIT_DOI_PER_TOKEN", global = true, default_value_t = 3)]
+    #[arg(long, env = "LIMIT_DOI_PER_TOKEN", global = true, default_value_t = defaults::LIMIT_DOI_PER_TOKEN)]
     pub limit_doi_per_token: u32,
 
     /// Double-opt-in SMS per phone number per 24 h.
-    #[arg(long, env = "LIMIT_DOI_PER_PHONE", global = true, default_value_t = 3)]
+    #[arg(long, env = "LIMIT_DOI_PER_PHONE", global = true, default_value_t = defaults::LIMIT_DOI_PER_PHONE)]
     pub limit_doi_per_phone: u32,
 
     /// Sign-ups per client IP address per 24 h.
-    #[arg(long, env = "LIMIT_DOI_PER_IP", global = true, default_value_t = 10)]
+    #[arg(long, env = "LIMIT_DOI_PER_IP", global = true, default_value_t = defaults::LIMIT_DOI_PER_IP)]
     pub limit_doi_per_ip: u32,
 
     /// Double-opt-in SMS per destination country per 24 h.
-    #[arg(long, env = "LIMIT_DOI_PER_COUNTRY", global = true, default_value_t = 1000)]
+    #[arg(long, env = "LIMIT_DOI_PER_COUNTRY", global = true, default_value_t = defaults::LIMIT_DOI_PER_COUNTRY)]
     pub limit_doi_per_country: u32,
 
     /// Double-opt-in SMS per workspace per 24 h.
-    #[arg(long, env = "LIMIT_DOI_PER_WORKSPACE", global = true, default_value_t = 10_000)]
+    #[arg(long, env = "LIMIT_DOI_PER_WORKSPACE", global = true, default_value_t = defaults::LIMIT_DOI_PER_WORKSPACE)]
     pub limit_doi_per_workspace: u32,
 
     /// Hours (recipient's local time) when SMS that do not answer their own action may go out.
-    #[arg(long, env = "QUIET_HOURS_WINDOW", global = true, default_value = "08-20")]
+    #[arg(long, env = "QUIET_HOURS_WINDOW", global = true, default_value = defaults::QUIET_HOURS_WINDOW)]
     pub quiet_hours_window: String,
 
     /// Seconds before a call to the SMS provider times out (a temporary failure).
-    #[arg(long, env = "SMS_TIMEOUT_SECS", global = true, default_value_t = 10)]
+    #[arg(long, env = "SMS_TIMEOUT_SECS", global = true, default_value_t = defaults::SMS_TIMEOUT_SECS)]
     pub sms_timeout_secs: u64,
 
     /// Take the client address from the header a trusted reverse proxy appends to (only behind one).
@@ -195,11 +219,11 @@ pub struct ConfigArgs {
 
     /// Trusted proxies in front, each appending the address it saw: the client is the address
     /// this many entries from the right of the header (with TRUST_FORWARDED_FOR).
-    #[arg(long, env = "TRUSTED_PROXY_HOPS", global = true, default_value_t = 1)]
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", global = true, default_value_t = defaults::TRUSTED_PROXY_HOPS)]
     pub trusted_proxy_hops: u8,
 
     /// The header the trusted proxy appends to: `x-forwarded-for` or `forwarded` (RFC 7239).
-    #[arg(long, env = "FORWARDED_HEADER", global = true, default_value = "x-forwarded-for")]
+    #[arg(long, env = "FORWARDED_HEADER", global = true, default_value = defaults::FORWARDED_HEADER)]
     pub forwarded_header: String,
 
     /// HTTP worker threads (default: one per CPU core).
@@ -207,7 +231,7 @@ pub struct ConfigArgs {
     pub http_workers: Option<usize>,
 
     /// Log format: `pretty` or `json`.
-    #[arg(long, env = "LOG_FORMAT", global = true, default_value = "pretty")]
+    #[arg(long, env = "LOG_FORMAT", global = true, default_value = defaults::LOG_FORMAT)]
     pub log_format: String,
 
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <this token>`.
@@ -225,9 +249,9 @@ pub struct ConfigArgs {
 impl Default for ConfigArgs {
     fn default() -> Self {
         Self {
-            database_url: "sqlite://optbridge.db".into(),
+            database_url: defaults::DATABASE_URL.into(),
             database_pool_size: None,
-            bind: "127.0.0.1:8080".into(),
+            bind: defaults::BIND.into(),
             base_url: None,
             smtp_url: None,
             sms_provider: None,
@@ -236,40 +260,40 @@ impl Default for ConfigArgs {
             twilio_from: None,
             twilio_messaging_service_sid: None,
             twilio_api_base: None,
-            import_max_bytes: 256 * 1024 * 1024,
-            sqlite_busy_timeout_ms: 10_000,
-            link_ttl_days: 30,
-            outbox_workers: outbox_default::WORKERS,
-            outbox_batch: outbox_default::BATCH,
-            outbox_lease_secs: outbox_default::LEASE_SECS,
-            outbox_poll_ms: outbox_default::POLL_MS,
-            outbox_max_attempts: outbox_default::MAX_ATTEMPTS,
-            outbox_retry_base_ms: outbox_default::RETRY_BASE_MS,
-            outbox_retry_max_ms: outbox_default::RETRY_MAX_MS,
-            smtp_concurrency: outbox_default::SMTP_CONCURRENCY,
-            circuit_breaker_failures: outbox_default::CIRCUIT_BREAKER_FAILURES,
-            circuit_breaker_cooldown_ms: outbox_default::CIRCUIT_BREAKER_COOLDOWN_MS,
-            circuit_breaker_max_cooldown_ms: outbox_default::CIRCUIT_BREAKER_MAX_COOLDOWN_MS,
-            smtp_timeout_secs: 30,
+            import_max_bytes: defaults::IMPORT_MAX_BYTES,
+            sqlite_busy_timeout_ms: defaults::SQLITE_BUSY_TIMEOUT_MS,
+            link_ttl_days: defaults::LINK_TTL_DAYS,
+            outbox_workers: defaults::WORKERS,
+            outbox_batch: defaults::BATCH,
+            outbox_lease_secs: defaults::LEASE_SECS,
+            outbox_poll_ms: defaults::POLL_MS,
+            outbox_max_attempts: defaults::MAX_ATTEMPTS,
+            outbox_retry_base_ms: defaults::RETRY_BASE_MS,
+            outbox_retry_max_ms: defaults::RETRY_MAX_MS,
+            smtp_concurrency: defaults::SMTP_CONCURRENCY,
+            circuit_breaker_failures: defaults::CIRCUIT_BREAKER_FAILURES,
+            circuit_breaker_cooldown_ms: defaults::CIRCUIT_BREAKER_COOLDOWN_MS,
+            circuit_breaker_max_cooldown_ms: defaults::CIRCUIT_BREAKER_MAX_COOLDOWN_MS,
+            smtp_timeout_secs: defaults::SMTP_TIMEOUT_SECS,
             dkim_key_path: None,
             dkim_selector: None,
             dkim_domain: None,
-            doi_expiry_hours: 24,
-            doi_max_sends: 3,
-            doi_resend_secs: 60,
-            doi_max_code_attempts: 5,
-            limit_doi_per_token: 3,
-            limit_doi_per_phone: 3,
-            limit_doi_per_ip: 10,
-            limit_doi_per_country: 1000,
-            limit_doi_per_workspace: 10_000,
-            quiet_hours_window: "08-20".into(),
-            sms_timeout_secs: 10,
+            doi_expiry_hours: defaults::DOI_EXPIRY_HOURS,
+            doi_max_sends: defaults::DOI_MAX_SENDS,
+            doi_resend_secs: defaults::DOI_RESEND_SECS,
+            doi_max_code_attempts: defaults::DOI_MAX_CODE_ATTEMPTS,
+            limit_doi_per_token: defaults::LIMIT_DOI_PER_TOKEN,
+            limit_doi_per_phone: defaults::LIMIT_DOI_PER_PHONE,
+            limit_doi_per_ip: defaults::LIMIT_DOI_PER_IP,
+            limit_doi_per_country: defaults::LIMIT_DOI_PER_COUNTRY,
+            limit_doi_per_workspace: defaults::LIMIT_DOI_PER_WORKSPACE,
+            quiet_hours_window: defaults::QUIET_HOURS_WINDOW.into(),
+            sms_timeout_secs: defaults::SMS_TIMEOUT_SECS,
             trust_forwarded_for: false,
-            trusted_proxy_hops: 1,
-            forwarded_header: "x-forwarded-for".into(),
+            trusted_proxy_hops: defaults::TRUSTED_PROXY_HOPS,
+            forwarded_header: defaults::FORWARDED_HEADER.into(),
             http_workers: None,
-            log_format: "pretty".into(),
+            log_format: defaults::LOG_FORMAT.into(),
             metrics_token: None,
             dev_outboxes: false,
         }

@@ -48,24 +48,6 @@ pub struct AbuseLimits {
     pub per_workspace: i64,
 }
 
-impl Default for DoiSettings {
-    fn default() -> Self {
-        Self {
-            expiry: Duration::from_secs(24 * 3600),
-            max_code_attempts: 5,
-            max_sends: 3,
-            resend_after: Duration::from_secs(60),
-            limits: AbuseLimits {
-                per_token: 3,
-                per_phone: 3,
-                per_ip: 10,
-                per_country: 1000,
-                per_workspace: 10_000,
-            },
-        }
-    }
-}
-
 db_enum! {
     /// `consent_requests.status`: a sign-up waiting for its confirmation, or how it ended.
     pub enum ConsentRequestStatus {
