@@ -17,6 +17,7 @@ mod dashboard;
 mod data_rights;
 mod db_faults;
 mod doi;
+mod enumeration;
 mod fake_twilio_selftest;
 mod faults;
 mod funnel;

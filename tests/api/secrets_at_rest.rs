@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use optbridge::crypto::EncryptionKey;
-use optbridge::db::schema::signing_keys;
+use optbridge::db::schema::{signing_keys, sms_messages};
 use optbridge::links::{Keyring, LinkPurpose};
 use optbridge::signing::KeyEncryption;
 
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app, start_instance};
+use crate::fake_twilio::TwilioFault;
+use crate::helpers::{ANNA, Backend, TestApp, both_backends, field, spawn_app, start_instance, twilio_app};
 
 /// What the `signing_keys.secret` column holds.
 async fn stored_secrets(app: &TestApp) -> Vec<String> {
@@ -146,4 +147,63 @@ async fn signing_keys_are_encrypted_at_rest(backend: Backend) {
     );
 }
 
-both_backends!(signing_keys_are_encrypted_at_rest);
+async fn codes_are_not_kept_once_sent(backend: Backend) {
+    let (app, fake) = twilio_app(backend, |a| a.doi_resend_secs = 0).await;
+    // The first try fails: the code must survive until the retry sends it.
+    fake.add_fault(Some(ANNA), TwilioFault::ServerError { status: 503 }, 1);
+    let inv = app.invited().await;
+    assert_eq!(app.submit_landing(&inv.anna, ANNA, true, &[]).await.0, 303);
+    let queued: Vec<(String, Option<String>)> = app
+        .with_db(|c| {
+            sms_messages::table
+                .select((sms_messages::body, sms_messages::doi_code))
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].0.contains("koden ******."), "{}", queued[0].0);
+    assert!(queued[0].1.as_ref().is_some_and(|c| c.len() == 6), "kept until sent");
+
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let first = fake.last_code_for(ANNA).expect("a code reached the phone");
+    let tries: Vec<String> = fake.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert_eq!(tries[0], tries[1], "the retry carries the same code");
+
+    // The code again (a fresh one), then confirm with it on the page.
+    let csrf = field(&app.page(&format!("/l/{}/confirm", inv.anna)).await.1, "csrf");
+    app.post_form(&format!("/l/{}/resend", inv.anna), &[("csrf", &csrf)])
+        .await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let second = fake.last_code_for(ANNA).unwrap();
+    let (status, page, _) = app
+        .post_form(
+            &format!("/l/{}/confirm", inv.anna),
+            &[("csrf", &csrf), ("code", &second)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Tak, du er tilmeldt"), "{page}");
+    app.drain_outbox(Duration::from_secs(10)).await;
+
+    // The phone got both codes; the database keeps neither, in no column of the messages.
+    let rows: Vec<(String, Option<String>, Option<String>)> = app
+        .with_db(|c| {
+            sms_messages::table
+                .select((sms_messages::body, sms_messages::doi_code, sms_messages::error))
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(rows.len(), 3, "two codes and the receipt");
+    for (body, code, error) in &rows {
+        for sent in [&first, &second] {
+            assert!(!body.contains(sent.as_str()), "{body}");
+            assert!(!error.as_deref().unwrap_or_default().contains(sent.as_str()));
+        }
+        assert_eq!(code, &None);
+    }
+}
+
+both_backends!(signing_keys_are_encrypted_at_rest, codes_are_not_kept_once_sent);
