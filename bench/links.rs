@@ -74,10 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     db.migrate()?;
     let keys = {
         let mut conn = db.get()?;
-        optbridge::signing::ensure_current(&mut conn)?;
-        optbridge::signing::all(&mut conn)?
+        let clear = optbridge::signing::KeyEncryption::default();
+        optbridge::signing::ensure_current(&mut conn, &clear)?;
+        optbridge::signing::all(&mut conn, &clear)?
     };
-    let ring = Keyring::load(db, Duration::from_secs(30 * 86_400))?;
+    let ring = Keyring::load(db, Duration::from_secs(30 * 86_400), Default::default())?;
     let crate_verifier = CrateVerifier::new(&keys);
     let now = chrono::Utc::now().naive_utc();
     let invitation = "0199a3f2-7c4e-7d31-9a55-3c1f0e2b8d47";

@@ -290,7 +290,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn migrate(settings: &Settings, out: &Output) -> anyhow::Result<()> {
     let db = startup::open_db(settings).await?;
-    let applied = startup::prepare_db(&db).await?;
+    let applied = startup::prepare_db(&db, &settings.signing_key_encryption).await?;
     let backend = db.backend().name();
     let text = if applied.is_empty() {
         format!("{backend} database is up to date")
@@ -842,22 +842,24 @@ async fn keys_command(settings: &Settings, out: &Output, cmd: KeysCommand) -> an
     let db = open_migrated_db(settings).await?;
     match cmd {
         KeysCommand::Rotate => {
-            let kid = blocking(&db, |conn| Ok(signing::rotate(conn)?)).await?;
+            let encryption = settings.signing_key_encryption.clone();
+            let kid = blocking(&db, move |conn| Ok(signing::rotate(conn, &encryption)?)).await?;
             out.emit(
                 format!("new signing key {kid} is current; older keys still verify the links they signed"),
                 json!({"kid": kid}),
             );
         }
         KeysCommand::List => {
-            let keys = blocking(&db, |conn| Ok(signing::all(conn)?)).await?;
+            let keys = blocking(&db, |conn| Ok(signing::list(conn)?)).await?;
             let text = keys
                 .iter()
                 .map(|k| {
                     format!(
-                        "{}  created {}  {}",
+                        "{}  created {}  {}  {}",
                         k.kid,
                         k.created_at,
-                        k.retired_at.map_or("current".to_owned(), |r| format!("retired {r}"))
+                        k.retired_at.map_or("current".to_owned(), |r| format!("retired {r}")),
+                        if k.encrypted { "encrypted" } else { "stored in clear" }
                     )
                 })
                 .collect::<Vec<_>>()

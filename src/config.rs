@@ -238,6 +238,16 @@ pub struct ConfigArgs {
     #[arg(long, env = "METRICS_TOKEN", global = true, hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// Encrypts the link-signing keys stored in the database: 32 bytes in base64 (AES-256-GCM),
+    /// e.g. from `openssl rand -base64 32`.
+    #[arg(long, env = "SIGNING_KEY_ENCRYPTION_KEY", global = true, hide_env_values = true)]
+    pub signing_key_encryption_key: Option<String>,
+
+    /// The previous SIGNING_KEY_ENCRYPTION_KEY while changing it: keys sealed with it are
+    /// re-encrypted with the new one on start (or `optbridge migrate`).
+    #[arg(long, env = "SIGNING_KEY_ENCRYPTION_KEY_OLD", global = true, hide_env_values = true)]
+    pub signing_key_encryption_key_old: Option<String>,
+
     /// Serve the dev outboxes (/dev/mail, /dev/sms) on a public BIND or BASE_URL anyway: they
     /// show every invitation link and SMS code and let anyone reply as any phone.
     #[arg(long = "dev-outboxes", env = "DEV_OUTBOXES", global = true)]
@@ -295,6 +305,8 @@ impl Default for ConfigArgs {
             http_workers: None,
             log_format: defaults::LOG_FORMAT.into(),
             metrics_token: None,
+            signing_key_encryption_key: None,
+            signing_key_encryption_key_old: None,
             dev_outboxes: false,
         }
     }
@@ -409,6 +421,8 @@ pub struct Settings {
     pub trust_forwarded_for: ProxyTrust,
     pub log_format: LogFormat,
     pub metrics_token: Option<String>,
+    /// Encrypts the link-signing keys at rest (`SIGNING_KEY_ENCRYPTION_KEY`, `…_OLD`).
+    pub signing_key_encryption: crate::signing::KeyEncryption,
     /// The operator allows the dev outboxes on a public address (`DEV_OUTBOXES`).
     pub dev_outboxes: bool,
 }
@@ -563,9 +577,28 @@ impl Settings {
             trust_forwarded_for: proxy_trust(args)?,
             log_format,
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+            signing_key_encryption: key_encryption(args)?,
             dev_outboxes: args.dev_outboxes,
         })
     }
+}
+
+fn key_encryption(args: &ConfigArgs) -> Result<crate::signing::KeyEncryption, ConfigError> {
+    let parse = |raw: &Option<String>, name: &'static str| {
+        raw.as_deref()
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| crate::crypto::EncryptionKey::from_base64(r).map_err(|why| ConfigError::Invalid { name, why }))
+            .transpose()
+    };
+    let current = parse(&args.signing_key_encryption_key, "SIGNING_KEY_ENCRYPTION_KEY")?;
+    let previous = parse(&args.signing_key_encryption_key_old, "SIGNING_KEY_ENCRYPTION_KEY_OLD")?;
+    if current.is_none() && previous.is_some() {
+        return Err(ConfigError::Missing {
+            name: "SIGNING_KEY_ENCRYPTION_KEY",
+            because: "SIGNING_KEY_ENCRYPTION_KEY_OLD is set (it names the key being replaced)",
+        });
+    }
+    Ok(crate::signing::KeyEncryption { current, previous })
 }
 
 fn dkim_settings(args: &ConfigArgs) -> Result<Option<DkimSettings>, ConfigError> {

@@ -19,7 +19,7 @@ const DEMO_USER: &str = "demo@nordlys-sko.example";
 
 pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
     let db = startup::open_db(&settings).await?;
-    startup::prepare_db(&db).await?;
+    startup::prepare_db(&db, &settings.signing_key_encryption).await?;
 
     let seeded = db
         .run(|conn| -> anyhow::Result<_> {

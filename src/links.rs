@@ -26,8 +26,8 @@ use chrono::{NaiveDateTime, Utc};
 use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, DbError};
-use crate::signing::{self, SigningKey};
+use crate::db::Db;
+use crate::signing::{self, KeyEncryption, SigningKey, SigningKeyError};
 
 const ISSUER: &str = "optbridge";
 /// How often a missing `kid` may trigger a reload from the database (keys rotated elsewhere).
@@ -168,6 +168,8 @@ pub struct InvitationTokens {
 /// The signing keys, cached in memory and reloaded when a token names a key not seen yet.
 pub struct Keyring {
     db: Db,
+    /// Opens the secrets on every reload.
+    encryption: KeyEncryption,
     ttl: chrono::Duration,
     keys: RwLock<Vec<LinkKey>>,
     last_reload: RwLock<Instant>,
@@ -176,13 +178,15 @@ pub struct Keyring {
 }
 
 impl Keyring {
-    /// Loads the keys (blocking: call at start-up or from a blocking context).
-    pub fn load(db: Db, ttl: Duration) -> Result<Self, DbError> {
+    /// Loads the keys (blocking: call at start-up or from a blocking context); fails when a key
+    /// is stored encrypted and `encryption` does not open it.
+    pub fn load(db: Db, ttl: Duration, encryption: KeyEncryption) -> Result<Self, SigningKeyError> {
         let mut conn = db.get()?;
-        let keys = signing::all(&mut conn)?;
+        let keys = signing::all(&mut conn, &encryption)?;
         drop(conn);
         Ok(Self {
             db,
+            encryption,
             ttl: chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30)),
             keys: RwLock::new(LinkKey::prepare(&keys)),
             last_reload: RwLock::new(Instant::now()),
@@ -195,9 +199,9 @@ impl Keyring {
     }
 
     /// Re-reads the keys from the database (blocking).
-    pub fn reload(&self) -> Result<(), DbError> {
+    pub fn reload(&self) -> Result<(), SigningKeyError> {
         let mut conn = self.db.get()?;
-        let keys = signing::all(&mut conn)?;
+        let keys = signing::all(&mut conn, &self.encryption)?;
         self.replace_keys(&keys);
         Ok(())
     }
@@ -314,8 +318,11 @@ impl Keyring {
     pub async fn verify(&self, token: &str, purpose: LinkPurpose) -> Result<LinkClaims, LinkError> {
         match self.verify_cached(token, purpose) {
             Err(LinkError::UnknownKey) if self.may_reload() => {
-                let db = self.db.clone();
-                let keys = db.run(signing::all).await.map_err(|_| LinkError::UnknownKey)?;
+                let (db, encryption) = (self.db.clone(), self.encryption.clone());
+                let keys = db.run(move |conn| signing::all(conn, &encryption)).await.map_err(|e| {
+                    tracing::error!(error = %e, "reloading the link-signing keys failed");
+                    LinkError::UnknownKey
+                })?;
                 self.replace_keys(&keys);
                 self.verify_cached(token, purpose)
             }
@@ -464,6 +471,7 @@ mod tests {
         let db = Db::connect(&url, 1, Duration::from_millis(100)).expect("in-memory db");
         Keyring {
             db,
+            encryption: KeyEncryption::default(),
             ttl: chrono::Duration::days(30),
             keys: RwLock::new(LinkKey::prepare(&keys)),
             last_reload: RwLock::new(Instant::now()),

@@ -21,6 +21,7 @@ use crate::mail::dkim::DkimSigner;
 use crate::mail::{Mailer, SmtpMailer};
 use crate::outbox::JobKind;
 use crate::outbox::worker::{JobHandler, Queue, Worker, WorkerPool};
+use crate::signing::{KeyEncryption, Sealing, SigningKeyError};
 use crate::sms::provider::{SmsSender, TwilioClient};
 use crate::{routes, signing, sms};
 
@@ -50,6 +51,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    SigningKeys(#[from] SigningKeyError),
 }
 
 /// Opens the database pool off the async executor (connecting is blocking I/O).
@@ -62,13 +65,23 @@ pub async fn open_db(settings: &Settings) -> Result<Db, DbError> {
         .map_err(|_| DbError::Cancelled)?
 }
 
-/// Runs migrations and makes sure a link-signing key exists.
-pub async fn prepare_db(db: &Db) -> Result<Vec<String>, DbError> {
+/// Runs migrations, brings the stored link-signing keys under `SIGNING_KEY_ENCRYPTION_KEY`
+/// (failing when a stored key cannot be opened) and makes sure a current key exists.
+pub async fn prepare_db(db: &Db, encryption: &KeyEncryption) -> Result<Vec<String>, SigningKeyError> {
     let db = db.clone();
+    let encryption = encryption.clone();
     tokio::task::spawn_blocking(move || {
         let applied = db.migrate()?;
         let mut conn = db.get()?;
-        if let Some(kid) = signing::ensure_current(&mut conn)? {
+        let sealed = signing::seal_stored(&mut conn, &encryption)?;
+        if sealed != Sealing::default() {
+            tracing::info!(
+                encrypted = sealed.encrypted,
+                reencrypted = sealed.reencrypted,
+                "link-signing keys now stored under SIGNING_KEY_ENCRYPTION_KEY"
+            );
+        }
+        if let Some(kid) = signing::ensure_current(&mut conn, &encryption)? {
             tracing::info!(kid, "created the first link-signing key");
         }
         Ok(applied)
@@ -77,10 +90,11 @@ pub async fn prepare_db(db: &Db) -> Result<Vec<String>, DbError> {
     .map_err(|_| DbError::Cancelled)?
 }
 
-pub async fn load_keyring(db: &Db, settings: &Settings) -> Result<Arc<Keyring>, DbError> {
+pub async fn load_keyring(db: &Db, settings: &Settings) -> Result<Arc<Keyring>, SigningKeyError> {
     let db = db.clone();
     let ttl = settings.link_ttl;
-    tokio::task::spawn_blocking(move || Keyring::load(db, ttl).map(Arc::new))
+    let encryption = settings.signing_key_encryption.clone();
+    tokio::task::spawn_blocking(move || Keyring::load(db, ttl, encryption).map(Arc::new))
         .await
         .map_err(|_| DbError::Cancelled)?
 }
@@ -219,8 +233,13 @@ impl Application {
                 "/metrics is open to anyone who reaches this address and counts across workspaces: set METRICS_TOKEN"
             );
         }
+        if settings.signing_key_encryption.current.is_none() && !settings.bind.ip().is_loopback() {
+            tracing::warn!(
+                "link-signing keys are stored in clear in the database (a copy of it can forge links): set SIGNING_KEY_ENCRYPTION_KEY"
+            );
+        }
         let db = open_db(&settings).await?;
-        let applied = prepare_db(&db).await?;
+        let applied = prepare_db(&db, &settings.signing_key_encryption).await?;
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "database migrated");
         }

@@ -144,16 +144,16 @@ pub struct Submission<'a> {
     pub user_agent: Option<String>,
 }
 
+/// What a sound submission within the limits did. Every valid number gets a request and the
+/// same answer, whether it is new, signed up already or opted out: the page must not tell
+/// which numbers are known (issue 15, item 5). A number already signed up with the workspace
+/// or opted out gets no SMS: the sender skips it (`sms::dispatch`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitOutcome {
     /// A new request; its SMS is queued.
     CodeSent { request_id: String },
     /// This person already asked with this number; no new SMS (a repeated form post).
     AlreadyPending { request_id: String },
-    /// The number already has an active consent with this workspace: no SMS.
-    AlreadySubscribed,
-    /// The number sent STOP before: no SMS until it sends START.
-    OptedOut,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -279,18 +279,9 @@ fn submit_tx(
         .optional()?;
     let (contact_id, variant, inv_locale, submitted_at) = invitation.ok_or(DoiError::Gone)?;
 
-    if phone_opted_out(conn, phone.as_str())? {
-        return Ok(SubmitOutcome::OptedOut);
-    }
-    let active: i64 = sms_subscriptions::table
-        .filter(sms_subscriptions::workspace_id.eq(workspace_id))
-        .filter(sms_subscriptions::phone.eq(phone.as_str()))
-        .filter(sms_subscriptions::status.eq(SubscriptionStatus::Active))
-        .count()
-        .get_result(conn)?;
-    if active > 0 {
-        return Ok(SubmitOutcome::AlreadySubscribed);
-    }
+    // The limits come before anything that depends on the number's history, so a link at its
+    // limit answers alike for every number.
+    check_limits(conn, &settings.limits, s, phone)?;
     let now = db::now();
     expire_stale(conn, phone.as_str(), now)?;
     let pending: Option<(String, String)> = consent_requests::table
@@ -307,8 +298,6 @@ fn submit_tx(
         // Someone else entered this number: the newer request replaces the older one.
         close_request(conn, &request_id, ConsentRequestStatus::Cancelled, now)?;
     }
-
-    check_limits(conn, &settings.limits, s, phone)?;
 
     let request_id = db::new_id();
     let code = new_code();
@@ -340,7 +329,7 @@ fn submit_tx(
             consent_requests::expires_at.eq(now + chrono_duration(settings.expiry)),
         ))
         .execute(conn)?;
-    outbound::queue(
+    outbound::queue_with_code(
         conn,
         outbound::NewSms {
             workspace_id,
@@ -348,9 +337,10 @@ fn submit_tx(
             kind: SmsKind::DoiRequest,
             phone: phone.as_str(),
             country: &phone.country().to_string(),
-            body: &i18n::sms::doi_request(s.locale, &s.campaign.company, &code),
+            body: &i18n::sms::doi_request(s.locale, &s.campaign.company, outbound::CODE_MASK),
             not_before: now,
         },
+        &code,
     )?;
     ledger::append(
         conn,
@@ -612,7 +602,7 @@ pub fn resend(
                 consent_requests::code_hash.eq(code_hash(&req.id, &code)),
             ))
             .execute(conn)?;
-        outbound::queue(
+        outbound::queue_with_code(
             conn,
             outbound::NewSms {
                 workspace_id: &req.workspace_id,
@@ -620,9 +610,10 @@ pub fn resend(
                 kind: SmsKind::DoiRequest,
                 phone: &req.phone,
                 country: &req.country,
-                body: &i18n::sms::doi_request(req.locale(), company, &code),
+                body: &i18n::sms::doi_request(req.locale(), company, outbound::CODE_MASK),
                 not_before: now,
             },
+            &code,
         )?;
         Ok(ResendOutcome::Sent)
     })

@@ -109,7 +109,11 @@ pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) 
                 .filter(sms_messages::workspace_id.eq(workspace_id))
                 .filter(sms_messages::phone.eq_any(&phones)),
         )
-        .set((sms_messages::phone.eq(ERASED), sms_messages::body.eq("")))
+        .set((
+            sms_messages::phone.eq(ERASED),
+            sms_messages::body.eq(""),
+            sms_messages::doi_code.eq(None::<String>),
+        ))
         .execute(conn)?;
         // Replies are not tied to a workspace: erase those of numbers no other workspace knows.
         for phone in &phones {

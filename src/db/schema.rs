@@ -271,6 +271,7 @@ diesel::table! {
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
         status_at -> Nullable<Timestamp>,
+        doi_code -> Nullable<Text>,
     }
 }
 

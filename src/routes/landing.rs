@@ -96,6 +96,8 @@ struct CodePage<'a> {
     company: &'a str,
     intro: String,
     notices: Vec<String>,
+    /// Why a code may not come, said to every number alike.
+    no_new_code: String,
     action: String,
     csrf: String,
 }
@@ -330,22 +332,6 @@ async fn submit(req: &HttpRequest, state: &AppState, token: &str, form: Form) ->
             see_other(&format!("/l/{token}/confirm"))
         }
         Ok(SubmitOutcome::AlreadyPending { .. }) => see_other(&format!("/l/{token}/confirm")),
-        Ok(SubmitOutcome::AlreadySubscribed) => message(
-            StatusCode::OK,
-            &claims,
-            &campaign.company,
-            f.already_title,
-            f.already_body.to_owned(),
-            None,
-        ),
-        Ok(SubmitOutcome::OptedOut) => message(
-            StatusCode::OK,
-            &claims,
-            &campaign.company,
-            f.opted_out_title,
-            f.opted_out_body.replace("{sender}", &state.sms_sender),
-            None,
-        ),
         Err(DoiError::Form(errors)) => {
             let csrf = state.keyring.csrf_token(&claims.jti).unwrap_or_default();
             let mut page = LandingPage::new(campaign, &claims, token, csrf);
@@ -426,6 +412,7 @@ async fn code_page(
                     company: &campaign.company,
                     intro: f.code_body.replace("{phone}", &masked(&request.phone)),
                     notices,
+                    no_new_code: f.no_new_code.replace("{sender}", &state.sms_sender),
                     action: format!("/l/{token}"),
                     csrf: state.keyring.csrf_token(&claims.jti).unwrap_or_default(),
                 },

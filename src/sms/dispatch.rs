@@ -12,8 +12,9 @@ use futures_util::future::BoxFuture;
 use super::outbound::{SmsKind, SmsStatus};
 use super::provider::{SmsSendError, SmsSender};
 use super::quiet_hours::{self, QuietHours};
+use crate::consent::SubscriptionStatus;
 use crate::consent::doi::ConsentRequestStatus;
-use crate::db::schema::{consent_requests, sms_messages, suppressions, workspaces};
+use crate::db::schema::{consent_requests, sms_messages, sms_subscriptions, suppressions, workspaces};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::Channel;
 use crate::metrics::METRICS;
@@ -96,6 +97,8 @@ struct QueuedSms {
     body: String,
     status: SmsStatus,
     created_at: NaiveDateTime,
+    /// The code the body shows masked, until the message is sent or given up.
+    doi_code: Option<String>,
 }
 
 #[derive(Debug)]
@@ -124,7 +127,7 @@ async fn send_batch(
     jobs: Vec<Job>,
 ) -> Result<(), WorkerError> {
     let ids: Vec<String> = jobs.iter().map(|j| j.ref_id.clone()).collect();
-    let (rows, pending_requests, opted_out) = queue
+    let (rows, known) = queue
         .db
         .run(move |conn| -> Result<_, WorkerError> {
             let rows: Vec<QueuedSms> = sms_messages::table
@@ -139,6 +142,7 @@ async fn send_batch(
                     sms_messages::body,
                     sms_messages::status,
                     sms_messages::created_at,
+                    sms_messages::doi_code,
                 ))
                 .load(conn)?;
             let request_ids: Vec<&str> = rows.iter().filter_map(|r| r.consent_request_id.as_deref()).collect();
@@ -157,7 +161,21 @@ async fn send_batch(
                 .load(conn)?
                 .into_iter()
                 .collect();
-            Ok((rows, pending, opted_out))
+            let subscribed: HashSet<(String, String)> = sms_subscriptions::table
+                .filter(sms_subscriptions::phone.eq_any(&phones))
+                .filter(sms_subscriptions::status.eq(SubscriptionStatus::Active))
+                .select((sms_subscriptions::workspace_id, sms_subscriptions::phone))
+                .load(conn)?
+                .into_iter()
+                .collect();
+            Ok((
+                rows,
+                Known {
+                    pending,
+                    opted_out,
+                    subscribed,
+                },
+            ))
         })
         .await?;
     let rows: HashMap<String, QueuedSms> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
@@ -165,9 +183,7 @@ async fn send_batch(
 
     let work = jobs.into_iter().map(|job| {
         let row = rows.get(&job.ref_id).cloned();
-        let decision = row
-            .as_ref()
-            .map(|r| decide(handler, r, &pending_requests, &opted_out, now));
+        let decision = row.as_ref().map(|r| decide(handler, r, &known, now));
         async move {
             let outcome = match (&row, decision) {
                 (None, _) => Outcome::Skipped("message no longer exists".into()),
@@ -196,7 +212,8 @@ async fn send_one(handler: &OutgoingSmsHandler, r: &QueuedSms) -> Outcome {
     if let Permit::Wait(pause) = permit {
         return Outcome::Paused(pause);
     }
-    let result = handler.sender.send(&r.workspace_id, &r.phone, &r.body).await;
+    let text = super::outbound::text_to_send(&r.body, r.doi_code.as_deref());
+    let result = handler.sender.send(&r.workspace_id, &r.phone, &text).await;
     let retry_after = match &result {
         Err(SmsSendError::Transient { retry_after, .. }) => *retry_after,
         _ => None,
@@ -213,24 +230,38 @@ async fn send_one(handler: &OutgoingSmsHandler, r: &QueuedSms) -> Outcome {
     }
 }
 
+/// What a batch's messages meet when they are about to be sent.
+struct Known {
+    /// Sign-ups still waiting for their confirmation.
+    pending: HashSet<String>,
+    /// Numbers that sent STOP.
+    opted_out: HashSet<String>,
+    /// (workspace, number) with an active consent.
+    subscribed: HashSet<(String, String)>,
+}
+
 /// What to do with a message without sending it, if anything.
-fn decide(
-    handler: &OutgoingSmsHandler,
-    r: &QueuedSms,
-    pending: &HashSet<String>,
-    opted_out: &HashSet<String>,
-    now: NaiveDateTime,
-) -> Option<Outcome> {
+fn decide(handler: &OutgoingSmsHandler, r: &QueuedSms, known: &Known, now: NaiveDateTime) -> Option<Outcome> {
     if r.status != SmsStatus::Queued {
         return Some(Outcome::AlreadyDone);
     }
     let kind = r.kind;
-    if kind == SmsKind::DoiRequest && !r.consent_request_id.as_ref().is_some_and(|id| pending.contains(id)) {
+    if kind == SmsKind::DoiRequest
+        && !r
+            .consent_request_id
+            .as_ref()
+            .is_some_and(|id| known.pending.contains(id))
+    {
         return Some(Outcome::Skipped("the sign-up is no longer pending".into()));
     }
     // The answer to STOP must still reach the number; nothing else may.
-    if kind != SmsKind::KeywordReply && opted_out.contains(&r.phone) {
+    if kind != SmsKind::KeywordReply && known.opted_out.contains(&r.phone) {
         return Some(Outcome::Skipped("the number sent STOP".into()));
+    }
+    // A number already signed up gets no new code; the landing page said the same to every
+    // number, so it does not tell who is signed up (issue 15, item 5).
+    if kind == SmsKind::DoiRequest && known.subscribed.contains(&(r.workspace_id.clone(), r.phone.clone())) {
+        return Some(Outcome::Skipped("the number is already signed up".into()));
     }
     let direct = now - r.created_at < chrono::Duration::minutes(DIRECT_REPLY_WINDOW_MINUTES);
     if !direct {
@@ -268,6 +299,7 @@ fn record(
                         sms_messages::sent_at.eq(now),
                         sms_messages::attempts.eq(job.attempts),
                         sms_messages::error.eq(None::<String>),
+                        sms_messages::doi_code.eq(None::<String>),
                     ))
                     .execute(conn)?;
                 db::after_commit(|| METRICS.sms_sent.inc());
@@ -278,6 +310,7 @@ fn record(
                     .set((
                         sms_messages::status.eq(SmsStatus::Skipped),
                         sms_messages::error.eq(reason),
+                        sms_messages::doi_code.eq(None::<String>),
                     ))
                     .execute(conn)?;
                 finished.push(job.id.clone());
@@ -342,6 +375,7 @@ fn fail(conn: &mut DbConn, row: &QueuedSms, attempts: i32, reason: &str) -> Resu
         sms_messages::status.eq(SmsStatus::Failed),
         sms_messages::attempts.eq(attempts),
         sms_messages::error.eq(reason),
+        sms_messages::doi_code.eq(None::<String>),
     ))
     .execute(conn)?;
     db::after_commit(|| METRICS.sms_failed.inc());

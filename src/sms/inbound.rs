@@ -184,8 +184,26 @@ fn pending_requests(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Resul
         .load(conn)?)
 }
 
+/// The pending requests a reply from `phone` may answer. A number that sent STOP, or one signed
+/// up with the request's workspace already, was sent no code for a sign-up made with it (see
+/// `doi::SubmitOutcome`): its stray JA confirms nothing, and it gets no hint.
+fn answerable_requests(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<Vec<ConsentRequest>, DbError> {
+    if doi::phone_opted_out(conn, phone)? {
+        return Ok(Vec::new());
+    }
+    let subscribed: Vec<String> = sms_subscriptions::table
+        .filter(sms_subscriptions::phone.eq(phone))
+        .filter(sms_subscriptions::status.eq(SubscriptionStatus::Active))
+        .select(sms_subscriptions::workspace_id)
+        .load(conn)?;
+    Ok(pending_requests(conn, phone, now)?
+        .into_iter()
+        .filter(|r| !subscribed.contains(&r.workspace_id))
+        .collect())
+}
+
 fn confirm(conn: &mut DbConn, msg: &Inbound, now: NaiveDateTime) -> Result<String, DbError> {
-    let pending = pending_requests(conn, &msg.phone, now)?;
+    let pending = answerable_requests(conn, &msg.phone, now)?;
     match pending.as_slice() {
         [] => Ok("confirmation without a pending request: ignored".to_owned()),
         [request] => {
@@ -364,7 +382,7 @@ fn start(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, D
 }
 
 fn hint(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, DbError> {
-    let pending = pending_requests(conn, phone, now)?;
+    let pending = answerable_requests(conn, phone, now)?;
     let Some(request) = pending.into_iter().find(|r| !r.hint_sent) else {
         return Ok("not a keyword: ignored".to_owned());
     };

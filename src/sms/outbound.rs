@@ -70,8 +70,31 @@ pub struct NewSms<'a> {
     pub not_before: NaiveDateTime,
 }
 
+/// Stands in for a double-opt-in code in the stored body (`sms_messages.body`): a copy of the
+/// database never shows a code that was sent.
+pub const CODE_MASK: &str = "******";
+
 /// Records an SMS to send and enqueues its job. Returns the message id.
 pub fn queue(conn: &mut DbConn, sms: NewSms<'_>) -> Result<String, DbError> {
+    insert(conn, sms, None)
+}
+
+/// Like [`queue`] for a body that shows `code` as [`CODE_MASK`]: the code is kept beside it only
+/// until the message is sent or given up, and put in place when it is sent ([`text_to_send`]).
+pub fn queue_with_code(conn: &mut DbConn, sms: NewSms<'_>, code: &str) -> Result<String, DbError> {
+    insert(conn, sms, Some(code))
+}
+
+/// The text the provider gets: the stored body with the code in place of the last
+/// [`CODE_MASK`] (the code comes after the company name in every message that carries one).
+pub fn text_to_send(body: &str, code: Option<&str>) -> String {
+    match (code, body.rfind(CODE_MASK)) {
+        (Some(code), Some(at)) => format!("{}{code}{}", &body[..at], &body[at + CODE_MASK.len()..]),
+        _ => body.to_owned(),
+    }
+}
+
+fn insert(conn: &mut DbConn, sms: NewSms<'_>, code: Option<&str>) -> Result<String, DbError> {
     let id = db::new_id();
     diesel::insert_into(sms_messages::table)
         .values((
@@ -86,6 +109,7 @@ pub fn queue(conn: &mut DbConn, sms: NewSms<'_>) -> Result<String, DbError> {
             sms_messages::attempts.eq(0),
             sms_messages::not_before.eq(sms.not_before),
             sms_messages::created_at.eq(db::now()),
+            sms_messages::doi_code.eq(code),
         ))
         .execute(conn)?;
     outbox::enqueue(conn, Some(sms.workspace_id), SMS_JOB, &id, sms.not_before)?;
@@ -135,6 +159,24 @@ pub fn apply_status(conn: &mut DbConn, provider_sid: &str, status: &str, error: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Locale;
+
+    #[test]
+    fn the_code_goes_where_the_mask_stands_and_nowhere_else() {
+        for locale in [Locale::Da, Locale::Nb, Locale::Sv, Locale::En] {
+            // A company name may itself hold the mask: only the code's place is filled.
+            for company in ["Skobutikken", "Sko ****** & Co"] {
+                let stored = crate::i18n::sms::doi_request(locale, company, CODE_MASK);
+                assert_eq!(
+                    text_to_send(&stored, Some("042917")),
+                    crate::i18n::sms::doi_request(locale, company, "042917")
+                );
+                assert!(!stored.contains("042917"));
+            }
+        }
+        assert_eq!(text_to_send("no code here", Some("123456")), "no code here");
+        assert_eq!(text_to_send("Kode ******", None), "Kode ******");
+    }
 
     #[test]
     fn statuses_only_move_forward() {

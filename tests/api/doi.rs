@@ -118,10 +118,14 @@ async fn reply_ja_confirms_with_full_evidence(backend: Backend) {
 
     let (_, done) = app.page(&format!("/l/{}/confirm", inv.anna)).await;
     assert!(done.contains("Tak, du er tilmeldt"), "{done}");
-    // The same person again: already signed up, no new SMS.
-    let (status, body, _) = app.submit_landing(&inv.anna, ANNA, true, &[]).await;
-    assert_eq!(status, 200);
-    assert!(body.contains("allerede tilmeldt"));
+    // The same person again: the answer any number gets (tests/api/enumeration.rs), no new SMS.
+    let (status, _, _) = app.submit_landing(&inv.anna, ANNA, true, &[]).await;
+    assert_eq!(status, 303);
+    let (_, page) = app.page(&format!("/l/{}/confirm", inv.anna)).await;
+    assert!(
+        page.contains("Er du allerede tilmeldt, sender vi ingen ny kode"),
+        "{page}"
+    );
     app.drain_outbox(Duration::from_secs(5)).await;
     assert_eq!(fake.delivered().len(), 2);
 }
@@ -376,9 +380,11 @@ async fn stop_then_start(backend: Backend) {
     );
     let history = consent_history(&app, &inv.ws, &inv.anna_invitation).await;
     assert_eq!(history["sms"][0]["withdrawn_via"], "stop_keyword");
-    // A new sign-up for a number that sent STOP sends no SMS; the page says how to restart.
-    let (status, body, _) = app.submit_landing(&inv.anna, ANNA, true, &[]).await;
-    assert_eq!(status, 200);
+    // A new sign-up for a number that sent STOP sends no SMS; the code page (the same for every
+    // number) says how to restart.
+    let (status, _, _) = app.submit_landing(&inv.anna, ANNA, true, &[]).await;
+    assert_eq!(status, 303);
+    let (_, body) = app.page(&format!("/l/{}/confirm", inv.anna)).await;
     assert!(body.contains(&format!("send START til {FROM}")), "{body}");
     let before = fake.delivered().len();
     app.drain_outbox(Duration::from_secs(5)).await;
@@ -404,6 +410,7 @@ async fn stop_then_start(backend: Backend) {
             "sms_consent_requested",
             "sms_consent_confirmed",
             "sms_consent_withdrawn",
+            "sms_consent_requested",
             "sms_resubscribed"
         ]
     );

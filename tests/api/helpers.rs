@@ -202,6 +202,21 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     }
 }
 
+/// Starts another instance of the application on an existing database (as a restart, or a
+/// second server, would) with settings adjusted by `configure`; returns its address.
+pub async fn start_instance(
+    database_url: &str,
+    configure: impl FnOnce(&mut ConfigArgs),
+) -> Result<String, optbridge::startup::StartupError> {
+    let mut args = base_args(database_url);
+    configure(&mut args);
+    let settings = Settings::from_args(&args).expect("valid settings");
+    let app = Application::build(settings, false).await?;
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Ok(address)
+}
+
 fn init_test_logging() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {

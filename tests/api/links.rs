@@ -263,14 +263,18 @@ async fn links_signed_before_a_rotation_keep_working(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_ws, invitation, campaign, _) = sent_invitation(&app).await;
     let before = sign(&app, LinkPurpose::Landing, &invitation, &campaign);
-    let new_kid = app.with_db(|c| optbridge::signing::rotate(c).unwrap()).await;
+    let new_kid = app
+        .with_db(|c| optbridge::signing::rotate(c, &Default::default()).unwrap())
+        .await;
 
     // A process that loaded the keys after the rotation signs with the new key; the server
     // learns it on first sight.
     let db = app.db.clone();
-    let fresh = tokio::task::spawn_blocking(move || Keyring::load(db, Duration::from_secs(30 * 86_400)).unwrap())
-        .await
-        .unwrap();
+    let fresh = tokio::task::spawn_blocking(move || {
+        Keyring::load(db, Duration::from_secs(30 * 86_400), Default::default()).unwrap()
+    })
+    .await
+    .unwrap();
     let after = fresh
         .sign(LinkPurpose::Landing, &invitation, &campaign, "da", optbridge::db::now())
         .unwrap();
