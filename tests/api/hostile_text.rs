@@ -11,8 +11,10 @@ use serde_json::json;
 
 use crate::helpers::{
     ANNA, Backend, DANISH_CONSENT, TestApp, TestWorkspace, both_backends, cookie_value, field, json, set_cookie,
-    twilio_app,
+    spawn_app_with, twilio_app,
 };
+use crate::mail_parse::ParsedMail;
+use crate::smtp_sink::SmtpSink;
 
 const HYPERLINK: &str = "=HYPERLINK(\"http://evil.example\",\"x\")";
 const CATEGORY: &str = "=HYPERLINK(\"http://evil.example\",\"tilbud\")";
@@ -182,4 +184,63 @@ async fn dashboard_session(app: &TestApp, ws: &TestWorkspace) -> String {
     )
 }
 
-both_backends!(exports_show_formulas_as_text);
+/// Finding: a subject typed as `=?iso-8859-1?B?R3JhdGlz?=` arrived as "Gratis": mail clients
+/// decode encoded words, so a subject could show other text than the marketer typed (and pass the
+/// word check). Each subject must arrive exactly as typed.
+async fn typed_encoded_words_arrive_as_typed(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| a.smtp_url = Some(url)).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    app.import(&ws.token, "email,first_name,locale\nanna@example.dk,Anna,da\n")
+        .await;
+    let text = app.consent_text(&ws.token, "da").await;
+
+    // Typed in plain view, the word check sees it.
+    let res = app
+        .post_json(
+            &ws.token,
+            "/api/v1/campaigns",
+            &json!({"name": "Q", "consent_text_id": text, "subject": "=?utf-8?q?Gratis?=", "intro": "Hej."}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(json(res).await["error"].as_str().unwrap().contains("gratis"));
+
+    for (n, subject) in [
+        "=?iso-8859-1?B?R3JhdGlz?=",
+        "=?utf-8?q?Gr=61tis?= fragt",
+        "Sommerudsalg på sko – spar 30 % i Århus og Næstved (ØÆÅ)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let campaign = app
+            .campaign(
+                &ws.token,
+                &json!({"name": format!("C{n}"), "consent_text_id": text, "subject": subject, "intro": "Hej."}),
+            )
+            .await;
+        app.send_campaign(&ws.token, &campaign).await;
+        app.drain_outbox(Duration::from_secs(10)).await;
+        let messages = sink.messages();
+        assert_eq!(messages.len(), n + 1);
+        let raw = &messages[n].data;
+        let mail = ParsedMail::parse(raw);
+        assert_eq!(
+            mail.header("Subject"),
+            Some(subject),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+        if subject.contains("=?") {
+            assert!(
+                String::from_utf8_lossy(raw).contains("\r\nSubject: =?utf-8?b?"),
+                "sent as encoded words: {}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+}
+
+both_backends!(exports_show_formulas_as_text, typed_encoded_words_arrive_as_typed);
