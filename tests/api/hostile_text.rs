@@ -10,8 +10,8 @@ use optbridge::links::LinkPurpose;
 use serde_json::json;
 
 use crate::helpers::{
-    ANNA, Backend, DANISH_CONSENT, TestApp, TestWorkspace, both_backends, cookie_value, field, json, set_cookie,
-    spawn_app_with, twilio_app,
+    ANNA, Backend, DANISH_CONSENT, TestApp, TestWorkspace, both_backends, cookie_value, field, json, run_cli,
+    set_cookie, spawn_app_with, twilio_app,
 };
 use crate::mail_parse::ParsedMail;
 use crate::smtp_sink::SmtpSink;
@@ -243,4 +243,84 @@ async fn typed_encoded_words_arrive_as_typed(backend: Backend) {
     }
 }
 
-both_backends!(exports_show_formulas_as_text, typed_encoded_words_arrive_as_typed);
+/// Finding: right-to-left overrides and zero-width characters were accepted in company and
+/// contact names, where they make a name display as another. They must be refused, naming the
+/// character.
+async fn hidden_controls_in_names_are_refused(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let ws = app.create_workspace("Skobutikken").await;
+
+    let res = app
+        .post_json(
+            &ws.token,
+            "/api/v1/consent-texts",
+            &json!({
+                "locale": "da", "company_name": "Skobutikken\u{202E}moc.live",
+                "body": DANISH_CONSENT.replace("Skobutikken", "Skobutikken\u{202E}moc.live"),
+                "categories": [], "privacy_url": "https://skobutikken.example/privatliv"
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let error = json(res).await["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.starts_with("company_name contains U+202E RIGHT-TO-LEFT OVERRIDE"),
+        "{error}"
+    );
+    let res = app
+        .post_json(
+            &ws.token,
+            "/api/v1/consent-texts",
+            &json!({
+                "locale": "da", "company_name": "Skobutikken",
+                "body": format!("{DANISH_CONSENT} Gra\u{200B}tis gave til alle."),
+                "categories": [], "privacy_url": "https://skobutikken.example/privatliv"
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(json(res).await["error"].as_str().unwrap().contains("U+200B"));
+
+    let report = json(
+        app.post_csv(
+            &ws.token,
+            "email,first_name,last_name\n\
+             anna@example.dk,Anna,Jensen\n\
+             bo@example.dk,B\u{200B}o,Hansen\n\
+             eve@example.dk,Eve,\u{202E}nesneJ\n\
+             ida@example.dk,Ida,\u{2066}Holm\u{2069}\n",
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(report["imported"], 1, "{report}");
+    let rejected = report["rejected"].as_array().unwrap();
+    let lines: Vec<u64> = rejected.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [3, 4, 5], "{report}");
+    for (row, start) in rejected.iter().zip([
+        "first_name contains U+200B ZERO WIDTH SPACE",
+        "last_name contains U+202E RIGHT-TO-LEFT OVERRIDE",
+        "last_name contains U+2066 LEFT-TO-RIGHT ISOLATE",
+    ]) {
+        assert!(row["error"].as_str().unwrap().starts_with(start), "{row}");
+    }
+
+    for (name, from) in [
+        ("Nordlys\u{202E}", "Nordlys <news@nordlys.example>"),
+        ("Nordlys", "\"Nordlys\u{200F}\" <news@nordlys.example>"),
+    ] {
+        let out = run_cli(
+            &app.database.url,
+            &["workspace", "create", "--name", name, "--from", from],
+        );
+        assert!(!out.status.success(), "{name:?} {from:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("an invisible character"), "{stderr}");
+    }
+}
+
+both_backends!(
+    exports_show_formulas_as_text,
+    typed_encoded_words_arrive_as_typed,
+    hidden_controls_in_names_are_refused
+);
