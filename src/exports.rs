@@ -1,6 +1,9 @@
 //! CSV exports as producers: each reads its rows a page at a time and hands them on as CSV
 //! chunks to a sink, which says when to stop (the reader went away), so an export of a million
-//! rows never sits in memory. The web layer runs a producer and streams its chunks.
+//! rows never sits in memory. The web layer runs a producer and streams its chunks. Every cell
+//! goes through [`spreadsheet_safe`]: names, ids and user agents come from outside the workspace.
+
+use std::borrow::Cow;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -13,12 +16,48 @@ const PAGE: i64 = 5000;
 /// Where a producer puts its CSV chunks; `false` back means nobody reads any more: stop.
 pub type CsvSink<'a> = dyn FnMut(Vec<u8>) -> bool + 'a;
 
-fn csv_chunk(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Vec<u8> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+/// A cell as a spreadsheet may show it: one that Excel, LibreOffice or Google Sheets would run
+/// as a formula (it starts with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`,
+/// as OWASP's "CSV Injection" advises. A phone number in E.164 (`+` and digits) stays readable.
+pub fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let e164 = cell
+        .strip_prefix('+')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    if risky && !e164 {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// The one way exports write CSV: each record's cells pass [`spreadsheet_safe`].
+struct CsvRows(csv::Writer<Vec<u8>>);
+
+impl CsvRows {
+    fn new() -> Self {
+        Self(csv::Writer::from_writer(Vec::new()))
+    }
+
+    fn write<'c>(&mut self, cells: impl IntoIterator<Item = &'c str>) -> csv::Result<()> {
+        for cell in cells {
+            self.0.write_field(spreadsheet_safe(cell).as_bytes())?;
+        }
+        // An empty iterator ends the record whose fields were written one by one.
+        self.0.write_record(None::<&[u8]>)
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.0.into_inner().unwrap_or_default()
+    }
+}
+
+fn csv_chunk(rows: impl FnOnce(&mut CsvRows) -> csv::Result<()>) -> Vec<u8> {
+    let mut w = CsvRows::new();
     if let Err(e) = rows(&mut w) {
         tracing::error!(error = %e, "writing CSV");
     }
-    w.into_inner().unwrap_or_default()
+    w.into_bytes()
 }
 
 fn ts(t: Option<NaiveDateTime>) -> String {
@@ -51,7 +90,7 @@ struct RecipientRow {
 /// codes or other secrets.
 pub fn campaign_recipients(conn: &mut DbConn, campaign_id: &str, sink: &mut CsvSink<'_>) -> Result<(), DbError> {
     let header = csv_chunk(|w| {
-        w.write_record([
+        w.write([
             "invitation_id",
             "email",
             "external_id",
@@ -108,7 +147,7 @@ pub fn campaign_recipients(conn: &mut DbConn, campaign_id: &str, sink: &mut CsvS
         after = last.id.clone();
         let chunk = csv_chunk(|w| {
             for r in &page {
-                w.write_record([
+                w.write([
                     r.id.as_str(),
                     &r.email,
                     r.external_id.as_deref().unwrap_or_default(),
@@ -164,7 +203,7 @@ struct ConsentRow {
 /// Every active SMS consent of a workspace with its evidence.
 pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink<'_>) -> Result<(), DbError> {
     let header = csv_chunk(|w| {
-        w.write_record([
+        w.write([
             "phone",
             "email",
             "external_id",
@@ -230,7 +269,7 @@ pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink
         let chunk = csv_chunk(|w| {
             for r in &page {
                 let categories: Vec<String> = serde_json::from_str(&r.categories).unwrap_or_default();
-                w.write_record([
+                w.write([
                     r.phone.as_str(),
                     &r.email,
                     r.external_id.as_deref().unwrap_or_default(),
@@ -256,6 +295,109 @@ pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink
         });
         if !sink(chunk) || (page.len() as i64) < PAGE {
             return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What a spreadsheet reads back: the cells of every record of `csv`.
+    fn cells(csv: &[u8]) -> Vec<Vec<String>> {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(csv)
+            .records()
+            .map(|r| r.expect("valid CSV").iter().map(str::to_owned).collect())
+            .collect()
+    }
+
+    fn starts_dangerously(cell: &str) -> bool {
+        cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+    }
+
+    fn is_e164(cell: &str) -> bool {
+        cell.strip_prefix('+')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    #[test]
+    fn formulas_are_neutralised_and_phone_numbers_kept() {
+        for (cell, shown) in [
+            (
+                "=HYPERLINK(\"http://evil.example\",\"x\")",
+                "'=HYPERLINK(\"http://evil.example\",\"x\")",
+            ),
+            ("@SUM(1+1)", "'@SUM(1+1)"),
+            ("-2+3", "'-2+3"),
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("\t=1+1", "'\t=1+1"),
+            ("\r=1+1", "'\r=1+1"),
+            ("+", "'+"),
+            ("+45 20 12 34 56", "'+45 20 12 34 56"),
+            ("+4520123456", "+4520123456"),
+            ("Anna", "Anna"),
+            ("a=b", "a=b"),
+            ("'=already quoted", "'=already quoted"),
+            ("", ""),
+            ("2026-12-06T10:00:00+00:00", "2026-12-06T10:00:00+00:00"),
+        ] {
+            assert_eq!(spreadsheet_safe(cell), shown, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn every_record_goes_through_the_rule() {
+        let chunk = csv_chunk(|w| {
+            w.write(["phone", "first_name"])?;
+            w.write(["+4520123456", "=1+1"])
+        });
+        assert_eq!(
+            String::from_utf8(chunk).expect("UTF-8"),
+            "phone,first_name\n+4520123456,'=1+1\n"
+        );
+    }
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // A byte-order mark at the very start is taken for one by CSV readers, not for data.
+            any::<String>().prop_map(|s| s.replace('\u{feff}', "")),
+            "[=+@\\-\t\r'\" ,a-z0-9()|!]{0,12}",
+            "\\+[0-9]{0,16}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// No cell of arbitrary input comes out starting like a formula, unless it is a phone
+        /// number in E.164; every cell reads back as given, or as given behind one `'`.
+        #[test]
+        fn no_exported_cell_is_a_formula(
+            rows in (1usize..6).prop_flat_map(|n| prop::collection::vec(prop::collection::vec(cell(), n), 1..8))
+        ) {
+            let chunk = csv_chunk(|w| {
+                for row in &rows {
+                    w.write(row.iter().map(String::as_str))?;
+                }
+                Ok(())
+            });
+            let back = cells(&chunk);
+            prop_assert_eq!(back.len(), rows.len());
+            for (row, read) in rows.iter().zip(&back) {
+                prop_assert_eq!(row.len(), read.len());
+                for (given, shown) in row.iter().zip(read) {
+                    prop_assert!(!starts_dangerously(shown) || is_e164(shown), "{:?}", shown);
+                    if starts_dangerously(given) && !is_e164(given) {
+                        prop_assert_eq!(shown, &format!("'{given}"));
+                    } else {
+                        prop_assert_eq!(shown, given);
+                    }
+                }
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use url::Url;
 use crate::crypto;
 use crate::db::schema::consent_texts;
 use crate::db::{self, DbConn, DbError};
-use crate::domain::Locale;
+use crate::domain::{Locale, check_visible, is_hidden_control};
 
 const MAX_BODY_CHARS: usize = 4000;
 const MIN_BODY_CHARS: usize = 20;
@@ -104,6 +104,12 @@ impl ConsentText {
             return Err(invalid(format!(
                 "body must be {MIN_BODY_CHARS} to {MAX_BODY_CHARS} characters (it is {body_chars})"
             )));
+        }
+        // What the person reads must be what is stored and hashed: no bidi or zero-width controls.
+        check_visible(&company_name).map_err(|e| invalid(format!("company_name {e}")))?;
+        check_visible(&body).map_err(|e| invalid(format!("body {e}")))?;
+        for c in &req.categories {
+            check_visible(c).map_err(|e| invalid(format!("category '{}' {e}", c.trim())))?;
         }
         let lower = body.to_lowercase();
         if !lower.contains(&company_name.to_lowercase()) {
@@ -249,8 +255,16 @@ fn withdrawal_example(locale: Locale) -> &'static str {
 }
 
 /// The first word that promises something free (gratis, free, gratuit and their compounds).
+/// Invisible characters inside a word (`gra\u{200B}tis`, a soft hyphen) do not split it.
 pub fn forbidden_word(text: &str) -> Option<String> {
-    text.split(|c: char| !c.is_alphanumeric())
+    let invisible = |c: char| c == '\u{00AD}' || is_hidden_control(c);
+    let visible: std::borrow::Cow<'_, str> = if text.contains(invisible) {
+        text.chars().filter(|&c| !invisible(c)).collect::<String>().into()
+    } else {
+        text.into()
+    };
+    visible
+        .split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
         .find(|w| {
             w.starts_with("gratis")
@@ -382,6 +396,31 @@ mod tests {
         assert!(err(&format!("{GOOD} Gratisfragt på din næste ordre.")).contains("gratisfragt"));
         assert!(err(&format!("{GOOD} Get a FREE gift")).contains("free"));
         assert!(err("for kort").contains("characters"));
+    }
+
+    #[test]
+    fn hidden_controls_are_refused_and_do_not_hide_free() {
+        let mut r = req(&GOOD.replace("Skobutikken", "Skobutikken\u{202E}"));
+        r.company_name = "Skobutikken\u{202E}".into();
+        let Err(ConsentTextError::Invalid(msg)) = ConsentText::parse(&r) else {
+            panic!("a right-to-left override in the company name is refused")
+        };
+        assert!(
+            msg.starts_with("company_name contains U+202E RIGHT-TO-LEFT OVERRIDE"),
+            "{msg}"
+        );
+        let Err(ConsentTextError::Invalid(msg)) = ConsentText::parse(&req(&format!("{GOOD} Nyheder\u{200B}"))) else {
+            panic!("a zero-width space in the body is refused")
+        };
+        assert!(msg.starts_with("body contains U+200B ZERO WIDTH SPACE"), "{msg}");
+        let mut r = req(GOOD);
+        r.categories = vec!["Tilbud\u{2066}".into()];
+        assert!(ConsentText::parse(&r).is_err());
+        assert_eq!(forbidden_word("Gra\u{200B}tis fragt").as_deref(), Some("gratis"));
+        assert_eq!(
+            forbidden_word("Fri\u{00AD}fragt og gra\u{00AD}tis gave").as_deref(),
+            Some("gratis")
+        );
     }
 
     #[test]

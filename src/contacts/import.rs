@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::consent::ledger;
 use crate::db::schema::contacts;
 use crate::db::{self, DbConn, DbError};
-use crate::domain::{EmailAddress, Locale};
+use crate::domain::{EmailAddress, Locale, check_visible};
 
 /// Rows written per transaction: large enough to amortize the commit, small enough to keep the
 /// SQLite write lock short for the landing page and webhooks running beside an import.
@@ -329,6 +329,15 @@ fn parse_row(record: &csv::ByteRecord, columns: &Columns, (line, end_line): (u64
         }
     };
 
+    // A name is shown to people (greeting, dashboard): no bidi or zero-width controls either.
+    let person_name = |value: Option<String>, name: &str| -> Result<Option<String>, String> {
+        let value = limited(value, name, MAX_NAME_CHARS)?;
+        if let Some(v) = &value {
+            check_visible(v).map_err(|e| format!("{name} {e}"))?;
+        }
+        Ok(value)
+    };
+
     let email = text(Some(columns.email), "email")?.unwrap_or_default();
     let email = EmailAddress::parse(&email).map_err(|e| e.to_string())?;
     let locale = match text(columns.locale, "locale")? {
@@ -341,8 +350,8 @@ fn parse_row(record: &csv::ByteRecord, columns: &Columns, (line, end_line): (u64
     };
     Ok(ContactRow {
         email,
-        first_name: limited(text(columns.first_name, "first_name")?, "first_name", MAX_NAME_CHARS)?,
-        last_name: limited(text(columns.last_name, "last_name")?, "last_name", MAX_NAME_CHARS)?,
+        first_name: person_name(text(columns.first_name, "first_name")?, "first_name")?,
+        last_name: person_name(text(columns.last_name, "last_name")?, "last_name")?,
         locale,
         external_id: limited(text(columns.external_id, "external_id")?, "external_id", MAX_NAME_CHARS)?,
         email_consent_at,

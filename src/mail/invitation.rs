@@ -241,8 +241,27 @@ fn parse_from(from: &str) -> Result<Mailbox, EmailError> {
 fn fixed_headers(from: &Mailbox, subject: &str) -> String {
     let mut headers = Headers::new();
     headers.set(header::From::from(Mailboxes::from(from.clone())));
-    headers.set(header::Subject::from(subject.to_owned()));
+    if subject.contains("=?") {
+        headers.insert_raw(subject_as_encoded_words(subject));
+    } else {
+        headers.set(header::Subject::from(subject.to_owned()));
+    }
     headers.to_string()
+}
+
+/// A Subject header that arrives as typed although it contains `=?`: lettre leaves ASCII words
+/// as they are, and mail clients would decode a typed `=?utf-8?q?…?=` (RFC 2047 section 6), so
+/// the whole subject becomes encoded words (base64 UTF-8, folded at 76 columns, section 2).
+fn subject_as_encoded_words(subject: &str) -> HeaderValue {
+    let name = HeaderName::new_from_ascii_str("Subject");
+    let mut encoded = String::with_capacity(subject.len() * 2);
+    {
+        let mut writer = email_encoding::headers::writer::EmailWriter::new(&mut encoded, "Subject: ".len(), 0, false);
+        // Writing into a String cannot fail.
+        let _ = email_encoding::headers::rfc2047::encode(subject, &mut writer);
+    }
+    // Only ASCII encoded words and folds (CRLF + space) come out of the encoder.
+    HeaderValue::dangerous_new_pre_encoded(name, subject.to_owned(), encoded)
 }
 
 /// The recipient's part of the message: addresses, Message-ID, and the assembled MIME message.
@@ -582,6 +601,78 @@ mod tests {
             let mut message = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n".to_vec();
             message.extend_from_slice(&encoded);
             proptest::prop_assert_eq!(decode_part(&message), text.replace('\n', "\r\n"));
+        }
+    }
+
+    /// The Subject header as a mail client shows it.
+    fn decoded_subject(raw: &[u8]) -> String {
+        let parsed = mailparse::parse_mail(raw).expect("parses");
+        parsed
+            .headers
+            .iter()
+            .find(|h| h.get_key_ref().eq_ignore_ascii_case("Subject"))
+            .map(|h| h.get_value())
+            .expect("a Subject header")
+    }
+
+    #[test]
+    fn typed_encoded_words_arrive_as_typed() {
+        let cats = vec![];
+        let long = format!("=?utf-8?q?Gratis?= {}", "æøå =?x?B?eA==?= ".repeat(12).trim_end());
+        for subject in [
+            "=?utf-8?q?Gratis?=",
+            "=?iso-8859-1?B?R3JhdGlz?=",
+            "Tilbud =?utf-8?b?R3JhdGlz?= på sko",
+            "Få vores nyheder på SMS – æøå ÆØÅ",
+            "a=?b",
+            long.as_str(),
+        ] {
+            let email = render(&InvitationContent {
+                subject,
+                ..content(Locale::Da, &cats)
+            })
+            .expect("renders");
+            assert_eq!(decoded_subject(&email.raw), subject);
+            assert!(email.raw.split(|&b| b == b'\n').all(|l| l.len() <= 998));
+            let prepared = PreparedInvitation::new(&InvitationContent {
+                subject,
+                ..content(Locale::Da, &cats)
+            })
+            .expect("prepares")
+            .expect("usable");
+            let filled = prepared
+                .render(&InvitationContent {
+                    subject,
+                    ..content(Locale::Da, &cats)
+                })
+                .expect("fills");
+            assert_eq!(decoded_subject(&filled.raw), subject);
+        }
+        // An ordinary subject keeps its plain header.
+        let email = render(&InvitationContent {
+            subject: "Spring news by SMS",
+            ..content(Locale::Da, &cats)
+        })
+        .expect("renders");
+        assert!(
+            String::from_utf8_lossy(&email.raw).contains("\r\nSubject: Spring news by SMS\r\n"),
+            "{}",
+            String::from_utf8_lossy(&email.raw)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_subject_arrives_as_typed(subject in "[a-zA-Z0-9æøå =?_.\u{1F600}-]{1,120}") {
+            let subject = subject.trim().to_owned();
+            proptest::prop_assume!(!subject.is_empty() && !subject.contains("  "));
+            let cats = vec![];
+            let email = render(&InvitationContent {
+                subject: &subject,
+                ..content(Locale::En, &cats)
+            })
+            .expect("renders");
+            proptest::prop_assert_eq!(decoded_subject(&email.raw), subject);
         }
     }
 

@@ -1,7 +1,7 @@
 //! Replies from phones: recorded once per provider message id, then processed by a worker.
 //!
 //! Keywords (case- and accent-insensitive first word, see `keywords`): a confirmation from a
-//! number with exactly one pending request confirms it; STOP opts the number out of every
+//! number with exactly one pending request (or one locked by wrong codes on the page) confirms it; STOP opts the number out of every
 //! workspace (one sender number serves them all) and suppresses it; START re-subscribes only a
 //! number that opted out by keyword; HELP names the company. Anything else from a number with
 //! a pending request gets a short hint, once.
@@ -174,14 +174,26 @@ pub fn process(conn: &mut DbConn, inbound_id: &str) -> Result<String, DbError> {
     })
 }
 
+/// The unexpired requests of `phone` that wait for its reply, the newest per workspace (a newer
+/// sign-up replaces an older one). A request locked by wrong codes on the page still waits: the
+/// lock stops guessing on the web, and a reply from the phone itself proves possession.
 fn pending_requests(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<Vec<ConsentRequest>, DbError> {
-    Ok(consent_requests::table
+    let waiting: Vec<ConsentRequest> = consent_requests::table
         .filter(consent_requests::phone.eq(phone))
-        .filter(consent_requests::status.eq(ConsentRequestStatus::Pending))
+        .filter(
+            consent_requests::status
+                .eq(ConsentRequestStatus::Pending)
+                .or(consent_requests::status.eq(ConsentRequestStatus::Locked)),
+        )
         .filter(consent_requests::expires_at.gt(now))
         .order(consent_requests::submitted_at.desc())
         .select(ConsentRequest::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    let mut workspaces = std::collections::HashSet::new();
+    Ok(waiting
+        .into_iter()
+        .filter(|r| workspaces.insert(r.workspace_id.clone()))
+        .collect())
 }
 
 /// The pending requests a reply from `phone` may answer. A number that sent STOP, or one signed
@@ -267,10 +279,15 @@ fn stop(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, Db
         )?;
         count_opt_out(conn, request_id, now)?;
     }
+    // A locked request could still be confirmed by reply: STOP ends it too.
     diesel::update(
         consent_requests::table
             .filter(consent_requests::phone.eq(phone))
-            .filter(consent_requests::status.eq(ConsentRequestStatus::Pending)),
+            .filter(
+                consent_requests::status
+                    .eq(ConsentRequestStatus::Pending)
+                    .or(consent_requests::status.eq(ConsentRequestStatus::Locked)),
+            ),
     )
     .set((
         consent_requests::status.eq(ConsentRequestStatus::Cancelled),

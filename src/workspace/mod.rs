@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::crypto;
 use crate::db::schema::{api_tokens, workspaces};
 use crate::db::{self, DbConn, DbError};
-use crate::domain::{CountryCode, Locale};
+use crate::domain::{CountryCode, Locale, check_visible};
 
 /// A retailer using optbridge.
 #[derive(Debug, Clone, Serialize)]
@@ -91,11 +91,16 @@ impl NewWorkspace {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(WorkspaceError::Invalid("name must be 1 to 200 characters".into()));
         }
+        check_visible(name).map_err(|e| WorkspaceError::Invalid(format!("name {e}")))?;
         let from: Mailbox = from.trim().parse().map_err(|e| {
             WorkspaceError::Invalid(format!(
                 "from address '{from}' is not a mailbox like 'Shop <news@shop.example>' ({e})"
             ))
         })?;
+        // The sender's name is the company name the inbox shows.
+        if let Some(display) = &from.name {
+            check_visible(display).map_err(|e| WorkspaceError::Invalid(format!("the from address's name {e}")))?;
+        }
         let country = CountryCode::parse(country).map_err(WorkspaceError::Invalid)?;
         let locale: Locale = locale.parse().map_err(WorkspaceError::Invalid)?;
         let allowed_countries = match allowed_countries {

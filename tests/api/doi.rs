@@ -168,6 +168,79 @@ async fn code_on_the_page_confirms_and_wrong_codes_lock(backend: Backend) {
     assert_eq!(app.subscription_status("+4520998877").await, None);
 }
 
+/// Five wrong codes on the code page of `link`'s latest sign-up, whose code went to `phone`.
+async fn lock_with_wrong_codes(app: &TestApp, fake: &crate::fake_twilio::FakeTwilio, link: &str, phone: &str) {
+    let code = fake.last_code_for(phone).unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let csrf = csrf_of(app, link).await;
+    let confirm = format!("/l/{link}/confirm");
+    for _ in 0..5 {
+        app.post_form(&confirm, &[("csrf", &csrf), ("code", wrong)]).await;
+    }
+    // The lock holds against guessing on the page: even the right code is refused now.
+    let (_, body, _) = app.post_form(&confirm, &[("csrf", &csrf), ("code", &code)]).await;
+    assert!(body.contains("For mange forkerte koder"), "{body}");
+}
+
+/// Finding: the page of a sign-up locked by wrong codes says "you can still reply JA", but the
+/// reply was ignored. A reply comes from the phone itself: it confirms a locked sign-up as a
+/// pending one, while STOP and expiry still end it.
+async fn a_locked_sign_up_is_confirmed_by_reply(backend: Backend) {
+    let (app, fake) = twilio_app(backend, |_| {}).await;
+    let inv = app.invited().await;
+    app.submit_landing(&inv.anna, ANNA, true, &["Tilbud"]).await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    lock_with_wrong_codes(&app, &fake, &inv.anna, ANNA).await;
+    let (_, page) = app.page(&format!("/l/{}/confirm", inv.anna)).await;
+    assert!(page.contains("Du kan stadig svare JA"), "{page}");
+    assert_eq!(app.subscription_status(ANNA).await, None);
+
+    let res = app.sms_reply(ANNA, "ja", "SMlocked0001").await;
+    assert_eq!(res.status(), 200);
+    app.drain_outbox(Duration::from_secs(10)).await;
+    assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
+    let receipt = fake.wait_for_delivered(2, Duration::from_secs(5)).await;
+    assert!(receipt[1].body.contains("Normal SMS-takst"), "{}", receipt[1].body);
+    let history = consent_history(&app, &inv.ws, &inv.anna_invitation).await;
+    assert_eq!(history["requests"][0]["status"], "confirmed");
+    assert_eq!(history["requests"][0]["confirmed_via"], "sms_reply");
+    let confirmed = history["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "sms_consent_confirmed")
+        .expect("ledger evidence of the confirmation");
+    assert_eq!(confirmed["payload"]["confirmation"]["message_sid"], "SMlocked0001");
+    assert_eq!(confirmed["payload"]["via"], "sms_reply");
+    let (_, done) = app.page(&format!("/l/{}/confirm", inv.anna)).await;
+    assert!(done.contains("Tak, du er tilmeldt"), "{done}");
+
+    // Bo's locked sign-up expires: a reply then confirms nothing.
+    let bo = "+4520998877";
+    app.submit_landing(&inv.bo, bo, true, &[]).await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    lock_with_wrong_codes(&app, &fake, &inv.bo, bo).await;
+    app.with_db(move |c| {
+        diesel::update(consent_requests::table.filter(consent_requests::phone.eq(bo)))
+            .set(consent_requests::expires_at.eq(optbridge::db::now() - chrono::Duration::minutes(1)))
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+    app.sms_reply(bo, "JA", "SMlocked0002").await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    assert_eq!(app.subscription_status(bo).await, None);
+
+    // Bo signs up again and locks it again, then sends STOP: a JA after that confirms nothing.
+    assert_eq!(app.submit_landing(&inv.bo, bo, true, &[]).await.0, 303);
+    app.drain_outbox(Duration::from_secs(10)).await;
+    lock_with_wrong_codes(&app, &fake, &inv.bo, bo).await;
+    app.sms_reply(bo, "STOP", "SMlocked0003").await;
+    app.sms_reply(bo, "JA", "SMlocked0004").await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    assert_eq!(app.subscription_status(bo).await, None);
+}
+
 async fn bad_form_input_is_refused_and_writes_nothing(backend: Backend) {
     let (app, fake) = twilio_app(backend, |_| {}).await;
     let inv = app.invited().await;
@@ -778,6 +851,7 @@ async fn ledger_verify_detects_tampering(backend: Backend) {
 both_backends!(
     reply_ja_confirms_with_full_evidence,
     code_on_the_page_confirms_and_wrong_codes_lock,
+    a_locked_sign_up_is_confirmed_by_reply,
     bad_form_input_is_refused_and_writes_nothing,
     replayed_posts_and_webhooks_do_nothing_twice,
     webhook_signatures_are_enforced,

@@ -23,6 +23,7 @@ mod faults;
 mod funnel;
 mod hardening;
 mod health;
+mod hostile_text;
 mod import;
 mod invitations;
 mod ledger;
