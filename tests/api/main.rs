@@ -28,6 +28,7 @@ mod ledger;
 mod links;
 mod outbox;
 mod page_errors;
+mod races;
 mod security;
 mod smtp_sink_selftest;
 mod tenancy;
