@@ -7,7 +7,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use optbridge::consent::doi::ConsentRequestStatus;
-use optbridge::db::schema::{consent_requests, sms_messages};
+use optbridge::db::schema::{consent_requests, sms_messages, sms_subscriptions};
 use optbridge::sms::outbound::{self, SmsKind, SmsStatus};
 
 use crate::fake_twilio::post_signed;
@@ -138,6 +138,70 @@ async fn concurrent_code_guesses_stop_at_the_attempt_limit(backend: Backend) {
             assert_eq!(subscription, None, "no consent from a locked sign-up");
         }
         other => panic!("the sign-up ended {other}"),
+    }
+}
+
+/// Eight sign-ups, each confirmed by a JA reply while five wrong codes arrive on its page: each
+/// ends either confirmed with an active subscription or locked without one, never locked with an
+/// active subscription.
+async fn a_reply_racing_wrong_codes_leaves_each_sign_up_consistent(backend: Backend) {
+    const PEOPLE: usize = 8;
+    let (app, _fake) = twilio_app(backend, |a| {
+        a.database_pool_size = Some(POOL);
+        a.limit_doi_per_ip = 1000;
+    })
+    .await;
+    let (_ws, links) = app.invited_many(PEOPLE).await;
+    let phones: Vec<String> = (0..PEOPLE).map(|i| format!("+452033440{i}")).collect();
+    for (link, phone) in links.iter().zip(&phones) {
+        assert_eq!(app.submit_landing(link, phone, true, &[]).await.0, 303);
+    }
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let mut guesses = Vec::new();
+    for link in &links {
+        let csrf = csrf_of(&app, link).await;
+        for n in 0..5 {
+            // Wrong unless by a one-in-200,000 chance (then confirmed by code: still consistent).
+            guesses.push((
+                format!("/l/{link}/confirm"),
+                csrf.clone(),
+                format!("{n}{n}{n}{n}{n}{n}"),
+            ));
+        }
+    }
+    for (i, phone) in phones.iter().enumerate() {
+        assert_eq!(
+            app.sms_reply(phone, "JA", &format!("SMrace{i:028}")).await.status(),
+            200
+        );
+    }
+    shuffle(&mut guesses);
+    let codes = join_all(guesses.iter().map(|(path, csrf, code)| async {
+        app.post_form(path, &[("csrf", csrf.as_str()), ("code", code.as_str())])
+            .await
+    }));
+    let ((), _) = tokio::join!(app.drain_outbox(Duration::from_secs(20)), codes);
+
+    let rows: Vec<(String, ConsentRequestStatus, Option<String>)> = app
+        .with_db(|c| {
+            consent_requests::table
+                .left_join(sms_subscriptions::table.on(sms_subscriptions::consent_request_id.eq(consent_requests::id)))
+                .select((
+                    consent_requests::phone,
+                    consent_requests::status,
+                    sms_subscriptions::status.nullable(),
+                ))
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(rows.len(), PEOPLE);
+    for (phone, status, subscription) in rows {
+        match status {
+            ConsentRequestStatus::Confirmed => assert_eq!(subscription.as_deref(), Some("active"), "{phone}"),
+            ConsentRequestStatus::Locked => assert_eq!(subscription, None, "{phone}: locked yet subscribed"),
+            other => panic!("{phone}: the sign-up ended {other}, its subscription {subscription:?}"),
+        }
     }
 }
 
@@ -295,6 +359,7 @@ async fn concurrent_status_callbacks_never_move_back(backend: Backend) {
 
 both_backends!(
     concurrent_code_guesses_stop_at_the_attempt_limit,
+    a_reply_racing_wrong_codes_leaves_each_sign_up_consistent,
     one_number_through_many_links_at_once_gets_the_phone_limit,
     one_link_for_many_numbers_at_once_gets_the_link_limit,
     resends_through_two_links_count_against_the_phone_limit,
