@@ -265,6 +265,7 @@ fn submit_tx(
     s: &Submission<'_>,
     phone: &MobileNumber,
 ) -> Result<SubmitOutcome, DoiError> {
+    LimitScope::sign_up(s, phone).lock(conn)?;
     let workspace_id = s.campaign.workspace_id.as_str();
     let invitation: Option<(String, String, String, Option<NaiveDateTime>)> = invitations::table
         .filter(invitations::id.eq(s.invitation_id))
@@ -394,58 +395,116 @@ fn check_limits(
     s: &Submission<'_>,
     phone: &MobileNumber,
 ) -> Result<(), DoiError> {
-    let since = day_ago();
-    let doi_sms = || {
-        sms_messages::table
-            .filter(sms_messages::kind.eq(SmsKind::DoiRequest))
-            .filter(sms_messages::created_at.gt(since))
-            .into_boxed()
-    };
-    let hit = |kind: LimitKind| {
-        METRICS.limit_hit(kind.as_str());
-        tracing::warn!(limit = kind.as_str(), "double opt-in limit reached");
-        Err(DoiError::Limited(kind))
-    };
-    let per_token: i64 = consent_requests::table
-        .filter(consent_requests::token_jti.eq(s.token_jti))
-        .filter(consent_requests::submitted_at.gt(since))
-        .count()
-        .get_result(conn)?;
-    if per_token >= limits.per_token {
-        return hit(LimitKind::Token);
-    }
-    let per_phone: i64 = doi_sms()
-        .filter(sms_messages::phone.eq(phone.as_str()))
-        .count()
-        .get_result(conn)?;
-    if per_phone >= limits.per_phone {
-        return hit(LimitKind::Phone);
-    }
-    if let Some(ip) = &s.ip {
-        let per_ip: i64 = consent_requests::table
-            .filter(consent_requests::ip.eq(ip))
-            .filter(consent_requests::submitted_at.gt(since))
-            .count()
-            .get_result(conn)?;
-        if per_ip >= limits.per_ip {
-            return hit(LimitKind::Ip);
+    LimitScope::sign_up(s, phone).check(conn, limits)
+}
+
+/// What one code SMS counts against: the link and the client address for a sign-up (a resend
+/// makes no new sign-up), and always the number, its country and the workspace.
+struct LimitScope<'a> {
+    token: Option<&'a str>,
+    ip: Option<&'a str>,
+    phone: &'a str,
+    country: String,
+    workspace_id: &'a str,
+}
+
+impl<'a> LimitScope<'a> {
+    fn sign_up(s: &'a Submission<'_>, phone: &'a MobileNumber) -> Self {
+        Self {
+            token: Some(s.token_jti),
+            ip: s.ip.as_deref(),
+            phone: phone.as_str(),
+            country: phone.country().to_string(),
+            workspace_id: &s.campaign.workspace_id,
         }
     }
-    let per_country: i64 = doi_sms()
-        .filter(sms_messages::country.eq(phone.country().to_string()))
-        .count()
-        .get_result(conn)?;
-    if per_country >= limits.per_country {
-        return hit(LimitKind::Country);
+
+    fn resend(req: &'a ConsentRequest) -> Self {
+        Self {
+            token: None,
+            ip: None,
+            phone: &req.phone,
+            country: req.country.clone(),
+            workspace_id: &req.workspace_id,
+        }
     }
-    let per_workspace: i64 = doi_sms()
-        .filter(sms_messages::workspace_id.eq(&s.campaign.workspace_id))
-        .count()
-        .get_result(conn)?;
-    if per_workspace >= limits.per_workspace {
-        return hit(LimitKind::Workspace);
+
+    /// Makes sign-ups and resends that share a link, a number or a client address wait for each
+    /// other until the transaction ends, so each counts what the others committed (PostgreSQL
+    /// advisory locks; on SQLite `BEGIN IMMEDIATE` already serializes every writer). Always link,
+    /// number, address in this order, and before any row lock, so two never wait on each other.
+    /// Country and workspace take no lock: that would serialize every sign-up of a country, and
+    /// their caps (1,000 and 10,000) can only be passed by the few sign-ups in flight at once.
+    fn lock(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        if let Some(token) = self.token {
+            db::lock_for_transaction(conn, &format!("doi-link:{token}"))?;
+        }
+        db::lock_for_transaction(conn, &format!("doi-phone:{}", self.phone))?;
+        if let Some(ip) = self.ip {
+            db::lock_for_transaction(conn, &format!("doi-ip:{ip}"))?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The first limit one more code SMS would pass, as [`DoiError::Limited`]. Number, country and
+    /// workspace count every code SMS of the last 24 hours (first sends and resends, through any
+    /// link and workspace); link and address count sign-ups.
+    fn check(&self, conn: &mut DbConn, limits: &AbuseLimits) -> Result<(), DoiError> {
+        let since = day_ago();
+        let doi_sms = || {
+            sms_messages::table
+                .filter(sms_messages::kind.eq(SmsKind::DoiRequest))
+                .filter(sms_messages::created_at.gt(since))
+                .into_boxed()
+        };
+        let hit = |kind: LimitKind| {
+            METRICS.limit_hit(kind.as_str());
+            tracing::warn!(limit = kind.as_str(), "double opt-in limit reached");
+            Err(DoiError::Limited(kind))
+        };
+        if let Some(token) = self.token {
+            let per_token: i64 = consent_requests::table
+                .filter(consent_requests::token_jti.eq(token))
+                .filter(consent_requests::submitted_at.gt(since))
+                .count()
+                .get_result(conn)?;
+            if per_token >= limits.per_token {
+                return hit(LimitKind::Token);
+            }
+        }
+        let per_phone: i64 = doi_sms()
+            .filter(sms_messages::phone.eq(self.phone))
+            .count()
+            .get_result(conn)?;
+        if per_phone >= limits.per_phone {
+            return hit(LimitKind::Phone);
+        }
+        if let Some(ip) = self.ip {
+            let per_ip: i64 = consent_requests::table
+                .filter(consent_requests::ip.eq(ip))
+                .filter(consent_requests::submitted_at.gt(since))
+                .count()
+                .get_result(conn)?;
+            if per_ip >= limits.per_ip {
+                return hit(LimitKind::Ip);
+            }
+        }
+        let per_country: i64 = doi_sms()
+            .filter(sms_messages::country.eq(&self.country))
+            .count()
+            .get_result(conn)?;
+        if per_country >= limits.per_country {
+            return hit(LimitKind::Country);
+        }
+        let per_workspace: i64 = doi_sms()
+            .filter(sms_messages::workspace_id.eq(self.workspace_id))
+            .count()
+            .get_result(conn)?;
+        if per_workspace >= limits.per_workspace {
+            return hit(LimitKind::Workspace);
+        }
+        Ok(())
+    }
 }
 
 /// Marks pending requests of this phone whose time ran out as expired.
@@ -484,13 +543,31 @@ pub fn latest_for_invitation(conn: &mut DbConn, invitation_id: &str) -> Result<O
         .select(ConsentRequest::as_select())
         .first(conn)
         .optional()?;
-    // A pending request past its time is reported as expired.
-    Ok(found.map(|mut r| {
-        if r.status == ConsentRequestStatus::Pending && r.expires_at <= db::now() {
-            r.status = ConsentRequestStatus::Expired;
-        }
-        r
-    }))
+    Ok(found.map(expired_if_due))
+}
+
+/// A pending request past its time is reported as expired.
+fn expired_if_due(mut r: ConsentRequest) -> ConsentRequest {
+    if r.status == ConsentRequestStatus::Pending && r.expires_at <= db::now() {
+        r.status = ConsentRequestStatus::Expired;
+    }
+    r
+}
+
+/// Reads a request again and, on PostgreSQL, locks its row until the transaction ends, so code
+/// checks and resends of one sign-up run one after another on what the previous one committed
+/// (SQLite's `BEGIN IMMEDIATE` already serializes them).
+fn lock_request(conn: &mut DbConn, request_id: &str) -> Result<Option<ConsentRequest>, DbError> {
+    let request = consent_requests::table.find(request_id);
+    let found = match conn {
+        DbConn::Pg(c) => request
+            .select(ConsentRequest::as_select())
+            .for_update()
+            .first(c)
+            .optional()?,
+        DbConn::Sqlite(c) => request.select(ConsentRequest::as_select()).first(c).optional()?,
+    };
+    Ok(found.map(expired_if_due))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -515,7 +592,11 @@ pub fn confirm_code(
     evidence: serde_json::Value,
 ) -> Result<CodeOutcome, DoiError> {
     db::write_tx_retrying(conn, 3, |conn| {
-        let Some(req) = latest_for_invitation(conn, invitation_id)? else {
+        let Some(latest) = latest_for_invitation(conn, invitation_id)? else {
+            return Ok(CodeOutcome::NothingPending);
+        };
+        // Concurrent guesses wait for each other: at most `max_code_attempts` codes are compared.
+        let Some(req) = lock_request(conn, &latest.id)? else {
             return Ok(CodeOutcome::NothingPending);
         };
         let now = db::now();
@@ -534,8 +615,12 @@ pub fn confirm_code(
         if typed.len() == 6
             && crate::crypto::constant_time_eq(code_hash(&req.id, &typed).as_bytes(), req.code_hash.as_bytes())
         {
-            activate(conn, &req, ConfirmedVia::Code, evidence.clone(), now)?;
-            return Ok(CodeOutcome::Confirmed);
+            let confirmed = activate(conn, &req, ConfirmedVia::Code, evidence.clone(), now)?;
+            return Ok(if confirmed {
+                CodeOutcome::Confirmed
+            } else {
+                CodeOutcome::NothingPending
+            });
         }
         let attempts = req.code_attempts + 1;
         let locked = attempts >= settings.max_code_attempts;
@@ -575,7 +660,12 @@ pub fn resend(
     company: &str,
 ) -> Result<ResendOutcome, DoiError> {
     db::write_tx_retrying(conn, 3, |conn| {
-        let Some(req) = latest_for_invitation(conn, invitation_id)? else {
+        let Some(latest) = latest_for_invitation(conn, invitation_id)? else {
+            return Ok(ResendOutcome::NothingPending);
+        };
+        // The number's limit lock first, as a sign-up takes it, then the request's row.
+        LimitScope::resend(&latest).lock(conn)?;
+        let Some(req) = lock_request(conn, &latest.id)? else {
             return Ok(ResendOutcome::NothingPending);
         };
         if req.status != ConsentRequestStatus::Pending {
@@ -591,6 +681,11 @@ pub fn resend(
             if wait > 0 {
                 return Ok(ResendOutcome::TooSoon { wait_secs: wait });
             }
+        }
+        // A resend is one more code SMS to the number: it counts like a first send.
+        match LimitScope::resend(&req).check(conn, &settings.limits) {
+            Err(DoiError::Limited(_)) => return Ok(ResendOutcome::NoMore),
+            other => other?,
         }
         // The request keeps only a hash of its code, so a resend carries a fresh code and the
         // old one stops working.
@@ -621,21 +716,30 @@ pub fn resend(
 
 /// Makes a pending request an active consent: the subscription, the ledger entry, the funnel
 /// count, and the confirmation receipt SMS (a service message, answering the person's own action).
+/// Returns false, changing nothing, when the request's status is no longer the one in `req` (a
+/// concurrent code check locked it, or a reply confirmed it first).
 pub fn activate(
     conn: &mut DbConn,
     req: &ConsentRequest,
     via: ConfirmedVia,
     evidence: serde_json::Value,
     now: NaiveDateTime,
-) -> Result<(), DbError> {
-    diesel::update(consent_requests::table.find(&req.id))
-        .set((
-            consent_requests::status.eq(ConsentRequestStatus::Confirmed),
-            consent_requests::confirmed_at.eq(now),
-            consent_requests::confirmed_via.eq(via),
-            consent_requests::closed_at.eq(now),
-        ))
-        .execute(conn)?;
+) -> Result<bool, DbError> {
+    let updated = diesel::update(
+        consent_requests::table
+            .filter(consent_requests::id.eq(&req.id))
+            .filter(consent_requests::status.eq(req.status)),
+    )
+    .set((
+        consent_requests::status.eq(ConsentRequestStatus::Confirmed),
+        consent_requests::confirmed_at.eq(now),
+        consent_requests::confirmed_via.eq(via),
+        consent_requests::closed_at.eq(now),
+    ))
+    .execute(conn)?;
+    if updated == 0 {
+        return Ok(false);
+    }
     let existing: Option<String> = sms_subscriptions::table
         .filter(sms_subscriptions::workspace_id.eq(&req.workspace_id))
         .filter(sms_subscriptions::phone.eq(&req.phone))
@@ -735,7 +839,7 @@ pub fn activate(
             },
         )?;
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -226,7 +226,9 @@ fn confirm(conn: &mut DbConn, msg: &Inbound, now: NaiveDateTime) -> Result<Strin
                 "body": msg.body,
                 "received_at": msg.received_at.and_utc().to_rfc3339(),
             });
-            doi::activate(conn, request, ConfirmedVia::SmsReply, evidence, now)?;
+            if !doi::activate(conn, request, ConfirmedVia::SmsReply, evidence, now)? {
+                return Ok(format!("request {} was closed meanwhile: ignored", request.id));
+            }
             Ok(format!("confirmed request {}", request.id))
         }
         [newest, ..] => {

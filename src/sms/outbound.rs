@@ -135,25 +135,25 @@ pub fn apply_status(conn: &mut DbConn, provider_sid: &str, status: &str, error: 
     let Some((status, rank)) = SmsStatus::parse(status).and_then(|s| s.rank().map(|r| (s, r))) else {
         return Ok(false);
     };
-    let current: Option<(String, SmsStatus)> = sms_messages::table
-        .filter(sms_messages::provider_sid.eq(provider_sid))
-        .select((sms_messages::id, sms_messages::status))
-        .first(conn)
-        .optional()?;
-    let Some((id, current)) = current else {
-        return Ok(false);
-    };
-    if current.rank().is_some_and(|r| r >= rank) {
-        return Ok(false);
-    }
-    diesel::update(sms_messages::table.find(id))
-        .set((
-            sms_messages::status.eq(status),
-            sms_messages::status_at.eq(db::now()),
-            sms_messages::error.eq(error),
-        ))
-        .execute(conn)?;
-    Ok(true)
+    let behind: Vec<SmsStatus> = SmsStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.rank().is_some_and(|r| r < rank))
+        .collect();
+    // One conditional statement: callbacks for one message race (Twilio sends them in parallel),
+    // and a read-then-write could put `sent` back over `delivered`.
+    let changed = diesel::update(
+        sms_messages::table
+            .filter(sms_messages::provider_sid.eq(provider_sid))
+            .filter(sms_messages::status.eq_any(behind)),
+    )
+    .set((
+        sms_messages::status.eq(status),
+        sms_messages::status_at.eq(db::now()),
+        sms_messages::error.eq(error),
+    ))
+    .execute(conn)?;
+    Ok(changed > 0)
 }
 
 #[cfg(test)]

@@ -557,6 +557,49 @@ impl TestApp {
         }
     }
 
+    /// A workspace whose campaign went to `n` contacts; returns it and one landing link per
+    /// contact (distinct links, as `n` people would have in their mail).
+    pub async fn invited_many(&self, n: usize) -> (TestWorkspace, Vec<String>) {
+        use diesel::prelude::*;
+        let ws = self.create_workspace("Skobutikken").await;
+        let mut csv = String::from("email,first_name,locale\n");
+        for i in 0..n {
+            csv.push_str(&format!("r{i}@example.dk,R{i},da\n"));
+        }
+        self.import(&ws.token, &csv).await;
+        let text = self.consent_text(&ws.token, "da").await;
+        let campaign = self
+            .campaign(
+                &ws.token,
+                &serde_json::json!({"name": "Many", "consent_text_id": text, "subject": "SMS?", "intro": "Hej."}),
+            )
+            .await;
+        self.send_campaign(&ws.token, &campaign).await;
+        self.drain_outbox(std::time::Duration::from_secs(30)).await;
+        let ids: Vec<String> = self
+            .with_db({
+                let campaign = campaign.clone();
+                move |c| {
+                    invitations::table
+                        .filter(invitations::campaign_id.eq(&campaign))
+                        .select(invitations::id)
+                        .load(c)
+                        .unwrap()
+                }
+            })
+            .await;
+        assert_eq!(ids.len(), n);
+        let links = ids
+            .iter()
+            .map(|inv| {
+                self.keyring
+                    .sign(LinkPurpose::Landing, inv, &campaign, "da", optbridge::db::now())
+                    .unwrap()
+            })
+            .collect();
+        (ws, links)
+    }
+
     /// GETs a page without credentials: its status and body.
     pub async fn page(&self, path: &str) -> (u16, String) {
         let res = self.client.get(self.url(path)).send().await.unwrap();

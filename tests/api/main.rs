@@ -30,6 +30,7 @@ mod ledger;
 mod links;
 mod outbox;
 mod page_errors;
+mod races;
 mod secrets_at_rest;
 mod security;
 mod smtp_sink_selftest;
