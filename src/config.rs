@@ -71,6 +71,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "IMPORT_MAX_BYTES", global = true, default_value_t = 256 * 1024 * 1024)]
     pub import_max_bytes: u64,
 
+    /// Seconds a request body may take to arrive, plus one per 500 bytes received (a slow but
+    /// steady upload goes on; a trickle is answered 408 and the connection closed).
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT_SECS", global = true, default_value_t = 30)]
+    pub request_body_timeout_secs: u64,
+
     /// Milliseconds a SQLite writer waits for the write lock before giving up.
     #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", global = true, default_value_t = 10_000)]
     pub sqlite_busy_timeout_ms: u64,
@@ -237,6 +242,7 @@ impl Default for ConfigArgs {
             twilio_messaging_service_sid: None,
             twilio_api_base: None,
             import_max_bytes: 256 * 1024 * 1024,
+            request_body_timeout_secs: 30,
             sqlite_busy_timeout_ms: 10_000,
             link_ttl_days: 30,
             outbox_workers: outbox_default::WORKERS,
@@ -373,6 +379,7 @@ pub struct Settings {
     pub smtp_url: Option<Url>,
     pub sms: SmsProviderSettings,
     pub import_max_bytes: u64,
+    pub request_body_timeout: Duration,
     pub sqlite_busy_timeout: Duration,
     pub http_workers: Option<usize>,
     pub link_ttl: Duration,
@@ -489,6 +496,10 @@ impl Settings {
             smtp_url,
             sms,
             import_max_bytes: args.import_max_bytes,
+            request_body_timeout: Duration::from_secs(positive(
+                args.request_body_timeout_secs,
+                "REQUEST_BODY_TIMEOUT_SECS",
+            )?),
             sqlite_busy_timeout: Duration::from_millis(args.sqlite_busy_timeout_ms),
             http_workers: args.http_workers.filter(|n| *n > 0),
             link_ttl: Duration::from_secs(u64::from(positive(args.link_ttl_days, "LINK_TTL_DAYS")?) * 86_400),
