@@ -22,6 +22,7 @@ mod faults;
 mod funnel;
 mod hardening;
 mod health;
+mod http_hardening;
 mod import;
 mod invitations;
 mod ledger;
