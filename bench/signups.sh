@@ -84,7 +84,7 @@ async def main():
     statuses, most = collections.Counter(), 0
     started = time.monotonic()
     for i, (_, w) in enumerate(conns):
-        phone = f"+4520{i:06d}"
+        phone = f"+4520{123456 + i:06d}"
         body = urllib.parse.urlencode({"csrf": csrf, "phone": phone, "consent": "yes"}).encode()
         w.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8092\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
