@@ -15,6 +15,7 @@ mod defaults {
     pub const DATABASE_URL: &str = "sqlite://optbridge.db";
     pub const BIND: &str = "127.0.0.1:8080";
     pub const IMPORT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+    pub const REQUEST_BODY_TIMEOUT_SECS: u64 = 30;
     pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
     pub const LINK_TTL_DAYS: u32 = 30;
     pub const SMTP_TIMEOUT_SECS: u64 = 30;
@@ -94,6 +95,11 @@ pub struct ConfigArgs {
     /// Largest accepted CSV import body, in bytes.
     #[arg(long, env = "IMPORT_MAX_BYTES", global = true, default_value_t = defaults::IMPORT_MAX_BYTES)]
     pub import_max_bytes: u64,
+
+    /// Seconds a request body may take to arrive, plus one per 500 bytes received (a slow but
+    /// steady upload goes on; a trickle is answered 408 and the connection closed).
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT_SECS", global = true, default_value_t = defaults::REQUEST_BODY_TIMEOUT_SECS)]
+    pub request_body_timeout_secs: u64,
 
     /// Milliseconds a SQLite writer waits for the write lock before giving up.
     #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", global = true, default_value_t = defaults::SQLITE_BUSY_TIMEOUT_MS)]
@@ -271,6 +277,7 @@ impl Default for ConfigArgs {
             twilio_messaging_service_sid: None,
             twilio_api_base: None,
             import_max_bytes: defaults::IMPORT_MAX_BYTES,
+            request_body_timeout_secs: defaults::REQUEST_BODY_TIMEOUT_SECS,
             sqlite_busy_timeout_ms: defaults::SQLITE_BUSY_TIMEOUT_MS,
             link_ttl_days: defaults::LINK_TTL_DAYS,
             outbox_workers: defaults::WORKERS,
@@ -409,6 +416,7 @@ pub struct Settings {
     pub smtp_url: Option<Url>,
     pub sms: SmsProviderSettings,
     pub import_max_bytes: u64,
+    pub request_body_timeout: Duration,
     pub sqlite_busy_timeout: Duration,
     pub http_workers: Option<usize>,
     pub link_ttl: Duration,
@@ -527,6 +535,10 @@ impl Settings {
             smtp_url,
             sms,
             import_max_bytes: args.import_max_bytes,
+            request_body_timeout: Duration::from_secs(positive(
+                args.request_body_timeout_secs,
+                "REQUEST_BODY_TIMEOUT_SECS",
+            )?),
             sqlite_busy_timeout: Duration::from_millis(args.sqlite_busy_timeout_ms),
             http_workers: args.http_workers.filter(|n| *n > 0),
             link_ttl: Duration::from_secs(u64::from(positive(args.link_ttl_days, "LINK_TTL_DAYS")?) * 86_400),

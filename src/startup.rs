@@ -283,10 +283,13 @@ impl Application {
             if https {
                 headers = headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
             }
+            // Outermost last: the headers go on every answer. The middlewares inside answer with
+            // responses, never errors (an error passes DefaultHeaders by and is rendered later).
             App::new()
                 .wrap(actix_web::middleware::from_fn(routes::reject_nul_in_url))
-                .wrap(headers)
+                .wrap(actix_web::middleware::from_fn(routes::request_body::limit_body_time))
                 .wrap(crate::telemetry::RequestLog)
+                .wrap(headers)
                 .app_data(state.clone())
                 .configure(|cfg| routes::configure(cfg, dev_mail, dev_sms, twilio))
         });

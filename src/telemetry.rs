@@ -118,7 +118,15 @@ where
                         %method, route, status = 500, ms, panic = panic_message(payload.as_ref()),
                         "request handler panicked"
                     );
-                    return Err(actix_web::error::ErrorInternalServerError("internal server error"));
+                    // No request is left to answer with (it went into the panicked handler): an
+                    // error, rendered after the headers middleware, so it carries nosniff itself.
+                    let answer = actix_web::HttpResponse::InternalServerError()
+                        .insert_header((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                        .content_type("text/plain; charset=utf-8")
+                        .body("internal server error");
+                    return Err(
+                        actix_web::error::InternalError::from_response("request handler panicked", answer).into(),
+                    );
                 }
             };
             let (status, request) = match &res {
@@ -239,6 +247,7 @@ mod tests {
         for path in ["/panic/secret-token", "/sync-panic", "/panic/again"] {
             let res = client.get(format!("{base}{path}")).send().await.expect(path);
             assert_eq!(res.status(), 500, "{path}");
+            assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{path}");
             assert_eq!(res.text().await.expect("body"), "internal server error", "{path}");
             // A new connection, so it must be the same (only) worker that answers.
             let res = reqwest::get(format!("{base}/ok")).await.expect("after a panic");

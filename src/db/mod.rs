@@ -8,6 +8,7 @@
 pub mod schema;
 pub mod text_enum;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -72,6 +73,8 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("migration failed: {0}")]
     Migration(String),
+    #[error("no database connection became free within {} s", POOL_WAIT.as_secs())]
+    Busy,
     #[error("database task was cancelled")]
     Cancelled,
     #[error("database task panicked (a bug; the panic is in the log)")]
@@ -106,7 +109,7 @@ impl DbError {
     pub fn is_connection_lost(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            Self::Connect(_) | Self::Pool(_) => true,
+            Self::Connect(_) | Self::Pool(_) | Self::Busy => true,
             Self::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
             Self::Query(Error::DatabaseError(_, info)) => {
                 let msg = info.message();
@@ -186,11 +189,18 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
+/// How long a caller waits for a pooled connection (and [`Db::run`] for its turn) before giving up.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
 /// The database handle the whole application shares: a pool plus the backend it talks to.
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<ConnectionManager>,
     backend: Backend,
+    /// One permit per pooled connection: [`Db::run`] starts a blocking thread only with one,
+    /// the rest wait here as futures (1,000 concurrent sign-ups had 512 threads parked in
+    /// `pool.get()`, 568 MB RSS; BENCHMARKS.md, "Concurrent sign-ups").
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Db {
@@ -212,14 +222,15 @@ impl Db {
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(30))
+            .connection_timeout(POOL_WAIT)
             .build(manager)
             .map_err(|e| DbError::Connect(e.to_string()))?;
         let backend = match url {
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
-        Ok(Self { pool, backend })
+        let turns = Arc::new(tokio::sync::Semaphore::new(pool_size as usize));
+        Ok(Self { pool, backend, turns })
     }
 
     pub fn backend(&self) -> Backend {
@@ -231,7 +242,8 @@ impl Db {
         Ok(self.pool.get()?)
     }
 
-    /// Runs blocking database work on the blocking thread pool, off the async executor.
+    /// Runs blocking database work on the blocking thread pool, off the async executor: at most
+    /// one task per pooled connection at a time, the others queue (as futures, not threads).
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
@@ -239,10 +251,20 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let turn = match self.turns.clone().try_acquire_owned() {
+            Ok(turn) => turn,
+            // Every connection is at work: queue, as long as the pool would wait for one.
+            Err(_) => tokio::time::timeout(POOL_WAIT, self.turns.clone().acquire_owned())
+                .await
+                .map_err(|_| E::from(DbError::Busy))?
+                .map_err(|_| E::from(DbError::Cancelled))?,
+        };
         // A panic in `f` ends only this task: it comes back as an error (500/503 to the request),
         // never re-raised. A connection it left inside a transaction counts as broken and is not
-        // returned to the pool.
+        // returned to the pool. The turn goes with the task: a caller that stops waiting (a client
+        // gone) does not free it while the work still runs.
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let mut conn = pool.get().map_err(DbError::from)?;
             f(&mut conn)
         })
@@ -495,6 +517,83 @@ mod tests {
             .expect("count");
         assert_eq!(rows, 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Work beyond the pool queues without holding a thread: with both connections at work, 20
+    /// more `run`s leave the blocking threads free for other work, and never run more than two
+    /// at once. Before, each of them parked a thread in `pool.get()` and the rest of the
+    /// blocking work waited behind them.
+    #[test]
+    fn work_beyond_the_pool_queues_without_taking_threads() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::sync::{Condvar, Mutex};
+        // Four blocking threads: the two connections' work holds two, two stay for other work.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(4)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        /// Lets the held work finish when dropped, also when an assertion fails (the runtime
+        /// waits for its blocking threads before it goes).
+        struct Release(Arc<(Mutex<bool>, Condvar)>);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                let (lock, go) = &*self.0;
+                *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+                go.notify_all();
+            }
+        }
+        rt.block_on(async {
+            let db =
+                Db::connect(&DatabaseUrl::Sqlite(":memory:".into()), 2, Duration::from_millis(200)).expect("connect");
+            let release = Arc::new((Mutex::new(false), Condvar::new()));
+            let releaser = Release(release.clone());
+            let inside = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let tasks: Vec<_> = (0..22)
+                .map(|_| {
+                    let (db, release, inside, most) = (db.clone(), release.clone(), inside.clone(), most.clone());
+                    tokio::spawn(async move {
+                        db.run(move |_conn| -> Result<(), DbError> {
+                            most.fetch_max(inside.fetch_add(1, SeqCst) + 1, SeqCst);
+                            let (lock, go) = &*release;
+                            let mut released = lock.lock().expect("lock");
+                            while !*released {
+                                released = go.wait(released).expect("lock");
+                            }
+                            inside.fetch_sub(1, SeqCst);
+                            Ok(())
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            // The spawned tasks run in order on this thread whenever it yields.
+            while inside.load(SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            let other_work = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(|| 42)).await;
+            assert_eq!(
+                other_work.ok().and_then(Result::ok),
+                Some(42),
+                "queued database work held the blocking threads"
+            );
+
+            drop(releaser);
+            for task in tasks {
+                task.await
+                    .expect("task")
+                    .expect("queued work runs once a connection is free");
+            }
+            assert_eq!(
+                most.load(SeqCst),
+                2,
+                "at most one piece of work per connection at a time"
+            );
+        });
     }
 
     #[test]

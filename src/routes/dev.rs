@@ -1,6 +1,12 @@
 //! The dev outboxes, mounted only while the dev providers are active: `/dev/mail` lists the
 //! emails that would have been sent, with the rendered HTML part and the raw source.
+//!
+//! The reply form of `/dev/sms` confirms consents and withdraws them (JA, STOP): it takes only
+//! same-origin posts carrying the page's form token. The dev pages have no session, so the token
+//! is double-submitted, as on the dashboard's login form: a random value in a cookie
+//! (SameSite=Strict, HttpOnly, Path=/dev) and the same value in the form.
 
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, web};
@@ -12,6 +18,9 @@ use crate::mail::DevMail;
 use crate::routes::error::PageError;
 use crate::routes::pages;
 use crate::startup::AppState;
+
+/// The cookie half of the `/dev/sms` reply form's token.
+pub const DEV_CSRF_COOKIE: &str = "ob_dev_csrf";
 
 pub fn configure_mail(cfg: &mut web::ServiceConfig) {
     cfg.service(mail_list)
@@ -142,6 +151,7 @@ struct Thread {
 struct SmsThreads {
     threads: Vec<Thread>,
     sender: String,
+    csrf: String,
 }
 
 #[get("/dev/sms")]
@@ -177,19 +187,53 @@ async fn sms_threads(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     for t in &mut threads {
         t.messages.reverse(); // oldest first within a thread
     }
-    Ok(pages::render(
+    // The token of an earlier visit stays valid, so that forms in other tabs keep working.
+    let csrf = req
+        .cookie(DEV_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_else(crate::crypto::random_secret);
+    let mut res = pages::render(
         StatusCode::OK,
         &SmsThreads {
             threads,
             sender: crate::sms::provider::DEV_SENDER.to_owned(),
+            csrf: csrf.clone(),
         },
-    ))
+    );
+    let cookie = Cookie::build(DEV_CSRF_COOKIE, csrf)
+        .path("/dev")
+        .http_only(true)
+        .secure(state.settings.base_url.scheme() == "https")
+        .same_site(SameSite::Strict)
+        .finish();
+    let _ = res.add_cookie(&cookie);
+    Ok(res)
 }
 
 #[derive(serde::Deserialize)]
 struct Reply {
     phone: String,
     body: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A browser's post from another site: an `Origin` other than BASE_URL's (RFC 6454 §7), or
+/// `Sec-Fetch-Site: cross-site` (Fetch Metadata).
+fn cross_site(req: &HttpRequest, base_url: &url::Url) -> bool {
+    let headers = req.headers();
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return true;
+    }
+    headers
+        .get(header::ORIGIN)
+        .is_some_and(|origin| origin.as_bytes() != base_url.origin().ascii_serialization().as_bytes())
 }
 
 /// Answers as the phone would: the reply is stored and processed like a provider webhook.
@@ -199,7 +243,14 @@ async fn sms_reply(
     state: web::Data<AppState>,
     form: web::Form<Reply>,
 ) -> Result<HttpResponse, PageError> {
-    let Reply { phone, body } = form.into_inner();
+    let Reply { phone, body, csrf } = form.into_inner();
+    if cross_site(&req, &state.settings.base_url) {
+        return Ok(HttpResponse::Forbidden().body("replies are taken only from this site's own /dev/sms page"));
+    }
+    let expected = req.cookie(DEV_CSRF_COOKIE).map(|c| c.value().to_owned());
+    if !expected.is_some_and(|e| !e.is_empty() && crate::crypto::constant_time_eq(e.as_bytes(), csrf.as_bytes())) {
+        return Ok(HttpResponse::Forbidden().body("missing or wrong form token: reload /dev/sms and answer again"));
+    }
     if phone.trim().is_empty() || body.trim().is_empty() {
         return Ok(HttpResponse::BadRequest().body("phone and body are required"));
     }

@@ -8,11 +8,12 @@ pub mod error;
 pub mod health;
 pub mod landing;
 pub mod pages;
+pub mod request_body;
 pub mod tracking;
 pub mod unsubscribe;
 pub mod webhooks;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
@@ -66,21 +67,22 @@ pub fn link_token<'a>(req: &'a actix_web::HttpRequest, prefix: &str) -> Option<&
 /// and PostgreSQL refuses even to compare (an error, not "not found"): answered 400 before any
 /// handler runs, the same on both backends. Signed links are left alone: a token with a NUL
 /// fails verification before any query, and gets what every bad link gets (the one 404 page, or
-/// the pixel).
+/// the pixel). The 400 is a response, not an error, so the headers middleware outside sees it.
 pub async fn reject_nul_in_url(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let uri = req.uri();
     let has_nul = |s: &str| s.as_bytes().windows(3).any(|w| w == b"%00");
     let signed_link = ["/o/", "/l/", "/u/"].iter().any(|p| uri.path().starts_with(p));
     if !signed_link && (has_nul(uri.path()) || uri.query().is_some_and(has_nul)) {
         let msg = "the address must not contain a NUL character (%00)";
-        return Err(if uri.path().starts_with("/api/") {
+        let err: actix_web::Error = if uri.path().starts_with("/api/") {
             api::ApiError::BadRequest(msg.into()).into()
         } else {
             actix_web::error::ErrorBadRequest(msg)
-        });
+        };
+        return Ok(req.error_response(err).map_into_right_body());
     }
-    next.call(req).await
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
 }

@@ -780,13 +780,7 @@ async fn dev_sms_outbox_walkthrough(backend: Backend) {
     let (status, threads) = app.page("/dev/sms").await;
     assert_eq!(status, 200);
     assert!(threads.contains(ANNA) && threads.contains("Svar JA"), "{threads}");
-    let res = app
-        .client
-        .post(app.url("/dev/sms/reply"))
-        .form(&[("phone", ANNA), ("body", "Ja")])
-        .send()
-        .await
-        .unwrap();
+    let res = app.dev_sms_reply(ANNA, "Ja").await;
     assert_eq!(res.status(), 303);
     app.drain_outbox(Duration::from_secs(10)).await;
     assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));

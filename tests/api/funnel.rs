@@ -117,14 +117,7 @@ async fn scripted_campaign_counts_match_everywhere(backend: Backend) {
     assert_eq!(csv_confirmed, 2);
 
     // STOP from p3 and an email unsubscribe from p6 show up in the funnel.
-    let res = s
-        .app
-        .client
-        .post(s.app.url("/dev/sms/reply"))
-        .form(&[("phone", "+4520123453"), ("body", "STOP")])
-        .send()
-        .await
-        .unwrap();
+    let res = s.app.dev_sms_reply("+4520123453", "STOP").await;
     assert_eq!(res.status(), 303);
     let res = s
         .app

@@ -659,6 +659,21 @@ impl TestApp {
         .await
     }
 
+    /// Answers as `phone` through the dev outbox's reply form, as a browser on `/dev/sms` does:
+    /// the page's form token in the form and in its cookie.
+    pub async fn dev_sms_reply(&self, phone: &str, body: &str) -> reqwest::Response {
+        let page = self.client.get(self.url("/dev/sms")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let token = cookie_value(&set_cookie(&page, "ob_dev_csrf").expect("dev SMS form token cookie"));
+        self.client
+            .post(self.url("/dev/sms/reply"))
+            .header("Cookie", format!("ob_dev_csrf={token}"))
+            .form(&[("phone", phone), ("body", body), ("csrf", &token)])
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The status of the SMS subscription of `phone`, if there is one.
     pub async fn subscription_status(&self, phone: &'static str) -> Option<String> {
         self.with_db(move |c| {
@@ -752,14 +767,7 @@ impl Scripted {
     }
 
     async fn confirm_by_sms(&self, phone: &str) {
-        let res = self
-            .app
-            .client
-            .post(self.app.url("/dev/sms/reply"))
-            .form(&[("phone", phone), ("body", "JA")])
-            .send()
-            .await
-            .unwrap();
+        let res = self.app.dev_sms_reply(phone, "JA").await;
         assert_eq!(res.status(), 303);
     }
 

@@ -24,6 +24,7 @@ mod funnel;
 mod hardening;
 mod health;
 mod hostile_text;
+mod http_hardening;
 mod import;
 mod invitations;
 mod ledger;

@@ -2,7 +2,7 @@
 
 use std::future::{Ready, ready};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
@@ -23,10 +23,22 @@ impl Tenant {
     }
 }
 
+/// A request without a valid token is answered here (401, or 503 when the database is away), as
+/// a response rather than an error, so that the headers middleware outside sees it.
 pub async fn require_api_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match tenant_of(&req).await {
+        Ok(tenant) => {
+            req.extensions_mut().insert(tenant);
+            next.call(req).await.map(ServiceResponse::map_into_left_body)
+        }
+        Err(err) => Ok(req.error_response(err).map_into_right_body()),
+    }
+}
+
+async fn tenant_of(req: &ServiceRequest) -> Result<Tenant, ApiError> {
     let token = bearer_token(req.request()).ok_or(ApiError::Unauthorized)?;
     let state = req
         .app_data::<web::Data<AppState>>()
@@ -36,9 +48,7 @@ pub async fn require_api_token(
         .db
         .run(move |conn| workspace::authenticate(conn, &token).map_err(ApiError::from))
         .await?;
-    let workspace = found.ok_or(ApiError::Unauthorized)?;
-    req.extensions_mut().insert(Tenant(workspace));
-    next.call(req).await
+    found.map(Tenant).ok_or(ApiError::Unauthorized)
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {
