@@ -19,26 +19,10 @@ use crate::links::Keyring;
 use crate::mail::deliver::{InvitationSender, InvitationSenderParts};
 use crate::mail::dkim::DkimSigner;
 use crate::mail::{Mailer, SmtpMailer};
-use crate::outbox::JobKind;
 use crate::outbox::worker::{JobHandler, Queue, Worker, WorkerPool};
 use crate::signing::{KeyEncryption, Sealing, SigningKeyError};
 use crate::sms::provider::{SmsSender, TwilioClient};
 use crate::{routes, signing, sms};
-
-/// Shared by every request handler.
-pub struct AppState {
-    pub db: Db,
-    pub settings: Arc<Settings>,
-    pub keyring: Arc<Keyring>,
-    pub tracking: TrackingBuffer,
-    pub campaigns: routes::landing::cache::CampaignCache,
-    /// Wakes this process's outbox workers when a request enqueued work.
-    pub wake: Arc<Notify>,
-    /// The number or name SMS come from (people text START to it).
-    pub sms_sender: String,
-    /// Every outbox job kind a handler is registered for (listed in /metrics).
-    pub job_kinds: Arc<[JobKind]>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -265,7 +249,7 @@ impl Application {
         let dev_mail = settings.smtp_url.is_none();
         let dev_sms = settings.sms == SmsProviderSettings::DevOutbox;
         let twilio = !dev_sms;
-        let state = web::Data::new(AppState {
+        let state = web::Data::new(routes::AppState {
             db,
             settings: settings.clone(),
             keyring: services.keyring,
@@ -281,14 +265,14 @@ impl Application {
             // send a link token or session cookie over plain http again.
             let mut headers = DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
             if https {
-                headers = headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
+                headers = headers.add((header::STRICT_TRANSPORT_SECURITY, crate::telemetry::HSTS));
             }
             // Outermost last: the headers go on every answer. The middlewares inside answer with
             // responses, never errors (an error passes DefaultHeaders by and is rendered later).
             App::new()
                 .wrap(actix_web::middleware::from_fn(routes::reject_nul_in_url))
                 .wrap(actix_web::middleware::from_fn(routes::request_body::limit_body_time))
-                .wrap(crate::telemetry::RequestLog)
+                .wrap(crate::telemetry::RequestLog { hsts: https })
                 .wrap(headers)
                 .app_data(state.clone())
                 .configure(|cfg| routes::configure(cfg, dev_mail, dev_sms, twilio))

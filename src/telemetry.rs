@@ -52,7 +52,13 @@ pub async fn catch_panic<T>(fut: impl std::future::Future<Output = T>) -> Result
 /// A request whose handler panics is answered 500 and logged at error level, and the worker
 /// keeps serving: actix-web does not catch panics itself (the connection's task dies and the
 /// client gets no answer at all).
-pub struct RequestLog;
+pub struct RequestLog {
+    /// The service is reached over https: the panic answer carries HSTS like every other.
+    pub hsts: bool,
+}
+
+/// `Strict-Transport-Security` on every answer under an https `BASE_URL`.
+pub const HSTS: &str = "max-age=31536000";
 
 impl<S, B> Transform<S, ServiceRequest> for RequestLog
 where
@@ -69,6 +75,7 @@ where
         ready(Ok(RequestLogMiddleware {
             service,
             routes: OnceCell::new(),
+            hsts: self.hsts,
         }))
     }
 }
@@ -78,6 +85,7 @@ pub struct RequestLogMiddleware<S> {
     /// The app's route table, copied on the first request, to name the route of a request that
     /// panicked (its `HttpRequest` is gone by then).
     routes: OnceCell<Rc<ResourceMap>>,
+    hsts: bool,
 }
 
 impl<S, B> Service<ServiceRequest> for RequestLogMiddleware<S>
@@ -96,6 +104,7 @@ where
         let method = req.method().clone();
         let uri = req.uri().clone();
         let routes = Rc::clone(self.routes.get_or_init(|| Rc::new(req.resource_map().clone())));
+        let hsts = self.hsts;
         // Inner services may panic while building their future or while it runs. Unwind safety:
         // the panicked future is dropped, never polled again.
         let fut = std::panic::catch_unwind(AssertUnwindSafe(|| self.service.call(req)));
@@ -119,9 +128,13 @@ where
                         "request handler panicked"
                     );
                     // No request is left to answer with (it went into the panicked handler): an
-                    // error, rendered after the headers middleware, so it carries nosniff itself.
-                    let answer = actix_web::HttpResponse::InternalServerError()
-                        .insert_header((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    // error, rendered after the headers middleware, so it carries their headers itself.
+                    let mut answer = actix_web::HttpResponse::InternalServerError();
+                    answer.insert_header((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+                    if hsts {
+                        answer.insert_header((actix_web::http::header::STRICT_TRANSPORT_SECURITY, HSTS));
+                    }
+                    let answer = answer
                         .content_type("text/plain; charset=utf-8")
                         .body("internal server error");
                     return Err(
@@ -226,7 +239,7 @@ mod tests {
                     assert!(req.path() != "/sync-panic", "middleware bug");
                     srv.call(req)
                 })
-                .wrap(RequestLog)
+                .wrap(RequestLog { hsts: true })
                 .route("/ok", web::get().to(ok))
                 .route("/panic/{token}", web::get().to(panics))
                 .route("/sync-panic", web::get().to(ok))
@@ -248,6 +261,7 @@ mod tests {
             let res = client.get(format!("{base}{path}")).send().await.expect(path);
             assert_eq!(res.status(), 500, "{path}");
             assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{path}");
+            assert_eq!(res.headers()["strict-transport-security"], HSTS, "{path}");
             assert_eq!(res.text().await.expect("body"), "internal server error", "{path}");
             // A new connection, so it must be the same (only) worker that answers.
             let res = reqwest::get(format!("{base}/ok")).await.expect("after a panic");

@@ -15,9 +15,9 @@ use diesel::prelude::*;
 
 use crate::db::schema::dev_messages;
 use crate::mail::DevMail;
+use crate::routes::AppState;
 use crate::routes::error::PageError;
 use crate::routes::pages;
-use crate::startup::AppState;
 
 /// The cookie half of the `/dev/sms` reply form's token.
 pub const DEV_CSRF_COOKIE: &str = "ob_dev_csrf";

@@ -2,7 +2,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::routes::AppState;
 
 /// Liveness plus database reachability: 200 when a query round-trips, 503 otherwise.
 #[get("/healthz")]

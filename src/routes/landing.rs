@@ -24,9 +24,9 @@ use crate::domain::{Locale, PhoneError};
 use crate::funnel::tracking::{TrackingEvent, TrackingKind};
 use crate::i18n::{self, FlowStrings, PageStrings};
 use crate::links::{LinkClaims, LinkPurpose};
+use crate::routes::AppState;
 use crate::routes::error::PageError;
 use crate::routes::pages;
-use crate::startup::AppState;
 
 pub struct CategoryChoice {
     pub name: String,

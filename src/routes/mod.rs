@@ -13,10 +13,34 @@ pub mod tracking;
 pub mod unsubscribe;
 pub mod webhooks;
 
+use std::sync::Arc;
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
+use tokio::sync::Notify;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::funnel::tracking::TrackingBuffer;
+use crate::links::Keyring;
+use crate::outbox::JobKind;
+
+/// What every request handler shares (built by `startup`).
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub keyring: Arc<Keyring>,
+    pub tracking: TrackingBuffer,
+    pub campaigns: landing::cache::CampaignCache,
+    /// Wakes this process's outbox workers when a request enqueued work.
+    pub wake: Arc<Notify>,
+    /// The number or name SMS come from (people text START to it).
+    pub sms_sender: String,
+    /// Every outbox job kind a handler is registered for (listed in /metrics).
+    pub job_kinds: Arc<[JobKind]>,
+}
 
 /// Every route of the service. The dev outbox pages exist only while the dev providers are
 /// active; Twilio's webhooks only when Twilio is the SMS provider.

@@ -11,7 +11,7 @@ use askama::Template;
 use super::error::PageError;
 use crate::config::{ForwardedHeader, ProxyTrust};
 use crate::domain::Locale;
-use crate::startup::AppState;
+use crate::routes::AppState;
 
 /// Pages load nothing but their own stylesheet; no script runs anywhere on them. The dashboard's
 /// charts are inline SVG (markup, not loaded resources), so they need nothing more.

@@ -22,7 +22,7 @@ use actix_web::{HttpMessage as _, HttpResponse, web};
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
-use crate::startup::AppState;
+use crate::routes::AppState;
 
 /// Bytes per second a body must keep up on average to earn more time than the timeout itself.
 const MIN_BYTES_PER_SEC: u64 = 500;

@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::funnel::tracking::{TrackingEvent, TrackingKind};
 use crate::links::LinkPurpose;
+use crate::routes::AppState;
 use crate::routes::pages;
-use crate::startup::AppState;
 
 /// A transparent 1×1 GIF89a.
 const PIXEL: &[u8] = &[

@@ -12,9 +12,9 @@ use crate::domain::Locale;
 use crate::i18n::{self, PageStrings};
 use crate::links::{LinkClaims, LinkPurpose};
 use crate::metrics::METRICS;
+use crate::routes::AppState;
 use crate::routes::error::PageError;
 use crate::routes::pages;
-use crate::startup::AppState;
 
 #[derive(Template)]
 #[template(path = "pages/unsubscribe.html")]

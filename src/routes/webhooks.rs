@@ -12,9 +12,9 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 
 use crate::config::SmsProviderSettings;
 use crate::metrics::METRICS;
+use crate::routes::AppState;
 use crate::routes::error::{PageError, PageFailure};
 use crate::sms::{inbound as replies, outbound, twilio_signature};
-use crate::startup::AppState;
 
 /// Empty TwiML: no automatic reply from Twilio; our answers go out through the outbox.
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";

@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::error::ApiError;
-use crate::startup::AppState;
+use crate::routes::AppState;
 use crate::workspace::{self, Workspace};
 
 /// The workspace the request's token acts for. Every handler that reads or writes data takes

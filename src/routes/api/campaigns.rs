@@ -3,7 +3,7 @@ use serde_json::json;
 
 use super::{ApiError, Tenant};
 use crate::campaigns::{self, CampaignError, CampaignRequest};
-use crate::startup::AppState;
+use crate::routes::AppState;
 
 impl From<CampaignError> for ApiError {
     fn from(e: CampaignError) -> Self {

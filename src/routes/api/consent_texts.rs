@@ -2,7 +2,7 @@ use actix_web::{HttpResponse, get, post, web};
 
 use super::{ApiError, Tenant};
 use crate::consent::texts::{self, ConsentText, ConsentTextError, ConsentTextRequest};
-use crate::startup::AppState;
+use crate::routes::AppState;
 
 impl From<ConsentTextError> for ApiError {
     fn from(e: ConsentTextError) -> Self {

@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::{ApiError, Tenant};
 use crate::contacts::{self, import as csv_import};
-use crate::startup::AppState;
+use crate::routes::AppState;
 
 impl From<csv_import::ImportError> for ApiError {
     fn from(e: csv_import::ImportError) -> Self {

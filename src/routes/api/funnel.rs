@@ -3,7 +3,7 @@ use actix_web::{HttpResponse, get, web};
 use super::{ApiError, Tenant};
 use crate::campaigns;
 use crate::funnel::report;
-use crate::startup::AppState;
+use crate::routes::AppState;
 
 /// The campaign's funnel: counts, rates, per variant and locale, A/B test, time series.
 #[get("/campaigns/{id}/funnel")]

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use super::{AppSession, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_HOURS};
 use crate::accounts::{self, LoginOutcome};
 use crate::i18n::AppStrings;
+use crate::routes::AppState;
 use crate::routes::error::PageError;
 use crate::routes::pages::render;
-use crate::startup::AppState;
 
 #[derive(Template)]
 #[template(path = "app/login.html")]

@@ -21,7 +21,7 @@ use super::error::PageError;
 use crate::accounts::{self, Session};
 use crate::domain::Locale;
 use crate::i18n::{self, AppStrings};
-use crate::startup::AppState;
+use crate::routes::AppState;
 
 pub const SESSION_COOKIE: &str = "ob_session";
 pub const LOGIN_CSRF_COOKIE: &str = "ob_login_csrf";

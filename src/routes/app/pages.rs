@@ -19,9 +19,9 @@ use crate::db::{DbConn, DbError};
 use crate::domain::Locale;
 use crate::funnel::report::{self, AbTest, Breakdown, FunnelReport};
 use crate::i18n::AppStrings;
+use crate::routes::AppState;
 use crate::routes::error::PageError;
 use crate::routes::pages::render;
-use crate::startup::AppState;
 
 fn pct(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
