@@ -1,4 +1,4 @@
-//! Launch hardening: each test does what an attacker or a careless operator did to a running
+//! Deploying safely: each test does what an attacker or a careless operator did to a running
 //! optbridge, and says what must hold instead.
 
 use std::io::Read as _;
