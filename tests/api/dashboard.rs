@@ -19,20 +19,6 @@ async fn user(app: &TestApp, ws: &TestWorkspace, email: &'static str) {
         .await;
 }
 
-/// Logs in through `client` (say, one bound to another loopback address).
-async fn login_with(app: &TestApp, client: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
-    let page = client.get(app.url("/app/login")).send().await.unwrap();
-    let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").expect("login form token cookie"));
-    let csrf = field(&page.text().await.unwrap(), "csrf");
-    client
-        .post(app.url("/app/login"))
-        .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
-        .form(&[("email", email), ("password", password), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap()
-}
-
 /// A session cookie header for `email`.
 async fn session(app: &TestApp, email: &str) -> String {
     let res = app.login(email, PASSWORD).await;
@@ -173,23 +159,16 @@ async fn a_spoofed_forwarded_for_does_not_escape_the_throttle(backend: Backend) 
     let guess = |n: u32| {
         let app = &app;
         async move {
-            let page = app.client.get(app.url("/app/login")).send().await.unwrap();
-            let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").unwrap());
-            let csrf = field(&page.text().await.unwrap(), "csrf");
-            app.client
-                .post(app.url("/app/login"))
-                .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
-                // What the client wrote, then what the (trusted) proxy appended.
-                .header("X-Forwarded-For", format!("203.0.113.{n}, 198.51.100.7"))
-                .form(&[
-                    ("email", "marketer@shop.example"),
-                    ("password", "wrong password!"),
-                    ("csrf", &csrf),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
+            // What the client wrote, then what the (trusted) proxy appended.
+            let forwarded_for = format!("203.0.113.{n}, 198.51.100.7");
+            app.login_from(
+                &app.client,
+                "marketer@shop.example",
+                "wrong password!",
+                Some(&forwarded_for),
+            )
+            .await
+            .status()
         }
     };
     for n in 0..10 {
@@ -197,7 +176,7 @@ async fn a_spoofed_forwarded_for_does_not_escape_the_throttle(backend: Backend) 
     }
     assert_eq!(guess(10).await, 429, "the proxy-appended address is throttled");
     // Without the header the address is the peer's (127.0.0.1), which never guessed.
-    let res = login_with(&app, &app.client, "marketer@shop.example", PASSWORD).await;
+    let res = app.login("marketer@shop.example", PASSWORD).await;
     assert_eq!(res.status(), 303);
 }
 
@@ -232,9 +211,17 @@ async fn login_throttles_the_guessing_address_and_answers_alike(backend: Backend
     let ws = app.create_workspace("Skobutikken").await;
     user(&app, &ws, "marketer@shop.example").await;
     let attacker = client_from(2);
-    let wrong = answer(login_with(&app, &attacker, "marketer@shop.example", "wrong password!").await).await;
+    let wrong = answer(
+        app.login_from(&attacker, "marketer@shop.example", "wrong password!", None)
+            .await,
+    )
+    .await;
     assert_eq!(wrong.0, 401);
-    let unknown = answer(login_with(&app, &attacker, "nobody@shop.example", "wrong password!").await).await;
+    let unknown = answer(
+        app.login_from(&attacker, "nobody@shop.example", "wrong password!", None)
+            .await,
+    )
+    .await;
     assert_eq!(unknown, wrong, "unknown accounts answer like known ones");
     for i in 2..10 {
         let email = if i % 2 == 0 {
@@ -243,17 +230,19 @@ async fn login_throttles_the_guessing_address_and_answers_alike(backend: Backend
             "nobody@shop.example"
         };
         assert_eq!(
-            login_with(&app, &attacker, email, "wrong password!").await.status(),
+            app.login_from(&attacker, email, "wrong password!", None).await.status(),
             401
         );
     }
     for email in ["marketer@shop.example", "nobody@shop.example"] {
-        let res = login_with(&app, &attacker, email, PASSWORD).await;
+        let res = app.login_from(&attacker, email, PASSWORD, None).await;
         assert_eq!(res.status(), 429, "the eleventh try from the address, for {email}");
         assert_eq!(res.headers()["retry-after"], "900");
         assert!(res.text().await.unwrap().contains("Too many wrong attempts from here"));
     }
-    let res = login_with(&app, &client_from(3), "marketer@shop.example", PASSWORD).await;
+    let res = app
+        .login_from(&client_from(3), "marketer@shop.example", PASSWORD, None)
+        .await;
     assert_eq!(res.status(), 303, "the real user, elsewhere, is not locked out");
 
     // A guess spread over many addresses locks the account after 100 wrong passwords in a row;
@@ -266,7 +255,7 @@ async fn login_throttles_the_guessing_address_and_answers_alike(backend: Backend
                 break;
             }
             assert_eq!(
-                login_with(&app, &client, "marketer@shop.example", "wrong password!")
+                app.login_from(&client, "marketer@shop.example", "wrong password!", None)
                     .await
                     .status(),
                 401
@@ -275,9 +264,9 @@ async fn login_throttles_the_guessing_address_and_answers_alike(backend: Backend
         }
     }
     let fresh = client_from(40);
-    let locked = answer(login_with(&app, &fresh, "marketer@shop.example", PASSWORD).await).await;
+    let locked = answer(app.login_from(&fresh, "marketer@shop.example", PASSWORD, None).await).await;
     assert_eq!(locked, wrong, "a locked account answers like a wrong password");
-    let unknown = answer(login_with(&app, &fresh, "nobody@shop.example", PASSWORD).await).await;
+    let unknown = answer(app.login_from(&fresh, "nobody@shop.example", PASSWORD, None).await).await;
     assert_eq!(unknown, wrong);
 
     // Setting a new password lifts the lock.
@@ -290,7 +279,9 @@ async fn login_throttles_the_guessing_address_and_answers_alike(backend: Backend
         .unwrap();
     std::io::Write::write_all(&mut set.stdin.take().unwrap(), b"a brand new password\n").unwrap();
     assert!(set.wait().unwrap().success());
-    let res = login_with(&app, &fresh, "marketer@shop.example", "a brand new password").await;
+    let res = app
+        .login_from(&fresh, "marketer@shop.example", "a brand new password", None)
+        .await;
     assert_eq!(res.status(), 303);
 }
 

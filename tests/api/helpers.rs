@@ -690,13 +690,28 @@ impl TestApp {
 
     /// Logs in to the dashboard through the form; returns the response of the POST.
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
-        let page = self.client.get(self.url("/app/login")).send().await.unwrap();
+        self.login_from(&self.client, email, password, None).await
+    }
+
+    /// Logs in through `client` (say, one bound to another loopback address), with an
+    /// `X-Forwarded-For` header when given (as a proxy in front would add it).
+    pub async fn login_from(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+        forwarded_for: Option<&str>,
+    ) -> reqwest::Response {
+        let page = client.get(self.url("/app/login")).send().await.unwrap();
         let csrf_cookie = cookie_value(&set_cookie(&page, "ob_login_csrf").expect("login form token cookie"));
         let csrf = field(&page.text().await.unwrap(), "csrf");
-        self.client
+        let mut post = client
             .post(self.url("/app/login"))
-            .header("Cookie", format!("ob_login_csrf={csrf_cookie}"))
-            .form(&[("email", email), ("password", password), ("csrf", &csrf)])
+            .header("Cookie", format!("ob_login_csrf={csrf_cookie}"));
+        if let Some(forwarded_for) = forwarded_for {
+            post = post.header("X-Forwarded-For", forwarded_for);
+        }
+        post.form(&[("email", email), ("password", password), ("csrf", &csrf)])
             .send()
             .await
             .unwrap()
