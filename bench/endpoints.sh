@@ -32,28 +32,8 @@ export RUST_LOG=warn BIND=127.0.0.1:8090 BASE_URL=http://127.0.0.1:8090 HTTP_WOR
 unset SMTP_URL
 
 # One invitation through the dev outbox gives real signed links.
-"$BIN" migrate >/dev/null
-WS=$("$BIN" --json workspace create --name Bench --from "Bench <news@bench.example>" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])')
-printf 'email,first_name,locale\nanna@bench.example,Anna,da\n' > "$OUT/one.csv"
-"$BIN" import --workspace "$WS" "$OUT/one.csv" >/dev/null
-cat > "$OUT/consent.json" <<'JSON'
-{"locale":"da","company_name":"Bench Sko","categories":["Nyheder","Tilbud"],"privacy_url":"https://bench.example/privatliv",
- "body":"Ja tak, Bench Sko må sende mig nyheder og tilbud på SMS, højst 4 gange om måneden. Jeg kan altid trække mit samtykke tilbage ved at svare STOP."}
-JSON
-TEXT=$("$BIN" --json consent-text create --workspace "$WS" "$OUT/consent.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-C=$("$BIN" --json campaign create --workspace "$WS" --name Bench --consent-text "$TEXT" --subject "SMS?" --intro "Hør først om udsalg." | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-"$BIN" campaign send --workspace "$WS" --campaign "$C" >/dev/null
-"$BIN" worker --drain
-RAW=$(case "$BACKEND" in
-    sqlite) sqlite3 "$OUT/ep.db" "SELECT raw FROM dev_messages LIMIT 1" ;;
-    postgres) psql -Atd "$DATABASE_URL" -c "SELECT raw FROM dev_messages LIMIT 1" ;;
-esac)
-read -r PIXEL LANDING < <(printf '%s' "$RAW" | python3 -c '
-import email, re, sys
-msg = email.message_from_string(sys.stdin.read())
-html = next(p.get_payload(decode=True).decode() for p in msg.walk() if p.get_content_type() == "text/html")
-print(re.search(r"src=\"([^\"]*/o/[^\"]*)\"", html).group(1), re.search(r"href=\"([^\"]*/l/[^\"]*)\"", html).group(1))')
-[ -n "$PIXEL" ] && [ -n "$LANDING" ] || { echo "could not find the links in the invitation" >&2; exit 1; }
+. bench/lib.sh
+invitation_links "$OUT/ep.db"
 
 "$BIN" serve --no-workers &
 SERVER=$!
