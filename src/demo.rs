@@ -39,7 +39,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                 locale: "da".into(),
                 company_name: "Nordlys Sko".into(),
                 body: "Ja tak, Nordlys Sko må sende mig nyheder, tilbud og invitationer til events på SMS, højst 4 gange om måneden. \
-                       Jeg kan til enhver tid trække mit samtykke tilbage ved at svare STOP eller via linket i hver besked."
+                       Jeg kan til enhver tid trække mit samtykke tilbage ved at svare STOP på en SMS fra Nordlys Sko."
                     .into(),
                 categories: vec!["Nyheder".into(), "Tilbud".into(), "Events".into()],
                 privacy_url: "https://nordlys-sko.example/privatliv".into(),

@@ -8,6 +8,10 @@ impl From<ConsentTextError> for ApiError {
     fn from(e: ConsentTextError) -> Self {
         match e {
             ConsentTextError::Invalid(msg) => ApiError::Unprocessable(msg),
+            ConsentTextError::Rules(problems) => ApiError::Rules {
+                message: ConsentTextError::Rules(problems.clone()).to_string(),
+                problems: problems.into_iter().map(|p| (p.field.to_owned(), p.message)).collect(),
+            },
             ConsentTextError::Db(e) => e.into(),
         }
     }
