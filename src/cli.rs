@@ -575,7 +575,15 @@ async fn consent_text_command(settings: &Settings, out: &Output, cmd: ConsentTex
     let ConsentTextCommand::Create { workspace, file } = cmd;
     let req: texts::ConsentTextRequest = read_json(&file)?;
     let text = texts::ConsentText::parse(&req)?;
-    let (version, created) = blocking(&db, move |conn| Ok(texts::create_version(conn, &workspace, &text)?)).await?;
+    let (version, created) = blocking(&db, move |conn| {
+        Ok(texts::create_version(
+            conn,
+            &workspace,
+            &text,
+            &crate::activity::Actor::Cli,
+        )?)
+    })
+    .await?;
     out.emit(
         format!(
             "consent text {} version {} ({}){}\n  id:     {}\n  sha256: {}",
@@ -622,7 +630,10 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
                     }),
                 },
             };
-            let view = blocking(&db, move |conn| Ok(campaigns::create(conn, &workspace, &req)?)).await?;
+            let view = blocking(&db, move |conn| {
+                Ok(campaigns::create(conn, &workspace, &req, &crate::activity::Actor::Cli)?)
+            })
+            .await?;
             out.emit(
                 format!(
                     "campaign created (draft)\n  id:       {}\n  name:     {}\n  variants: {}\n  audience: {}",
@@ -649,7 +660,12 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
         }
         CampaignCommand::Send { workspace, campaign } => {
             let c = blocking(&db, move |conn| {
-                Ok(campaigns::request_send(conn, &workspace, &campaign)?)
+                Ok(campaigns::request_send(
+                    conn,
+                    &workspace,
+                    &campaign,
+                    &crate::activity::Actor::Cli,
+                )?)
             })
             .await?;
             out.emit(
@@ -724,7 +740,13 @@ async fn contact_erase(settings: &Settings, out: &Output, workspace: String, con
     let db = open_migrated_db(settings).await?;
     let (ws, c) = (workspace.clone(), contact.clone());
     let erased = blocking(&db, move |conn| {
-        Ok(crate::contacts::erase::erase(conn, &ws, &c, "cli")?)
+        Ok(crate::contacts::erase::erase(
+            conn,
+            &ws,
+            &c,
+            "cli",
+            &crate::activity::Actor::Cli,
+        )?)
     })
     .await?;
     if !erased {

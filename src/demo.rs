@@ -3,6 +3,7 @@
 //! campaign, sends the campaign (to the dev outbox unless SMTP_URL is set), and serves with the
 //! outbox workers, printing the URLs and an API token.
 
+use crate::activity::Actor;
 use serde_json::json;
 
 use crate::campaigns::{self, AudienceRequest, CampaignRequest};
@@ -44,7 +45,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                 categories: vec!["Nyheder".into(), "Tilbud".into(), "Events".into()],
                 privacy_url: "https://nordlys-sko.example/privatliv".into(),
             })?;
-            let (version, _) = texts::create_version(conn, &ws.id, &text)?;
+            let (version, _) = texts::create_version(conn, &ws.id, &text, &Actor::Cli)?;
             let existing = campaigns::list(conn, &ws.id)?.into_iter().find(|c| c.name == DEMO_CAMPAIGN);
             let campaign = match existing {
                 Some(c) => c,
@@ -62,8 +63,8 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                             locales: vec!["da".into(), "nb".into(), "sv".into(), "en".into()],
                         }),
                     };
-                    let view = campaigns::create(conn, &ws.id, &req)?;
-                    campaigns::request_send(conn, &ws.id, &view.campaign.id)?
+                    let view = campaigns::create(conn, &ws.id, &req, &Actor::Cli)?;
+                    campaigns::request_send(conn, &ws.id, &view.campaign.id, &Actor::Cli)?
                 }
             };
             // A dashboard login with a fresh password each run, printed like the API token.

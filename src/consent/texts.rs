@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::activity::{self, Action, Actor};
 use crate::crypto;
 use crate::db::schema::consent_texts;
 use crate::db::{self, DbConn, DbError};
@@ -353,11 +354,12 @@ struct NewVersion<'a> {
 }
 
 /// Stores `text` as the next version for its locale, unless an identical version exists.
-/// Returns the version and whether it was created now.
+/// Returns the version and whether it was created now; a new version is logged as `actor`'s.
 pub fn create_version(
     conn: &mut DbConn,
     workspace_id: &str,
     text: &ConsentText,
+    actor: &Actor,
 ) -> Result<(ConsentTextVersion, bool), ConsentTextError> {
     let rendered = text.render();
     let sha256 = crypto::sha256_hex(rendered.as_bytes());
@@ -398,6 +400,17 @@ pub fn create_version(
             .execute(conn)?;
         let created = find(conn, workspace_id, &id)?
             .ok_or(ConsentTextError::Db(DbError::Query(diesel::result::Error::NotFound)))?;
+        activity::record(
+            conn,
+            workspace_id,
+            actor,
+            Action::ConsentTextCreated,
+            Some(&format!(
+                "{} v{} ({})",
+                created.locale, created.version, created.company_name
+            )),
+            &created.id,
+        )?;
         Ok((created, true))
     })
 }

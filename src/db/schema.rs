@@ -333,7 +333,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_invites (id) {
+        id -> Text,
+        workspace_id -> Text,
+        email -> Text,
+        role -> Text,
+        locale -> Text,
+        invited_by -> Text,
+        token_sha256 -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
+diesel::joinable!(user_invites -> workspaces (workspace_id));
 diesel::joinable!(users -> workspaces (workspace_id));
 diesel::joinable!(activity -> workspaces (workspace_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -352,6 +368,7 @@ diesel::joinable!(sms_messages -> consent_requests (consent_request_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
+    user_invites,
     api_tokens,
     contacts,
     suppressions,

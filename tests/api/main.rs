@@ -35,5 +35,6 @@ mod races;
 mod secrets_at_rest;
 mod security;
 mod smtp_sink_selftest;
+mod team;
 mod tenancy;
 mod webhooks;

@@ -27,9 +27,10 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let text = ConsentText::parse(&body)?;
     let workspace_id = tenant.id().to_owned();
+    let actor = tenant.actor();
     let (version, created) = state
         .db
-        .run(move |conn| texts::create_version(conn, &workspace_id, &text))
+        .run(move |conn| texts::create_version(conn, &workspace_id, &text, &actor))
         .await?;
     let mut res = if created {
         HttpResponse::Created()
