@@ -235,6 +235,48 @@ impl Browser {
         selected.as_bool().expect("selected is a bool")
     }
 
+    /// Runs axe-core (WCAG 2.1 A and AA rules and its best practices, e.g. no empty table header) on the current page and returns its violations,
+    /// one line each: rule id, impact and the elements. axe is read from
+    /// `target/test-deps/node_modules/axe-core/axe.min.js` (`scripts/setup-test-deps` installs
+    /// it) and injected through WebDriver, which the page's script-free CSP does not govern.
+    pub async fn axe(&self) -> Vec<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core missing at {} ({e}): run scripts/setup-test-deps",
+                path.display()
+            )
+        });
+        self.session_command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": format!("{source}\nreturn typeof axe;"), "args": []})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("injecting axe-core: {}: {}", e.error, e.message));
+        let script = r#"
+            const done = arguments[arguments.length - 1];
+            axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})
+                .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+                    + v.nodes.map(n => n.target.join(' ')).join(', '))))
+                .catch(e => done(['axe failed: ' + e]));
+        "#;
+        let found = self
+            .session_command(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({"script": script, "args": []})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("running axe-core: {}: {}", e.error, e.message));
+        found
+            .as_array()
+            .expect("a list of violations")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Saves a PNG of the viewport to `path`, creating its parent folders.
     pub async fn screenshot(&self, path: &Path) {
         let png = self.get("/screenshot").await;

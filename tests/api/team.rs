@@ -627,3 +627,89 @@ fn each_command_help_shows_its_own_options() {
         }
     }
 }
+
+/// In headless Chromium, axe-core finds no WCAG 2.1 A/AA violation on the new pages (users,
+/// activity, the invitation page), the campaign page, and the landing page of an English
+/// recipient with a Danish consent text, also with an invalid phone number; screenshots in
+/// target/screenshots/.
+// SQLite only: this exercises the pages, not the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_pages_pass_axe() {
+    use optbridge::links::LinkPurpose;
+
+    let Some(browser) = crate::browser::Browser::start().await else {
+        eprintln!("skipped: no browser");
+        return;
+    };
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let app = spawn_app(Backend::Sqlite).await;
+    let invited = app.invited().await;
+    user(&app, &invited.ws.id, "owner@shop.example", Role::Owner).await;
+    let invitation = invited.anna_invitation.clone();
+    let campaign: String = app
+        .with_db(move |c| {
+            use optbridge::db::schema::invitations;
+            invitations::table
+                .find(invitation)
+                .select(invitations::campaign_id)
+                .first(c)
+                .unwrap()
+        })
+        .await;
+    let assert_axe_clean = |what: &'static str, violations: Vec<String>| {
+        assert!(violations.is_empty(), "axe on {what}:\n{}", violations.join("\n"));
+    };
+
+    // An English recipient, a Danish consent text (WCAG 3.1.2), then an invalid number.
+    let english = app
+        .keyring
+        .sign(
+            LinkPurpose::Landing,
+            &invited.anna_invitation,
+            &campaign,
+            "en",
+            optbridge::db::now(),
+        )
+        .unwrap();
+    browser.goto(&app.url(&format!("/l/{english}"))).await;
+    assert!(browser.source().await.contains(r#"id="consent-text" lang="da""#));
+    assert_axe_clean("the landing page", browser.axe().await);
+    browser.fill("#phone", "12").await;
+    browser.click("input[name=consent]").await;
+    browser.submit("form button[type=submit]").await;
+    let source = browser.source().await;
+    assert!(source.contains(r#"aria-invalid="true""#), "{source}");
+    assert!(source.contains(r#"aria-describedby="phone-error phone-hint""#));
+    assert_axe_clean("the landing page with an invalid phone", browser.axe().await);
+
+    browser.goto(&app.url("/app/login")).await;
+    browser.fill("#email", "owner@shop.example").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.submit("button[type=submit]").await;
+    browser.goto(&app.url(&format!("/app/campaigns/{campaign}"))).await;
+    assert_axe_clean("the campaign page", browser.axe().await);
+
+    browser.goto(&app.url("/app/users")).await;
+    browser.fill("#invite-email", "nina@shop.example").await;
+    browser.submit("form[action='/app/users/invite'] button").await;
+    assert!(browser.text(".notice").await.contains("invitation was sent"));
+    assert!(browser.source().await.contains("nina@shop.example"));
+    assert_axe_clean("the users page", browser.axe().await);
+    browser.screenshot(&shots.join("dashboard-users.png")).await;
+
+    browser.goto(&app.url("/app/activity")).await;
+    assert!(browser.text("table.activity").await.contains("invited a user"));
+    assert_axe_clean("the activity page", browser.axe().await);
+    browser.screenshot(&shots.join("dashboard-activity.png")).await;
+
+    let link = invitation_link(&app, "nina@shop.example").await;
+    browser.submit("form.logout button").await;
+    browser.goto(&app.url(&link)).await;
+    assert_axe_clean("the invitation page", browser.axe().await);
+    browser.fill("#password", PASSWORD).await;
+    browser.fill("#password2", PASSWORD).await;
+    browser.submit("main form button").await;
+    assert!(browser.text(".notice").await.contains("password is saved"));
+    assert_axe_clean("the invitation page, done", browser.axe().await);
+    browser.quit().await;
+}
