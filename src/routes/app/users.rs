@@ -274,7 +274,7 @@ struct AcceptPage {
     done: bool,
 }
 
-fn accept_page(req: &HttpRequest, state: &AppState, status: StatusCode, page: AcceptPage) -> HttpResponse {
+fn accept_page(state: &AppState, status: StatusCode, page: AcceptPage) -> HttpResponse {
     let csrf = page.csrf.clone();
     let mut res = render(status, &page);
     res.headers_mut()
@@ -284,7 +284,6 @@ fn accept_page(req: &HttpRequest, state: &AppState, status: StatusCode, page: Ac
         cookie.set_same_site(SameSite::Strict);
         let _ = res.add_cookie(&cookie);
     }
-    let _ = req;
     res
 }
 
@@ -327,7 +326,7 @@ pub async fn accept_form(
         error: None,
         done: false,
     };
-    Ok(accept_page(&req, &state, status, page))
+    Ok(accept_page(&state, status, page))
 }
 
 #[derive(Deserialize)]
@@ -371,7 +370,7 @@ pub async fn accept(
             error: None,
             done: false,
         };
-        return Ok(accept_page(&req, &state, StatusCode::NOT_FOUND, page));
+        return Ok(accept_page(&state, StatusCode::NOT_FOUND, page));
     };
     let again = |status: StatusCode, error: &'static str| {
         let page = AcceptPage {
@@ -383,7 +382,7 @@ pub async fn accept(
             error: Some(error),
             done: false,
         };
-        accept_page(&req, &state, status, page)
+        accept_page(&state, status, page)
     };
     if !csrf_ok {
         return Ok(again(StatusCode::FORBIDDEN, u.form_expired));
@@ -405,7 +404,7 @@ pub async fn accept(
                 error: None,
                 done: true,
             };
-            let mut res = accept_page(&req, &state, StatusCode::OK, page);
+            let mut res = accept_page(&state, StatusCode::OK, page);
             let _ = res.add_removal_cookie(&super::cookie(&state, INVITE_CSRF_COOKIE, String::new(), 0));
             Ok(res)
         }
@@ -419,7 +418,7 @@ pub async fn accept(
                 error: None,
                 done: false,
             };
-            Ok(accept_page(&req, &state, StatusCode::NOT_FOUND, page))
+            Ok(accept_page(&state, StatusCode::NOT_FOUND, page))
         }
         Err(TeamError::Account(AccountError::Invalid(_))) => {
             Ok(again(StatusCode::UNPROCESSABLE_ENTITY, u.password_rule))
