@@ -9,8 +9,8 @@ use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::AppSession;
-use crate::accounts::Role;
 use super::charts::{self, Line, Stage};
+use crate::accounts::Role;
 use crate::campaigns::{self, Campaign};
 use crate::consent::history::{self, ContactConsent};
 use crate::consent::texts::{self, ConsentTextVersion};
