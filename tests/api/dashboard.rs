@@ -612,6 +612,7 @@ async fn browser_logs_in_and_screenshots_the_campaign_page() {
         browser.current_url().await.ends_with("/app/login"),
         "sent to the login page"
     );
+    browser.assert_accessible("the login page").await;
     browser.fill("#email", "marketer@shop.example").await;
     browser.fill("#password", "not the password").await;
     browser.submit("button[type=submit]").await;
@@ -631,6 +632,7 @@ async fn browser_logs_in_and_screenshots_the_campaign_page() {
         .expect("a session cookie");
     assert_eq!(session["httpOnly"], true);
     assert_eq!(session["sameSite"], "Lax");
+    browser.assert_accessible("the campaign list").await;
 
     // `submit` clicks and waits for the next page, a link as well as a button.
     browser
@@ -640,6 +642,7 @@ async fn browser_logs_in_and_screenshots_the_campaign_page() {
     assert_eq!(browser.text("[data-metric='Confirmed']").await, "2");
     assert_eq!(browser.text("[data-metric='Opened']").await, "6");
     assert!(browser.source().await.contains("KAiKU benchmark 52.2 %"));
+    browser.assert_accessible("the campaign page").await;
     browser
         .screenshot(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/dashboard-campaign.png"))
         .await;
