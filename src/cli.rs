@@ -540,10 +540,24 @@ async fn import_file(
     let progress = bar.clone();
     let started = std::time::Instant::now();
     let report = blocking(&db, move |conn| {
-        Ok(import::import_csv(conn, &ws, file, |p| {
+        let report = import::import_csv(conn, &ws, file, |p| {
             progress.set_position(p.bytes);
             progress.set_message(format!("{} rows", p.rows));
-        })?)
+        })?;
+        crate::activity::record(
+            conn,
+            &ws,
+            &crate::activity::Actor::Cli,
+            crate::activity::Action::Import,
+            None,
+            &format!(
+                "imported {}, updated {}, rejected {}",
+                report.imported,
+                report.updated,
+                report.rejected_total()
+            ),
+        )?;
+        Ok(report)
     })
     .await?;
     bar.finish_and_clear();

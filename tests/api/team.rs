@@ -538,6 +538,20 @@ async fn the_activity_log_names_who_did_what(backend: Backend) {
         assert!(html.contains(words), "{words} missing in {html}");
     }
 
+    // The command line is named as such.
+    let csv = std::env::temp_dir().join(format!("optbridge-activity-{}.csv", ws.id));
+    std::fs::write(&csv, "email\ncarl@example.dk\n").unwrap();
+    let out = crate::helpers::run_cli(
+        &app.database.url,
+        &["import", "--workspace", &ws.id, csv.to_str().unwrap(), "--json"],
+    );
+    std::fs::remove_file(&csv).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = json(app.get(&ws.token, "/api/v1/activity?limit=1").await).await;
+    assert_eq!(page["data"][0]["actor"], "CLI");
+    assert_eq!(page["data"][0]["action"], "import");
+    assert_eq!(page["data"][0]["detail"], "imported 1, updated 0, rejected 0");
+
     // Another workspace sees none of it.
     let other = app.create_workspace("Other").await;
     let theirs = json(app.get(&other.token, "/api/v1/activity").await).await;
