@@ -129,6 +129,7 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamp>,
         opted_out_at -> Nullable<Timestamp>,
         unsubscribed_at -> Nullable<Timestamp>,
+        bounce_token -> Nullable<Text>,
     }
 }
 
