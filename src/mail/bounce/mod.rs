@@ -235,7 +235,15 @@ impl BouncePoller {
                 summary.unrecognised += 1;
                 continue;
             }
-            let raw = session.retr(message.number).await.map_err(pop3)?;
+            let raw = match session.retr(message.number).await {
+                Ok(raw) => raw,
+                // Removed meanwhile (another worker process reading the same mailbox).
+                Err(Pop3Error::Refused { reply, .. }) => {
+                    tracing::debug!(uid = message.uid, reply, "bounce mailbox: message gone before RETR");
+                    continue;
+                }
+                Err(e) => return Err(pop3(e)),
+            };
             let report = match report::parse(&raw, &self.address) {
                 Ok(report) => report,
                 Err(why) => {
@@ -246,7 +254,11 @@ impl BouncePoller {
             };
             match self.record(report).await? {
                 Some(Outcome::Delete(bounced)) => {
-                    session.dele(message.number).await.map_err(pop3)?;
+                    match session.dele(message.number).await {
+                        // Refused: removed meanwhile, as above.
+                        Ok(()) | Err(Pop3Error::Refused { .. }) => {}
+                        Err(e) => return Err(pop3(e)),
+                    }
                     if bounced {
                         summary.bounced += 1;
                     } else {
