@@ -1,11 +1,16 @@
-//! Twilio's webhooks: replies (`/webhooks/twilio/inbound`) and delivery reports
-//! (`/webhooks/twilio/status`).
+//! The SMS providers' webhooks: replies and delivery reports.
 //!
-//! Every call must carry a valid `X-Twilio-Signature` for the public URL
-//! (`{BASE_URL}/webhooks/twilio/…`): HMAC-SHA1 over the URL and the sorted form parameters,
-//! keyed by the account's auth token; anything else gets 403. Both answer fast: a reply is
-//! stored and its processing queued, a status is applied in place. Twilio retries webhooks, so
-//! both are idempotent per `MessageSid`.
+//! Twilio (`/webhooks/twilio/inbound`, `/webhooks/twilio/status`): every call must carry a valid
+//! `X-Twilio-Signature` for the public URL (`{BASE_URL}/webhooks/twilio/…`): HMAC-SHA1 over the
+//! URL and the sorted form parameters, keyed by the account's auth token; anything else gets 403.
+//!
+//! 46elks and inMobile (`/webhooks/{46elks,inmobile}/{inbound,status}?secret=…`): the provider
+//! reads and authenticates its own callbacks (`SmsGateway::callback`; a missing or wrong secret
+//! gets 403, the secret is never logged), and every provider's events take the same path from
+//! there: replies to `sms::inbound::record`, delivery reports to `outbound::apply_status`.
+//!
+//! All answer fast: a reply is stored and its processing queued, a status is applied in place.
+//! Providers retry webhooks, so all are idempotent per provider message id.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -14,7 +19,8 @@ use crate::config::SmsProviderSettings;
 use crate::metrics::METRICS;
 use crate::routes::AppState;
 use crate::routes::error::{PageError, PageFailure};
-use crate::sms::{inbound as replies, outbound, twilio_signature};
+use crate::sms::provider::{CallbackError, CallbackKind, CallbackRequest, ProviderEvent};
+use crate::sms::{elks, inbound as replies, inmobile, outbound, twilio_signature};
 
 /// Empty TwiML: no automatic reply from Twilio; our answers go out through the outbox.
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
@@ -124,5 +130,124 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>, body: web::Byt
         .run(move |conn| outbound::apply_status(conn, &sid, &status, error.as_deref()))
         .await
         .map_err(|e| PageError::public(&req, e))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Every provider's webhook routes; each answers 404 unless its provider is the configured one.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(inbound)
+        .service(status)
+        .service(elks_inbound)
+        .service(elks_status)
+        .service(inmobile_inbound)
+        .service(inmobile_status);
+}
+
+#[post("/webhooks/46elks/inbound")]
+async fn elks_inbound(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    provider_callback(&req, &state, &body, elks::NAME, CallbackKind::Inbound).await
+}
+
+#[post("/webhooks/46elks/status")]
+async fn elks_status(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    provider_callback(&req, &state, &body, elks::NAME, CallbackKind::Status).await
+}
+
+#[post("/webhooks/inmobile/inbound")]
+async fn inmobile_inbound(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    provider_callback(&req, &state, &body, inmobile::NAME, CallbackKind::Inbound).await
+}
+
+#[post("/webhooks/inmobile/status")]
+async fn inmobile_status(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    provider_callback(&req, &state, &body, inmobile::NAME, CallbackKind::Status).await
+}
+
+/// One provider callback: authenticated and read by the provider, then acted on the same way for
+/// every provider. Answered 204 without a body: 46elks would send a body back as an SMS.
+async fn provider_callback(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+    provider: &'static str,
+    kind: CallbackKind,
+) -> Result<HttpResponse, PageError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let request = CallbackRequest {
+        query: req.query_string(),
+        content_type: &content_type,
+        body,
+    };
+    let events = match state.sms.callback(provider, kind, request) {
+        Ok(events) => events,
+        Err(CallbackError::NotHere) => return Ok(HttpResponse::NotFound().finish()),
+        Err(CallbackError::Forbidden) => {
+            METRICS.webhook_rejected.inc();
+            // The path only: the query holds the secret (or a guess at it).
+            tracing::warn!(path = req.path(), "webhook with a missing or wrong secret refused");
+            return Ok(HttpResponse::Forbidden().body("missing or wrong secret"));
+        }
+        Err(CallbackError::Malformed(why)) => {
+            tracing::warn!(path = req.path(), why, "malformed webhook refused");
+            return Ok(HttpResponse::BadRequest().body(why));
+        }
+    };
+    // Providers retry on 5xx: nothing was stored, nothing is lost.
+    let new_replies = state
+        .db
+        .run(move |conn| {
+            let mut new = 0_u64;
+            for event in &events {
+                match event {
+                    ProviderEvent::Status {
+                        provider_sid,
+                        status: reached,
+                        error,
+                    } => {
+                        outbound::apply_status(conn, provider_sid, reached.as_str(), error.as_deref())?;
+                    }
+                    ProviderEvent::Inbound {
+                        message_sid,
+                        from,
+                        to,
+                        text,
+                    } => {
+                        if replies::record(conn, message_sid, from, to, text)? {
+                            new += 1;
+                        }
+                    }
+                }
+            }
+            Ok::<_, crate::db::DbError>(new)
+        })
+        .await
+        .map_err(|e| PageError::public(req, e))?;
+    if new_replies > 0 {
+        METRICS.inbound_sms.add(new_replies);
+        state.wake.notify_waiters();
+    }
     Ok(HttpResponse::NoContent().finish())
 }
