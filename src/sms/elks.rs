@@ -199,6 +199,8 @@ mod tests {
 
     fn request<'a>(query: &'a str, body: &'a str) -> CallbackRequest<'a> {
         CallbackRequest {
+            public_url: "https://shop.example/webhooks/x",
+            signature: None,
             query,
             content_type: "application/x-www-form-urlencoded",
             body: body.as_bytes(),

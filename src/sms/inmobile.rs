@@ -293,6 +293,8 @@ mod tests {
 
     fn json_request<'a>(query: &'a str, body: &'a str) -> CallbackRequest<'a> {
         CallbackRequest {
+            public_url: "https://shop.example/webhooks/x",
+            signature: None,
             query,
             content_type: "application/json",
             body: body.as_bytes(),
