@@ -272,6 +272,7 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
         status_at -> Nullable<Timestamp>,
         doi_code -> Nullable<Text>,
+        provider -> Nullable<Text>,
     }
 }
 
@@ -285,6 +286,7 @@ diesel::table! {
         received_at -> Timestamp,
         processed_at -> Nullable<Timestamp>,
         outcome -> Nullable<Text>,
+        provider -> Nullable<Text>,
     }
 }
 

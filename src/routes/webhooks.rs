@@ -159,7 +159,7 @@ async fn provider_callback(
                         to,
                         text,
                     } => {
-                        if replies::record(conn, message_sid, from, to, text)? {
+                        if replies::record(conn, provider, message_sid, from, to, text)? {
                             new += 1;
                         }
                     }

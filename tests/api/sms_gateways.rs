@@ -51,6 +51,43 @@ async fn sms_to(app: &TestApp, phone: &'static str) -> Vec<(String, i32)> {
     .await
 }
 
+/// Which provider sent the SMS `sid`, and which carried the reply `message_sid`.
+async fn providers(app: &TestApp, sid: &str, message_sid: &str) -> (Option<String>, Option<String>) {
+    let (sid, message_sid) = (sid.to_owned(), message_sid.to_owned());
+    app.with_db(move |c| {
+        let sent = sms_messages::table
+            .filter(sms_messages::provider_sid.eq(&sid))
+            .select(sms_messages::provider)
+            .first(c)
+            .unwrap();
+        let carried = inbound_messages::table
+            .filter(inbound_messages::message_sid.eq(&message_sid))
+            .select(inbound_messages::provider)
+            .first(c)
+            .optional()
+            .unwrap()
+            .flatten();
+        (sent, carried)
+    })
+    .await
+}
+
+/// The evidence stored with the newest SMS confirmation in the ledger.
+async fn confirmation_evidence(app: &TestApp) -> serde_json::Value {
+    use optbridge::db::schema::consent_ledger;
+    let payload: Option<String> = app
+        .with_db(|c| {
+            consent_ledger::table
+                .filter(consent_ledger::kind.eq(optbridge::consent::ledger::LedgerKind::SmsConsentConfirmed))
+                .order(consent_ledger::seq.desc())
+                .select(consent_ledger::payload)
+                .first(c)
+                .unwrap()
+        })
+        .await;
+    serde_json::from_str::<serde_json::Value>(&payload.unwrap()).unwrap()["confirmation"].clone()
+}
+
 async fn inbound_count(app: &TestApp) -> i64 {
     app.with_db(|c| inbound_messages::table.count().get_result(c).unwrap())
         .await
@@ -124,6 +161,15 @@ async fn doi_with_46elks_end_to_end(backend: Backend) {
     app.drain_outbox(Duration::from_secs(10)).await;
     assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
     assert_eq!(confirmed_via(&app, ANNA).await.as_deref(), Some("sms_reply"));
+    // The evidence says which gateway carried the DOI SMS and the reply.
+    assert_eq!(
+        providers(&app, &id, "sreply0001").await,
+        (Some("46elks".into()), Some("46elks".into()))
+    );
+    let evidence = confirmation_evidence(&app).await;
+    assert_eq!(evidence["provider"], "46elks", "{evidence}");
+    assert_eq!(evidence["message_sid"], "sreply0001", "{evidence}");
+    assert_eq!(evidence["from"], ANNA, "{evidence}");
     let receipt = fake.wait_for_accepted(2, Duration::from_secs(5)).await;
     assert_eq!(receipt[1].to, ANNA);
     assert!(receipt[1].message.contains("STOP"), "{}", receipt[1].message);
@@ -208,6 +254,13 @@ async fn doi_with_inmobile_end_to_end(backend: Backend) {
     app.drain_outbox(Duration::from_secs(10)).await;
     assert_eq!(app.subscription_status(BO).await.as_deref(), Some("active"));
     assert_eq!(confirmed_via(&app, BO).await.as_deref(), Some("sms_reply"));
+    assert_eq!(providers(&app, &id, "-").await.0.as_deref(), Some("inmobile"));
+    let evidence = confirmation_evidence(&app).await;
+    assert_eq!(
+        (&evidence["provider"], &evidence["from"]),
+        (&json!("inmobile"), &json!(BO)),
+        "{evidence}"
+    );
     let receipt = fake.accepted().into_iter().last().unwrap();
     assert_eq!(receipt.to, "4520654321");
     let receipt_id = receipt.message_id.unwrap();
