@@ -104,7 +104,15 @@ pub fn build_sms_sender(settings: &Settings, db: &Db) -> Result<SmsSender, Start
     match &settings.sms {
         SmsProviderSettings::DevOutbox => Ok(SmsSender::new(DevOutbox(db.clone()))),
         SmsProviderSettings::Twilio(t) => TwilioClient::new(t.clone(), base, timeout).map(SmsSender::new),
-        SmsProviderSettings::Elks(e) => ElksClient::new(e.clone(), base, timeout).map(SmsSender::new),
+        SmsProviderSettings::Elks(e) => {
+            if !e.from.starts_with('+') {
+                tracing::warn!(
+                    from = e.from,
+                    "ELKS_FROM is a text sender: phones cannot reply to it (no JA, no STOP by SMS); people confirm with the code on the page"
+                );
+            }
+            ElksClient::new(e.clone(), base, timeout).map(SmsSender::new)
+        }
         SmsProviderSettings::InMobile(i) => InMobileClient::new(i.clone(), base, timeout).map(SmsSender::new),
     }
     .map_err(StartupError::Config)

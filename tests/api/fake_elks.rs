@@ -127,6 +127,11 @@ impl FakeElks {
         self.shared.state().faults.push((to.map(str::to_owned), fault, times));
     }
 
+    /// Removes every pending fault: the API works again.
+    pub fn clear_faults(&self) {
+        self.shared.state().faults.clear();
+    }
+
     pub fn requests(&self) -> Vec<ElksSms> {
         self.shared.state().requests.clone()
     }

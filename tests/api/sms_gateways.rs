@@ -1,8 +1,8 @@
 //! The Nordic SMS gateways end to end (issue 19): the landing page's double opt-in with 46elks
 //! and with inMobile against their fakes — the DOI SMS in the provider's exact format, the
 //! delivery report stored, a reply keyword and the code on the page confirming — their
-//! callbacks refused without the right secret, and provider faults retried or recorded as with
-//! Twilio.
+//! callbacks refused without the right secret, and provider faults retried, recorded or
+//! paused by the circuit breaker as with Twilio.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -429,7 +429,86 @@ async fn inmobile_faults_are_retried_or_recorded(backend: Backend) {
     assert!(bo[0].2.as_deref().unwrap().contains("Validation failed"), "{bo:?}");
 }
 
+/// 46elks down (503 on every send): the SMS circuit breaker the dispatch shares with Twilio opens,
+/// the outage neither loses messages nor uses up their attempts, and all go out, once each, after.
+async fn elks_outage_opens_the_circuit_and_nothing_is_lost(backend: Backend) {
+    const THRESHOLD: u32 = 3;
+    const COOLDOWN: Duration = Duration::from_millis(200);
+    const MESSAGES: usize = 12;
+    let (app, fake) = elks_app(backend, |a| {
+        a.circuit_breaker_failures = THRESHOLD;
+        a.circuit_breaker_cooldown_ms = COOLDOWN.as_millis() as u64;
+        a.circuit_breaker_max_cooldown_ms = COOLDOWN.as_millis() as u64;
+        a.smtp_concurrency = 2;
+        a.outbox_max_attempts = 4;
+    })
+    .await;
+    let ws = app.create_workspace("Breaker").await;
+    app.with_db(move |c| {
+        for i in 0..MESSAGES {
+            let phone = format!("+45201000{i:02}");
+            optbridge::sms::outbound::queue(
+                c,
+                optbridge::sms::outbound::NewSms {
+                    workspace_id: &ws.id,
+                    consent_request_id: None,
+                    kind: optbridge::sms::outbound::SmsKind::KeywordReply,
+                    phone: &phone,
+                    country: "DK",
+                    body: "Breaker: du er afmeldt.",
+                    not_before: optbridge::db::now(),
+                },
+            )
+            .unwrap();
+        }
+    })
+    .await;
+    let opened_before = optbridge::metrics::METRICS.circuit_opened[1].get();
+    fake.add_fault(None, ElksFault::ServerError { status: 503 }, u32::MAX);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        app.dispatch_all().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let during = fake.requests().len();
+    // The failures that open the circuit, the sends in flight then, one probe per cool-down.
+    let bound = THRESHOLD as usize + 2 + (started.elapsed().as_millis() / COOLDOWN.as_millis()) as usize + 1;
+    assert!(
+        during >= THRESHOLD as usize && during <= bound,
+        "{during} requests (bound {bound})"
+    );
+    assert!(
+        optbridge::metrics::METRICS.circuit_opened[1].get() > opened_before,
+        "the circuit opened"
+    );
+
+    fake.clear_faults();
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let rows: Vec<(String, i32)> = app
+        .with_db(|c| {
+            sms_messages::table
+                .select((sms_messages::status, sms_messages::attempts))
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(rows.len(), MESSAGES);
+    assert!(
+        rows.iter().all(|(status, attempts)| status == "sent" && *attempts <= 4),
+        "{rows:?}"
+    );
+    let mut numbers: Vec<String> = fake.accepted().into_iter().map(|r| r.to).collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(
+        (numbers.len(), fake.accepted().len()),
+        (MESSAGES, MESSAGES),
+        "each exactly once"
+    );
+}
+
 both_backends!(
+    elks_outage_opens_the_circuit_and_nothing_is_lost,
     doi_with_46elks_end_to_end,
     doi_with_inmobile_end_to_end,
     callbacks_without_the_secret_are_refused,
