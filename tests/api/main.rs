@@ -9,8 +9,10 @@ mod fake_inmobile;
 mod fake_twilio;
 mod helpers;
 mod mail_parse;
+mod pop3_server;
 mod smtp_sink;
 
+mod bounces;
 mod browser_selftest;
 mod cli;
 mod consent_texts;
