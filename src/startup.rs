@@ -22,7 +22,9 @@ use crate::mail::dkim::DkimSigner;
 use crate::mail::{Mailer, SmtpMailer};
 use crate::outbox::worker::{JobHandler, Queue, Worker, WorkerPool};
 use crate::signing::{KeyEncryption, Sealing, SigningKeyError};
-use crate::sms::provider::{SmsSender, TwilioClient};
+use crate::sms::elks::ElksClient;
+use crate::sms::inmobile::InMobileClient;
+use crate::sms::provider::{DevOutbox, SmsSender, TwilioClient};
 use crate::{routes, signing, sms};
 
 #[derive(Debug, thiserror::Error)]
@@ -99,12 +101,22 @@ pub fn build_mailer(settings: &Settings, db: &Db) -> Result<Mailer, StartupError
 
 /// The SMS provider `SMS_PROVIDER` asks for, or the dev outbox.
 pub fn build_sms_sender(settings: &Settings, db: &Db) -> Result<SmsSender, StartupError> {
+    let (base, timeout) = (&settings.base_url, settings.sms_timeout);
     match &settings.sms {
-        SmsProviderSettings::DevOutbox => Ok(SmsSender::DevOutbox(db.clone())),
-        SmsProviderSettings::Twilio(t) => TwilioClient::new(t.clone(), &settings.base_url, settings.sms_timeout)
-            .map(|c| SmsSender::Twilio(Box::new(c)))
-            .map_err(StartupError::Config),
+        SmsProviderSettings::DevOutbox => Ok(SmsSender::new(DevOutbox(db.clone()))),
+        SmsProviderSettings::Twilio(t) => TwilioClient::new(t.clone(), base, timeout).map(SmsSender::new),
+        SmsProviderSettings::Elks(e) => {
+            if !e.from.starts_with('+') {
+                tracing::warn!(
+                    from = e.from,
+                    "ELKS_FROM is a text sender: phones cannot reply to it (no JA, no STOP by SMS); people confirm with the code on the page"
+                );
+            }
+            ElksClient::new(e.clone(), base, timeout).map(SmsSender::new)
+        }
+        SmsProviderSettings::InMobile(i) => InMobileClient::new(i.clone(), base, timeout).map(SmsSender::new),
     }
+    .map_err(StartupError::Config)
 }
 
 /// What the HTTP side and the outbox handlers share, built once from the settings.
@@ -269,7 +281,7 @@ impl Application {
         let (tracking, tracking_writer) = TrackingBuffer::spawn(db.clone());
         let dev_mail = settings.smtp_url.is_none();
         let dev_sms = settings.sms == SmsProviderSettings::DevOutbox;
-        let twilio = !dev_sms;
+        let sms_provider = !dev_sms;
         let state = web::Data::new(routes::AppState {
             db,
             settings: settings.clone(),
@@ -278,6 +290,7 @@ impl Application {
             campaigns: Default::default(),
             wake,
             sms_sender: services.sms.sender(),
+            sms: services.sms.clone(),
             job_kinds,
         });
         let https = settings.base_url.scheme() == "https";
@@ -296,7 +309,7 @@ impl Application {
                 .wrap(crate::telemetry::RequestLog { hsts: https })
                 .wrap(headers)
                 .app_data(state.clone())
-                .configure(|cfg| routes::configure(cfg, dev_mail, dev_sms, twilio))
+                .configure(|cfg| routes::configure(cfg, dev_mail, dev_sms, sms_provider))
         });
         if let Some(n) = settings.http_workers {
             server = server.workers(n);

@@ -285,6 +285,7 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
         status_at -> Nullable<Timestamp>,
         doi_code -> Nullable<Text>,
+        provider -> Nullable<Text>,
     }
 }
 
@@ -298,6 +299,7 @@ diesel::table! {
         received_at -> Timestamp,
         processed_at -> Nullable<Timestamp>,
         outcome -> Nullable<Text>,
+        provider -> Nullable<Text>,
     }
 }
 
