@@ -258,6 +258,11 @@ pub struct ConfigArgs {
     /// show every invitation link and SMS code and let anyone reply as any phone.
     #[arg(long = "dev-outboxes", env = "DEV_OUTBOXES", global = true)]
     pub dev_outboxes: bool,
+
+    /// Let webhook endpoints be private, loopback or link-local addresses (an intranet receiver;
+    /// tests). Off: such URLs are refused at registration and at every delivery.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", global = true)]
+    pub webhook_allow_private: bool,
 }
 
 /// The same defaults as the command line, without reading the environment (for tests and
@@ -315,6 +320,7 @@ impl Default for ConfigArgs {
             signing_key_encryption_key: None,
             signing_key_encryption_key_old: None,
             dev_outboxes: false,
+            webhook_allow_private: false,
         }
     }
 }
@@ -433,6 +439,8 @@ pub struct Settings {
     pub signing_key_encryption: crate::signing::KeyEncryption,
     /// The operator allows the dev outboxes on a public address (`DEV_OUTBOXES`).
     pub dev_outboxes: bool,
+    /// Webhooks may go to private addresses (`WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -591,6 +599,7 @@ impl Settings {
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
             signing_key_encryption: key_encryption(args)?,
             dev_outboxes: args.dev_outboxes,
+            webhook_allow_private: args.webhook_allow_private,
         })
     }
 }

@@ -26,4 +26,5 @@ pub mod slots;
 pub mod sms;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;
 pub mod workspace;

@@ -548,7 +548,9 @@ fn record_outcomes(
                     count(Metric::Sent);
                     count(Metric::Bounced);
                     events.push((row, EventKind::Bounced, Some(reason.clone())));
+                    crate::webhooks::bounced(conn, &row.id, *hard, reason, now)?;
                     if *hard {
+                        crate::contacts::touch_recipient(conn, &row.id, now)?;
                         crate::contacts::suppress(
                             conn,
                             &row.workspace_id,

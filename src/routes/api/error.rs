@@ -1,9 +1,15 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 use crate::db::DbError;
+
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, for a person to read.
+    pub error: String,
+}
 
 /// What the JSON API answers when something is wrong: a status and `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +77,8 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Unavailable(_)) {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
-        res.json(json!({ "error": self.to_string() }))
+        res.json(ErrorBody {
+            error: self.to_string(),
+        })
     }
 }
