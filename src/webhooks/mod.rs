@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::activity::{self, Action, Actor};
 use crate::consent::WithdrawnVia;
 use crate::db::schema::{
     campaigns, consent_requests, consent_texts, contacts, invitations, webhook_deliveries, webhook_endpoints,
@@ -160,6 +161,7 @@ pub fn create(
     conn: &mut DbConn,
     encryption: &KeyEncryption,
     workspace_id: &str,
+    actor: &Actor,
     url: &str,
     events: &[EventType],
 ) -> Result<(Endpoint, String), WebhookError> {
@@ -184,7 +186,7 @@ pub fn create(
                 webhook_endpoints::created_at.eq(now),
             ))
             .execute(conn)?;
-        // ACTIVITY: activity::record(conn, workspace_id, actor, Action::WebhookCreated, Some(&id), url)
+        activity::record(conn, workspace_id, actor, Action::WebhookCreated, Some(&id), url)?;
         Ok((
             Endpoint {
                 id,
@@ -222,17 +224,17 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<Endpoint>, DbEr
 
 /// Removes an endpoint of the workspace with its deliveries (waiting ones are not sent). Returns
 /// false when there is no such endpoint in this workspace.
-pub fn delete(conn: &mut DbConn, workspace_id: &str, endpoint_id: &str) -> Result<bool, DbError> {
+pub fn delete(conn: &mut DbConn, workspace_id: &str, actor: &Actor, endpoint_id: &str) -> Result<bool, DbError> {
     db::write_tx(conn, |conn| {
         let found: Option<String> = webhook_endpoints::table
             .filter(webhook_endpoints::workspace_id.eq(workspace_id))
             .filter(webhook_endpoints::id.eq(endpoint_id))
-            .select(webhook_endpoints::id)
+            .select(webhook_endpoints::url)
             .first(conn)
             .optional()?;
-        if found.is_none() {
+        let Some(url) = found else {
             return Ok(false);
-        }
+        };
         let deliveries = webhook_deliveries::table
             .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
             .select(webhook_deliveries::id);
@@ -245,7 +247,7 @@ pub fn delete(conn: &mut DbConn, workspace_id: &str, endpoint_id: &str) -> Resul
         diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(endpoint_id)))
             .execute(conn)?;
         diesel::delete(webhook_endpoints::table.find(endpoint_id)).execute(conn)?;
-        // ACTIVITY: activity::record(conn, workspace_id, actor, Action::WebhookDeleted, Some(endpoint_id), "")
+        activity::record(conn, workspace_id, actor, Action::WebhookDeleted, Some(endpoint_id), &url)?;
         Ok(true)
     })
 }

@@ -179,6 +179,7 @@ async fn every_api_route_is_isolated(backend: Backend) {
                 c,
                 &Default::default(),
                 &a_id,
+                &optbridge::activity::Actor::ApiToken { label: "test".into() },
                 "https://a.example/hooks/a-secret-path",
                 &[optbridge::webhooks::EventType::ConsentConfirmed],
             )

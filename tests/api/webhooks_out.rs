@@ -303,6 +303,7 @@ async fn private_destinations_are_refused(backend: Backend) {
             c,
             &Default::default(),
             &ws_id,
+            &optbridge::activity::Actor::ApiToken { label: "test".into() },
             &rebound,
             &[optbridge::webhooks::EventType::CampaignSent],
         )
@@ -317,6 +318,7 @@ async fn private_destinations_are_refused(backend: Backend) {
             c,
             &Default::default(),
             &ws_id,
+            &optbridge::activity::Actor::ApiToken { label: "test".into() },
             &literal,
             &[optbridge::webhooks::EventType::CampaignSent],
         )

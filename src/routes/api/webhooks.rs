@@ -81,11 +81,11 @@ pub async fn create(
         .map_err(WebhookError::from)?;
     let workspace_id = tenant.id().to_owned();
     let encryption = state.settings.signing_key_encryption.clone();
-    // ROLE/ACTIVITY: record `webhook_created` with tenant.actor() once the activity log lands.
+    let actor = tenant.actor();
     let (endpoint, secret) = state
         .db
         .run(move |conn| {
-            webhooks::create(conn, &encryption, &workspace_id, url.as_str(), &events).map_err(ApiError::from)
+            webhooks::create(conn, &encryption, &workspace_id, &actor, url.as_str(), &events).map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(CreatedEndpoint {
@@ -123,10 +123,10 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
     let id = id.into_inner();
-    // ROLE/ACTIVITY: record `webhook_deleted` with tenant.actor() once the activity log lands.
+    let actor = tenant.actor();
     let deleted = state
         .db
-        .run(move |conn| webhooks::delete(conn, &workspace_id, &id).map_err(ApiError::from))
+        .run(move |conn| webhooks::delete(conn, &workspace_id, &actor, &id).map_err(ApiError::from))
         .await?;
     if !deleted {
         return Err(ApiError::NotFound("webhook endpoint"));
