@@ -247,7 +247,14 @@ pub fn delete(conn: &mut DbConn, workspace_id: &str, actor: &Actor, endpoint_id:
         diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(endpoint_id)))
             .execute(conn)?;
         diesel::delete(webhook_endpoints::table.find(endpoint_id)).execute(conn)?;
-        activity::record(conn, workspace_id, actor, Action::WebhookDeleted, Some(endpoint_id), &url)?;
+        activity::record(
+            conn,
+            workspace_id,
+            actor,
+            Action::WebhookDeleted,
+            Some(endpoint_id),
+            &url,
+        )?;
         Ok(true)
     })
 }

@@ -477,7 +477,125 @@ async fn killed_webhook_workers_lose_nothing(backend: Backend) {
     eprintln!("webhook crash test ({backend:?}): {EVENTS} delivered, {duplicates} duplicates after 2 kills");
 }
 
+/// The owner's settings page lists endpoints and deliveries with status, attempts and last error,
+/// and sends a failed delivery again (same `webhook-id`) from a form with the form token; editors
+/// and viewers get 403. Registering through the API is in the activity log.
+async fn owners_see_deliveries_and_send_again(backend: Backend) {
+    use optbridge::accounts::Role;
+    const PASSWORD: &str = "a long enough password";
+    let receiver = Receiver::start(vec![Answer::Status(500); 2]).await;
+    let app = spawn_app_with(backend, |a| {
+        a.webhook_allow_private = true;
+        a.outbox_max_attempts = 2;
+    })
+    .await;
+    let (ws, campaign) = app.campaign_for_all().await;
+    register(&app, &ws.token, &receiver.url(), &["campaign.sent"]).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let id = ws.id.clone();
+    let logged = app
+        .with_db(move |c| {
+            for (email, role) in [
+                ("owner@shop.example", Role::Owner),
+                ("editor@shop.example", Role::Editor),
+                ("viewer@shop.example", Role::Viewer),
+            ] {
+                optbridge::accounts::create_user_with_role(c, &id, email, PASSWORD, role).unwrap();
+            }
+            optbridge::activity::page(c, &id, None, 20).unwrap()
+        })
+        .await;
+    assert!(
+        logged
+            .iter()
+            .any(|e| e.action == optbridge::activity::Action::WebhookCreated),
+        "{logged:?}"
+    );
+    let session = async |email: &str| {
+        let res = app.login(email, PASSWORD).await;
+        assert_eq!(res.status(), 303);
+        let cookie = crate::helpers::set_cookie(&res, "ob_session").expect("session cookie");
+        format!("ob_session={}", crate::helpers::cookie_value(&cookie))
+    };
+    let get = async |cookie: &str| {
+        let res = app
+            .client
+            .get(app.url("/app/webhooks"))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    };
+    let delivery = deliveries(&app).await[0].0.clone();
+    let send_again = async |cookie: &str, csrf: Option<&str>| {
+        let mut form = vec![];
+        if let Some(csrf) = csrf {
+            form.push(("csrf", csrf));
+        }
+        app.client
+            .post(app.url(&format!("/app/webhooks/deliveries/{delivery}/send-again")))
+            .header("Cookie", cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    let owner = session("owner@shop.example").await;
+    let (status, page) = get(&owner).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&receiver.url()), "the endpoint is listed");
+    assert!(page.contains(&delivery) && page.contains("campaign.sent"));
+    assert!(
+        page.contains("failed") && page.contains("gave up after 2 attempts"),
+        "{page}"
+    );
+    assert!(!page.contains("<script"), "no JavaScript");
+    let csrf = crate::helpers::field(&page, "csrf");
+
+    for who in ["editor@shop.example", "viewer@shop.example"] {
+        let cookie = session(who).await;
+        assert_eq!(get(&cookie).await.0, 403, "{who} reads no webhook settings");
+        assert_eq!(
+            send_again(&cookie, Some(&csrf)).await.status(),
+            403,
+            "{who} sends nothing again"
+        );
+    }
+    assert_eq!(
+        send_again(&owner, None).await.status(),
+        403,
+        "the form token is required"
+    );
+    assert_eq!(send_again(&owner, Some("forged")).await.status(), 403);
+    assert_eq!(receiver.received().len(), 2, "nothing was queued by the refused posts");
+    let res = send_again(&owner, Some(&csrf)).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/app/webhooks?queued=1");
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2].id, delivery, "sent again with the same webhook-id");
+    let (_, page) = get(&owner).await;
+    assert!(page.contains("delivered"), "{page}");
+    // Another workspace's owner cannot send this delivery again.
+    let other = app.create_workspace("Other").await;
+    let other_id = other.id.clone();
+    app.with_db(move |c| {
+        optbridge::accounts::create_user_with_role(c, &other_id, "owner@other.example", PASSWORD, Role::Owner).unwrap()
+    })
+    .await;
+    let stranger = session("owner@other.example").await;
+    let (_, their_page) = get(&stranger).await;
+    assert!(!their_page.contains(&delivery));
+    let their_csrf = crate::helpers::field(&their_page, "csrf");
+    assert_eq!(send_again(&stranger, Some(&their_csrf)).await.status(), 404);
+}
+
 both_backends!(
+    owners_see_deliveries_and_send_again,
     events_arrive_signed_through_failures_and_timeouts,
     a_delivery_that_keeps_failing_is_marked_failed,
     private_destinations_are_refused,
