@@ -602,3 +602,47 @@ both_backends!(
     endpoints_belong_to_their_workspace,
     killed_webhook_workers_lose_nothing,
 );
+
+/// The webhook page in a real browser: accessible (axe) at desktop and phone width, and its
+/// "send again" form works without JavaScript.
+#[tokio::test]
+async fn browser_shows_the_webhook_page_accessibly() {
+    const PASSWORD: &str = "a long enough password";
+    let Some(browser) = crate::browser::Browser::start().await else {
+        eprintln!("skipped: no browser");
+        return;
+    };
+    let receiver = Receiver::start(vec![Answer::Status(500)]).await;
+    let app = spawn_app_with(Backend::Sqlite, |a| {
+        a.webhook_allow_private = true;
+        a.outbox_max_attempts = 1;
+    })
+    .await;
+    let (ws, campaign) = app.campaign_for_all().await;
+    register(&app, &ws.token, &receiver.url(), &["campaign.sent"]).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let id = ws.id.clone();
+    app.with_db(move |c| optbridge::accounts::create_user(c, &id, "owner@shop.example", PASSWORD).unwrap())
+        .await;
+
+    browser.goto(&app.url("/app/login")).await;
+    browser.fill("#email", "owner@shop.example").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.submit("button[type=submit]").await;
+    browser.goto(&app.url("/app/webhooks")).await;
+    assert_eq!(browser.text("h1").await, "Webhooks");
+    assert!(browser.source().await.contains("the endpoint answered 500"));
+    browser.assert_accessible("the webhook page").await;
+    browser.resize(375, 800).await;
+    browser.assert_accessible("the webhook page at phone width").await;
+    browser.submit("td form button").await;
+    assert!(browser.current_url().await.ends_with("/app/webhooks?queued=1"));
+    browser.assert_accessible("the webhook page after send again").await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    assert_eq!(receiver.received().len(), 2, "sent again");
+    browser
+        .screenshot(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/dashboard-webhooks.png"))
+        .await;
+    browser.quit().await;
+}
