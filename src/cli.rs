@@ -317,9 +317,15 @@ async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
     let db = open_migrated_db(&settings).await?;
     let services = startup::services(&settings, &db).await?;
     let worker = startup::worker(&settings, &db, &services, Default::default());
+    let bounce_poller = startup::bounce_poller(&settings, &db);
     if drain {
         outbox::worker::dispatch_all_pending(&worker).await?;
         tracing::info!("outbox drained");
+        // Everything pending includes the bounce mailbox: read it once.
+        if let Some(poller) = bounce_poller {
+            let summary = poller.poll_once().await?;
+            tracing::info!(?summary, "bounce mailbox read");
+        }
         return Ok(());
     }
     if settings.outbox.workers == 0 {
@@ -331,8 +337,12 @@ async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
         "outbox workers running"
     );
     let pool = outbox::worker::WorkerPool::spawn(worker);
+    let bounce_poller = bounce_poller.map(|poller| poller.spawn(settings.bounces.poll));
     startup::shutdown_signal().await;
     tracing::info!("stopping: finishing in-flight batches");
+    if let Some(poller) = bounce_poller {
+        poller.shutdown().await;
+    }
     pool.shutdown().await;
     Ok(())
 }

@@ -47,6 +47,7 @@ mod defaults {
     pub const CIRCUIT_BREAKER_FAILURES: u32 = 10;
     pub const CIRCUIT_BREAKER_COOLDOWN_MS: u64 = 30_000;
     pub const CIRCUIT_BREAKER_MAX_COOLDOWN_MS: u64 = 600_000;
+    pub const BOUNCE_POLL_SECS: u64 = 60;
 }
 
 /// Raw configuration as clap collects it from flags and the environment.
@@ -263,6 +264,20 @@ pub struct ConfigArgs {
     /// tests). Off: such URLs are refused at registration and at every delivery.
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", global = true)]
     pub webhook_allow_private: bool,
+
+    /// Envelope sender for bounces, e.g. `bounces@shop.example`: each invitation is sent from
+    /// `bounces+<token>@shop.example` (VERP). Unset: the envelope sender is the From address.
+    #[arg(long, env = "BOUNCE_ADDRESS", global = true)]
+    pub bounce_address: Option<String>,
+
+    /// The mailbox BOUNCE_ADDRESS delivers to, read by the workers: `pop3://user:pass@host:port`
+    /// or `pop3s://…` (TLS).
+    #[arg(long, env = "BOUNCE_MAILBOX", global = true, hide_env_values = true)]
+    pub bounce_mailbox: Option<String>,
+
+    /// Seconds between two reads of BOUNCE_MAILBOX.
+    #[arg(long, env = "BOUNCE_POLL_SECS", global = true, default_value_t = defaults::BOUNCE_POLL_SECS)]
+    pub bounce_poll_secs: u64,
 }
 
 /// The same defaults as the command line, without reading the environment (for tests and
@@ -321,6 +336,9 @@ impl Default for ConfigArgs {
             signing_key_encryption_key_old: None,
             dev_outboxes: false,
             webhook_allow_private: false,
+            bounce_address: None,
+            bounce_mailbox: None,
+            bounce_poll_secs: defaults::BOUNCE_POLL_SECS,
         }
     }
 }
@@ -441,6 +459,18 @@ pub struct Settings {
     pub dev_outboxes: bool,
     /// Webhooks may go to private addresses (`WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
+    /// `BOUNCE_ADDRESS`, `BOUNCE_MAILBOX`, `BOUNCE_POLL_SECS`.
+    pub bounces: BounceSettings,
+}
+
+/// Where bounces go and where they are read (`crate::mail::bounce`).
+#[derive(Debug, Clone)]
+pub struct BounceSettings {
+    /// VERP envelope senders are made from it; `None`: the From address is the envelope sender.
+    pub address: Option<crate::mail::bounce::verp::BounceAddress>,
+    /// Read every `poll` by the workers.
+    pub mailbox: Option<crate::mail::bounce::pop3::Pop3Mailbox>,
+    pub poll: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -600,8 +630,47 @@ impl Settings {
             signing_key_encryption: key_encryption(args)?,
             dev_outboxes: args.dev_outboxes,
             webhook_allow_private: args.webhook_allow_private,
+            bounces: bounce_settings(args)?,
         })
     }
+}
+
+fn bounce_settings(args: &ConfigArgs) -> Result<BounceSettings, ConfigError> {
+    let set = |raw: &Option<String>| {
+        raw.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let address = set(&args.bounce_address)
+        .map(|raw| {
+            crate::mail::bounce::verp::BounceAddress::parse(&raw).map_err(|why| ConfigError::Invalid {
+                name: "BOUNCE_ADDRESS",
+                why,
+            })
+        })
+        .transpose()?;
+    let mailbox = set(&args.bounce_mailbox)
+        .map(|raw| {
+            let invalid = |why: String| ConfigError::Invalid {
+                name: "BOUNCE_MAILBOX",
+                why,
+            };
+            let url = Url::parse(&raw).map_err(|e| invalid(format!("not a URL ({e})")))?;
+            crate::mail::bounce::pop3::Pop3Mailbox::from_url(&url).map_err(invalid)
+        })
+        .transpose()?;
+    if mailbox.is_some() && address.is_none() {
+        return Err(ConfigError::Missing {
+            name: "BOUNCE_ADDRESS",
+            because: "BOUNCE_MAILBOX is set (bounces are matched to invitations by their VERP address)",
+        });
+    }
+    Ok(BounceSettings {
+        address,
+        mailbox,
+        poll: Duration::from_secs(positive(args.bounce_poll_secs, "BOUNCE_POLL_SECS")?),
+    })
 }
 
 fn key_encryption(args: &ConfigArgs) -> Result<crate::signing::KeyEncryption, ConfigError> {
@@ -848,6 +917,44 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("SMS_PROVIDER")
+        );
+    }
+
+    #[test]
+    fn bounce_settings_are_checked() {
+        let s = Settings::from_args(&args()).unwrap();
+        assert!(s.bounces.address.is_none() && s.bounces.mailbox.is_none());
+        assert_eq!(s.bounces.poll, Duration::from_secs(60));
+        let mut a = args();
+        a.bounce_mailbox = Some("pop3s://bounces:pw@mail.shop.example".into());
+        let e = Settings::from_args(&a).unwrap_err().to_string();
+        assert!(e.starts_with("BOUNCE_ADDRESS is required"), "{e}");
+        a.bounce_address = Some("bounces@shop.example".into());
+        let s = Settings::from_args(&a).unwrap();
+        assert!(s.bounces.address.is_some() && s.bounces.mailbox.is_some());
+        assert!(!format!("{s:?}").contains("pw@"), "no password in debug output");
+        a.bounce_mailbox = Some("imap://bounces:pw@mail.shop.example".into());
+        assert!(
+            Settings::from_args(&a)
+                .unwrap_err()
+                .to_string()
+                .starts_with("BOUNCE_MAILBOX")
+        );
+        a.bounce_mailbox = None;
+        a.bounce_address = Some("not an address".into());
+        assert!(
+            Settings::from_args(&a)
+                .unwrap_err()
+                .to_string()
+                .starts_with("BOUNCE_ADDRESS")
+        );
+        a.bounce_address = None;
+        a.bounce_poll_secs = 0;
+        assert!(
+            Settings::from_args(&a)
+                .unwrap_err()
+                .to_string()
+                .starts_with("BOUNCE_POLL_SECS")
         );
     }
 }

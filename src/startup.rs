@@ -16,6 +16,7 @@ use crate::config::{Settings, SmsProviderSettings};
 use crate::db::{Db, DbError};
 use crate::funnel::tracking::TrackingBuffer;
 use crate::links::Keyring;
+use crate::mail::bounce::{BouncePoller, PollerHandle};
 use crate::mail::deliver::{InvitationSender, InvitationSenderParts};
 use crate::mail::dkim::DkimSigner;
 use crate::mail::{Mailer, SmtpMailer};
@@ -161,6 +162,7 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         keyring: services.keyring.clone(),
         base_url: settings.base_url.clone(),
         breaker,
+        bounce_address: settings.bounces.address.clone(),
     })));
     handlers.push(Box::new(services.webhooks.clone()));
     let queue = Queue {
@@ -169,6 +171,14 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         wake,
     };
     Arc::new(Worker::new(queue, handlers))
+}
+
+/// The reader of `BOUNCE_MAILBOX`, when one is configured; the workers run it every
+/// `BOUNCE_POLL_SECS` ([`BouncePoller::spawn`]).
+pub fn bounce_poller(settings: &Settings, db: &Db) -> Option<Arc<BouncePoller>> {
+    let mailbox = settings.bounces.mailbox.clone()?;
+    let address = settings.bounces.address.clone()?;
+    Some(Arc::new(BouncePoller::new(db.clone(), mailbox, address)))
 }
 
 /// The dev outboxes show every workspace's invitations (each a signed link) and SMS codes, and
@@ -218,6 +228,8 @@ pub struct Application {
     port: u16,
     settings: Arc<Settings>,
     workers: Option<WorkerPool>,
+    /// Beside the workers: reads the bounce mailbox.
+    bounce_poller: Option<PollerHandle>,
     tracking_writer: tokio::task::JoinHandle<()>,
 }
 
@@ -259,7 +271,11 @@ impl Application {
         let services = services(&settings, &db).await?;
         let worker = worker(&settings, &db, &services, wake.clone());
         let job_kinds = worker.kinds().into();
-        let workers = (run_workers && settings.outbox.workers > 0).then(|| WorkerPool::spawn(worker));
+        let run_workers = run_workers && settings.outbox.workers > 0;
+        let bounce_poller = bounce_poller(&settings, &db)
+            .filter(|_| run_workers)
+            .map(|poller| poller.spawn(settings.bounces.poll));
+        let workers = run_workers.then(|| WorkerPool::spawn(worker));
         let (tracking, tracking_writer) = TrackingBuffer::spawn(db.clone());
         let dev_mail = settings.smtp_url.is_none();
         let dev_sms = settings.sms == SmsProviderSettings::DevOutbox;
@@ -307,6 +323,7 @@ impl Application {
             port: local.port(),
             settings,
             workers,
+            bounce_poller,
             tracking_writer,
         })
     }
@@ -323,6 +340,9 @@ impl Application {
     /// (finishing or releasing their batch), and the tracking buffer (writing what it holds).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        if let Some(poller) = self.bounce_poller {
+            poller.shutdown().await;
+        }
         if let Some(workers) = self.workers {
             workers.shutdown().await;
         }

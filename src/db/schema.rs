@@ -141,6 +141,7 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamp>,
         opted_out_at -> Nullable<Timestamp>,
         unsubscribed_at -> Nullable<Timestamp>,
+        bounce_token -> Nullable<Text>,
     }
 }
 

@@ -7,9 +7,11 @@ mod browser;
 mod fake_twilio;
 mod helpers;
 mod mail_parse;
+mod pop3_server;
 mod smtp_sink;
 mod webhook_receiver;
 
+mod bounces;
 mod browser_selftest;
 mod cli;
 mod consent_texts;

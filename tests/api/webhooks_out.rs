@@ -594,7 +594,46 @@ async fn owners_see_deliveries_and_send_again(backend: Backend) {
     assert_eq!(send_again(&stranger, Some(&their_csrf)).await.status(), 404);
 }
 
+/// A refusal at RCPT (550) is a hard bounce: `contact.bounced` with the address and the reason,
+/// through the one recording path every bounce takes; the address is suppressed and listed.
+async fn a_bounce_fires_contact_bounced(backend: Backend) {
+    use crate::smtp_sink::{Fault, SmtpSink};
+    let sink = SmtpSink::start().await;
+    sink.add_fault(
+        "anna@example.dk",
+        Fault::RejectRcpt {
+            code: 550,
+            times: u32::MAX,
+        },
+    );
+    let receiver = Receiver::start(vec![]).await;
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| {
+        a.webhook_allow_private = true;
+        a.smtp_url = Some(url);
+    })
+    .await;
+    let (ws, campaign) = app.campaign_for_all().await;
+    let (_, secret) = register(&app, &ws.token, &receiver.url(), &["contact.bounced"]).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(20)).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "one bounce, and only the subscribed event: {got:#?}");
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "contact.bounced");
+    assert_eq!(body["data"]["email"], "anna@example.dk");
+    assert_eq!(body["data"]["hard"], true);
+    assert_eq!(body["data"]["campaign_id"], campaign.as_str());
+    assert!(body["data"]["reason"].as_str().unwrap().contains("550"), "{body}");
+    assert_eq!(verify_independently(&secret, &got), vec![true]);
+    let list = json(app.get(&ws.token, "/api/v1/suppressions").await).await;
+    assert_eq!(list["data"][0]["email"], "anna@example.dk");
+    let suppressed = json(app.get(&ws.token, "/api/v1/contacts?suppressed=true").await).await;
+    assert_eq!(suppressed["data"][0]["email"], "anna@example.dk");
+}
+
 both_backends!(
+    a_bounce_fires_contact_bounced,
     owners_see_deliveries_and_send_again,
     events_arrive_signed_through_failures_and_timeouts,
     a_delivery_that_keeps_failing_is_marked_failed,
