@@ -632,7 +632,37 @@ async fn a_bounce_fires_contact_bounced(backend: Backend) {
     assert_eq!(suppressed["data"][0]["email"], "anna@example.dk");
 }
 
+/// With `SIGNING_KEY_ENCRYPTION_KEY`, an endpoint's secret is stored sealed (a copy of the
+/// database cannot sign webhooks), and deliveries still sign with it.
+async fn secrets_are_sealed_at_rest(backend: Backend) {
+    let receiver = Receiver::start(vec![]).await;
+    let key = optbridge::crypto::EncryptionKey::random().to_base64();
+    let app = spawn_app_with(backend, move |a| {
+        a.webhook_allow_private = true;
+        a.signing_key_encryption_key = Some(key);
+    })
+    .await;
+    let (ws, campaign) = app.campaign_for_all().await;
+    let (_, secret) = register(&app, &ws.token, &receiver.url(), &["campaign.sent"]).await;
+    let stored: String = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use optbridge::db::schema::webhook_endpoints as e;
+            e::table.select(e::secret).first(c).unwrap()
+        })
+        .await;
+    assert!(stored.starts_with("v1:"), "sealed: {stored}");
+    let key_part = secret.trim_start_matches("whsec_");
+    assert!(!stored.contains(key_part), "the secret is not in the database in clear");
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(10)).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(verify_independently(&secret, &got), vec![true]);
+}
+
 both_backends!(
+    secrets_are_sealed_at_rest,
     a_bounce_fires_contact_bounced,
     owners_see_deliveries_and_send_again,
     events_arrive_signed_through_failures_and_timeouts,
