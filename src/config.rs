@@ -306,6 +306,11 @@ pub struct ConfigArgs {
     #[arg(long = "dev-outboxes", env = "DEV_OUTBOXES", global = true)]
     pub dev_outboxes: bool,
 
+    /// Let webhook endpoints be private, loopback or link-local addresses (an intranet receiver;
+    /// tests). Off: such URLs are refused at registration and at every delivery.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", global = true)]
+    pub webhook_allow_private: bool,
+
     /// Envelope sender for bounces, e.g. `bounces@shop.example`: each invitation is sent from
     /// `bounces+<token>@shop.example` (VERP). Unset: the envelope sender is the From address.
     #[arg(long, env = "BOUNCE_ADDRESS", global = true)]
@@ -385,6 +390,7 @@ impl Default for ConfigArgs {
             signing_key_encryption_key: None,
             signing_key_encryption_key_old: None,
             dev_outboxes: false,
+            webhook_allow_private: false,
             bounce_address: None,
             bounce_mailbox: None,
             bounce_poll_secs: defaults::BOUNCE_POLL_SECS,
@@ -550,6 +556,8 @@ pub struct Settings {
     pub signing_key_encryption: crate::signing::KeyEncryption,
     /// The operator allows the dev outboxes on a public address (`DEV_OUTBOXES`).
     pub dev_outboxes: bool,
+    /// Webhooks may go to private addresses (`WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
     /// `BOUNCE_ADDRESS`, `BOUNCE_MAILBOX`, `BOUNCE_POLL_SECS`.
     pub bounces: BounceSettings,
 }
@@ -724,6 +732,7 @@ impl Settings {
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
             signing_key_encryption: key_encryption(args)?,
             dev_outboxes: args.dev_outboxes,
+            webhook_allow_private: args.webhook_allow_private,
             bounces: bounce_settings(args)?,
         })
     }

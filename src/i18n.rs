@@ -731,3 +731,77 @@ pub fn app(locale: Locale) -> &'static AppStrings {
         },
     }
 }
+
+/// The dashboard's webhook page (`/app/webhooks`), in the dashboard's two languages.
+pub struct WebhookStrings {
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub endpoints: &'static str,
+    pub no_endpoints: &'static str,
+    pub deliveries: &'static str,
+    pub no_deliveries: &'static str,
+    pub col_url: &'static str,
+    pub col_events: &'static str,
+    pub col_created: &'static str,
+    pub col_event: &'static str,
+    pub col_status: &'static str,
+    pub col_attempts: &'static str,
+    pub col_last_error: &'static str,
+    pub col_last_attempt: &'static str,
+    pub pending: &'static str,
+    pub delivered: &'static str,
+    pub failed: &'static str,
+    pub send_again: &'static str,
+    pub queued: &'static str,
+}
+
+pub fn webhooks(locale: Locale) -> &'static WebhookStrings {
+    match locale {
+        Locale::Da => &WEBHOOKS_DA,
+        _ => &WEBHOOKS_EN,
+    }
+}
+
+static WEBHOOKS_DA: WebhookStrings = WebhookStrings {
+    title: "Webhooks",
+    intro: "Jeres systemer får besked om samtykker, afmeldinger, bounces og sendte kampagner. Endpoints oprettes via API'et (POST /api/v1/webhooks), som viser hemmeligheden én gang.",
+    endpoints: "Endpoints",
+    no_endpoints: "Ingen endpoints endnu.",
+    deliveries: "Seneste leveringer",
+    no_deliveries: "Ingen leveringer endnu.",
+    col_url: "URL",
+    col_events: "Hændelser",
+    col_created: "Oprettet",
+    col_event: "Hændelse",
+    col_status: "Status",
+    col_attempts: "Forsøg",
+    col_last_error: "Seneste fejl",
+    col_last_attempt: "Seneste forsøg",
+    pending: "venter",
+    delivered: "leveret",
+    failed: "fejlet",
+    send_again: "Send igen",
+    queued: "Leveringen er sat i kø igen med samme webhook-id.",
+};
+
+static WEBHOOKS_EN: WebhookStrings = WebhookStrings {
+    title: "Webhooks",
+    intro: "Your systems hear of consents, withdrawals, unsubscribes, bounces and sent campaigns. Endpoints are registered through the API (POST /api/v1/webhooks), which shows the secret once.",
+    endpoints: "Endpoints",
+    no_endpoints: "No endpoints yet.",
+    deliveries: "Latest deliveries",
+    no_deliveries: "No deliveries yet.",
+    col_url: "URL",
+    col_events: "Events",
+    col_created: "Created",
+    col_event: "Event",
+    col_status: "Status",
+    col_attempts: "Attempts",
+    col_last_error: "Last error",
+    col_last_attempt: "Last attempt",
+    pending: "pending",
+    delivered: "delivered",
+    failed: "failed",
+    send_again: "Send again",
+    queued: "The delivery is queued again with the same webhook-id.",
+};

@@ -28,4 +28,5 @@ pub mod sms;
 pub mod startup;
 pub mod team;
 pub mod telemetry;
+pub mod webhooks;
 pub mod workspace;

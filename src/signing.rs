@@ -124,6 +124,25 @@ impl KeyEncryption {
     }
 }
 
+/// Other secrets the service must be able to read back (webhook signing secrets) are kept
+/// the same way as the link-signing keys: sealed under `SIGNING_KEY_ENCRYPTION_KEY` when it is
+/// set, with `context` (the row's identity) as associated data.
+impl KeyEncryption {
+    pub fn seal_secret(&self, context: &str, secret: &str) -> Result<String, SigningKeyError> {
+        self.to_store(context, secret)
+    }
+
+    /// The clear secret, and whether it is sealed with the previous key (so it should be sealed again).
+    pub fn open_secret(&self, context: &str, stored: &str) -> Result<(String, bool), SigningKeyError> {
+        self.reveal(context, stored)
+    }
+
+    /// Whether a stored secret is sealed (rather than in clear).
+    pub fn is_sealed(stored: &str) -> bool {
+        is_sealed(stored)
+    }
+}
+
 fn new_key() -> (String, String) {
     // Short, sortable key ids: the creation time plus randomness.
     let kid = format!(

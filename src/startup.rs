@@ -68,6 +68,13 @@ pub async fn prepare_db(db: &Db, encryption: &KeyEncryption) -> Result<Vec<Strin
                 "link-signing keys now stored under SIGNING_KEY_ENCRYPTION_KEY"
             );
         }
+        let webhook_secrets = crate::webhooks::seal_stored_secrets(&mut conn, &encryption)?;
+        if webhook_secrets > 0 {
+            tracing::info!(
+                sealed = webhook_secrets,
+                "webhook secrets now stored under SIGNING_KEY_ENCRYPTION_KEY"
+            );
+        }
         if let Some(kid) = signing::ensure_current(&mut conn, &encryption)? {
             tracing::info!(kid, "created the first link-signing key");
         }
@@ -122,6 +129,8 @@ pub fn build_sms_sender(settings: &Settings, db: &Db) -> Result<SmsSender, Start
 /// What the HTTP side and the outbox handlers share, built once from the settings.
 pub struct Services {
     pub keyring: Arc<Keyring>,
+    /// Sends the webhooks out (its HTTP client is built once).
+    pub webhooks: crate::webhooks::delivery::WebhookSender,
     pub mailer: Mailer,
     pub dkim: Option<Arc<DkimSigner>>,
     pub sms: SmsSender,
@@ -138,6 +147,11 @@ pub async fn services(settings: &Settings, db: &Db) -> Result<Services, StartupE
     };
     Ok(Services {
         keyring: load_keyring(db, settings).await?,
+        webhooks: crate::webhooks::delivery::WebhookSender::new(
+            settings.webhook_allow_private,
+            settings.signing_key_encryption.clone(),
+        )
+        .map_err(StartupError::Config)?,
         mailer: build_mailer(settings, db)?,
         dkim,
         sms: build_sms_sender(settings, db)?,
@@ -145,7 +159,7 @@ pub async fn services(settings: &Settings, db: &Db) -> Result<Services, StartupE
 }
 
 /// The outbox worker: the queue with every module's job handlers. Each round runs the handlers
-/// in this order: campaign expansion, SMS replies, SMS sends, invitation email.
+/// in this order: campaign expansion, SMS replies, SMS sends, invitation email, webhooks.
 pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notify>) -> Arc<Worker> {
     let breaker = settings.outbox.breaker;
     let mut handlers: Vec<Box<dyn JobHandler>> = vec![Box::new(ExpansionHandler)];
@@ -167,6 +181,7 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         dkim: services.dkim.clone(),
         base_url: settings.base_url.clone(),
     }));
+    handlers.push(Box::new(services.webhooks.clone()));
     let queue = Queue {
         db: db.clone(),
         settings: settings.outbox.clone(),

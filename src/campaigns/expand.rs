@@ -187,12 +187,14 @@ pub fn expand_page(
 }
 
 fn finish(conn: &mut DbConn, campaign_id: &str) -> Result<(), DbError> {
+    let now = db::now();
     diesel::update(campaigns::table.find(campaign_id))
         .set((
             campaigns::status.eq(CampaignStatus::Sent),
-            campaigns::expanded_at.eq(db::now()),
+            campaigns::expanded_at.eq(now),
         ))
         .execute(conn)?;
+    crate::webhooks::campaign_sent(conn, campaign_id, now)?;
     Ok(())
 }
 

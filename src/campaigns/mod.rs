@@ -44,7 +44,7 @@ db_enum! {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignRequest {
     pub name: String,
@@ -61,7 +61,7 @@ pub struct CampaignRequest {
     pub audience: Option<AudienceRequest>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantRequest {
     #[serde(default)]
@@ -74,14 +74,14 @@ pub struct VariantRequest {
     pub weight: Option<i32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AudienceRequest {
     /// Contacts whose locale (or, without one, the workspace's) is in this list.
     pub locales: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = campaigns)]
 pub struct Campaign {
     pub id: String,
@@ -93,6 +93,7 @@ pub struct Campaign {
     pub intro: String,
     pub frequency: Option<String>,
     #[serde(serialize_with = "locales_as_list")]
+    #[schema(value_type = Vec<String>)]
     pub audience_locales: String,
     pub status: CampaignStatus,
     pub created_at: NaiveDateTime,
@@ -110,7 +111,7 @@ impl Campaign {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable, utoipa::ToSchema)]
 #[diesel(table_name = campaign_variants)]
 pub struct Variant {
     #[serde(skip)]
@@ -122,7 +123,7 @@ pub struct Variant {
 }
 
 /// A campaign with its variants, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CampaignView {
     #[serde(flatten)]
     pub campaign: Campaign,

@@ -59,6 +59,9 @@ pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Resu
             &format!("unsubscribed ({source})"),
         )?;
         if newly {
+            let now = db::now();
+            contacts::touch(conn, &contact_id, now)?;
+            crate::webhooks::unsubscribed(conn, invitation_id, source, now)?;
             ledger::append(
                 conn,
                 &workspace_id,

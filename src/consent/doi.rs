@@ -795,6 +795,8 @@ pub fn activate(
             }),
         }],
     )?;
+    crate::contacts::touch(conn, &req.contact_id, now)?;
+    crate::webhooks::consent_confirmed(conn, &req.id, now)?;
     if let (Some(invitation), Some(campaign), Some(variant)) = (&req.invitation_id, &req.campaign_id, &req.variant) {
         let n = diesel::update(
             invitations::table

@@ -12,7 +12,7 @@ use crate::db::schema::{consent_requests, sms_subscriptions, suppressions};
 use crate::db::{DbConn, DbError};
 use crate::domain::Channel;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactConsent {
     pub contact: Contact,
     pub email: EmailPermission,
@@ -24,7 +24,7 @@ pub struct ContactConsent {
     pub ledger: Vec<Entry>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EmailPermission {
     pub consent_at: Option<chrono::NaiveDateTime>,
     pub source: Option<String>,
@@ -32,25 +32,27 @@ pub struct EmailPermission {
     pub suppression_reason: Option<String>,
 }
 
-#[derive(Debug, Serialize, Queryable)]
+#[derive(Debug, Serialize, Queryable, utoipa::ToSchema)]
 pub struct SmsConsent {
     pub phone: String,
     pub status: SubscriptionStatus,
     pub consent_request_id: String,
     #[serde(serialize_with = "json_text")]
+    #[schema(value_type = Vec<String>)]
     pub categories: String,
     pub confirmed_at: chrono::NaiveDateTime,
     pub withdrawn_at: Option<chrono::NaiveDateTime>,
     pub withdrawn_via: Option<WithdrawnVia>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestEvidence {
     pub id: String,
     pub status: ConsentRequestStatus,
     pub phone: String,
     pub consent_text_id: String,
     pub consent_text_sha256: String,
+    #[schema(value_type = Vec<String>)]
     pub categories: Value,
     pub campaign_id: Option<String>,
     pub variant: Option<String>,

@@ -47,7 +47,7 @@ pub struct NewEntry<'a> {
     pub payload: Value,
 }
 
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = consent_ledger)]
 pub struct Entry {
     #[serde(skip)]
@@ -62,6 +62,7 @@ pub struct Entry {
     pub kind: String,
     pub at: NaiveDateTime,
     #[serde(serialize_with = "payload_as_json")]
+    #[schema(value_type = Option<Object>)]
     pub payload: Option<String>,
     pub payload_hash: String,
     pub prev_hash: String,

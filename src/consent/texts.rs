@@ -22,7 +22,7 @@ const MAX_CATEGORIES: usize = 20;
 const MAX_CATEGORY_CHARS: usize = 60;
 
 /// What a client submits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentTextRequest {
     pub locale: String,
@@ -34,7 +34,7 @@ pub struct ConsentTextRequest {
 }
 
 /// A stored, immutable version.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = consent_texts)]
 pub struct ConsentTextVersion {
     pub id: String,
@@ -45,6 +45,7 @@ pub struct ConsentTextVersion {
     pub company_name: String,
     pub body: String,
     #[serde(serialize_with = "categories_as_list")]
+    #[schema(value_type = Vec<String>)]
     pub categories: String,
     pub privacy_url: String,
     /// The canonical text exactly as the landing page shows it; `sha256` is taken over it.

@@ -59,6 +59,15 @@ pub fn erase(
                 .load::<String>(conn)?,
         );
         let phones: Vec<String> = phones.into_iter().filter(|p| p.starts_with('+')).collect();
+        // The retailer's systems must stop too: told before the number and address are erased.
+        let active: Vec<String> = sms_subscriptions::table
+            .filter(sms_subscriptions::contact_id.eq(contact_id))
+            .filter(sms_subscriptions::status.eq(SubscriptionStatus::Active))
+            .select(sms_subscriptions::consent_request_id)
+            .load(conn)?;
+        for request_id in &active {
+            crate::webhooks::consent_withdrawn(conn, request_id, WithdrawnVia::Erasure, now)?;
+        }
 
         diesel::update(contacts::table.find(contact_id))
             .set((

@@ -27,7 +27,7 @@ const MAX_LISTED_REJECTIONS: usize = 10_000;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_SOURCE_CHARS: usize = 500;
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ImportReport {
     /// New contacts created.
     pub imported: u64,
@@ -58,7 +58,7 @@ impl ImportReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RejectedRow {
     pub line: u64,
     pub error: String,

@@ -2,6 +2,7 @@
 
 pub mod erase;
 pub mod import;
+pub mod sync;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -11,7 +12,7 @@ use crate::db::schema::{contacts, suppressions};
 use crate::db::{DbConn, DbError};
 use crate::domain::Channel;
 
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = contacts)]
 pub struct Contact {
     pub id: String,
@@ -45,6 +46,32 @@ pub fn count(conn: &mut DbConn, workspace_id: &str) -> Result<i64, DbError> {
         .filter(contacts::workspace_id.eq(workspace_id))
         .count()
         .get_result(conn)?)
+}
+
+/// Marks a contact changed (`updated_at`, what `GET /api/v1/contacts?updated_since=` reads): also
+/// when only its SMS consent or suppression changed, so a nightly sync sees it.
+pub fn touch(conn: &mut DbConn, contact_id: &str, at: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(contacts::table.find(contact_id))
+        .set(contacts::updated_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// [`touch`] for the contact an invitation went to.
+pub fn touch_recipient(conn: &mut DbConn, invitation_id: &str, at: NaiveDateTime) -> Result<(), DbError> {
+    use crate::db::schema::invitations;
+    diesel::update(
+        contacts::table.filter(
+            contacts::id.eq_any(
+                invitations::table
+                    .filter(invitations::id.eq(invitation_id))
+                    .select(invitations::contact_id),
+            ),
+        ),
+    )
+    .set(contacts::updated_at.eq(at))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Whether an address (email normalized, or E.164 phone) is on the workspace's suppression list.

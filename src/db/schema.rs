@@ -351,6 +351,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        workspace_id -> Text,
+        url -> Text,
+        events -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        workspace_id -> Text,
+        endpoint_id -> Text,
+        event_type -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        response_status -> Nullable<Integer>,
+        created_at -> Timestamp,
+        last_attempt_at -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(user_invites -> workspaces (workspace_id));
 diesel::joinable!(users -> workspaces (workspace_id));
@@ -368,6 +396,7 @@ diesel::joinable!(consent_requests -> contacts (contact_id));
 diesel::joinable!(consent_requests -> consent_texts (consent_text_id));
 diesel::joinable!(sms_subscriptions -> consent_requests (consent_request_id));
 diesel::joinable!(sms_messages -> consent_requests (consent_request_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
@@ -392,5 +421,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     login_attempts,
+    webhook_endpoints,
+    webhook_deliveries,
     activity,
 );

@@ -13,7 +13,8 @@ pub struct UnknownValue {
 
 /// Declares an enum whose variants are stored as the given strings in a `Text` column:
 /// `ToSql`/`FromSql` for every backend (SQLite, PostgreSQL and the `DbConn` multi-backend, which
-/// all store `str`), `as_str`, `parse`, `ALL`, `Display` and `Serialize` (as the string).
+/// all store `str`), `as_str`, `parse`, `ALL`, `Display`, `Serialize` (as the string) and the
+/// OpenAPI schema (`utoipa::ToSchema`, a string enum).
 ///
 /// ```ignore
 /// db_enum! {
@@ -63,6 +64,18 @@ macro_rules! db_enum {
                 f.pad(self.as_str())
             }
         }
+
+        /// In the OpenAPI document: a string, one of the stored values.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -2,7 +2,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The languages optbridge speaks to recipients and marketers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Locale {
     Da,

@@ -22,7 +22,7 @@ pub const KAIKU: Benchmark = Benchmark {
     conversion_rate: 0.035,
 };
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Benchmark {
     pub name: &'static str,
     pub open_rate: f64,
@@ -30,7 +30,7 @@ pub struct Benchmark {
     pub conversion_rate: f64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Counts {
     pub recipients: i64,
     pub sent: i64,
@@ -80,7 +80,7 @@ impl Counts {
 /// Rates as fractions (0.522 = 52.2 %). Opens and clicks are of delivered emails; sign-ups of
 /// openers are confirmed consents per opener; conversion is confirmed consents per email sent
 /// (the KAiKU definitions).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Rates {
     pub open_rate: f64,
     pub human_open_rate: f64,
@@ -89,7 +89,7 @@ pub struct Rates {
     pub conversion_rate: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Breakdown {
     pub key: String,
     #[serde(flatten)]
@@ -99,7 +99,7 @@ pub struct Breakdown {
 }
 
 /// Two-proportion z-test of conversion (confirmed / sent) of a variant against the first one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AbTest {
     pub control: String,
     pub variant: String,
@@ -115,7 +115,7 @@ pub struct AbTest {
     pub verdict: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SeriesPoint {
     pub at: NaiveDateTime,
     pub sent: i64,
@@ -125,14 +125,14 @@ pub struct SeriesPoint {
     pub confirmed: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimeSeries {
     /// Hours for the first 48 hours after sending started, days after that.
     pub points: Vec<SeriesPoint>,
     pub hourly_until: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FunnelReport {
     pub campaign_id: String,
     pub name: String,

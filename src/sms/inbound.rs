@@ -291,6 +291,8 @@ fn stop(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, Db
                 payload: json!({"phone": phone, "via": "sms keyword STOP", "request_id": request_id}),
             }],
         )?;
+        crate::contacts::touch(conn, contact_id, now)?;
+        crate::webhooks::consent_withdrawn(conn, request_id, WithdrawnVia::StopKeyword, now)?;
         count_opt_out(conn, request_id, now)?;
     }
     // A locked request could still be confirmed by reply: STOP ends it too.
@@ -398,6 +400,7 @@ fn start(conn: &mut DbConn, phone: &str, now: NaiveDateTime) -> Result<String, D
                 payload: json!({"phone": phone, "via": "sms keyword START"}),
             }],
         )?;
+        crate::contacts::touch(conn, contact_id, now)?;
     }
     if let Some(rel) = relationship(conn, phone)? {
         reply(

@@ -14,7 +14,7 @@ use crate::db::{self, DbConn, DbError};
 use crate::domain::{CountryCode, Locale, check_visible};
 
 /// A retailer using optbridge.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Workspace {
     pub id: String,
     pub name: String,

@@ -994,3 +994,15 @@ pub fn dump(conn: &mut DbConn) -> String {
     }
     out
 }
+
+/// The Python of the test venv (`scripts/setup-test-deps` creates it with the independent
+/// implementations tests check against: openapi-spec-validator, standardwebhooks).
+pub fn test_python() -> PathBuf {
+    let python = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-test-deps (it installs the Python tools the tests call)",
+        python.display()
+    );
+    python
+}

@@ -171,6 +171,22 @@ async fn every_api_route_is_isolated(backend: Backend) {
             (contact, campaign, text)
         })
         .await;
+    // A webhook endpoint of A's.
+    let a_id = a.ws.id.clone();
+    let (hook, _) = app
+        .with_db(move |c| {
+            optbridge::webhooks::create(
+                c,
+                &Default::default(),
+                &a_id,
+                &optbridge::activity::Actor::ApiToken { label: "test".into() },
+                "https://a.example/hooks/a-secret-path",
+                &[optbridge::webhooks::EventType::ConsentConfirmed],
+            )
+            .unwrap()
+        })
+        .await;
+    let hook = hook.id;
     // A second campaign of A, still a draft: B must not be able to send it.
     let draft = app
         .campaign(
@@ -226,7 +242,26 @@ async fn every_api_route_is_isolated(backend: Backend) {
             Some(json!({"name": "Stolen", "consent_text_id": text, "subject": "S", "intro": "I"})),
             422,
         ),
+        ("delete", "/webhooks/{id}", format!("/webhooks/{hook}"), None, 404),
         // Routes without ids act on B's own data; what they show is checked below.
+        ("get", "/contacts", "/contacts".to_owned(), None, 200),
+        ("get", "/suppressions", "/suppressions".to_owned(), None, 200),
+        ("get", "/webhooks", "/webhooks".to_owned(), None, 200),
+        (
+            "post",
+            "/webhooks",
+            "/webhooks".to_owned(),
+            Some(json!({"url": "https://93.184.216.34/b", "events": ["consent.confirmed"]})),
+            201,
+        ),
+        // The OpenAPI document holds no workspace's data and needs no token.
+        (
+            "get",
+            "/api/v1/openapi.json",
+            "/api/v1/openapi.json".to_owned(),
+            None,
+            200,
+        ),
         ("get", "/campaigns", "/campaigns".to_owned(), None, 200),
         ("get", "/consent-texts", "/consent-texts".to_owned(), None, 200),
         ("get", "/consents/export", "/consents/export".to_owned(), None, 200),
@@ -265,7 +300,10 @@ async fn every_api_route_is_isolated(backend: Backend) {
     }
 
     for (method, _, path, body, expected) in &cases {
-        let url = app.url(&format!("/api/v1{path}"));
+        let url = match path.strip_prefix("/api/v1") {
+            Some(_) => app.url(path),
+            None => app.url(&format!("/api/v1{path}")),
+        };
         let request = match *method {
             "get" => app.client.get(url),
             "delete" => app.client.delete(url),
@@ -281,7 +319,14 @@ async fn every_api_route_is_isolated(backend: Backend) {
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
         assert_eq!(status, *expected, "{method} {path} as B: {text}");
-        for secret in ["anna@example.dk", &contact, &campaign, "+4520123456"] {
+        for secret in [
+            "anna@example.dk",
+            &contact,
+            &campaign,
+            "+4520123456",
+            "a-secret-path",
+            &hook,
+        ] {
             assert!(!text.contains(secret), "{method} {path} as B leaks {secret}: {text}");
         }
     }

@@ -47,7 +47,9 @@ pub(crate) fn record_consequences(
     hard: bool,
     reason: &str,
 ) -> Result<(), DbError> {
+    let now = db::now();
     if hard {
+        crate::contacts::touch_recipient(conn, invitation_id, now)?;
         crate::contacts::suppress(
             conn,
             workspace_id,
@@ -56,7 +58,7 @@ pub(crate) fn record_consequences(
             &format!("hard bounce: {reason}"),
         )?;
     }
-    // WEBHOOK: contact.bounced
+    crate::webhooks::bounced(conn, invitation_id, hard, reason, now)?;
     db::after_commit(|| METRICS.emails_bounced.inc());
     tracing::info!(invitation = invitation_id, hard, reason, "invitation bounced");
     Ok(())

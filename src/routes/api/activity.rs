@@ -3,7 +3,6 @@
 
 use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{ApiError, Tenant};
 use crate::activity;
@@ -12,13 +11,48 @@ use crate::routes::AppState;
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Entries per page, 1 to 500.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<i64>,
     /// The `next` of the previous page.
     after: Option<String>,
 }
 
+/// One entry of the activity log.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ActivityItem {
+    id: String,
+    /// When, RFC 3339 UTC.
+    at: String,
+    /// The dashboard user's email, `API token <label>` or `CLI`.
+    actor: String,
+    action: activity::Action,
+    /// What it was done to (a campaign, consent text, contact or user id), if anything.
+    subject: Option<String>,
+    detail: String,
+}
+
+/// A page of the activity log, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ActivityPage {
+    data: Vec<ActivityItem>,
+    /// Pass as `after` for the next (older) page; `null` on the last page.
+    next: Option<String>,
+}
+
+/// Who did what in the workspace, and when: imports, consent texts, campaign actions,
+/// erasures, user changes, logins. Append-only.
+#[utoipa::path(
+    tag = "activity",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the activity log", body = ActivityPage),
+        (status = 400, description = "A bad limit", body = super::error::ErrorBody),
+    )
+)]
 #[get("/activity")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -39,18 +73,19 @@ pub async fn list(
         entries.truncate(limit as usize);
         entries.last().map(|e| e.id.clone())
     });
-    let data: Vec<_> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "at": e.at.and_utc().to_rfc3339(),
-                "actor": e.actor,
-                "action": e.action,
-                "subject": e.subject,
-                "detail": e.detail,
-            })
+    let data = entries
+        .into_iter()
+        .map(|e| ActivityItem {
+            id: e.id,
+            at: e.at.and_utc().to_rfc3339(),
+            actor: e.actor,
+            action: e.action,
+            subject: e.subject,
+            detail: e.detail,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "data": data, "next": next.flatten() })))
+    Ok(HttpResponse::Ok().json(ActivityPage {
+        data,
+        next: next.flatten(),
+    }))
 }

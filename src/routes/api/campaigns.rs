@@ -1,5 +1,4 @@
 use actix_web::{HttpResponse, get, post, web};
-use serde_json::json;
 
 use super::{ApiError, Tenant};
 use crate::campaigns::{self, CampaignError, CampaignRequest};
@@ -16,6 +15,14 @@ impl From<CampaignError> for ApiError {
 }
 
 /// Creates a draft campaign: 201 with the campaign and its variants.
+#[utoipa::path(
+    tag = "campaigns",
+    request_body = CampaignRequest,
+    responses(
+        (status = 201, description = "The draft campaign", body = campaigns::CampaignView),
+        (status = 422, description = "Invalid campaign", body = super::error::ErrorBody),
+    )
+)]
 #[post("/campaigns")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -32,6 +39,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
+#[utoipa::path(tag = "campaigns", responses((status = 200, description = "Every campaign", body = Vec<campaigns::Campaign>)))]
 #[get("/campaigns")]
 pub async fn list(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
@@ -42,6 +50,14 @@ pub async fn list(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    tag = "campaigns",
+    params(("id" = String, Path, description = "The campaign's id")),
+    responses(
+        (status = 200, description = "The campaign", body = campaigns::CampaignView),
+        (status = 404, description = "No such campaign in this workspace", body = super::error::ErrorBody),
+    )
+)]
 #[get("/campaigns/{id}")]
 pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
@@ -55,6 +71,15 @@ pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<Stri
 }
 
 /// Starts sending: 202, the work continues in the outbox workers. Asking again is harmless.
+#[utoipa::path(
+    tag = "campaigns",
+    params(("id" = String, Path, description = "The campaign's id")),
+    responses(
+        (status = 202, description = "Sending started", body = SendAccepted),
+        (status = 404, description = "No such campaign in this workspace", body = super::error::ErrorBody),
+        (status = 422, description = "The campaign cannot be sent", body = super::error::ErrorBody),
+    )
+)]
 #[post("/campaigns/{id}/send")]
 pub async fn send(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
@@ -65,5 +90,14 @@ pub async fn send(state: web::Data<AppState>, tenant: Tenant, id: web::Path<Stri
         .run(move |conn| campaigns::request_send(conn, &workspace_id, &id, &actor).map_err(ApiError::from))
         .await?;
     state.wake.notify_waiters();
-    Ok(HttpResponse::Accepted().json(json!({"id": campaign.id, "status": campaign.status})))
+    Ok(HttpResponse::Accepted().json(SendAccepted {
+        id: campaign.id,
+        status: campaign.status,
+    }))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SendAccepted {
+    pub id: String,
+    pub status: campaigns::CampaignStatus,
 }

@@ -19,6 +19,15 @@ impl From<ConsentTextError> for ApiError {
 
 /// Creates a consent-text version: 201 when new, 200 with the existing version when the
 /// rendered text is identical to one already stored.
+#[utoipa::path(
+    tag = "consent texts",
+    request_body = ConsentTextRequest,
+    responses(
+        (status = 201, description = "A new version", body = ConsentTextBody),
+        (status = 200, description = "The identical version already stored", body = ConsentTextBody),
+        (status = 422, description = "The text breaks a rule (e.g. the word \"free\")", body = super::error::ErrorBody),
+    )
+)]
 #[post("/consent-texts")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -42,20 +51,40 @@ pub async fn create(
 
 /// The version as JSON plus `sms_preview`: the double-opt-in SMS this text's company name
 /// produces, its encoding and how many segments it takes (one GSM-7 segment is the goal).
-fn with_sms_preview(version: &texts::ConsentTextVersion) -> serde_json::Value {
+fn with_sms_preview(version: &texts::ConsentTextVersion) -> ConsentTextBody {
     let locale = crate::domain::Locale::parse(&version.locale).unwrap_or(crate::domain::Locale::En);
     let text = crate::i18n::sms::doi_request(locale, &version.company_name, "123456");
     let count = crate::sms::segments::count(&text);
-    let mut value = serde_json::to_value(version).unwrap_or_default();
-    value["sms_preview"] = serde_json::json!({
-        "text": text,
-        "encoding": count.encoding,
-        "segments": count.segments,
-        "units": count.units,
-    });
-    value
+    ConsentTextBody {
+        version: version.clone(),
+        sms_preview: SmsPreview {
+            encoding: serde_json::to_value(count.encoding).unwrap_or_default(),
+            segments: count.segments,
+            units: count.units,
+            text,
+        },
+    }
 }
 
+/// A consent-text version with the double-opt-in SMS its company name produces.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ConsentTextBody {
+    #[serde(flatten)]
+    pub version: texts::ConsentTextVersion,
+    pub sms_preview: SmsPreview,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SmsPreview {
+    pub text: String,
+    /// `gsm7` or `ucs2`.
+    #[schema(value_type = String)]
+    pub encoding: serde_json::Value,
+    pub segments: usize,
+    pub units: usize,
+}
+
+#[utoipa::path(tag = "consent texts", responses((status = 200, description = "Every version", body = Vec<texts::ConsentTextVersion>)))]
 #[get("/consent-texts")]
 pub async fn list(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
@@ -66,6 +95,14 @@ pub async fn list(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(versions))
 }
 
+#[utoipa::path(
+    tag = "consent texts",
+    params(("id" = String, Path, description = "The version's id")),
+    responses(
+        (status = 200, description = "The version", body = ConsentTextBody),
+        (status = 404, description = "No such version in this workspace", body = super::error::ErrorBody),
+    )
+)]
 #[get("/consent-texts/{id}")]
 pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();

@@ -6,6 +6,9 @@ use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
 
 use super::{ApiError, Tenant};
+use crate::contacts::sync::{
+    self, ContactFilter, ContactListItem, Cursor, PageError, SmsConsentState, SuppressionItem,
+};
 use crate::contacts::{self, import as csv_import};
 use crate::routes::AppState;
 
@@ -22,6 +25,15 @@ impl From<csv_import::ImportError> for ApiError {
 ///
 /// The body is first spooled to a temporary file (never held in memory) so that an oversized
 /// upload is refused with 413 before any row is written; then it is imported in batches.
+#[utoipa::path(
+    tag = "contacts",
+    request_body(content = String, content_type = "text/csv", description = "Columns `email` (required), `first_name`, `last_name`, `locale`, `external_id`, `email_consent_at`, `email_consent_source`"),
+    responses(
+        (status = 200, description = "Counts and the rejected rows", body = csv_import::ImportReport),
+        (status = 413, description = "Larger than IMPORT_MAX_BYTES", body = super::error::ErrorBody),
+        (status = 415, description = "Not a CSV body", body = super::error::ErrorBody),
+    )
+)]
 #[post("/contacts/import")]
 pub async fn import_contacts(
     state: web::Data<AppState>,
@@ -127,6 +139,14 @@ impl Drop for SpoolFile {
     }
 }
 
+#[utoipa::path(
+    tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "The contact", body = contacts::Contact),
+        (status = 404, description = "No such contact in this workspace", body = super::error::ErrorBody),
+    )
+)]
 #[get("/contacts/{id}")]
 pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
@@ -140,6 +160,14 @@ pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<Stri
 }
 
 /// The contact's full consent history with evidence.
+#[utoipa::path(
+    tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "Consent history with evidence", body = crate::consent::history::ContactConsent),
+        (status = 404, description = "No such contact in this workspace", body = super::error::ErrorBody),
+    )
+)]
 #[get("/contacts/{id}/consent")]
 pub async fn consent(
     state: web::Data<AppState>,
@@ -158,6 +186,14 @@ pub async fn consent(
 
 /// Erases the contact's personal data (GDPR art. 17); anonymous statistics and the verifiable
 /// ledger remain. Idempotent.
+#[utoipa::path(
+    tag = "contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 200, description = "Erased (also when it was already)", body = Erased),
+        (status = 404, description = "No such contact in this workspace", body = super::error::ErrorBody),
+    )
+)]
 #[delete("/contacts/{id}")]
 pub async fn erase(
     state: web::Data<AppState>,
@@ -174,5 +210,165 @@ pub async fn erase(
     if !erased {
         return Err(ApiError::NotFound("contact"));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"erased": true})))
+    Ok(HttpResponse::Ok().json(Erased { erased: true }))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Erased {
+    pub erased: bool,
+}
+
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+/// `?limit=&after=`: taken as text, so that a bad value gets a clear 400 naming the rule.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Rows per page, 1 to 1000.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<String>,
+    /// The `next` of the previous page; absent for the first page.
+    pub after: Option<String>,
+}
+
+impl Paging {
+    fn parse(&self) -> Result<(i64, Option<Cursor>), ApiError> {
+        let limit = sync::parse_limit(self.limit.as_deref())?;
+        let after = self.after.as_deref().map(Cursor::decode).transpose()?;
+        Ok((limit, after))
+    }
+}
+
+/// The filters of the contact list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactQuery {
+    /// Only contacts with this locale (`da`, `nb`, `sv`, `en`).
+    pub locale: Option<String>,
+    /// Only contacts whose SMS consent is `active`, `withdrawn` or `none`.
+    #[param(value_type = Option<SmsConsentState>)]
+    pub sms_consent: Option<String>,
+    /// `true`: only contacts whose email or consented number is suppressed; `false`: only the others.
+    #[param(value_type = Option<bool>)]
+    pub suppressed: Option<String>,
+    /// Only contacts changed (also their consent or suppression) at or after this RFC 3339 time.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
+    pub updated_since: Option<String>,
+}
+
+impl ContactQuery {
+    fn filter(&self) -> Result<ContactFilter, ApiError> {
+        let sms_consent = match self.sms_consent.as_deref() {
+            None => None,
+            Some(raw) => Some(SmsConsentState::parse(raw).ok_or_else(|| PageError::Filter {
+                name: "sms_consent",
+                allowed: "active, withdrawn, none",
+                value: raw.to_owned(),
+            })?),
+        };
+        let suppressed = match self.suppressed.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(raw) => {
+                return Err(PageError::Filter {
+                    name: "suppressed",
+                    allowed: "true, false",
+                    value: raw.to_owned(),
+                }
+                .into());
+            }
+        };
+        let updated_since = match self.updated_since.as_deref() {
+            None => None,
+            Some(raw) => Some(
+                chrono::DateTime::parse_from_rfc3339(raw.trim())
+                    .map_err(|_| PageError::Filter {
+                        name: "updated_since",
+                        allowed: "an RFC 3339 time such as 2026-12-01T00:00:00Z",
+                        value: raw.to_owned(),
+                    })?
+                    .naive_utc(),
+            ),
+        };
+        Ok(ContactFilter {
+            locale: self.locale.clone(),
+            sms_consent,
+            suppressed,
+            updated_since,
+        })
+    }
+}
+
+/// A page of contacts.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ContactPage {
+    pub data: Vec<ContactListItem>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// A page of the suppression list.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SuppressionPage {
+    pub data: Vec<SuppressionItem>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// The workspace's contacts with their SMS consent state, least recently changed first, a page at
+/// a time (for a nightly sync: keep the last `updated_at` seen and pass it as `updated_since`).
+#[utoipa::path(
+    tag = "contacts",
+    params(Paging, ContactQuery),
+    responses((status = 200, description = "A page of contacts", body = ContactPage))
+)]
+#[get("/contacts")]
+pub async fn list(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    paging: web::Query<Paging>,
+    query: web::Query<ContactQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, after) = paging.parse()?;
+    let filter = query.filter()?;
+    let workspace_id = tenant.id().to_owned();
+    let page = state
+        .db
+        .run(move |conn| {
+            sync::contacts_page(conn, &workspace_id, &filter, after.as_ref(), limit).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ContactPage {
+        data: page.data,
+        next: page.next,
+    }))
+}
+
+/// The workspace's suppression list (unsubscribes, STOPs, hard bounces), oldest first, a page at a time.
+#[utoipa::path(
+    tag = "contacts",
+    params(Paging),
+    responses((status = 200, description = "A page of suppressions", body = SuppressionPage))
+)]
+#[get("/suppressions")]
+pub async fn suppressions(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    paging: web::Query<Paging>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, after) = paging.parse()?;
+    let workspace_id = tenant.id().to_owned();
+    let page = state
+        .db
+        .run(move |conn| sync::suppressions_page(conn, &workspace_id, after.as_ref(), limit).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(SuppressionPage {
+        data: page.data,
+        next: page.next,
+    }))
 }

@@ -1,9 +1,25 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 use crate::db::DbError;
+
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, for a person to read.
+    pub error: String,
+    /// Every broken rule, when a consent text breaks several (422).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// One broken rule: the request field it concerns and why.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    pub field: String,
+    pub error: String,
+}
 
 /// What the JSON API answers when something is wrong: a status and `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
@@ -77,13 +93,19 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Unavailable(_)) {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
-        if let Self::Rules { problems, .. } = self {
-            let problems: Vec<_> = problems
+        let problems = match self {
+            Self::Rules { problems, .. } => problems
                 .iter()
-                .map(|(field, error)| json!({ "field": field, "error": error }))
-                .collect();
-            return res.json(json!({ "error": self.to_string(), "problems": problems }));
-        }
-        res.json(json!({ "error": self.to_string() }))
+                .map(|(field, error)| Problem {
+                    field: field.to_string(),
+                    error: error.to_string(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        res.json(ErrorBody {
+            error: self.to_string(),
+            problems,
+        })
     }
 }

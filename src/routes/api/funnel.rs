@@ -6,6 +6,14 @@ use crate::funnel::report;
 use crate::routes::AppState;
 
 /// The campaign's funnel: counts, rates, per variant and locale, A/B test, time series.
+#[utoipa::path(
+    tag = "campaigns",
+    params(("id" = String, Path, description = "The campaign's id")),
+    responses(
+        (status = 200, description = "The funnel", body = report::FunnelReport),
+        (status = 404, description = "No such campaign in this workspace", body = super::error::ErrorBody),
+    )
+)]
 #[get("/campaigns/{id}/funnel")]
 pub async fn funnel(
     state: web::Data<AppState>,
@@ -26,6 +34,14 @@ pub async fn funnel(
 }
 
 /// One CSV row per recipient with the time of each funnel step.
+#[utoipa::path(
+    tag = "campaigns",
+    params(("id" = String, Path, description = "The campaign's id")),
+    responses(
+        (status = 200, description = "One row per recipient", body = String, content_type = "text/csv"),
+        (status = 404, description = "No such campaign in this workspace", body = super::error::ErrorBody),
+    )
+)]
 #[get("/campaigns/{id}/recipients.csv")]
 pub async fn recipients_csv(
     state: web::Data<AppState>,
@@ -48,6 +64,10 @@ pub async fn recipients_csv(
 }
 
 /// Every active SMS consent of the workspace with its evidence, as CSV.
+#[utoipa::path(
+    tag = "contacts",
+    responses((status = 200, description = "Active SMS consents with evidence", body = String, content_type = "text/csv"))
+)]
 #[get("/consents/export")]
 pub async fn consents_export(state: web::Data<AppState>, tenant: Tenant) -> HttpResponse {
     let workspace_id = tenant.id().to_owned();

@@ -9,6 +9,7 @@ mod auth;
 mod charts;
 mod pages;
 mod users;
+mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,6 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::accept_form)
         .service(users::accept)
         .service(activity::activity_page)
+        .service(webhooks::webhooks_page)
+        .service(webhooks::send_again)
         .service(stylesheet);
 }
 
@@ -65,6 +68,7 @@ pub const ACTIONS: &[(&str, Role)] = &[
     ("/app/users/invite", Role::Owner),
     ("/app/users/{id}/role", Role::Owner),
     ("/app/users/{id}/remove", Role::Owner),
+    ("/app/webhooks/deliveries/{id}/send-again", Role::Owner),
 ];
 
 /// POST routes open to everyone: they act on the poster's own login, not on the workspace.
