@@ -313,7 +313,9 @@ async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
     let services = startup::services(&settings, &db).await?;
     let worker = startup::worker(&settings, &db, &services, Default::default());
     if drain {
-        outbox::worker::dispatch_all_pending(&worker).await?;
+        let drained = outbox::worker::dispatch_all_pending(&worker).await;
+        services.mailer.close().await;
+        drained?;
         tracing::info!("outbox drained");
         return Ok(());
     }
@@ -329,6 +331,7 @@ async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
     startup::shutdown_signal().await;
     tracing::info!("stopping: finishing in-flight batches");
     pool.shutdown().await;
+    services.mailer.close().await;
     Ok(())
 }
 

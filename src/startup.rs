@@ -78,9 +78,11 @@ pub async fn load_keyring(db: &Db, settings: &Settings) -> Result<Arc<Keyring>, 
     let db = db.clone();
     let ttl = settings.link_ttl;
     let encryption = settings.signing_key_encryption.clone();
-    tokio::task::spawn_blocking(move || Keyring::load(db, ttl, encryption).map(Arc::new))
+    let keyring = tokio::task::spawn_blocking(move || Keyring::load(db, ttl, encryption).map(Arc::new))
         .await
-        .map_err(|_| DbError::Cancelled)?
+        .map_err(|_| DbError::Cancelled)??;
+    Keyring::spawn_reload(&keyring, settings.signing_key_reload);
+    Ok(keyring)
 }
 
 /// The mail transport `SMTP_URL` asks for, or the dev outbox.
@@ -89,7 +91,7 @@ pub fn build_mailer(settings: &Settings, db: &Db) -> Result<Mailer, StartupError
         None => Ok(Mailer::DevOutbox(db.clone())),
         Some(url) => {
             let connections = (settings.outbox.send_concurrency * settings.outbox.workers.max(1)) as u32;
-            SmtpMailer::new(url, connections, settings.smtp_timeout)
+            SmtpMailer::new(url, connections, settings.smtp_timeout, settings.base_url.host_str())
                 .map(Mailer::Smtp)
                 .map_err(StartupError::Config)
         }
@@ -204,6 +206,8 @@ pub struct Application {
     settings: Arc<Settings>,
     workers: Option<WorkerPool>,
     tracking_writer: tokio::task::JoinHandle<()>,
+    /// Closed (QUIT to the relay) once the workers stopped.
+    mailer: Mailer,
 }
 
 impl Application {
@@ -243,6 +247,7 @@ impl Application {
         let wake = Arc::new(Notify::new());
         let services = services(&settings, &db).await?;
         let worker = worker(&settings, &db, &services, wake.clone());
+        let mailer = services.mailer.clone();
         let job_kinds = worker.kinds().into();
         let workers = (run_workers && settings.outbox.workers > 0).then(|| WorkerPool::spawn(worker));
         let (tracking, tracking_writer) = TrackingBuffer::spawn(db.clone());
@@ -293,6 +298,7 @@ impl Application {
             settings,
             workers,
             tracking_writer,
+            mailer,
         })
     }
 
@@ -311,6 +317,7 @@ impl Application {
         if let Some(workers) = self.workers {
             workers.shutdown().await;
         }
+        self.mailer.close().await;
         if tokio::time::timeout(Duration::from_secs(10), self.tracking_writer)
             .await
             .is_err()

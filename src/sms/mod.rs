@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod inbound;
 pub mod keywords;
 pub mod outbound;
+pub mod preview;
 pub mod provider;
 pub mod quiet_hours;
 pub mod segments;

@@ -36,18 +36,18 @@ pub async fn create(
 }
 
 /// The version as JSON plus `sms_preview`: the double-opt-in SMS this text's company name
-/// produces, its encoding and how many segments it takes (one GSM-7 segment is the goal).
+/// produces, its encoding and how many segments it takes (one GSM-7 segment is the goal); and
+/// `sms_previews`: the double-opt-in request and the receipt, each with its count.
 fn with_sms_preview(version: &texts::ConsentTextVersion) -> serde_json::Value {
-    let locale = crate::domain::Locale::parse(&version.locale).unwrap_or(crate::domain::Locale::En);
-    let text = crate::i18n::sms::doi_request(locale, &version.company_name, "123456");
-    let count = crate::sms::segments::count(&text);
+    let sms = crate::sms::preview::for_version(version);
     let mut value = serde_json::to_value(version).unwrap_or_default();
     value["sms_preview"] = serde_json::json!({
-        "text": text,
-        "encoding": count.encoding,
-        "segments": count.segments,
-        "units": count.units,
+        "text": sms.doi_request.text,
+        "encoding": sms.doi_request.encoding,
+        "segments": sms.doi_request.segments,
+        "units": sms.doi_request.units,
     });
+    value["sms_previews"] = serde_json::to_value(&sms).unwrap_or_default();
     value
 }
 
