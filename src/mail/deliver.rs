@@ -479,7 +479,7 @@ enum Outcome {
 /// How often outcomes that arrived are recorded while a batch is being sent: a group commit
 /// per worker at most this often, so a crash repeats only what was in flight or arrived within
 /// the last interval (issue 18), while a fast relay's outcomes still go in a few large commits.
-const RECORD_EVERY: Duration = Duration::from_millis(25);
+const RECORD_EVERY: Duration = Duration::from_millis(10);
 
 /// Outcomes handed from a round's lanes to its recorder as they arrive.
 #[derive(Default)]
