@@ -152,8 +152,11 @@ async fn two_instances_and_two_workers_share_one_postgres_database() {
     let app = spawn_app(Backend::Postgres).await;
     let sink = SmtpSink::start().await;
     let fake = FakeTwilio::start(SID, AUTH).await;
+    // A fresh connection per request: an instance may close an idle keep-alive connection just as
+    // it is reused (a reset that says nothing about the instance).
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client");
 
