@@ -477,9 +477,14 @@ enum Outcome {
 }
 
 /// How often outcomes that arrived are recorded while a batch is being sent: a group commit
-/// per worker at most this often, so a crash repeats only what was in flight or arrived within
-/// the last interval (issue 18), while a fast relay's outcomes still go in a few large commits.
+/// per worker every 10 ms when few arrive, so a crash repeats only what was in flight or arrived
+/// in the last few milliseconds (issue 18); the wait grows by [`RECORD_EVERY`] per
+/// [`RECORD_GROWS_PER`] outcomes of the last commit, up to [`RECORD_AT_MOST_EVERY`], so that a
+/// fast relay's outcomes still go in few large commits (each costs the database a commit and the
+/// counter rows every worker updates).
 const RECORD_EVERY: Duration = Duration::from_millis(10);
+const RECORD_GROWS_PER: u32 = 50;
+const RECORD_AT_MOST_EVERY: Duration = Duration::from_millis(40);
 
 /// Outcomes handed from a round's lanes to its recorder as they arrive.
 #[derive(Default)]
@@ -525,7 +530,7 @@ impl Outcome {
 }
 
 /// Records the final outcomes that `arrivals` receives, in a transaction at most every
-/// [`RECORD_EVERY`], until it is closed and empty. Returns what is left for the end of the round
+/// [`RECORD_EVERY`] (longer after a large commit), until it is closed and empty. Returns what is left for the end of the round
 /// (outcomes that put an invitation back, and any whose recording failed) and how many
 /// transactions it committed.
 async fn record_as_they_arrive(queue: &Queue, owner: &str, arrivals: &Arrivals) -> (Vec<(Delivery, Outcome)>, usize) {
@@ -536,6 +541,7 @@ async fn record_as_they_arrive(queue: &Queue, owner: &str, arrivals: &Arrivals) 
             arrivals.arrived.notified().await;
         }
         let started = tokio::time::Instant::now();
+        let mut wait = RECORD_EVERY;
         let closed = arrivals.is_closed();
         let (mut now, later): (Vec<_>, Vec<_>) = arrivals.take().into_iter().partition(|(_, o)| o.is_final());
         rest.extend(later);
@@ -545,6 +551,8 @@ async fn record_as_they_arrive(queue: &Queue, owner: &str, arrivals: &Arrivals) 
             return (rest, flushes);
         }
         if !now.is_empty() {
+            let n = u32::try_from(now.len()).unwrap_or(u32::MAX);
+            wait = (RECORD_EVERY * (1 + n / RECORD_GROWS_PER)).min(RECORD_AT_MOST_EVERY);
             now.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
             // Shared with the blocking task, so that nothing is lost when it cannot run.
             let batch = Arc::new(Mutex::new(now));
@@ -567,7 +575,7 @@ async fn record_as_they_arrive(queue: &Queue, owner: &str, arrivals: &Arrivals) 
                 }
             }
         }
-        tokio::time::sleep_until(started + RECORD_EVERY).await;
+        tokio::time::sleep_until(started + wait).await;
     }
 }
 
