@@ -407,7 +407,9 @@ async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
     let worker = startup::worker(&settings, &db, &services, Default::default());
     let bounce_poller = startup::bounce_poller(&settings, &db);
     if drain {
-        outbox::worker::dispatch_all_pending(&worker).await?;
+        let drained = outbox::worker::dispatch_all_pending(&worker).await;
+        services.mailer.close().await;
+        drained?;
         tracing::info!("outbox drained");
         // Everything pending includes the bounce mailbox: read it once.
         if let Some(poller) = bounce_poller {
@@ -432,6 +434,7 @@ async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
         poller.shutdown().await;
     }
     pool.shutdown().await;
+    services.mailer.close().await;
     Ok(())
 }
 

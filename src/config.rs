@@ -18,6 +18,8 @@ mod defaults {
     pub const REQUEST_BODY_TIMEOUT_SECS: u64 = 30;
     pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
     pub const LINK_TTL_DAYS: u32 = 30;
+    /// How often a running process re-reads the link-signing keys (a `keys rotate` elsewhere).
+    pub const SIGNING_KEY_RELOAD_SECS: u64 = 60;
     pub const SMTP_TIMEOUT_SECS: u64 = 30;
     pub const DOI_EXPIRY_HOURS: u32 = 24;
     pub const DOI_MAX_SENDS: u32 = 3;
@@ -155,6 +157,11 @@ pub struct ConfigArgs {
     /// Days a link in an invitation stays valid.
     #[arg(long, env = "LINK_TTL_DAYS", global = true, default_value_t = defaults::LINK_TTL_DAYS)]
     pub link_ttl_days: u32,
+
+    /// Seconds between two re-reads of the link-signing keys by a running process, so that a
+    /// `keys rotate` run elsewhere is signed with everywhere within this time.
+    #[arg(long, env = "SIGNING_KEY_RELOAD_SECS", global = true, default_value_t = defaults::SIGNING_KEY_RELOAD_SECS)]
+    pub signing_key_reload_secs: u64,
 
     /// Outbox worker tasks in `serve` and `worker` (0 in `serve` = HTTP only).
     #[arg(long, env = "OUTBOX_WORKERS", global = true, default_value_t = defaults::WORKERS)]
@@ -355,6 +362,7 @@ impl Default for ConfigArgs {
             request_body_timeout_secs: defaults::REQUEST_BODY_TIMEOUT_SECS,
             sqlite_busy_timeout_ms: defaults::SQLITE_BUSY_TIMEOUT_MS,
             link_ttl_days: defaults::LINK_TTL_DAYS,
+            signing_key_reload_secs: defaults::SIGNING_KEY_RELOAD_SECS,
             outbox_workers: defaults::WORKERS,
             outbox_batch: defaults::BATCH,
             outbox_lease_secs: defaults::LEASE_SECS,
@@ -543,6 +551,8 @@ pub struct Settings {
     pub sqlite_busy_timeout: Duration,
     pub http_workers: Option<usize>,
     pub link_ttl: Duration,
+    /// See `SIGNING_KEY_RELOAD_SECS`.
+    pub signing_key_reload: Duration,
     pub outbox: OutboxSettings,
     pub smtp_timeout: Duration,
     pub dkim: Option<DkimSettings>,
@@ -683,6 +693,7 @@ impl Settings {
             sqlite_busy_timeout: Duration::from_millis(args.sqlite_busy_timeout_ms),
             http_workers: args.http_workers.filter(|n| *n > 0),
             link_ttl: Duration::from_secs(u64::from(positive(args.link_ttl_days, "LINK_TTL_DAYS")?) * 86_400),
+            signing_key_reload: Duration::from_secs(positive(args.signing_key_reload_secs, "SIGNING_KEY_RELOAD_SECS")?),
             outbox: OutboxSettings {
                 workers: args.outbox_workers,
                 batch: positive(args.outbox_batch, "OUTBOX_BATCH")?,

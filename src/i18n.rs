@@ -219,8 +219,9 @@ pub fn landing_headline(locale: Locale, company: &str) -> String {
 }
 
 /// The SMS optbridge sends, per locale. The double-opt-in request names the company, how to
-/// confirm (reply keyword or the code) and how to stop; it fits one GSM-7 segment with a
-/// company name of up to ~40 characters (Danish, Norwegian and Swedish letters are GSM-7).
+/// confirm (reply keyword or the code) and how to stop. Every one fits one GSM-7 segment for a
+/// company name of up to 20 characters and a privacy URL of up to 60 (Danish, Norwegian and
+/// Swedish letters are GSM-7; `tests/api/sms_length.rs` checks every kind in every locale).
 pub mod sms {
     use crate::domain::Locale;
 
@@ -241,23 +242,31 @@ pub mod sms {
         }
     }
 
-    /// After confirmation: what they will get, how often, what it costs, how to stop, privacy.
+    /// After confirmation: what it costs, how to stop, privacy; and how often, when that still
+    /// fits one segment (issue 18: one segment for company names up to 20 characters and privacy
+    /// URLs up to 60; the frequency is in the consent text they agreed to anyway).
     pub fn receipt(locale: Locale, company: &str, frequency: Option<&str>, privacy_url: &str) -> String {
-        let often = frequency.map(|f| format!(" ({f})")).unwrap_or_default();
-        match locale {
+        let text = |often: &str| match locale {
             Locale::Da => format!(
-                "{company}: Tak, du er nu tilmeldt vores SMS'er{often}. Normal SMS-takst. Svar STOP for at afmelde. Privatliv: {privacy_url}"
+                "{company}: Tak for din tilmelding{often}. Normal SMS-takst. Afmeld: svar STOP. Privatliv: {privacy_url}"
             ),
             Locale::Nb => format!(
-                "{company}: Takk, du er nå påmeldt våre SMS-er{often}. Vanlig SMS-takst. Svar STOPP for å melde deg av. Personvern: {privacy_url}"
+                "{company}: Takk for påmeldingen{often}. Vanlig SMS-takst. Meld av: svar STOPP. Personvern: {privacy_url}"
             ),
             Locale::Sv => format!(
-                "{company}: Tack, du får nu våra SMS{often}. Vanlig SMS-taxa. Svara STOPP för att avsluta. Integritet: {privacy_url}"
+                "{company}: Tack för din anmälan{often}. Vanlig SMS-taxa. Avsluta: svara STOPP. Integritet: {privacy_url}"
             ),
             Locale::En => format!(
-                "{company}: Thanks, you are signed up for our texts{often}. Message and data rates may apply. Reply STOP to opt out. Privacy: {privacy_url}"
+                "{company}: You're signed up{often}. Msg&data rates may apply. Reply STOP to opt out. Privacy: {privacy_url}"
             ),
+        };
+        if let Some(f) = frequency.filter(|f| !f.trim().is_empty()) {
+            let with = text(&format!(" ({})", f.trim()));
+            if crate::sms::segments::count(&with).segments == 1 {
+                return with;
+            }
         }
+        text("")
     }
 
     pub fn stopped(locale: Locale, company: &str) -> String {
@@ -290,18 +299,10 @@ pub mod sms {
 
     pub fn help(locale: Locale, company: &str, privacy_url: &str) -> String {
         match locale {
-            Locale::Da => format!(
-                "{company}: SMS-nyheder fra {company}. Svar STOP for at afmelde. Hjælp og privatliv: {privacy_url}"
-            ),
-            Locale::Nb => format!(
-                "{company}: SMS-nyheter fra {company}. Svar STOPP for å melde deg av. Hjelp og personvern: {privacy_url}"
-            ),
-            Locale::Sv => format!(
-                "{company}: SMS-nyheter från {company}. Svara STOPP för att avsluta. Hjälp och integritet: {privacy_url}"
-            ),
-            Locale::En => {
-                format!("{company}: Texts from {company}. Reply STOP to opt out. Help and privacy: {privacy_url}")
-            }
+            Locale::Da => format!("{company}: SMS-nyheder. Afmeld: svar STOP. Hjælp og privatliv: {privacy_url}"),
+            Locale::Nb => format!("{company}: SMS-nyheter. Meld av: svar STOPP. Hjelp og personvern: {privacy_url}"),
+            Locale::Sv => format!("{company}: SMS-nyheter. Avsluta: svara STOPP. Hjälp och integritet: {privacy_url}"),
+            Locale::En => format!("{company}: Texts from us. Reply STOP to opt out. Help and privacy: {privacy_url}"),
         }
     }
 

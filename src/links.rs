@@ -206,6 +206,28 @@ impl Keyring {
         Ok(())
     }
 
+    /// Re-reads the keys every `every` until the keyring is dropped: a key rotated by another
+    /// process (`keys rotate`) is signed with here within that time, and a retired one no longer.
+    pub fn spawn_reload(keyring: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(keyring);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(keyring) = weak.upgrade() else { return };
+                let (db, encryption) = (keyring.db.clone(), keyring.encryption.clone());
+                match db.run(move |conn| signing::all(conn, &encryption)).await {
+                    Ok(keys) => keyring.replace_keys(&keys),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "re-reading the link-signing keys failed; keeping the ones in memory")
+                    }
+                }
+            }
+        })
+    }
+
     fn replace_keys(&self, keys: &[SigningKey]) {
         if let Ok(mut slot) = self.keys.write() {
             *slot = LinkKey::prepare(keys);

@@ -88,9 +88,11 @@ pub async fn load_keyring(db: &Db, settings: &Settings) -> Result<Arc<Keyring>, 
     let db = db.clone();
     let ttl = settings.link_ttl;
     let encryption = settings.signing_key_encryption.clone();
-    tokio::task::spawn_blocking(move || Keyring::load(db, ttl, encryption).map(Arc::new))
+    let keyring = tokio::task::spawn_blocking(move || Keyring::load(db, ttl, encryption).map(Arc::new))
         .await
-        .map_err(|_| DbError::Cancelled)?
+        .map_err(|_| DbError::Cancelled)??;
+    Keyring::spawn_reload(&keyring, settings.signing_key_reload);
+    Ok(keyring)
 }
 
 /// The mail transport `SMTP_URL` asks for, or the dev outbox.
@@ -99,7 +101,7 @@ pub fn build_mailer(settings: &Settings, db: &Db) -> Result<Mailer, StartupError
         None => Ok(Mailer::DevOutbox(db.clone())),
         Some(url) => {
             let connections = (settings.outbox.send_concurrency * settings.outbox.workers.max(1)) as u32;
-            SmtpMailer::new(url, connections, settings.smtp_timeout)
+            SmtpMailer::new(url, connections, settings.smtp_timeout, settings.base_url.host_str())
                 .map(Mailer::Smtp)
                 .map_err(StartupError::Config)
         }
@@ -248,6 +250,8 @@ pub struct Application {
     /// Beside the workers: reads the bounce mailbox.
     bounce_poller: Option<PollerHandle>,
     tracking_writer: tokio::task::JoinHandle<()>,
+    /// Closed (QUIT to the relay) once the workers stopped.
+    mailer: Mailer,
 }
 
 impl Application {
@@ -287,6 +291,7 @@ impl Application {
         let wake = Arc::new(Notify::new());
         let services = services(&settings, &db).await?;
         let worker = worker(&settings, &db, &services, wake.clone());
+        let mailer = services.mailer.clone();
         let job_kinds = worker.kinds().into();
         let run_workers = run_workers && settings.outbox.workers > 0;
         let bounce_poller = bounce_poller(&settings, &db)
@@ -343,6 +348,7 @@ impl Application {
             workers,
             bounce_poller,
             tracking_writer,
+            mailer,
         })
     }
 
@@ -364,6 +370,7 @@ impl Application {
         if let Some(workers) = self.workers {
             workers.shutdown().await;
         }
+        self.mailer.close().await;
         if tokio::time::timeout(Duration::from_secs(10), self.tracking_writer)
             .await
             .is_err()

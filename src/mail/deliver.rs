@@ -178,33 +178,40 @@ impl InvitationSender {
         }
 
         // `send_concurrency` lanes take invitations from one queue; each sends its share over one
-        // SMTP session, a message's content in the same write as the next one's commands.
+        // SMTP session, a message's content in the same write as the next one's commands. Their
+        // outcomes are recorded as they arrive (see `record_as_they_arrive`); what goes back to
+        // the outbox, and the batches themselves, at the end.
         let pending = Mutex::new(VecDeque::from(deliveries));
-        let lanes = (0..queue.settings.send_concurrency.max(1)).map(|_| self.send_lane(queue, &pending, &suppressed));
+        let arrivals = Arrivals::default();
         let sending = std::time::Instant::now();
-        let lanes: Vec<Vec<(Delivery, Outcome)>> = lanes
-            .collect::<futures_util::stream::FuturesUnordered<_>>()
-            .collect()
-            .await;
-        let mut results: Vec<(Delivery, Outcome)> = lanes.into_iter().flatten().collect();
+        let lanes = async {
+            (0..queue.settings.send_concurrency.max(1))
+                .map(|_| self.send_lane(queue, &pending, &suppressed, &arrivals))
+                .collect::<futures_util::stream::FuturesUnordered<_>>()
+                .collect::<Vec<()>>()
+                .await;
+            arrivals.close();
+        };
+        let ((), (mut rest, flushes)) = tokio::join!(lanes, record_as_they_arrive(queue, owner, &arrivals));
         let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
         let recording = std::time::Instant::now();
 
         let owner = owner.to_owned();
         let settings = queue.settings.clone();
-        let n = results.len();
+        let n = rest.len();
         // Lock invitation rows in one order in every transaction (see funnel::Tally for counters).
-        results.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
+        rest.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
         queue
             .db
             .run(move |conn| {
                 db::write_tx_retrying(conn, 5, |conn| {
-                    record_outcomes(conn, &owner, &settings, &batch_ids, &results)
+                    record_outcomes(conn, &owner, &settings, &batch_ids, &rest)
                 })
             })
             .await?;
         tracing::debug!(
-            emails = n,
+            flushes,
+            at_the_end = n,
             send_ms,
             record_ms = recording.elapsed().as_secs_f64() * 1000.0,
             "invitation batch"
@@ -286,21 +293,26 @@ impl InvitationSender {
         Ok(email)
     }
 
-    /// Sends invitations from `pending` until it is empty, over one [`super::MailSeries`].
+    /// Sends invitations from `pending` until it is empty, over one [`super::MailSeries`]; hands
+    /// each outcome to `arrivals` as soon as it is known.
     async fn send_lane(
         &self,
         queue: &Queue,
         pending: &Mutex<VecDeque<Delivery>>,
         suppressed: &HashSet<(String, String)>,
-    ) -> Vec<(Delivery, Outcome)> {
+        arrivals: &Arrivals,
+    ) {
         let mut series = self.mailer.series::<(Delivery, Permit, String)>();
-        let mut results = Vec::new();
-        let settle = |results: &mut Vec<(Delivery, Outcome)>, done: Vec<((Delivery, Permit, String), _)>| {
-            for ((delivery, permit, message_id), result) in done {
-                results.push((delivery, self.sent_outcome(permit, message_id, result)));
-            }
+        let settle = |done: Vec<((Delivery, Permit, String), _)>| {
+            arrivals.push(
+                done.into_iter()
+                    .map(|((delivery, permit, message_id), result)| {
+                        (delivery, self.sent_outcome(permit, message_id, result))
+                    })
+                    .collect(),
+            );
         };
-        // Every delivery taken from the queue gets exactly one outcome in `results`: one never
+        // Every delivery taken from the queue gets exactly one outcome in `arrivals`: one never
         // recorded would stay queued with no job left to send it.
         let next = || pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
         while let Some(delivery) = next() {
@@ -316,13 +328,13 @@ impl InvitationSender {
             let email = match email {
                 Ok(email) => email,
                 Err(outcome) => {
-                    results.push((delivery, outcome));
+                    arrivals.push(vec![(delivery, outcome)]);
                     continue;
                 }
             };
             let permit = self.breaker.permit();
             if let Permit::Wait(pause) = permit {
-                results.push((delivery, Outcome::Paused(pause)));
+                arrivals.push(vec![(delivery, Outcome::Paused(pause))]);
                 continue;
             }
             let workspace_id = delivery
@@ -339,10 +351,9 @@ impl InvitationSender {
                     self.dkim.as_deref(),
                 )
                 .await;
-            settle(&mut results, done);
+            settle(done);
         }
-        settle(&mut results, series.finish().await.into_iter().collect());
-        results
+        settle(series.finish().await.into_iter().collect());
     }
 
     /// The outcome of a send the mailer answered; tells the circuit breaker.
@@ -479,6 +490,109 @@ enum Outcome {
     AlreadyDone,
     /// The SMTP circuit is open: back to the queue for this long, not counted as an attempt.
     Paused(Duration),
+}
+
+/// How often outcomes that arrived are recorded while a batch is being sent: a group commit
+/// per worker every 10 ms when few arrive, so a crash repeats only what was in flight or arrived
+/// in the last few milliseconds (issue 18); the wait grows by [`RECORD_EVERY`] per
+/// [`RECORD_GROWS_PER`] outcomes of the last commit, up to [`RECORD_AT_MOST_EVERY`], so that a
+/// fast relay's outcomes still go in few large commits (each costs the database a commit and the
+/// counter rows every worker updates).
+const RECORD_EVERY: Duration = Duration::from_millis(10);
+const RECORD_GROWS_PER: u32 = 50;
+const RECORD_AT_MOST_EVERY: Duration = Duration::from_millis(40);
+
+/// Outcomes handed from a round's lanes to its recorder as they arrive.
+#[derive(Default)]
+struct Arrivals {
+    outcomes: Mutex<Vec<(Delivery, Outcome)>>,
+    arrived: tokio::sync::Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Arrivals {
+    fn push(&self, mut outcomes: Vec<(Delivery, Outcome)>) {
+        if outcomes.is_empty() {
+            return;
+        }
+        self.outcomes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(&mut outcomes);
+        self.arrived.notify_one();
+    }
+
+    /// Every lane is done: nothing more arrives.
+    fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.arrived.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn take(&self) -> Vec<(Delivery, Outcome)> {
+        std::mem::take(&mut *self.outcomes.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Outcome {
+    /// Whether the outcome ends the invitation's sending (recorded as it arrives), rather than
+    /// putting it back to the outbox (recorded with the batch, which decides how).
+    fn is_final(&self) -> bool {
+        !matches!(self, Outcome::Retry(_) | Outcome::Paused(_))
+    }
+}
+
+/// Records the final outcomes that `arrivals` receives, in a transaction at most every
+/// [`RECORD_EVERY`] (longer after a large commit), until it is closed and empty. Returns what is left for the end of the round
+/// (outcomes that put an invitation back, and any whose recording failed) and how many
+/// transactions it committed.
+async fn record_as_they_arrive(queue: &Queue, owner: &str, arrivals: &Arrivals) -> (Vec<(Delivery, Outcome)>, usize) {
+    let mut rest = Vec::new();
+    let mut flushes = 0;
+    loop {
+        if !arrivals.is_closed() {
+            arrivals.arrived.notified().await;
+        }
+        let started = tokio::time::Instant::now();
+        let mut wait = RECORD_EVERY;
+        let closed = arrivals.is_closed();
+        let (mut now, later): (Vec<_>, Vec<_>) = arrivals.take().into_iter().partition(|(_, o)| o.is_final());
+        rest.extend(later);
+        if closed {
+            // The round records these with the batch anyway, in its own transaction.
+            rest.extend(now);
+            return (rest, flushes);
+        }
+        if !now.is_empty() {
+            let n = u32::try_from(now.len()).unwrap_or(u32::MAX);
+            wait = (RECORD_EVERY * (1 + n / RECORD_GROWS_PER)).min(RECORD_AT_MOST_EVERY);
+            now.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
+            // Shared with the blocking task, so that nothing is lost when it cannot run.
+            let batch = Arc::new(Mutex::new(now));
+            let (o, settings, b) = (owner.to_owned(), queue.settings.clone(), batch.clone());
+            let recorded = queue
+                .db
+                .run(move |conn| {
+                    let mut now = b.lock().unwrap_or_else(PoisonError::into_inner);
+                    db::write_tx_retrying(conn, 5, |conn| record_outcomes(conn, &o, &settings, &[], &now))?;
+                    now.clear();
+                    Ok::<_, WorkerError>(())
+                })
+                .await;
+            match recorded {
+                Ok(()) => flushes += 1,
+                Err(e) => {
+                    // Tried again with the batch at the end of the round.
+                    tracing::warn!(owner, error = %e, "recording sent invitations failed; trying again at the end of the batch");
+                    rest.append(&mut batch.lock().unwrap_or_else(PoisonError::into_inner));
+                }
+            }
+        }
+        tokio::time::sleep_until(started + wait).await;
+    }
 }
 
 fn record_outcomes(

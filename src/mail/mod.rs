@@ -79,6 +79,15 @@ impl Mailer {
         }
     }
 
+    /// Closes the idle SMTP sessions with QUIT (RFC 5321 §3.8): when the process stops sending
+    /// (`worker --drain` done, SIGTERM). Sessions in use close when their series ends.
+    pub async fn close(&self) {
+        if let Self::Smtp(smtp) = self {
+            let n = smtp.pool.close_idle(Duration::ZERO).await;
+            tracing::debug!(sessions = n, "closed the idle SMTP sessions");
+        }
+    }
+
     /// Starts a series of messages: over one SMTP session, each message's content sent with
     /// the next message's first commands ([`smtp::SmtpSeries`]); or one dev outbox row each.
     pub fn series<K>(&self) -> MailSeries<'_, K> {
@@ -146,12 +155,27 @@ pub struct SmtpMailer {
 }
 
 impl SmtpMailer {
-    /// See [`SmtpPool::from_url`] for the URL forms. `connections` caps concurrent sessions;
-    /// `timeout` bounds each whole send.
-    pub fn new(url: &Url, connections: u32, timeout: Duration) -> Result<Self, String> {
-        Ok(Self {
-            pool: Arc::new(SmtpPool::from_url(url, connections as usize, timeout)?),
-        })
+    /// See [`SmtpPool::from_url`] for the URL forms and the EHLO name (`public_host`: BASE_URL's
+    /// host). `connections` caps concurrent sessions; `timeout` bounds each whole send. Inside a
+    /// Tokio runtime, sessions left idle are closed with QUIT in the background.
+    pub fn new(url: &Url, connections: u32, timeout: Duration, public_host: Option<&str>) -> Result<Self, String> {
+        let pool = Arc::new(SmtpPool::from_url(url, connections as usize, timeout, public_host)?);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(close_idle_sessions(Arc::downgrade(&pool)));
+        }
+        Ok(Self { pool })
+    }
+}
+
+/// Closes sessions idle longer than [`smtp::MAX_IDLE`] every so often, until the pool is gone:
+/// a relay then sees a QUIT instead of a connection it has to time out.
+async fn close_idle_sessions(pool: std::sync::Weak<SmtpPool>) {
+    let mut every = tokio::time::interval(smtp::MAX_IDLE / 2);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.close_idle(smtp::MAX_IDLE).await;
     }
 }
 

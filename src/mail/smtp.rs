@@ -33,7 +33,7 @@ use super::SendError;
 
 /// A pooled connection idle longer than this is closed rather than reused (servers drop idle
 /// sessions after a few minutes, RFC 5321 4.5.3.2.7 suggests 5).
-const MAX_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const MAX_IDLE: Duration = Duration::from_secs(30);
 /// Messages per connection before it is closed and a fresh one opened.
 const MAX_MESSAGES_PER_CONNECTION: u32 = 1000;
 /// Longest reply we accept (all lines together); a server sending more is broken or hostile.
@@ -65,7 +65,9 @@ pub struct SmtpPool {
     port: u16,
     security: Security,
     credentials: Option<Credentials>,
-    hello: ClientId,
+    /// The EHLO name the `SMTP_URL` path sets, or else the host of `BASE_URL` when it is a
+    /// fully-qualified domain name; `None`: the sender's domain (see [`SmtpPool::hello_for`]).
+    hello: Option<ClientId>,
     timeout: Duration,
     permits: Semaphore,
     idle: Mutex<Vec<Pooled>>,
@@ -527,7 +529,8 @@ impl<K> SmtpSeries<'_, K> {
                     }
                 }
             }
-            match self.pool.session().await {
+            let sender_domain = envelope.from().map(|a| a.domain());
+            match self.pool.session(sender_domain).await {
                 Ok(pooled) => self.pooled = Some(pooled),
                 Err(e) => {
                     done.push((key, Err(SendError::Transient(e))));
@@ -615,7 +618,14 @@ impl<K> SmtpSeries<'_, K> {
 impl SmtpPool {
     /// `smtp://host[:port]` (plain), `?tls=opportunistic|required` (STARTTLS), `smtps://` (implicit
     /// TLS); `user:pass@` for AUTH; a path names the EHLO identity (`smtp://host/mta.shop.example`).
-    pub fn from_url(url: &Url, connections: usize, timeout: Duration) -> Result<Self, String> {
+    /// Without one, EHLO gives `public_host` (BASE_URL's host) when it is a fully-qualified
+    /// domain name, else the sender's domain (RFC 5321 §4.1.1.1 asks for the client's FQDN).
+    pub fn from_url(
+        url: &Url,
+        connections: usize,
+        timeout: Duration,
+        public_host: Option<&str>,
+    ) -> Result<Self, String> {
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
@@ -661,8 +671,10 @@ impl SmtpPool {
             );
         }
         let hello = match url.path().trim_matches('/') {
-            "" => ClientId::default(),
-            name => ClientId::Domain(name.to_owned()),
+            "" => public_host
+                .filter(|h| is_fqdn(h))
+                .map(|h| ClientId::Domain(h.to_owned())),
+            name => Some(ClientId::Domain(name.to_owned())),
         };
         let tls = match security {
             Security::Plain => None,
@@ -705,12 +717,13 @@ impl SmtpPool {
         }
     }
 
-    /// A session: an idle one, or a new connection.
-    async fn session(&self) -> Result<Pooled, String> {
+    /// A session: an idle one, or a new connection introducing itself for `sender_domain` (see
+    /// [`SmtpPool::hello_for`]).
+    async fn session(&self, sender_domain: Option<&str>) -> Result<Pooled, String> {
         if let Some(pooled) = self.take_idle() {
             return Ok(pooled);
         }
-        match tokio::time::timeout(self.timeout, self.connect()).await {
+        match tokio::time::timeout(self.timeout, self.connect(sender_domain)).await {
             Ok(Ok(session)) => Ok(Pooled {
                 session,
                 idle_since: Instant::now(),
@@ -726,14 +739,58 @@ impl SmtpPool {
         }
     }
 
+    /// The newest idle session; sessions idle too long are closed on the way (with QUIT).
     fn take_idle(&self) -> Option<Pooled> {
-        let mut idle = self.idle.lock().ok()?;
-        while let Some(p) = idle.pop() {
-            if !p.session.broken && p.idle_since.elapsed() < MAX_IDLE {
-                return Some(p);
+        let mut stale = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock().ok()?;
+            let mut found = None;
+            while let Some(p) = idle.pop() {
+                if p.session.broken {
+                    continue;
+                }
+                if p.idle_since.elapsed() < MAX_IDLE {
+                    found = Some(p);
+                    break;
+                }
+                stale.push(p);
             }
+            found
+        };
+        if !stale.is_empty() {
+            tokio::spawn(quit_all(stale));
         }
-        None
+        found
+    }
+
+    /// Closes every idle session with QUIT (RFC 5321 §3.8): at shutdown, after a drain, and for
+    /// sessions idle longer than `older_than`.
+    pub async fn close_idle(&self, older_than: Duration) -> usize {
+        let closing: Vec<Pooled> = match self.idle.lock() {
+            Ok(mut idle) => {
+                let (old, keep) = idle
+                    .drain(..)
+                    .partition(|p: &Pooled| p.session.broken || p.idle_since.elapsed() >= older_than);
+                *idle = keep;
+                old
+            }
+            Err(_) => Vec::new(),
+        };
+        let n = closing.len();
+        quit_all(closing).await;
+        n
+    }
+
+    /// The EHLO name for a new session: `SMTP_URL`'s path, else BASE_URL's host when it is a
+    /// fully-qualified name, else the sender's domain, else the machine's name.
+    fn hello_for(&self, sender_domain: Option<&str>) -> ClientId {
+        if let Some(hello) = &self.hello {
+            return hello.clone();
+        }
+        match sender_domain.filter(|d| is_fqdn(d)) {
+            Some(domain) => ClientId::Domain(domain.to_owned()),
+            None => ClientId::default(),
+        }
     }
 
     async fn put_idle(&self, mut pooled: Pooled) {
@@ -750,7 +807,8 @@ impl SmtpPool {
         }
     }
 
-    async fn connect(&self) -> Result<Session, String> {
+    async fn connect(&self, sender_domain: Option<&str>) -> Result<Session, String> {
+        let hello = self.hello_for(sender_domain);
         let target = &format!("{}:{}", self.host, self.port);
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -766,7 +824,7 @@ impl SmtpPool {
         if greeting.code != 220 {
             return Err(format!("greeting from {target}: {greeting}"));
         }
-        session.hello(&self.hello).await.map_err(step("EHLO"))?;
+        session.hello(&hello).await.map_err(step("EHLO"))?;
         if let Security::StartTls { required } = self.security {
             if session.extensions.starttls {
                 session
@@ -781,7 +839,7 @@ impl SmtpPool {
                 let tls = self.start_tls(session.stream, target).await?;
                 session = Session::new(Box::new(tls));
                 // RFC 3207 4.2: forget what was learnt before TLS, ask again.
-                session.hello(&self.hello).await.map_err(step("EHLO after STARTTLS"))?;
+                session.hello(&hello).await.map_err(step("EHLO after STARTTLS"))?;
             } else if required {
                 return Err(format!(
                     "{target} does not offer STARTTLS, which SMTP_URL requires (tls=required)"
@@ -807,6 +865,16 @@ impl SmtpPool {
             .await
             .map_err(|e| format!("TLS with {target}: {e}"))
     }
+}
+
+/// Says goodbye to sessions being closed, all at once.
+async fn quit_all(sessions: Vec<Pooled>) {
+    futures_util::future::join_all(sessions.into_iter().map(|p| p.session.quit())).await;
+}
+
+/// A name with a dot that is not an IP address: what EHLO should give (RFC 5321 §2.3.5).
+fn is_fqdn(host: &str) -> bool {
+    host.contains('.') && host.parse::<std::net::IpAddr>().is_err() && !host.ends_with('.') && !host.starts_with('.')
 }
 
 fn describe(failure: Failure) -> String {
@@ -839,7 +907,12 @@ mod tests {
     use super::*;
 
     fn pool(url: &str) -> Result<SmtpPool, String> {
-        SmtpPool::from_url(&Url::parse(url).map_err(|e| e.to_string())?, 4, Duration::from_secs(5))
+        SmtpPool::from_url(
+            &Url::parse(url).map_err(|e| e.to_string())?,
+            4,
+            Duration::from_secs(5),
+            None,
+        )
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod inmobile;
 pub mod keywords;
 pub mod outbound;
+pub mod preview;
 pub mod provider;
 pub mod quiet_hours;
 pub mod segments;

@@ -4,6 +4,10 @@
 //!
 //! CI runs a reduced size; the full size of the reliability issue is
 //! `CRASH_RECIPIENTS=10000 CRASH_WORKERS=8 cargo test --test api crash -- --nocapture`.
+//!
+//! `a_killed_serve_repeats_only_what_was_in_flight` is issue 18's scenario at full size: a `serve`
+//! with the default outbox settings, SIGKILLed twice during a 2,000-recipient send to a relay that
+//! takes 100 messages a second, repeats at most what was in flight (≤ 50 duplicates).
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -454,7 +458,115 @@ async fn a_lost_batch_lease_is_left_to_the_new_holder(backend: Backend) {
     assert_eq!(sent, 7, "each send counted once although both workers sent");
 }
 
+/// A `serve` process (HTTP and the default outbox workers) that is SIGKILLed when dropped.
+struct ServeProcess(Child);
+
+impl ServeProcess {
+    fn spawn(app: &TestApp, sink: &SmtpSink) -> Self {
+        // CRASH_SERVE_BIN runs another build in the same scenario (the before/after figures in
+        // BENCHMARKS.md).
+        let bin = std::env::var("CRASH_SERVE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_optbridge").to_owned());
+        let mut command = Command::new(bin);
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &app.database.url)
+            .env("BIND", "127.0.0.1:0")
+            .env("BASE_URL", app.settings.base_url.as_str())
+            .env("SMTP_URL", sink.url())
+            // The product's defaults (OUTBOX_WORKERS, OUTBOX_BATCH, SMTP_CONCURRENCY, …), but a
+            // lease short enough that the restart takes the dead process's batches over soon.
+            .env("OUTBOX_LEASE_SECS", SERVE_LEASE_SECS.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for name in [
+            "OUTBOX_WORKERS",
+            "OUTBOX_BATCH",
+            "SMTP_CONCURRENCY",
+            "OUTBOX_POLL_MS",
+            "SMS_PROVIDER",
+        ] {
+            command.env_remove(name);
+        }
+        Self(command.spawn().expect("start optbridge serve"))
+    }
+
+    fn kill(mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reap");
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SERVE_LEASE_SECS: u64 = 5;
+
+/// Issue 18: outcomes are recorded as they arrive, so a SIGKILL repeats only the messages whose
+/// outcome was not recorded yet (in flight at the relay, or in the last few tens of
+/// milliseconds), not everything since a batch began.
+async fn a_killed_serve_repeats_only_what_was_in_flight(backend: Backend) {
+    const RECIPIENTS: usize = 2000;
+    const MAX_DUPLICATES: usize = 50;
+    let sink = SmtpSink::start().await;
+    sink.throttle(100);
+    let app = spawn_app(backend).await;
+    let ws = app.create_workspace("Crash window").await;
+    let mut csv = String::from("email,locale\n");
+    for i in 0..RECIPIENTS {
+        csv.push_str(&format!("w{i:05}@example.dk,da\n"));
+    }
+    app.import(&ws.token, &csv).await;
+    let text = app.consent_text(&ws.token, "da").await;
+    let campaign = app
+        .campaign(
+            &ws.token,
+            &json!({"name": "Window", "consent_text_id": text, "subject": "S", "intro": "I"}),
+        )
+        .await;
+    app.send_campaign(&ws.token, &campaign).await;
+
+    let accepted = |sink: &SmtpSink| sink.messages().len();
+    // Killed at about a third and at about two thirds of the send.
+    for target in [RECIPIENTS / 3, 2 * RECIPIENTS / 3] {
+        let serve = ServeProcess::spawn(&app, &sink);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while accepted(&sink) < target {
+            assert!(std::time::Instant::now() < deadline, "serve made no progress");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        serve.kill();
+    }
+    // The last one finishes, taking the dead processes' batches over once their leases expired.
+    let last = ServeProcess::spawn(&app, &sink);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while app.outbox_len().await > 0 {
+        assert!(std::time::Instant::now() < deadline, "the outbox did not empty");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(last);
+
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for m in sink.messages() {
+        *per_recipient.entry(m.rcpt_to[0].clone()).or_default() += 1;
+    }
+    assert_eq!(per_recipient.len(), RECIPIENTS, "every recipient got the invitation");
+    let duplicates: usize = per_recipient.values().map(|c| c - 1).sum();
+    eprintln!(
+        "crash window ({backend:?}): {RECIPIENTS} recipients, 2 kills of serve at 100 msg/s: {duplicates} duplicates"
+    );
+    assert!(
+        duplicates <= MAX_DUPLICATES,
+        "{duplicates} duplicates after 2 kills, at most {MAX_DUPLICATES} allowed"
+    );
+}
+
 both_backends!(
+    a_killed_serve_repeats_only_what_was_in_flight,
     killed_email_workers_lose_nothing,
     killed_sms_workers_lose_nothing,
     a_panicked_batch_is_put_back_for_a_later_attempt,

@@ -786,7 +786,7 @@ async fn dev_sms_outbox_walkthrough(backend: Backend) {
     assert_eq!(app.subscription_status(ANNA).await.as_deref(), Some("active"));
     let (_, threads) = app.page("/dev/sms").await;
     assert!(
-        threads.contains("Tak, du er nu tilmeldt"),
+        threads.contains("Tak for din tilmelding"),
         "the receipt shows in the thread"
     );
     // Without Twilio configured the webhooks do not exist.

@@ -194,6 +194,13 @@ struct Shared {
     data_without_recipients: AtomicBool,
     /// Bodies received after such a 354, and whether each was empty.
     bodies_without_recipients: Mutex<Vec<usize>>,
+    /// With [`SmtpSink::throttle`]: the time between two accepted messages, and when the next
+    /// one may be accepted.
+    throttle: Mutex<Option<(Duration, tokio::time::Instant)>>,
+    /// `QUIT` commands received (RFC 5321 §4.1.1.10).
+    quits: AtomicU64,
+    /// The names clients gave in `EHLO`/`HELO`, in order.
+    hellos: Mutex<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -257,6 +264,9 @@ impl SmtpSink {
             tls,
             data_without_recipients: AtomicBool::new(false),
             bodies_without_recipients: Mutex::new(Vec::new()),
+            throttle: Mutex::new(None),
+            quits: AtomicU64::new(0),
+            hellos: Mutex::new(Vec::new()),
         });
         let accept_loop = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Self {
@@ -372,6 +382,29 @@ impl SmtpSink {
     /// pipelines (RFC 2920) sends MAIL, RCPT and DATA in one write.
     pub fn pipelined_commands(&self) -> u64 {
         self.shared.pipelined.load(Ordering::SeqCst)
+    }
+
+    /// Accepts at most `per_second` messages a second over all sessions, like a relay that
+    /// takes its time: an end of data waits for its slot before the message is stored and
+    /// answered (a client that dies meanwhile has still delivered it, as with a real server).
+    pub fn throttle(&self, per_second: u32) {
+        let gap = Duration::from_secs(1) / per_second.max(1);
+        *self.shared.throttle.lock().unwrap_or_else(PoisonError::into_inner) = Some((gap, tokio::time::Instant::now()));
+    }
+
+    /// How many `QUIT` commands arrived: a client that ends its sessions politely sends one per
+    /// session (RFC 5321 §3.8).
+    pub fn quits(&self) -> u64 {
+        self.shared.quits.load(Ordering::SeqCst)
+    }
+
+    /// The names clients introduced themselves with (`EHLO name` / `HELO name`), in order.
+    pub fn hellos(&self) -> Vec<String> {
+        self.shared
+            .hellos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Messages whose end of data had more client bytes behind it in the same read: the next
@@ -502,7 +535,7 @@ impl Session {
         match verb.to_ascii_uppercase().as_str() {
             "EHLO" | "HELO" if arg.is_empty() => self.error("501 5.5.4 Syntax: EHLO hostname").await,
             "EHLO" => {
-                self.hello();
+                self.hello(arg);
                 let pipelining = if self.shared.pipelining.load(Ordering::SeqCst) {
                     "250-PIPELINING\r\n"
                 } else {
@@ -521,7 +554,7 @@ impl Session {
                 self.ok(&reply).await
             }
             "HELO" => {
-                self.hello();
+                self.hello(arg);
                 self.ok(&format!("250 {HOSTNAME}")).await
             }
             "MAIL" => self.mail(arg).await,
@@ -538,6 +571,7 @@ impl Session {
                     .await
             }
             "QUIT" => {
+                self.shared.quits.fetch_add(1, Ordering::SeqCst);
                 self.reply("221 2.0.0 Bye").await?;
                 Ok(Flow::Close)
             }
@@ -551,7 +585,12 @@ impl Session {
     }
 
     /// RFC 5321 §4.1.4: EHLO/HELO also reset any mail transaction.
-    fn hello(&mut self) {
+    fn hello(&mut self, name: &str) {
+        self.shared
+            .hellos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(name.to_owned());
         self.greeted = true;
         self.transaction = None;
     }
@@ -801,6 +840,17 @@ impl Session {
             return Ok(if code == 421 { Flow::Close } else { Flow::Continue });
         }
 
+        let slot = {
+            let mut throttle = self.shared.throttle.lock().unwrap_or_else(PoisonError::into_inner);
+            throttle.as_mut().map(|(gap, next)| {
+                let slot = (*next).max(tokio::time::Instant::now());
+                *next = slot + *gap;
+                slot
+            })
+        };
+        if let Some(slot) = slot {
+            tokio::time::sleep_until(slot).await;
+        }
         self.accepted += 1;
         let queue_id = format!("{}.{}", self.id, self.accepted);
         {

@@ -112,8 +112,8 @@ async fn fifty_concurrent_messages_over_the_pool_arrive_intact() {
 async fn product_pool_reuses_connections() {
     let sink = SmtpSink::start().await;
     let url = url::Url::parse(&sink.url()).unwrap();
-    let pool =
-        optbridge::mail::smtp::SmtpPool::from_url(&url, 4, Duration::from_secs(5)).expect("the sink URL is valid");
+    let pool = optbridge::mail::smtp::SmtpPool::from_url(&url, 4, Duration::from_secs(5), None)
+        .expect("the sink URL is valid");
 
     for n in 0..6 {
         let message = invitation(&guest(n), n);
@@ -171,21 +171,21 @@ async fn product_pool_authenticates() {
     sink.require_auth("shop@relay", "s3cret/pw");
     let addr = sink.addr();
     let good = url::Url::parse(&format!("smtp://shop%40relay:s3cret%2Fpw@{addr}")).unwrap();
-    let pool = optbridge::mail::smtp::SmtpPool::from_url(&good, 2, Duration::from_secs(5)).expect("valid URL");
+    let pool = optbridge::mail::smtp::SmtpPool::from_url(&good, 2, Duration::from_secs(5), None).expect("valid URL");
     let message = invitation(&guest(0), 0);
     pool.send(message.envelope(), &message.formatted()).await.unwrap();
     assert_eq!(sink.wait_for_messages(1, WAIT).await.len(), 1);
 
     let wrong = url::Url::parse(&format!("smtp://shop%40relay:nope@{addr}")).unwrap();
-    let pool = optbridge::mail::smtp::SmtpPool::from_url(&wrong, 2, Duration::from_secs(5)).expect("valid URL");
+    let pool = optbridge::mail::smtp::SmtpPool::from_url(&wrong, 2, Duration::from_secs(5), None).expect("valid URL");
     let err = pool.send(message.envelope(), &message.formatted()).await.unwrap_err();
     assert!(
         matches!(&err, optbridge::mail::SendError::Transient(e) if e.contains("AUTH") && e.contains("535")),
         "{err:?}"
     );
     let unauthenticated = url::Url::parse(&sink.url()).unwrap();
-    let pool =
-        optbridge::mail::smtp::SmtpPool::from_url(&unauthenticated, 2, Duration::from_secs(5)).expect("valid URL");
+    let pool = optbridge::mail::smtp::SmtpPool::from_url(&unauthenticated, 2, Duration::from_secs(5), None)
+        .expect("valid URL");
     let err = pool.send(message.envelope(), &message.formatted()).await.unwrap_err();
     // The relay's configuration, not the recipient: retried later, never a bounce.
     assert!(
@@ -203,7 +203,7 @@ async fn product_pool_pipelines_only_when_offered() {
         let sink = SmtpSink::start().await;
         sink.offer_pipelining(offered);
         let url = url::Url::parse(&sink.url()).unwrap();
-        let pool = optbridge::mail::smtp::SmtpPool::from_url(&url, 1, Duration::from_secs(5)).expect("valid URL");
+        let pool = optbridge::mail::smtp::SmtpPool::from_url(&url, 1, Duration::from_secs(5), None).expect("valid URL");
         for n in 0..3 {
             let message = invitation(&guest(n), n);
             pool.send(message.envelope(), &message.formatted()).await.unwrap();
@@ -237,7 +237,7 @@ async fn series(
 
 fn pool_for(sink: &SmtpSink) -> optbridge::mail::smtp::SmtpPool {
     let url = url::Url::parse(&sink.url()).unwrap();
-    optbridge::mail::smtp::SmtpPool::from_url(&url, 1, Duration::from_secs(5)).expect("valid URL")
+    optbridge::mail::smtp::SmtpPool::from_url(&url, 1, Duration::from_secs(5), None).expect("valid URL")
 }
 
 /// In a series, a message's content goes out in the same write as the next message's MAIL, RCPT

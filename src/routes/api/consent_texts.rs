@@ -3,6 +3,7 @@ use actix_web::{HttpResponse, get, post, web};
 use super::{ApiError, Tenant};
 use crate::consent::texts::{self, ConsentText, ConsentTextError, ConsentTextRequest};
 use crate::routes::AppState;
+use crate::sms::preview::{ConsentTextSms, SmsPreview};
 
 impl From<ConsentTextError> for ApiError {
     fn from(e: ConsentTextError) -> Self {
@@ -50,38 +51,25 @@ pub async fn create(
 }
 
 /// The version as JSON plus `sms_preview`: the double-opt-in SMS this text's company name
-/// produces, its encoding and how many segments it takes (one GSM-7 segment is the goal).
+/// produces, its encoding and how many segments it takes (one GSM-7 segment is the goal); and
+/// `sms_previews`: the double-opt-in request and the receipt, each with its count.
 fn with_sms_preview(version: &texts::ConsentTextVersion) -> ConsentTextBody {
-    let locale = crate::domain::Locale::parse(&version.locale).unwrap_or(crate::domain::Locale::En);
-    let text = crate::i18n::sms::doi_request(locale, &version.company_name, "123456");
-    let count = crate::sms::segments::count(&text);
+    let sms = crate::sms::preview::for_version(version);
     ConsentTextBody {
         version: version.clone(),
-        sms_preview: SmsPreview {
-            encoding: serde_json::to_value(count.encoding).unwrap_or_default(),
-            segments: count.segments,
-            units: count.units,
-            text,
-        },
+        sms_preview: sms.doi_request.clone(),
+        sms_previews: sms,
     }
 }
 
-/// A consent-text version with the double-opt-in SMS its company name produces.
+/// A consent-text version with the SMS its company name and privacy URL produce.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ConsentTextBody {
     #[serde(flatten)]
     pub version: texts::ConsentTextVersion,
+    /// The double-opt-in request (kept for clients of the first version of this answer).
     pub sms_preview: SmsPreview,
-}
-
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct SmsPreview {
-    pub text: String,
-    /// `gsm7` or `ucs2`.
-    #[schema(value_type = String)]
-    pub encoding: serde_json::Value,
-    pub segments: usize,
-    pub units: usize,
+    pub sms_previews: ConsentTextSms,
 }
 
 #[utoipa::path(tag = "consent texts", responses((status = 200, description = "Every version", body = Vec<texts::ConsentTextVersion>)))]
