@@ -718,3 +718,13 @@ pub fn app(locale: Locale) -> &'static AppStrings {
         },
     }
 }
+
+/// The banner on a campaign preview's landing page (issue 16, item 5).
+pub fn preview_banner(locale: Locale) -> &'static str {
+    match locale {
+        Locale::Da => "Forhåndsvisning: sådan ser modtagerne siden. Formularen er slået fra, og intet registreres.",
+        Locale::Nb => "Forhåndsvisning: slik ser mottakerne siden. Skjemaet er slått av, og ingenting registreres.",
+        Locale::Sv => "Förhandsvisning: så här ser mottagarna sidan. Formuläret är avstängt och inget registreras.",
+        Locale::En => "Preview: this is the page recipients see. The form is switched off and nothing is recorded.",
+    }
+}

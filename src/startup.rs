@@ -148,6 +148,12 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         base_url: settings.base_url.clone(),
         breaker,
     })));
+    handlers.push(Box::new(crate::mail::preview::TestSendHandler {
+        mailer: services.mailer.clone(),
+        dkim: services.dkim.clone(),
+        keyring: services.keyring.clone(),
+        base_url: settings.base_url.clone(),
+    }));
     let queue = Queue {
         db: db.clone(),
         settings: settings.outbox.clone(),

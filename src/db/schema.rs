@@ -91,6 +91,42 @@ diesel::table! {
         created_at -> Timestamp,
         send_requested_at -> Nullable<Timestamp>,
         expanded_at -> Nullable<Timestamp>,
+        scheduled_at -> Nullable<Timestamp>,
+        definition -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    campaign_locales (campaign_id, locale) {
+        campaign_id -> Text,
+        locale -> Text,
+        consent_text_id -> Text,
+        subject -> Text,
+        intro -> Text,
+        frequency -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    campaign_variant_locales (campaign_id, variant, locale) {
+        campaign_id -> Text,
+        variant -> Text,
+        locale -> Text,
+        subject -> Text,
+        intro -> Text,
+    }
+}
+
+diesel::table! {
+    campaign_test_sends (id) {
+        id -> Text,
+        campaign_id -> Text,
+        email -> Text,
+        locale -> Text,
+        variant -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
     }
 }
 
@@ -335,6 +371,10 @@ diesel::joinable!(consent_requests -> contacts (contact_id));
 diesel::joinable!(consent_requests -> consent_texts (consent_text_id));
 diesel::joinable!(sms_subscriptions -> consent_requests (consent_request_id));
 diesel::joinable!(sms_messages -> consent_requests (consent_request_id));
+diesel::joinable!(campaign_locales -> campaigns (campaign_id));
+diesel::joinable!(campaign_locales -> consent_texts (consent_text_id));
+diesel::joinable!(campaign_variant_locales -> campaigns (campaign_id));
+diesel::joinable!(campaign_test_sends -> campaigns (campaign_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
@@ -358,4 +398,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     login_attempts,
+    campaign_locales,
+    campaign_variant_locales,
+    campaign_test_sends,
 );

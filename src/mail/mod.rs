@@ -7,6 +7,7 @@
 pub mod deliver;
 pub mod dkim;
 pub mod invitation;
+pub mod preview;
 pub mod smtp;
 
 use std::sync::Arc;

@@ -10,6 +10,8 @@ mod mail_parse;
 mod smtp_sink;
 
 mod browser_selftest;
+mod campaign_console;
+mod campaign_crash;
 mod cli;
 mod consent_texts;
 mod crash;

@@ -1,8 +1,10 @@
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, patch, post, web};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, Tenant};
-use crate::campaigns::{self, CampaignError, CampaignRequest};
+use crate::campaigns::{self, Campaign, CampaignError, CampaignRequest, lifecycle};
+use crate::mail::preview;
 use crate::routes::AppState;
 
 impl From<CampaignError> for ApiError {
@@ -10,6 +12,8 @@ impl From<CampaignError> for ApiError {
         match e {
             CampaignError::Invalid(msg) => ApiError::Unprocessable(msg),
             CampaignError::NotFound => ApiError::NotFound("campaign"),
+            CampaignError::Conflict(msg) => ApiError::Conflict(msg),
+            CampaignError::Limited(msg) => ApiError::TooManyRequests(msg),
             CampaignError::Db(e) => e.into(),
         }
     }
@@ -24,6 +28,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
     let req = body.into_inner();
+    // ACTIVITY: campaign_created
     let view = state
         .db
         .run(move |conn| campaigns::create(conn, &workspace_id, &req).map_err(ApiError::from))
@@ -41,27 +46,219 @@ pub async fn list(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(list))
 }
 
+/// The campaign with its content per locale and, before it is sent, how many contacts each
+/// audience locale would invite (`audience_size`).
 #[get("/campaigns/{id}")]
 pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
     let id = id.into_inner();
+    let (view, sizes) = state
+        .db
+        .run(move |conn| -> Result<_, ApiError> {
+            let Some(view) = campaigns::find(conn, &workspace_id, &id)? else {
+                return Err(ApiError::NotFound("campaign"));
+            };
+            let sizes = campaigns::audience_size(conn, &view.campaign)?;
+            Ok((view, sizes))
+        })
+        .await?;
+    let mut body = serde_json::to_value(&view).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["audience_size"] = json!(sizes);
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Edits a draft: the given top-level fields replace the saved ones. 409 once sent.
+#[patch("/campaigns/{id}")]
+pub async fn edit(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let (id, changes) = (id.into_inner(), body.into_inner());
+    // ACTIVITY: campaign_edited
     let view = state
         .db
-        .run(move |conn| campaigns::find(conn, &workspace_id, &id).map_err(ApiError::from))
-        .await?
-        .ok_or(ApiError::NotFound("campaign"))?;
+        .run(move |conn| campaigns::patch(conn, &workspace_id, &id, &changes).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// Starts sending: 202, the work continues in the outbox workers. Asking again is harmless.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    /// RFC 3339; in the future → `scheduled` until then.
+    at: Option<String>,
+}
+
+/// Parses `at` (RFC 3339, any offset) into UTC.
+fn parse_at(raw: &str) -> Result<chrono::NaiveDateTime, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.naive_utc())
+        .map_err(|e| {
+            ApiError::Unprocessable(format!(
+                "at: not an RFC 3339 time ({e}), e.g. 2026-12-24T09:00:00+01:00"
+            ))
+        })
+}
+
+fn status_body(c: &Campaign) -> serde_json::Value {
+    json!({"id": c.id, "status": c.status, "scheduled_at": c.scheduled_at.map(|t| t.and_utc().to_rfc3339())})
+}
+
+/// Starts sending (202), or schedules it with `{"at": RFC 3339}`. Asking again is harmless;
+/// a paused, scheduled or cancelled campaign answers 409.
 #[post("/campaigns/{id}/send")]
-pub async fn send(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn send(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: SendRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SendRequest { at: None }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let at = req.at.as_deref().map(parse_at).transpose()?;
     let workspace_id = tenant.id().to_owned();
     let id = id.into_inner();
+    // ACTIVITY: campaign_scheduled / campaign_sent
     let campaign = state
         .db
-        .run(move |conn| campaigns::request_send(conn, &workspace_id, &id).map_err(ApiError::from))
+        .run(move |conn| lifecycle::send(conn, &workspace_id, &id, at).map_err(ApiError::from))
         .await?;
     state.wake.notify_waiters();
-    Ok(HttpResponse::Accepted().json(json!({"id": campaign.id, "status": campaign.status})))
+    Ok(HttpResponse::Accepted().json(status_body(&campaign)))
+}
+
+/// Pause, resume, cancel: 200 with the new status, 409 when the status does not allow it.
+async fn transition(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: String,
+    change: fn(&mut crate::db::DbConn, &str, &str) -> Result<Campaign, CampaignError>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let campaign = state
+        .db
+        .run(move |conn| change(conn, &workspace_id, &id).map_err(ApiError::from))
+        .await?;
+    state.wake.notify_waiters();
+    Ok(HttpResponse::Ok().json(status_body(&campaign)))
+}
+
+#[post("/campaigns/{id}/pause")]
+pub async fn pause(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // ACTIVITY: campaign_paused
+    transition(state, tenant, id.into_inner(), lifecycle::pause).await
+}
+
+#[post("/campaigns/{id}/resume")]
+pub async fn resume(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // ACTIVITY: campaign_resumed
+    transition(state, tenant, id.into_inner(), lifecycle::resume).await
+}
+
+#[post("/campaigns/{id}/cancel")]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // ACTIVITY: campaign_cancelled
+    transition(state, tenant, id.into_inner(), lifecycle::cancel).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestRequest {
+    email: String,
+    locale: Option<String>,
+    variant: Option<String>,
+}
+
+/// Queues a test send (202): through the outbox and the real transport, subject marked
+/// "[TEST] ", links that record nothing; 20 per campaign per hour (429 beyond).
+#[post("/campaigns/{id}/test")]
+pub async fn test_send(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    body: web::Json<TestRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let (id, req) = (id.into_inner(), body.into_inner());
+    // ACTIVITY: campaign_test_sent
+    let test_id = state
+        .db
+        .run(move |conn| {
+            preview::request_test(
+                conn,
+                &workspace_id,
+                &id,
+                &req.email,
+                req.locale.as_deref(),
+                req.variant.as_deref(),
+            )
+            .map_err(ApiError::from)
+        })
+        .await?;
+    state.wake.notify_waiters();
+    Ok(HttpResponse::Accepted().json(json!({"id": test_id, "status": "queued"})))
+}
+
+#[derive(Debug, Deserialize)]
+struct PreviewQuery {
+    locale: Option<String>,
+    variant: Option<String>,
+}
+
+/// The invitation exactly as a recipient of `locale` and `variant` gets it.
+#[get("/campaigns/{id}/preview")]
+pub async fn preview_email(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    query: web::Query<PreviewQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let (id, q) = (id.into_inner(), query.into_inner());
+    let (keyring, base_url) = (state.keyring.clone(), state.settings.base_url.clone());
+    let body = state
+        .db
+        .run(move |conn| -> Result<_, ApiError> {
+            let view = campaigns::find(conn, &workspace_id, &id)?.ok_or(ApiError::NotFound("campaign"))?;
+            let (locale, variant) = preview::choose(&view, q.locale.as_deref(), q.variant.as_deref())?;
+            let email = preview::render(
+                conn,
+                &keyring,
+                &base_url,
+                &view,
+                locale,
+                &variant,
+                preview::PREVIEW_RECIPIENT,
+                "preview",
+                "",
+            )
+            .map_err(|e| match e {
+                preview::PreviewError::Campaign(c) => ApiError::from(c),
+                other => ApiError::Internal(other.to_string()),
+            })?;
+            Ok(json!({
+                "locale": locale.as_str(), "variant": variant,
+                "subject": email.subject, "text": email.text, "html": email.html,
+            }))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(body))
 }
