@@ -535,7 +535,10 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
                     }),
                 },
             };
-            let view = blocking(&db, move |conn| Ok(campaigns::create(conn, &workspace, &req)?)).await?;
+            let view = blocking(&db, move |conn| {
+                Ok(campaigns::create(conn, &workspace, &req, &crate::activity::Actor::Cli)?)
+            })
+            .await?;
             out.emit(
                 format!(
                     "campaign created (draft)\n  id:       {}\n  name:     {}\n  variants: {}\n  audience: {}",
@@ -562,7 +565,12 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
         }
         CampaignCommand::Send { workspace, campaign } => {
             let c = blocking(&db, move |conn| {
-                Ok(campaigns::request_send(conn, &workspace, &campaign)?)
+                Ok(campaigns::request_send(
+                    conn,
+                    &workspace,
+                    &campaign,
+                    &crate::activity::Actor::Cli,
+                )?)
             })
             .await?;
             out.emit(

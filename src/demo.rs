@@ -154,8 +154,8 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                             locales: vec!["da".into(), "nb".into(), "sv".into(), "en".into()],
                         }),
                     };
-                    let view = campaigns::create(conn, &ws.id, &req)?;
-                    campaigns::request_send(conn, &ws.id, &view.campaign.id)?
+                    let view = campaigns::create(conn, &ws.id, &req, &crate::activity::Actor::Cli)?;
+                    campaigns::request_send(conn, &ws.id, &view.campaign.id, &crate::activity::Actor::Cli)?
                 }
             };
             // A dashboard login with a fresh password each run, printed like the API token.

@@ -16,6 +16,7 @@ use diesel::prelude::*;
 
 use super::expand::CAMPAIGN_EXPAND_JOB;
 use super::{Campaign, CampaignError, CampaignStatus, InvitationStatus};
+use crate::activity::{self, Action, Actor};
 use crate::db::schema::{campaigns, invitations};
 use crate::db::{self, DbConn, DbError};
 use crate::mail::deliver::{INVITATION_BATCH_JOB, INVITATION_EMAIL_JOB};
@@ -38,10 +39,25 @@ fn load(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Campaign, Cam
     Ok(campaign)
 }
 
-fn set_status(conn: &mut DbConn, campaign: Campaign, status: CampaignStatus) -> Result<Campaign, CampaignError> {
+/// Changes the status and logs who did it, in the caller's transaction.
+fn set_status(
+    conn: &mut DbConn,
+    campaign: Campaign,
+    status: CampaignStatus,
+    actor: &Actor,
+    action: Action,
+) -> Result<Campaign, CampaignError> {
     diesel::update(campaigns::table.find(&campaign.id))
         .set(campaigns::status.eq(status))
         .execute(conn)?;
+    activity::record(
+        conn,
+        &campaign.workspace_id,
+        actor,
+        action,
+        Some(&campaign.id),
+        &campaign.name,
+    )?;
     Ok(Campaign { status, ..campaign })
 }
 
@@ -64,6 +80,7 @@ pub fn send(
     workspace_id: &str,
     id: &str,
     at: Option<NaiveDateTime>,
+    actor: &Actor,
 ) -> Result<Campaign, CampaignError> {
     db::write_tx(conn, |conn| {
         let campaign = load(conn, workspace_id, id)?;
@@ -87,6 +104,24 @@ pub fn send(
             ))
             .execute(conn)?;
         outbox::enqueue(conn, Some(workspace_id), CAMPAIGN_EXPAND_JOB, id, at.unwrap_or(now))?;
+        match at {
+            Some(at) => activity::record(
+                conn,
+                workspace_id,
+                actor,
+                Action::CampaignScheduled,
+                Some(id),
+                &format!("{} at {} UTC", campaign.name, at.format("%Y-%m-%d %H:%M")),
+            )?,
+            None => activity::record(
+                conn,
+                workspace_id,
+                actor,
+                Action::CampaignSent,
+                Some(id),
+                &campaign.name,
+            )?,
+        }
         Ok(Campaign {
             status,
             send_requested_at: Some(now),
@@ -97,26 +132,28 @@ pub fn send(
 }
 
 /// No new invitation leaves once the ones in flight are done.
-pub fn pause(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Campaign, CampaignError> {
+pub fn pause(conn: &mut DbConn, workspace_id: &str, id: &str, actor: &Actor) -> Result<Campaign, CampaignError> {
     db::write_tx(conn, |conn| {
         let campaign = load(conn, workspace_id, id)?;
         match campaign.status {
             CampaignStatus::Paused => Ok(campaign),
-            CampaignStatus::Sending => set_status(conn, campaign, CampaignStatus::Paused),
+            CampaignStatus::Sending => {
+                set_status(conn, campaign, CampaignStatus::Paused, actor, Action::CampaignPaused)
+            }
             _ => Err(conflict(&campaign, "pause")),
         }
     })
 }
 
 /// Sends on: the held invitations' jobs are due at once.
-pub fn resume(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Campaign, CampaignError> {
+pub fn resume(conn: &mut DbConn, workspace_id: &str, id: &str, actor: &Actor) -> Result<Campaign, CampaignError> {
     db::write_tx(conn, |conn| {
         let campaign = load(conn, workspace_id, id)?;
         match campaign.status {
             CampaignStatus::Sending => Ok(campaign),
             CampaignStatus::Paused => {
                 wake_queued(conn, id)?;
-                set_status(conn, campaign, CampaignStatus::Sending)
+                set_status(conn, campaign, CampaignStatus::Sending, actor, Action::CampaignResumed)
             }
             _ => Err(conflict(&campaign, "resume")),
         }
@@ -125,7 +162,7 @@ pub fn resume(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Campaig
 
 /// Stops for good: invitations not yet sent are never sent (the sender skips them), a scheduled
 /// campaign never starts.
-pub fn cancel(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Campaign, CampaignError> {
+pub fn cancel(conn: &mut DbConn, workspace_id: &str, id: &str, actor: &Actor) -> Result<Campaign, CampaignError> {
     db::write_tx(conn, |conn| {
         let campaign = load(conn, workspace_id, id)?;
         match campaign.status {
@@ -135,7 +172,13 @@ pub fn cancel(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Campaig
                 // scheduled expansion runs now and finds the campaign cancelled.
                 wake_queued(conn, id)?;
                 outbox::run_now(conn, &[CAMPAIGN_EXPAND_JOB], &[id.to_owned()])?;
-                set_status(conn, campaign, CampaignStatus::Cancelled)
+                set_status(
+                    conn,
+                    campaign,
+                    CampaignStatus::Cancelled,
+                    actor,
+                    Action::CampaignCancelled,
+                )
             }
             CampaignStatus::Sent => Err(conflict(&campaign, "cancel")),
         }

@@ -22,6 +22,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{self, Action, Actor};
 use crate::consent::texts::{self as consent_texts, ConsentTextVersion};
 use crate::db::schema::{campaign_locales, campaign_variant_locales, campaign_variants, campaigns};
 use crate::db::text_enum::db_enum;
@@ -478,7 +479,12 @@ fn insert_content(conn: &mut DbConn, r: &Resolved) -> Result<(), CampaignError> 
 }
 
 /// Validates and stores a draft campaign.
-pub fn create(conn: &mut DbConn, workspace_id: &str, req: &CampaignRequest) -> Result<CampaignView, CampaignError> {
+pub fn create(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    req: &CampaignRequest,
+    actor: &Actor,
+) -> Result<CampaignView, CampaignError> {
     let id = db::new_id();
     let r = resolve(conn, workspace_id, &id, req)?;
     let first = &r.locales[0];
@@ -515,6 +521,14 @@ pub fn create(conn: &mut DbConn, workspace_id: &str, req: &CampaignRequest) -> R
             ))
             .execute(conn)?;
         insert_content(conn, &r)?;
+        activity::record(
+            conn,
+            workspace_id,
+            actor,
+            Action::CampaignCreated,
+            Some(&campaign.id),
+            &campaign.name,
+        )?;
         Ok::<_, CampaignError>(())
     })?;
     Ok(view_of(campaign, r.variants, r.locales, r.variant_locales))
@@ -591,6 +605,7 @@ pub fn update(
     workspace_id: &str,
     id: &str,
     req: &CampaignRequest,
+    actor: &Actor,
 ) -> Result<CampaignView, CampaignError> {
     let r = resolve(conn, workspace_id, id, req)?;
     db::write_tx(conn, |conn| {
@@ -623,6 +638,7 @@ pub fn update(
         diesel::delete(campaign_variant_locales::table.filter(campaign_variant_locales::campaign_id.eq(id)))
             .execute(conn)?;
         insert_content(conn, &r)?;
+        activity::record(conn, workspace_id, actor, Action::CampaignEdited, Some(id), &r.name)?;
         Ok(())
     })?;
     find(conn, workspace_id, id)?.ok_or(CampaignError::NotFound)
@@ -844,6 +860,7 @@ pub fn patch(
     workspace_id: &str,
     id: &str,
     changes: &serde_json::Map<String, serde_json::Value>,
+    actor: &Actor,
 ) -> Result<CampaignView, CampaignError> {
     let view = find(conn, workspace_id, id)?.ok_or(CampaignError::NotFound)?;
     if view.campaign.status != CampaignStatus::Draft {
@@ -871,7 +888,7 @@ pub fn patch(
     }
     let req: CampaignRequest =
         serde_json::from_value(merged).map_err(|e| CampaignError::Invalid(format!("invalid campaign: {e}")))?;
-    update(conn, workspace_id, id, &req)
+    update(conn, workspace_id, id, &req, actor)
 }
 
 /// How many contacts each audience locale would invite now: contacts of that locale (or, without
@@ -913,8 +930,8 @@ pub fn audience_size(conn: &mut DbConn, campaign: &Campaign) -> Result<BTreeMap<
 }
 
 /// Starts sending now; see [`lifecycle::send`] for scheduling.
-pub fn request_send(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Campaign, CampaignError> {
-    lifecycle::send(conn, workspace_id, id, None)
+pub fn request_send(conn: &mut DbConn, workspace_id: &str, id: &str, actor: &Actor) -> Result<Campaign, CampaignError> {
+    lifecycle::send(conn, workspace_id, id, None, actor)
 }
 
 #[cfg(test)]

@@ -171,6 +171,7 @@ pub fn request_test(
     email: &str,
     locale: Option<&str>,
     variant: Option<&str>,
+    actor: &crate::activity::Actor,
 ) -> Result<String, CampaignError> {
     let address = EmailAddress::parse(email).map_err(|e| CampaignError::Invalid(format!("email: {e}")))?;
     db::write_tx(conn, |conn| {
@@ -199,6 +200,18 @@ pub fn request_test(
             ))
             .execute(conn)?;
         outbox::enqueue(conn, Some(workspace_id), TEST_SEND_JOB, &id, now)?;
+        crate::activity::record(
+            conn,
+            workspace_id,
+            actor,
+            crate::activity::Action::CampaignTestSent,
+            Some(campaign_id),
+            &format!(
+                "{} to {} ({locale}, variant {variant})",
+                view.campaign.name,
+                address.as_str()
+            ),
+        )?;
         Ok(id)
     })
 }

@@ -12,6 +12,7 @@ mod smtp_sink;
 mod browser_selftest;
 mod campaign_console;
 mod campaign_crash;
+mod campaign_dashboard;
 mod cli;
 mod consent_texts;
 mod crash;

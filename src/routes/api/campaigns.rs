@@ -3,6 +3,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, Tenant};
+use crate::activity::Actor;
 use crate::campaigns::{self, Campaign, CampaignError, CampaignRequest, lifecycle};
 use crate::mail::preview;
 use crate::routes::AppState;
@@ -26,12 +27,11 @@ pub async fn create(
     tenant: Tenant,
     body: web::Json<CampaignRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace_id = tenant.id().to_owned();
+    let (workspace_id, actor) = (tenant.id().to_owned(), tenant.actor());
     let req = body.into_inner();
-    // ACTIVITY: campaign_created
     let view = state
         .db
-        .run(move |conn| campaigns::create(conn, &workspace_id, &req).map_err(ApiError::from))
+        .run(move |conn| campaigns::create(conn, &workspace_id, &req, &actor).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -75,12 +75,11 @@ pub async fn edit(
     id: web::Path<String>,
     body: web::Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace_id = tenant.id().to_owned();
+    let (workspace_id, actor) = (tenant.id().to_owned(), tenant.actor());
     let (id, changes) = (id.into_inner(), body.into_inner());
-    // ACTIVITY: campaign_edited
     let view = state
         .db
-        .run(move |conn| campaigns::patch(conn, &workspace_id, &id, &changes).map_err(ApiError::from))
+        .run(move |conn| campaigns::patch(conn, &workspace_id, &id, &changes, &actor).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -122,28 +121,30 @@ pub async fn send(
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
     };
     let at = req.at.as_deref().map(parse_at).transpose()?;
-    let workspace_id = tenant.id().to_owned();
+    let (workspace_id, actor) = (tenant.id().to_owned(), tenant.actor());
     let id = id.into_inner();
-    // ACTIVITY: campaign_scheduled / campaign_sent
     let campaign = state
         .db
-        .run(move |conn| lifecycle::send(conn, &workspace_id, &id, at).map_err(ApiError::from))
+        .run(move |conn| lifecycle::send(conn, &workspace_id, &id, at, &actor).map_err(ApiError::from))
         .await?;
     state.wake.notify_waiters();
     Ok(HttpResponse::Accepted().json(status_body(&campaign)))
 }
+
+/// [`lifecycle::pause`], [`lifecycle::resume`] or [`lifecycle::cancel`].
+pub type Transition = fn(&mut crate::db::DbConn, &str, &str, &Actor) -> Result<Campaign, CampaignError>;
 
 /// Pause, resume, cancel: 200 with the new status, 409 when the status does not allow it.
 async fn transition(
     state: web::Data<AppState>,
     tenant: Tenant,
     id: String,
-    change: fn(&mut crate::db::DbConn, &str, &str) -> Result<Campaign, CampaignError>,
+    change: Transition,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace_id = tenant.id().to_owned();
+    let (workspace_id, actor) = (tenant.id().to_owned(), tenant.actor());
     let campaign = state
         .db
-        .run(move |conn| change(conn, &workspace_id, &id).map_err(ApiError::from))
+        .run(move |conn| change(conn, &workspace_id, &id, &actor).map_err(ApiError::from))
         .await?;
     state.wake.notify_waiters();
     Ok(HttpResponse::Ok().json(status_body(&campaign)))
@@ -155,7 +156,6 @@ pub async fn pause(
     tenant: Tenant,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    // ACTIVITY: campaign_paused
     transition(state, tenant, id.into_inner(), lifecycle::pause).await
 }
 
@@ -165,7 +165,6 @@ pub async fn resume(
     tenant: Tenant,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    // ACTIVITY: campaign_resumed
     transition(state, tenant, id.into_inner(), lifecycle::resume).await
 }
 
@@ -175,7 +174,6 @@ pub async fn cancel(
     tenant: Tenant,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    // ACTIVITY: campaign_cancelled
     transition(state, tenant, id.into_inner(), lifecycle::cancel).await
 }
 
@@ -196,9 +194,8 @@ pub async fn test_send(
     id: web::Path<String>,
     body: web::Json<TestRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace_id = tenant.id().to_owned();
+    let (workspace_id, actor) = (tenant.id().to_owned(), tenant.actor());
     let (id, req) = (id.into_inner(), body.into_inner());
-    // ACTIVITY: campaign_test_sent
     let test_id = state
         .db
         .run(move |conn| {
@@ -209,6 +206,7 @@ pub async fn test_send(
                 &req.email,
                 req.locale.as_deref(),
                 req.variant.as_deref(),
+                &actor,
             )
             .map_err(ApiError::from)
         })

@@ -5,6 +5,7 @@
 //! /app, Secure when BASE_URL is https); every form carries the session's form token.
 
 mod auth;
+mod campaigns;
 mod charts;
 mod pages;
 
@@ -34,7 +35,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth::login)
         .service(auth::logout)
         .service(pages::campaigns_page)
+        .service(campaigns::new_page)
+        .service(campaigns::create)
         .service(pages::campaign_page)
+        .service(campaigns::edit_page)
+        .service(campaigns::edit)
+        .service(campaigns::send)
+        .service(campaigns::pause)
+        .service(campaigns::resume)
+        .service(campaigns::cancel)
+        .service(campaigns::test_send)
         .service(pages::campaign_csv)
         .service(pages::consent_texts_page)
         .service(pages::contacts_page)
