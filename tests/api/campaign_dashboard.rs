@@ -286,7 +286,46 @@ async fn a_marketer_writes_previews_tests_and_sends_a_campaign(backend: Backend)
     }
 }
 
-both_backends!(a_marketer_writes_previews_tests_and_sends_a_campaign);
+/// Another workspace's editor reaches none of the campaign pages and changes nothing.
+async fn campaign_pages_and_actions_are_isolated(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let (a, campaign) = app.campaign_for_all().await;
+    let b = app.create_workspace("Other shop").await;
+    let other = session_as(&app, &b, "other@shop.example", Role::Editor).await;
+    let csrf = field(&get(&app, &other, "/app").await.1, "csrf");
+    assert_eq!(
+        get(&app, &other, &format!("/app/campaigns/{campaign}/edit")).await.0,
+        404
+    );
+    for action in ["send", "pause", "resume", "cancel", "test", "edit"] {
+        let (status, _, _) = post(
+            &app,
+            &other,
+            &format!("/app/campaigns/{campaign}/{action}"),
+            &[
+                ("csrf", &csrf),
+                ("confirm", "yes"),
+                ("email", "other@shop.example"),
+                ("action", "save"),
+                ("name", "Stolen"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 404, "{action} on another workspace's campaign");
+    }
+    assert_eq!(status_of(&app, &campaign).await, "draft");
+    // Its own new-campaign form lists only its own consent texts.
+    let texts = app.consent_texts_for_all(&a.token).await;
+    let (_, form, _) = get(&app, &other, "/app/campaigns/new").await;
+    for id in texts.as_object().unwrap().values() {
+        assert!(!form.contains(id.as_str().unwrap()));
+    }
+}
+
+both_backends!(
+    a_marketer_writes_previews_tests_and_sends_a_campaign,
+    campaign_pages_and_actions_are_isolated,
+);
 
 /// The editor and the campaign page in headless Chromium, at desktop and phone width: axe-core
 /// finds nothing on any of them; screenshots in `target/screenshots/`.

@@ -437,12 +437,21 @@ async fn submit_form(
         None => (c.new_campaign, "/app/campaigns/new".to_owned()),
     };
     let ws = session.workspace_id().to_owned();
-    let ws2 = ws.clone();
-    let list = state
+    let (ws2, target) = (ws.clone(), editing.clone());
+    let loaded = state
         .db
-        .run(move |conn| texts::list(conn, &ws2))
+        .run(move |conn| -> Result<_, DbError> {
+            // Another workspace's campaign (or none) is not found, whatever the form says.
+            if let Some(id) = &target
+                && campaigns::find(conn, &ws2, id)?.is_none()
+            {
+                return Ok(None);
+            }
+            Ok(Some(texts::list(conn, &ws2)?))
+        })
         .await
         .map_err(|e| PageError::dashboard(req, e))?;
+    let list = loaded.ok_or_else(|| PageError::not_found(req))?;
     match action {
         FormAction::AddVariant => {
             if draft.variants.len() < MAX_VARIANTS {
