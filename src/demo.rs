@@ -3,6 +3,7 @@
 //! campaign, sends the campaign (to the dev outbox unless SMTP_URL is set), and serves with the
 //! outbox workers, printing the URLs and an API token.
 
+use crate::activity::Actor;
 use serde_json::json;
 
 use crate::campaigns::{self, AudienceRequest, CampaignRequest, Localized};
@@ -124,7 +125,7 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                     categories: categories.iter().map(|c| (*c).to_owned()).collect(),
                     privacy_url: (*privacy).into(),
                 })?;
-                let (version, _) = texts::create_version(conn, &ws.id, &text)?;
+                let (version, _) = texts::create_version(conn, &ws.id, &text, &Actor::Cli)?;
                 versions.push(((*locale).to_owned(), version));
             }
             let version = versions[0].1.clone();
@@ -154,8 +155,8 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                             locales: vec!["da".into(), "nb".into(), "sv".into(), "en".into()],
                         }),
                     };
-                    let view = campaigns::create(conn, &ws.id, &req, &crate::activity::Actor::Cli)?;
-                    campaigns::request_send(conn, &ws.id, &view.campaign.id, &crate::activity::Actor::Cli)?
+                    let view = campaigns::create(conn, &ws.id, &req, &Actor::Cli)?;
+                    campaigns::request_send(conn, &ws.id, &view.campaign.id, &Actor::Cli)?
                 }
             };
             // A dashboard login with a fresh password each run, printed like the API token.

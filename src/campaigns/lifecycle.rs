@@ -55,8 +55,8 @@ fn set_status(
         &campaign.workspace_id,
         actor,
         action,
-        Some(&campaign.id),
-        &campaign.name,
+        Some(&campaign.name),
+        &campaign.id,
     )?;
     Ok(Campaign { status, ..campaign })
 }
@@ -110,16 +110,16 @@ pub fn send(
                 workspace_id,
                 actor,
                 Action::CampaignScheduled,
-                Some(id),
-                &format!("{} at {} UTC", campaign.name, at.format("%Y-%m-%d %H:%M")),
+                Some(&campaign.name),
+                &format!("{id} at {} UTC", at.format("%Y-%m-%d %H:%M")),
             )?,
             None => activity::record(
                 conn,
                 workspace_id,
                 actor,
                 Action::CampaignSent,
-                Some(id),
-                &campaign.name,
+                Some(&campaign.name),
+                id,
             )?,
         }
         Ok(Campaign {

@@ -526,8 +526,8 @@ pub fn create(
             workspace_id,
             actor,
             Action::CampaignCreated,
-            Some(&campaign.id),
-            &campaign.name,
+            Some(&campaign.name),
+            &campaign.id,
         )?;
         Ok::<_, CampaignError>(())
     })?;
@@ -638,7 +638,7 @@ pub fn update(
         diesel::delete(campaign_variant_locales::table.filter(campaign_variant_locales::campaign_id.eq(id)))
             .execute(conn)?;
         insert_content(conn, &r)?;
-        activity::record(conn, workspace_id, actor, Action::CampaignEdited, Some(id), &r.name)?;
+        activity::record(conn, workspace_id, actor, Action::CampaignEdited, Some(&r.name), id)?;
         Ok(())
     })?;
     find(conn, workspace_id, id)?.ok_or(CampaignError::NotFound)

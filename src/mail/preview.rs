@@ -205,12 +205,8 @@ pub fn request_test(
             workspace_id,
             actor,
             crate::activity::Action::CampaignTestSent,
-            Some(campaign_id),
-            &format!(
-                "{} to {} ({locale}, variant {variant})",
-                view.campaign.name,
-                address.as_str()
-            ),
+            Some(&view.campaign.name),
+            &format!("{campaign_id} to {} ({locale}, variant {variant})", address.as_str()),
         )?;
         Ok(id)
     })

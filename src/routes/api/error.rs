@@ -21,6 +21,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// 422 listing every broken rule: `{"error": "…; …", "problems": [{"field", "error"}]}`.
+    #[error("{message}")]
+    Rules {
+        message: String,
+        problems: Vec<(String, String)>,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the body is larger than the limit of {limit} bytes")]
@@ -53,7 +59,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable(_) | Self::Rules { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -77,6 +83,13 @@ impl ResponseError for ApiError {
         }
         if matches!(self, Self::Unavailable(_)) {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if let Self::Rules { problems, .. } = self {
+            let problems: Vec<_> = problems
+                .iter()
+                .map(|(field, error)| json!({ "field": field, "error": error }))
+                .collect();
+            return res.json(json!({ "error": self.to_string(), "problems": problems }));
         }
         res.json(json!({ "error": self.to_string() }))
     }
