@@ -72,6 +72,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// ones as an editor (403).
 pub const ACTIONS: &[(&str, Role)] = &[
     ("/app/contacts/{id}/erase", Role::Editor),
+    ("/app/campaigns/new", Role::Editor),
+    ("/app/campaigns/{id}/edit", Role::Editor),
+    ("/app/campaigns/{id}/send", Role::Editor),
+    ("/app/campaigns/{id}/pause", Role::Editor),
+    ("/app/campaigns/{id}/resume", Role::Editor),
+    ("/app/campaigns/{id}/cancel", Role::Editor),
+    ("/app/campaigns/{id}/test", Role::Editor),
     ("/app/users/invite", Role::Owner),
     ("/app/users/{id}/role", Role::Owner),
     ("/app/users/{id}/remove", Role::Owner),
