@@ -647,10 +647,11 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
                 Some(path) => read_json(&path)?,
                 None => campaigns::CampaignRequest {
                     name: name.unwrap_or_default(),
-                    consent_text_id: consent_text.unwrap_or_default(),
-                    subject: subject.unwrap_or_default(),
-                    intro: intro.unwrap_or_default(),
-                    frequency,
+                    consent_text_id: consent_text,
+                    consent_texts: None,
+                    subject: campaigns::Localized::One(subject.unwrap_or_default()),
+                    intro: campaigns::Localized::One(intro.unwrap_or_default()),
+                    frequency: frequency.map(campaigns::Localized::One),
                     variants: Vec::new(),
                     audience: locales.map(|l| campaigns::AudienceRequest {
                         locales: l.split(',').map(|s| s.trim().to_owned()).collect(),

@@ -6,7 +6,7 @@
 use crate::activity::Actor;
 use serde_json::json;
 
-use crate::campaigns::{self, AudienceRequest, CampaignRequest};
+use crate::campaigns::{self, AudienceRequest, CampaignRequest, Localized};
 use crate::config::Settings;
 use crate::consent::texts::{self, ConsentText, ConsentTextRequest};
 use crate::contacts::import;
@@ -17,6 +17,78 @@ const DEMO_NAME: &str = "Nordlys Sko (demo)";
 const DEMO_CAMPAIGN: &str = "Forårets SMS-klub (demo)";
 const DEMO_CONTACTS: &str = include_str!("../demo/contacts.csv");
 const DEMO_USER: &str = "demo@nordlys-sko.example";
+
+/// The demo's consent texts: locale, body, categories, privacy policy. Each promises only what
+/// the product does (STOP works in every SMS; no message carries a link).
+const DEMO_TEXTS: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "da",
+        "Ja tak, Nordlys Sko må sende mig nyheder, tilbud og invitationer til events på SMS, højst 4 gange om måneden. \
+         Jeg kan til enhver tid trække mit samtykke tilbage ved at svare STOP på en SMS fra Nordlys Sko.",
+        &["Nyheder", "Tilbud", "Events"],
+        "https://nordlys-sko.example/privatliv",
+    ),
+    (
+        "nb",
+        "Ja takk, Nordlys Sko kan sende meg nyheter, tilbud og invitasjoner til arrangementer på SMS, høyst 4 ganger i måneden. \
+         Jeg kan når som helst trekke tilbake samtykket ved å svare STOPP på en SMS fra Nordlys Sko.",
+        &["Nyheter", "Tilbud", "Arrangementer"],
+        "https://nordlys-sko.example/personvern",
+    ),
+    (
+        "sv",
+        "Ja tack, Nordlys Sko får skicka mig nyheter, erbjudanden och inbjudningar till evenemang via SMS, högst 4 gånger i månaden. \
+         Jag kan när som helst återkalla mitt samtycke genom att svara STOPP på ett SMS från Nordlys Sko.",
+        &["Nyheter", "Erbjudanden", "Evenemang"],
+        "https://nordlys-sko.example/integritet",
+    ),
+    (
+        "en",
+        "Yes, Nordlys Sko may send me news, offers and event invitations by SMS, at most 4 times a month. \
+         I can withdraw my consent at any time by replying STOP to any SMS from Nordlys Sko.",
+        &["News", "Offers", "Events"],
+        "https://nordlys-sko.example/privacy",
+    ),
+];
+
+/// The demo campaign's invitation in each language.
+struct DemoCopy {
+    locale: &'static str,
+    subject: &'static str,
+    intro: &'static str,
+    frequency: &'static str,
+}
+
+const DEMO_COPY: &[DemoCopy] = &[
+    DemoCopy {
+        locale: "da",
+        subject: "Vil du høre først om vores udsalg?",
+        intro: "Som medlem af Nordlys Sko SMS-klub hører du om udsalg, nye kollektioner og events før alle andre.\n\n\
+                Du vælger selv, hvad du vil høre om, og du kan altid framelde dig igen.",
+        frequency: "højst 4 gange om måneden",
+    },
+    DemoCopy {
+        locale: "nb",
+        subject: "Vil du høre først om salget vårt?",
+        intro: "Som medlem av Nordlys Sko SMS-klubb hører du om salg, nye kolleksjoner og arrangementer før alle andre.\n\n\
+                Du velger selv hva du vil høre om, og du kan alltid melde deg av igjen.",
+        frequency: "høyst 4 ganger i måneden",
+    },
+    DemoCopy {
+        locale: "sv",
+        subject: "Vill du höra först om vår rea?",
+        intro: "Som medlem i Nordlys Skos SMS-klubb hör du om rea, nya kollektioner och evenemang före alla andra.\n\n\
+                Du väljer själv vad du vill höra om, och du kan alltid avregistrera dig igen.",
+        frequency: "högst 4 gånger i månaden",
+    },
+    DemoCopy {
+        locale: "en",
+        subject: "Want to hear about our sale first?",
+        intro: "As a member of the Nordlys Sko SMS club you hear about sales, new collections and events before anyone else.\n\n\
+                You choose what you hear about, and you can leave again at any time.",
+        frequency: "at most 4 times a month",
+    },
+];
 
 pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
     let db = startup::open_db(&settings).await?;
@@ -31,33 +103,53 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                     (ws, token)
                 }
                 None => {
-                    let new = NewWorkspace::parse(DEMO_NAME, "Nordlys Sko <nyheder@nordlys-sko.example>", "DK", "da", Some("DK,NO,SE"))?;
+                    let new = NewWorkspace::parse(
+                        DEMO_NAME,
+                        "Nordlys Sko <nyheder@nordlys-sko.example>",
+                        "DK",
+                        "da",
+                        Some("DK,NO,SE"),
+                    )?;
                     workspace::create(conn, new)?
                 }
             };
             let report = import::import_csv(conn, &ws.id, DEMO_CONTACTS.as_bytes(), |_| {})?;
-            let text = ConsentText::parse(&ConsentTextRequest {
-                locale: "da".into(),
-                company_name: "Nordlys Sko".into(),
-                body: "Ja tak, Nordlys Sko må sende mig nyheder, tilbud og invitationer til events på SMS, højst 4 gange om måneden. \
-                       Jeg kan til enhver tid trække mit samtykke tilbage ved at svare STOP på en SMS fra Nordlys Sko."
-                    .into(),
-                categories: vec!["Nyheder".into(), "Tilbud".into(), "Events".into()],
-                privacy_url: "https://nordlys-sko.example/privatliv".into(),
-            })?;
-            let (version, _) = texts::create_version(conn, &ws.id, &text, &Actor::Cli)?;
-            let existing = campaigns::list(conn, &ws.id)?.into_iter().find(|c| c.name == DEMO_CAMPAIGN);
+            // One consent text per language, each read by that language's contacts only: a
+            // consent given on a text the person may not read is weak evidence.
+            let mut versions = Vec::new();
+            for (locale, body, categories, privacy) in DEMO_TEXTS {
+                let text = ConsentText::parse(&ConsentTextRequest {
+                    locale: (*locale).into(),
+                    company_name: "Nordlys Sko".into(),
+                    body: (*body).into(),
+                    categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+                    privacy_url: (*privacy).into(),
+                })?;
+                let (version, _) = texts::create_version(conn, &ws.id, &text, &Actor::Cli)?;
+                versions.push(((*locale).to_owned(), version));
+            }
+            let version = versions[0].1.clone();
+            let per_locale = |pick: fn(&DemoCopy) -> &'static str| {
+                Localized::PerLocale(
+                    DEMO_COPY
+                        .iter()
+                        .map(|c| (c.locale.to_owned(), pick(c).to_owned()))
+                        .collect(),
+                )
+            };
+            let existing = campaigns::list(conn, &ws.id)?
+                .into_iter()
+                .find(|c| c.name == DEMO_CAMPAIGN);
             let campaign = match existing {
                 Some(c) => c,
                 None => {
                     let req = CampaignRequest {
                         name: DEMO_CAMPAIGN.into(),
-                        consent_text_id: version.id.clone(),
-                        subject: "Vil du høre først om vores udsalg?".into(),
-                        intro: "Som medlem af Nordlys Sko SMS-klub hører du om udsalg, nye kollektioner og events før alle andre.\n\n\
-                                Du vælger selv, hvad du vil høre om, og du kan altid framelde dig igen."
-                            .into(),
-                        frequency: Some("højst 4 gange om måneden".into()),
+                        consent_text_id: None,
+                        consent_texts: Some(versions.iter().map(|(l, v)| (l.clone(), v.id.clone())).collect()),
+                        subject: per_locale(|c| c.subject),
+                        intro: per_locale(|c| c.intro),
+                        frequency: Some(per_locale(|c| c.frequency)),
                         variants: Vec::new(),
                         audience: Some(AudienceRequest {
                             locales: vec!["da".into(), "nb".into(), "sv".into(), "en".into()],

@@ -38,6 +38,9 @@ pub enum LinkPurpose {
     Landing,
     Open,
     Unsubscribe,
+    /// Every link of a campaign preview or test send: opens a landing page that records nothing
+    /// and takes no sign-up; no other route accepts it.
+    Preview,
 }
 
 impl LinkPurpose {
@@ -46,6 +49,7 @@ impl LinkPurpose {
             Self::Landing => "optbridge:landing",
             Self::Open => "optbridge:open",
             Self::Unsubscribe => "optbridge:unsubscribe",
+            Self::Preview => "optbridge:preview",
         }
     }
 }

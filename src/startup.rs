@@ -178,6 +178,12 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         breaker,
         bounce_address: settings.bounces.address.clone(),
     })));
+    handlers.push(Box::new(crate::mail::preview::TestSendHandler {
+        mailer: services.mailer.clone(),
+        dkim: services.dkim.clone(),
+        keyring: services.keyring.clone(),
+        base_url: settings.base_url.clone(),
+    }));
     handlers.push(Box::new(crate::team::invite_mail::UserInviteSender {
         mailer: services.mailer.clone(),
         dkim: services.dkim.clone(),

@@ -8,7 +8,8 @@ use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 
 use super::{Campaign, CampaignStatus, InvitationStatus, Variant, assign_variant};
-use crate::db::schema::{campaigns, contacts, invitations, suppressions};
+use crate::consent::SubscriptionStatus;
+use crate::db::schema::{campaigns, contacts, invitations, sms_subscriptions, suppressions};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::{Channel, Locale};
 use crate::funnel::{self, Metric};
@@ -65,8 +66,9 @@ struct NewInvitation<'a> {
 }
 
 /// Queues invitations for the page of contacts after `cursor`. Contacts are skipped when their
-/// locale is outside the audience, their email is suppressed, or they already have an
-/// invitation for this campaign (a page repeated after a crash). The new invitations are queued
+/// locale is outside the audience, their email is suppressed, they have an active SMS consent
+/// with the workspace already (nothing left to ask), or they already have an invitation for this
+/// campaign (a page repeated after a crash). A cancelled campaign queues nothing more. The new invitations are queued
 /// for sending `batch` to an outbox job.
 pub fn expand_page(
     conn: &mut DbConn,
@@ -79,6 +81,14 @@ pub fn expand_page(
 ) -> Result<Progress, DbError> {
     let audience = campaign.audience();
     db::write_tx(conn, |conn| {
+        let status: CampaignStatus = campaigns::table
+            .find(&campaign.id)
+            .select(campaigns::status)
+            .first(conn)?;
+        if status == CampaignStatus::Cancelled {
+            finish(conn, &campaign.id)?;
+            return Ok(Progress::Done { queued: 0 });
+        }
         let mut query = contacts::table
             .filter(contacts::workspace_id.eq(&campaign.workspace_id))
             .order(contacts::id.asc())
@@ -116,6 +126,14 @@ pub fn expand_page(
             .load(conn)?
             .into_iter()
             .collect();
+        let subscribed: HashSet<String> = sms_subscriptions::table
+            .filter(sms_subscriptions::workspace_id.eq(&campaign.workspace_id))
+            .filter(sms_subscriptions::contact_id.eq_any(&ids))
+            .filter(sms_subscriptions::status.eq(SubscriptionStatus::Active))
+            .select(sms_subscriptions::contact_id)
+            .load(conn)?
+            .into_iter()
+            .collect();
 
         let now = db::now();
         let mut rows = Vec::new();
@@ -128,6 +146,7 @@ pub fn expand_page(
             if !audience.contains(&locale)
                 || suppressed.contains(&contact.email_normalized)
                 || invited.contains(&contact.id)
+                || subscribed.contains(&contact.id)
             {
                 continue;
             }
@@ -186,13 +205,12 @@ pub fn expand_page(
     })
 }
 
+/// The audience is queued; the campaign reads as sent once the sends are done
+/// ([`super::effective_status`]).
 fn finish(conn: &mut DbConn, campaign_id: &str) -> Result<(), DbError> {
     let now = db::now();
     diesel::update(campaigns::table.find(campaign_id))
-        .set((
-            campaigns::status.eq(CampaignStatus::Sent),
-            campaigns::expanded_at.eq(now),
-        ))
+        .set(campaigns::expanded_at.eq(now))
         .execute(conn)?;
     crate::webhooks::campaign_sent(conn, campaign_id, now)?;
     Ok(())
@@ -236,9 +254,24 @@ async fn expand_campaign(queue: &Queue, owner: &str, job: Job) -> Result<(), Wor
     let id = job.ref_id.clone();
     let expansion = queue
         .db
-        .run(move |conn| -> Result<Expansion, WorkerError> {
+        .run(move |conn| -> Result<Option<Expansion>, WorkerError> {
             let campaign = super::find_any(conn, &id)?
                 .ok_or_else(|| WorkerError::Inconsistent(format!("campaign {id} missing")))?;
+            match campaign.status {
+                // A cancelled (or never sent) campaign expands to nothing.
+                CampaignStatus::Cancelled | CampaignStatus::Draft => return Ok(None),
+                // The scheduler: this job was due at the scheduled time.
+                CampaignStatus::Scheduled => {
+                    diesel::update(
+                        campaigns::table
+                            .find(&id)
+                            .filter(campaigns::status.eq(CampaignStatus::Scheduled)),
+                    )
+                    .set(campaigns::status.eq(CampaignStatus::Sending))
+                    .execute(conn)?;
+                }
+                _ => {}
+            }
             let variants = super::variants_of(conn, &id)?;
             let workspace = workspace::find(conn, &campaign.workspace_id)?
                 .ok_or_else(|| WorkerError::Inconsistent(format!("workspace of campaign {id} missing")))?;
@@ -247,14 +280,19 @@ async fn expand_campaign(queue: &Queue, owner: &str, job: Job) -> Result<(), Wor
                 .rsplit_once('@')
                 .map_or("optbridge.invalid", |(_, d)| d.trim_end_matches('>'))
                 .to_owned();
-            Ok(Expansion {
+            Ok(Some(Expansion {
                 campaign,
                 variants,
                 workspace_locale: workspace.locale,
                 message_domain,
-            })
+            }))
         })
         .await?;
+    let Some(expansion) = expansion else {
+        let (o, id) = (owner.to_owned(), job.id.clone());
+        queue.db.run(move |conn| outbox::finish(conn, &o, &[id])).await?;
+        return Ok(());
+    };
     let expansion = Arc::new(expansion);
     let batch = usize::try_from(queue.settings.batch).unwrap_or(1);
     let mut cursor = job.cursor.clone();

@@ -1,15 +1,18 @@
-//! What the public pages show of a campaign. A campaign and its consent text never change once
-//! sending, so the web layer may keep what [`load`] returns in memory for as long as it likes.
+//! What the public pages show of a campaign, in one locale. A campaign and its consent texts
+//! never change once sending, so the web layer may keep what [`load`] returns in memory for as
+//! long as it likes.
 
 use crate::consent::texts;
 use crate::db::{DbConn, DbError};
-use crate::domain::CountryCode;
+use crate::domain::{CountryCode, Locale};
 use crate::workspace;
 
 #[derive(Debug, Clone)]
 pub struct PublicCampaign {
     pub campaign_id: String,
     pub workspace_id: String,
+    /// The language of everything below.
+    pub locale: Locale,
     pub company: String,
     pub intro: String,
     pub frequency: Option<String>,
@@ -26,10 +29,31 @@ pub struct PublicCampaign {
     pub allowed_countries: Vec<String>,
 }
 
+/// The country a reader of `locale` most likely has a phone number from.
+fn country_of(locale: Locale) -> Option<&'static str> {
+    match locale {
+        Locale::Da => Some("DK"),
+        Locale::Nb => Some("NO"),
+        Locale::Sv => Some("SE"),
+        Locale::En => None,
+    }
+}
+
 impl PublicCampaign {
-    /// `+45 ` for a Danish workspace: the phone field starts with the country's calling code.
+    /// The recipient's country, for their phone number: their language's country when the
+    /// workspace allows numbers from it, else the workspace's own country (a Swede on a Danish
+    /// shop's list types `070-123 45 67`, which means +46).
+    pub fn phone_country(&self) -> String {
+        let allowed = |c: &str| self.allowed_countries.is_empty() || self.allowed_countries.iter().any(|a| a == c);
+        match country_of(self.locale) {
+            Some(c) if allowed(c) => c.to_owned(),
+            _ => self.workspace_country.clone(),
+        }
+    }
+
+    /// `+46 ` for a Swedish reader: the phone field starts with their country's calling code.
     pub fn phone_prefix(&self) -> String {
-        CountryCode::parse(&self.workspace_country)
+        CountryCode::parse(&self.phone_country())
             .ok()
             .and_then(|c| c.calling_code())
             .map(|code| format!("+{code} "))
@@ -37,23 +61,29 @@ impl PublicCampaign {
     }
 }
 
-/// The campaign with its workspace and consent text; `None` when any of them is gone.
-pub fn load(conn: &mut DbConn, campaign_id: &str) -> Result<Option<PublicCampaign>, DbError> {
+/// The campaign in `locale` with its workspace and that locale's consent text; `None` when any
+/// of them is gone or the locale is not in the campaign's audience.
+pub fn load(conn: &mut DbConn, campaign_id: &str, locale: Locale) -> Result<Option<PublicCampaign>, DbError> {
     let Some(campaign) = super::find_any(conn, campaign_id)? else {
         return Ok(None);
     };
     let Some(ws) = workspace::find(conn, &campaign.workspace_id)? else {
         return Ok(None);
     };
-    let Some(text) = texts::find(conn, &campaign.workspace_id, &campaign.consent_text_id)? else {
+    let messages = super::messages_of(conn, &campaign)?;
+    let Some(content) = messages.locale(locale) else {
+        return Ok(None);
+    };
+    let Some(text) = texts::find(conn, &campaign.workspace_id, &content.consent_text_id)? else {
         return Ok(None);
     };
     Ok(Some(PublicCampaign {
         campaign_id: campaign.id,
         workspace_id: campaign.workspace_id,
+        locale,
         company: text.company_name.clone(),
-        intro: campaign.intro,
-        frequency: campaign.frequency,
+        intro: content.intro.clone(),
+        frequency: content.frequency.clone(),
         consent_text_id: text.id.clone(),
         categories: text.category_list(),
         consent_rendered: text.rendered,
@@ -63,4 +93,40 @@ pub fn load(conn: &mut DbConn, campaign_id: &str) -> Result<Option<PublicCampaig
         workspace_country: ws.country,
         allowed_countries: ws.allowed_countries,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn campaign(locale: Locale, allowed: &[&str]) -> PublicCampaign {
+        PublicCampaign {
+            campaign_id: "c".into(),
+            workspace_id: "w".into(),
+            locale,
+            company: "Shop".into(),
+            intro: "Hi".into(),
+            frequency: None,
+            consent_text_id: "t".into(),
+            consent_rendered: "text".into(),
+            consent_sha256: "0".into(),
+            consent_locale: "da".into(),
+            categories: vec![],
+            privacy_url: "https://shop.example/privacy".into(),
+            workspace_country: "DK".into(),
+            allowed_countries: allowed.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_phone_field_speaks_the_readers_country() {
+        assert_eq!(campaign(Locale::Sv, &["DK", "SE"]).phone_prefix(), "+46 ");
+        assert_eq!(campaign(Locale::Nb, &["DK", "NO", "SE"]).phone_prefix(), "+47 ");
+        assert_eq!(
+            campaign(Locale::Sv, &["DK"]).phone_prefix(),
+            "+45 ",
+            "Sweden not allowed"
+        );
+        assert_eq!(campaign(Locale::En, &["DK", "SE"]).phone_prefix(), "+45 ");
+    }
 }

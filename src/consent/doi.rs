@@ -229,7 +229,8 @@ pub fn phone_opted_out(conn: &mut DbConn, phone: &str) -> Result<bool, DbError> 
 /// Validates the form and, when it is sound and within limits, records the request with its
 /// evidence and queues the SMS, all in one transaction.
 pub fn submit(conn: &mut DbConn, settings: &DoiSettings, s: &Submission<'_>) -> Result<SubmitOutcome, DoiError> {
-    let default_country = CountryCode::parse(&s.campaign.workspace_country).map_err(|_| DoiError::Gone)?;
+    // National numbers are read with the recipient's country, not the workspace's.
+    let default_country = CountryCode::parse(&s.campaign.phone_country()).map_err(|_| DoiError::Gone)?;
     let allowed: Vec<CountryCode> = s
         .campaign
         .allowed_countries
@@ -813,18 +814,33 @@ pub fn activate(
             funnel::increment(conn, campaign, variant, &locale, Metric::Confirmed, now, 1)?;
         }
     }
-    // The receipt names what they signed up for, how often, what it costs and how to stop.
+    // The receipt names what they signed up for, how often, what it costs and how to stop, in
+    // the language of the consent text they agreed to.
     let info: Option<(String, Option<String>, String)> = match &req.campaign_id {
-        Some(campaign) => crate::db::schema::campaigns::table
-            .inner_join(crate::db::schema::consent_texts::table)
-            .filter(crate::db::schema::campaigns::id.eq(campaign))
-            .select((
-                crate::db::schema::consent_texts::company_name,
-                crate::db::schema::campaigns::frequency,
-                crate::db::schema::consent_texts::privacy_url,
-            ))
-            .first(conn)
-            .optional()?,
+        Some(campaign) => {
+            use crate::db::schema::{campaign_locales, campaigns, consent_texts};
+            let text: Option<(String, String)> = consent_texts::table
+                .find(&req.consent_text_id)
+                .select((consent_texts::company_name, consent_texts::privacy_url))
+                .first(conn)
+                .optional()?;
+            let frequency: Option<Option<String>> = campaign_locales::table
+                .filter(campaign_locales::campaign_id.eq(campaign))
+                .filter(campaign_locales::locale.eq(&req.locale))
+                .select(campaign_locales::frequency)
+                .first(conn)
+                .optional()?;
+            let frequency = match frequency {
+                Some(f) => f,
+                None => campaigns::table
+                    .find(campaign)
+                    .select(campaigns::frequency)
+                    .first(conn)
+                    .optional()?
+                    .flatten(),
+            };
+            text.map(|(company, privacy)| (company, frequency, privacy))
+        }
         None => None,
     };
     if let Some((company, frequency, privacy)) = info {

@@ -103,6 +103,42 @@ diesel::table! {
         created_at -> Timestamp,
         send_requested_at -> Nullable<Timestamp>,
         expanded_at -> Nullable<Timestamp>,
+        scheduled_at -> Nullable<Timestamp>,
+        definition -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    campaign_locales (campaign_id, locale) {
+        campaign_id -> Text,
+        locale -> Text,
+        consent_text_id -> Text,
+        subject -> Text,
+        intro -> Text,
+        frequency -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    campaign_variant_locales (campaign_id, variant, locale) {
+        campaign_id -> Text,
+        variant -> Text,
+        locale -> Text,
+        subject -> Text,
+        intro -> Text,
+    }
+}
+
+diesel::table! {
+    campaign_test_sends (id) {
+        id -> Text,
+        campaign_id -> Text,
+        email -> Text,
+        locale -> Text,
+        variant -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
     }
 }
 
@@ -397,6 +433,10 @@ diesel::joinable!(consent_requests -> consent_texts (consent_text_id));
 diesel::joinable!(sms_subscriptions -> consent_requests (consent_request_id));
 diesel::joinable!(sms_messages -> consent_requests (consent_request_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(campaign_locales -> campaigns (campaign_id));
+diesel::joinable!(campaign_locales -> consent_texts (consent_text_id));
+diesel::joinable!(campaign_variant_locales -> campaigns (campaign_id));
+diesel::joinable!(campaign_test_sends -> campaigns (campaign_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
@@ -423,5 +463,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_attempts,
     webhook_endpoints,
     webhook_deliveries,
+    campaign_locales,
+    campaign_variant_locales,
+    campaign_test_sends,
     activity,
 );

@@ -21,7 +21,7 @@ use super::bounce::verp::BounceAddress;
 use super::dkim::DkimSigner;
 use super::invitation::{self, InvitationContent, PreparedInvitation};
 use super::{Mailer, OutgoingEmail, SendError};
-use crate::campaigns::{self, Campaign, InvitationStatus, Variant};
+use crate::campaigns::{self, Campaign, CampaignStatus, InvitationStatus, Messages, Variant};
 use crate::consent::texts::{self as consent_texts, ConsentTextVersion};
 use crate::db::schema::{contacts, invitations, suppressions};
 use crate::db::{self, Db, DbConn, DbError};
@@ -94,13 +94,19 @@ impl InvitationSender {
                 let variants = campaigns::variants_of(conn, &id)?;
                 let workspace = workspace::find(conn, &campaign.workspace_id)?
                     .ok_or_else(|| WorkerError::Inconsistent(format!("workspace of campaign {id} missing")))?;
-                let consent = consent_texts::find(conn, &campaign.workspace_id, &campaign.consent_text_id)?
-                    .ok_or_else(|| WorkerError::Inconsistent(format!("consent text of campaign {id} missing")))?;
+                let messages = campaigns::messages_of(conn, &campaign)?;
+                let mut consents = HashMap::new();
+                for l in &messages.locales {
+                    let text = consent_texts::find(conn, &campaign.workspace_id, &l.consent_text_id)?
+                        .ok_or_else(|| WorkerError::Inconsistent(format!("consent text of campaign {id} missing")))?;
+                    consents.insert(l.locale.clone(), text);
+                }
                 Ok(CampaignContext {
                     campaign,
                     variants,
                     workspace,
-                    consent,
+                    messages,
+                    consents,
                     prepared: Mutex::default(),
                 })
             })
@@ -176,6 +182,7 @@ impl InvitationSender {
         for delivery in &mut deliveries {
             delivery.row = rows.get(&delivery.invitation_id).cloned();
         }
+        let (deliveries, batch_ids, cancelled) = hold_paused(queue, owner, deliveries, batch_ids).await?;
 
         // `send_concurrency` lanes take invitations from one queue; each sends its share over one
         // SMTP session, a message's content in the same write as the next one's commands. Their
@@ -186,7 +193,7 @@ impl InvitationSender {
         let sending = std::time::Instant::now();
         let lanes = async {
             (0..queue.settings.send_concurrency.max(1))
-                .map(|_| self.send_lane(queue, &pending, &suppressed, &arrivals))
+                .map(|_| self.send_lane(queue, &pending, &suppressed, &arrivals, &cancelled))
                 .collect::<futures_util::stream::FuturesUnordered<_>>()
                 .collect::<Vec<()>>()
                 .await;
@@ -232,10 +239,19 @@ impl InvitationSender {
             .position(|v| v.name == row.variant)
             .or((!cc.variants.is_empty()).then_some(0));
         let variant = variant_index.and_then(|i| cc.variants.get(i));
-        let (subject, intro) = match variant {
-            Some(v) => (v.subject.as_str(), v.intro.as_str()),
-            None => (cc.campaign.subject.as_str(), cc.campaign.intro.as_str()),
+        // One language per recipient: the locale's subject, intro, frequency and consent text.
+        let (subject, intro) = variant
+            .and_then(|v| cc.messages.subject_intro(&v.name, locale))
+            .unwrap_or((cc.campaign.subject.as_str(), cc.campaign.intro.as_str()));
+        let Some(consent) = cc.consents.get(locale.as_str()) else {
+            return Err(Outcome::Skipped(format!(
+                "the campaign has no consent text in '{locale}'"
+            )));
         };
+        let frequency = cc
+            .messages
+            .locale(locale)
+            .map_or(cc.campaign.frequency.as_deref(), |l| l.frequency.as_deref());
         let now = db::now();
         let (landing, open, unsubscribe) =
             match self
@@ -249,7 +265,7 @@ impl InvitationSender {
                 ),
                 Err(e) => return Err(Outcome::Retry(format!("signing links: {e}"))),
             };
-        let categories = cc.consent.category_list();
+        let categories = consent.category_list();
         let full_name = match (&row.first_name, &row.last_name) {
             (Some(f), Some(l)) => Some(format!("{f} {l}")),
             (Some(f), None) => Some(f.clone()),
@@ -264,12 +280,12 @@ impl InvitationSender {
             to_email: &row.email,
             to_name: full_name,
             first_name: row.first_name.as_deref(),
-            company: &cc.consent.company_name,
+            company: &consent.company_name,
             subject,
             intro,
             categories: &categories,
-            frequency: cc.campaign.frequency.as_deref(),
-            privacy_url: &cc.consent.privacy_url,
+            frequency,
+            privacy_url: &consent.privacy_url,
             landing_url: &landing,
             pixel_url: &open,
             unsubscribe_url: &unsubscribe,
@@ -301,6 +317,7 @@ impl InvitationSender {
         pending: &Mutex<VecDeque<Delivery>>,
         suppressed: &HashSet<(String, String)>,
         arrivals: &Arrivals,
+        cancelled: &HashSet<String>,
     ) {
         let mut series = self.mailer.series::<(Delivery, Permit, String)>();
         let settle = |done: Vec<((Delivery, Permit, String), _)>| {
@@ -319,6 +336,7 @@ impl InvitationSender {
             let email = match &delivery.row {
                 None => Err(Outcome::Skipped("invitation no longer exists".into())),
                 Some(r) if r.status != InvitationStatus::Queued => Err(Outcome::AlreadyDone),
+                Some(r) if cancelled.contains(&r.campaign_id) => Err(Outcome::Skipped("campaign cancelled".into())),
                 // Unsubscribed or bounced since the campaign was queued.
                 Some(r) if suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())) => {
                     Err(Outcome::Skipped("email address is suppressed".into()))
@@ -399,7 +417,9 @@ struct CampaignContext {
     campaign: Campaign,
     variants: Vec<Variant>,
     workspace: Workspace,
-    consent: ConsentTextVersion,
+    messages: Messages,
+    /// The consent text per locale.
+    consents: HashMap<String, ConsentTextVersion>,
     /// Invitations rendered once per variant (index), locale and whether the recipient has a
     /// first name; `None` where the prepared form could not be used.
     prepared: Mutex<HashMap<PreparedInvitationKey, Option<Arc<PreparedInvitation>>>>,
@@ -746,6 +766,70 @@ fn record_outcomes(
     // commits; the other workers wait only for the commit, not for the writes above.
     tally.flush(conn)?;
     Ok(())
+}
+
+/// The status check right before sending: the jobs of a paused campaign's invitations go back
+/// to the outbox unsent and uncounted (whole, a batch stays one job), to look again after
+/// [`campaigns::lifecycle::PAUSED_RECHECK_SECS`] or when resumed. Returns the deliveries and
+/// batches left to send, and the cancelled campaigns (whose invitations are skipped).
+async fn hold_paused(
+    queue: &Queue,
+    owner: &str,
+    deliveries: Vec<Delivery>,
+    batch_ids: Vec<String>,
+) -> Result<(Vec<Delivery>, Vec<String>, HashSet<String>), WorkerError> {
+    let ids: HashSet<String> = deliveries
+        .iter()
+        .filter_map(|d| d.row.as_ref().map(|r| r.campaign_id.clone()))
+        .collect();
+    let statuses = queue
+        .db
+        .run(move |conn| {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            campaigns::lifecycle::statuses(conn, &ids)
+        })
+        .await?;
+    let status_of = |d: &Delivery| d.row.as_ref().and_then(|r| statuses.get(&r.campaign_id)).copied();
+    let cancelled: HashSet<String> = statuses
+        .iter()
+        .filter(|(_, s)| **s == CampaignStatus::Cancelled)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut held_jobs: HashSet<String> = HashSet::new();
+    for d in &deliveries {
+        if status_of(d) == Some(CampaignStatus::Paused) {
+            held_jobs.insert(match &d.origin {
+                Origin::Own(job) => job.id.clone(),
+                Origin::Batch { job_id, .. } => job_id.clone(),
+            });
+        }
+    }
+    if held_jobs.is_empty() {
+        return Ok((deliveries, batch_ids, cancelled));
+    }
+    let job_of = |d: &Delivery| match &d.origin {
+        Origin::Own(job) => job.id.clone(),
+        Origin::Batch { job_id, .. } => job_id.clone(),
+    };
+    let deliveries: Vec<Delivery> = deliveries
+        .into_iter()
+        .filter(|d| !held_jobs.contains(&job_of(d)))
+        .collect();
+    let batch_ids: Vec<String> = batch_ids.into_iter().filter(|id| !held_jobs.contains(id)).collect();
+    let owner = owner.to_owned();
+    queue
+        .db
+        .run(move |conn| {
+            db::write_tx(conn, |conn| {
+                let at = campaigns::lifecycle::paused_until();
+                for id in &held_jobs {
+                    outbox::defer(conn, &owner, id, at)?;
+                }
+                Ok::<_, DbError>(())
+            })
+        })
+        .await?;
+    Ok((deliveries, batch_ids, cancelled))
 }
 
 /// Why an invitation goes back to the outbox.

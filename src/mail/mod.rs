@@ -8,6 +8,7 @@ pub mod bounce;
 pub mod deliver;
 pub mod dkim;
 pub mod invitation;
+pub mod preview;
 pub mod smtp;
 
 use std::sync::Arc;

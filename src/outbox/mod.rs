@@ -278,6 +278,26 @@ pub fn retry_later(
     Ok(())
 }
 
+/// Makes the jobs of `kinds` for `refs` that no worker holds due now (held work released, e.g.
+/// a paused campaign resumed). Returns how many.
+pub fn run_now(conn: &mut DbConn, kinds: &[JobKind], refs: &[String]) -> Result<usize, DbError> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let now = db::now();
+    let mut n = 0;
+    for chunk in refs.chunks(500) {
+        n += diesel::update(
+            outbox_jobs::table
+                .filter(outbox_jobs::kind.eq_any(&kinds))
+                .filter(outbox_jobs::ref_id.eq_any(chunk))
+                .filter(outbox_jobs::lease_owner.is_null())
+                .filter(outbox_jobs::run_after.gt(now)),
+        )
+        .set(outbox_jobs::run_after.eq(now))
+        .execute(conn)?;
+    }
+    Ok(n)
+}
+
 /// Puts a job back for later without counting the attempt (it was not tried: quiet hours).
 pub fn defer(conn: &mut DbConn, owner: &str, job_id: &str, run_after: NaiveDateTime) -> Result<(), DbError> {
     diesel::update(

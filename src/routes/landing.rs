@@ -54,6 +54,8 @@ pub struct LandingPage<'a> {
     pub consent_lang: Option<&'a str>,
     pub consent_checked: bool,
     pub privacy_url: &'a str,
+    /// A campaign preview's banner: the form is shown disabled and nothing is recorded.
+    pub preview: Option<&'static str>,
 }
 
 impl<'a> LandingPage<'a> {
@@ -90,6 +92,7 @@ impl<'a> LandingPage<'a> {
             consent_lang: (campaign.consent_locale != locale.as_str()).then_some(campaign.consent_locale.as_str()),
             consent_checked: false,
             privacy_url: &campaign.privacy_url,
+            preview: None,
         }
     }
 }
@@ -137,7 +140,7 @@ pub async fn resolve(
     };
     let campaign = state
         .campaigns
-        .get(&state.db, &claims.cid)
+        .get(&state.db, &claims.cid, locale_of(&claims))
         .await
         .map_err(|e| PageError::public(req, e))?
         .ok_or_else(|| PageError::not_found(req))?;
@@ -196,7 +199,10 @@ impl Form {
 }
 
 async fn show(req: &HttpRequest, state: &AppState, token: &str) -> Result<HttpResponse, PageError> {
-    let (claims, campaign) = resolve(req, state, token).await?;
+    let (claims, campaign) = match resolve(req, state, token).await {
+        Ok(found) => found,
+        Err(e) => return preview(req, state, token).await.map_err(|_| e),
+    };
     state
         .tracking
         .record(TrackingEvent {
@@ -210,6 +216,28 @@ async fn show(req: &HttpRequest, state: &AppState, token: &str) -> Result<HttpRe
     let csrf = state.keyring.csrf_token(&claims.jti).unwrap_or_default();
     let page = first_view(&campaign, &claims, token, &csrf).map_err(|e| PageError::public(req, e))?;
     Ok(pages::html(StatusCode::OK, page))
+}
+
+/// The landing page behind a campaign preview's or test send's link: the campaign as it stands
+/// (a draft may change, so never from the cache), with a banner and the form disabled. It records
+/// nothing, and its form cannot be posted: no other route accepts a preview token.
+async fn preview(req: &HttpRequest, state: &AppState, token: &str) -> Result<HttpResponse, PageError> {
+    let claims = state
+        .keyring
+        .verify(token, LinkPurpose::Preview)
+        .await
+        .map_err(|_| PageError::not_found(req))?;
+    let locale = locale_of(&claims);
+    let cid = claims.cid.clone();
+    let campaign = state
+        .db
+        .run(move |conn| crate::campaigns::public::load(conn, &cid, locale))
+        .await
+        .map_err(|e| PageError::public(req, e))?
+        .ok_or_else(|| PageError::not_found(req))?;
+    let mut page = LandingPage::new(&campaign, &claims, token, String::new());
+    page.preview = Some(i18n::preview_banner(locale));
+    Ok(pages::render(StatusCode::OK, &page))
 }
 
 /// Placeholders for the per-link parts of the landing page: text HTML escaping leaves as it is.
@@ -556,6 +584,7 @@ mod tests {
         PublicCampaign {
             campaign_id: "c1".into(),
             workspace_id: "w1".into(),
+            locale: Locale::Da,
             company: "Sko & Co <A/S>".into(),
             intro: intro.into(),
             frequency: Some("2 \"gange\" om måneden".into()),

@@ -42,7 +42,7 @@ async fn verify(req: &HttpRequest, state: &AppState, token: &str) -> Result<(Lin
         })?;
     let cached = state
         .campaigns
-        .get(&state.db, &claims.cid)
+        .get(&state.db, &claims.cid, Locale::parse(&claims.loc).unwrap_or(Locale::En))
         .await
         .map_err(|e| PageError::public(req, e))?
         .ok_or_else(|| PageError::not_found(req))?;

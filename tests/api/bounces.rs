@@ -242,11 +242,13 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
     assert_eq!(bounce_events(&app).await, 1);
 
     // The next campaign leaves the suppressed address out.
-    let text = app.consent_text(&ws.token, "da").await;
+    // One consent text and one text per language (issue 16, item 10).
+    let texts = app.consent_texts_for_all(&ws.token).await;
+    let per_locale = serde_json::json!({"da": "S", "nb": "S", "sv": "S", "en": "S"});
     let next = app
         .campaign(
             &ws.token,
-            &serde_json::json!({"name": "Again", "consent_text_id": text, "subject": "S", "intro": "I",
+            &serde_json::json!({"name": "Again", "consent_texts": texts, "subject": per_locale, "intro": per_locale,
                     "audience": {"locales": ["da", "nb", "sv", "en"]}}),
         )
         .await;

@@ -179,7 +179,13 @@ async fn demo_serves_the_dashboard_and_the_dev_outbox(backend: Backend) {
             .text()
             .await
             .unwrap();
-        if mails.contains("Vil du høre først om vores udsalg?") {
+        let subjects = [
+            "Vil du høre først om vores udsalg?",
+            "Vill du höra först om vår rea?",
+            "Vil du høre først om salget vårt?",
+            "Want to hear about our sale first?",
+        ];
+        if subjects.iter().all(|s| mails.contains(s)) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -188,6 +194,14 @@ async fn demo_serves_the_dashboard_and_the_dev_outbox(backend: Backend) {
         mails.contains("Vil du høre først om vores udsalg?"),
         "the invitations reach the dev outbox"
     );
+    // Each language its own campaign text (issue 16, item 10), not the Danish one for everyone.
+    for subject in [
+        "Vill du höra först om vår rea?",
+        "Vil du høre først om salget vårt?",
+        "Want to hear about our sale first?",
+    ] {
+        assert!(mails.contains(subject), "{subject} in the dev outbox");
+    }
     first.kill().unwrap();
     first.wait().unwrap();
 

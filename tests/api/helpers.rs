@@ -553,23 +553,40 @@ pub fn cookie_value(set_cookie: &str) -> String {
 }
 
 impl TestApp {
-    /// A workspace with the eight contacts, a Danish consent text and a campaign to every locale.
+    /// A workspace with the eight contacts, a consent text per locale and a campaign to every
+    /// locale, each locale's recipients reading their own language.
     pub async fn campaign_for_all(&self) -> (TestWorkspace, String) {
         let ws = self.create_workspace("Skobutikken").await;
         self.import(&ws.token, CONTACTS).await;
-        let text = self.consent_text(&ws.token, "da").await;
+        let texts = self.consent_texts_for_all(&ws.token).await;
         let id = self
             .campaign(
                 &ws.token,
                 &serde_json::json!({
-                    "name": "Spring", "consent_text_id": text,
-                    "subject": "Skobutikken på SMS", "intro": "Hør først om udsalg.\n\nDu vælger selv emnerne.",
-                    "frequency": "højst 4 gange om måneden",
+                    "name": "Spring", "consent_texts": texts,
+                    "subject": {"da": "Skobutikken på SMS", "nb": "Skobutikken på SMS (nb)",
+                                "sv": "Skobutikken via SMS", "en": "Skobutikken by SMS"},
+                    "intro": {"da": "Hør først om udsalg.\n\nDu vælger selv emnerne.",
+                              "nb": "Hør først om salg.\n\nDu velger selv emnene.",
+                              "sv": "Hör först om rean.\n\nDu väljer själv ämnena.",
+                              "en": "Hear about sales first.\n\nYou choose the topics."},
+                    "frequency": {"da": "højst 4 gange om måneden", "nb": "høyst 4 ganger i måneden",
+                                  "sv": "högst 4 gånger i månaden", "en": "at most 4 times a month"},
                     "audience": {"locales": ["da", "nb", "sv", "en"]}
                 }),
             )
             .await;
         (ws, id)
+    }
+
+    /// A consent text in each of da, nb, sv and en: `{"da": ID, …}` for a campaign's
+    /// `consent_texts`.
+    pub async fn consent_texts_for_all(&self, token: &str) -> serde_json::Value {
+        let mut texts = serde_json::Map::new();
+        for locale in ["da", "nb", "sv", "en"] {
+            texts.insert(locale.into(), self.consent_text(token, locale).await.into());
+        }
+        serde_json::Value::Object(texts)
     }
 
     /// Sends [`TestApp::campaign_for_all`] and signs a landing link for anna and for bo.

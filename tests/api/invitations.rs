@@ -86,13 +86,35 @@ async fn invitations_arrive_localized_with_links_and_headers(backend: Backend) {
             ids.insert(mail.header("Message-ID").expect("Message-ID").to_owned()),
             "Message-IDs are unique"
         );
-        assert_eq!(mail.header("Subject"), Some("Skobutikken på SMS"));
         let locale = optbridge::domain::Locale::parse(locale_of(&to)).unwrap();
         let strings = optbridge::i18n::email(locale);
         assert!(text.contains(strings.button), "{to} gets the {locale} text");
         assert!(html.contains(&format!("lang=\"{locale}\"")));
-        assert!(text.contains("Hør først om udsalg."));
-        assert!(text.contains("højst 4 gange om måneden"));
+        // One language per recipient: the campaign's own words in the recipient's language too
+        // (issue 16, item 10), never the Danish ones under a Swedish frame.
+        let (subject, intro, frequency) = match locale.as_str() {
+            "da" => ("Skobutikken på SMS", "Hør først om udsalg.", "højst 4 gange om måneden"),
+            "nb" => (
+                "Skobutikken på SMS (nb)",
+                "Hør først om salg.",
+                "høyst 4 ganger i måneden",
+            ),
+            "sv" => ("Skobutikken via SMS", "Hör först om rean.", "högst 4 gånger i månaden"),
+            _ => (
+                "Skobutikken by SMS",
+                "Hear about sales first.",
+                "at most 4 times a month",
+            ),
+        };
+        assert_eq!(mail.header("Subject"), Some(subject), "{to}");
+        assert!(text.contains(intro), "{to}: {text}");
+        assert!(text.contains(frequency), "{to}: {text}");
+        if locale.as_str() != "da" {
+            assert!(
+                !text.contains("højst") && !text.contains("udsalg"),
+                "{to} reads no Danish: {text}"
+            );
+        }
         assert!(mail.header("From").unwrap().contains("news@shop.example"));
     }
 
@@ -222,11 +244,12 @@ async fn permanent_failure_bounces_suppresses_and_is_never_retried(backend: Back
     assert!(suppressed, "hard bounces are suppressed");
 
     // The next campaign leaves the bounced address out.
-    let text = app.consent_text(&ws.token, "da").await;
+    let texts = app.consent_texts_for_all(&ws.token).await;
+    let per_locale = json!({"da": "S", "nb": "S", "sv": "S", "en": "S"});
     let next = app
         .campaign(
             &ws.token,
-            &json!({"name": "Again", "consent_text_id": text, "subject": "S", "intro": "I",
+            &json!({"name": "Again", "consent_texts": texts, "subject": per_locale, "intro": per_locale,
                     "audience": {"locales": ["da", "nb", "sv", "en"]}}),
         )
         .await;

@@ -15,6 +15,9 @@ mod webhook_receiver;
 
 mod bounces;
 mod browser_selftest;
+mod campaign_console;
+mod campaign_crash;
+mod campaign_dashboard;
 mod cli;
 mod consent_texts;
 mod crash;

@@ -243,6 +243,48 @@ async fn every_api_route_is_isolated(backend: Backend) {
             422,
         ),
         ("delete", "/webhooks/{id}", format!("/webhooks/{hook}"), None, 404),
+        (
+            "patch",
+            "/campaigns/{id}",
+            format!("/campaigns/{draft}"),
+            Some(json!({"name": "Stolen"})),
+            404,
+        ),
+        (
+            "post",
+            "/campaigns/{id}/pause",
+            format!("/campaigns/{campaign}/pause"),
+            None,
+            404,
+        ),
+        (
+            "post",
+            "/campaigns/{id}/resume",
+            format!("/campaigns/{campaign}/resume"),
+            None,
+            404,
+        ),
+        (
+            "post",
+            "/campaigns/{id}/cancel",
+            format!("/campaigns/{draft}/cancel"),
+            None,
+            404,
+        ),
+        (
+            "post",
+            "/campaigns/{id}/test",
+            format!("/campaigns/{draft}/test"),
+            Some(json!({"email": "b@b.example"})),
+            404,
+        ),
+        (
+            "get",
+            "/campaigns/{id}/preview",
+            format!("/campaigns/{draft}/preview"),
+            None,
+            404,
+        ),
         // Routes without ids act on B's own data; what they show is checked below.
         ("get", "/contacts", "/contacts".to_owned(), None, 200),
         ("get", "/suppressions", "/suppressions".to_owned(), None, 200),
@@ -307,6 +349,7 @@ async fn every_api_route_is_isolated(backend: Backend) {
         let request = match *method {
             "get" => app.client.get(url),
             "delete" => app.client.delete(url),
+            "patch" => app.client.patch(url),
             _ => app.client.post(url),
         }
         .bearer_auth(&b.token);

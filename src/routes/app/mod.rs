@@ -6,6 +6,7 @@
 
 mod activity;
 mod auth;
+mod campaigns;
 mod charts;
 mod pages;
 mod users;
@@ -37,7 +38,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth::login)
         .service(auth::logout)
         .service(pages::campaigns_page)
+        .service(campaigns::new_page)
+        .service(campaigns::create)
         .service(pages::campaign_page)
+        .service(campaigns::edit_page)
+        .service(campaigns::edit)
+        .service(campaigns::send)
+        .service(campaigns::pause)
+        .service(campaigns::resume)
+        .service(campaigns::cancel)
+        .service(campaigns::test_send)
         .service(pages::campaign_csv)
         .service(pages::consent_texts_page)
         .service(pages::contacts_page)
@@ -65,6 +75,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// ones as an editor (403).
 pub const ACTIONS: &[(&str, Role)] = &[
     ("/app/contacts/{id}/erase", Role::Editor),
+    ("/app/campaigns/new", Role::Editor),
+    ("/app/campaigns/{id}/edit", Role::Editor),
+    ("/app/campaigns/{id}/send", Role::Editor),
+    ("/app/campaigns/{id}/pause", Role::Editor),
+    ("/app/campaigns/{id}/resume", Role::Editor),
+    ("/app/campaigns/{id}/cancel", Role::Editor),
+    ("/app/campaigns/{id}/test", Role::Editor),
     ("/app/users/invite", Role::Owner),
     ("/app/users/{id}/role", Role::Owner),
     ("/app/users/{id}/remove", Role::Owner),

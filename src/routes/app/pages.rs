@@ -71,6 +71,7 @@ struct CampaignsPage {
     t: &'static AppStrings,
     layout: Layout,
     rows: Vec<CampaignRow>,
+    c: &'static crate::i18n::CampaignConsoleStrings,
 }
 
 fn reports(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<(Campaign, FunnelReport)>, DbError> {
@@ -118,6 +119,7 @@ pub async fn campaigns_page(
             t: super::strings(&req),
             layout: Layout::of(&session),
             rows,
+            c: crate::i18n::campaign_console(super::locale(&req)),
         },
     ))
 }
@@ -136,6 +138,8 @@ pub struct BreakdownRow {
     submitted: i64,
     confirmed: i64,
     conversion: String,
+    /// A variant's subject per language, next to its figures.
+    subject: String,
 }
 
 impl From<&Breakdown> for BreakdownRow {
@@ -148,6 +152,7 @@ impl From<&Breakdown> for BreakdownRow {
             submitted: b.counts.submitted,
             confirmed: b.counts.confirmed,
             conversion: pct(b.rates.conversion_rate),
+            subject: String::new(),
         }
     }
 }
@@ -167,6 +172,13 @@ struct CampaignPage {
     variants: Vec<BreakdownRow>,
     verdicts: Vec<String>,
     locales: Vec<BreakdownRow>,
+    /// Preview, test send, send/schedule, pause, resume, cancel, audience.
+    console: super::campaigns::Console,
+}
+
+#[derive(Deserialize)]
+pub struct CampaignQuery {
+    msg: Option<String>,
 }
 
 fn verdict(t: &AppStrings, ab: &AbTest, sent: (i64, i64)) -> String {
@@ -192,9 +204,13 @@ pub async fn campaign_page(
     state: web::Data<AppState>,
     session: AppSession,
     id: web::Path<String>,
+    query: web::Query<CampaignQuery>,
 ) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
     let id = id.into_inner();
+    let (keyring, base_url) = (state.keyring.clone(), state.settings.base_url.clone());
+    let (locale, country) = (super::locale(&req), session.0.workspace.country.clone());
+    let msg = query.into_inner().msg;
     let loaded = state
         .db
         .run(move |conn| -> Result<_, DbError> {
@@ -202,11 +218,19 @@ pub async fn campaign_page(
                 return Ok(None);
             };
             let order: Vec<String> = view.variants.iter().map(|v| v.name.clone()).collect();
-            Ok(Some(report::campaign_funnel(conn, &view.campaign, &order)?))
+            let report = report::campaign_funnel(conn, &view.campaign, &order)?;
+            let console =
+                super::campaigns::console(conn, &view, &keyring, &base_url, locale, &country, msg.as_deref())?;
+            let subjects: Vec<(String, String)> = view
+                .variants
+                .iter()
+                .map(|v| (v.name.clone(), super::campaigns::variant_subjects(&view, &v.name)))
+                .collect();
+            Ok(Some((report, console, subjects)))
         })
         .await
         .map_err(|e| PageError::dashboard(&req, e))?;
-    let r = loaded.ok_or_else(|| PageError::not_found(&req))?;
+    let (r, console, subjects) = loaded.ok_or_else(|| PageError::not_found(&req))?;
     let t = super::strings(&req);
     let c = &r.counts;
     let b = &r.benchmark;
@@ -337,9 +361,21 @@ pub async fn campaign_page(
         ],
         funnel_svg,
         timeline_svg,
-        variants: r.variants.iter().map(BreakdownRow::from).collect(),
+        variants: r
+            .variants
+            .iter()
+            .map(|v| BreakdownRow {
+                subject: subjects
+                    .iter()
+                    .find(|(name, _)| *name == v.key)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default(),
+                ..BreakdownRow::from(v)
+            })
+            .collect(),
         verdicts,
         locales: r.locales.iter().map(BreakdownRow::from).collect(),
+        console,
     };
     Ok(render(StatusCode::OK, &page))
 }

@@ -45,13 +45,20 @@ pub struct CampaignCache {
 }
 
 impl CampaignCache {
-    /// The campaign, from memory or else from the database; `None` when it does not exist.
-    pub async fn get(&self, db: &Db, campaign_id: &str) -> Result<Option<Arc<CachedCampaign>>, DbError> {
-        if let Some(hit) = self.entries.read().ok().and_then(|m| m.get(campaign_id).cloned()) {
+    /// The campaign in `locale`, from memory or else from the database; `None` when it does not
+    /// exist (or does not speak `locale`).
+    pub async fn get(
+        &self,
+        db: &Db,
+        campaign_id: &str,
+        locale: Locale,
+    ) -> Result<Option<Arc<CachedCampaign>>, DbError> {
+        let key = format!("{campaign_id}/{locale}");
+        if let Some(hit) = self.entries.read().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(Some(hit));
         }
         let id = campaign_id.to_owned();
-        let loaded = db.run(move |conn| public::load(conn, &id)).await?;
+        let loaded = db.run(move |conn| public::load(conn, &id, locale)).await?;
         let Some(entry) = loaded.map(|c| Arc::new(CachedCampaign::new(c))) else {
             return Ok(None);
         };
@@ -59,7 +66,7 @@ impl CampaignCache {
             if map.len() >= MAX_ENTRIES {
                 map.clear();
             }
-            map.insert(campaign_id.to_owned(), entry.clone());
+            map.insert(key, entry.clone());
         }
         Ok(Some(entry))
     }
