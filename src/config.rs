@@ -47,6 +47,8 @@ mod defaults {
     pub const CIRCUIT_BREAKER_FAILURES: u32 = 10;
     pub const CIRCUIT_BREAKER_COOLDOWN_MS: u64 = 30_000;
     pub const CIRCUIT_BREAKER_MAX_COOLDOWN_MS: u64 = 600_000;
+    /// Issue 17: the one email reminder to a sign-up still unconfirmed after an hour (0 = off).
+    pub const DOI_EMAIL_REMINDER_SECS: u64 = 3600;
 }
 
 /// Raw configuration as clap collects it from flags and the environment.
@@ -258,6 +260,16 @@ pub struct ConfigArgs {
     /// show every invitation link and SMS code and let anyone reply as any phone.
     #[arg(long = "dev-outboxes", env = "DEV_OUTBOXES", global = true)]
     pub dev_outboxes: bool,
+
+    /// The number people can text for tap-to-text sign-up (E.164, e.g. +4512345678). Default:
+    /// TWILIO_FROM when it is a number, the dev outbox's pretend number; none for a messaging
+    /// service or an alphanumeric sender (then the landing page offers no tap-to-text).
+    #[arg(long, env = "SMS_INBOUND_NUMBER", global = true)]
+    pub sms_inbound_number: Option<String>,
+
+    /// Seconds after a sign-up that is still unconfirmed before its one email reminder (0 = off).
+    #[arg(long, env = "DOI_EMAIL_REMINDER_SECS", global = true, default_value_t = defaults::DOI_EMAIL_REMINDER_SECS)]
+    pub doi_email_reminder_secs: u64,
 }
 
 /// The same defaults as the command line, without reading the environment (for tests and
@@ -315,6 +327,8 @@ impl Default for ConfigArgs {
             signing_key_encryption_key: None,
             signing_key_encryption_key_old: None,
             dev_outboxes: false,
+            sms_inbound_number: None,
+            doi_email_reminder_secs: defaults::DOI_EMAIL_REMINDER_SECS,
         }
     }
 }
@@ -433,6 +447,8 @@ pub struct Settings {
     pub signing_key_encryption: crate::signing::KeyEncryption,
     /// The operator allows the dev outboxes on a public address (`DEV_OUTBOXES`).
     pub dev_outboxes: bool,
+    /// `SMS_INBOUND_NUMBER`: the number tap-to-text asks people to text, when set.
+    pub sms_inbound_number: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -583,6 +599,8 @@ impl Settings {
                     per_country: i64::from(positive(args.limit_doi_per_country, "LIMIT_DOI_PER_COUNTRY")?),
                     per_workspace: i64::from(positive(args.limit_doi_per_workspace, "LIMIT_DOI_PER_WORKSPACE")?),
                 },
+                email_reminder: (args.doi_email_reminder_secs > 0)
+                    .then(|| Duration::from_secs(args.doi_email_reminder_secs)),
             },
             quiet_hours: parse_quiet_hours(&args.quiet_hours_window)?,
             sms_timeout: Duration::from_secs(positive(args.sms_timeout_secs, "SMS_TIMEOUT_SECS")?),
@@ -591,6 +609,27 @@ impl Settings {
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
             signing_key_encryption: key_encryption(args)?,
             dev_outboxes: args.dev_outboxes,
+            sms_inbound_number: inbound_number(args)?,
+        })
+    }
+}
+
+/// `SMS_INBOUND_NUMBER`, which goes into `sms:` links: a `+` and 7 to 15 digits (E.164).
+fn inbound_number(args: &ConfigArgs) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = args
+        .sms_inbound_number
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    else {
+        return Ok(None);
+    };
+    if crate::sms::provider::is_phone_number(raw) {
+        Ok(Some(raw.to_owned()))
+    } else {
+        Err(ConfigError::Invalid {
+            name: "SMS_INBOUND_NUMBER",
+            why: format!("'{raw}' is not a number in international format, e.g. +4512345678"),
         })
     }
 }

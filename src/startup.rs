@@ -148,6 +148,12 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         base_url: settings.base_url.clone(),
         breaker,
     })));
+    handlers.push(Box::new(crate::mail::reminder::ReminderSender {
+        mailer: services.mailer.clone(),
+        dkim: services.dkim.clone(),
+        keyring: services.keyring.clone(),
+        base_url: settings.base_url.clone(),
+    }));
     let queue = Queue {
         db: db.clone(),
         settings: settings.outbox.clone(),
@@ -257,6 +263,7 @@ impl Application {
             campaigns: Default::default(),
             wake,
             sms_sender: services.sms.sender(),
+            tap_to_text_number: services.sms.inbound_number(settings.sms_inbound_number.as_deref()),
             job_kinds,
         });
         let https = settings.base_url.scheme() == "https";

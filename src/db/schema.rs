@@ -91,6 +91,8 @@ diesel::table! {
         created_at -> Timestamp,
         send_requested_at -> Nullable<Timestamp>,
         expanded_at -> Nullable<Timestamp>,
+        parent_campaign_id -> Nullable<Text>,
+        audience -> Nullable<Text>,
     }
 }
 
@@ -320,6 +322,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    landing_views (id) {
+        id -> Text,
+        workspace_id -> Text,
+        invitation_id -> Text,
+        campaign_id -> Text,
+        consent_text_id -> Text,
+        consent_text_sha256 -> Text,
+        locale -> Text,
+        link_jti -> Text,
+        tap_number -> Text,
+        tap_code_hash -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        shown_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        used_message_sid -> Nullable<Text>,
+        consent_request_id -> Nullable<Text>,
+        reply_sent -> Bool,
+    }
+}
+
+diesel::table! {
+    doi_reminders (invitation_id) {
+        invitation_id -> Text,
+        workspace_id -> Text,
+        campaign_id -> Text,
+        consent_request_id -> Text,
+        status -> Text,
+        message_id -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(users -> workspaces (workspace_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -358,4 +396,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     login_attempts,
+    landing_views,
+    doi_reminders,
 );

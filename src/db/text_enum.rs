@@ -184,6 +184,7 @@ mod tests {
             LedgerKind,
             EventKind,
             Metric,
+            crate::consent::reminder::ReminderStatus,
         );
 
         // A string no variant stores is a query error that names the type and the value.

@@ -7,6 +7,7 @@
 pub mod deliver;
 pub mod dkim;
 pub mod invitation;
+pub mod reminder;
 pub mod smtp;
 
 use std::sync::Arc;

@@ -60,6 +60,22 @@ impl SmsSender {
         }
     }
 
+    /// The number people can text, for tap-to-text (issue 17): `configured` (SMS_INBOUND_NUMBER)
+    /// if set, else the sender when it is a number (an alphanumeric sender cannot receive, and a
+    /// messaging service has no single number), else the dev outbox's pretend number.
+    pub fn inbound_number(&self, configured: Option<&str>) -> Option<String> {
+        if let Some(number) = configured {
+            return Some(number.to_owned());
+        }
+        match self {
+            Self::Twilio(t) => match &t.settings.sender {
+                TwilioSender::From(from) if is_phone_number(from) => Some(from.clone()),
+                TwilioSender::From(_) | TwilioSender::MessagingService(_) => None,
+            },
+            Self::DevOutbox(_) => Some(DEV_INBOUND_NUMBER.to_owned()),
+        }
+    }
+
     /// Sends one SMS; returns the provider's message id.
     pub async fn send(&self, workspace_id: &str, to: &str, body: &str) -> Result<String, SmsSendError> {
         match self {
@@ -95,6 +111,15 @@ impl SmsSender {
 
 /// The dev outbox's sender name.
 pub const DEV_SENDER: &str = "optbridge-dev";
+
+/// The number the dev outbox pretends to receive texts on (no Danish number starts with 0).
+pub const DEV_INBOUND_NUMBER: &str = "+4500000000";
+
+/// A number in international format (E.164): `+` and 7 to 15 digits.
+pub fn is_phone_number(raw: &str) -> bool {
+    raw.strip_prefix('+')
+        .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
 
 #[derive(Clone)]
 pub struct TwilioClient {

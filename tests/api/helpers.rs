@@ -674,6 +674,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Sends `body` to `to` as `phone` through the dev outbox's "send as a phone" form (issue 17).
+    pub async fn dev_sms_send_as(&self, phone: &str, body: &str, to: &str) -> reqwest::Response {
+        let page = self.client.get(self.url("/dev/sms")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let token = cookie_value(&set_cookie(&page, "ob_dev_csrf").expect("dev SMS form token cookie"));
+        self.client
+            .post(self.url("/dev/sms/reply"))
+            .header("Cookie", format!("ob_dev_csrf={token}"))
+            .form(&[("phone", phone), ("body", body), ("to", to), ("csrf", &token)])
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The status of the SMS subscription of `phone`, if there is one.
     pub async fn subscription_status(&self, phone: &'static str) -> Option<String> {
         self.with_db(move |c| {

@@ -12,6 +12,7 @@ mod smtp_sink;
 mod browser_selftest;
 mod cli;
 mod consent_texts;
+mod conversion;
 mod crash;
 mod dashboard;
 mod data_rights;
