@@ -805,3 +805,46 @@ pub fn tap_code_used(locale: Locale, company: &str) -> String {
         ),
     }
 }
+
+/// The dashboard's words for issue 17 (da and en, as [`app`]).
+pub struct ConversionAppStrings {
+    pub paths_title: &'static str,
+    pub path_form_reply: &'static str,
+    pub path_form_code: &'static str,
+    pub path_tap_to_text: &'static str,
+    pub path_after_reminder: &'static str,
+    pub reminded: &'static str,
+    pub paths_note: &'static str,
+    pub follow_ups_title: &'static str,
+    pub combined: &'static str,
+    pub audience: &'static str,
+}
+
+pub fn conversion_app(locale: Locale) -> &'static ConversionAppStrings {
+    match locale {
+        Locale::Da => &ConversionAppStrings {
+            paths_title: "Bekræftelser pr. vej",
+            path_form_reply: "Formular + svar JA",
+            path_form_code: "Formular + kode",
+            path_tap_to_text: "Én SMS (tap-to-text)",
+            path_after_reminder: "Efter påmindelsen",
+            reminded: "Påmindet pr. e-mail",
+            paths_note: "Søjlerne er andele af de sendte e-mails; stregen er KAiKU's konvertering (3,5 %).",
+            follow_ups_title: "Opfølgninger",
+            combined: "I alt med opfølgninger, hver person én gang",
+            audience: "Målgruppe",
+        },
+        Locale::Nb | Locale::Sv | Locale::En => &ConversionAppStrings {
+            paths_title: "Confirmations by path",
+            path_form_reply: "Form + reply YES",
+            path_form_code: "Form + code",
+            path_tap_to_text: "One text (tap-to-text)",
+            path_after_reminder: "After the reminder",
+            reminded: "Reminded by email",
+            paths_note: "Bars are shares of the emails sent; the marker is KAiKU's conversion (3.5 %).",
+            follow_ups_title: "Follow-up waves",
+            combined: "Combined with follow-ups, each person once",
+            audience: "Audience",
+        },
+    }
+}

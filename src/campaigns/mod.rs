@@ -7,6 +7,7 @@
 //! the outbox workers run). A crash anywhere resumes from the last committed page.
 
 pub mod expand;
+pub mod follow_up;
 pub mod public;
 pub mod unsubscribe;
 

@@ -185,6 +185,7 @@ mod tests {
             EventKind,
             Metric,
             crate::consent::reminder::ReminderStatus,
+            crate::campaigns::follow_up::FollowUpAudience,
         );
 
         // A string no variant stores is a query error that names the type and the value.

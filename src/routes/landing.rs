@@ -165,6 +165,7 @@ pub async fn resolve(
             return Err(PageError::not_found(req));
         }
     };
+    let claims = with_context(req, state, claims).await?;
     let campaign = state
         .campaigns
         .get(&state.db, &claims.cid)
@@ -172,6 +173,28 @@ pub async fn resolve(
         .map_err(|e| PageError::public(req, e))?
         .ok_or_else(|| PageError::not_found(req))?;
     Ok((claims, campaign))
+}
+
+/// A compact link's campaign and locale, read with its invitation (a long link carries them).
+/// An invitation that is gone is a bad link.
+pub async fn with_context(
+    req: &HttpRequest,
+    state: &AppState,
+    mut claims: LinkClaims,
+) -> Result<LinkClaims, PageError> {
+    if !claims.is_compact() {
+        return Ok(claims);
+    }
+    let id = claims.sub.clone();
+    let found = state
+        .db
+        .run(move |conn| crate::campaigns::public::invitation_context(conn, &id))
+        .await
+        .map_err(|e| PageError::public(req, e))?;
+    let (campaign, locale) = found.ok_or_else(|| PageError::not_found(req))?;
+    claims.cid = campaign;
+    claims.loc = locale;
+    Ok(claims)
 }
 
 /// Everything under `/l/` (a prefix scope, see `routes::link_scope`).

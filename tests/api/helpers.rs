@@ -148,6 +148,9 @@ pub fn base_args(database_url: &str) -> ConfigArgs {
         outbox_retry_base_ms: 20,
         outbox_retry_max_ms: 200,
         smtp_timeout_secs: 5,
+        // The reminder job of every sign-up would wait an hour in the outbox: tests that want
+        // reminders turn them on (tests/api/conversion.rs).
+        doi_email_reminder_secs: 0,
         ..ConfigArgs::default()
     }
 }

@@ -65,3 +65,21 @@ pub async fn send(state: web::Data<AppState>, tenant: Tenant, id: web::Path<Stri
     state.wake.notify_waiters();
     Ok(HttpResponse::Accepted().json(json!({"id": campaign.id, "status": campaign.status})))
 }
+
+/// Creates a follow-up wave of a sent campaign (issue 17): 201 `{"id"}`, a draft sent like any
+/// campaign.
+#[post("/campaigns/{id}/follow-ups")]
+pub async fn follow_up(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    body: web::Json<campaigns::follow_up::FollowUpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let (parent, req) = (id.into_inner(), body.into_inner());
+    let view = state
+        .db
+        .run(move |conn| campaigns::follow_up::create(conn, &workspace_id, &parent, &req).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"id": view.campaign.id})))
+}

@@ -5,7 +5,17 @@ use crate::campaigns;
 use crate::funnel::report;
 use crate::routes::AppState;
 
-/// The campaign's funnel: counts, rates, per variant and locale, A/B test, time series.
+/// The funnel with the campaign's follow-up waves and their combined total (issue 17).
+#[derive(serde::Serialize)]
+struct FunnelWithWaves {
+    #[serde(flatten)]
+    report: report::FunnelReport,
+    #[serde(flatten)]
+    waves: campaigns::follow_up::Waves,
+}
+
+/// The campaign's funnel: counts, rates, per variant and locale, A/B test, time series, and its
+/// follow-ups.
 #[get("/campaigns/{id}/funnel")]
 pub async fn funnel(
     state: web::Data<AppState>,
@@ -19,7 +29,10 @@ pub async fn funnel(
         .run(move |conn| {
             let view = campaigns::find(conn, &workspace_id, &id)?.ok_or(ApiError::NotFound("campaign"))?;
             let order: Vec<String> = view.variants.iter().map(|v| v.name.clone()).collect();
-            Ok::<_, ApiError>(report::campaign_funnel(conn, &view.campaign, &order)?)
+            Ok::<_, ApiError>(FunnelWithWaves {
+                report: report::campaign_funnel(conn, &view.campaign, &order)?,
+                waves: campaigns::follow_up::waves(conn, &workspace_id, &id)?,
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(report))

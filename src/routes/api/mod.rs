@@ -49,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(campaigns::list)
             .service(campaigns::show)
             .service(campaigns::send)
+            .service(campaigns::follow_up)
             .service(funnel::funnel)
             .service(funnel::recipients_csv)
             .service(funnel::consents_export)
