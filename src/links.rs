@@ -127,7 +127,7 @@ impl CompactClaims {
 
 /// The 4-character alias a compact header names a key by: base64url of the first 3 bytes of
 /// SHA-256 of its kid. Two keys sharing an alias are both tried.
-fn kid_alias(kid: &str) -> String {
+pub fn kid_alias(kid: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, kid.as_bytes());
     URL_SAFE_NO_PAD.encode(&digest.as_ref()[..3])
 }
