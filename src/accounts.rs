@@ -12,8 +12,10 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use crate::activity;
 use crate::crypto;
 use crate::db::schema::{login_attempts, sessions, users};
+use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
 use crate::domain::EmailAddress;
 use crate::workspace::{self, Workspace};
@@ -24,6 +26,31 @@ pub const MAX_ATTEMPTS_PER_CLIENT: i64 = 10;
 pub const MAX_FAILED_LOGINS_PER_ACCOUNT: i32 = 100;
 pub const THROTTLE_MINUTES: i64 = 15;
 pub const MIN_PASSWORD_CHARS: usize = 10;
+
+db_enum! {
+    /// `users.role`: what a dashboard user may do in its workspace. Owners also manage users;
+    /// editors do everything else; viewers read.
+    pub enum Role {
+        Owner = "owner",
+        Editor = "editor",
+        Viewer = "viewer",
+    }
+}
+
+impl Role {
+    /// Whether this role includes the powers of `needed` (owner > editor > viewer).
+    pub fn at_least(self, needed: Role) -> bool {
+        self.rank() >= needed.rank()
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Self::Owner => 2,
+            Self::Editor => 1,
+            Self::Viewer => 0,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -50,34 +77,58 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
         .map_err(|e| AccountError::Hash(e.to_string()))
 }
 
-/// Creates a dashboard user of a workspace.
+/// Creates a dashboard user of a workspace, as an owner.
 pub fn create_user(conn: &mut DbConn, workspace_id: &str, email: &str, password: &str) -> Result<String, AccountError> {
+    create_user_with_role(conn, workspace_id, email, password, Role::Owner)
+}
+
+/// Creates a dashboard user of a workspace with the given role.
+pub fn create_user_with_role(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> Result<String, AccountError> {
     let email = EmailAddress::parse(email).map_err(|e| AccountError::Invalid(e.to_string()))?;
     check_password_rules(password)?;
     let hash = hash_password(password)?;
     db::write_tx(conn, |conn| {
         workspace::find(conn, workspace_id)?
             .ok_or_else(|| AccountError::Invalid(format!("no workspace with id {workspace_id}")))?;
-        let exists: i64 = users::table
-            .filter(users::email.eq(email.normalized()))
-            .count()
-            .get_result(conn)?;
-        if exists > 0 {
-            return Err(AccountError::Exists);
-        }
-        let id = db::new_id();
-        diesel::insert_into(users::table)
-            .values((
-                users::id.eq(&id),
-                users::workspace_id.eq(workspace_id),
-                users::email.eq(email.normalized()),
-                users::password_hash.eq(&hash),
-                users::failed_logins.eq(0),
-                users::created_at.eq(db::now()),
-            ))
-            .execute(conn)?;
-        Ok(id)
+        insert_user(conn, workspace_id, &email, &hash, role)
     })
+}
+
+/// Inserts a user (the password already checked and hashed) in the caller's transaction;
+/// refused when the email has a login already (in any workspace: the email is the login).
+pub fn insert_user(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    email: &EmailAddress,
+    password_hash: &str,
+    role: Role,
+) -> Result<String, AccountError> {
+    let exists: i64 = users::table
+        .filter(users::email.eq(email.normalized()))
+        .count()
+        .get_result(conn)?;
+    if exists > 0 {
+        return Err(AccountError::Exists);
+    }
+    let id = db::new_id();
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(&id),
+            users::workspace_id.eq(workspace_id),
+            users::email.eq(email.normalized()),
+            users::password_hash.eq(password_hash),
+            users::failed_logins.eq(0),
+            users::created_at.eq(db::now()),
+            users::role.eq(role),
+        ))
+        .execute(conn)?;
+    Ok(id)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +147,8 @@ struct UserRow {
     id: String,
     password_hash: String,
     locked_until: Option<NaiveDateTime>,
+    workspace_id: String,
+    email: String,
 }
 
 /// Checks a login from `client` (the client's address) and opens a session. Slow on purpose
@@ -136,7 +189,13 @@ pub fn login(
     } else {
         users::table
             .filter(users::email.eq(&key))
-            .select((users::id, users::password_hash, users::locked_until))
+            .select((
+                users::id,
+                users::password_hash,
+                users::locked_until,
+                users::workspace_id,
+                users::email,
+            ))
             .first(conn)
             .optional()?
     };
@@ -195,6 +254,10 @@ pub fn login(
                 sessions::expires_at.eq(now + Duration::hours(session_hours)),
             ))
             .execute(conn)?;
+        let actor = activity::Actor::User {
+            email: user.email.clone(),
+        };
+        activity::record(conn, &user.workspace_id, &actor, activity::Action::Login, None, "")?;
         Ok::<_, AccountError>(())
     })?;
     Ok(LoginOutcome::Success { cookie })
@@ -207,11 +270,12 @@ pub struct Session {
     pub user_id: String,
     pub email: String,
     pub csrf: String,
+    pub role: Role,
     pub workspace: Workspace,
 }
 
 pub fn session(conn: &mut DbConn, cookie: &str) -> Result<Option<Session>, DbError> {
-    let found: Option<(String, String, String, String, NaiveDateTime, String)> = sessions::table
+    let found: Option<(String, String, String, String, NaiveDateTime, String, Role)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::token_sha256.eq(crypto::sha256_hex(cookie.as_bytes())))
         .select((
@@ -221,10 +285,11 @@ pub fn session(conn: &mut DbConn, cookie: &str) -> Result<Option<Session>, DbErr
             sessions::csrf,
             sessions::expires_at,
             users::workspace_id,
+            users::role,
         ))
         .first(conn)
         .optional()?;
-    let Some((id, user_id, email, csrf, expires_at, workspace_id)) = found else {
+    let Some((id, user_id, email, csrf, expires_at, workspace_id, role)) = found else {
         return Ok(None);
     };
     if expires_at <= db::now() {
@@ -239,6 +304,7 @@ pub fn session(conn: &mut DbConn, cookie: &str) -> Result<Option<Session>, DbErr
         user_id,
         email,
         csrf,
+        role,
         workspace,
     }))
 }
@@ -270,7 +336,8 @@ pub fn set_password(conn: &mut DbConn, email: &str, password: &str) -> Result<bo
     })
 }
 
-fn check_password_rules(password: &str) -> Result<(), AccountError> {
+/// The password rules for dashboard logins (at least [`MIN_PASSWORD_CHARS`] characters).
+pub fn check_password_rules(password: &str) -> Result<(), AccountError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AccountError::Invalid(format!(
             "the password needs at least {MIN_PASSWORD_CHARS} characters"

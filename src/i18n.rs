@@ -3,6 +3,8 @@
 //! Plain structs of `&'static str`, one per locale: the compiler checks that every locale has
 //! every string. Sentences that embed a value are functions.
 
+pub mod team;
+
 use crate::domain::Locale;
 
 /// Strings of the invitation email.
@@ -84,6 +86,9 @@ pub struct PageStrings {
     /// The 500 page.
     pub internal_title: &'static str,
     pub internal_body: &'static str,
+    /// A dashboard action the user's role does not allow (403).
+    pub forbidden_title: &'static str,
+    pub forbidden_body: &'static str,
     pub unsubscribe_title: &'static str,
     pub unsubscribe_body: &'static str,
     pub unsubscribe_button: &'static str,
@@ -110,6 +115,8 @@ pub fn page(locale: Locale) -> &'static PageStrings {
             unavailable_body: "Vi kan ikke vise siden lige nu. Prøv igen om et halvt minut.",
             internal_title: "Noget gik galt",
             internal_body: "Der opstod en fejl hos os. Prøv igen senere.",
+            forbidden_title: "Det har du ikke adgang til",
+            forbidden_body: "Din rolle i dette workspace giver ikke lov til denne handling. Spørg en ejer.",
             unsubscribe_title: "Afmeld e-mails",
             unsubscribe_body: "Vil du ikke længere have e-mails fra os? Tryk på knappen, så afmelder vi dig med det samme.",
             unsubscribe_button: "Afmeld",
@@ -133,6 +140,8 @@ pub fn page(locale: Locale) -> &'static PageStrings {
             unavailable_body: "Vi kan ikke vise siden akkurat nå. Prøv igjen om et halvt minutt.",
             internal_title: "Noe gikk galt",
             internal_body: "Det oppstod en feil hos oss. Prøv igjen senere.",
+            forbidden_title: "Det har du ikke tilgang til",
+            forbidden_body: "Rollen din i dette arbeidsområdet tillater ikke denne handlingen. Spør en eier.",
             unsubscribe_title: "Meld deg av e-post",
             unsubscribe_body: "Vil du ikke lenger få e-post fra oss? Trykk på knappen, så melder vi deg av med en gang.",
             unsubscribe_button: "Meld av",
@@ -156,6 +165,8 @@ pub fn page(locale: Locale) -> &'static PageStrings {
             unavailable_body: "Vi kan inte visa sidan just nu. Försök igen om en halv minut.",
             internal_title: "Något gick fel",
             internal_body: "Ett fel uppstod hos oss. Försök igen senare.",
+            forbidden_title: "Det har du inte behörighet till",
+            forbidden_body: "Din roll i den här arbetsytan tillåter inte den här åtgärden. Fråga en ägare.",
             unsubscribe_title: "Avsluta e-postutskick",
             unsubscribe_body: "Vill du inte längre få mejl från oss? Tryck på knappen så avslutar vi direkt.",
             unsubscribe_button: "Avsluta",
@@ -179,6 +190,8 @@ pub fn page(locale: Locale) -> &'static PageStrings {
             unavailable_body: "We can't show this page right now. Please try again in half a minute.",
             internal_title: "Something went wrong",
             internal_body: "Something went wrong on our side. Please try again later.",
+            forbidden_title: "Not allowed",
+            forbidden_body: "Your role in this workspace does not allow this action. Ask an owner.",
             unsubscribe_title: "Unsubscribe from emails",
             unsubscribe_body: "Don't want our emails any more? Press the button and we unsubscribe you right away.",
             unsubscribe_button: "Unsubscribe",

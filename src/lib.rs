@@ -2,6 +2,7 @@
 //! permissions. See README.md for the architecture.
 
 pub mod accounts;
+pub mod activity;
 pub mod campaigns;
 pub mod cli;
 pub mod config;
@@ -25,5 +26,6 @@ pub mod signing;
 pub mod slots;
 pub mod sms;
 pub mod startup;
+pub mod team;
 pub mod telemetry;
 pub mod workspace;

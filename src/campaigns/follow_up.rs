@@ -49,6 +49,7 @@ pub fn create(
     workspace_id: &str,
     parent_id: &str,
     req: &FollowUpRequest,
+    actor: &crate::activity::Actor,
 ) -> Result<CampaignView, CampaignError> {
     let audience = FollowUpAudience::parse(&req.audience).ok_or_else(|| {
         CampaignError::Invalid("audience must be one of not_opened, not_clicked, not_signed_up".into())
@@ -75,7 +76,7 @@ pub fn create(
             locales: parent.audience_locales.split(',').map(str::to_owned).collect(),
         }),
     };
-    let view = super::create(conn, workspace_id, &request)?;
+    let view = super::create(conn, workspace_id, &request, actor)?;
     diesel::update(campaigns::table.find(&view.campaign.id))
         .set((
             campaigns::parent_campaign_id.eq(parent_id),

@@ -14,6 +14,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    activity (id) {
+        id -> Text,
+        workspace_id -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        subject -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
     api_tokens (id) {
         id -> Text,
         workspace_id -> Text,
@@ -131,6 +143,7 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamp>,
         opted_out_at -> Nullable<Timestamp>,
         unsubscribed_at -> Nullable<Timestamp>,
+        bounce_token -> Nullable<Text>,
     }
 }
 
@@ -274,6 +287,7 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
         status_at -> Nullable<Timestamp>,
         doi_code -> Nullable<Text>,
+        provider -> Nullable<Text>,
     }
 }
 
@@ -287,6 +301,7 @@ diesel::table! {
         received_at -> Timestamp,
         processed_at -> Nullable<Timestamp>,
         outcome -> Nullable<Text>,
+        provider -> Nullable<Text>,
     }
 }
 
@@ -300,6 +315,7 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        role -> Text,
     }
 }
 
@@ -358,8 +374,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_invites (id) {
+        id -> Text,
+        workspace_id -> Text,
+        email -> Text,
+        role -> Text,
+        locale -> Text,
+        invited_by -> Text,
+        token_sha256 -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
+diesel::joinable!(user_invites -> workspaces (workspace_id));
 diesel::joinable!(users -> workspaces (workspace_id));
+diesel::joinable!(activity -> workspaces (workspace_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(contacts -> workspaces (workspace_id));
 diesel::joinable!(suppressions -> workspaces (workspace_id));
@@ -376,6 +409,7 @@ diesel::joinable!(sms_messages -> consent_requests (consent_request_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
+    user_invites,
     api_tokens,
     contacts,
     suppressions,
@@ -398,4 +432,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_attempts,
     landing_views,
     doi_reminders,
+    activity,
 );

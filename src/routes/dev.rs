@@ -305,7 +305,7 @@ async fn sms_reply(
                     dev_messages::created_at.eq(crate::db::now()),
                 ))
                 .execute(conn)?;
-            crate::sms::inbound::record(conn, &sid, &phone, &to, &body)
+            crate::sms::inbound::record(conn, "dev-outbox", &sid, &phone, &to, &body)
         })
         .await
         .map_err(|e| PageError::public(&req, e))?;

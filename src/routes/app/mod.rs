@@ -4,9 +4,11 @@
 //! Every page but the login needs a session cookie (`ob_session`: HttpOnly, SameSite=Lax, Path
 //! /app, Secure when BASE_URL is https); every form carries the session's form token.
 
+mod activity;
 mod auth;
 mod charts;
 mod pages;
+mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +20,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
 use super::error::PageError;
-use crate::accounts::{self, Session};
+use crate::accounts::{self, Role, Session};
+use crate::activity::Actor;
 use crate::domain::Locale;
 use crate::i18n::{self, AppStrings};
 use crate::routes::AppState;
@@ -42,8 +45,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::erase_contact)
         .service(pages::suppressions_page)
         .service(pages::consents_csv)
+        .service(users::users_page)
+        .service(users::invite_user)
+        .service(users::change_role)
+        .service(users::remove_user)
+        .service(users::accept_form)
+        .service(users::accept)
+        .service(activity::activity_page)
         .service(stylesheet);
 }
+
+/// Every dashboard POST that changes something, with the role it needs (the handler calls
+/// [`AppSession::require`] with it before anything else). A new action gets a row here:
+/// `tests/api/roles.rs` finds every `#[post]` route under `src/routes/app/` and fails for one
+/// without a row, then posts to each as a viewer (403, nothing changed) and to the owner-only
+/// ones as an editor (403).
+pub const ACTIONS: &[(&str, Role)] = &[
+    ("/app/contacts/{id}/erase", Role::Editor),
+    ("/app/users/invite", Role::Owner),
+    ("/app/users/{id}/role", Role::Owner),
+    ("/app/users/{id}/remove", Role::Owner),
+];
+
+/// POST routes open to everyone: they act on the poster's own login, not on the workspace.
+pub const OPEN_POSTS: &[&str] = &["/app/login", "/app/logout", "/app/invite/{token}"];
 
 /// The dashboard speaks Danish to Danish browsers and English to everyone else.
 pub fn locale(req: &HttpRequest) -> Locale {
@@ -134,6 +159,25 @@ impl AppSession {
 
     pub fn workspace_id(&self) -> &str {
         &self.0.workspace.id
+    }
+
+    /// Refuses (403, a localized page, nothing changed) unless the user's role includes
+    /// `needed`. Every dashboard POST calls it before it changes anything: editors and owners
+    /// act, owners also manage users, viewers only read.
+    pub fn require(&self, req: &HttpRequest, needed: Role) -> Result<(), PageError> {
+        if self.0.role.at_least(needed) {
+            Ok(())
+        } else {
+            tracing::info!(user = %self.0.user_id, role = %self.0.role, needed = %needed, path = %req.path(), "dashboard: role refused");
+            Err(PageError::dashboard(req, super::error::PageFailure::Forbidden))
+        }
+    }
+
+    /// The user, as the activity log names them.
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            email: self.0.email.clone(),
+        }
     }
 }
 

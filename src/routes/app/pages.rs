@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::AppSession;
 use super::charts::{self, Line, Stage};
+use crate::accounts::Role;
 use crate::campaigns::{self, Campaign};
 use crate::consent::history::{self, ContactConsent};
 use crate::consent::texts::{self, ConsentTextVersion};
@@ -32,15 +33,23 @@ pub struct Layout {
     pub workspace: String,
     pub user: String,
     pub csrf: String,
+    /// Owners see the users page in the navigation.
+    pub owner: bool,
 }
 
 impl Layout {
-    fn of(session: &AppSession) -> Self {
+    pub(super) fn of(session: &AppSession) -> Self {
         Self {
             workspace: session.0.workspace.name.clone(),
             user: session.0.email.clone(),
             csrf: session.0.csrf.clone(),
+            owner: session.0.role == Role::Owner,
         }
+    }
+
+    /// The words of the users and activity pages in the page's language (`t.lang`).
+    pub fn team(&self, lang: &str) -> &'static crate::i18n::team::TeamStrings {
+        crate::i18n::team::strings(Locale::parse(lang).unwrap_or(Locale::En))
     }
 }
 
@@ -663,6 +672,7 @@ pub async fn erase_contact(
     id: web::Path<String>,
     form: web::Form<EraseForm>,
 ) -> Result<HttpResponse, PageError> {
+    session.require(&req, Role::Editor)?;
     if !session.csrf_ok(form.csrf.as_deref()) {
         return Ok(HttpResponse::Forbidden().body("missing or wrong form token"));
     }
@@ -675,9 +685,10 @@ pub async fn erase_contact(
     let ws = session.workspace_id().to_owned();
     let who = format!("dashboard user {}", session.0.email);
     let target = id.clone();
+    let actor = session.actor();
     let erased = state
         .db
-        .run(move |conn| crate::contacts::erase::erase(conn, &ws, &target, &who))
+        .run(move |conn| crate::contacts::erase::erase(conn, &ws, &target, &who, &actor))
         .await
         .map_err(|e| PageError::dashboard(&req, e))?;
     if !erased {
