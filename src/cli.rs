@@ -861,6 +861,32 @@ async fn stats(settings: &Settings, out: &Output, workspace: String, campaign: O
                     r.rates.conversion_rate * 100.0
                 ));
             }
+            // In total, by path (issue 17), with KAiKU's conversion beside.
+            let mut total = report::Counts::default();
+            for r in many {
+                let (p, q) = (&mut total.confirmed_by_path, &r.counts.confirmed_by_path);
+                p.form_reply += q.form_reply;
+                p.form_code += q.form_code;
+                p.tap_to_text += q.tap_to_text;
+                p.after_reminder += q.after_reminder;
+                total.sent += r.counts.sent;
+                total.confirmed += r.counts.confirmed;
+                total.reminded += r.counts.reminded;
+            }
+            let p = &total.confirmed_by_path;
+            text.push_str(&format!(
+                "\n\nin total: {} confirmed of {} sent ({:.1} %, KAiKU {:.1} %): form + reply {}, form + code {}, \
+                 tap-to-text {}, after the reminder {} (of {} reminded)",
+                total.confirmed,
+                total.sent,
+                total.rates().conversion_rate * 100.0,
+                report::KAIKU.conversion_rate * 100.0,
+                p.form_reply,
+                p.form_code,
+                p.tap_to_text,
+                p.after_reminder,
+                total.reminded
+            ));
             out.emit(
                 if many.is_empty() { "no campaigns".into() } else { text },
                 serde_json::to_value(many)?,
@@ -873,11 +899,12 @@ async fn stats(settings: &Settings, out: &Output, workspace: String, campaign: O
 fn funnel_table(r: &report::FunnelReport) -> String {
     let c = &r.counts;
     let pct = |x: f64| format!("{:.1} %", x * 100.0);
+    let share = |n: i64| if c.sent > 0 { n as f64 / c.sent as f64 } else { 0.0 };
     let mut t = format!(
         "{} ({}, {})\n\n{:<22}{:>10}  {:>9}  {:>9}\n",
         r.name, r.campaign_id, r.status, "", "count", "rate", "KAiKU"
     );
-    let rows: [(&str, i64, Option<f64>, Option<f64>); 12] = [
+    let rows: [(&str, i64, Option<f64>, Option<f64>); 17] = [
         ("recipients", c.recipients, None, None),
         ("sent", c.sent, None, None),
         ("delivered", c.delivered, None, None),
@@ -895,6 +922,32 @@ fn funnel_table(r: &report::FunnelReport) -> String {
         ),
         ("opted out", c.opted_out, None, None),
         ("unsubscribed (email)", c.unsubscribed, None, None),
+        // Issue 17: confirmations by path, as shares of the emails sent.
+        ("reminded (email)", c.reminded, None, None),
+        (
+            "  form + reply",
+            c.confirmed_by_path.form_reply,
+            Some(share(c.confirmed_by_path.form_reply)),
+            None,
+        ),
+        (
+            "  form + code",
+            c.confirmed_by_path.form_code,
+            Some(share(c.confirmed_by_path.form_code)),
+            None,
+        ),
+        (
+            "  tap-to-text",
+            c.confirmed_by_path.tap_to_text,
+            Some(share(c.confirmed_by_path.tap_to_text)),
+            None,
+        ),
+        (
+            "  after reminder",
+            c.confirmed_by_path.after_reminder,
+            Some(share(c.confirmed_by_path.after_reminder)),
+            None,
+        ),
     ];
     for (label, n, rate, bench) in rows {
         t.push_str(&format!(

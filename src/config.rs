@@ -49,6 +49,8 @@ mod defaults {
     pub const CIRCUIT_BREAKER_FAILURES: u32 = 10;
     pub const CIRCUIT_BREAKER_COOLDOWN_MS: u64 = 30_000;
     pub const CIRCUIT_BREAKER_MAX_COOLDOWN_MS: u64 = 600_000;
+    /// Issue 17: the one email reminder to a sign-up still unconfirmed after an hour (0 = off).
+    pub const DOI_EMAIL_REMINDER_SECS: u64 = 3600;
     pub const BOUNCE_POLL_SECS: u64 = 60;
     // The Nordic SMS gateways (`SMS_PROVIDER=46elks|inmobile`).
     pub const ELKS_API_BASE: &str = "https://api.46elks.com";
@@ -318,6 +320,15 @@ pub struct ConfigArgs {
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", global = true)]
     pub webhook_allow_private: bool,
 
+    /// The number people can text for tap-to-text sign-up (E.164, e.g. +4512345678). Default:
+    /// TWILIO_FROM when it is a number, the dev outbox's pretend number; none for a messaging
+    /// service or an alphanumeric sender (then the landing page offers no tap-to-text).
+    #[arg(long, env = "SMS_INBOUND_NUMBER", global = true)]
+    pub sms_inbound_number: Option<String>,
+
+    /// Seconds after a sign-up that is still unconfirmed before its one email reminder (0 = off).
+    #[arg(long, env = "DOI_EMAIL_REMINDER_SECS", global = true, default_value_t = defaults::DOI_EMAIL_REMINDER_SECS)]
+    pub doi_email_reminder_secs: u64,
     /// Envelope sender for bounces, e.g. `bounces@shop.example`: each invitation is sent from
     /// `bounces+<token>@shop.example` (VERP). Unset: the envelope sender is the From address.
     #[arg(long, env = "BOUNCE_ADDRESS", global = true)]
@@ -399,6 +410,8 @@ impl Default for ConfigArgs {
             signing_key_encryption_key_old: None,
             dev_outboxes: false,
             webhook_allow_private: false,
+            sms_inbound_number: None,
+            doi_email_reminder_secs: defaults::DOI_EMAIL_REMINDER_SECS,
             bounce_address: None,
             bounce_mailbox: None,
             bounce_poll_secs: defaults::BOUNCE_POLL_SECS,
@@ -568,6 +581,8 @@ pub struct Settings {
     pub dev_outboxes: bool,
     /// Webhooks may go to private addresses (`WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
+    /// `SMS_INBOUND_NUMBER`: the number tap-to-text asks people to text, when set.
+    pub sms_inbound_number: Option<String>,
     /// `BOUNCE_ADDRESS`, `BOUNCE_MAILBOX`, `BOUNCE_POLL_SECS`.
     pub bounces: BounceSettings,
 }
@@ -735,6 +750,8 @@ impl Settings {
                     per_country: i64::from(positive(args.limit_doi_per_country, "LIMIT_DOI_PER_COUNTRY")?),
                     per_workspace: i64::from(positive(args.limit_doi_per_workspace, "LIMIT_DOI_PER_WORKSPACE")?),
                 },
+                email_reminder: (args.doi_email_reminder_secs > 0)
+                    .then(|| Duration::from_secs(args.doi_email_reminder_secs)),
             },
             quiet_hours: parse_quiet_hours(&args.quiet_hours_window)?,
             sms_timeout: Duration::from_secs(positive(args.sms_timeout_secs, "SMS_TIMEOUT_SECS")?),
@@ -744,7 +761,28 @@ impl Settings {
             signing_key_encryption: key_encryption(args)?,
             dev_outboxes: args.dev_outboxes,
             webhook_allow_private: args.webhook_allow_private,
+            sms_inbound_number: inbound_number(args)?,
             bounces: bounce_settings(args)?,
+        })
+    }
+}
+
+/// `SMS_INBOUND_NUMBER`, which goes into `sms:` links: a `+` and 7 to 15 digits (E.164).
+fn inbound_number(args: &ConfigArgs) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = args
+        .sms_inbound_number
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    else {
+        return Ok(None);
+    };
+    if crate::sms::provider::is_phone_number(raw) {
+        Ok(Some(raw.to_owned()))
+    } else {
+        Err(ConfigError::Invalid {
+            name: "SMS_INBOUND_NUMBER",
+            why: format!("'{raw}' is not a number in international format, e.g. +4512345678"),
         })
     }
 }

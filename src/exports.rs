@@ -223,6 +223,7 @@ pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink
             "consent_text_locale",
             "consent_text_sha256",
             "consent_request_id",
+            "inbound_message_sid",
         ])
     });
     if !sink(header) {
@@ -266,6 +267,18 @@ pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink
             .load(conn)?;
         let Some(last) = page.last() else { return Ok(()) };
         after = last.subscription_id.clone();
+        // The text that gave a tap-to-text consent (issue 17); other paths keep theirs in the ledger.
+        let request_ids: Vec<&str> = page.iter().map(|r| r.request_id.as_str()).collect();
+        let tapped: std::collections::HashMap<String, String> = crate::db::schema::landing_views::table
+            .filter(crate::db::schema::landing_views::consent_request_id.eq_any(&request_ids))
+            .filter(crate::db::schema::landing_views::used_message_sid.is_not_null())
+            .select((
+                crate::db::schema::landing_views::consent_request_id.assume_not_null(),
+                crate::db::schema::landing_views::used_message_sid.assume_not_null(),
+            ))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect();
         let chunk = csv_chunk(|w| {
             for r in &page {
                 let categories: Vec<String> = serde_json::from_str(&r.categories).unwrap_or_default();
@@ -289,6 +302,7 @@ pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink
                     &r.text_locale,
                     &r.consent_text_sha256,
                     &r.request_id,
+                    tapped.get(&r.request_id).map(String::as_str).unwrap_or_default(),
                 ])?;
             }
             Ok(())

@@ -991,3 +991,133 @@ pub fn campaign_console(locale: Locale) -> &'static CampaignConsoleStrings {
         },
     }
 }
+
+/// Issue 17's words: tap-to-text on the landing page, the reminder email, the code page's way
+/// back to the form. `{keyword}`, `{code}`, `{number}` are replaced where they appear.
+pub struct ConversionStrings {
+    /// The locale's confirm word, prefilled in the tap-to-text message (a keyword of `sms::keywords`).
+    pub yes_word: &'static str,
+    pub tap_title: &'static str,
+    pub tap_button: &'static str,
+    pub tap_manual: &'static str,
+    pub tap_note: &'static str,
+    pub wrong_number: &'static str,
+    pub reminder_subject: &'static str,
+    pub reminder_body: &'static str,
+    pub reminder_button: &'static str,
+    pub reminder_ignore: &'static str,
+}
+
+pub fn conversion(locale: Locale) -> &'static ConversionStrings {
+    match locale {
+        Locale::Da => &ConversionStrings {
+            yes_word: "JA",
+            tap_title: "Eller tilmeld dig med én SMS",
+            tap_button: "Send SMS'en fra min telefon",
+            tap_manual: "Send {keyword} {code} til {number}.",
+            tap_note: "Når du sender SMS'en, giver du samtykke efter teksten ovenfor med dit mobilnummer. Normal SMS-takst.",
+            wrong_number: "Forkert nummer? Indtast det igen",
+            reminder_subject: "Du mangler kun at bekræfte din SMS-tilmelding",
+            reminder_body: "Du har tilmeldt dig SMS'er fra {company}, men tilmeldingen er ikke bekræftet endnu. Bekræft den med koden fra SMS'en, få en ny SMS, eller ret dit nummer her:",
+            reminder_button: "Bekræft min tilmelding",
+            reminder_ignore: "Vil du ikke have SMS'er? Så gør du ingenting: uden bekræftelse bliver du ikke tilmeldt, og du får ingen flere påmindelser.",
+        },
+        Locale::Nb => &ConversionStrings {
+            yes_word: "JA",
+            tap_title: "Eller meld deg på med én SMS",
+            tap_button: "Send SMS-en fra telefonen min",
+            tap_manual: "Send {keyword} {code} til {number}.",
+            tap_note: "Når du sender SMS-en, samtykker du etter teksten over med mobilnummeret ditt. Vanlig SMS-takst.",
+            wrong_number: "Feil nummer? Skriv det inn på nytt",
+            reminder_subject: "Du mangler bare å bekrefte SMS-påmeldingen",
+            reminder_body: "Du har meldt deg på SMS-er fra {company}, men påmeldingen er ikke bekreftet ennå. Bekreft med koden fra SMS-en, få en ny SMS, eller rett nummeret ditt her:",
+            reminder_button: "Bekreft påmeldingen",
+            reminder_ignore: "Vil du ikke ha SMS-er? Da gjør du ingenting: uten bekreftelse blir du ikke påmeldt, og du får ingen flere påminnelser.",
+        },
+        Locale::Sv => &ConversionStrings {
+            yes_word: "JA",
+            tap_title: "Eller anmäl dig med ett SMS",
+            tap_button: "Skicka SMS:et från min telefon",
+            tap_manual: "Skicka {keyword} {code} till {number}.",
+            tap_note: "När du skickar SMS:et samtycker du enligt texten ovan med ditt mobilnummer. Vanlig SMS-taxa.",
+            wrong_number: "Fel nummer? Skriv in det igen",
+            reminder_subject: "Du behöver bara bekräfta din SMS-anmälan",
+            reminder_body: "Du har anmält dig till SMS från {company}, men anmälan är inte bekräftad än. Bekräfta med koden från SMS:et, få ett nytt SMS eller rätta ditt nummer här:",
+            reminder_button: "Bekräfta min anmälan",
+            reminder_ignore: "Vill du inte ha SMS? Då behöver du inte göra något: utan bekräftelse blir du inte anmäld och får inga fler påminnelser.",
+        },
+        Locale::En => &ConversionStrings {
+            yes_word: "YES",
+            tap_title: "Or sign up with one text",
+            tap_button: "Send the text from my phone",
+            tap_manual: "Text {keyword} {code} to {number}.",
+            tap_note: "By sending the text you consent, as worded above, with your mobile number. Message and data rates may apply.",
+            wrong_number: "Wrong number? Enter it again",
+            reminder_subject: "One step left: confirm your SMS sign-up",
+            reminder_body: "You signed up for texts from {company}, but the sign-up is not confirmed yet. Confirm it with the code from the text, get a new text, or correct your number here:",
+            reminder_button: "Confirm my sign-up",
+            reminder_ignore: "Changed your mind? Then do nothing: without a confirmation you are not signed up, and you get no further reminders.",
+        },
+    }
+}
+
+/// A tap-to-text code sent again, or from another number: one polite answer, creating nothing.
+pub fn tap_code_used(locale: Locale, company: &str) -> String {
+    match locale {
+        Locale::Da => format!(
+            "{company}: Denne kode er allerede brugt eller udløbet. Åbn linket i e-mailen igen for at tilmelde dig."
+        ),
+        Locale::Nb => format!(
+            "{company}: Denne koden er allerede brukt eller utløpt. Åpne lenken i e-posten på nytt for å melde deg på."
+        ),
+        Locale::Sv => format!(
+            "{company}: Den här koden är redan använd eller har gått ut. Öppna länken i mejlet igen för att anmäla dig."
+        ),
+        Locale::En => format!(
+            "{company}: This code was used already or has expired. Open the link in the email again to sign up."
+        ),
+    }
+}
+
+/// The dashboard's words for issue 17 (da and en, as [`app`]).
+pub struct ConversionAppStrings {
+    pub paths_title: &'static str,
+    pub path_form_reply: &'static str,
+    pub path_form_code: &'static str,
+    pub path_tap_to_text: &'static str,
+    pub path_after_reminder: &'static str,
+    pub reminded: &'static str,
+    pub paths_note: &'static str,
+    pub follow_ups_title: &'static str,
+    pub combined: &'static str,
+    pub audience: &'static str,
+}
+
+pub fn conversion_app(locale: Locale) -> &'static ConversionAppStrings {
+    match locale {
+        Locale::Da => &ConversionAppStrings {
+            paths_title: "Bekræftelser pr. vej",
+            path_form_reply: "Formular + svar JA",
+            path_form_code: "Formular + kode",
+            path_tap_to_text: "Én SMS (tap-to-text)",
+            path_after_reminder: "Efter påmindelsen",
+            reminded: "Påmindet pr. e-mail",
+            paths_note: "Søjlerne er andele af de sendte e-mails; stregen er KAiKU's konvertering (3,5 %).",
+            follow_ups_title: "Opfølgninger",
+            combined: "I alt med opfølgninger, hver person én gang",
+            audience: "Målgruppe",
+        },
+        Locale::Nb | Locale::Sv | Locale::En => &ConversionAppStrings {
+            paths_title: "Confirmations by path",
+            path_form_reply: "Form + reply YES",
+            path_form_code: "Form + code",
+            path_tap_to_text: "One text (tap-to-text)",
+            path_after_reminder: "After the reminder",
+            reminded: "Reminded by email",
+            paths_note: "Bars are shares of the emails sent; the marker is KAiKU's conversion (3.5 %).",
+            follow_ups_title: "Follow-up waves",
+            combined: "Combined with follow-ups, each person once",
+            audience: "Audience",
+        },
+    }
+}

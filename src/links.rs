@@ -7,6 +7,14 @@
 //! verifying until the links it signed have expired. Callers map every failure to the same 404:
 //! the reason is logged, never shown.
 //!
+//! Two formats (issue 17). Links are signed *compact*: header `{"alg":"HS256","kid":<4-character
+//! alias of the key id>}`, claims `{"<purpose letter>":<invitation id as base64url of its 16
+//! UUID bytes>,"exp":…}` — nothing else, nothing the database could supply — so a landing link is
+//! ~150 characters and every link in a message stays within 200 with a realistic BASE_URL.
+//! Links sent before in the *long* format (full `kid`, `iss`/`aud`/`sub`/`iat`/`jti`/`cid`/`loc`)
+//! keep verifying until they expire. The long format is also what an id that is no UUID gets.
+//! A compact link carries no campaign or locale: the routes read them with the invitation.
+//!
 //! Why not `jsonwebtoken::decode`/`encode` themselves: the open pixel and the landing page verify
 //! a token per request (~100k req/s), and `decode` takes 3.7 µs a token where this module takes
 //! 1.6 µs (it parses the header twice and the claims twice and builds the HMAC key per call);
@@ -64,9 +72,73 @@ pub struct LinkClaims {
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
-    /// Campaign and recipient locale, so pages render without a database read.
+    /// Campaign and recipient locale, so pages render without a database read. Empty for a
+    /// compact link (see [`LinkClaims::is_compact`]): the routes read them with the invitation.
     pub cid: String,
     pub loc: String,
+}
+
+impl LinkClaims {
+    /// A compact link says only which invitation, for what, until when.
+    pub fn is_compact(&self) -> bool {
+        self.cid.is_empty()
+    }
+}
+
+/// The claims of a compact link: exactly one purpose letter, naming the invitation.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct CompactClaims {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    l: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    u: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
+    exp: i64,
+}
+
+impl CompactClaims {
+    fn new(purpose: LinkPurpose, invitation: &uuid::Uuid, exp: i64) -> Self {
+        let id = Some(URL_SAFE_NO_PAD.encode(invitation.as_bytes()));
+        let mut claims = Self {
+            l: None,
+            o: None,
+            u: None,
+            p: None,
+            exp,
+        };
+        match purpose {
+            LinkPurpose::Landing => claims.l = id,
+            LinkPurpose::Open => claims.o = id,
+            LinkPurpose::Unsubscribe => claims.u = id,
+            LinkPurpose::Preview => claims.p = id,
+        }
+        claims
+    }
+
+    /// The invitation id, when the link is for `purpose` and for nothing else.
+    fn invitation_for(&self, purpose: LinkPurpose) -> Option<String> {
+        let (wanted, others) = match purpose {
+            LinkPurpose::Landing => (&self.l, [&self.o, &self.u, &self.p]),
+            LinkPurpose::Open => (&self.o, [&self.l, &self.u, &self.p]),
+            LinkPurpose::Unsubscribe => (&self.u, [&self.l, &self.o, &self.p]),
+            LinkPurpose::Preview => (&self.p, [&self.l, &self.o, &self.u]),
+        };
+        if others.iter().any(|o| o.is_some()) {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(wanted.as_deref()?).ok()?;
+        Some(uuid::Uuid::from_slice(&bytes).ok()?.to_string())
+    }
+}
+
+/// The 4-character alias a compact header names a key by: base64url of the first 3 bytes of
+/// SHA-256 of its kid. Two keys sharing an alias are both tried.
+pub fn kid_alias(kid: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, kid.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..3])
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -100,6 +172,8 @@ struct ClaimsToSign<'a> {
 /// token (building one costs about as much as the HMAC itself).
 struct LinkKey {
     kid: String,
+    /// The compact format's name for it.
+    alias: String,
     retired_at: Option<NaiveDateTime>,
     mac: hmac::Key,
 }
@@ -108,6 +182,7 @@ impl LinkKey {
     fn new(key: &SigningKey) -> Self {
         Self {
             kid: key.kid.clone(),
+            alias: kid_alias(&key.kid),
             retired_at: key.retired_at,
             mac: hmac::Key::new(hmac::HMAC_SHA256, key.secret.as_bytes()),
         }
@@ -122,6 +197,8 @@ impl LinkKey {
 struct Signer {
     kid: String,
     header: String,
+    /// The compact format's header: no `typ`, the key's alias as `kid`.
+    compact_header: String,
     key: hmac::Key,
 }
 
@@ -132,18 +209,34 @@ impl Signer {
             ..Header::new(Algorithm::HS256)
         };
         let json = serde_json::to_vec(&header).map_err(|e| LinkError::Invalid(e.to_string()))?;
+        let compact = Header {
+            typ: None,
+            kid: Some(key.alias.clone()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let compact = serde_json::to_vec(&compact).map_err(|e| LinkError::Invalid(e.to_string()))?;
         Ok(Self {
             kid: key.kid.clone(),
             header: URL_SAFE_NO_PAD.encode(json),
+            compact_header: URL_SAFE_NO_PAD.encode(compact),
             key: key.mac.clone(),
         })
     }
 
     /// `header.claims.signature`, exactly what `jsonwebtoken::encode` produces for HS256.
     fn token(&self, claims: &ClaimsToSign<'_>) -> Result<String, LinkError> {
+        self.token_with(&self.header, claims)
+    }
+
+    /// A compact link: exactly what `jsonwebtoken::encode` produces for the compact header.
+    fn compact(&self, claims: &CompactClaims) -> Result<String, LinkError> {
+        self.token_with(&self.compact_header, claims)
+    }
+
+    fn token_with(&self, header: &str, claims: &impl Serialize) -> Result<String, LinkError> {
         let json = serde_json::to_vec(claims).map_err(|e| LinkError::Invalid(e.to_string()))?;
-        let mut token = String::with_capacity(self.header.len() + json.len() * 4 / 3 + 48);
-        token.push_str(&self.header);
+        let mut token = String::with_capacity(header.len() + json.len() * 4 / 3 + 48);
+        token.push_str(header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&json, &mut token);
         let tag = hmac::sign(&self.key, token.as_bytes());
@@ -250,6 +343,14 @@ impl Keyring {
         locale: &str,
         issued_at: NaiveDateTime,
     ) -> Result<String, LinkError> {
+        // A preview's or test send's link stays in the long form: its page shows a campaign
+        // that may be a draft with no invitation to read the campaign and locale from.
+        if purpose != LinkPurpose::Preview
+            && let Ok(id) = uuid::Uuid::parse_str(invitation_id)
+        {
+            let exp = issued_at.and_utc().timestamp() + self.ttl.num_seconds();
+            return self.signer()?.compact(&CompactClaims::new(purpose, &id, exp));
+        }
         let jti = crate::crypto::hex(&crate::crypto::random_bytes::<9>());
         let link = Link {
             invitation_id,
@@ -271,6 +372,14 @@ impl Keyring {
         issued_at: NaiveDateTime,
     ) -> Result<InvitationTokens, LinkError> {
         let signer = self.signer()?;
+        if let Ok(id) = uuid::Uuid::parse_str(invitation_id) {
+            let exp = issued_at.and_utc().timestamp() + self.ttl.num_seconds();
+            return Ok(InvitationTokens {
+                landing: signer.compact(&CompactClaims::new(LinkPurpose::Landing, &id, exp))?,
+                open: signer.compact(&CompactClaims::new(LinkPurpose::Open, &id, exp))?,
+                unsubscribe: signer.compact(&CompactClaims::new(LinkPurpose::Unsubscribe, &id, exp))?,
+            });
+        }
         let random = crate::crypto::hex(&crate::crypto::random_bytes::<27>());
         let link = Link {
             invitation_id,
@@ -391,20 +500,49 @@ impl Keyring {
             .decode(signature)
             .map_err(|e| LinkError::Invalid(format!("signature: {e}")))?;
         let signed = &token.as_bytes()[..header_part.len() + 1 + claims_part.len()];
-        {
+        let compact = {
             let keys = self.keys.read().map_err(|_| LinkError::UnknownKey)?;
-            let key = keys.iter().find(|k| k.kid == kid).ok_or(LinkError::UnknownKey)?;
+            // A long link names its key by kid, a compact one by alias (never the same length).
+            let named: Vec<&LinkKey> = keys.iter().filter(|k| k.kid == kid || k.alias == kid).collect();
+            if named.is_empty() {
+                return Err(LinkError::UnknownKey);
+            }
+            let key = named
+                .iter()
+                .find(|k| hmac::verify(&k.mac, signed, &tag).is_ok())
+                .ok_or_else(|| LinkError::Invalid("signature does not match".into()))?;
             // A retired key stops verifying once every link it could have signed has expired.
             if let Some(retired) = key.retired_at
                 && retired.and_utc() + self.ttl < Utc::now()
             {
                 return Err(LinkError::KeyExpired);
             }
-            hmac::verify(&key.mac, signed, &tag).map_err(|_| LinkError::Invalid("signature does not match".into()))?;
-        }
+            key.kid != kid
+        };
         let json = URL_SAFE_NO_PAD
             .decode(claims_part)
             .map_err(|e| LinkError::Invalid(format!("claims: {e}")))?;
+        if compact {
+            let claims: CompactClaims =
+                serde_json::from_slice(&json).map_err(|e| LinkError::Invalid(format!("claims: {e}")))?;
+            let sub = claims
+                .invitation_for(purpose)
+                .ok_or_else(|| LinkError::Invalid("not a link for this purpose".into()))?;
+            if claims.exp < Utc::now().timestamp() {
+                return Err(LinkError::Invalid("expired".into()));
+            }
+            return Ok(LinkClaims {
+                iss: ISSUER.to_owned(),
+                aud: purpose.audience().to_owned(),
+                sub,
+                exp: claims.exp,
+                iat: 0,
+                // The link's own identity for form tokens and limits: its signature, unique per link.
+                jti: signature.chars().take(24).collect(),
+                cid: String::new(),
+                loc: String::new(),
+            });
+        }
         // `iss`, `aud`, `sub` and `exp` are required fields of `LinkClaims`.
         let claims: LinkClaims =
             serde_json::from_slice(&json).map_err(|e| LinkError::Invalid(format!("claims: {e}")))?;
@@ -490,6 +628,136 @@ mod tests {
         jtis.dedup();
         assert_eq!(jtis.len(), 3, "each link has its own jti");
         assert!(ring.verify_cached(&links.open, LinkPurpose::Landing).is_err());
+    }
+
+    /// Compact links (issue 17): what jsonwebtoken signs for the same header and claims, and
+    /// what it verifies; short; for one purpose.
+    #[test]
+    fn compact_links_are_short_and_what_jsonwebtoken_signs() {
+        use jsonwebtoken::{DecodingKey, Validation};
+        let signing_key = key("k20261206183734-608f9361", None);
+        let ring = keyring(vec![signing_key.clone()]);
+        let id = uuid::Uuid::now_v7();
+        let now = Utc::now().naive_utc();
+        let links = ring
+            .sign_invitation(&id.to_string(), "camp-1", "da", now)
+            .expect("signs");
+        let exp = now.and_utc().timestamp() + ring.ttl.num_seconds();
+        let header = Header {
+            typ: None,
+            kid: Some(kid_alias(&signing_key.kid)),
+            ..Header::new(Algorithm::HS256)
+        };
+        let secret = EncodingKey::from_secret(signing_key.secret.as_bytes());
+        for (token, purpose) in [
+            (&links.landing, LinkPurpose::Landing),
+            (&links.open, LinkPurpose::Open),
+            (&links.unsubscribe, LinkPurpose::Unsubscribe),
+        ] {
+            // 146 characters: with `https://optbridge.nordlys-sko.example/l/` and `/confirm`, 194.
+            assert!(token.len() <= 146, "{} characters: {token}", token.len());
+            let theirs = jsonwebtoken::encode(&header, &CompactClaims::new(purpose, &id, exp), &secret).expect("signs");
+            assert_eq!(token, &theirs);
+            let claims = ring.verify_cached(token, purpose).expect("verifies");
+            assert_eq!(claims.sub, id.to_string());
+            assert!(claims.is_compact() && claims.exp == exp && !claims.jti.is_empty());
+            for other in [LinkPurpose::Landing, LinkPurpose::Open, LinkPurpose::Unsubscribe] {
+                assert_eq!(ring.verify_cached(token, other).is_ok(), other == purpose);
+            }
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.leeway = 0;
+            validation.validate_aud = false;
+            validation.set_required_spec_claims(&["exp"]);
+            let decoded = jsonwebtoken::decode::<CompactClaims>(
+                token,
+                &DecodingKey::from_secret(signing_key.secret.as_bytes()),
+                &validation,
+            )
+            .expect("jsonwebtoken verifies it");
+            assert_eq!(decoded.claims, CompactClaims::new(purpose, &id, exp));
+        }
+        // The two links of one invitation differ in their form-token identity.
+        let a = ring.verify_cached(&links.landing, LinkPurpose::Landing).unwrap();
+        let b = ring
+            .sign(
+                LinkPurpose::Landing,
+                &id.to_string(),
+                "",
+                "",
+                now - chrono::Duration::seconds(1),
+            )
+            .unwrap();
+        assert_ne!(a.jti, ring.verify_cached(&b, LinkPurpose::Landing).unwrap().jti);
+        // Expired, or naming two purposes, or no UUID: refused.
+        let old = ring
+            .sign(
+                LinkPurpose::Open,
+                &id.to_string(),
+                "",
+                "",
+                now - chrono::Duration::days(31),
+            )
+            .unwrap();
+        assert_eq!(
+            ring.verify_cached(&old, LinkPurpose::Open),
+            Err(LinkError::Invalid("expired".into()))
+        );
+        let signer = ring.signer().unwrap();
+        let mut two = CompactClaims::new(LinkPurpose::Open, &id, exp);
+        two.l = two.o.clone();
+        let two = signer.compact(&two).unwrap();
+        assert!(ring.verify_cached(&two, LinkPurpose::Open).is_err());
+        assert!(ring.verify_cached(&two, LinkPurpose::Landing).is_err());
+        let short = signer
+            .compact(&CompactClaims {
+                l: Some("AAAA".into()),
+                o: None,
+                u: None,
+                p: None,
+                exp,
+            })
+            .unwrap();
+        assert!(ring.verify_cached(&short, LinkPurpose::Landing).is_err());
+    }
+
+    /// Links sent in the long format before compact links keep verifying until they expire,
+    /// under the same key (by its full kid).
+    #[test]
+    fn long_links_already_sent_keep_working() {
+        let signing_key = key("k20261101000000-0badcafe", None);
+        let ring = keyring(vec![signing_key.clone()]);
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = Utc::now().timestamp();
+        let long = LinkClaims {
+            iss: ISSUER.into(),
+            aud: LinkPurpose::Landing.audience().into(),
+            sub: id.clone(),
+            exp: now + 3600,
+            iat: now,
+            jti: "0123456789abcdef01".into(),
+            cid: "camp-1".into(),
+            loc: "sv".into(),
+        };
+        let header = Header {
+            kid: Some(signing_key.kid.clone()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let token =
+            jsonwebtoken::encode(&header, &long, &EncodingKey::from_secret(signing_key.secret.as_bytes())).unwrap();
+        assert!(token.len() > 300);
+        let claims = ring
+            .verify_cached(&token, LinkPurpose::Landing)
+            .expect("an old link verifies");
+        assert_eq!(claims, long);
+        assert!(!claims.is_compact());
+        let expired = LinkClaims { exp: now - 1, ..long };
+        let token = jsonwebtoken::encode(
+            &header,
+            &expired,
+            &EncodingKey::from_secret(signing_key.secret.as_bytes()),
+        )
+        .unwrap();
+        assert!(ring.verify_cached(&token, LinkPurpose::Landing).is_err());
     }
 
     fn keyring(keys: Vec<SigningKey>) -> Keyring {
@@ -819,6 +1087,23 @@ mod tests {
                 prop_assume!(edited != token);
                 let verdict = ring.verify_cached(&edited, purpose);
                 prop_assert!(verdict.is_err(), "{} verified: {:?}", edited, verdict);
+            }
+
+            /// Compact links verify for their purpose with their invitation, and any edit of one is
+            /// refused.
+            #[test]
+            fn compact_links_verify_and_edits_are_refused(
+                bytes in any::<[u8; 16]>(),
+                purpose in purpose(),
+                edits in prop::collection::vec(edit(), 1..4),
+            ) {
+                let ring = ring();
+                let id = uuid::Uuid::from_bytes(bytes).to_string();
+                let token = ring.sign(purpose, &id, "", "", Utc::now().naive_utc()).expect("sign");
+                prop_assert_eq!(ring.verify_cached(&token, purpose).expect("verifies").sub, id);
+                let edited = edits.iter().fold(token.clone(), |t, e| apply(&t, e));
+                prop_assume!(edited != token);
+                prop_assert!(ring.verify_cached(&edited, purpose).is_err(), "{}", edited);
             }
 
             /// Arbitrary text, and arbitrary text in the three-part shape, never verifies.

@@ -67,7 +67,7 @@ pub struct Metrics {
     /// Double-opt-in limits hit, by kind (token, phone, ip, country, workspace, resend).
     pub limit_hits: [Counter; 6],
     /// Funnel transitions (distinct recipients reaching a stage), in `Metric::ALL` order.
-    pub funnel: [Counter; 12],
+    pub funnel: [Counter; Metric::ALL.len()],
     /// HTTP responses by status class: 1xx … 5xx.
     pub http_responses: [Counter; 5],
     /// Circuit breakers by provider (`BREAKER_PROVIDERS`): times opened, and open now (0/1).
@@ -108,7 +108,7 @@ pub static METRICS: Metrics = Metrics {
     inbound_sms: Counter::new(),
     webhook_rejected: Counter::new(),
     limit_hits: [const { Counter::new() }; 6],
-    funnel: [const { Counter::new() }; 12],
+    funnel: [const { Counter::new() }; Metric::ALL.len()],
     http_responses: [const { Counter::new() }; 5],
     circuit_opened: [const { Counter::new() }; 2],
     circuit_open: [const { Level::new() }; 2],

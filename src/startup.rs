@@ -184,6 +184,12 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         keyring: services.keyring.clone(),
         base_url: settings.base_url.clone(),
     }));
+    handlers.push(Box::new(crate::mail::reminder::ReminderSender {
+        mailer: services.mailer.clone(),
+        dkim: services.dkim.clone(),
+        keyring: services.keyring.clone(),
+        base_url: settings.base_url.clone(),
+    }));
     handlers.push(Box::new(crate::team::invite_mail::UserInviteSender {
         mailer: services.mailer.clone(),
         dkim: services.dkim.clone(),
@@ -316,6 +322,7 @@ impl Application {
             campaigns: Default::default(),
             wake,
             sms_sender: services.sms.sender(),
+            tap_to_text_number: services.sms.inbound_number(settings.sms_inbound_number.as_deref()),
             sms: services.sms.clone(),
             job_kinds,
         });

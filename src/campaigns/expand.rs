@@ -119,6 +119,18 @@ pub fn expand_page(
             .into_iter()
             .collect();
         let ids: Vec<&str> = page.iter().map(|c| c.id.as_str()).collect();
+        // A follow-up wave (issue 17) goes only to its parent's recipients matching its audience,
+        // as they stand now, when it is sent.
+        let follow_up = match super::follow_up::spec(conn, &campaign.id)? {
+            Some((parent, audience)) => Some(super::follow_up::audience_among(
+                conn,
+                &campaign.workspace_id,
+                &parent,
+                audience,
+                &ids,
+            )?),
+            None => None,
+        };
         let invited: HashSet<String> = invitations::table
             .filter(invitations::campaign_id.eq(&campaign.id))
             .filter(invitations::contact_id.eq_any(&ids))
@@ -144,6 +156,9 @@ pub fn expand_page(
                 .and_then(Locale::parse)
                 .unwrap_or(workspace_locale);
             if !audience.contains(&locale)
+                || follow_up
+                    .as_ref()
+                    .is_some_and(|eligible| !eligible.contains(&contact.id))
                 || suppressed.contains(&contact.email_normalized)
                 || invited.contains(&contact.id)
                 || subscribed.contains(&contact.id)

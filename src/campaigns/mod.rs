@@ -12,6 +12,7 @@
 //! its subject, intro and frequency are stored per locale ([`LocaleContent`], [`VariantLocale`]).
 
 pub mod expand;
+pub mod follow_up;
 pub mod lifecycle;
 pub mod public;
 pub mod unsubscribe;

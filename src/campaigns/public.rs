@@ -95,6 +95,17 @@ pub fn load(conn: &mut DbConn, campaign_id: &str, locale: Locale) -> Result<Opti
     }))
 }
 
+/// The campaign and locale of an invitation: what a compact link (issue 17) leaves out.
+pub fn invitation_context(conn: &mut DbConn, invitation_id: &str) -> Result<Option<(String, String)>, DbError> {
+    use crate::db::schema::invitations;
+    use diesel::prelude::*;
+    Ok(invitations::table
+        .find(invitation_id)
+        .select((invitations::campaign_id, invitations::locale))
+        .first(conn)
+        .optional()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

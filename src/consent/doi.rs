@@ -34,6 +34,8 @@ pub struct DoiSettings {
     /// Wait between two SMS of one request.
     pub resend_after: Duration,
     pub limits: AbuseLimits,
+    /// After this long a pending sign-up gets its one email reminder (issue 17); `None`: never.
+    pub email_reminder: Option<Duration>,
 }
 
 /// Caps on double-opt-in SMS, each over the last 24 hours.
@@ -68,6 +70,9 @@ db_enum! {
         Code = "code",
         /// A reply keyword to the SMS.
         SmsReply = "sms_reply",
+        /// The prefilled text from the landing page's tap-to-text link (issue 17): consent and
+        /// proof of the number in one message.
+        TapToText = "tap_to_text",
     }
 }
 
@@ -373,6 +378,9 @@ fn submit_tx(
             }),
         }],
     )?;
+    if let Some(after) = settings.email_reminder {
+        super::reminder::schedule(conn, workspace_id, s.invitation_id, now + chrono_duration(after))?;
+    }
     if submitted_at.is_none() {
         diesel::update(invitations::table.find(s.invitation_id))
             .set(invitations::submitted_at.eq(now))
@@ -812,6 +820,16 @@ pub fn activate(
                 .select(invitations::locale)
                 .first(conn)?;
             funnel::increment(conn, campaign, variant, &locale, Metric::Confirmed, now, 1)?;
+            // The funnel by path (issue 17).
+            let path = match via {
+                ConfirmedVia::SmsReply => Metric::ConfirmedFormReply,
+                ConfirmedVia::Code => Metric::ConfirmedFormCode,
+                ConfirmedVia::TapToText => Metric::ConfirmedTapToText,
+            };
+            funnel::increment(conn, campaign, variant, &locale, path, now, 1)?;
+            if super::reminder::was_reminded(conn, invitation)? {
+                funnel::increment(conn, campaign, variant, &locale, Metric::ConfirmedAfterReminder, now, 1)?;
+            }
         }
     }
     // The receipt names what they signed up for, how often, what it costs and how to stop, in

@@ -62,6 +62,18 @@ pub struct RequestEvidence {
     pub submitted_at: chrono::NaiveDateTime,
     pub confirmed_at: Option<chrono::NaiveDateTime>,
     pub confirmed_via: Option<ConfirmedVia>,
+    /// For `tap_to_text`: the inbound text that gave the consent and the page view that showed
+    /// the code (with the consent-text SHA-256 that page displayed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tap_to_text: Option<TapEvidence>,
+}
+
+#[derive(Debug, Serialize, Queryable, utoipa::ToSchema)]
+pub struct TapEvidence {
+    pub inbound_message_sid: Option<String>,
+    pub landing_view_id: String,
+    pub consent_text_sha256_shown: String,
+    pub shown_at: chrono::NaiveDateTime,
 }
 
 fn json_text<S: serde::Serializer>(raw: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -85,6 +97,7 @@ impl From<ConsentRequest> for RequestEvidence {
             submitted_at: r.submitted_at,
             confirmed_at: r.confirmed_at,
             confirmed_via: r.confirmed_via,
+            tap_to_text: None,
         }
     }
 }
@@ -115,7 +128,7 @@ pub fn of_contact(conn: &mut DbConn, workspace_id: &str, contact_id: &str) -> Re
             sms_subscriptions::withdrawn_via,
         ))
         .load(conn)?;
-    let requests = consent_requests::table
+    let mut requests: Vec<RequestEvidence> = consent_requests::table
         .filter(consent_requests::workspace_id.eq(workspace_id))
         .filter(consent_requests::contact_id.eq(contact_id))
         .order(consent_requests::submitted_at.asc())
@@ -124,6 +137,20 @@ pub fn of_contact(conn: &mut DbConn, workspace_id: &str, contact_id: &str) -> Re
         .into_iter()
         .map(RequestEvidence::from)
         .collect();
+    for r in &mut requests {
+        if r.confirmed_via == Some(ConfirmedVia::TapToText) {
+            r.tap_to_text = crate::db::schema::landing_views::table
+                .filter(crate::db::schema::landing_views::consent_request_id.eq(&r.id))
+                .select((
+                    crate::db::schema::landing_views::used_message_sid,
+                    crate::db::schema::landing_views::id,
+                    crate::db::schema::landing_views::consent_text_sha256,
+                    crate::db::schema::landing_views::shown_at,
+                ))
+                .first(conn)
+                .optional()?;
+        }
+    }
     let ledger = ledger::of_contact(conn, workspace_id, contact_id)?;
     Ok(Some(ContactConsent {
         email: EmailPermission {

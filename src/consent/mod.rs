@@ -3,7 +3,9 @@
 pub mod doi;
 pub mod history;
 pub mod ledger;
+pub mod reminder;
 pub mod retention;
+pub mod tap_to_text;
 pub mod texts;
 
 use crate::db::text_enum::db_enum;

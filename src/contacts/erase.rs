@@ -90,6 +90,16 @@ pub fn erase(
                 invitations::last_error.eq(None::<String>),
             ))
             .execute(conn)?;
+        // Tap-to-text page views (issue 17) keep what the page showed, not who looked.
+        diesel::update(
+            crate::db::schema::landing_views::table
+                .filter(crate::db::schema::landing_views::invitation_id.eq_any(&invitation_ids)),
+        )
+        .set((
+            crate::db::schema::landing_views::ip.eq(None::<String>),
+            crate::db::schema::landing_views::user_agent.eq(None::<String>),
+        ))
+        .execute(conn)?;
         diesel::update(funnel_events::table.filter(funnel_events::invitation_id.eq_any(&invitation_ids)))
             .set((
                 funnel_events::ip.eq(None::<String>),

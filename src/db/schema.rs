@@ -105,6 +105,8 @@ diesel::table! {
         expanded_at -> Nullable<Timestamp>,
         scheduled_at -> Nullable<Timestamp>,
         definition -> Nullable<Text>,
+        parent_campaign_id -> Nullable<Text>,
+        audience -> Nullable<Text>,
     }
 }
 
@@ -373,6 +375,42 @@ diesel::table! {
 }
 
 diesel::table! {
+    landing_views (id) {
+        id -> Text,
+        workspace_id -> Text,
+        invitation_id -> Text,
+        campaign_id -> Text,
+        consent_text_id -> Text,
+        consent_text_sha256 -> Text,
+        locale -> Text,
+        link_jti -> Text,
+        tap_number -> Text,
+        tap_code_hash -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        shown_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        used_message_sid -> Nullable<Text>,
+        consent_request_id -> Nullable<Text>,
+        reply_sent -> Bool,
+    }
+}
+
+diesel::table! {
+    doi_reminders (invitation_id) {
+        invitation_id -> Text,
+        workspace_id -> Text,
+        campaign_id -> Text,
+        consent_request_id -> Text,
+        status -> Text,
+        message_id -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     user_invites (id) {
         id -> Text,
         workspace_id -> Text,
@@ -466,5 +504,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaign_locales,
     campaign_variant_locales,
     campaign_test_sends,
+    landing_views,
+    doi_reminders,
     activity,
 );

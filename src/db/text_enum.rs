@@ -199,6 +199,8 @@ mod tests {
             LedgerKind,
             EventKind,
             Metric,
+            crate::consent::reminder::ReminderStatus,
+            crate::campaigns::follow_up::FollowUpAudience,
             Role,
             Action,
         );

@@ -43,6 +43,13 @@ db_enum! {
         Confirmed = "confirmed",
         OptedOut = "opted_out",
         Unsubscribed = "unsubscribed",
+        /// Issue 17: the one email reminder went out to a pending sign-up.
+        Reminded = "reminded",
+        /// Confirmations by path, each counted with `Confirmed` (the first per invitation).
+        ConfirmedAfterReminder = "confirmed_after_reminder",
+        ConfirmedFormReply = "confirmed_form_reply",
+        ConfirmedFormCode = "confirmed_form_code",
+        ConfirmedTapToText = "confirmed_tap_to_text",
     }
 }
 

@@ -44,6 +44,24 @@ pub struct Counts {
     pub confirmed: i64,
     pub opted_out: i64,
     pub unsubscribed: i64,
+    /// Pending sign-ups sent the one email reminder (issue 17).
+    pub reminded: i64,
+    /// Of `confirmed`, those confirmed after their reminder.
+    pub confirmed_after_reminder: i64,
+    pub confirmed_by_path: ConfirmedByPath,
+}
+
+/// Confirmations by the way they came (issue 17); `after_reminder` overlaps the other three
+/// (a person reminded by email then confirms by reply, code or tap-to-text).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ConfirmedByPath {
+    /// The landing form, then the reply keyword to the SMS.
+    pub form_reply: i64,
+    /// The landing form, then the code from the SMS typed on the page.
+    pub form_code: i64,
+    /// One prefilled text from the landing page's tap-to-text link.
+    pub tap_to_text: i64,
+    pub after_reminder: i64,
 }
 
 impl Counts {
@@ -61,6 +79,14 @@ impl Counts {
             Metric::Confirmed => &mut self.confirmed,
             Metric::OptedOut => &mut self.opted_out,
             Metric::Unsubscribed => &mut self.unsubscribed,
+            Metric::Reminded => &mut self.reminded,
+            Metric::ConfirmedAfterReminder => {
+                self.confirmed_by_path.after_reminder += n;
+                &mut self.confirmed_after_reminder
+            }
+            Metric::ConfirmedFormReply => &mut self.confirmed_by_path.form_reply,
+            Metric::ConfirmedFormCode => &mut self.confirmed_by_path.form_code,
+            Metric::ConfirmedTapToText => &mut self.confirmed_by_path.tap_to_text,
         };
         *slot += n;
     }

@@ -9,6 +9,7 @@ pub mod deliver;
 pub mod dkim;
 pub mod invitation;
 pub mod preview;
+pub mod reminder;
 pub mod smtp;
 
 use std::sync::Arc;

@@ -152,10 +152,28 @@ struct SmsThreads {
     threads: Vec<Thread>,
     sender: String,
     csrf: String,
+    /// The number tap-to-text texts (issue 17), and the "send as a phone" form's prefill.
+    inbound_number: String,
+    as_phone: String,
+    as_body: String,
+}
+
+/// `/dev/sms?body=…&phone=…`: what the landing page's dev link prefills.
+#[derive(serde::Deserialize, Default)]
+struct SendAsPhone {
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    body: String,
 }
 
 #[get("/dev/sms")]
-async fn sms_threads(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+async fn sms_threads(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    prefill: Option<web::Query<SendAsPhone>>,
+) -> Result<HttpResponse, PageError> {
+    let prefill = prefill.map(web::Query::into_inner).unwrap_or_default();
     let messages = state
         .db
         .run(|conn| {
@@ -201,6 +219,16 @@ async fn sms_threads(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
             threads,
             sender: crate::sms::provider::DEV_SENDER.to_owned(),
             csrf: csrf.clone(),
+            inbound_number: state
+                .tap_to_text_number
+                .clone()
+                .unwrap_or_else(|| crate::sms::provider::DEV_SENDER.to_owned()),
+            as_phone: if prefill.phone.is_empty() {
+                "+4512345678".to_owned()
+            } else {
+                prefill.phone
+            },
+            as_body: prefill.body,
         },
     );
     let cookie = Cookie::build(DEV_CSRF_COOKIE, csrf)
@@ -219,6 +247,9 @@ struct Reply {
     body: String,
     #[serde(default)]
     csrf: String,
+    /// The number texted; the dev sender when not given.
+    #[serde(default)]
+    to: String,
 }
 
 /// A browser's post from another site: an `Origin` other than BASE_URL's (RFC 6454 §7), or
@@ -243,7 +274,12 @@ async fn sms_reply(
     state: web::Data<AppState>,
     form: web::Form<Reply>,
 ) -> Result<HttpResponse, PageError> {
-    let Reply { phone, body, csrf } = form.into_inner();
+    let Reply { phone, body, csrf, to } = form.into_inner();
+    let to = if to.trim().is_empty() {
+        crate::sms::provider::DEV_SENDER.to_owned()
+    } else {
+        to.trim().to_owned()
+    };
     if cross_site(&req, &state.settings.base_url) {
         return Ok(HttpResponse::Forbidden().body("replies are taken only from this site's own /dev/sms page"));
     }
@@ -264,19 +300,12 @@ async fn sms_reply(
                     dev_messages::channel.eq(crate::domain::Channel::Sms),
                     dev_messages::direction.eq(crate::domain::Direction::In),
                     dev_messages::sender.eq(&phone),
-                    dev_messages::recipient.eq(crate::sms::provider::DEV_SENDER),
+                    dev_messages::recipient.eq(&to),
                     dev_messages::body_text.eq(&body),
                     dev_messages::created_at.eq(crate::db::now()),
                 ))
                 .execute(conn)?;
-            crate::sms::inbound::record(
-                conn,
-                "dev-outbox",
-                &sid,
-                &phone,
-                crate::sms::provider::DEV_SENDER,
-                &body,
-            )
+            crate::sms::inbound::record(conn, "dev-outbox", &sid, &phone, &to, &body)
         })
         .await
         .map_err(|e| PageError::public(&req, e))?;

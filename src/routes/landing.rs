@@ -17,7 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde_json::json;
 
-use self::cache::{CachedCampaign, FirstView};
+use self::cache::{CachedCampaign, FirstView, TapView};
 use crate::campaigns::public::PublicCampaign;
 use crate::consent::doi::{self, CodeOutcome, DoiError, FormError, ResendOutcome, SubmitOutcome};
 use crate::domain::{Locale, PhoneError};
@@ -56,6 +56,39 @@ pub struct LandingPage<'a> {
     pub privacy_url: &'a str,
     /// A campaign preview's banner: the form is shown disabled and nothing is recorded.
     pub preview: Option<&'static str>,
+    /// Tap-to-text, when the SMS provider receives texts on a number (first view only).
+    pub tap: Option<TapLink>,
+}
+
+/// The landing page's tap-to-text offer: `sms:<number>?&body=<YES word> <CODE>` (this spelling
+/// opens the messaging app with the text prefilled on iOS and Android).
+pub struct TapLink {
+    pub t: &'static i18n::ConversionStrings,
+    pub href: String,
+    pub manual: String,
+    /// With the dev SMS outbox: the same text, prefilled in /dev/sms's "send as a phone" form
+    /// (a desktop browser opens no messaging app), so `optbridge demo` shows the path.
+    pub dev_href: Option<String>,
+}
+
+impl TapLink {
+    pub fn new(locale: Locale, number: &str, code: &str) -> Self {
+        Self::with_codes(locale, number, code, code)
+    }
+
+    fn with_codes(locale: Locale, number: &str, code_in_link: &str, code_in_text: &str) -> Self {
+        let t = i18n::conversion(locale);
+        Self {
+            t,
+            href: format!("sms:{number}?&body={}%20{code_in_link}", t.yes_word),
+            manual: t
+                .tap_manual
+                .replace("{keyword}", t.yes_word)
+                .replace("{number}", number)
+                .replace("{code}", code_in_text),
+            dev_href: None,
+        }
+    }
 }
 
 impl<'a> LandingPage<'a> {
@@ -93,6 +126,7 @@ impl<'a> LandingPage<'a> {
             consent_checked: false,
             privacy_url: &campaign.privacy_url,
             preview: None,
+            tap: None,
         }
     }
 }
@@ -109,6 +143,8 @@ struct CodePage<'a> {
     no_new_code: String,
     action: String,
     csrf: String,
+    /// A way back to the form to correct a mistyped number (issue 17: the reminder links here).
+    wrong_number: &'static str,
 }
 
 #[derive(Template)]
@@ -138,6 +174,7 @@ pub async fn resolve(
             return Err(PageError::not_found(req));
         }
     };
+    let claims = with_context(req, state, claims).await?;
     let campaign = state
         .campaigns
         .get(&state.db, &claims.cid, locale_of(&claims))
@@ -145,6 +182,28 @@ pub async fn resolve(
         .map_err(|e| PageError::public(req, e))?
         .ok_or_else(|| PageError::not_found(req))?;
     Ok((claims, campaign))
+}
+
+/// A compact link's campaign and locale, read with its invitation (a long link carries them).
+/// An invitation that is gone is a bad link.
+pub async fn with_context(
+    req: &HttpRequest,
+    state: &AppState,
+    mut claims: LinkClaims,
+) -> Result<LinkClaims, PageError> {
+    if !claims.is_compact() {
+        return Ok(claims);
+    }
+    let id = claims.sub.clone();
+    let found = state
+        .db
+        .run(move |conn| crate::campaigns::public::invitation_context(conn, &id))
+        .await
+        .map_err(|e| PageError::public(req, e))?;
+    let (campaign, locale) = found.ok_or_else(|| PageError::not_found(req))?;
+    claims.cid = campaign;
+    claims.loc = locale;
+    Ok(claims)
 }
 
 /// Everything under `/l/` (a prefix scope, see `routes::link_scope`).
@@ -214,7 +273,24 @@ async fn show(req: &HttpRequest, state: &AppState, token: &str) -> Result<HttpRe
         })
         .await;
     let csrf = state.keyring.csrf_token(&claims.jti).unwrap_or_default();
-    let page = first_view(&campaign, &claims, token, &csrf).map_err(|e| PageError::public(req, e))?;
+    let tap = match &state.tap_to_text_number {
+        Some(number) => tap_code(req, state, &claims, &campaign, number).await,
+        None => None,
+    };
+    let dev_sms = state.settings.sms == crate::config::SmsProviderSettings::DevOutbox;
+    let page = match (&state.tap_to_text_number, tap) {
+        (Some(number), Some(code)) if dev_sms => {
+            let locale = locale_of(&claims);
+            let mut page = LandingPage::new(&campaign.campaign, &claims, token, csrf.clone());
+            let mut tap = TapLink::new(locale, number, &code);
+            tap.dev_href = Some(format!("/dev/sms?body={}%20{code}#send-as-phone", tap.t.yes_word));
+            page.tap = Some(tap);
+            page.render()
+        }
+        (Some(number), Some(code)) => first_view_with_tap(&campaign, &claims, token, &csrf, number, &code),
+        _ => first_view(&campaign, &claims, token, &csrf),
+    }
+    .map_err(|e| PageError::public(req, e))?;
     Ok(pages::html(StatusCode::OK, page))
 }
 
@@ -238,6 +314,95 @@ async fn preview(req: &HttpRequest, state: &AppState, token: &str) -> Result<Htt
     let mut page = LandingPage::new(&campaign, &claims, token, String::new());
     page.preview = Some(i18n::preview_banner(locale));
     Ok(pages::render(StatusCode::OK, &page))
+}
+
+/// Records this view of the page (what it shows: the consent-text version and SHA-256) with a
+/// fresh tap-to-text code, and returns the code. Evidence only: no consent state changes. On a
+/// database failure the page is shown without tap-to-text.
+async fn tap_code(
+    req: &HttpRequest,
+    state: &AppState,
+    claims: &LinkClaims,
+    cached: &CachedCampaign,
+    number: &str,
+) -> Option<String> {
+    let campaign = &cached.campaign;
+    let (workspace, campaign_id, text_id, sha) = (
+        campaign.workspace_id.clone(),
+        campaign.campaign_id.clone(),
+        campaign.consent_text_id.clone(),
+        campaign.consent_sha256.clone(),
+    );
+    let (invitation, jti, number) = (claims.sub.clone(), claims.jti.clone(), number.to_owned());
+    let locale = locale_of(claims);
+    let ip = pages::client_ip(req, state.settings.trust_forwarded_for).map(|ip| ip.to_string());
+    let user_agent = pages::user_agent(req);
+    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)?.naive_utc();
+    let recorded = state
+        .db
+        .run(move |conn| {
+            crate::consent::tap_to_text::record_view(
+                conn,
+                &crate::consent::tap_to_text::PageView {
+                    workspace_id: &workspace,
+                    invitation_id: &invitation,
+                    campaign_id: &campaign_id,
+                    consent_text_id: &text_id,
+                    consent_text_sha256: &sha,
+                    locale,
+                    link_jti: &jti,
+                    number: &number,
+                    ip,
+                    user_agent,
+                    expires_at,
+                },
+            )
+        })
+        .await;
+    match recorded {
+        Ok(code) => Some(code),
+        Err(e) => {
+            tracing::error!(error = %e, "recording a landing page view failed: no tap-to-text on this view");
+            None
+        }
+    }
+}
+
+const CODE_SLOT_LINK: &str = "optbridge-slot-code-link-4c1f";
+const CODE_SLOT_TEXT: &str = "optbridge-slot-code-text-4c1f";
+
+/// [`first_view`] with the tap-to-text offer: two more per-view slots, the code in the link and
+/// in the words beside it.
+fn first_view_with_tap(
+    cached: &CachedCampaign,
+    claims: &LinkClaims,
+    token: &str,
+    csrf: &str,
+    number: &str,
+    code: &str,
+) -> Result<String, askama::Error> {
+    let campaign = &cached.campaign;
+    let locale = locale_of(claims);
+    let needs_no_escaping = |v: &str| {
+        v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if needs_no_escaping(token) && needs_no_escaping(csrf) && needs_no_escaping(code) {
+        let prerendered = cached.tap_view(locale, || {
+            let mut page = LandingPage::new(campaign, claims, TOKEN_SLOT, CSRF_SLOT.to_owned());
+            page.tap = Some(TapLink::with_codes(locale, number, CODE_SLOT_LINK, CODE_SLOT_TEXT));
+            page.render()
+                .ok()
+                .map(|page| TapView::split(&page, &[TOKEN_SLOT, CSRF_SLOT, CODE_SLOT_LINK, CODE_SLOT_TEXT]))
+                .filter(TapView::has_each_slot_once)
+        });
+        if let Some(prerendered) = prerendered {
+            return Ok(prerendered.fill(&[token, csrf, code, code]));
+        }
+    }
+    let mut page = LandingPage::new(campaign, claims, token, csrf.to_owned());
+    page.tap = Some(TapLink::new(locale, number, code));
+    page.render()
 }
 
 /// Placeholders for the per-link parts of the landing page: text HTML escaping leaves as it is.
@@ -453,6 +618,7 @@ async fn code_page(
                     no_new_code: f.no_new_code.replace("{sender}", &state.sms_sender),
                     action: format!("/l/{token}"),
                     csrf: state.keyring.csrf_token(&claims.jti).unwrap_or_default(),
+                    wrong_number: i18n::conversion(locale_of(&claims)).wrong_number,
                 },
             )
         }

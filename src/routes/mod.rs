@@ -42,6 +42,8 @@ pub struct AppState {
     pub sms: crate::sms::provider::SmsSender,
     /// Every outbox job kind a handler is registered for (listed in /metrics).
     pub job_kinds: Arc<[JobKind]>,
+    /// The number the landing page's tap-to-text link texts; `None`: no tap-to-text.
+    pub tap_to_text_number: Option<String>,
 }
 
 /// Every route of the service. The dev outbox pages exist only while the dev providers are

@@ -40,6 +40,7 @@ async fn verify(req: &HttpRequest, state: &AppState, token: &str) -> Result<(Lin
             tracing::debug!(reason = %e, "unsubscribe with a bad link");
             PageError::not_found(req)
         })?;
+    let claims = super::landing::with_context(req, state, claims).await?;
     let cached = state
         .campaigns
         .get(&state.db, &claims.cid, Locale::parse(&claims.loc).unwrap_or(Locale::En))

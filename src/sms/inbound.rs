@@ -15,6 +15,7 @@ use super::keywords::{self, Keyword};
 use super::outbound::{self, SmsKind};
 use crate::consent::doi::{self, ConfirmedVia, ConsentRequest, ConsentRequestStatus};
 use crate::consent::ledger::{self, LedgerKind, NewEntry};
+use crate::consent::tap_to_text;
 use crate::consent::{SubscriptionStatus, WithdrawnVia};
 use crate::db::schema::{
     campaigns, consent_requests, consent_texts, inbound_messages, invitations, sms_subscriptions, suppressions,
@@ -161,19 +162,39 @@ pub fn process(conn: &mut DbConn, inbound_id: &str) -> Result<String, DbError> {
             return Ok("already processed".to_owned());
         }
         let now = db::now();
-        let outcome = match keywords::parse(&msg.body) {
-            Some(Keyword::Confirm) => confirm(conn, &msg, now)?,
-            Some(Keyword::Stop) => stop(conn, &msg.phone, now)?,
-            Some(Keyword::Start) => start(conn, &msg.phone, now)?,
-            Some(Keyword::Help) => match relationship(conn, &msg.phone)? {
-                Some(rel) => {
-                    let body = i18n::sms::help(rel.locale, &rel.company, &rel.privacy_url);
-                    reply(conn, &rel, &msg.phone, SmsKind::KeywordReply, &body, None)?;
-                    "help sent".to_owned()
-                }
-                None => "help from an unknown number: no reply".to_owned(),
+        let keyword = keywords::parse(&msg.body);
+        // A tap-to-text code (the landing page's prefilled "JA <code>") comes first: it names the
+        // sign-up, so it needs no pending request. Provider-neutral: every gateway lands here.
+        let tapped = match keyword {
+            Some(Keyword::Confirm) | None => tap_to_text::handle_inbound(
+                conn,
+                &tap_to_text::InboundText {
+                    message_sid: &msg.message_sid,
+                    from: &msg.phone,
+                    to: &msg.to_number,
+                    body: &msg.body,
+                    received_at: msg.received_at,
+                },
+                now,
+            )?,
+            _ => None,
+        };
+        let outcome = match (tapped, keyword) {
+            (Some(outcome), _) => outcome,
+            (None, keyword) => match keyword {
+                Some(Keyword::Confirm) => confirm(conn, &msg, now)?,
+                Some(Keyword::Stop) => stop(conn, &msg.phone, now)?,
+                Some(Keyword::Start) => start(conn, &msg.phone, now)?,
+                Some(Keyword::Help) => match relationship(conn, &msg.phone)? {
+                    Some(rel) => {
+                        let body = i18n::sms::help(rel.locale, &rel.company, &rel.privacy_url);
+                        reply(conn, &rel, &msg.phone, SmsKind::KeywordReply, &body, None)?;
+                        "help sent".to_owned()
+                    }
+                    None => "help from an unknown number: no reply".to_owned(),
+                },
+                None => hint(conn, &msg.phone, now)?,
             },
-            None => hint(conn, &msg.phone, now)?,
         };
         diesel::update(inbound_messages::table.find(&msg.id))
             .set((

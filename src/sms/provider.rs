@@ -107,6 +107,12 @@ pub trait SmsGateway: Send + Sync {
     /// The number or name the SMS come from (people text STOP/START to it).
     fn sender(&self) -> String;
 
+    /// The number this gateway receives texts on, for tap-to-text (issue 17); `None` when it
+    /// has no single number that can take replies (an alphanumeric sender, a messaging service).
+    fn inbound_number(&self) -> Option<String> {
+        Some(self.sender()).filter(|s| is_phone_number(s))
+    }
+
     /// Sends one SMS; returns the provider's message id.
     fn send<'a>(
         &'a self,
@@ -138,6 +144,16 @@ impl SmsSender {
     /// The number or name the SMS come from (shown in the dev outbox).
     pub fn sender(&self) -> String {
         self.0.sender()
+    }
+
+    /// The number people can text, for tap-to-text (issue 17): `configured` (SMS_INBOUND_NUMBER)
+    /// if set, else the sender when it is a number (an alphanumeric sender cannot receive, and a
+    /// messaging service has no single number), else the dev outbox's pretend number.
+    pub fn inbound_number(&self, configured: Option<&str>) -> Option<String> {
+        if let Some(number) = configured {
+            return Some(number.to_owned());
+        }
+        self.0.inbound_number()
     }
 
     /// Sends one SMS; returns the provider's message id.
@@ -268,6 +284,10 @@ impl SmsGateway for DevOutbox {
         DEV_SENDER.to_owned()
     }
 
+    fn inbound_number(&self) -> Option<String> {
+        Some(DEV_INBOUND_NUMBER.to_owned())
+    }
+
     fn send<'a>(
         &'a self,
         workspace_id: &'a str,
@@ -301,6 +321,15 @@ impl SmsGateway for DevOutbox {
             Ok(format!("DEV{}", id.replace('-', "")))
         })
     }
+}
+
+/// The number the dev outbox pretends to receive texts on (no Danish number starts with 0).
+pub const DEV_INBOUND_NUMBER: &str = "+4500000000";
+
+/// A number in international format (E.164): `+` and 7 to 15 digits.
+pub fn is_phone_number(raw: &str) -> bool {
+    raw.strip_prefix('+')
+        .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[derive(Clone)]

@@ -148,6 +148,9 @@ pub fn base_args(database_url: &str) -> ConfigArgs {
         outbox_retry_base_ms: 20,
         outbox_retry_max_ms: 200,
         smtp_timeout_secs: 5,
+        // The reminder job of every sign-up would wait an hour in the outbox: tests that want
+        // reminders turn them on (tests/api/conversion.rs).
+        doi_email_reminder_secs: 0,
         ..ConfigArgs::default()
     }
 }
@@ -733,6 +736,20 @@ impl TestApp {
             .post(self.url("/dev/sms/reply"))
             .header("Cookie", format!("ob_dev_csrf={token}"))
             .form(&[("phone", phone), ("body", body), ("csrf", &token)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends `body` to `to` as `phone` through the dev outbox's "send as a phone" form (issue 17).
+    pub async fn dev_sms_send_as(&self, phone: &str, body: &str, to: &str) -> reqwest::Response {
+        let page = self.client.get(self.url("/dev/sms")).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let token = cookie_value(&set_cookie(&page, "ob_dev_csrf").expect("dev SMS form token cookie"));
+        self.client
+            .post(self.url("/dev/sms/reply"))
+            .header("Cookie", format!("ob_dev_csrf={token}"))
+            .form(&[("phone", phone), ("body", body), ("to", to), ("csrf", &token)])
             .send()
             .await
             .unwrap()

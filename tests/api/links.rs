@@ -279,7 +279,8 @@ async fn links_signed_before_a_rotation_keep_working(backend: Backend) {
         .sign(LinkPurpose::Landing, &invitation, &campaign, "da", optbridge::db::now())
         .unwrap();
     let header = jsonwebtoken::decode_header(&after).unwrap();
-    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+    // A compact link names its key by the key's short alias.
+    assert_eq!(header.kid, Some(optbridge::links::kid_alias(&new_kid)));
     tokio::time::sleep(Duration::from_secs(5)).await; // the server reloads at most every 5 s
     assert_eq!(get(&app, &format!("/l/{after}")).await.0, 200, "new key");
     assert_eq!(

@@ -20,6 +20,7 @@ mod campaign_crash;
 mod campaign_dashboard;
 mod cli;
 mod consent_texts;
+mod conversion;
 mod crash;
 mod dashboard;
 mod data_rights;

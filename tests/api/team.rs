@@ -682,7 +682,18 @@ async fn browser_pages_pass_axe() {
         })
         .await;
 
-    // An English recipient, a Danish consent text (WCAG 3.1.2), then an invalid number.
+    // An English recipient, a Danish consent text (WCAG 3.1.2), then an invalid number. A
+    // compact link carries no locale: the page speaks the invitation's.
+    let anna = invited.anna_invitation.clone();
+    app.with_db(move |c| {
+        use diesel::prelude::*;
+        use optbridge::db::schema::invitations;
+        diesel::update(invitations::table.find(&anna))
+            .set(invitations::locale.eq("en"))
+            .execute(c)
+            .unwrap()
+    })
+    .await;
     let english = app
         .keyring
         .sign(

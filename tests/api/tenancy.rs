@@ -222,6 +222,13 @@ async fn every_api_route_is_isolated(backend: Backend) {
             404,
         ),
         (
+            "post",
+            "/campaigns/{id}/follow-ups",
+            format!("/campaigns/{campaign}/follow-ups"),
+            Some(json!({"audience": "not_opened", "subject": "Again", "intro": "Still want texts?"})),
+            404,
+        ),
+        (
             "get",
             "/campaigns/{id}/funnel",
             format!("/campaigns/{campaign}/funnel"),

@@ -358,3 +358,40 @@ pub async fn preview_email(
         .await?;
     Ok(HttpResponse::Ok().json(body))
 }
+
+/// Creates a follow-up wave of a sent campaign (issue 17): 201 `{"id"}`, a draft sent like any
+/// campaign.
+#[utoipa::path(
+    tag = "campaigns",
+    params(("id" = String, Path, description = "The parent campaign's id")),
+    request_body = campaigns::follow_up::FollowUpRequest,
+    responses(
+        (status = 201, description = "The follow-up draft", body = Created),
+        (status = 404, description = "No such campaign in this workspace", body = super::error::ErrorBody),
+        (status = 422, description = "A draft parent, an unknown audience or invalid texts", body = super::error::ErrorBody),
+    )
+)]
+#[post("/campaigns/{id}/follow-ups")]
+pub async fn follow_up(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    id: web::Path<String>,
+    body: web::Json<campaigns::follow_up::FollowUpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = tenant.id().to_owned();
+    let actor = tenant.actor();
+    let (parent, req) = (id.into_inner(), body.into_inner());
+    let view = state
+        .db
+        .run(move |conn| {
+            campaigns::follow_up::create(conn, &workspace_id, &parent, &req, &actor).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(Created { id: view.campaign.id }))
+}
+
+/// The id of what was created.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Created {
+    pub id: String,
+}

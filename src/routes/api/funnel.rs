@@ -5,12 +5,22 @@ use crate::campaigns;
 use crate::funnel::report;
 use crate::routes::AppState;
 
-/// The campaign's funnel: counts, rates, per variant and locale, A/B test, time series.
+/// The funnel with the campaign's follow-up waves and their combined total (issue 17).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct FunnelWithWaves {
+    #[serde(flatten)]
+    report: report::FunnelReport,
+    #[serde(flatten)]
+    waves: campaigns::follow_up::Waves,
+}
+
+/// The campaign's funnel: counts, rates, per variant and locale, A/B test, time series, and its
+/// follow-ups.
 #[utoipa::path(
     tag = "campaigns",
     params(("id" = String, Path, description = "The campaign's id")),
     responses(
-        (status = 200, description = "The funnel", body = report::FunnelReport),
+        (status = 200, description = "The funnel", body = FunnelWithWaves),
         (status = 404, description = "No such campaign in this workspace", body = super::error::ErrorBody),
     )
 )]
@@ -27,7 +37,10 @@ pub async fn funnel(
         .run(move |conn| {
             let view = campaigns::find(conn, &workspace_id, &id)?.ok_or(ApiError::NotFound("campaign"))?;
             let order: Vec<String> = view.variants.iter().map(|v| v.name.clone()).collect();
-            Ok::<_, ApiError>(report::campaign_funnel(conn, &view.campaign, &order)?)
+            Ok::<_, ApiError>(FunnelWithWaves {
+                report: report::campaign_funnel(conn, &view.campaign, &order)?,
+                waves: campaigns::follow_up::waves(conn, &workspace_id, &id)?,
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(report))

@@ -84,6 +84,7 @@ fn scope() -> utoipa_actix_web::scope::Scope<
         .service(campaigns::cancel)
         .service(campaigns::test_send)
         .service(campaigns::preview_email)
+        .service(campaigns::follow_up)
         .service(funnel::funnel)
         .service(funnel::recipients_csv)
         .service(funnel::consents_export)

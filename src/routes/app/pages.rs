@@ -174,11 +174,28 @@ struct CampaignPage {
     locales: Vec<BreakdownRow>,
     /// Preview, test send, send/schedule, pause, resume, cancel, audience.
     console: super::campaigns::Console,
+    /// Issue 17: confirmations by path (chart with KAiKU beside), follow-up waves.
+    c17: &'static crate::i18n::ConversionAppStrings,
+    paths_svg: String,
+    waves: Vec<WaveRow>,
+    combined: crate::campaigns::follow_up::Combined,
 }
 
 #[derive(Deserialize)]
 pub struct CampaignQuery {
     msg: Option<String>,
+}
+
+/// A follow-up wave on its parent's page.
+pub struct WaveRow {
+    id: String,
+    name: String,
+    audience: &'static str,
+    status: crate::campaigns::CampaignStatus,
+    sent: i64,
+    opened: i64,
+    confirmed: i64,
+    conversion: String,
 }
 
 fn verdict(t: &AppStrings, ab: &AbTest, sent: (i64, i64)) -> String {
@@ -196,6 +213,10 @@ fn verdict(t: &AppStrings, ab: &AbTest, sent: (i64, i64)) -> String {
         .replace("{worse}", worse)
         .replace("{pp}", &format!("{:.1}", ab.difference_pp.abs()))
         .replace("{conf}", &format!("{:.0}", ab.confidence * 100.0))
+}
+
+fn t_sent(req: &HttpRequest) -> &'static str {
+    super::strings(req).col_sent
 }
 
 #[get("/app/campaigns/{id}")]
@@ -219,6 +240,7 @@ pub async fn campaign_page(
             };
             let order: Vec<String> = view.variants.iter().map(|v| v.name.clone()).collect();
             let report = report::campaign_funnel(conn, &view.campaign, &order)?;
+            let waves = campaigns::follow_up::waves(conn, &view.campaign.workspace_id, &view.campaign.id)?;
             let console =
                 super::campaigns::console(conn, &view, &keyring, &base_url, locale, &country, msg.as_deref())?;
             let subjects: Vec<(String, String)> = view
@@ -226,11 +248,65 @@ pub async fn campaign_page(
                 .iter()
                 .map(|v| (v.name.clone(), super::campaigns::variant_subjects(&view, &v.name)))
                 .collect();
-            Ok(Some((report, console, subjects)))
+            Ok(Some((report, console, subjects, waves)))
         })
         .await
         .map_err(|e| PageError::dashboard(&req, e))?;
-    let (r, console, subjects) = loaded.ok_or_else(|| PageError::not_found(&req))?;
+    let (r, console, subjects, waves) = loaded.ok_or_else(|| PageError::not_found(&req))?;
+    let c17 = crate::i18n::conversion_app(super::locale(&req));
+    let paths = &r.counts.confirmed_by_path;
+    let path_stages = [
+        Stage {
+            label: t_sent(&req),
+            count: r.counts.sent,
+            benchmark: None,
+        },
+        Stage {
+            label: super::strings(&req).col_confirmed,
+            count: r.counts.confirmed,
+            benchmark: Some(r.benchmark.conversion_rate),
+        },
+        Stage {
+            label: c17.path_form_reply,
+            count: paths.form_reply,
+            benchmark: None,
+        },
+        Stage {
+            label: c17.path_form_code,
+            count: paths.form_code,
+            benchmark: None,
+        },
+        Stage {
+            label: c17.path_tap_to_text,
+            count: paths.tap_to_text,
+            benchmark: None,
+        },
+        Stage {
+            label: c17.reminded,
+            count: r.counts.reminded,
+            benchmark: None,
+        },
+        Stage {
+            label: c17.path_after_reminder,
+            count: paths.after_reminder,
+            benchmark: None,
+        },
+    ];
+    let paths_svg = charts::funnel_bars(c17.paths_title, &path_stages, Some(super::strings(&req).benchmark));
+    let wave_rows = waves
+        .follow_ups
+        .iter()
+        .map(|w| WaveRow {
+            id: w.follow_up.id.clone(),
+            name: w.follow_up.name.clone(),
+            audience: w.follow_up.audience.as_str(),
+            status: w.follow_up.status,
+            sent: w.counts.sent,
+            opened: w.counts.opened,
+            confirmed: w.counts.confirmed,
+            conversion: pct(w.rates.conversion_rate),
+        })
+        .collect();
     let t = super::strings(&req);
     let c = &r.counts;
     let b = &r.benchmark;
@@ -376,6 +452,10 @@ pub async fn campaign_page(
         verdicts,
         locales: r.locales.iter().map(BreakdownRow::from).collect(),
         console,
+        c17,
+        paths_svg,
+        waves: wave_rows,
+        combined: waves.combined,
     };
     Ok(render(StatusCode::OK, &page))
 }

@@ -16,6 +16,9 @@ const MAX_ENTRIES: usize = 10_000;
 /// The landing page's first view with its two per-link values (token, form token) left open.
 pub type FirstView = Slotted<2>;
 
+/// The first view with tap-to-text: token, form token, and the code in the link and beside it.
+pub type TapView = Slotted<4>;
+
 /// A campaign as its public pages show it.
 #[derive(Debug)]
 pub struct CachedCampaign {
@@ -23,6 +26,8 @@ pub struct CachedCampaign {
     /// Indexed by `Locale as usize` (the order of `Locale::ALL`); `None` inside when the page
     /// could not be split and renders in full every time.
     first_views: [OnceLock<Option<FirstView>>; Locale::ALL.len()],
+    /// The same with the tap-to-text offer (issue 17), per locale.
+    tap_views: [OnceLock<Option<TapView>>; Locale::ALL.len()],
 }
 
 impl CachedCampaign {
@@ -30,12 +35,18 @@ impl CachedCampaign {
         Self {
             campaign,
             first_views: Default::default(),
+            tap_views: Default::default(),
         }
     }
 
     /// The first view in `locale`, made by `render` on first use.
     pub fn first_view(&self, locale: Locale, render: impl FnOnce() -> Option<FirstView>) -> Option<&FirstView> {
         self.first_views[locale as usize].get_or_init(render).as_ref()
+    }
+
+    /// The first view with tap-to-text in `locale`, made by `render` on first use.
+    pub fn tap_view(&self, locale: Locale, render: impl FnOnce() -> Option<TapView>) -> Option<&TapView> {
+        self.tap_views[locale as usize].get_or_init(render).as_ref()
     }
 }
 
