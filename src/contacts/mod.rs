@@ -2,6 +2,7 @@
 
 pub mod erase;
 pub mod import;
+pub mod import_jobs;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

@@ -26,6 +26,7 @@ mod health;
 mod hostile_text;
 mod http_hardening;
 mod import;
+mod import_formats;
 mod invitations;
 mod ledger;
 mod links;

@@ -6,6 +6,7 @@
 
 mod auth;
 mod charts;
+mod import;
 mod pages;
 
 use std::future::Future;
@@ -42,6 +43,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::erase_contact)
         .service(pages::suppressions_page)
         .service(pages::consents_csv)
+        .service(import::import_form)
+        .service(import::upload)
+        .service(import::job_page)
+        .service(import::refused_csv)
         .service(stylesheet);
 }
 

@@ -35,7 +35,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn of(session: &AppSession) -> Self {
+    pub(super) fn of(session: &AppSession) -> Self {
         Self {
             workspace: session.0.workspace.name.clone(),
             user: session.0.email.clone(),
