@@ -27,6 +27,7 @@ mod hostile_text;
 mod http_hardening;
 mod import;
 mod import_formats;
+mod import_page;
 mod invitations;
 mod ledger;
 mod links;
