@@ -14,6 +14,7 @@ use diesel::prelude::*;
 
 use crate::crypto;
 use crate::db::schema::{login_attempts, sessions, users};
+use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
 use crate::domain::EmailAddress;
 use crate::workspace::{self, Workspace};
@@ -24,6 +25,31 @@ pub const MAX_ATTEMPTS_PER_CLIENT: i64 = 10;
 pub const MAX_FAILED_LOGINS_PER_ACCOUNT: i32 = 100;
 pub const THROTTLE_MINUTES: i64 = 15;
 pub const MIN_PASSWORD_CHARS: usize = 10;
+
+db_enum! {
+    /// `users.role`: what a dashboard user may do in its workspace. Owners also manage users;
+    /// editors do everything else; viewers read.
+    pub enum Role {
+        Owner = "owner",
+        Editor = "editor",
+        Viewer = "viewer",
+    }
+}
+
+impl Role {
+    /// Whether this role includes the powers of `needed` (owner > editor > viewer).
+    pub fn at_least(self, needed: Role) -> bool {
+        self.rank() >= needed.rank()
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Self::Owner => 2,
+            Self::Editor => 1,
+            Self::Viewer => 0,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -50,8 +76,19 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
         .map_err(|e| AccountError::Hash(e.to_string()))
 }
 
-/// Creates a dashboard user of a workspace.
+/// Creates a dashboard user of a workspace, as an owner.
 pub fn create_user(conn: &mut DbConn, workspace_id: &str, email: &str, password: &str) -> Result<String, AccountError> {
+    create_user_with_role(conn, workspace_id, email, password, Role::Owner)
+}
+
+/// Creates a dashboard user of a workspace with the given role.
+pub fn create_user_with_role(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> Result<String, AccountError> {
     let email = EmailAddress::parse(email).map_err(|e| AccountError::Invalid(e.to_string()))?;
     check_password_rules(password)?;
     let hash = hash_password(password)?;
@@ -74,6 +111,7 @@ pub fn create_user(conn: &mut DbConn, workspace_id: &str, email: &str, password:
                 users::password_hash.eq(&hash),
                 users::failed_logins.eq(0),
                 users::created_at.eq(db::now()),
+                users::role.eq(role),
             ))
             .execute(conn)?;
         Ok(id)
@@ -207,11 +245,12 @@ pub struct Session {
     pub user_id: String,
     pub email: String,
     pub csrf: String,
+    pub role: Role,
     pub workspace: Workspace,
 }
 
 pub fn session(conn: &mut DbConn, cookie: &str) -> Result<Option<Session>, DbError> {
-    let found: Option<(String, String, String, String, NaiveDateTime, String)> = sessions::table
+    let found: Option<(String, String, String, String, NaiveDateTime, String, Role)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::token_sha256.eq(crypto::sha256_hex(cookie.as_bytes())))
         .select((
@@ -221,10 +260,11 @@ pub fn session(conn: &mut DbConn, cookie: &str) -> Result<Option<Session>, DbErr
             sessions::csrf,
             sessions::expires_at,
             users::workspace_id,
+            users::role,
         ))
         .first(conn)
         .optional()?;
-    let Some((id, user_id, email, csrf, expires_at, workspace_id)) = found else {
+    let Some((id, user_id, email, csrf, expires_at, workspace_id, role)) = found else {
         return Ok(None);
     };
     if expires_at <= db::now() {
@@ -239,6 +279,7 @@ pub fn session(conn: &mut DbConn, cookie: &str) -> Result<Option<Session>, DbErr
         user_id,
         email,
         csrf,
+        role,
         workspace,
     }))
 }

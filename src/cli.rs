@@ -189,6 +189,9 @@ pub enum UserCommand {
         workspace: String,
         #[arg(long)]
         email: String,
+        /// owner (also manages users), editor (everything else) or viewer (reads only).
+        #[arg(long, default_value = "owner", value_parser = parse_role)]
+        role: crate::accounts::Role,
     },
     /// Set a new password (read from standard input); lifts a lockout and ends the user's sessions.
     SetPassword {
@@ -276,7 +279,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ledger_checkpoint(&settings, checkpoint_key).await
         }
         Command::Stats { workspace, campaign } => stats(&settings, &out, workspace, campaign).await,
-        Command::User(UserCommand::Create { workspace, email }) => user_create(&settings, &out, workspace, email).await,
+        Command::User(UserCommand::Create { workspace, email, role }) => {
+            user_create(&settings, &out, workspace, email, role).await
+        }
         Command::User(UserCommand::SetPassword { email }) => user_set_password(&settings, &out, email).await,
         Command::Contact(ContactCommand::Erase { workspace, contact }) => {
             contact_erase(&settings, &out, workspace, contact).await
@@ -599,22 +604,34 @@ async fn user_set_password(settings: &Settings, out: &Output, email: String) -> 
     Ok(())
 }
 
-async fn user_create(settings: &Settings, out: &Output, workspace: String, email: String) -> anyhow::Result<()> {
+fn parse_role(raw: &str) -> Result<crate::accounts::Role, String> {
+    crate::accounts::Role::parse(raw).ok_or_else(|| format!("{raw:?} is not a role: owner, editor or viewer"))
+}
+
+async fn user_create(
+    settings: &Settings,
+    out: &Output,
+    workspace: String,
+    email: String,
+    role: crate::accounts::Role,
+) -> anyhow::Result<()> {
     let db = open_migrated_db(settings).await?;
     let password = password_from_stdin()?;
     let (ws, mail) = (workspace.clone(), email.clone());
     let id = blocking(&db, move |conn| {
-        Ok(crate::accounts::create_user(conn, &ws, &mail, &password)?)
+        Ok(crate::accounts::create_user_with_role(
+            conn, &ws, &mail, &password, role,
+        )?)
     })
     .await?;
     // The address as stored (and as typed at login, in any case).
     let email = crate::domain::EmailAddress::parse(&email).map_or(email, |e| e.normalized());
     out.emit(
         format!(
-            "dashboard user {email} created for workspace {workspace}; log in at {}app",
+            "dashboard user {email} ({role}) created for workspace {workspace}; log in at {}app",
             settings.base_url
         ),
-        json!({"user_id": id, "workspace_id": workspace, "email": email}),
+        json!({"user_id": id, "workspace_id": workspace, "email": email, "role": role}),
     );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! permissions. See README.md for the architecture.
 
 pub mod accounts;
+pub mod activity;
 pub mod campaigns;
 pub mod cli;
 pub mod config;

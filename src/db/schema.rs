@@ -14,6 +14,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    activity (id) {
+        id -> Text,
+        workspace_id -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        subject -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
     api_tokens (id) {
         id -> Text,
         workspace_id -> Text,
@@ -298,6 +310,7 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        role -> Text,
     }
 }
 
@@ -322,6 +335,7 @@ diesel::table! {
 
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
 diesel::joinable!(users -> workspaces (workspace_id));
+diesel::joinable!(activity -> workspaces (workspace_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(contacts -> workspaces (workspace_id));
 diesel::joinable!(suppressions -> workspaces (workspace_id));
@@ -358,6 +372,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     login_attempts,
+    activity,
 );
 
 diesel::table! {

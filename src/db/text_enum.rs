@@ -104,6 +104,8 @@ pub(crate) use db_enum;
 mod tests {
     use diesel::prelude::*;
 
+    use crate::accounts::Role;
+    use crate::activity::Action;
     use crate::campaigns::{CampaignStatus, InvitationStatus};
     use crate::consent::doi::{ConfirmedVia, ConsentRequestStatus};
     use crate::consent::ledger::LedgerKind;
@@ -184,6 +186,8 @@ mod tests {
             LedgerKind,
             EventKind,
             Metric,
+            Role,
+            Action,
         );
 
         // A string no variant stores is a query error that names the type and the value.

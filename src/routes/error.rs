@@ -26,6 +26,9 @@ pub enum PageFailure {
     /// reason, which is logged where it is known.
     #[error("not found")]
     NotFound,
+    /// A dashboard action the user's role does not allow: nothing was changed.
+    #[error("forbidden for this role")]
+    Forbidden,
     /// The database cannot be reached or is busy: the same request works again shortly.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] DbError),
@@ -121,6 +124,7 @@ impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self.failure {
             PageFailure::NotFound => StatusCode::NOT_FOUND,
+            PageFailure::Forbidden => StatusCode::FORBIDDEN,
             PageFailure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageFailure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -130,6 +134,7 @@ impl ResponseError for PageError {
         let t = i18n::page(self.locale);
         let (title, body) = match &self.failure {
             PageFailure::NotFound => return pages::render(self.status_code(), &NotFoundPage { t }),
+            PageFailure::Forbidden => (t.forbidden_title, t.forbidden_body),
             PageFailure::Unavailable(source) => {
                 tracing::error!(error = %source, "page: database unavailable");
                 (t.unavailable_title, t.unavailable_body)

@@ -216,6 +216,11 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<Workspace>, DbError> {
 
 /// The workspace a bearer token acts for, if the token is known and not revoked.
 pub fn authenticate(conn: &mut DbConn, token: &str) -> Result<Option<Workspace>, DbError> {
+    Ok(authenticate_token(conn, token)?.map(|(workspace, _)| workspace))
+}
+
+/// Like [`authenticate`], with the token's label (how the activity log names the token).
+pub fn authenticate_token(conn: &mut DbConn, token: &str) -> Result<Option<(Workspace, String)>, DbError> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
@@ -223,8 +228,8 @@ pub fn authenticate(conn: &mut DbConn, token: &str) -> Result<Option<Workspace>,
         .inner_join(api_tokens::table)
         .filter(api_tokens::token_sha256.eq(token_sha256(token)))
         .filter(api_tokens::revoked_at.is_null())
-        .select(WorkspaceRow::as_select())
+        .select((WorkspaceRow::as_select(), api_tokens::label))
         .first(conn)
         .optional()?;
-    Ok(row.map(Workspace::from))
+    Ok(row.map(|(row, label)| (Workspace::from(row), label)))
 }

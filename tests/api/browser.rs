@@ -46,6 +46,11 @@ fn browser_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("OPTBRIDGE_REQUIRE_BROWSER").is_ok_and(|v| v == "1")
 }
 
+/// axe-core's browser bundle, installed by scripts/setup-test-deps under target/test-deps.
+fn axe_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/node_modules/axe-core/axe.min.js")
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
@@ -245,6 +250,56 @@ impl Browser {
             std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
         }
         std::fs::write(path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+
+    /// Resizes the window, e.g. to a phone's 390 × 844 to check a page is usable at phone width.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.session_command(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot resize the window: {}: {}", e.error, e.message));
+    }
+
+    /// Runs axe-core (installed by scripts/setup-test-deps) on the current page against the WCAG
+    /// 2.1 A and AA rules and returns its violations, each as `{id, impact, help, nodes}`. The
+    /// script is injected by WebDriver, which the page's script-free CSP does not govern.
+    pub async fn axe_violations(&self) -> Vec<Value> {
+        let source = std::fs::read_to_string(axe_path()).unwrap_or_else(|e| {
+            panic!(
+                "cannot read axe-core at {}: {e}; run scripts/setup-test-deps",
+                axe_path().display()
+            )
+        });
+        let script = format!(
+            "{source}\n;const done = arguments[arguments.length - 1];\n\
+             axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}}})\n\
+             .then(r => done(r.violations.map(v => ({{id: v.id, impact: v.impact, help: v.help, \
+             nodes: v.nodes.map(n => n.target.join(' ') + ' ' + (n.failureSummary || ''))}}))))\n\
+             .catch(e => done([{{id: 'axe-error', help: String(e), nodes: []}}]));"
+        );
+        let found = self
+            .session_command(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({"script": script, "args": []})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("axe did not run: {}: {}", e.error, e.message));
+        found.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Fails the test, naming the page and every rule broken, unless axe finds nothing.
+    pub async fn assert_accessible(&self, what: &str) {
+        let violations = self.axe_violations().await;
+        assert!(
+            violations.is_empty(),
+            "axe-core: {what} ({}) breaks WCAG rules:\n{}",
+            self.current_url().await,
+            serde_json::to_string_pretty(&violations).unwrap_or_default()
+        );
     }
 
     pub async fn cookies(&self) -> Vec<Value> {

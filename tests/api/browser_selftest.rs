@@ -51,6 +51,13 @@ async fn landing_form_submitted_in_a_browser_leads_to_the_code_page() {
         browser.value("input[name=phone]").await.starts_with("+45 "),
         "the phone field starts with the calling code"
     );
+    browser.assert_accessible("the landing page").await;
+    browser.resize(390, 844).await;
+    browser.assert_accessible("the landing page at phone width").await;
+    browser
+        .screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/landing-phone.png"))
+        .await;
+    browser.resize(1280, 1600).await;
     browser.fill("input[name=phone]", "+45 20 12 34 56").await;
     assert_eq!(browser.value("input[name=phone]").await, "+45 20 12 34 56");
     browser.click("input[name=consent]").await;
@@ -65,6 +72,7 @@ async fn landing_form_submitted_in_a_browser_leads_to_the_code_page() {
         "the typed number came through, masked"
     );
     assert!(browser.cookies().await.is_empty(), "the landing flow sets no cookies");
+    browser.assert_accessible("the code page").await;
     browser
         .screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/landing-code-page.png"))
         .await;
@@ -73,4 +81,22 @@ async fn landing_form_submitted_in_a_browser_leads_to_the_code_page() {
         "browser test: {:?} in all, {browser_up:?} to start the browser",
         started.elapsed()
     );
+}
+
+/// The accessibility check can fail: axe-core finds an image without a text alternative and a
+/// field without a label on a page made to break them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_finds_what_a_broken_page_breaks() {
+    let Some(browser) = Browser::start().await else {
+        eprintln!("skipped: no browser");
+        return;
+    };
+    browser
+        .goto("data:text/html,<html lang=en><title>t</title><main><img src=x.png><input type=text></main></html>")
+        .await;
+    let violations = browser.axe_violations().await;
+    let ids: Vec<&str> = violations.iter().filter_map(|v| v["id"].as_str()).collect();
+    assert!(ids.contains(&"image-alt"), "{violations:?}");
+    assert!(ids.contains(&"label"), "{violations:?}");
+    browser.quit().await;
 }

@@ -505,7 +505,84 @@ async fn contact_search_history_and_erasure(backend: Backend) {
     assert_eq!(crate::helpers::stdout_json(&out)["problems"], json!([]));
 }
 
+/// A viewer reads but cannot erase: 403 with the localized page, and the contact is untouched;
+/// an editor can. The activity log keeps what it is given, newest first, per workspace.
+async fn a_viewer_reads_but_cannot_erase(backend: Backend) {
+    use optbridge::accounts::Role;
+    use optbridge::activity::{self, Action, Actor};
+
+    let app = spawn_app(backend).await;
+    let (ws, _campaign) = app.campaign_for_all().await;
+    let id = ws.id.clone();
+    app.with_db(move |c| {
+        optbridge::accounts::create_user_with_role(c, &id, "viewer@shop.example", PASSWORD, Role::Viewer).unwrap();
+        optbridge::accounts::create_user_with_role(c, &id, "editor@shop.example", PASSWORD, Role::Editor).unwrap();
+    })
+    .await;
+    let viewer = session(&app, "viewer@shop.example").await;
+    let (status, results) = get(&app, &viewer, "/app/contacts?q=anna").await;
+    assert_eq!(status, 200, "a viewer reads");
+    let start = results.find("/app/contacts/").expect("a result");
+    let contact: String = results[start + 14..].split('"').next().unwrap().to_owned();
+    let (_, page) = get(&app, &viewer, &format!("/app/contacts/{contact}")).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/app/contacts/{contact}/erase")))
+        .header("Cookie", &viewer)
+        .header("Accept-Language", "da")
+        .form(&[("csrf", field(&page, "csrf").as_str()), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("Det har du ikke adgang til"));
+    let (_, still) = get(&app, &viewer, &format!("/app/contacts/{contact}")).await;
+    assert!(still.contains("anna@example.dk"), "nothing changed");
+
+    let editor = session(&app, "editor@shop.example").await;
+    let (_, page) = get(&app, &editor, &format!("/app/contacts/{contact}")).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/app/contacts/{contact}/erase")))
+        .header("Cookie", &editor)
+        .form(&[("csrf", field(&page, "csrf").as_str()), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "an editor erases");
+
+    let (id, other) = (ws.id.clone(), app.create_workspace("Other").await.id);
+    let entries = app
+        .with_db(move |c| {
+            let user = Actor::User {
+                email: "editor@shop.example".into(),
+            };
+            let token = Actor::ApiToken {
+                label: "nightly".into(),
+            };
+            activity::record(c, &id, &user, Action::Login, None, "").unwrap();
+            activity::record(c, &id, &token, Action::Import, None, "3 imported").unwrap();
+            activity::record(c, &other, &token, Action::Import, None, "elsewhere").unwrap();
+            let first = activity::page(c, &id, None, 1).unwrap();
+            let rest = activity::page(c, &id, Some(&first[0].id), 10).unwrap();
+            (first, rest)
+        })
+        .await;
+    let (first, rest) = entries;
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0].actor.as_str(), first[0].action),
+        ("API token nightly", Action::Import)
+    );
+    assert!(rest.iter().all(|e| e.detail != "elsewhere"), "scoped to the workspace");
+    assert!(
+        rest.iter()
+            .any(|e| e.actor == "editor@shop.example" && e.action == Action::Login)
+    );
+}
+
 both_backends!(
+    a_viewer_reads_but_cannot_erase,
     every_page_needs_a_login,
     login_logout_and_cookie_flags,
     login_throttles_the_guessing_address_and_answers_alike,
@@ -535,6 +612,7 @@ async fn browser_logs_in_and_screenshots_the_campaign_page() {
         browser.current_url().await.ends_with("/app/login"),
         "sent to the login page"
     );
+    browser.assert_accessible("the login page").await;
     browser.fill("#email", "marketer@shop.example").await;
     browser.fill("#password", "not the password").await;
     browser.submit("button[type=submit]").await;
@@ -554,6 +632,7 @@ async fn browser_logs_in_and_screenshots_the_campaign_page() {
         .expect("a session cookie");
     assert_eq!(session["httpOnly"], true);
     assert_eq!(session["sameSite"], "Lax");
+    browser.assert_accessible("the campaign list").await;
 
     // `submit` clicks and waits for the next page, a link as well as a button.
     browser
@@ -563,6 +642,7 @@ async fn browser_logs_in_and_screenshots_the_campaign_page() {
     assert_eq!(browser.text("[data-metric='Confirmed']").await, "2");
     assert_eq!(browser.text("[data-metric='Opened']").await, "6");
     assert!(browser.source().await.contains("KAiKU benchmark 52.2 %"));
+    browser.assert_accessible("the campaign page").await;
     browser
         .screenshot(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/dashboard-campaign.png"))
         .await;

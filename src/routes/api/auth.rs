@@ -9,17 +9,29 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::error::ApiError;
+use crate::activity::Actor;
 use crate::routes::AppState;
 use crate::workspace::{self, Workspace};
 
 /// The workspace the request's token acts for. Every handler that reads or writes data takes
 /// this and scopes its queries by `tenant.0.id`.
 #[derive(Debug, Clone)]
-pub struct Tenant(pub Workspace);
+pub struct Tenant(pub Workspace, TokenLabel);
+
+/// The label the API token was created with, naming it in the activity log.
+#[derive(Debug, Clone)]
+struct TokenLabel(String);
 
 impl Tenant {
     pub fn id(&self) -> &str {
         &self.0.id
+    }
+
+    /// The token, as the activity log names it.
+    pub fn actor(&self) -> Actor {
+        Actor::ApiToken {
+            label: self.1.0.clone(),
+        }
     }
 }
 
@@ -46,9 +58,11 @@ async fn tenant_of(req: &ServiceRequest) -> Result<Tenant, ApiError> {
         .clone();
     let found = state
         .db
-        .run(move |conn| workspace::authenticate(conn, &token).map_err(ApiError::from))
+        .run(move |conn| workspace::authenticate_token(conn, &token).map_err(ApiError::from))
         .await?;
-    found.map(Tenant).ok_or(ApiError::Unauthorized)
+    found
+        .map(|(workspace, label)| Tenant(workspace, TokenLabel(label)))
+        .ok_or(ApiError::Unauthorized)
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {

@@ -19,7 +19,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
 use super::error::PageError;
-use crate::accounts::{self, Session};
+use crate::accounts::{self, Role, Session};
+use crate::activity::Actor;
 use crate::domain::Locale;
 use crate::i18n::{self, AppStrings};
 use crate::routes::AppState;
@@ -139,6 +140,25 @@ impl AppSession {
 
     pub fn workspace_id(&self) -> &str {
         &self.0.workspace.id
+    }
+
+    /// Refuses (403, a localized page, nothing changed) unless the user's role includes
+    /// `needed`. Every dashboard POST calls it before it changes anything: editors and owners
+    /// act, owners also manage users, viewers only read.
+    pub fn require(&self, req: &HttpRequest, needed: Role) -> Result<(), PageError> {
+        if self.0.role.at_least(needed) {
+            Ok(())
+        } else {
+            tracing::info!(user = %self.0.user_id, role = %self.0.role, needed = %needed, path = %req.path(), "dashboard: role refused");
+            Err(PageError::dashboard(req, super::error::PageFailure::Forbidden))
+        }
+    }
+
+    /// The user, as the activity log names them.
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            email: self.0.email.clone(),
+        }
     }
 }
 

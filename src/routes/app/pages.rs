@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::AppSession;
 use super::charts::{self, Line, Stage};
+use crate::accounts::Role;
 use crate::campaigns::{self, Campaign};
 use crate::consent::history::{self, ContactConsent};
 use crate::consent::texts::{self, ConsentTextVersion};
@@ -583,6 +584,7 @@ pub async fn erase_contact(
     id: web::Path<String>,
     form: web::Form<EraseForm>,
 ) -> Result<HttpResponse, PageError> {
+    session.require(&req, Role::Editor)?;
     if !session.csrf_ok(form.csrf.as_deref()) {
         return Ok(HttpResponse::Forbidden().body("missing or wrong form token"));
     }

@@ -1,0 +1,2 @@
+DROP TABLE activity;
+ALTER TABLE users DROP COLUMN role;
