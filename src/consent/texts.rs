@@ -296,6 +296,17 @@ pub fn create_version(
     workspace_id: &str,
     text: &ConsentText,
 ) -> Result<(ConsentTextVersion, bool), ConsentTextError> {
+    create_version_and(conn, workspace_id, text, |_, _| Ok(()))
+}
+
+/// [`create_version`], calling `on_created` with a version created now inside the transaction
+/// that stores it (the activity log records it there).
+pub fn create_version_and(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    text: &ConsentText,
+    on_created: impl FnOnce(&mut DbConn, &ConsentTextVersion) -> Result<(), DbError>,
+) -> Result<(ConsentTextVersion, bool), ConsentTextError> {
     let rendered = text.render();
     let sha256 = crypto::sha256_hex(rendered.as_bytes());
     let locale = text.locale.as_str();
@@ -335,6 +346,7 @@ pub fn create_version(
             .execute(conn)?;
         let created = find(conn, workspace_id, &id)?
             .ok_or(ConsentTextError::Db(DbError::Query(diesel::result::Error::NotFound)))?;
+        on_created(conn, &created)?;
         Ok((created, true))
     })
 }

@@ -11,6 +11,7 @@ mod smtp_sink;
 
 mod browser_selftest;
 mod cli;
+mod consent_text_form;
 mod consent_texts;
 mod crash;
 mod dashboard;

@@ -15,6 +15,8 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::AppSession;
 use super::pages::Layout;
+use crate::accounts::Role;
+use crate::activity::{self, Action};
 use crate::contacts::import_jobs::{self, ImportJob, ImportJobStatus, NewImportJob, Refusal};
 use crate::db::{self, DbError};
 use crate::i18n::{self, AppStrings, MarketerStrings};
@@ -154,7 +156,7 @@ pub async fn upload(
     session: AppSession,
     mut form: Multipart,
 ) -> Result<HttpResponse, PageError> {
-    // ROLE: session.require(&req, Role::Editor)?;
+    session.require(&req, Role::Editor)?;
     let s = marketer(&req);
     let limit = state.settings.import_max_bytes;
     let max = size(limit);
@@ -196,6 +198,7 @@ pub async fn upload(
 
     let ws = session.workspace_id().to_owned();
     let who = session.0.email.clone();
+    let actor = session.actor();
     let (job_id, path) = (id.clone(), spool.path.clone());
     state
         .db
@@ -211,8 +214,9 @@ pub async fn upload(
                         bytes,
                         created_by: &who,
                     },
-                )
-                // ACTIVITY: activity::record(conn, &ws, &actor, Action::Import, Some(&job_id), &file_name)?;
+                )?;
+                let detail = format!("{file_name} ({bytes} bytes), import job {job_id}");
+                activity::record(conn, &ws, &actor, Action::Import, Some(&job_id), &detail)
             })
         })
         .await

@@ -6,6 +6,7 @@
 
 mod auth;
 mod charts;
+mod consent_texts;
 mod import;
 mod pages;
 
@@ -48,6 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(import::upload)
         .service(import::job_page)
         .service(import::refused_csv)
+        .service(consent_texts::new_text)
+        .service(consent_texts::create_text)
         .service(stylesheet);
 }
 

@@ -379,6 +379,7 @@ pub struct TextRow {
 #[template(path = "app/consent_texts.html")]
 struct ConsentTextsPage {
     t: &'static AppStrings,
+    s: &'static crate::i18n::MarketerStrings,
     layout: Layout,
     texts: Vec<TextRow>,
 }
@@ -413,6 +414,7 @@ pub async fn consent_texts_page(
         StatusCode::OK,
         &ConsentTextsPage {
             t: super::strings(&req),
+            s: crate::i18n::marketer(super::locale(&req)),
             layout: Layout::of(&session),
             texts,
         },
