@@ -13,6 +13,7 @@ mod browser_selftest;
 mod cli;
 mod consent_text_form;
 mod consent_texts;
+mod contacts_page;
 mod crash;
 mod dashboard;
 mod data_rights;

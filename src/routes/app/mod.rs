@@ -51,7 +51,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(import::refused_csv)
         .service(consent_texts::new_text)
         .service(consent_texts::create_text)
-        .service(stylesheet);
+        .service(stylesheet)
+        .route("/", web::get().to(home));
+}
+
+/// `/` leads to the dashboard (which asks for a login first); recipients never come here, their
+/// links go to `/l/…`.
+async fn home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/app"))
+        .finish()
 }
 
 /// The dashboard speaks Danish to Danish browsers and English to everyone else.
