@@ -33,6 +33,7 @@ mod import_page;
 mod invitations;
 mod ledger;
 mod links;
+mod marketer_browser;
 mod outbox;
 mod page_errors;
 mod races;
