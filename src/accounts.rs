@@ -12,6 +12,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use crate::activity;
 use crate::crypto;
 use crate::db::schema::{login_attempts, sessions, users};
 use crate::db::text_enum::db_enum;
@@ -95,27 +96,39 @@ pub fn create_user_with_role(
     db::write_tx(conn, |conn| {
         workspace::find(conn, workspace_id)?
             .ok_or_else(|| AccountError::Invalid(format!("no workspace with id {workspace_id}")))?;
-        let exists: i64 = users::table
-            .filter(users::email.eq(email.normalized()))
-            .count()
-            .get_result(conn)?;
-        if exists > 0 {
-            return Err(AccountError::Exists);
-        }
-        let id = db::new_id();
-        diesel::insert_into(users::table)
-            .values((
-                users::id.eq(&id),
-                users::workspace_id.eq(workspace_id),
-                users::email.eq(email.normalized()),
-                users::password_hash.eq(&hash),
-                users::failed_logins.eq(0),
-                users::created_at.eq(db::now()),
-                users::role.eq(role),
-            ))
-            .execute(conn)?;
-        Ok(id)
+        insert_user(conn, workspace_id, &email, &hash, role)
     })
+}
+
+/// Inserts a user (the password already checked and hashed) in the caller's transaction;
+/// refused when the email has a login already (in any workspace: the email is the login).
+pub fn insert_user(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    email: &EmailAddress,
+    password_hash: &str,
+    role: Role,
+) -> Result<String, AccountError> {
+    let exists: i64 = users::table
+        .filter(users::email.eq(email.normalized()))
+        .count()
+        .get_result(conn)?;
+    if exists > 0 {
+        return Err(AccountError::Exists);
+    }
+    let id = db::new_id();
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(&id),
+            users::workspace_id.eq(workspace_id),
+            users::email.eq(email.normalized()),
+            users::password_hash.eq(password_hash),
+            users::failed_logins.eq(0),
+            users::created_at.eq(db::now()),
+            users::role.eq(role),
+        ))
+        .execute(conn)?;
+    Ok(id)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +147,8 @@ struct UserRow {
     id: String,
     password_hash: String,
     locked_until: Option<NaiveDateTime>,
+    workspace_id: String,
+    email: String,
 }
 
 /// Checks a login from `client` (the client's address) and opens a session. Slow on purpose
@@ -174,7 +189,13 @@ pub fn login(
     } else {
         users::table
             .filter(users::email.eq(&key))
-            .select((users::id, users::password_hash, users::locked_until))
+            .select((
+                users::id,
+                users::password_hash,
+                users::locked_until,
+                users::workspace_id,
+                users::email,
+            ))
             .first(conn)
             .optional()?
     };
@@ -233,6 +254,10 @@ pub fn login(
                 sessions::expires_at.eq(now + Duration::hours(session_hours)),
             ))
             .execute(conn)?;
+        let actor = activity::Actor::User {
+            email: user.email.clone(),
+        };
+        activity::record(conn, &user.workspace_id, &actor, activity::Action::Login, None, "")?;
         Ok::<_, AccountError>(())
     })?;
     Ok(LoginOutcome::Success { cookie })
@@ -311,7 +336,8 @@ pub fn set_password(conn: &mut DbConn, email: &str, password: &str) -> Result<bo
     })
 }
 
-fn check_password_rules(password: &str) -> Result<(), AccountError> {
+/// The password rules for dashboard logins (at least [`MIN_PASSWORD_CHARS`] characters).
+pub fn check_password_rules(password: &str) -> Result<(), AccountError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AccountError::Invalid(format!(
             "the password needs at least {MIN_PASSWORD_CHARS} characters"

@@ -59,6 +59,7 @@ db_enum! {
         UserRemoved = "user_removed",
         WebhookCreated = "webhook_created",
         WebhookDeleted = "webhook_deleted",
+        UserJoined = "user_joined",
     }
 }
 

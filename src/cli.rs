@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{ConfigArgs, DatabaseUrl, Settings};
@@ -33,6 +33,61 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Settings every command reads; the others (SMTP, SMS provider, outbox, limits …) run the
+/// server and show up only in the help of the commands that use them ([`command`]).
+const SHARED_SETTINGS: &[&str] = &["json", "database_url"];
+
+/// The server settings a command besides `serve`, `worker` and `demo` reads.
+fn settings_of(subcommand: &str) -> &'static [&'static str] {
+    match subcommand {
+        "migrate" | "keys" => &[
+            "database_pool_size",
+            "sqlite_busy_timeout_ms",
+            "signing_key_encryption_key",
+            "signing_key_encryption_key_old",
+            "log_format",
+        ],
+        "user" => &["base_url"],
+        _ => &[],
+    }
+}
+
+/// The command line, with each command's `--help` showing its own options and the settings it
+/// reads, not the ~45 server settings: those stay accepted everywhere (flag or environment,
+/// as before) but are listed only by `serve`, `worker`, `demo` and, where they matter, others.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let server: Vec<Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set() && !SHARED_SETTINGS.contains(&a.get_id().as_str()))
+        .cloned()
+        .collect();
+    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+    for name in names {
+        let all = matches!(name.as_str(), "serve" | "worker" | "demo");
+        let own = settings_of(&name);
+        cmd = cmd.mut_subcommand(&name, |mut sub| {
+            // A global argument a subcommand has already is not propagated to it again
+            // (clap's `_propagate_global_args`), so these copies are the ones it shows.
+            for arg in &server {
+                let shown = all || own.contains(&arg.get_id().as_str());
+                sub = sub.arg(arg.clone().hide(arg.is_hide_set() || !shown));
+            }
+            sub
+        });
+    }
+    for arg in &server {
+        cmd = cmd.mut_arg(arg.get_id().clone(), |a| a.hide(true));
+    }
+    cmd.after_help("Server settings (SMTP, SMS provider, outbox, limits …): optbridge serve --help")
+}
+
+/// Parses the process's arguments (see [`command`]); exits with clap's message on bad input.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create or upgrade the database schema (and the first link-signing key).
@@ -56,6 +111,7 @@ pub enum Command {
     Workspace(WorkspaceCommand),
     /// Import contacts with email permission from a CSV file.
     Import {
+        /// The workspace's id (from `optbridge workspace create` or `workspace list`).
         #[arg(long)]
         workspace: String,
         /// CSV with a header row; columns: email (required), first_name, last_name, locale,
@@ -73,8 +129,10 @@ pub enum Command {
     Keys(KeysCommand),
     /// Print the funnel of a campaign (or a line per campaign of the workspace).
     Stats {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
+        /// One campaign's id: its whole funnel, per variant too (default: a line per campaign).
         #[arg(long)]
         campaign: Option<String>,
     },
@@ -89,6 +147,7 @@ pub enum Command {
         /// Count what would be purged without changing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Days after an SMS consent was last used before its evidence is purged.
         #[arg(long, default_value_t = crate::consent::retention::DEFAULT_RETENTION_DAYS)]
         retention_days: i64,
     },
@@ -101,13 +160,17 @@ pub enum Command {
 pub enum WorkspaceCommand {
     /// Create a workspace and print its id and a new API token (shown once).
     Create {
+        /// The retailer's name, as the dashboard shows it.
         #[arg(long)]
         name: String,
         /// Sender of invitation emails, e.g. "Shop <news@shop.example>".
         #[arg(long)]
         from: String,
+        /// The retailer's country (ISO 3166 code): phone numbers without a calling code are read
+        /// as this country's.
         #[arg(long, default_value = "DK")]
         country: String,
+        /// Language for contacts whose CSV row names none: da, nb, sv or en.
         #[arg(long, default_value = "da")]
         locale: String,
         /// Countries whose mobile numbers are accepted, comma-separated (default: --country).
@@ -118,13 +181,16 @@ pub enum WorkspaceCommand {
     List,
     /// Issue another API token for a workspace (shown once).
     Token {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
+        /// A name for the token, shown in the activity log for what it does.
         #[arg(long, default_value = "issued by the CLI")]
         label: String,
     },
     /// Revoke an API token of a workspace.
     RevokeToken {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
         /// The token itself; read from stdin when omitted.
@@ -138,8 +204,11 @@ pub enum ConsentTextCommand {
     /// Store a version from a JSON file shaped like the API body
     /// (`{"locale","company_name","body","categories","privacy_url"}`).
     Create {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
+        /// The JSON file, e.g. {"locale": "da", "company_name": "Shop", "body": "… SMS … STOP …",
+        /// "categories": ["News"], "privacy_url": "https://shop.example/privacy"}.
         file: PathBuf,
     },
 }
@@ -148,19 +217,28 @@ pub enum ConsentTextCommand {
 pub enum CampaignCommand {
     /// Create a draft campaign, from flags or from a JSON file shaped like the API body.
     Create {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
         /// JSON body as for POST /api/v1/campaigns (variants, audience …); replaces the flags.
         #[arg(long, conflicts_with_all = ["name", "consent_text", "subject", "intro"])]
         from_json: Option<PathBuf>,
+        /// The campaign's name (for you; recipients do not see it).
         #[arg(long, required_unless_present = "from_json")]
         name: Option<String>,
+        /// The id of the consent-text version the landing page shows (`optbridge consent-text
+        /// create` prints it).
         #[arg(long, required_unless_present = "from_json")]
         consent_text: Option<String>,
+        /// The invitation email's subject line.
         #[arg(long, required_unless_present = "from_json")]
         subject: Option<String>,
+        /// The invitation's opening text, in the email and on the landing page; a blank line
+        /// starts a new paragraph.
         #[arg(long, required_unless_present = "from_json")]
         intro: Option<String>,
+        /// How often you will send SMS, in the recipients' words, e.g. "at most 4 times a month"
+        /// (shown in the email and on the landing page).
         #[arg(long)]
         frequency: Option<String>,
         /// Audience locales, comma-separated (default: the consent text's language).
@@ -169,13 +247,16 @@ pub enum CampaignCommand {
     },
     /// List a workspace's campaigns.
     List {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
     },
     /// Start sending a campaign (the workers in `serve` or `worker` deliver it).
     Send {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
+        /// The campaign's id (`optbridge campaign create` prints it).
         #[arg(long)]
         campaign: String,
     },
@@ -185,8 +266,10 @@ pub enum CampaignCommand {
 pub enum UserCommand {
     /// Create a dashboard login; the password is read from standard input.
     Create {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
+        /// The login: the user's email address.
         #[arg(long)]
         email: String,
         /// owner (also manages users), editor (everything else) or viewer (reads only).
@@ -195,6 +278,7 @@ pub enum UserCommand {
     },
     /// Set a new password (read from standard input); lifts a lockout and ends the user's sessions.
     SetPassword {
+        /// The user's email address.
         #[arg(long)]
         email: String,
     },
@@ -204,8 +288,10 @@ pub enum UserCommand {
 pub enum ContactCommand {
     /// Erase a contact's personal data (GDPR art. 17).
     Erase {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
+        /// The contact's id (from the dashboard or the API).
         #[arg(long)]
         contact: String,
     },
@@ -216,6 +302,7 @@ pub enum LedgerCommand {
     /// Recompute every hash chain; exit 1 when an entry was edited, deleted or reordered, or,
     /// with --checkpoint, when a chain no longer reaches the head the checkpoint recorded.
     Verify {
+        /// Check only this workspace's chain (default: every workspace).
         #[arg(long)]
         workspace: Option<String>,
         /// A file written by `optbridge ledger checkpoint`.
@@ -228,6 +315,7 @@ pub enum LedgerCommand {
     /// Print every workspace's chain head (workspace, sequence, hash) as JSON, to be stored
     /// outside the database; signed when LEDGER_CHECKPOINT_KEY is set.
     Checkpoint {
+        /// Signs the checkpoint (HMAC) so that an edited file is noticed.
         #[arg(long, env = "LEDGER_CHECKPOINT_KEY", hide_env_values = true)]
         checkpoint_key: Option<String>,
     },
@@ -317,9 +405,15 @@ async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
     let db = open_migrated_db(&settings).await?;
     let services = startup::services(&settings, &db).await?;
     let worker = startup::worker(&settings, &db, &services, Default::default());
+    let bounce_poller = startup::bounce_poller(&settings, &db);
     if drain {
         outbox::worker::dispatch_all_pending(&worker).await?;
         tracing::info!("outbox drained");
+        // Everything pending includes the bounce mailbox: read it once.
+        if let Some(poller) = bounce_poller {
+            let summary = poller.poll_once().await?;
+            tracing::info!(?summary, "bounce mailbox read");
+        }
         return Ok(());
     }
     if settings.outbox.workers == 0 {
@@ -331,8 +425,12 @@ async fn worker(settings: Settings, drain: bool) -> anyhow::Result<()> {
         "outbox workers running"
     );
     let pool = outbox::worker::WorkerPool::spawn(worker);
+    let bounce_poller = bounce_poller.map(|poller| poller.spawn(settings.bounces.poll));
     startup::shutdown_signal().await;
     tracing::info!("stopping: finishing in-flight batches");
+    if let Some(poller) = bounce_poller {
+        poller.shutdown().await;
+    }
     pool.shutdown().await;
     Ok(())
 }
@@ -452,10 +550,24 @@ async fn import_file(
     let progress = bar.clone();
     let started = std::time::Instant::now();
     let report = blocking(&db, move |conn| {
-        Ok(import::import_csv(conn, &ws, file, |p| {
+        let report = import::import_csv(conn, &ws, file, |p| {
             progress.set_position(p.bytes);
             progress.set_message(format!("{} rows", p.rows));
-        })?)
+        })?;
+        crate::activity::record(
+            conn,
+            &ws,
+            &crate::activity::Actor::Cli,
+            crate::activity::Action::Import,
+            None,
+            &format!(
+                "imported {}, updated {}, rejected {}",
+                report.imported,
+                report.updated,
+                report.rejected_total()
+            ),
+        )?;
+        Ok(report)
     })
     .await?;
     bar.finish_and_clear();
@@ -491,7 +603,15 @@ async fn consent_text_command(settings: &Settings, out: &Output, cmd: ConsentTex
     let ConsentTextCommand::Create { workspace, file } = cmd;
     let req: texts::ConsentTextRequest = read_json(&file)?;
     let text = texts::ConsentText::parse(&req)?;
-    let (version, created) = blocking(&db, move |conn| Ok(texts::create_version(conn, &workspace, &text)?)).await?;
+    let (version, created) = blocking(&db, move |conn| {
+        Ok(texts::create_version(
+            conn,
+            &workspace,
+            &text,
+            &crate::activity::Actor::Cli,
+        )?)
+    })
+    .await?;
     out.emit(
         format!(
             "consent text {} version {} ({}){}\n  id:     {}\n  sha256: {}",
@@ -538,7 +658,10 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
                     }),
                 },
             };
-            let view = blocking(&db, move |conn| Ok(campaigns::create(conn, &workspace, &req)?)).await?;
+            let view = blocking(&db, move |conn| {
+                Ok(campaigns::create(conn, &workspace, &req, &crate::activity::Actor::Cli)?)
+            })
+            .await?;
             out.emit(
                 format!(
                     "campaign created (draft)\n  id:       {}\n  name:     {}\n  variants: {}\n  audience: {}",
@@ -565,7 +688,12 @@ async fn campaign_command(settings: &Settings, out: &Output, cmd: CampaignComman
         }
         CampaignCommand::Send { workspace, campaign } => {
             let c = blocking(&db, move |conn| {
-                Ok(campaigns::request_send(conn, &workspace, &campaign)?)
+                Ok(campaigns::request_send(
+                    conn,
+                    &workspace,
+                    &campaign,
+                    &crate::activity::Actor::Cli,
+                )?)
             })
             .await?;
             out.emit(
@@ -640,7 +768,13 @@ async fn contact_erase(settings: &Settings, out: &Output, workspace: String, con
     let db = open_migrated_db(settings).await?;
     let (ws, c) = (workspace.clone(), contact.clone());
     let erased = blocking(&db, move |conn| {
-        Ok(crate::contacts::erase::erase(conn, &ws, &c, "cli")?)
+        Ok(crate::contacts::erase::erase(
+            conn,
+            &ws,
+            &c,
+            "cli",
+            &crate::activity::Actor::Cli,
+        )?)
     })
     .await?;
     if !erased {

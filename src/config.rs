@@ -49,6 +49,10 @@ mod defaults {
     pub const CIRCUIT_BREAKER_FAILURES: u32 = 10;
     pub const CIRCUIT_BREAKER_COOLDOWN_MS: u64 = 30_000;
     pub const CIRCUIT_BREAKER_MAX_COOLDOWN_MS: u64 = 600_000;
+    pub const BOUNCE_POLL_SECS: u64 = 60;
+    // The Nordic SMS gateways (`SMS_PROVIDER=46elks|inmobile`).
+    pub const ELKS_API_BASE: &str = "https://api.46elks.com";
+    pub const INMOBILE_API_BASE: &str = "https://api.inmobile.com";
 }
 
 /// Raw configuration as clap collects it from flags and the environment.
@@ -75,7 +79,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "SMTP_URL", global = true, hide_env_values = true)]
     pub smtp_url: Option<String>,
 
-    /// SMS provider: `twilio`. Unset: SMS go to the dev outbox at /dev/sms.
+    /// SMS provider: `twilio`, `46elks` or `inmobile`. Unset: SMS go to the dev outbox at /dev/sms.
     #[arg(long, env = "SMS_PROVIDER", global = true)]
     pub sms_provider: Option<String>,
 
@@ -93,6 +97,49 @@ pub struct ConfigArgs {
 
     #[arg(long, env = "TWILIO_API_BASE", global = true, hide = true)]
     pub twilio_api_base: Option<String>,
+
+    #[arg(long, env = "ELKS_API_USERNAME", global = true, hide = true)]
+    pub elks_api_username: Option<String>,
+
+    #[arg(long, env = "ELKS_API_PASSWORD", global = true, hide = true, hide_env_values = true)]
+    pub elks_api_password: Option<String>,
+
+    /// 46elks sender: a number in E.164, or an alphanumeric sender of at most 11 characters.
+    #[arg(long, env = "ELKS_FROM", global = true, hide = true)]
+    pub elks_from: Option<String>,
+
+    #[arg(long, env = "ELKS_API_BASE", global = true, hide = true, default_value = defaults::ELKS_API_BASE)]
+    pub elks_api_base: String,
+
+    /// The secret in 46elks' callback URLs (`?secret=…`).
+    #[arg(
+        long,
+        env = "ELKS_WEBHOOK_SECRET",
+        global = true,
+        hide = true,
+        hide_env_values = true
+    )]
+    pub elks_webhook_secret: Option<String>,
+
+    #[arg(long, env = "INMOBILE_API_KEY", global = true, hide = true, hide_env_values = true)]
+    pub inmobile_api_key: Option<String>,
+
+    /// inMobile sender: a text sender of 3–11 characters or a number of up to 14 digits.
+    #[arg(long, env = "INMOBILE_FROM", global = true, hide = true)]
+    pub inmobile_from: Option<String>,
+
+    #[arg(long, env = "INMOBILE_API_BASE", global = true, hide = true, default_value = defaults::INMOBILE_API_BASE)]
+    pub inmobile_api_base: String,
+
+    /// The secret in inMobile's callback URLs (`?secret=…`); unset: derived from the API key.
+    #[arg(
+        long,
+        env = "INMOBILE_WEBHOOK_SECRET",
+        global = true,
+        hide = true,
+        hide_env_values = true
+    )]
+    pub inmobile_webhook_secret: Option<String>,
 
     /// Largest accepted CSV import body, in bytes.
     #[arg(long, env = "IMPORT_MAX_BYTES", global = true, default_value_t = defaults::IMPORT_MAX_BYTES)]
@@ -266,6 +313,20 @@ pub struct ConfigArgs {
     /// show every invitation link and SMS code and let anyone reply as any phone.
     #[arg(long = "dev-outboxes", env = "DEV_OUTBOXES", global = true)]
     pub dev_outboxes: bool,
+
+    /// Envelope sender for bounces, e.g. `bounces@shop.example`: each invitation is sent from
+    /// `bounces+<token>@shop.example` (VERP). Unset: the envelope sender is the From address.
+    #[arg(long, env = "BOUNCE_ADDRESS", global = true)]
+    pub bounce_address: Option<String>,
+
+    /// The mailbox BOUNCE_ADDRESS delivers to, read by the workers: `pop3://user:pass@host:port`
+    /// or `pop3s://…` (TLS).
+    #[arg(long, env = "BOUNCE_MAILBOX", global = true, hide_env_values = true)]
+    pub bounce_mailbox: Option<String>,
+
+    /// Seconds between two reads of BOUNCE_MAILBOX.
+    #[arg(long, env = "BOUNCE_POLL_SECS", global = true, default_value_t = defaults::BOUNCE_POLL_SECS)]
+    pub bounce_poll_secs: u64,
 }
 
 /// The same defaults as the command line, without reading the environment (for tests and
@@ -284,6 +345,15 @@ impl Default for ConfigArgs {
             twilio_from: None,
             twilio_messaging_service_sid: None,
             twilio_api_base: None,
+            elks_api_username: None,
+            elks_api_password: None,
+            elks_from: None,
+            elks_api_base: defaults::ELKS_API_BASE.into(),
+            elks_webhook_secret: None,
+            inmobile_api_key: None,
+            inmobile_from: None,
+            inmobile_api_base: defaults::INMOBILE_API_BASE.into(),
+            inmobile_webhook_secret: None,
             import_max_bytes: defaults::IMPORT_MAX_BYTES,
             import_dir: None,
             request_body_timeout_secs: defaults::REQUEST_BODY_TIMEOUT_SECS,
@@ -324,6 +394,9 @@ impl Default for ConfigArgs {
             signing_key_encryption_key: None,
             signing_key_encryption_key_old: None,
             dev_outboxes: false,
+            bounce_address: None,
+            bounce_mailbox: None,
+            bounce_poll_secs: defaults::BOUNCE_POLL_SECS,
         }
     }
 }
@@ -384,11 +457,55 @@ pub enum TwilioSender {
     MessagingService(String),
 }
 
+/// 46elks (`SMS_PROVIDER=46elks`): <https://46elks.com/docs/send-sms>.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ElksSettings {
+    pub api_username: String,
+    pub api_password: String,
+    /// An E.164 number (replies possible) or an alphanumeric sender of at most 11 characters.
+    pub from: String,
+    pub api_base: Url,
+    /// Carried as `?secret=…` in the callback URLs; a callback without it gets 403.
+    pub webhook_secret: String,
+}
+
+/// inMobile (`SMS_PROVIDER=inmobile`): the v4 REST API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InMobileSettings {
+    pub api_key: String,
+    pub from: String,
+    pub api_base: Url,
+    /// Carried as `?secret=…` in the callback URLs (inMobile documents no signature).
+    pub webhook_secret: String,
+}
+
+// Credentials stay out of `{:?}` (settings are logged on start-up errors).
+impl std::fmt::Debug for ElksSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElksSettings")
+            .field("api_username", &self.api_username)
+            .field("from", &self.from)
+            .field("api_base", &self.api_base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for InMobileSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMobileSettings")
+            .field("from", &self.from)
+            .field("api_base", &self.api_base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmsProviderSettings {
     /// Messages are stored in the database and shown at /dev/sms.
     DevOutbox,
     Twilio(TwilioSettings),
+    Elks(ElksSettings),
+    InMobile(InMobileSettings),
 }
 
 /// Where the client's address comes from.
@@ -444,6 +561,18 @@ pub struct Settings {
     pub signing_key_encryption: crate::signing::KeyEncryption,
     /// The operator allows the dev outboxes on a public address (`DEV_OUTBOXES`).
     pub dev_outboxes: bool,
+    /// `BOUNCE_ADDRESS`, `BOUNCE_MAILBOX`, `BOUNCE_POLL_SECS`.
+    pub bounces: BounceSettings,
+}
+
+/// Where bounces go and where they are read (`crate::mail::bounce`).
+#[derive(Debug, Clone)]
+pub struct BounceSettings {
+    /// VERP envelope senders are made from it; `None`: the From address is the envelope sender.
+    pub address: Option<crate::mail::bounce::verp::BounceAddress>,
+    /// Read every `poll` by the workers.
+    pub mailbox: Option<crate::mail::bounce::pop3::Pop3Mailbox>,
+    pub poll: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -519,10 +648,14 @@ impl Settings {
         let sms = match args.sms_provider.as_deref().filter(|s| !s.is_empty()) {
             None | Some("dev") => SmsProviderSettings::DevOutbox,
             Some("twilio") => SmsProviderSettings::Twilio(twilio_settings(args)?),
+            Some("46elks") => SmsProviderSettings::Elks(elks_settings(args)?),
+            Some("inmobile") => SmsProviderSettings::InMobile(inmobile_settings(args)?),
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "SMS_PROVIDER",
-                    why: format!("unknown provider '{other}' (use 'twilio', or leave unset for the dev outbox)"),
+                    why: format!(
+                        "unknown provider '{other}' (use 'twilio', '46elks' or 'inmobile', or leave unset for the dev outbox)"
+                    ),
                 });
             }
         };
@@ -606,8 +739,47 @@ impl Settings {
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
             signing_key_encryption: key_encryption(args)?,
             dev_outboxes: args.dev_outboxes,
+            bounces: bounce_settings(args)?,
         })
     }
+}
+
+fn bounce_settings(args: &ConfigArgs) -> Result<BounceSettings, ConfigError> {
+    let set = |raw: &Option<String>| {
+        raw.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let address = set(&args.bounce_address)
+        .map(|raw| {
+            crate::mail::bounce::verp::BounceAddress::parse(&raw).map_err(|why| ConfigError::Invalid {
+                name: "BOUNCE_ADDRESS",
+                why,
+            })
+        })
+        .transpose()?;
+    let mailbox = set(&args.bounce_mailbox)
+        .map(|raw| {
+            let invalid = |why: String| ConfigError::Invalid {
+                name: "BOUNCE_MAILBOX",
+                why,
+            };
+            let url = Url::parse(&raw).map_err(|e| invalid(format!("not a URL ({e})")))?;
+            crate::mail::bounce::pop3::Pop3Mailbox::from_url(&url).map_err(invalid)
+        })
+        .transpose()?;
+    if mailbox.is_some() && address.is_none() {
+        return Err(ConfigError::Missing {
+            name: "BOUNCE_ADDRESS",
+            because: "BOUNCE_MAILBOX is set (bounces are matched to invitations by their VERP address)",
+        });
+    }
+    Ok(BounceSettings {
+        address,
+        mailbox,
+        poll: Duration::from_secs(positive(args.bounce_poll_secs, "BOUNCE_POLL_SECS")?),
+    })
 }
 
 fn key_encryption(args: &ConfigArgs) -> Result<crate::signing::KeyEncryption, ConfigError> {
@@ -756,6 +928,90 @@ fn twilio_settings(args: &ConfigArgs) -> Result<TwilioSettings, ConfigError> {
     })
 }
 
+fn required_for(value: &Option<String>, name: &'static str, because: &'static str) -> Result<String, ConfigError> {
+    value
+        .clone()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing { name, because })
+}
+
+fn api_base(raw: &str, name: &'static str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
+        name,
+        why: format!("'{raw}' is not a URL ({e})"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::Invalid {
+            name,
+            why: format!("'{raw}' must start with http:// or https://"),
+        });
+    }
+    Ok(url)
+}
+
+/// E.164: `+`, a country code not starting with 0, 8 to 15 digits in all.
+fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+    })
+}
+
+/// An alphanumeric sender id: `min..=11` ASCII letters, digits or spaces, with at least one
+/// letter (all digits would read as a number) — what GSM networks carry as a text sender.
+fn is_text_sender(from: &str, min: usize) -> bool {
+    (min..=11).contains(&from.len())
+        && from.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && from.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+fn elks_settings(args: &ConfigArgs) -> Result<ElksSettings, ConfigError> {
+    const BECAUSE: &str = "SMS_PROVIDER=46elks";
+    let from = required_for(&args.elks_from, "ELKS_FROM", BECAUSE)?;
+    if !is_e164(&from) && !is_text_sender(&from, 1) {
+        return Err(ConfigError::Invalid {
+            name: "ELKS_FROM",
+            why: format!(
+                "'{from}' is neither an E.164 number (+46700000000) nor an alphanumeric sender of at most 11 characters"
+            ),
+        });
+    }
+    Ok(ElksSettings {
+        api_username: required_for(&args.elks_api_username, "ELKS_API_USERNAME", BECAUSE)?,
+        api_password: required_for(&args.elks_api_password, "ELKS_API_PASSWORD", BECAUSE)?,
+        from,
+        api_base: api_base(&args.elks_api_base, "ELKS_API_BASE")?,
+        // 46elks signs nothing: the secret in the URL is all that tells its callbacks from anyone's.
+        webhook_secret: required_for(&args.elks_webhook_secret, "ELKS_WEBHOOK_SECRET", BECAUSE)?,
+    })
+}
+
+fn inmobile_settings(args: &ConfigArgs) -> Result<InMobileSettings, ConfigError> {
+    const BECAUSE: &str = "SMS_PROVIDER=inmobile";
+    let api_key = required_for(&args.inmobile_api_key, "INMOBILE_API_KEY", BECAUSE)?;
+    let from = required_for(&args.inmobile_from, "INMOBILE_FROM", BECAUSE)?;
+    let digits = from.strip_prefix('+').unwrap_or(&from);
+    let number = (1..=14).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    if !number && !is_text_sender(&from, 3) {
+        return Err(ConfigError::Invalid {
+            name: "INMOBILE_FROM",
+            why: format!("'{from}' is neither a text sender of 3 to 11 characters nor a number of up to 14 digits"),
+        });
+    }
+    let webhook_secret = match args.inmobile_webhook_secret.clone().filter(|s| !s.trim().is_empty()) {
+        Some(secret) => secret,
+        // Unguessable without the API key, and stable across restarts and instances.
+        None => {
+            crate::crypto::hmac_sha256_hex(api_key.as_bytes(), b"optbridge inmobile callback secret")[..32].to_owned()
+        }
+    };
+    Ok(InMobileSettings {
+        api_key,
+        from,
+        api_base: api_base(&args.inmobile_api_base, "INMOBILE_API_BASE")?,
+        webhook_secret,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -855,5 +1111,134 @@ mod tests {
                 .to_string()
                 .starts_with("SMS_PROVIDER")
         );
+    }
+
+    #[test]
+    fn bounce_settings_are_checked() {
+        let s = Settings::from_args(&args()).unwrap();
+        assert!(s.bounces.address.is_none() && s.bounces.mailbox.is_none());
+        assert_eq!(s.bounces.poll, Duration::from_secs(60));
+        let mut a = args();
+        a.bounce_mailbox = Some("pop3s://bounces:pw@mail.shop.example".into());
+        let e = Settings::from_args(&a).unwrap_err().to_string();
+        assert!(e.starts_with("BOUNCE_ADDRESS is required"), "{e}");
+        a.bounce_address = Some("bounces@shop.example".into());
+        let s = Settings::from_args(&a).unwrap();
+        assert!(s.bounces.address.is_some() && s.bounces.mailbox.is_some());
+        assert!(!format!("{s:?}").contains("pw@"), "no password in debug output");
+        a.bounce_mailbox = Some("imap://bounces:pw@mail.shop.example".into());
+        assert!(
+            Settings::from_args(&a)
+                .unwrap_err()
+                .to_string()
+                .starts_with("BOUNCE_MAILBOX")
+        );
+        a.bounce_mailbox = None;
+        a.bounce_address = Some("not an address".into());
+        assert!(
+            Settings::from_args(&a)
+                .unwrap_err()
+                .to_string()
+                .starts_with("BOUNCE_ADDRESS")
+        );
+        a.bounce_address = None;
+        a.bounce_poll_secs = 0;
+        assert!(
+            Settings::from_args(&a)
+                .unwrap_err()
+                .to_string()
+                .starts_with("BOUNCE_POLL_SECS")
+        );
+    }
+
+    fn elks_args() -> ConfigArgs {
+        let mut a = args();
+        a.sms_provider = Some("46elks".into());
+        a.elks_api_username = Some("u0123".into());
+        a.elks_api_password = Some("pw".into());
+        a.elks_from = Some("Skobutik".into());
+        a.elks_webhook_secret = Some("hook-secret".into());
+        a
+    }
+
+    #[test]
+    fn elks_requires_credentials_a_valid_sender_and_a_webhook_secret() {
+        let s = Settings::from_args(&elks_args()).expect("complete 46elks config");
+        let SmsProviderSettings::Elks(e) = &s.sms else {
+            panic!("expected 46elks")
+        };
+        assert_eq!(e.api_base.as_str(), "https://api.46elks.com/");
+        assert!(
+            !format!("{:?}", s.sms).contains("hook-secret"),
+            "secrets stay out of Debug"
+        );
+
+        let mut a = elks_args();
+        a.elks_webhook_secret = None;
+        assert_eq!(
+            Settings::from_args(&a).unwrap_err(),
+            ConfigError::Missing {
+                name: "ELKS_WEBHOOK_SECRET",
+                because: "SMS_PROVIDER=46elks"
+            }
+        );
+        for ok in ["+46766861004", "ElkCo", "Sko Butik 1", "A2345678901"] {
+            let mut a = elks_args();
+            a.elks_from = Some(ok.into());
+            assert!(Settings::from_args(&a).is_ok(), "{ok}");
+        }
+        for bad in [
+            "Skobutikken1",
+            "46766861004",
+            "+0123456789",
+            "Sko-butik",
+            "12345",
+            "Skø",
+        ] {
+            let mut a = elks_args();
+            a.elks_from = Some(bad.into());
+            let err = Settings::from_args(&a).unwrap_err().to_string();
+            assert!(err.starts_with("ELKS_FROM"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn inmobile_requires_key_and_sender_and_derives_a_callback_secret() {
+        let mut a = args();
+        a.sms_provider = Some("inmobile".into());
+        a.inmobile_api_key = Some("key-1".into());
+        assert_eq!(
+            Settings::from_args(&a).unwrap_err(),
+            ConfigError::Missing {
+                name: "INMOBILE_FROM",
+                because: "SMS_PROVIDER=inmobile"
+            }
+        );
+        a.inmobile_from = Some("FancyShop".into());
+        let SmsProviderSettings::InMobile(first) = Settings::from_args(&a).unwrap().sms else {
+            panic!("expected inmobile")
+        };
+        assert_eq!(first.api_base.as_str(), "https://api.inmobile.com/");
+        assert_eq!(first.webhook_secret.len(), 32);
+        assert!(!first.webhook_secret.contains("key-1"));
+        a.inmobile_api_key = Some("key-2".into());
+        let SmsProviderSettings::InMobile(second) = Settings::from_args(&a).unwrap().sms else {
+            panic!("expected inmobile")
+        };
+        assert_ne!(first.webhook_secret, second.webhook_secret, "derived from the key");
+        a.inmobile_webhook_secret = Some("chosen".into());
+        let SmsProviderSettings::InMobile(chosen) = Settings::from_args(&a).unwrap().sms else {
+            panic!("expected inmobile")
+        };
+        assert_eq!(chosen.webhook_secret, "chosen");
+        a.inmobile_from = Some("AB".into());
+        assert!(
+            Settings::from_args(&a)
+                .unwrap_err()
+                .to_string()
+                .starts_with("INMOBILE_FROM")
+        );
+        a.inmobile_from = Some("4570202020".into());
+        assert!(Settings::from_args(&a).is_ok());
     }
 }

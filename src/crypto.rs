@@ -21,6 +21,12 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Lower-case hex HMAC-SHA256 of `data` under `key`.
+pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    hex(aws_lc_rs::hmac::sign(&key, data).as_ref())
+}
+
 /// `n` bytes from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];

@@ -3,6 +3,7 @@
 //! campaign, sends the campaign (to the dev outbox unless SMTP_URL is set), and serves with the
 //! outbox workers, printing the URLs and an API token.
 
+use crate::activity::Actor;
 use serde_json::json;
 
 use crate::campaigns::{self, AudienceRequest, CampaignRequest};
@@ -39,12 +40,12 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                 locale: "da".into(),
                 company_name: "Nordlys Sko".into(),
                 body: "Ja tak, Nordlys Sko må sende mig nyheder, tilbud og invitationer til events på SMS, højst 4 gange om måneden. \
-                       Jeg kan til enhver tid trække mit samtykke tilbage ved at svare STOP eller via linket i hver besked."
+                       Jeg kan til enhver tid trække mit samtykke tilbage ved at svare STOP på en SMS fra Nordlys Sko."
                     .into(),
                 categories: vec!["Nyheder".into(), "Tilbud".into(), "Events".into()],
                 privacy_url: "https://nordlys-sko.example/privatliv".into(),
             })?;
-            let (version, _) = texts::create_version(conn, &ws.id, &text)?;
+            let (version, _) = texts::create_version(conn, &ws.id, &text, &Actor::Cli)?;
             let existing = campaigns::list(conn, &ws.id)?.into_iter().find(|c| c.name == DEMO_CAMPAIGN);
             let campaign = match existing {
                 Some(c) => c,
@@ -62,8 +63,8 @@ pub async fn run(settings: Settings, json_output: bool) -> anyhow::Result<()> {
                             locales: vec!["da".into(), "nb".into(), "sv".into(), "en".into()],
                         }),
                     };
-                    let view = campaigns::create(conn, &ws.id, &req)?;
-                    campaigns::request_send(conn, &ws.id, &view.campaign.id)?
+                    let view = campaigns::create(conn, &ws.id, &req, &Actor::Cli)?;
+                    campaigns::request_send(conn, &ws.id, &view.campaign.id, &Actor::Cli)?
                 }
             };
             // A dashboard login with a fresh password each run, printed like the API token.

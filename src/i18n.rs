@@ -3,6 +3,8 @@
 //! Plain structs of `&'static str`, one per locale: the compiler checks that every locale has
 //! every string. Sentences that embed a value are functions.
 
+pub mod team;
+
 use crate::domain::Locale;
 
 /// Strings of the invitation email.

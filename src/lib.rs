@@ -26,5 +26,6 @@ pub mod signing;
 pub mod slots;
 pub mod sms;
 pub mod startup;
+pub mod team;
 pub mod telemetry;
 pub mod workspace;

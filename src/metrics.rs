@@ -77,7 +77,18 @@ pub struct Metrics {
     pub http_panics: Counter,
     /// Outbox batches whose processing panicked (the worker goes on; the jobs are retried).
     pub worker_panics: Counter,
+    /// Messages read from the bounce mailbox, by outcome (`BOUNCE_OUTCOMES`).
+    pub bounce_messages: [Counter; 3],
+    /// Polls of the bounce mailbox that failed (connection, login, a command refused).
+    pub bounce_polls_failed: Counter,
+    /// Unrecognised messages left in the bounce mailbox at the last poll.
+    pub bounce_unrecognised_left: Level,
 }
+
+/// What became of a message in the bounce mailbox: it bounced an invitation (deleted); it was a
+/// report with nothing to record (a delay warning, a report seen before; deleted); it was not
+/// understood (left in the mailbox, counted once per process).
+pub const BOUNCE_OUTCOMES: [&str; 3] = ["bounced", "ignored", "unrecognised"];
 
 pub const BREAKER_PROVIDERS: [&str; 2] = ["smtp", "sms"];
 
@@ -103,6 +114,9 @@ pub static METRICS: Metrics = Metrics {
     circuit_open: [const { Level::new() }; 2],
     http_panics: Counter::new(),
     worker_panics: Counter::new(),
+    bounce_messages: [const { Counter::new() }; 3],
+    bounce_polls_failed: Counter::new(),
+    bounce_unrecognised_left: Level::new(),
 };
 
 impl Metrics {
@@ -247,6 +261,26 @@ impl Metrics {
         for (provider, level) in BREAKER_PROVIDERS.iter().zip(&self.circuit_open) {
             let _ = writeln!(out, "{name}{{provider=\"{provider}\"}} {}", level.get());
         }
+        let name = "optbridge_bounce_messages_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Messages read from the bounce mailbox, by outcome\n# TYPE {name} counter"
+        );
+        for (outcome, counter) in BOUNCE_OUTCOMES.iter().zip(&self.bounce_messages) {
+            let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {}", counter.get());
+        }
+        let name = "optbridge_bounce_polls_failed_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Polls of the bounce mailbox that failed\n# TYPE {name} counter\n{name} {}",
+            self.bounce_polls_failed.get()
+        );
+        let name = "optbridge_bounce_mailbox_unrecognised";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Unrecognised messages left in the bounce mailbox at the last poll\n# TYPE {name} gauge\n{name} {}",
+            self.bounce_unrecognised_left.get()
+        );
         for Gauge { name, help, samples } in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for (labels, value) in samples {

@@ -16,12 +16,15 @@ use crate::config::{Settings, SmsProviderSettings};
 use crate::db::{Db, DbError};
 use crate::funnel::tracking::TrackingBuffer;
 use crate::links::Keyring;
+use crate::mail::bounce::{BouncePoller, PollerHandle};
 use crate::mail::deliver::{InvitationSender, InvitationSenderParts};
 use crate::mail::dkim::DkimSigner;
 use crate::mail::{Mailer, SmtpMailer};
 use crate::outbox::worker::{JobHandler, Queue, Worker, WorkerPool};
 use crate::signing::{KeyEncryption, Sealing, SigningKeyError};
-use crate::sms::provider::{SmsSender, TwilioClient};
+use crate::sms::elks::ElksClient;
+use crate::sms::inmobile::InMobileClient;
+use crate::sms::provider::{DevOutbox, SmsSender, TwilioClient};
 use crate::{routes, signing, sms};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +101,22 @@ pub fn build_mailer(settings: &Settings, db: &Db) -> Result<Mailer, StartupError
 
 /// The SMS provider `SMS_PROVIDER` asks for, or the dev outbox.
 pub fn build_sms_sender(settings: &Settings, db: &Db) -> Result<SmsSender, StartupError> {
+    let (base, timeout) = (&settings.base_url, settings.sms_timeout);
     match &settings.sms {
-        SmsProviderSettings::DevOutbox => Ok(SmsSender::DevOutbox(db.clone())),
-        SmsProviderSettings::Twilio(t) => TwilioClient::new(t.clone(), &settings.base_url, settings.sms_timeout)
-            .map(|c| SmsSender::Twilio(Box::new(c)))
-            .map_err(StartupError::Config),
+        SmsProviderSettings::DevOutbox => Ok(SmsSender::new(DevOutbox(db.clone()))),
+        SmsProviderSettings::Twilio(t) => TwilioClient::new(t.clone(), base, timeout).map(SmsSender::new),
+        SmsProviderSettings::Elks(e) => {
+            if !e.from.starts_with('+') {
+                tracing::warn!(
+                    from = e.from,
+                    "ELKS_FROM is a text sender: phones cannot reply to it (no JA, no STOP by SMS); people confirm with the code on the page"
+                );
+            }
+            ElksClient::new(e.clone(), base, timeout).map(SmsSender::new)
+        }
+        SmsProviderSettings::InMobile(i) => InMobileClient::new(i.clone(), base, timeout).map(SmsSender::new),
     }
+    .map_err(StartupError::Config)
 }
 
 /// What the HTTP side and the outbox handlers share, built once from the settings.
@@ -147,7 +160,13 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         keyring: services.keyring.clone(),
         base_url: settings.base_url.clone(),
         breaker,
+        bounce_address: settings.bounces.address.clone(),
     })));
+    handlers.push(Box::new(crate::team::invite_mail::UserInviteSender {
+        mailer: services.mailer.clone(),
+        dkim: services.dkim.clone(),
+        base_url: settings.base_url.clone(),
+    }));
     handlers.push(Box::new(crate::contacts::import_jobs::ImportJobHandler));
     let queue = Queue {
         db: db.clone(),
@@ -155,6 +174,14 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         wake,
     };
     Arc::new(Worker::new(queue, handlers))
+}
+
+/// The reader of `BOUNCE_MAILBOX`, when one is configured; the workers run it every
+/// `BOUNCE_POLL_SECS` ([`BouncePoller::spawn`]).
+pub fn bounce_poller(settings: &Settings, db: &Db) -> Option<Arc<BouncePoller>> {
+    let mailbox = settings.bounces.mailbox.clone()?;
+    let address = settings.bounces.address.clone()?;
+    Some(Arc::new(BouncePoller::new(db.clone(), mailbox, address)))
 }
 
 /// The dev outboxes show every workspace's invitations (each a signed link) and SMS codes, and
@@ -204,6 +231,8 @@ pub struct Application {
     port: u16,
     settings: Arc<Settings>,
     workers: Option<WorkerPool>,
+    /// Beside the workers: reads the bounce mailbox.
+    bounce_poller: Option<PollerHandle>,
     tracking_writer: tokio::task::JoinHandle<()>,
 }
 
@@ -245,11 +274,15 @@ impl Application {
         let services = services(&settings, &db).await?;
         let worker = worker(&settings, &db, &services, wake.clone());
         let job_kinds = worker.kinds().into();
-        let workers = (run_workers && settings.outbox.workers > 0).then(|| WorkerPool::spawn(worker));
+        let run_workers = run_workers && settings.outbox.workers > 0;
+        let bounce_poller = bounce_poller(&settings, &db)
+            .filter(|_| run_workers)
+            .map(|poller| poller.spawn(settings.bounces.poll));
+        let workers = run_workers.then(|| WorkerPool::spawn(worker));
         let (tracking, tracking_writer) = TrackingBuffer::spawn(db.clone());
         let dev_mail = settings.smtp_url.is_none();
         let dev_sms = settings.sms == SmsProviderSettings::DevOutbox;
-        let twilio = !dev_sms;
+        let sms_provider = !dev_sms;
         let state = web::Data::new(routes::AppState {
             db,
             settings: settings.clone(),
@@ -258,6 +291,7 @@ impl Application {
             campaigns: Default::default(),
             wake,
             sms_sender: services.sms.sender(),
+            sms: services.sms.clone(),
             job_kinds,
         });
         let https = settings.base_url.scheme() == "https";
@@ -276,7 +310,7 @@ impl Application {
                 .wrap(crate::telemetry::RequestLog { hsts: https })
                 .wrap(headers)
                 .app_data(state.clone())
-                .configure(|cfg| routes::configure(cfg, dev_mail, dev_sms, twilio))
+                .configure(|cfg| routes::configure(cfg, dev_mail, dev_sms, sms_provider))
         });
         if let Some(n) = settings.http_workers {
             server = server.workers(n);
@@ -293,6 +327,7 @@ impl Application {
             port: local.port(),
             settings,
             workers,
+            bounce_poller,
             tracking_writer,
         })
     }
@@ -309,6 +344,9 @@ impl Application {
     /// (finishing or releasing their batch), and the tracking buffer (writing what it holds).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        if let Some(poller) = self.bounce_poller {
+            poller.shutdown().await;
+        }
         if let Some(workers) = self.workers {
             workers.shutdown().await;
         }

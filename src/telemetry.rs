@@ -1,5 +1,6 @@
 //! Logs: tracing to stderr (stdout is for command output), pretty or JSON, and a request log
-//! that records the route pattern rather than the path, so signed tokens never reach the logs.
+//! that records the route pattern rather than the path, so signed tokens never reach the logs,
+//! and never the query string, where SMS provider callbacks carry their secret.
 //! The request log also turns a panicking request into a 500.
 
 use std::any::Any;
@@ -271,6 +272,61 @@ mod tests {
         // Counters are process-wide and tests run in parallel: at least these three.
         assert!(METRICS.http_panics.get() >= panics_before + 3);
         handle.stop(false).await;
+    }
+
+    /// A writer into a shared buffer, to read what the request log wrote.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn refuse() -> HttpResponse {
+        HttpResponse::Forbidden().finish()
+    }
+
+    /// 46elks and inMobile callbacks carry their secret in the query (issue 19): the request log
+    /// names the route or the path, never the query, at every level.
+    #[actix_web::test]
+    async fn callback_secrets_in_the_query_never_reach_the_request_log() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = actix_web::test::init_service(
+            App::new()
+                .wrap(RequestLog { hsts: false })
+                .route("/webhooks/46elks/inbound", web::post().to(refuse))
+                .route(
+                    "/webhooks/inmobile/status",
+                    web::post().to(|| async { HttpResponse::InternalServerError().finish() }),
+                ),
+        )
+        .await;
+        for uri in [
+            "/webhooks/46elks/inbound?secret=TOPSECRET1",
+            "/webhooks/inmobile/status?secret=TOPSECRET2",
+            "/webhooks/nowhere/x?secret=TOPSECRET3",
+        ] {
+            let req = actix_web::test::TestRequest::post().uri(uri).to_request();
+            actix_web::test::call_service(&app, req).await;
+        }
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("/webhooks/46elks/inbound"), "{log}");
+        assert!(log.contains("/webhooks/inmobile/status"), "{log}");
+        assert!(!log.contains("TOPSECRET"), "{log}");
+        assert!(!log.contains("secret="), "{log}");
     }
 
     #[test]

@@ -60,6 +60,8 @@ struct NewInvitation<'a> {
     queued_at: chrono::NaiveDateTime,
     open_count: i32,
     click_count: i32,
+    /// The envelope sender's VERP token when `BOUNCE_ADDRESS` is set (`mail::bounce::verp`).
+    bounce_token: String,
 }
 
 /// Queues invitations for the page of contacts after `cursor`. Contacts are skipped when their
@@ -147,6 +149,7 @@ pub fn expand_page(
                 queued_at: now,
                 open_count: 0,
                 click_count: 0,
+                bounce_token: crate::mail::bounce::verp::new_token(),
             });
         }
         match conn {

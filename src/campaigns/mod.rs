@@ -10,6 +10,7 @@ pub mod expand;
 pub mod public;
 pub mod unsubscribe;
 
+use crate::activity::{self, Action, Actor};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -168,8 +169,13 @@ fn check_text(field: &str, value: &str, max: usize, single_line: bool) -> Result
     Ok(value.to_owned())
 }
 
-/// Validates and stores a draft campaign.
-pub fn create(conn: &mut DbConn, workspace_id: &str, req: &CampaignRequest) -> Result<CampaignView, CampaignError> {
+/// Validates and stores a draft campaign; `actor` is who the activity log names.
+pub fn create(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    req: &CampaignRequest,
+    actor: &Actor,
+) -> Result<CampaignView, CampaignError> {
     let name = check_text("name", &req.name, 200, true)?;
     let subject = check_text("subject", &req.subject, 200, true)?;
     let intro = check_text("intro", &req.intro, 2000, false)?;
@@ -240,6 +246,14 @@ pub fn create(conn: &mut DbConn, workspace_id: &str, req: &CampaignRequest) -> R
         for v in &variants {
             diesel::insert_into(campaign_variants::table).values(v).execute(conn)?;
         }
+        activity::record(
+            conn,
+            workspace_id,
+            actor,
+            Action::CampaignCreated,
+            Some(&campaign.name),
+            &campaign.id,
+        )?;
         Ok::<_, CampaignError>(())
     })?;
     Ok(CampaignView { campaign, variants })
@@ -366,7 +380,7 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<Campaign>, DbEr
 
 /// Starts sending: the draft becomes `sending` and the expansion job is enqueued in the same
 /// transaction. Asking again for a campaign already sending or sent changes nothing.
-pub fn request_send(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Campaign, CampaignError> {
+pub fn request_send(conn: &mut DbConn, workspace_id: &str, id: &str, actor: &Actor) -> Result<Campaign, CampaignError> {
     db::write_tx(conn, |conn| {
         let campaign = campaigns::table
             .filter(campaigns::workspace_id.eq(workspace_id))
@@ -386,6 +400,14 @@ pub fn request_send(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<C
             ))
             .execute(conn)?;
         outbox::enqueue(conn, Some(workspace_id), expand::CAMPAIGN_EXPAND_JOB, id, now)?;
+        activity::record(
+            conn,
+            workspace_id,
+            actor,
+            Action::CampaignSent,
+            Some(&campaign.name),
+            id,
+        )?;
         Ok(Campaign {
             status: CampaignStatus::Sending,
             send_requested_at: Some(now),

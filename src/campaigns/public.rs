@@ -17,6 +17,9 @@ pub struct PublicCampaign {
     /// The exact consent text shown, and its SHA-256 (the evidence points at both).
     pub consent_rendered: String,
     pub consent_sha256: String,
+    /// The consent text's language (the landing page marks it with `lang` when it differs from
+    /// the page's, WCAG 3.1.2).
+    pub consent_locale: String,
     pub categories: Vec<String>,
     pub privacy_url: String,
     pub workspace_country: String,
@@ -55,6 +58,7 @@ pub fn load(conn: &mut DbConn, campaign_id: &str) -> Result<Option<PublicCampaig
         categories: text.category_list(),
         consent_rendered: text.rendered,
         consent_sha256: text.sha256,
+        consent_locale: text.locale,
         privacy_url: text.privacy_url,
         workspace_country: ws.country,
         allowed_countries: ws.allowed_countries,

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::activity::{self, Action, Actor};
 use crate::crypto;
 use crate::db::schema::consent_texts;
 use crate::db::{self, DbConn, DbError};
@@ -67,8 +68,28 @@ impl ConsentTextVersion {
 pub enum ConsentTextError {
     #[error("{0}")]
     Invalid(String),
+    /// Every rule the submitted text breaks, each with the field it concerns, so a form can show
+    /// each reason next to its field and an API client can fix them all in one go.
+    #[error("{}", join_problems(.0))]
+    Rules(Vec<RuleProblem>),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+/// One broken rule: the request field it concerns (`locale`, `company_name`, `body`,
+/// `categories`, `privacy_url`) and why, in words a marketer can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleProblem {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn join_problems(problems: &[RuleProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<diesel::result::Error> for ConsentTextError {
@@ -90,86 +111,129 @@ pub struct ConsentText {
 impl ConsentText {
     /// Applies the rules from the seed documents (Forbrugerombudsmanden's guidance as summarized
     /// in seeds 001/002): the consent names the company, the channel (SMS), says it can be
-    /// withdrawn, and never calls anything "free" in return for consent.
+    /// withdrawn, and never calls anything "free" in return for consent. Every broken rule is
+    /// reported at once ([`ConsentTextError::Rules`]).
     pub fn parse(req: &ConsentTextRequest) -> Result<Self, ConsentTextError> {
-        let invalid = |msg: String| ConsentTextError::Invalid(msg);
-        let locale: Locale = req.locale.parse().map_err(invalid)?;
+        let mut problems: Vec<RuleProblem> = Vec::new();
+        let mut problem = |field: &'static str, message: String| problems.push(RuleProblem { field, message });
+        let locale: Option<Locale> = match req.locale.parse() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                problem("locale", e);
+                None
+            }
+        };
         let company_name = req.company_name.trim().to_owned();
         if company_name.is_empty() || company_name.chars().count() > 200 {
-            return Err(invalid("company_name must be 1 to 200 characters".into()));
+            problem("company_name", "company_name must be 1 to 200 characters".into());
         }
         let body = normalize_text(&req.body);
         let body_chars = body.chars().count();
         if !(MIN_BODY_CHARS..=MAX_BODY_CHARS).contains(&body_chars) {
-            return Err(invalid(format!(
-                "body must be {MIN_BODY_CHARS} to {MAX_BODY_CHARS} characters (it is {body_chars})"
-            )));
+            problem(
+                "body",
+                format!("body must be {MIN_BODY_CHARS} to {MAX_BODY_CHARS} characters (it is {body_chars})"),
+            );
         }
         // What the person reads must be what is stored and hashed: no bidi or zero-width controls.
-        check_visible(&company_name).map_err(|e| invalid(format!("company_name {e}")))?;
-        check_visible(&body).map_err(|e| invalid(format!("body {e}")))?;
+        if let Err(e) = check_visible(&company_name) {
+            problem("company_name", format!("company_name {e}"));
+        }
+        if let Err(e) = check_visible(&body) {
+            problem("body", format!("body {e}"));
+        }
         for c in &req.categories {
-            check_visible(c).map_err(|e| invalid(format!("category '{}' {e}", c.trim())))?;
+            if let Err(e) = check_visible(c) {
+                problem("categories", format!("category '{}' {e}", c.trim()));
+            }
         }
         let lower = body.to_lowercase();
-        if !lower.contains(&company_name.to_lowercase()) {
-            return Err(invalid(format!(
-                "body must name the company '{company_name}': consent is given to one named company, never on behalf of others"
-            )));
+        if !company_name.is_empty() && !lower.contains(&company_name.to_lowercase()) {
+            problem(
+                "body",
+                format!(
+                    "body must name the company '{company_name}': consent is given to one named company, never on behalf of others"
+                ),
+            );
         }
         if !lower.contains("sms") {
-            return Err(invalid(
+            problem(
+                "body",
                 "body must say that the consent is for SMS: consent is specific to a channel".into(),
-            ));
+            );
         }
-        if !withdrawal_words(locale).iter().any(|w| lower.contains(w)) {
-            return Err(invalid(format!(
-                "body must say how to withdraw the consent (e.g. {}): withdrawal must be mentioned in the consent text itself",
-                withdrawal_example(locale)
-            )));
+        if let Some(locale) = locale
+            && !withdrawal_words(locale).iter().any(|w| lower.contains(w))
+        {
+            problem(
+                "body",
+                format!(
+                    "body must say how to withdraw the consent (e.g. {}): withdrawal must be mentioned in the consent text itself",
+                    withdrawal_example(locale)
+                ),
+            );
         }
         // Control characters (a NUL above all, which PostgreSQL cannot store) have no place in a
         // text shown to people; line breaks and tabs in the body are kept.
         let has_control = |v: &str| v.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
         if has_control(&company_name) || has_control(&body) || req.categories.iter().any(|c| has_control(c)) {
-            return Err(invalid(
+            problem(
+                "body",
                 "company_name, body and categories must not contain control characters".into(),
-            ));
+            );
         }
         let mut categories: Vec<String> = Vec::new();
         for raw in &req.categories {
             let c = raw.trim().to_owned();
             if c.is_empty() || c.chars().count() > MAX_CATEGORY_CHARS {
-                return Err(invalid(format!(
-                    "each category must be 1 to {MAX_CATEGORY_CHARS} characters"
-                )));
+                problem(
+                    "categories",
+                    format!("each category must be 1 to {MAX_CATEGORY_CHARS} characters"),
+                );
+                continue;
             }
             if categories.iter().any(|x| x.to_lowercase() == c.to_lowercase()) {
-                return Err(invalid(format!("category '{c}' is listed twice")));
+                problem("categories", format!("category '{c}' is listed twice"));
+                continue;
             }
             categories.push(c);
         }
         if categories.len() > MAX_CATEGORIES {
-            return Err(invalid(format!("at most {MAX_CATEGORIES} categories")));
+            problem("categories", format!("at most {MAX_CATEGORIES} categories"));
         }
         let privacy_url = Url::parse(req.privacy_url.trim())
             .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| invalid(format!("privacy_url '{}' must be an http(s) URL", req.privacy_url)))?;
-
-        let text = Self {
-            locale,
-            company_name,
-            body,
-            categories,
-            privacy_url,
-        };
-        if let Some(word) = forbidden_word(&text.render()) {
-            return Err(invalid(format!(
-                "the consent text must not use the word '{word}': consent has a value of its own, so nothing may be called free in return for it (Forbrugerombudsmanden's spam guidance)"
-            )));
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if privacy_url.is_none() {
+            problem(
+                "privacy_url",
+                format!("privacy_url '{}' must be an http(s) URL", req.privacy_url),
+            );
         }
-        Ok(text)
+        // The words of the rendered text (see `render`; its labels promise nothing).
+        let shown = format!(
+            "{body}\n{}\n{}",
+            categories.join(", "),
+            privacy_url.as_ref().map_or("", Url::as_str)
+        );
+        if let Some(word) = forbidden_word(&shown) {
+            problem(
+                "body",
+                format!(
+                    "the consent text must not use the word '{word}': consent has a value of its own, so nothing may be called free in return for it (Forbrugerombudsmanden's spam guidance)"
+                ),
+            );
+        }
+        match (locale, privacy_url) {
+            (Some(locale), Some(privacy_url)) if problems.is_empty() => Ok(Self {
+                locale,
+                company_name,
+                body,
+                categories,
+                privacy_url,
+            }),
+            _ => Err(ConsentTextError::Rules(problems)),
+        }
     }
 
     /// The canonical text: body, the categories one may choose, the privacy policy. This is
@@ -290,22 +354,12 @@ struct NewVersion<'a> {
 }
 
 /// Stores `text` as the next version for its locale, unless an identical version exists.
-/// Returns the version and whether it was created now.
+/// Returns the version and whether it was created now; a new version is logged as `actor`'s.
 pub fn create_version(
     conn: &mut DbConn,
     workspace_id: &str,
     text: &ConsentText,
-) -> Result<(ConsentTextVersion, bool), ConsentTextError> {
-    create_version_and(conn, workspace_id, text, |_, _| Ok(()))
-}
-
-/// [`create_version`], calling `on_created` with a version created now inside the transaction
-/// that stores it (the activity log records it there).
-pub fn create_version_and(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    text: &ConsentText,
-    on_created: impl FnOnce(&mut DbConn, &ConsentTextVersion) -> Result<(), DbError>,
+    actor: &Actor,
 ) -> Result<(ConsentTextVersion, bool), ConsentTextError> {
     let rendered = text.render();
     let sha256 = crypto::sha256_hex(rendered.as_bytes());
@@ -346,7 +400,17 @@ pub fn create_version_and(
             .execute(conn)?;
         let created = find(conn, workspace_id, &id)?
             .ok_or(ConsentTextError::Db(DbError::Query(diesel::result::Error::NotFound)))?;
-        on_created(conn, &created)?;
+        activity::record(
+            conn,
+            workspace_id,
+            actor,
+            Action::ConsentTextCreated,
+            Some(&format!(
+                "{} v{} ({})",
+                created.locale, created.version, created.company_name
+            )),
+            &created.id,
+        )?;
         Ok((created, true))
     })
 }
@@ -398,7 +462,7 @@ mod tests {
     #[test]
     fn rejects_texts_that_break_the_rules() {
         let err = |body: &str| match ConsentText::parse(&req(body)) {
-            Err(ConsentTextError::Invalid(msg)) => msg,
+            Err(e @ ConsentTextError::Rules(_)) => e.to_string(),
             other => panic!("expected invalid, got {other:?}"),
         };
         assert!(err("Ja tak, send mig tilbud på SMS. Svar STOP for at afmelde.").contains("name the company"));
@@ -414,16 +478,18 @@ mod tests {
     fn hidden_controls_are_refused_and_do_not_hide_free() {
         let mut r = req(&GOOD.replace("Skobutikken", "Skobutikken\u{202E}"));
         r.company_name = "Skobutikken\u{202E}".into();
-        let Err(ConsentTextError::Invalid(msg)) = ConsentText::parse(&r) else {
+        let Err(e @ ConsentTextError::Rules(_)) = ConsentText::parse(&r) else {
             panic!("a right-to-left override in the company name is refused")
         };
+        let msg = e.to_string();
         assert!(
             msg.starts_with("company_name contains U+202E RIGHT-TO-LEFT OVERRIDE"),
             "{msg}"
         );
-        let Err(ConsentTextError::Invalid(msg)) = ConsentText::parse(&req(&format!("{GOOD} Nyheder\u{200B}"))) else {
+        let Err(e @ ConsentTextError::Rules(_)) = ConsentText::parse(&req(&format!("{GOOD} Nyheder\u{200B}"))) else {
             panic!("a zero-width space in the body is refused")
         };
+        let msg = e.to_string();
         assert!(msg.starts_with("body contains U+200B ZERO WIDTH SPACE"), "{msg}");
         let mut r = req(GOOD);
         r.categories = vec!["Tilbud\u{2066}".into()];
@@ -433,6 +499,33 @@ mod tests {
             forbidden_word("Fri\u{00AD}fragt og gra\u{00AD}tis gave").as_deref(),
             Some("gratis")
         );
+    }
+
+    #[test]
+    fn every_broken_rule_is_reported_at_once() {
+        let mut r = req("Få en gratis gave, hver uge på mail.");
+        r.privacy_url = "ftp://x".into();
+        r.categories = vec!["Tilbud".into(), "tilbud".into()];
+        let Err(ConsentTextError::Rules(problems)) = ConsentText::parse(&r) else {
+            panic!("refused")
+        };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            ["body", "body", "body", "categories", "privacy_url", "body"],
+            "{problems:?}"
+        );
+        let all = ConsentTextError::Rules(problems).to_string();
+        for part in [
+            "name the company",
+            "for SMS",
+            "withdraw",
+            "listed twice",
+            "privacy_url",
+            "'gratis'",
+        ] {
+            assert!(all.contains(part), "{part} missing in {all}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use diesel::prelude::*;
 use serde_json::json;
 
+use crate::activity::{self, Action, Actor};
 use crate::consent::ledger::{self, LedgerKind, NewEntry};
 use crate::consent::{SubscriptionStatus, WithdrawnVia};
 use crate::db::schema::{
@@ -22,7 +23,14 @@ use crate::db::{self, DbConn, DbError};
 const ERASED: &str = "erased";
 
 /// Erases a contact of a workspace. Returns false when there is no such contact. Idempotent.
-pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) -> Result<bool, DbError> {
+/// `by` goes into the ledger entry; `actor` is who the activity log names.
+pub fn erase(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    contact_id: &str,
+    by: &str,
+    actor: &Actor,
+) -> Result<bool, DbError> {
     db::write_tx(conn, |conn| {
         let found: Option<(String, String)> = contacts::table
             .filter(contacts::workspace_id.eq(workspace_id))
@@ -157,6 +165,7 @@ pub fn erase(conn: &mut DbConn, workspace_id: &str, contact_id: &str, by: &str) 
                 payload: json!({"erased_by": by, "erased_at": now.and_utc().to_rfc3339()}),
             }],
         )?;
+        activity::record(conn, workspace_id, actor, Action::ContactErased, Some(contact_id), "")?;
         tracing::info!(workspace = workspace_id, contact = contact_id, by, "contact erased");
         Ok(true)
     })

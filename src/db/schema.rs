@@ -141,6 +141,7 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamp>,
         opted_out_at -> Nullable<Timestamp>,
         unsubscribed_at -> Nullable<Timestamp>,
+        bounce_token -> Nullable<Text>,
     }
 }
 
@@ -284,6 +285,7 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
         status_at -> Nullable<Timestamp>,
         doi_code -> Nullable<Text>,
+        provider -> Nullable<Text>,
     }
 }
 
@@ -297,6 +299,7 @@ diesel::table! {
         received_at -> Timestamp,
         processed_at -> Nullable<Timestamp>,
         outcome -> Nullable<Text>,
+        provider -> Nullable<Text>,
     }
 }
 
@@ -333,7 +336,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_invites (id) {
+        id -> Text,
+        workspace_id -> Text,
+        email -> Text,
+        role -> Text,
+        locale -> Text,
+        invited_by -> Text,
+        token_sha256 -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_tokens -> workspaces (workspace_id));
+diesel::joinable!(user_invites -> workspaces (workspace_id));
 diesel::joinable!(users -> workspaces (workspace_id));
 diesel::joinable!(activity -> workspaces (workspace_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -352,6 +371,7 @@ diesel::joinable!(sms_messages -> consent_requests (consent_request_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
+    user_invites,
     api_tokens,
     contacts,
     suppressions,

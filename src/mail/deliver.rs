@@ -17,6 +17,7 @@ use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use url::Url;
 
+use super::bounce::verp::BounceAddress;
 use super::dkim::DkimSigner;
 use super::invitation::{self, InvitationContent, PreparedInvitation};
 use super::{Mailer, OutgoingEmail, SendError};
@@ -48,6 +49,8 @@ pub struct InvitationSender {
     base_url: Url,
     /// Pauses sends to a relay that keeps failing (shared by this process's workers).
     breaker: Breaker,
+    /// `BOUNCE_ADDRESS`: each invitation's envelope sender is a VERP address made from it.
+    bounce_address: Option<BounceAddress>,
     campaigns: Mutex<HashMap<String, Arc<CampaignContext>>>,
 }
 
@@ -58,6 +61,7 @@ pub struct InvitationSenderParts {
     pub keyring: Arc<Keyring>,
     pub base_url: Url,
     pub breaker: BreakerConfig,
+    pub bounce_address: Option<BounceAddress>,
 }
 
 impl InvitationSender {
@@ -68,6 +72,7 @@ impl InvitationSender {
             keyring: parts.keyring,
             base_url: parts.base_url,
             breaker: Breaker::new("smtp", parts.breaker),
+            bounce_address: parts.bounce_address,
             campaigns: Mutex::new(HashMap::new()),
         }
     }
@@ -153,6 +158,7 @@ impl InvitationSender {
                         contacts::first_name,
                         contacts::last_name,
                         contacts::email_normalized,
+                        invitations::bounce_token,
                     ))
                     .load(conn)?;
                 let addresses: Vec<&str> = rows.iter().map(|r| r.email_normalized.as_str()).collect();
@@ -266,10 +272,18 @@ impl InvitationSender {
             None => invitation::render(&content),
         };
         // A message that cannot be built never will be: record it, do not retry forever.
-        rendered.map_err(|e| Outcome::Bounced {
+        let cannot_build = |e: String| Outcome::Bounced {
             hard: false,
             reason: format!("could not build the message: {e}"),
-        })
+        };
+        let mut email = rendered.map_err(|e| cannot_build(e.to_string()))?;
+        // Bounces go to the invitation's own VERP address; the From header stays the workspace's.
+        if let (Some(bounces), Some(token)) = (&self.bounce_address, &row.bounce_token) {
+            let sender = bounces.envelope_sender(token).map_err(&cannot_build)?;
+            email.envelope = lettre::address::Envelope::new(Some(sender), email.envelope.to().to_vec())
+                .map_err(|e| cannot_build(e.to_string()))?;
+        }
+        Ok(email)
     }
 
     /// Sends invitations from `pending` until it is empty, over one [`super::MailSeries`].
@@ -416,6 +430,8 @@ struct PendingInvitation {
     first_name: Option<String>,
     last_name: Option<String>,
     email_normalized: String,
+    /// Its VERP envelope sender's token (see `bounce::verp`).
+    bounce_token: Option<String>,
 }
 
 /// Where an invitation being sent came from, which decides how it is finished or put back.
@@ -548,17 +564,14 @@ fn record_outcomes(
                     count(Metric::Sent);
                     count(Metric::Bounced);
                     events.push((row, EventKind::Bounced, Some(reason.clone())));
-                    if *hard {
-                        crate::contacts::suppress(
-                            conn,
-                            &row.workspace_id,
-                            Channel::Email,
-                            &row.email_normalized,
-                            &format!("hard bounce: {reason}"),
-                        )?;
-                    }
-                    db::after_commit(|| METRICS.emails_bounced.inc());
-                    tracing::info!(invitation = row.id, hard, reason, "invitation bounced");
+                    super::bounce::record_consequences(
+                        conn,
+                        &row.workspace_id,
+                        &row.id,
+                        &row.email_normalized,
+                        *hard,
+                        reason,
+                    )?;
                 }
                 finish();
             }

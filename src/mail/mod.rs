@@ -4,6 +4,7 @@
 //! `SMTP_URL` set → SMTP through our connection pool ([`smtp::SmtpPool`]); unset → the dev
 //! outbox, which stores each message in the database for `/dev/mail`.
 
+pub mod bounce;
 pub mod deliver;
 pub mod dkim;
 pub mod invitation;
@@ -167,25 +168,33 @@ pub(crate) fn classify_reply(stage: &str, reply: &smtp::Reply) -> SendError {
     if reply.code < 500 || reply.code == 503 || reply.code == 530 || stage == "MAIL FROM" {
         return SendError::Transient(reason);
     }
-    // The address itself is bad: RFC 3463 status 5.1.x (bad mailbox, bad domain, …), or, when the
-    // server gives no enhanced status, 550/551/553. A 5.7.x (policy, e.g. relaying denied) is
-    // permanent for this message but says nothing about the address, so it is not suppressed.
-    let hard_bounce = match enhanced_status(&reply.text) {
-        Some((5, 1)) => true,
-        Some(_) => false,
-        None => matches!(reply.code, 550 | 551 | 553),
-    };
     SendError::Permanent {
         code,
-        hard_bounce,
+        hard_bounce: is_hard_bounce(code, &reply.text),
         reason,
     }
 }
 
-/// The class and subject of an RFC 3463 enhanced status code in a reply text (`5.1.1` → (5, 1)).
-fn enhanced_status(text: &str) -> Option<(u8, u16)> {
+/// Whether a permanent failure is about the address itself, so that it is suppressed: RFC 3463
+/// status 5.1.x (bad mailbox, bad domain, …) in `text`, or, when there is no enhanced status,
+/// SMTP `code` 550/551/553. A 5.7.x (policy, e.g. relaying denied), 5.2.2 (mailbox full) or
+/// 4.x.x says nothing lasting about the address, so it is not suppressed. Used for refusals
+/// during the SMTP transaction and for bounce reports received later (`bounce`).
+pub(crate) fn is_hard_bounce(code: Option<u16>, text: &str) -> bool {
+    match enhanced_status(text) {
+        Some((5, 1)) => true,
+        Some(_) => false,
+        None => code.is_some_and(|c| matches!(c, 550 | 551 | 553)),
+    }
+}
+
+/// The class and subject of the first RFC 3463 enhanced status code in a text (`5.1.1` → (5, 1);
+/// also qmail's `(#5.1.1)`).
+pub(crate) fn enhanced_status(text: &str) -> Option<(u8, u16)> {
     text.split_whitespace().find_map(|word| {
-        let mut parts = word.trim_end_matches([',', ';', ':']).split('.');
+        let mut parts = word
+            .trim_matches(['(', ')', '[', ']', '#', ',', ';', ':', '\'', '.'])
+            .split('.');
         let class: u8 = parts.next()?.parse().ok()?;
         let subject: u16 = parts.next()?.parse().ok()?;
         let detail: u16 = parts.next()?.parse().ok()?;
@@ -247,5 +256,6 @@ mod tests {
         assert_eq!(enhanced_status("554 5.7.1 Relay access denied"), Some((5, 7)));
         assert_eq!(enhanced_status("permanent error (550): mailbox unavailable"), None);
         assert_eq!(enhanced_status("version 1.2.3 of something"), None);
+        assert_eq!(enhanced_status("no mailbox here by that name. (#5.1.1)"), Some((5, 1)));
     }
 }

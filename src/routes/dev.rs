@@ -269,7 +269,14 @@ async fn sms_reply(
                     dev_messages::created_at.eq(crate::db::now()),
                 ))
                 .execute(conn)?;
-            crate::sms::inbound::record(conn, &sid, &phone, crate::sms::provider::DEV_SENDER, &body)
+            crate::sms::inbound::record(
+                conn,
+                "dev-outbox",
+                &sid,
+                &phone,
+                crate::sms::provider::DEV_SENDER,
+                &body,
+            )
         })
         .await
         .map_err(|e| PageError::public(&req, e))?;

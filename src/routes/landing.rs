@@ -42,12 +42,16 @@ pub struct LandingPage<'a> {
     pub paragraphs: Vec<&'a str>,
     pub frequency: Option<&'a str>,
     pub errors: Vec<String>,
+    /// The phone field's own error, shown next to it (`aria-invalid`, `aria-describedby`).
+    pub phone_error: Option<String>,
     pub action: String,
     pub csrf: String,
     pub phone: String,
     pub categories: Vec<CategoryChoice>,
     pub consent_text: &'a str,
     pub consent_sha256: &'a str,
+    /// The consent text's language when it is not the page's (then marked with `lang`).
+    pub consent_lang: Option<&'a str>,
     pub consent_checked: bool,
     pub privacy_url: &'a str,
 }
@@ -69,6 +73,7 @@ impl<'a> LandingPage<'a> {
                 .collect(),
             frequency: campaign.frequency.as_deref(),
             errors: Vec::new(),
+            phone_error: None,
             action: format!("/l/{token}"),
             csrf,
             phone: campaign.phone_prefix(),
@@ -82,6 +87,7 @@ impl<'a> LandingPage<'a> {
                 .collect(),
             consent_text: &campaign.consent_rendered,
             consent_sha256: &campaign.consent_sha256,
+            consent_lang: (campaign.consent_locale != locale.as_str()).then_some(campaign.consent_locale.as_str()),
             consent_checked: false,
             privacy_url: &campaign.privacy_url,
         }
@@ -336,6 +342,10 @@ async fn submit(req: &HttpRequest, state: &AppState, token: &str, form: Form) ->
             let csrf = state.keyring.csrf_token(&claims.jti).unwrap_or_default();
             let mut page = LandingPage::new(campaign, &claims, token, csrf);
             page.errors = errors.iter().map(|e| error_text(f, e)).collect();
+            page.phone_error = errors
+                .iter()
+                .find(|e| matches!(e, FormError::Phone(_)))
+                .map(|e| error_text(f, e));
             page.phone = phone;
             page.consent_checked = consent;
             for c in &mut page.categories {
@@ -552,6 +562,7 @@ mod tests {
             consent_text_id: "t1".into(),
             consent_rendered: "Ja tak, Sko & Co må sende mig SMS. Svar STOP for at framelde.".into(),
             consent_sha256: "ab".repeat(32),
+            consent_locale: "da".into(),
             categories: vec!["Nyheder".into(), "Tilbud <50%>".into()],
             privacy_url: "https://sko.example/privatliv?a=1&b=2".into(),
             workspace_country: "DK".into(),
@@ -570,6 +581,30 @@ mod tests {
             cid: "c1".into(),
             loc: loc.into(),
         }
+    }
+
+    /// WCAG 3.1.2: a Danish consent text on an English page is marked as Danish; an invalid
+    /// phone field says so and points at its error.
+    #[test]
+    fn the_consent_text_language_and_the_phone_error_are_marked() {
+        let c = campaign("Intro");
+        let en = LandingPage::new(&c, &claims("en"), "t", "x".into())
+            .render()
+            .expect("renders");
+        assert!(en.contains(r#"id="consent-text" lang="da""#), "{en}");
+        let da = LandingPage::new(&c, &claims("da"), "t", "x".into())
+            .render()
+            .expect("renders");
+        assert!(da.contains(r#"id="consent-text" data-sha256"#), "{da}");
+        assert!(!da.contains("aria-invalid"));
+        let mut page = LandingPage::new(&c, &claims("da"), "t", "x".into());
+        page.phone_error = Some("Ugyldigt nummer".into());
+        let html = page.render().expect("renders");
+        assert!(
+            html.contains(r#"aria-invalid="true" aria-describedby="phone-error phone-hint""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"<p id="phone-error" class="field-error">Ugyldigt nummer</p>"#));
     }
 
     #[test]

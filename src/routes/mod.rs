@@ -38,13 +38,16 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// The number or name SMS come from (people text START to it).
     pub sms_sender: String,
+    /// The SMS provider: reads its own callbacks (`webhooks::provider_callback`).
+    pub sms: crate::sms::provider::SmsSender,
     /// Every outbox job kind a handler is registered for (listed in /metrics).
     pub job_kinds: Arc<[JobKind]>,
 }
 
 /// Every route of the service. The dev outbox pages exist only while the dev providers are
-/// active; Twilio's webhooks only when Twilio is the SMS provider.
-pub fn configure(cfg: &mut web::ServiceConfig, dev_mail: bool, dev_sms: bool, twilio: bool) {
+/// active; the SMS providers' webhooks when a provider is configured (each answers 404 unless
+/// it is the one configured).
+pub fn configure(cfg: &mut web::ServiceConfig, dev_mail: bool, dev_sms: bool, sms_provider: bool) {
     cfg.service(health::healthz)
         .service(health::metrics)
         .service(pages::stylesheet)
@@ -62,8 +65,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, dev_mail: bool, dev_sms: bool, tw
     if dev_sms {
         cfg.configure(dev::configure_sms);
     }
-    if twilio {
-        cfg.service(webhooks::inbound).service(webhooks::status);
+    if sms_provider {
+        cfg.configure(webhooks::configure);
     }
     cfg.default_service(web::to(pages::fallback));
 }

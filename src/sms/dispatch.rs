@@ -200,9 +200,10 @@ async fn send_batch(
 
     let owner = owner.to_owned();
     let settings = queue.settings.clone();
+    let provider = handler.sender.name();
     queue
         .db
-        .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record(conn, &owner, &settings, &results)))
+        .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record(conn, &owner, &settings, provider, &results)))
         .await
 }
 
@@ -277,6 +278,7 @@ fn record(
     conn: &mut DbConn,
     owner: &str,
     config: &OutboxSettings,
+    provider: &str,
     results: &[(Job, Option<QueuedSms>, Outcome)],
 ) -> Result<(), WorkerError> {
     let now = db::now();
@@ -296,6 +298,7 @@ fn record(
                     .set((
                         sms_messages::status.eq(SmsStatus::Sent),
                         sms_messages::provider_sid.eq(sid),
+                        sms_messages::provider.eq(provider),
                         sms_messages::sent_at.eq(now),
                         sms_messages::attempts.eq(job.attempts),
                         sms_messages::error.eq(None::<String>),

@@ -29,9 +29,17 @@ use crate::outbox;
 /// Stops by keyword are recorded with this suppression reason; START undoes only those.
 const STOP_REASON: &str = "STOP keyword";
 
-/// Stores an inbound SMS and enqueues its processing, once per `message_sid` (providers retry
-/// webhooks). Returns whether it was new.
-pub fn record(conn: &mut DbConn, message_sid: &str, from: &str, to: &str, body: &str) -> Result<bool, DbError> {
+/// Stores an inbound SMS that `provider` (an `SmsGateway::name`) carried and enqueues its
+/// processing, once per `message_sid` (providers retry webhooks). Every provider's replies come
+/// through here. Returns whether it was new.
+pub fn record(
+    conn: &mut DbConn,
+    provider: &str,
+    message_sid: &str,
+    from: &str,
+    to: &str,
+    body: &str,
+) -> Result<bool, DbError> {
     db::write_tx(conn, |conn| {
         let seen: i64 = inbound_messages::table
             .filter(inbound_messages::message_sid.eq(message_sid))
@@ -49,6 +57,7 @@ pub fn record(conn: &mut DbConn, message_sid: &str, from: &str, to: &str, body: 
                 inbound_messages::to_number.eq(to),
                 inbound_messages::body.eq(body.chars().take(1600).collect::<String>()),
                 inbound_messages::received_at.eq(db::now()),
+                inbound_messages::provider.eq(provider),
             ))
             .execute(conn)?;
         // Which workspace a reply concerns is found out when it is processed.
@@ -66,6 +75,7 @@ struct Inbound {
     body: String,
     received_at: NaiveDateTime,
     processed_at: Option<NaiveDateTime>,
+    provider: Option<String>,
 }
 
 /// The newest relationship of a number with any workspace: whom it talks to, in which language.
@@ -140,6 +150,7 @@ pub fn process(conn: &mut DbConn, inbound_id: &str) -> Result<String, DbError> {
                 inbound_messages::body,
                 inbound_messages::received_at,
                 inbound_messages::processed_at,
+                inbound_messages::provider,
             ))
             .first(conn)
             .optional()?;
@@ -225,6 +236,7 @@ fn confirm(conn: &mut DbConn, msg: &Inbound, now: NaiveDateTime) -> Result<Strin
                 "to": msg.to_number,
                 "body": msg.body,
                 "received_at": msg.received_at.and_utc().to_rfc3339(),
+                "provider": msg.provider,
             });
             if !doi::activate(conn, request, ConfirmedVia::SmsReply, evidence, now)? {
                 return Ok(format!("request {} was closed meanwhile: ignored", request.id));

@@ -167,10 +167,10 @@ async fn consent_texts_are_checked_previewed_and_saved_from_the_dashboard(backen
     let (ws_id, id) = (ws.id.clone(), text_id.clone());
     let (count, logged) = app
         .with_db(move |c| {
-            let logged: Vec<(String, Option<String>)> = activity::table
+            let logged: Vec<(String, String)> = activity::table
                 .filter(activity::workspace_id.eq(&ws_id))
                 .filter(activity::action.eq("consent_text_created"))
-                .select((activity::actor, activity::subject))
+                .select((activity::actor, activity::detail))
                 .load(c)
                 .unwrap();
             (versions(c, &ws_id), logged)
@@ -178,7 +178,7 @@ async fn consent_texts_are_checked_previewed_and_saved_from_the_dashboard(backen
         .await;
     assert_eq!(count, 1);
     assert_eq!(logged.len(), 1, "{logged:?}");
-    assert_eq!(logged[0].1.as_deref(), Some(id.as_str()));
+    assert_eq!(logged[0].1, id);
 
     // The preview is what the landing page shows for a campaign on this text.
     app.import(&ws.token, "email,locale\nanna@example.dk,da\n").await;

@@ -52,6 +52,8 @@ async fn every_page_needs_a_login(backend: Backend) {
         "/app/suppressions".to_owned(),
         "/app/consents.csv".to_owned(),
         "/app/contacts/x/evidence.json".to_owned(),
+        "/app/users".to_owned(),
+        "/app/activity".to_owned(),
     ] {
         let res = app.client.get(app.url(&path)).send().await.unwrap();
         assert_eq!(res.status(), 303, "{path}");
@@ -65,7 +67,13 @@ async fn every_page_needs_a_login(backend: Backend) {
             .unwrap();
         assert_eq!(res.status(), 303, "{path} with a forged cookie");
     }
-    for path in ["/app/logout", "/app/contacts/x/erase"] {
+    for path in [
+        "/app/logout",
+        "/app/contacts/x/erase",
+        "/app/users/invite",
+        "/app/users/x/role",
+        "/app/users/x/remove",
+    ] {
         let res = app
             .client
             .post(app.url(path))

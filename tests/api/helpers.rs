@@ -455,6 +455,53 @@ pub async fn twilio_app(backend: Backend, extra: impl FnOnce(&mut ConfigArgs)) -
     (app, fake)
 }
 
+// The fake 46elks and inMobile accounts (issue 19): credentials, sender and callback secrets.
+pub const ELKS_USER: &str = "u0123456789abcdef";
+pub const ELKS_PASSWORD: &str = "elks-api-password";
+pub const ELKS_FROM: &str = "+46766861004";
+pub const ELKS_SECRET: &str = "elks-hook-secret-0123456789";
+pub const INMOBILE_KEY: &str = "inmobile-api-key-0123";
+pub const INMOBILE_FROM: &str = "Skobutik";
+pub const INMOBILE_SECRET: &str = "inmobile-hook-secret-0123";
+
+/// The application with 46elks as SMS provider, pointed at a fake 46elks.
+pub async fn elks_app(backend: Backend, extra: impl FnOnce(&mut ConfigArgs)) -> (TestApp, crate::fake_elks::FakeElks) {
+    let fake = crate::fake_elks::FakeElks::start(ELKS_USER, ELKS_PASSWORD).await;
+    let base = fake.base_url();
+    let app = spawn_app_with(backend, move |a| {
+        a.sms_provider = Some("46elks".into());
+        a.elks_api_username = Some(ELKS_USER.into());
+        a.elks_api_password = Some(ELKS_PASSWORD.into());
+        a.elks_from = Some(ELKS_FROM.into());
+        a.elks_api_base = base;
+        a.elks_webhook_secret = Some(ELKS_SECRET.into());
+        a.sms_timeout_secs = 1;
+        extra(a);
+    })
+    .await;
+    (app, fake)
+}
+
+/// The application with inMobile as SMS provider, pointed at a fake inMobile.
+pub async fn inmobile_app(
+    backend: Backend,
+    extra: impl FnOnce(&mut ConfigArgs),
+) -> (TestApp, crate::fake_inmobile::FakeInMobile) {
+    let fake = crate::fake_inmobile::FakeInMobile::start(INMOBILE_KEY).await;
+    let base = fake.base_url();
+    let app = spawn_app_with(backend, move |a| {
+        a.sms_provider = Some("inmobile".into());
+        a.inmobile_api_key = Some(INMOBILE_KEY.into());
+        a.inmobile_from = Some(INMOBILE_FROM.into());
+        a.inmobile_api_base = base;
+        a.inmobile_webhook_secret = Some(INMOBILE_SECRET.into());
+        a.sms_timeout_secs = 1;
+        extra(a);
+    })
+    .await;
+    (app, fake)
+}
+
 /// Eight contacts in four locales; `ove` has no locale (the workspace's, da).
 pub const CONTACTS: &str = "email,first_name,locale\n\
     anna@example.dk,Anna,da\n\

@@ -1,14 +1,18 @@
 //! One integration-test binary (linking once): every database test runs on SQLite and on
-//! PostgreSQL; `smtp_sink` is a real SMTP server for the mail tests, `fake_twilio` a local
-//! Twilio Messaging API for the SMS tests; `browser` drives headless Chromium through chromedriver.
+//! PostgreSQL; `smtp_sink` is a real SMTP server for the mail tests, `fake_twilio`,
+//! `fake_elks` and `fake_inmobile` local SMS provider APIs for the SMS tests; `browser` drives headless Chromium through chromedriver.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser;
+mod fake_elks;
+mod fake_inmobile;
 mod fake_twilio;
 mod helpers;
 mod mail_parse;
+mod pop3_server;
 mod smtp_sink;
 
+mod bounces;
 mod browser_selftest;
 mod cli;
 mod consent_text_form;
@@ -24,6 +28,7 @@ mod enumeration;
 mod fake_twilio_selftest;
 mod faults;
 mod funnel;
+mod gateway_fakes_selftest;
 mod health;
 mod hostile_text;
 mod http_hardening;
@@ -39,6 +44,8 @@ mod page_errors;
 mod races;
 mod secrets_at_rest;
 mod security;
+mod sms_gateways;
 mod smtp_sink_selftest;
+mod team;
 mod tenancy;
 mod webhooks;

@@ -231,6 +231,8 @@ async fn every_api_route_is_isolated(backend: Backend) {
         ("get", "/consent-texts", "/consent-texts".to_owned(), None, 200),
         ("get", "/consents/export", "/consents/export".to_owned(), None, 200),
         ("get", "/workspace", "/workspace".to_owned(), None, 200),
+        // B's activity log: none of A's entries (the leak check below).
+        ("get", "/activity", "/activity".to_owned(), None, 200),
         ("post", "/contacts/import", "/contacts/import".to_owned(), None, 200),
         (
             "post",

@@ -24,9 +24,10 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
     let req = body.into_inner();
+    let actor = tenant.actor();
     let view = state
         .db
-        .run(move |conn| campaigns::create(conn, &workspace_id, &req).map_err(ApiError::from))
+        .run(move |conn| campaigns::create(conn, &workspace_id, &req, &actor).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -58,9 +59,10 @@ pub async fn show(state: web::Data<AppState>, tenant: Tenant, id: web::Path<Stri
 pub async fn send(state: web::Data<AppState>, tenant: Tenant, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
     let id = id.into_inner();
+    let actor = tenant.actor();
     let campaign = state
         .db
-        .run(move |conn| campaigns::request_send(conn, &workspace_id, &id).map_err(ApiError::from))
+        .run(move |conn| campaigns::request_send(conn, &workspace_id, &id, &actor).map_err(ApiError::from))
         .await?;
     state.wake.notify_waiters();
     Ok(HttpResponse::Accepted().json(json!({"id": campaign.id, "status": campaign.status})))

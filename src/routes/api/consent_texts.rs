@@ -8,6 +8,10 @@ impl From<ConsentTextError> for ApiError {
     fn from(e: ConsentTextError) -> Self {
         match e {
             ConsentTextError::Invalid(msg) => ApiError::Unprocessable(msg),
+            ConsentTextError::Rules(problems) => ApiError::Rules {
+                message: ConsentTextError::Rules(problems.clone()).to_string(),
+                problems: problems.into_iter().map(|p| (p.field.to_owned(), p.message)).collect(),
+            },
             ConsentTextError::Db(e) => e.into(),
         }
     }
@@ -23,9 +27,10 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let text = ConsentText::parse(&body)?;
     let workspace_id = tenant.id().to_owned();
+    let actor = tenant.actor();
     let (version, created) = state
         .db
-        .run(move |conn| texts::create_version(conn, &workspace_id, &text))
+        .run(move |conn| texts::create_version(conn, &workspace_id, &text, &actor))
         .await?;
     let mut res = if created {
         HttpResponse::Created()

@@ -61,13 +61,29 @@ pub async fn import_contacts(
     drop(file);
 
     let workspace_id = tenant.id().to_owned();
+    let actor = tenant.actor();
     let started = std::time::Instant::now();
     let report = state
         .db
         .run(move |conn| {
             let file =
                 std::fs::File::open(&spool.0).map_err(|e| ApiError::Internal(format!("reading spool file: {e}")))?;
-            csv_import::import_csv(conn, &workspace_id, file, |_| {}).map_err(ApiError::from)
+            let report = csv_import::import_csv(conn, &workspace_id, file, |_| {}).map_err(ApiError::from)?;
+            // The import commits in batches; its entry follows the last one.
+            crate::activity::record(
+                conn,
+                &workspace_id,
+                &actor,
+                crate::activity::Action::Import,
+                None,
+                &format!(
+                    "imported {}, updated {}, rejected {}",
+                    report.imported,
+                    report.updated,
+                    report.rejected_total()
+                ),
+            )?;
+            Ok::<_, ApiError>(report)
         })
         .await?;
     tracing::info!(
@@ -166,9 +182,10 @@ pub async fn erase(
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = tenant.id().to_owned();
     let id = id.into_inner();
+    let actor = tenant.actor();
     let erased = state
         .db
-        .run(move |conn| crate::contacts::erase::erase(conn, &workspace_id, &id, "api").map_err(ApiError::from))
+        .run(move |conn| crate::contacts::erase::erase(conn, &workspace_id, &id, "api", &actor).map_err(ApiError::from))
         .await?;
     if !erased {
         return Err(ApiError::NotFound("contact"));

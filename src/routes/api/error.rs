@@ -16,6 +16,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// 422 listing every broken rule: `{"error": "…; …", "problems": [{"field", "error"}]}`.
+    #[error("{message}")]
+    Rules {
+        message: String,
+        problems: Vec<(String, String)>,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the body is larger than the limit of {limit} bytes")]
@@ -48,7 +54,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable(_) | Self::Rules { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -70,6 +76,13 @@ impl ResponseError for ApiError {
         }
         if matches!(self, Self::Unavailable(_)) {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if let Self::Rules { problems, .. } = self {
+            let problems: Vec<_> = problems
+                .iter()
+                .map(|(field, error)| json!({ "field": field, "error": error }))
+                .collect();
+            return res.json(json!({ "error": self.to_string(), "problems": problems }));
         }
         res.json(json!({ "error": self.to_string() }))
     }

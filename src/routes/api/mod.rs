@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, authenticated by a workspace API token.
 
+mod activity;
 mod auth;
 mod campaigns;
 mod consent_texts;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             }))
             .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()))
             .service(whoami)
+            .service(activity::list)
             .service(contacts::import_contacts)
             .service(contacts::show)
             .service(contacts::consent)

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use super::AppSession;
 use super::pages::Layout;
 use crate::accounts::Role;
-use crate::activity::{self, Action};
 use crate::consent::texts::{self, ConsentText, ConsentTextError, ConsentTextRequest, ConsentTextVersion};
 use crate::domain::Locale;
 use crate::i18n::{self, AppStrings, MarketerStrings, PageStrings};
@@ -39,12 +38,27 @@ pub enum FormField {
 /// every broken rule is shown at once when validation reports them all.
 pub fn field_errors(error: &ConsentTextError) -> Vec<(FormField, String)> {
     match error {
+        ConsentTextError::Rules(problems) => problems
+            .iter()
+            .map(|p| (field_named(p.field), p.message.clone()))
+            .collect(),
         ConsentTextError::Invalid(reason) => reason
             .split('\n')
             .filter(|r| !r.trim().is_empty())
             .map(|r| (field_of(r), r.trim().to_owned()))
             .collect(),
         ConsentTextError::Db(_) => Vec::new(),
+    }
+}
+
+/// The form field of a request field named by `consent::texts`.
+fn field_named(name: &str) -> FormField {
+    match name {
+        "locale" => FormField::Locale,
+        "company_name" => FormField::CompanyName,
+        "categories" => FormField::Categories,
+        "privacy_url" => FormField::PrivacyUrl,
+        _ => FormField::Body,
     }
 }
 
@@ -304,13 +318,8 @@ pub async fn create_text(
     let (version, created) = state
         .db
         .run(move |conn| {
-            texts::create_version_and(conn, &ws, &text, |conn, v| {
-                let detail = format!(
-                    "{} version {} ({}), SHA-256 {}",
-                    v.locale, v.version, v.company_name, v.sha256
-                );
-                activity::record(conn, &ws, &actor, Action::ConsentTextCreated, Some(&v.id), &detail)
-            })
+            // The version and its activity entry, in one transaction.
+            texts::create_version(conn, &ws, &text, &actor)
         })
         .await
         .map_err(|e| match e {

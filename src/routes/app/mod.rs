@@ -4,11 +4,13 @@
 //! Every page but the login needs a session cookie (`ob_session`: HttpOnly, SameSite=Lax, Path
 //! /app, Secure when BASE_URL is https); every form carries the session's form token.
 
+mod activity;
 mod auth;
 mod charts;
 mod consent_texts;
 mod import;
 mod pages;
+mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +47,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::erase_contact)
         .service(pages::suppressions_page)
         .service(pages::consents_csv)
+        .service(users::users_page)
+        .service(users::invite_user)
+        .service(users::change_role)
+        .service(users::remove_user)
+        .service(users::accept_form)
+        .service(users::accept)
+        .service(activity::activity_page)
         .service(import::import_form)
         .service(import::upload)
         .service(import::job_page)
@@ -62,6 +71,21 @@ async fn home() -> HttpResponse {
         .insert_header((header::LOCATION, "/app"))
         .finish()
 }
+
+/// Every dashboard POST that changes something, with the role it needs (the handler calls
+/// [`AppSession::require`] with it before anything else). A new action gets a row here:
+/// `tests/api/roles.rs` finds every `#[post]` route under `src/routes/app/` and fails for one
+/// without a row, then posts to each as a viewer (403, nothing changed) and to the owner-only
+/// ones as an editor (403).
+pub const ACTIONS: &[(&str, Role)] = &[
+    ("/app/contacts/{id}/erase", Role::Editor),
+    ("/app/users/invite", Role::Owner),
+    ("/app/users/{id}/role", Role::Owner),
+    ("/app/users/{id}/remove", Role::Owner),
+];
+
+/// POST routes open to everyone: they act on the poster's own login, not on the workspace.
+pub const OPEN_POSTS: &[&str] = &["/app/login", "/app/logout", "/app/invite/{token}"];
 
 /// The dashboard speaks Danish to Danish browsers and English to everyone else.
 pub fn locale(req: &HttpRequest) -> Locale {

@@ -33,6 +33,8 @@ pub struct Layout {
     pub workspace: String,
     pub user: String,
     pub csrf: String,
+    /// Owners see the users page in the navigation.
+    pub owner: bool,
 }
 
 impl Layout {
@@ -41,7 +43,13 @@ impl Layout {
             workspace: session.0.workspace.name.clone(),
             user: session.0.email.clone(),
             csrf: session.0.csrf.clone(),
+            owner: session.0.role == Role::Owner,
         }
+    }
+
+    /// The words of the users and activity pages in the page's language (`t.lang`).
+    pub fn team(&self, lang: &str) -> &'static crate::i18n::team::TeamStrings {
+        crate::i18n::team::strings(Locale::parse(lang).unwrap_or(Locale::En))
     }
 }
 
@@ -753,9 +761,10 @@ pub async fn erase_contact(
     let ws = session.workspace_id().to_owned();
     let who = format!("dashboard user {}", session.0.email);
     let target = id.clone();
+    let actor = session.actor();
     let erased = state
         .db
-        .run(move |conn| crate::contacts::erase::erase(conn, &ws, &target, &who))
+        .run(move |conn| crate::contacts::erase::erase(conn, &ws, &target, &who, &actor))
         .await
         .map_err(|e| PageError::dashboard(&req, e))?;
     if !erased {

@@ -1,0 +1,2 @@
+ALTER TABLE inbound_messages DROP COLUMN provider;
+ALTER TABLE sms_messages DROP COLUMN provider;

@@ -1,0 +1,2 @@
+DROP INDEX invitations_bounce_token;
+ALTER TABLE invitations DROP COLUMN bounce_token;

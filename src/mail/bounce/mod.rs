@@ -1,0 +1,388 @@
+//! Bounces after acceptance. Most relays accept a message at RCPT and report a failed delivery
+//! later, by mail to the envelope sender: with `BOUNCE_ADDRESS` every invitation is sent from a
+//! VERP address of its own ([`verp`]), and with `BOUNCE_MAILBOX` a [`BouncePoller`] reads that
+//! mailbox over POP3 ([`pop3`]) every `BOUNCE_POLL_SECS`, parses the reports ([`report`]) and
+//! records each bounce as a refusal during the SMTP transaction would be: the invitation moves
+//! from sent to bounced, the funnel counts it, a hard bounce suppresses the address.
+//!
+//! A processed report is deleted from the mailbox; one that is not understood is left there
+//! (and counted in /metrics), as is a report about an invitation not yet recorded as sent. A
+//! report seen twice changes nothing the second time.
+
+pub mod pop3;
+pub mod report;
+pub mod verp;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use tokio::sync::watch;
+
+use self::pop3::{Pop3Error, Pop3Mailbox};
+use self::report::{BounceReport, ReportOutcome};
+use self::verp::BounceAddress;
+use crate::campaigns::InvitationStatus;
+use crate::db::schema::{contacts, invitations};
+use crate::db::{self, Db, DbConn, DbError};
+use crate::domain::Channel;
+use crate::funnel::{self, EventKind, Metric};
+use crate::metrics::METRICS;
+
+/// Bounds each POP3 exchange (a RETR of a large report included).
+const POP3_TIMEOUT: Duration = Duration::from_secs(60);
+/// A larger message is no bounce report worth reading: it is left in the mailbox.
+const MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// What a bounce records besides the invitation row and the funnel, the same for a refusal
+/// during the SMTP transaction (`deliver`) and for a report received later: a hard bounce
+/// suppresses the address (see [`crate::mail::is_hard_bounce`]). Call inside the transaction
+/// that moved the invitation to bounced.
+pub(crate) fn record_consequences(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    invitation_id: &str,
+    email_normalized: &str,
+    hard: bool,
+    reason: &str,
+) -> Result<(), DbError> {
+    if hard {
+        crate::contacts::suppress(
+            conn,
+            workspace_id,
+            Channel::Email,
+            email_normalized,
+            &format!("hard bounce: {reason}"),
+        )?;
+    }
+    // WEBHOOK: contact.bounced
+    db::after_commit(|| METRICS.emails_bounced.inc());
+    tracing::info!(invitation = invitation_id, hard, reason, "invitation bounced");
+    Ok(())
+}
+
+/// What a bounce report did to the invitation it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Moved from sent to bounced; the address suppressed when `hard`.
+    Bounced { hard: bool },
+    /// Already bounced, failed or skipped (a report seen before, or a refusal at send time):
+    /// nothing changes.
+    AlreadyFinal,
+    /// Not recorded as sent yet (the report overtook the sender's bookkeeping): try again later.
+    NotYetSent,
+    /// No invitation has this token (another system's, or an erased contact's).
+    UnknownToken,
+}
+
+#[derive(Queryable)]
+struct BouncedInvitation {
+    id: String,
+    workspace_id: String,
+    campaign_id: String,
+    variant: String,
+    locale: String,
+    status: InvitationStatus,
+    sent_at: Option<chrono::NaiveDateTime>,
+    email_normalized: String,
+}
+
+/// Records a bounce reported after the relay accepted the invitation with `token`. Call inside
+/// a write transaction ([`db::write_tx`]).
+pub fn record_bounce(conn: &mut DbConn, token: &str, hard: bool, reason: &str) -> Result<Recorded, DbError> {
+    let found: Option<BouncedInvitation> = invitations::table
+        .inner_join(contacts::table)
+        .filter(invitations::bounce_token.eq(token))
+        .select((
+            invitations::id,
+            invitations::workspace_id,
+            invitations::campaign_id,
+            invitations::variant,
+            invitations::locale,
+            invitations::status,
+            invitations::sent_at,
+            contacts::email_normalized,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some(row) = found else {
+        return Ok(Recorded::UnknownToken);
+    };
+    match row.status {
+        InvitationStatus::Sent => {}
+        InvitationStatus::Queued => return Ok(Recorded::NotYetSent),
+        InvitationStatus::Bounced | InvitationStatus::Failed | InvitationStatus::Skipped => {
+            return Ok(Recorded::AlreadyFinal);
+        }
+    }
+    let now = db::now();
+    let moved = diesel::update(
+        invitations::table
+            .filter(invitations::id.eq(&row.id))
+            .filter(invitations::status.eq(InvitationStatus::Sent)),
+    )
+    .set((
+        invitations::status.eq(InvitationStatus::Bounced),
+        invitations::bounced_at.eq(now),
+        invitations::last_error.eq(reason),
+    ))
+    .execute(conn)?;
+    if moved == 0 {
+        return Ok(Recorded::AlreadyFinal);
+    }
+    // It was counted delivered when the relay accepted it (in the hour it was sent): it is
+    // bounced instead.
+    let (campaign, variant, locale) = (&row.campaign_id, &row.variant, &row.locale);
+    funnel::increment(conn, campaign, variant, locale, Metric::Bounced, now, 1)?;
+    funnel::increment(
+        conn,
+        campaign,
+        variant,
+        locale,
+        Metric::Delivered,
+        row.sent_at.unwrap_or(now),
+        -1,
+    )?;
+    funnel::record_events(
+        conn,
+        &[funnel::Event {
+            workspace_id: &row.workspace_id,
+            campaign_id: campaign,
+            invitation_id: &row.id,
+            kind: EventKind::Bounced,
+            at: Some(now),
+            human: None,
+            ip: None,
+            user_agent: None,
+            detail: Some(reason),
+        }],
+    )?;
+    record_consequences(conn, &row.workspace_id, &row.id, &row.email_normalized, hard, reason)?;
+    Ok(Recorded::Bounced { hard })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BounceError {
+    #[error("bounce mailbox {target}: {source}")]
+    Mailbox { target: String, source: Pop3Error },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What one poll of the bounce mailbox did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PollSummary {
+    /// Reports that bounced an invitation (deleted).
+    pub bounced: usize,
+    /// Reports with nothing to record: delay warnings, success notices, reports seen before
+    /// (deleted).
+    pub ignored: usize,
+    /// Reports about invitations not yet recorded as sent (left for the next poll).
+    pub waiting: usize,
+    /// Messages not understood (left in the mailbox).
+    pub unrecognised: usize,
+}
+
+/// Reads the bounce mailbox and records what it finds.
+pub struct BouncePoller {
+    db: Db,
+    mailbox: Pop3Mailbox,
+    address: BounceAddress,
+    /// Unique ids of the messages already found unrecognised: not downloaded, logged or counted
+    /// again by this process.
+    unrecognised: Mutex<HashSet<String>>,
+}
+
+impl BouncePoller {
+    pub fn new(db: Db, mailbox: Pop3Mailbox, address: BounceAddress) -> Self {
+        if mailbox.is_plaintext_remote() {
+            tracing::warn!(
+                mailbox = mailbox.target(),
+                "BOUNCE_MAILBOX is pop3:// to another host: the password crosses the network in the clear; use pop3s://"
+            );
+        }
+        Self {
+            db,
+            mailbox,
+            address,
+            unrecognised: Mutex::default(),
+        }
+    }
+
+    /// One pass over the mailbox. Deletions take effect when the session ends with QUIT; a poll
+    /// that fails half-way deletes nothing, and the next one finds what was already recorded.
+    pub async fn poll_once(&self) -> Result<PollSummary, BounceError> {
+        let target = self.mailbox.target();
+        let pop3 = |source| BounceError::Mailbox {
+            target: target.clone(),
+            source,
+        };
+        let mut session = self.mailbox.open(POP3_TIMEOUT).await.map_err(pop3)?;
+        let mut summary = PollSummary::default();
+        let mut present = HashSet::new();
+        for message in session.list().await.map_err(pop3)? {
+            present.insert(message.uid.clone());
+            if self.is_known_unrecognised(&message.uid) {
+                summary.unrecognised += 1;
+                continue;
+            }
+            if message.size > MAX_MESSAGE_BYTES {
+                self.unrecognised(
+                    &message.uid,
+                    &format!("{} bytes, larger than any bounce report", message.size),
+                );
+                summary.unrecognised += 1;
+                continue;
+            }
+            let raw = match session.retr(message.number).await {
+                Ok(raw) => raw,
+                // Removed meanwhile (another worker process reading the same mailbox).
+                Err(Pop3Error::Refused { reply, .. }) => {
+                    tracing::debug!(uid = message.uid, reply, "bounce mailbox: message gone before RETR");
+                    continue;
+                }
+                Err(e) => return Err(pop3(e)),
+            };
+            let report = match report::parse(&raw, &self.address) {
+                Ok(report) => report,
+                Err(why) => {
+                    self.unrecognised(&message.uid, &why.to_string());
+                    summary.unrecognised += 1;
+                    continue;
+                }
+            };
+            match self.record(report).await? {
+                Some(Outcome::Delete(bounced)) => {
+                    match session.dele(message.number).await {
+                        // Refused: removed meanwhile, as above.
+                        Ok(()) | Err(Pop3Error::Refused { .. }) => {}
+                        Err(e) => return Err(pop3(e)),
+                    }
+                    if bounced {
+                        summary.bounced += 1;
+                    } else {
+                        summary.ignored += 1;
+                    }
+                }
+                Some(Outcome::Wait) => summary.waiting += 1,
+                None => {
+                    self.unrecognised(&message.uid, "its token names no invitation");
+                    summary.unrecognised += 1;
+                }
+            }
+        }
+        session.quit().await.map_err(pop3)?;
+        // Forget messages someone removed from the mailbox meanwhile.
+        self.unrecognised
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|uid| present.contains(uid));
+        METRICS.bounce_messages[0].add(summary.bounced as u64);
+        METRICS.bounce_messages[1].add(summary.ignored as u64);
+        METRICS.bounce_unrecognised_left.set(summary.unrecognised as u64);
+        if summary != PollSummary::default() {
+            tracing::info!(?summary, "bounce mailbox polled");
+        }
+        Ok(summary)
+    }
+
+    /// Records a report; `None` when its token names no invitation.
+    async fn record(&self, report: BounceReport) -> Result<Option<Outcome>, BounceError> {
+        let (hard, reason) = match report.outcome {
+            ReportOutcome::Informational { action } => {
+                tracing::debug!(
+                    token = report.token,
+                    action,
+                    "bounce mailbox: a report with nothing to record"
+                );
+                return Ok(Some(Outcome::Delete(false)));
+            }
+            ReportOutcome::Failed { hard, reason } => (hard, reason),
+        };
+        let token = report.token;
+        let recorded = self
+            .db
+            .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record_bounce(conn, &token, hard, &reason)))
+            .await?;
+        Ok(match recorded {
+            Recorded::Bounced { .. } => Some(Outcome::Delete(true)),
+            Recorded::AlreadyFinal => Some(Outcome::Delete(false)),
+            Recorded::NotYetSent => Some(Outcome::Wait),
+            Recorded::UnknownToken => None,
+        })
+    }
+
+    fn is_known_unrecognised(&self, uid: &str) -> bool {
+        self.unrecognised
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(uid)
+    }
+
+    fn unrecognised(&self, uid: &str, why: &str) {
+        let new = self
+            .unrecognised
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(uid.to_owned());
+        if new {
+            METRICS.bounce_messages[2].inc();
+            tracing::warn!(uid, why, "bounce mailbox: message not recognised; left in the mailbox");
+        }
+    }
+
+    /// Polls every `every` until shut down. A failed poll (or a panic in one) is logged and
+    /// counted, and the next one comes as usual.
+    pub fn spawn(self: Arc<Self>, every: Duration) -> PollerHandle {
+        let (shutdown, mut stop) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                // Stopping drops a poll under way: without QUIT nothing is deleted, and what it
+                // recorded is found recorded at the next poll.
+                let polled = tokio::select! {
+                    polled = crate::telemetry::catch_panic(self.poll_once()) => polled,
+                    _ = stop.changed() => return,
+                };
+                match polled {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        METRICS.bounce_polls_failed.inc();
+                        tracing::warn!(error = %e, "bounce mailbox poll failed; trying again at the next poll");
+                    }
+                    Err(panic) => {
+                        METRICS.bounce_polls_failed.inc();
+                        tracing::error!(panic, "bounce mailbox poll panicked; trying again at the next poll");
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+        PollerHandle { shutdown, task }
+    }
+}
+
+/// What to do with a report once recorded.
+enum Outcome {
+    /// Delete it; `true` when it bounced an invitation.
+    Delete(bool),
+    /// Leave it for the next poll.
+    Wait,
+}
+
+/// The running poller of [`BouncePoller::spawn`].
+pub struct PollerHandle {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PollerHandle {
+    /// Stops, abandoning a poll under way (see [`BouncePoller::spawn`]).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,367 @@
+//! A small POP3 client (RFC 1939: USER/PASS, UIDL, LIST, RETR, DELE, QUIT), plain or TLS from
+//! the first byte (`pop3s://`, RFC 8314), for reading the bounce mailbox.
+//!
+//! Written here rather than taken from crates.io: the async POP3 crates there are unmaintained
+//! (mailme targets tokio 0.3, last release 2020) or bring their own TLS stack (async-pop, last
+//! release 2023, needs async-native-tls, i.e. OpenSSL, next to our rustls). What is needed is
+//! five commands, one response format and byte-stuffing; tests/api/bounces.rs runs it against
+//! a real Dovecot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+use url::Url;
+
+/// Longest line we accept from the server; a message line longer than SMTP allows (998) is
+/// already broken, this only bounds memory.
+const MAX_LINE: u64 = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Pop3Error {
+    #[error("{0}")]
+    Connection(String),
+    /// The server answered `-ERR`.
+    #[error("{command}: {reply}")]
+    Refused { command: &'static str, reply: String },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// `BOUNCE_MAILBOX`: `pop3://user:pass@host[:110]` or `pop3s://user:pass@host[:995]`.
+#[derive(Clone)]
+pub struct Pop3Mailbox {
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for Pop3Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pop3Mailbox")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Pop3Mailbox {
+    pub fn from_url(url: &Url) -> Result<Self, String> {
+        let tls = match url.scheme() {
+            "pop3" => false,
+            "pop3s" => true,
+            other => return Err(format!("unsupported scheme {other}://, use pop3:// or pop3s://")),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("needs a host, e.g. pop3s://user:pass@mail.shop.example")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let decode = |s: &str| {
+            super::super::smtp::percent_decode(s)
+                .ok_or_else(|| "user or password is not valid percent-encoded UTF-8".to_owned())
+        };
+        let (user, password) = match url.password() {
+            Some(password) if !url.username().is_empty() => (decode(url.username())?, decode(password)?),
+            _ => return Err("needs a user and a password (pop3s://user:pass@host)".into()),
+        };
+        if [&user, &password].iter().any(|s| s.contains(['\r', '\n'])) {
+            return Err("user and password must be one line each".into());
+        }
+        let tls = if tls {
+            use rustls_platform_verifier::ConfigVerifierExt;
+            let config = rustls::ClientConfig::with_platform_verifier().map_err(|e| format!("TLS setup: {e}"))?;
+            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        Ok(Self {
+            port: url.port().unwrap_or(if tls.is_some() { 995 } else { 110 }),
+            host,
+            user,
+            password,
+            tls,
+        })
+    }
+
+    /// `host:port`, for logs.
+    pub fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Whether the password crosses the network in the clear.
+    pub fn is_plaintext_remote(&self) -> bool {
+        let loopback =
+            self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        self.tls.is_none() && !loopback
+    }
+
+    /// Connects, reads the greeting and logs in (USER/PASS). Every exchange is bounded by
+    /// `timeout`.
+    pub async fn open(&self, timeout: Duration) -> Result<Pop3Session, Pop3Error> {
+        let target = self.target();
+        let tcp = within(timeout, TcpStream::connect((self.host.as_str(), self.port)))
+            .await?
+            .map_err(|e| Pop3Error::Connection(format!("connecting to {target}: {e}")))?;
+        let stream: Box<dyn Stream> = match &self.tls {
+            None => Box::new(tcp),
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| Pop3Error::Connection(format!("{target}: invalid TLS server name: {e}")))?;
+                Box::new(
+                    within(timeout, connector.connect(name, tcp))
+                        .await?
+                        .map_err(|e| Pop3Error::Connection(format!("TLS with {target}: {e}")))?,
+                )
+            }
+        };
+        let mut session = Pop3Session {
+            stream: BufReader::new(stream),
+            timeout,
+        };
+        session.status("greeting").await?;
+        session.command("USER", &format!("USER {}", self.user)).await?;
+        session.command("PASS", &format!("PASS {}", self.password)).await?;
+        Ok(session)
+    }
+}
+
+/// What a session runs over: TCP, or TLS on top of it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+async fn within<T>(timeout: Duration, f: impl Future<Output = T>) -> Result<T, Pop3Error> {
+    tokio::time::timeout(timeout, f)
+        .await
+        .map_err(|_| Pop3Error::Timeout(timeout))
+}
+
+/// One message in the maildrop: its number in this session, its unique id and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub number: u32,
+    pub uid: String,
+    pub size: u64,
+}
+
+/// A logged-in session (the TRANSACTION state of RFC 1939). Deletions take effect at
+/// [`Pop3Session::quit`]; a session dropped without QUIT deletes nothing (RFC 1939 section 6).
+pub struct Pop3Session {
+    stream: BufReader<Box<dyn Stream>>,
+    timeout: Duration,
+}
+
+impl Pop3Session {
+    /// Every message with its unique id (UIDL) and size (LIST). A server without UIDL (it is
+    /// optional) gets ids made of number and size, good for one session.
+    pub async fn list(&mut self) -> Result<Vec<Listed>, Pop3Error> {
+        let sizes = self.multiline("LIST", "LIST").await?;
+        let uids = match self.multiline("UIDL", "UIDL").await {
+            Ok(lines) => Some(lines),
+            Err(Pop3Error::Refused { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let pairs = |lines: &[u8]| -> Vec<(u32, String)> {
+            String::from_utf8_lossy(lines)
+                .lines()
+                .filter_map(|line| {
+                    let (n, rest) = line.trim().split_once(' ')?;
+                    Some((n.parse().ok()?, rest.trim().to_owned()))
+                })
+                .collect()
+        };
+        let uids: std::collections::HashMap<u32, String> =
+            uids.as_deref().map(pairs).unwrap_or_default().into_iter().collect();
+        Ok(pairs(&sizes)
+            .into_iter()
+            .map(|(number, size)| {
+                let size = size.parse().unwrap_or(0);
+                Listed {
+                    number,
+                    uid: uids.get(&number).cloned().unwrap_or_else(|| format!("{number}-{size}")),
+                    size,
+                }
+            })
+            .collect())
+    }
+
+    /// The whole message, byte-stuffing undone, lines ending in CRLF.
+    pub async fn retr(&mut self, number: u32) -> Result<Vec<u8>, Pop3Error> {
+        self.multiline("RETR", &format!("RETR {number}")).await
+    }
+
+    /// Marks a message deleted; the server removes it at QUIT.
+    pub async fn dele(&mut self, number: u32) -> Result<(), Pop3Error> {
+        self.command("DELE", &format!("DELE {number}")).await.map(drop)
+    }
+
+    /// Ends the session: the server deletes the messages marked (the UPDATE state).
+    pub async fn quit(mut self) -> Result<(), Pop3Error> {
+        self.command("QUIT", "QUIT").await.map(drop)
+    }
+
+    /// Sends one command and reads its status line; `-ERR` is an error.
+    async fn command(&mut self, name: &'static str, line: &str) -> Result<String, Pop3Error> {
+        let io = |e: std::io::Error| Pop3Error::Connection(format!("{name}: {e}"));
+        within(self.timeout, async {
+            let stream = self.stream.get_mut();
+            stream.write_all(format!("{line}\r\n").as_bytes()).await?;
+            stream.flush().await
+        })
+        .await?
+        .map_err(io)?;
+        self.status(name).await
+    }
+
+    /// Reads a status line: `+OK text` → the text, `-ERR text` → [`Pop3Error::Refused`].
+    async fn status(&mut self, name: &'static str) -> Result<String, Pop3Error> {
+        let line = self.line(name).await?;
+        let line = String::from_utf8_lossy(&line);
+        let line = line.trim_end();
+        if let Some(text) = line.strip_prefix("+OK") {
+            Ok(text.trim().to_owned())
+        } else if let Some(text) = line.strip_prefix("-ERR") {
+            Err(Pop3Error::Refused {
+                command: name,
+                reply: text.trim().to_owned(),
+            })
+        } else {
+            Err(Pop3Error::Connection(format!(
+                "{name}: not a POP3 status line: {line:.100}"
+            )))
+        }
+    }
+
+    /// A command with a multi-line answer (RFC 1939 section 3): the lines up to the one that is
+    /// a single `.`, with the leading `.` of byte-stuffed lines removed.
+    async fn multiline(&mut self, name: &'static str, line: &str) -> Result<Vec<u8>, Pop3Error> {
+        self.command(name, line).await?;
+        let mut body = Vec::new();
+        loop {
+            let line = self.line(name).await?;
+            let content = line.strip_suffix(b"\n").unwrap_or(&line);
+            let content = content.strip_suffix(b"\r").unwrap_or(content);
+            if content == b"." {
+                return Ok(body);
+            }
+            body.extend_from_slice(content.strip_prefix(b".").unwrap_or(content));
+            body.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// One line, with its line end; a closed connection or an endless line is an error.
+    async fn line(&mut self, name: &'static str) -> Result<Vec<u8>, Pop3Error> {
+        let mut line = Vec::new();
+        let read = within(
+            self.timeout,
+            (&mut self.stream).take(MAX_LINE).read_until(b'\n', &mut line),
+        )
+        .await?
+        .map_err(|e| Pop3Error::Connection(format!("{name}: {e}")))?;
+        if read == 0 {
+            return Err(Pop3Error::Connection(format!(
+                "{name}: the server closed the connection"
+            )));
+        }
+        if !line.ends_with(b"\n") {
+            return Err(Pop3Error::Connection(format!(
+                "{name}: a line longer than {MAX_LINE} bytes"
+            )));
+        }
+        Ok(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailbox(url: &str) -> Result<Pop3Mailbox, String> {
+        Pop3Mailbox::from_url(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn urls_name_host_port_credentials_and_tls() {
+        let m = mailbox("pop3://bounces:s%40cret@127.0.0.1:1110").unwrap();
+        assert_eq!(
+            (m.target().as_str(), m.user.as_str(), m.password.as_str()),
+            ("127.0.0.1:1110", "bounces", "s@cret")
+        );
+        assert!(m.tls.is_none() && !m.is_plaintext_remote());
+        let m = mailbox("pop3s://u:p@mail.shop.example").unwrap();
+        assert_eq!(m.port, 995);
+        assert!(m.tls.is_some() && !m.is_plaintext_remote());
+        assert!(mailbox("pop3://u:p@mail.shop.example").unwrap().is_plaintext_remote());
+        assert!(mailbox("imap://u:p@mail.shop.example").is_err());
+        assert!(mailbox("pop3://mail.shop.example").is_err(), "credentials are required");
+        assert!(
+            mailbox("pop3://u:p%0d%0aDELE%201@host").is_err(),
+            "no command injection"
+        );
+    }
+
+    /// A scripted server: byte-stuffing, `-ERR`, and a server without UIDL.
+    #[tokio::test]
+    async fn a_session_against_a_scripted_server() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            socket.get_mut().write_all(b"+OK ready\r\n").await.unwrap();
+            let mut seen = Vec::new();
+            loop {
+                let mut line = String::new();
+                if socket.read_line(&mut line).await.unwrap() == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_owned();
+                let answer: &[u8] = match line.as_str() {
+                    "USER u" | "PASS p" => b"+OK\r\n",
+                    "LIST" => b"+OK 1 messages\r\n1 42\r\n.\r\n",
+                    "UIDL" => b"-ERR unsupported\r\n",
+                    "RETR 1" => b"+OK 42 octets\r\nSubject: x\r\n\r\n..dot line\r\n.\r\n",
+                    "DELE 1" => b"+OK\r\n",
+                    "DELE 2" => b"-ERR no such message\r\n",
+                    "QUIT" => b"+OK bye\r\n",
+                    _ => b"-ERR what\r\n",
+                };
+                socket.get_mut().write_all(answer).await.unwrap();
+                seen.push(line.clone());
+                if line == "QUIT" {
+                    break;
+                }
+            }
+            seen
+        });
+        let m = mailbox(&format!("pop3://u:p@127.0.0.1:{port}")).unwrap();
+        let mut session = m.open(Duration::from_secs(5)).await.unwrap();
+        let listed = session.list().await.unwrap();
+        assert_eq!(
+            listed,
+            vec![Listed {
+                number: 1,
+                uid: "1-42".into(),
+                size: 42
+            }]
+        );
+        assert_eq!(session.retr(1).await.unwrap(), b"Subject: x\r\n\r\n.dot line\r\n");
+        session.dele(1).await.unwrap();
+        assert!(matches!(
+            session.dele(2).await,
+            Err(Pop3Error::Refused { command: "DELE", .. })
+        ));
+        session.quit().await.unwrap();
+        assert_eq!(
+            server.await.unwrap(),
+            ["USER u", "PASS p", "LIST", "UIDL", "RETR 1", "DELE 1", "DELE 2", "QUIT"]
+        );
+    }
+}

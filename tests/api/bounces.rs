@@ -1,0 +1,484 @@
+//! Bounces after acceptance: VERP envelope senders (`BOUNCE_ADDRESS`), and bounce reports read
+//! from a real POP3 mailbox (`BOUNCE_MAILBOX`, Dovecot: see `pop3_server`).
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use optbridge::db::schema::{funnel_events, invitations};
+use optbridge::domain::Channel;
+use optbridge::mail::bounce::PollSummary;
+
+use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app_with};
+use crate::pop3_server::Pop3Server;
+use crate::smtp_sink::SmtpSink;
+
+const BOUNCE_ADDRESS: &str = "bounces@shop.example";
+
+/// An app sending through `sink`, with `BOUNCE_ADDRESS` and, when given, `BOUNCE_MAILBOX`.
+async fn app_with_bounces(backend: Backend, sink: &SmtpSink, mailbox: Option<String>) -> TestApp {
+    let url = sink.url();
+    spawn_app_with(backend, move |a| {
+        a.smtp_url = Some(url);
+        a.bounce_address = Some(BOUNCE_ADDRESS.into());
+        a.bounce_mailbox = mailbox;
+    })
+    .await
+}
+
+/// Sends the eight-contact campaign and delivers it to the sink.
+async fn sent_campaign(app: &TestApp) -> (TestWorkspace, String) {
+    let (ws, campaign) = app.campaign_for_all().await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.drain_outbox(Duration::from_secs(20)).await;
+    (ws, campaign)
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    email: String,
+    status: String,
+    token: Option<String>,
+    last_error: Option<String>,
+}
+
+async fn rows(app: &TestApp) -> Vec<Row> {
+    app.with_db(|c| {
+        invitations::table
+            .order(invitations::email.asc())
+            .select((
+                invitations::email,
+                invitations::status,
+                invitations::bounce_token,
+                invitations::last_error,
+            ))
+            .load::<(String, String, Option<String>, Option<String>)>(c)
+            .unwrap()
+            .into_iter()
+            .map(|(email, status, token, last_error)| Row {
+                email,
+                status,
+                token,
+                last_error,
+            })
+            .collect()
+    })
+    .await
+}
+
+async fn row(app: &TestApp, email: &str) -> Row {
+    rows(app).await.into_iter().find(|r| r.email == email).unwrap()
+}
+
+async fn suppressed(app: &TestApp, ws: &TestWorkspace, email: &'static str) -> bool {
+    let ws = ws.id.clone();
+    app.with_db(move |c| optbridge::contacts::is_suppressed(c, &ws, Channel::Email, email).unwrap())
+        .await
+}
+
+async fn bounce_events(app: &TestApp) -> i64 {
+    app.with_db(|c| {
+        funnel_events::table
+            .filter(funnel_events::kind.eq("bounced"))
+            .count()
+            .get_result(c)
+            .unwrap()
+    })
+    .await
+}
+
+async fn funnel(app: &TestApp, ws: &TestWorkspace, campaign: &str) -> serde_json::Value {
+    json(
+        app.get(&ws.token, &format!("/api/v1/campaigns/{campaign}/funnel"))
+            .await,
+    )
+    .await
+}
+
+/// A delivery status notification as Postfix writes it (RFC 3464), to the VERP address of
+/// `token`, about `recipient`.
+fn dsn(token: &str, recipient: &str, action: &str, status: &str, diagnostic: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <>\r\n\
+         Delivered-To: bounces+{token}@shop.example\r\n\
+         From: MAILER-DAEMON@relay.shop.example (Mail Delivery System)\r\n\
+         To: bounces+{token}@shop.example\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"B42/relay.shop.example\"\r\n\
+         \r\n\
+         --B42/relay.shop.example\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\
+         \r\n\
+         This is the mail system at host relay.shop.example.\r\n\
+         \r\n\
+         <{recipient}>: host mx.example.dk[192.0.2.25] said: {diagnostic}\r\n\
+         \r\n\
+         --B42/relay.shop.example\r\n\
+         Content-Type: message/delivery-status\r\n\
+         \r\n\
+         Reporting-MTA: dns; relay.shop.example\r\n\
+         \r\n\
+         Final-Recipient: rfc822; {recipient}\r\n\
+         Action: {action}\r\n\
+         Status: {status}\r\n\
+         Diagnostic-Code: smtp; {diagnostic}\r\n\
+         \r\n\
+         --B42/relay.shop.example\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         Return-Path: <bounces+{token}@shop.example>\r\n\
+         From: Skobutikken <news@shop.example>\r\n\
+         To: <{recipient}>\r\n\
+         \r\n\
+         --B42/relay.shop.example--\r\n"
+    )
+    .into_bytes()
+}
+
+fn hard_dsn(token: &str, recipient: &str) -> Vec<u8> {
+    dsn(
+        token,
+        recipient,
+        "failed",
+        "5.1.1",
+        "550 5.1.1 <bo@example.dk>: Recipient address rejected: User unknown",
+    )
+}
+
+async fn poll(app: &TestApp) -> PollSummary {
+    let poller = optbridge::startup::bounce_poller(&app.settings, &app.db).expect("BOUNCE_MAILBOX is set");
+    poller.poll_once().await.expect("poll")
+}
+
+/// With `BOUNCE_ADDRESS`, each invitation leaves with its own envelope sender (its token, as
+/// stored); the From header stays the workspace's. Without it, the envelope sender is From.
+async fn each_invitation_has_its_own_verp_envelope_sender(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_bounces(backend, &sink, None).await;
+    sent_campaign(&app).await;
+    let rows = rows(&app).await;
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 8);
+    let mut senders = std::collections::HashSet::new();
+    for m in &messages {
+        let row = rows.iter().find(|r| r.email == m.rcpt_to[0]).unwrap();
+        let token = row.token.as_deref().expect("a token");
+        assert_eq!(token.len(), 20);
+        assert!(
+            token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{token}"
+        );
+        assert_eq!(m.mail_from, format!("bounces+{token}@shop.example"));
+        assert!(senders.insert(m.mail_from.clone()), "one sender per recipient");
+        let parsed = mailparse::parse_mail(&m.data).unwrap();
+        use mailparse::MailHeaderMap as _;
+        let from = parsed.headers.get_first_value("From").unwrap();
+        assert!(!from.contains("bounces"), "the From header is the workspace's: {from}");
+    }
+
+    // Unset: unchanged, the From address is the envelope sender.
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let plain = spawn_app_with(backend, move |a| a.smtp_url = Some(url)).await;
+    sent_campaign(&plain).await;
+    let froms: std::collections::HashSet<String> = sink.messages().into_iter().map(|m| m.mail_from).collect();
+    assert_eq!(froms.len(), 1, "{froms:?}");
+    assert!(!froms.iter().next().unwrap().contains('+'), "{froms:?}");
+}
+
+/// A 5.1.1 report in the mailbox: the invitation moves from sent to bounced, the funnel counts a
+/// bounce instead of a delivery, the address is suppressed, the report is deleted; the same
+/// report again changes nothing.
+async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend) {
+    let Some(pop3) = Pop3Server::start() else { return };
+    let sink = SmtpSink::start().await;
+    let app = app_with_bounces(backend, &sink, Some(pop3.url())).await;
+    let (ws, campaign) = sent_campaign(&app).await;
+    let before = funnel(&app, &ws, &campaign).await;
+    assert_eq!(
+        (before["delivered"].as_i64(), before["bounced"].as_i64()),
+        (Some(8), Some(0))
+    );
+    let bo = row(&app, "bo@example.dk").await;
+    assert_eq!(bo.status, "sent");
+    let token = bo.token.unwrap();
+
+    pop3.deliver(&hard_dsn(&token, "bo@example.dk"));
+    let summary = poll(&app).await;
+    assert_eq!(
+        (summary.bounced, summary.unrecognised),
+        (1, 0),
+        "{summary:?}: {}",
+        pop3.log()
+    );
+    let bo = row(&app, "bo@example.dk").await;
+    assert_eq!(bo.status, "bounced");
+    assert!(bo.last_error.as_deref().unwrap().contains("5.1.1"), "{bo:?}");
+    assert!(
+        suppressed(&app, &ws, "bo@example.dk").await,
+        "a 5.1.1 suppresses the address"
+    );
+    assert!(!suppressed(&app, &ws, "anna@example.dk").await);
+    assert!(pop3.messages().is_empty(), "the processed report is deleted");
+    let after = funnel(&app, &ws, &campaign).await;
+    assert_eq!(
+        (
+            after["sent"].as_i64(),
+            after["delivered"].as_i64(),
+            after["bounced"].as_i64()
+        ),
+        (Some(8), Some(7), Some(1)),
+        "{after}"
+    );
+    assert_eq!(bounce_events(&app).await, 1);
+
+    // The same report again (a relay that sent it twice): deleted, nothing counted twice.
+    pop3.deliver(&hard_dsn(&token, "bo@example.dk"));
+    let summary = poll(&app).await;
+    assert_eq!((summary.bounced, summary.ignored), (0, 1), "{summary:?}");
+    assert!(pop3.messages().is_empty());
+    assert_eq!(funnel(&app, &ws, &campaign).await["bounced"].as_i64(), Some(1));
+    assert_eq!(bounce_events(&app).await, 1);
+
+    // The next campaign leaves the suppressed address out.
+    let text = app.consent_text(&ws.token, "da").await;
+    let next = app
+        .campaign(
+            &ws.token,
+            &serde_json::json!({"name": "Again", "consent_text_id": text, "subject": "S", "intro": "I",
+                    "audience": {"locales": ["da", "nb", "sv", "en"]}}),
+        )
+        .await;
+    app.send_campaign(&ws.token, &next).await;
+    app.drain_outbox(Duration::from_secs(20)).await;
+    assert_eq!(
+        sink.messages()
+            .iter()
+            .filter(|m| m.rcpt_to[0] == "bo@example.dk")
+            .count(),
+        1
+    );
+}
+
+/// 5.7.1 (policy), 4.4.7 (expired in the relay's queue) and 5.2.2 (mailbox full) bounce without
+/// suppressing; a delay warning changes nothing. All four are deleted.
+async fn soft_bounce_reports_bounce_without_suppressing(backend: Backend) {
+    let Some(pop3) = Pop3Server::start() else { return };
+    let sink = SmtpSink::start().await;
+    let app = app_with_bounces(backend, &sink, Some(pop3.url())).await;
+    let (ws, campaign) = sent_campaign(&app).await;
+    let token = |email: &'static str| {
+        let app = &app;
+        async move { row(app, email).await.token.unwrap() }
+    };
+    pop3.deliver(&dsn(
+        &token("anna@example.dk").await,
+        "anna@example.dk",
+        "failed",
+        "5.7.1",
+        "554 5.7.1 Service unavailable; client host blocked",
+    ));
+    pop3.deliver(&dsn(
+        &token("ove@example.dk").await,
+        "ove@example.dk",
+        "failed",
+        "4.4.7",
+        "451 4.4.7 delivery time expired",
+    ));
+    pop3.deliver(&dsn(
+        &token("ingrid@example.no").await,
+        "ingrid@example.no",
+        "failed",
+        "5.2.2",
+        "552 5.2.2 mailbox full",
+    ));
+    pop3.deliver(&dsn(
+        &token("lars@example.no").await,
+        "lars@example.no",
+        "delayed",
+        "4.4.1",
+        "421 4.4.1 connection timed out",
+    ));
+    let summary = poll(&app).await;
+    assert_eq!(
+        (summary.bounced, summary.ignored, summary.unrecognised),
+        (3, 1, 0),
+        "{summary:?}"
+    );
+    for email in ["anna@example.dk", "ove@example.dk", "ingrid@example.no"] {
+        assert_eq!(row(&app, email).await.status, "bounced", "{email}");
+        assert!(!suppressed(&app, &ws, email).await, "{email} is not suppressed");
+    }
+    assert_eq!(
+        row(&app, "lars@example.no").await.status,
+        "sent",
+        "a delay is not a bounce"
+    );
+    assert!(pop3.messages().is_empty());
+    let report = funnel(&app, &ws, &campaign).await;
+    assert_eq!(
+        (report["delivered"].as_i64(), report["bounced"].as_i64()),
+        (Some(5), Some(3))
+    );
+}
+
+/// What the poller does not understand stays in the mailbox, is counted in /metrics, and does
+/// not stop the poller: a report next to it is processed. A report about an invitation not yet
+/// recorded as sent waits for a later poll.
+async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backend) {
+    let Some(pop3) = Pop3Server::start() else { return };
+    let sink = SmtpSink::start().await;
+    let app = app_with_bounces(backend, &sink, Some(pop3.url())).await;
+    let (ws, _) = sent_campaign(&app).await;
+    let bo = row(&app, "bo@example.dk").await.token.unwrap();
+    let anna = row(&app, "anna@example.dk").await.token.unwrap();
+    let junk: Vec<Vec<u8>> = vec![
+        b"\xff\xfe\x00 not a message at all \x00\r\n".to_vec(),
+        // A report whose delivery-status part is garbage and whose text names no status.
+        format!(
+            "From: MAILER-DAEMON@relay.shop.example\r\nTo: bounces+{anna}@shop.example\r\nSubject: Undelivered Mail\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"Y\"\r\n\r\n\
+             --Y\r\nContent-Type: text/plain\r\n\r\nSomething went wrong.\r\n--Y\r\nContent-Type: message/delivery-status\r\n\r\n\
+             Status banana\r\nAction:\r\n\r\nFinal-Recipient\r\n--Y"
+        )
+        .into_bytes(),
+        // An out-of-office answer to the envelope sender.
+        format!(
+            "From: Anna <anna@example.dk>\r\nTo: bounces+{anna}@shop.example\r\nSubject: Automatisk svar\r\n\
+             Auto-Submitted: auto-replied\r\n\r\nJeg er på ferie.\r\n"
+        )
+        .into_bytes(),
+        // A well-formed report with no token of ours.
+        hard_dsn("ffffffffffffffffffff", "someone@example.dk"),
+        dsn("nothex", "x@example.dk", "failed", "5.1.1", "550 5.1.1 unknown"),
+    ];
+    for message in &junk {
+        pop3.deliver(message);
+    }
+    pop3.deliver(&hard_dsn(&bo, "bo@example.dk"));
+
+    let summary = poll(&app).await;
+    assert_eq!((summary.bounced, summary.unrecognised), (1, junk.len()), "{summary:?}");
+    assert_eq!(row(&app, "bo@example.dk").await.status, "bounced");
+    assert_eq!(
+        row(&app, "anna@example.dk").await.status,
+        "sent",
+        "the garbage report bounced nothing"
+    );
+    assert!(!suppressed(&app, &ws, "anna@example.dk").await);
+    let mut left = pop3.messages();
+    let mut expected = junk.clone();
+    left.sort();
+    expected.sort();
+    assert_eq!(left, expected, "everything unrecognised is still there, byte for byte");
+    // Polled again: still left, still no crash, counted once.
+    let summary = poll(&app).await;
+    assert_eq!((summary.bounced, summary.unrecognised), (0, junk.len()));
+    assert_eq!(pop3.messages().len(), junk.len());
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> i64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    // Counters are per process, and other tests run in this one: at least ours.
+    assert!(value("optbridge_bounce_messages_total{outcome=\"unrecognised\"}") >= junk.len() as i64);
+    assert!(value("optbridge_bounce_messages_total{outcome=\"bounced\"}") >= 1);
+    assert!(metrics.contains("# TYPE optbridge_bounce_mailbox_unrecognised gauge"));
+
+    // A report that overtakes the sender's bookkeeping (the relay bounced before the worker
+    // recorded the send; here the invitation is put back to queued) waits in the mailbox.
+    let set_status = |status: &'static str| {
+        app.with_db(move |c| {
+            diesel::update(invitations::table.filter(invitations::email.eq("anna@example.dk")))
+                .set(invitations::status.eq(status))
+                .execute(c)
+                .unwrap()
+        })
+    };
+    set_status("queued").await;
+    pop3.deliver(&hard_dsn(&anna, "anna@example.dk"));
+    let summary = poll(&app).await;
+    assert_eq!((summary.waiting, summary.bounced), (1, 0), "{summary:?}");
+    assert_eq!(pop3.messages().len(), junk.len() + 1);
+    set_status("sent").await;
+    let summary = poll(&app).await;
+    assert_eq!((summary.bounced, summary.waiting), (1, 0), "{summary:?}");
+    assert_eq!(row(&app, "anna@example.dk").await.status, "bounced");
+    assert_eq!(pop3.messages().len(), junk.len());
+}
+
+/// `optbridge worker` reads the mailbox by itself every BOUNCE_POLL_SECS, here over pop3s://
+/// (Dovecot with the test certificate, trusted through SSL_CERT_FILE).
+async fn the_worker_polls_the_mailbox_over_tls(backend: Backend) {
+    let Some(pop3) = Pop3Server::start() else { return };
+    let sink = SmtpSink::start().await;
+    let app = app_with_bounces(backend, &sink, None).await;
+    let (ws, _) = sent_campaign(&app).await;
+    let token = row(&app, "bo@example.dk").await.token.unwrap();
+    pop3.deliver(&hard_dsn(&token, "bo@example.dk"));
+
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_optbridge"))
+        .arg("worker")
+        .env("DATABASE_URL", &app.database.url)
+        .env("BASE_URL", app.settings.base_url.as_str())
+        .env("SMTP_URL", sink.url())
+        .env("OUTBOX_WORKERS", "1")
+        .env("BOUNCE_ADDRESS", BOUNCE_ADDRESS)
+        .env("BOUNCE_MAILBOX", pop3.tls_url())
+        .env("BOUNCE_POLL_SECS", "1")
+        .env("RUST_LOG", "warn")
+        .env_remove("SSL_CERT_DIR")
+        .env(
+            "SSL_CERT_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem"),
+        )
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the worker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while row(&app, "bo@example.dk").await.status != "bounced" || !pop3.messages().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not read the mailbox: {}",
+            pop3.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(suppressed(&app, &ws, "bo@example.dk").await);
+    assert!(pop3.log().contains("TLS"), "the session was over TLS: {}", pop3.log());
+
+    // A report arriving later is picked up by a later poll.
+    let anna = row(&app, "anna@example.dk").await.token.unwrap();
+    pop3.deliver(&hard_dsn(&anna, "anna@example.dk"));
+    while row(&app, "anna@example.dk").await.status != "bounced" {
+        assert!(std::time::Instant::now() < deadline, "no second poll: {}", pop3.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = worker.id().unwrap().to_string();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    let status = tokio::time::timeout(Duration::from_secs(15), worker.wait())
+        .await
+        .expect("the worker stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+both_backends!(
+    each_invitation_has_its_own_verp_envelope_sender,
+    a_hard_bounce_report_bounces_suppresses_and_is_deleted,
+    soft_bounce_reports_bounce_without_suppressing,
+    unrecognised_and_malformed_messages_are_left_and_counted,
+    the_worker_polls_the_mailbox_over_tls,
+);
