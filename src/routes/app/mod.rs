@@ -82,6 +82,8 @@ pub const ACTIONS: &[(&str, Role)] = &[
     ("/app/users/invite", Role::Owner),
     ("/app/users/{id}/role", Role::Owner),
     ("/app/users/{id}/remove", Role::Owner),
+    ("/app/import", Role::Editor),
+    ("/app/consent-texts/new", Role::Editor),
 ];
 
 /// POST routes open to everyone: they act on the poster's own login, not on the workspace.
