@@ -95,22 +95,6 @@ pub async fn import_contacts(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "contacts imported"
     );
-    // The batches are committed one by one; the log records what the whole file did.
-    let (ws, actor) = (tenant.id().to_owned(), tenant.actor());
-    let detail = format!(
-        "{} file of {received} bytes: imported {}, updated {}, refused {}",
-        report.format.label(),
-        report.imported,
-        report.updated,
-        report.rejected_total()
-    );
-    state
-        .db
-        .run(move |conn| {
-            crate::activity::record(conn, &ws, &actor, crate::activity::Action::Import, None, &detail)
-                .map_err(ApiError::from)
-        })
-        .await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
