@@ -575,13 +575,17 @@ async fn import_file(
     .await?;
     bar.finish_and_clear();
 
-    let mut text = format!(
+    let mut text = match report.format {
+        import::formats::ExportFormat::Optbridge => String::new(),
+        format => format!("{}: ", format.label()),
+    };
+    text.push_str(&format!(
         "imported {}, updated {}, rejected {} ({:.1} s)",
         report.imported,
         report.updated,
         report.rejected_total(),
         started.elapsed().as_secs_f64()
-    );
+    ));
     for row in &report.rejected {
         text.push_str(&format!("\n  line {}: {}", row.line, row.error));
     }

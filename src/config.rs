@@ -15,6 +15,8 @@ mod defaults {
     pub const DATABASE_URL: &str = "sqlite://optbridge.db";
     pub const BIND: &str = "127.0.0.1:8080";
     pub const IMPORT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+    /// Under the system's temporary directory when `IMPORT_DIR` is not set.
+    pub const IMPORT_DIR_NAME: &str = "optbridge-imports";
     pub const REQUEST_BODY_TIMEOUT_SECS: u64 = 30;
     pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
     pub const LINK_TTL_DAYS: u32 = 30;
@@ -146,6 +148,12 @@ pub struct ConfigArgs {
     /// Largest accepted CSV import body, in bytes.
     #[arg(long, env = "IMPORT_MAX_BYTES", global = true, default_value_t = defaults::IMPORT_MAX_BYTES)]
     pub import_max_bytes: u64,
+
+    /// Directory where files uploaded on the dashboard's import page wait for their import job
+    /// (default: `optbridge-imports` in the system's temporary directory). Instances that run
+    /// workers must share it.
+    #[arg(long, env = "IMPORT_DIR", global = true)]
+    pub import_dir: Option<std::path::PathBuf>,
 
     /// Seconds a request body may take to arrive, plus one per 500 bytes received (a slow but
     /// steady upload goes on; a trickle is answered 408 and the connection closed).
@@ -370,6 +378,7 @@ impl Default for ConfigArgs {
             inmobile_api_base: defaults::INMOBILE_API_BASE.into(),
             inmobile_webhook_secret: None,
             import_max_bytes: defaults::IMPORT_MAX_BYTES,
+            import_dir: None,
             request_body_timeout_secs: defaults::REQUEST_BODY_TIMEOUT_SECS,
             sqlite_busy_timeout_ms: defaults::SQLITE_BUSY_TIMEOUT_MS,
             link_ttl_days: defaults::LINK_TTL_DAYS,
@@ -560,6 +569,8 @@ pub struct Settings {
     pub smtp_url: Option<Url>,
     pub sms: SmsProviderSettings,
     pub import_max_bytes: u64,
+    /// Where dashboard uploads wait for their import job (`IMPORT_DIR`).
+    pub import_dir: std::path::PathBuf,
     pub request_body_timeout: Duration,
     pub sqlite_busy_timeout: Duration,
     pub http_workers: Option<usize>,
@@ -701,6 +712,10 @@ impl Settings {
             smtp_url,
             sms,
             import_max_bytes: args.import_max_bytes,
+            import_dir: args
+                .import_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join(defaults::IMPORT_DIR_NAME)),
             request_body_timeout: Duration::from_secs(positive(
                 args.request_body_timeout_secs,
                 "REQUEST_BODY_TIMEOUT_SECS",

@@ -313,6 +313,51 @@ pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink
     }
 }
 
+/// Every row an import job refused, as the file had it, with its line and the reason: the
+/// header of the file plus `line` and `reason`. Fixed, it can be imported again as it is (the
+/// importer ignores the two extra columns).
+pub fn import_refusals(
+    conn: &mut DbConn,
+    job: &crate::contacts::import_jobs::ImportJob,
+    sink: &mut CsvSink<'_>,
+) -> Result<(), DbError> {
+    let mut header = job.header_cells();
+    let width = header.len();
+    header.extend(["line".to_owned(), "reason".to_owned()]);
+    if !sink(csv_chunk(|w| w.write(header.iter().map(String::as_str)))) {
+        return Ok(());
+    }
+    let mut after = 0;
+    loop {
+        let page = crate::contacts::import_jobs::refusals(conn, &job.id, after, PAGE)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.line;
+        let chunk = csv_chunk(|w| {
+            for r in &page {
+                let mut cells = r.cell_list();
+                // A row too short or too long for the header keeps its cells; the two columns
+                // still come last, under their names, when the row is as wide as the header.
+                if cells.len() < width {
+                    cells.resize(width, String::new());
+                }
+                let line = r.line.to_string();
+                w.write(
+                    cells
+                        .iter()
+                        .map(String::as_str)
+                        .chain([line.as_str(), r.reason.as_str()]),
+                )?;
+            }
+            Ok(())
+        });
+        if !sink(chunk) {
+            return Ok(());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -196,6 +196,7 @@ pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notif
         base_url: settings.base_url.clone(),
     }));
     handlers.push(Box::new(services.webhooks.clone()));
+    handlers.push(Box::new(crate::contacts::import_jobs::ImportJobHandler));
     let queue = Queue {
         db: db.clone(),
         settings: settings.outbox.clone(),

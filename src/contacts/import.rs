@@ -6,6 +6,8 @@
 //! lower-cased email per workspace), and suppressed contacts stay suppressed because the
 //! suppression list is separate from the contact rows and import never touches it.
 
+pub mod formats;
+
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::io::{BufRead, BufReader, Read};
@@ -18,6 +20,7 @@ use crate::consent::ledger;
 use crate::db::schema::contacts;
 use crate::db::{self, DbConn, DbError};
 use crate::domain::{EmailAddress, Locale, check_visible};
+use formats::{ExportFormat, Field, Meaning, Permission};
 
 /// Rows written per transaction: large enough to amortize the commit, small enough to keep the
 /// SQLite write lock short for the landing page and webhooks running beside an import.
@@ -27,8 +30,12 @@ const MAX_LISTED_REJECTIONS: usize = 10_000;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_SOURCE_CHARS: usize = 500;
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ImportReport {
+    /// What the header row says the file is: `shopify`, `mailchimp` or `klaviyo` (absent for
+    /// optbridge's own columns, so that the answer for them is as it always was).
+    #[serde(skip_serializing_if = "is_own_format")]
+    pub format: ExportFormat,
     /// New contacts created.
     pub imported: u64,
     /// Rows that matched an existing contact of the workspace (by email); their non-empty fields
@@ -38,6 +45,22 @@ pub struct ImportReport {
     /// Rejected rows beyond the first 10,000, counted but not listed.
     #[serde(skip_serializing_if = "is_zero")]
     pub rejected_not_listed: u64,
+}
+
+impl Default for ImportReport {
+    fn default() -> Self {
+        Self {
+            format: ExportFormat::Optbridge,
+            imported: 0,
+            updated: 0,
+            rejected: Vec::new(),
+            rejected_not_listed: 0,
+        }
+    }
+}
+
+fn is_own_format(format: &ExportFormat) -> bool {
+    *format == ExportFormat::Optbridge
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -79,6 +102,9 @@ pub enum ImportError {
     DuplicateColumn(String),
     #[error("could not read the file: {0}")]
     Read(String),
+    /// The [`ImportJournal`] stopped the import (its job was taken over by another worker).
+    #[error("the import was interrupted: {0}")]
+    Interrupted(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -96,16 +122,69 @@ pub struct Progress {
     pub bytes: u64,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Columns {
+    format: ExportFormat,
     email: usize,
     first_name: Option<usize>,
     last_name: Option<usize>,
     locale: Option<usize>,
     external_id: Option<usize>,
     email_consent_at: Option<usize>,
+    email_consent_at_fallback: Option<usize>,
     email_consent_source: Option<usize>,
+    /// Columns that refuse a row (see [`formats::Permission`]): index, rule, reason, header.
+    permissions: Vec<(usize, Permission, &'static str, String)>,
     count: usize,
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Self {
+            format: ExportFormat::Optbridge,
+            email: 0,
+            first_name: None,
+            last_name: None,
+            locale: None,
+            external_id: None,
+            email_consent_at: None,
+            email_consent_at_fallback: None,
+            email_consent_source: None,
+            permissions: Vec::new(),
+            count: 0,
+        }
+    }
+}
+
+/// A refused row with its original cells, for a journal that keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRow {
+    pub line: u64,
+    /// The row's cells as read (invalid UTF-8 replaced).
+    pub cells: Vec<String>,
+    pub reason: String,
+}
+
+/// How far an import got: records read (including refused and blank ones) and the counts so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub records: u64,
+    pub imported: u64,
+    pub updated: u64,
+    pub refused: u64,
+}
+
+/// What a long-running import (the dashboard's import job) keeps along the way. Each call happens
+/// inside the transaction that writes a batch of contacts, so the journal's record and the
+/// contacts are committed together: resuming from the last checkpoint neither skips nor repeats
+/// a row.
+pub trait ImportJournal {
+    /// The header row (cells as read) and the format it tells; called before any batch.
+    fn header(&mut self, conn: &mut DbConn, cells: &[String], format: ExportFormat) -> Result<(), ImportError>;
+
+    /// A batch is being written: where the import is after it, and the rows refused since the
+    /// last batch.
+    fn batch(&mut self, conn: &mut DbConn, at: Checkpoint, refused: &[RefusedRow]) -> Result<(), ImportError>;
 }
 
 /// One valid row, ready to write.
@@ -125,7 +204,22 @@ pub fn import_csv<R: Read>(
     conn: &mut DbConn,
     workspace_id: &str,
     input: R,
+    on_progress: impl FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
+    import_journaled(conn, workspace_id, input, on_progress, None, Checkpoint::default())
+}
+
+/// [`import_csv`] with a journal, resuming after `from` (a checkpoint the journal recorded): the
+/// records before it are read again only to know their emails (a later duplicate of one is
+/// still refused), and the report's counts start from the checkpoint's. The report lists only
+/// rows refused after `from`.
+pub fn import_journaled<R: Read>(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    input: R,
     mut on_progress: impl FnMut(Progress),
+    mut journal: Option<&mut dyn ImportJournal>,
+    from: Checkpoint,
 ) -> Result<ImportReport, ImportError> {
     let mut input = CountingReader::new(input);
     let mut buffered = BufReader::with_capacity(64 * 1024, &mut input);
@@ -146,8 +240,19 @@ pub fn import_csv<R: Read>(
         return Err(ImportError::Empty);
     }
     let columns = parse_header(&record)?;
+    if let Some(journal) = journal.as_deref_mut() {
+        journal.header(conn, &lossy_cells(&record), columns.format)?;
+    }
 
-    let mut report = ImportReport::default();
+    let mut report = ImportReport {
+        format: columns.format,
+        imported: from.imported,
+        updated: from.updated,
+        ..ImportReport::default()
+    };
+    // Refusals before the checkpoint were recorded by the journal already.
+    let refused_before = from.refused;
+    let mut pending: Vec<RefusedRow> = Vec::new();
     let mut seen: HashMap<u64, u64> = HashMap::new();
     let hasher = RandomState::new();
     let mut batch: Vec<(u64, ContactRow)> = Vec::with_capacity(BATCH_ROWS);
@@ -163,7 +268,15 @@ pub fn import_csv<R: Read>(
                 _ => {
                     let byte = e.position().map_or(0, csv::Position::byte) + bom_len;
                     let line = reader.get_mut().get_mut().line_at(byte);
-                    report.reject(line, format!("unreadable CSV: {e}"));
+                    let reason = format!("unreadable CSV: {e}");
+                    if journal.is_some() {
+                        pending.push(RefusedRow {
+                            line,
+                            cells: Vec::new(),
+                            reason: reason.clone(),
+                        });
+                    }
+                    report.reject(line, reason);
                     continue;
                 }
             },
@@ -182,27 +295,71 @@ pub fn import_csv<R: Read>(
         if record.len() == 1 && record.get(0).is_some_and(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue; // a blank line
         }
-        match parse_row(&record, &columns, (line, end_line)) {
+        let replayed = rows <= from.records;
+        let refusal = match parse_row(&record, &columns, (line, end_line)) {
             Ok(row) => {
                 let key = hasher.hash_one(row.email.normalized());
                 if let Some(first) = seen.get(&key) {
-                    report.reject(line, format!("duplicate of line {first} (same email {})", row.email));
-                    continue;
+                    Some(format!("duplicate of line {first} (same email {})", row.email))
+                } else {
+                    seen.insert(key, line);
+                    if !replayed {
+                        batch.push((line, row));
+                    }
+                    None
                 }
-                seen.insert(key, line);
-                batch.push((line, row));
             }
-            Err(error) => report.reject(line, error),
+            Err(error) => Some(error),
+        };
+        if let Some(reason) = refusal {
+            if !replayed {
+                if journal.is_some() {
+                    pending.push(RefusedRow {
+                        line,
+                        cells: lossy_cells(&record),
+                        reason: reason.clone(),
+                    });
+                }
+                report.reject(line, reason);
+            }
         }
-        if batch.len() >= BATCH_ROWS {
-            write_batch(conn, workspace_id, &mut batch, &mut report)?;
+        if batch.len() >= BATCH_ROWS || pending.len() >= BATCH_ROWS {
+            let at = Checkpoint {
+                records: rows,
+                imported: 0,
+                updated: 0,
+                refused: refused_before + report.rejected_total(),
+            };
+            write_batch(
+                conn,
+                workspace_id,
+                &mut batch,
+                &mut report,
+                &mut journal,
+                &mut pending,
+                at,
+            )?;
             on_progress(Progress {
                 rows,
                 bytes: reader.get_ref().get_ref().bytes,
             });
         }
     }
-    write_batch(conn, workspace_id, &mut batch, &mut report)?;
+    let at = Checkpoint {
+        records: rows,
+        imported: 0,
+        updated: 0,
+        refused: refused_before + report.rejected_total(),
+    };
+    write_batch(
+        conn,
+        workspace_id,
+        &mut batch,
+        &mut report,
+        &mut journal,
+        &mut pending,
+        at,
+    )?;
     // After a large load, refresh the planner's statistics right away instead of waiting for
     // autovacuum: campaign expansion right after an import would otherwise plan for an empty table.
     if report.imported >= 10_000
@@ -253,31 +410,36 @@ fn sniff_delimiter<R: BufRead>(reader: &mut R) -> Result<u8, ImportError> {
 }
 
 fn parse_header(record: &csv::ByteRecord) -> Result<Columns, ImportError> {
-    let mut names = Vec::with_capacity(record.len());
+    let mut headers = Vec::with_capacity(record.len());
     for field in record {
         let name = std::str::from_utf8(field).map_err(|_| ImportError::HeaderNotUtf8)?;
-        names.push(
-            name.trim()
-                .trim_start_matches('\u{feff}')
-                .to_lowercase()
-                .replace([' ', '-'], "_"),
-        );
+        headers.push(name.trim().trim_start_matches('\u{feff}').to_owned());
     }
+    let names: Vec<String> = headers.iter().map(|h| formats::normalize(h)).collect();
+    let format = formats::detect(&names);
     let mut columns = Columns {
+        format,
         count: names.len(),
         ..Columns::default()
     };
     let mut email = None;
     for (i, name) in names.iter().enumerate() {
-        let slot = match name.as_str() {
-            "email" | "e_mail" | "email_address" => &mut email,
-            "first_name" | "firstname" => &mut columns.first_name,
-            "last_name" | "lastname" => &mut columns.last_name,
-            "locale" | "language" => &mut columns.locale,
-            "external_id" => &mut columns.external_id,
-            "email_consent_at" => &mut columns.email_consent_at,
-            "email_consent_source" => &mut columns.email_consent_source,
-            _ => continue, // extra columns are allowed and ignored
+        let slot = match formats::meaning(format, name) {
+            None => continue, // extra columns are allowed and ignored
+            Some(Meaning::Permission(rule, why)) => {
+                columns.permissions.push((i, rule, why, headers[i].clone()));
+                continue;
+            }
+            Some(Meaning::Field(field)) => match field {
+                Field::Email => &mut email,
+                Field::FirstName => &mut columns.first_name,
+                Field::LastName => &mut columns.last_name,
+                Field::Locale => &mut columns.locale,
+                Field::ExternalId => &mut columns.external_id,
+                Field::EmailConsentAt => &mut columns.email_consent_at,
+                Field::EmailConsentAtFallback => &mut columns.email_consent_at_fallback,
+                Field::EmailConsentSource => &mut columns.email_consent_source,
+            },
         };
         if slot.is_some() {
             return Err(ImportError::DuplicateColumn(name.clone()));
@@ -292,6 +454,11 @@ fn parse_header(record: &csv::ByteRecord) -> Result<Columns, ImportError> {
         },
     })?;
     Ok(columns)
+}
+
+/// A record's cells as text, for showing a refused row again.
+fn lossy_cells(record: &csv::ByteRecord) -> Vec<String> {
+    record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect()
 }
 
 fn parse_row(record: &csv::ByteRecord, columns: &Columns, (line, end_line): (u64, u64)) -> Result<ContactRow, String> {
@@ -338,15 +505,30 @@ fn parse_row(record: &csv::ByteRecord, columns: &Columns, (line, end_line): (u64
         Ok(value)
     };
 
+    for (i, rule, why, header) in &columns.permissions {
+        let cell = record.get(*i).map(String::from_utf8_lossy).unwrap_or_default();
+        if let Some(reason) = formats::refusal(*rule, why, header, &cell) {
+            return Err(reason);
+        }
+    }
     let email = text(Some(columns.email), "email")?.unwrap_or_default();
     let email = EmailAddress::parse(&email).map_err(|e| e.to_string())?;
     let locale = match text(columns.locale, "locale")? {
         None => None,
         Some(raw) => Some(raw.parse::<Locale>()?),
     };
-    let email_consent_at = match text(columns.email_consent_at, "email_consent_at")? {
+    let consent_at = match text(columns.email_consent_at, "email_consent_at")? {
+        None => text(columns.email_consent_at_fallback, "email_consent_at")?,
+        some => some,
+    };
+    let email_consent_at = match consent_at {
         None => None,
         Some(raw) => Some(parse_consent_time(&raw)?),
+    };
+    // An export's rows came with the tool's permission: say which, unless the file says more.
+    let email_consent_source = match text(columns.email_consent_source, "email_consent_source")? {
+        None if columns.format != ExportFormat::Optbridge => Some(columns.format.label().to_owned()),
+        other => other,
     };
     Ok(ContactRow {
         email,
@@ -355,11 +537,7 @@ fn parse_row(record: &csv::ByteRecord, columns: &Columns, (line, end_line): (u64
         locale,
         external_id: limited(text(columns.external_id, "external_id")?, "external_id", MAX_NAME_CHARS)?,
         email_consent_at,
-        email_consent_source: limited(
-            text(columns.email_consent_source, "email_consent_source")?,
-            "email_consent_source",
-            MAX_SOURCE_CHARS,
-        )?,
+        email_consent_source: limited(email_consent_source, "email_consent_source", MAX_SOURCE_CHARS)?,
     })
 }
 
@@ -423,19 +601,37 @@ struct ContactChanges<'a> {
     updated_at: NaiveDateTime,
 }
 
+/// Writes a batch in one transaction, with the journal's checkpoint (its `imported` and
+/// `updated` filled in here) when there is a journal.
 fn write_batch(
     conn: &mut DbConn,
     workspace_id: &str,
     batch: &mut Vec<(u64, ContactRow)>,
     report: &mut ImportReport,
+    journal: &mut Option<&mut dyn ImportJournal>,
+    pending: &mut Vec<RefusedRow>,
+    mut at: Checkpoint,
 ) -> Result<(), ImportError> {
-    if batch.is_empty() {
+    if batch.is_empty() && (journal.is_none() || pending.is_empty()) {
         return Ok(());
     }
-    let (imported, updated) = db::write_tx(conn, |conn| write_batch_tx(conn, workspace_id, batch))?;
+    let (imported, updated) = db::write_tx(conn, |conn| {
+        let counts = if batch.is_empty() {
+            (0, 0)
+        } else {
+            write_batch_tx(conn, workspace_id, batch)?
+        };
+        if let Some(journal) = journal.as_deref_mut() {
+            at.imported = report.imported + counts.0;
+            at.updated = report.updated + counts.1;
+            journal.batch(conn, at, pending)?;
+        }
+        Ok::<_, ImportError>(counts)
+    })?;
     report.imported += imported;
     report.updated += updated;
     batch.clear();
+    pending.clear();
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 pub mod erase;
 pub mod import;
+pub mod import_jobs;
 pub mod sync;
 
 use chrono::NaiveDateTime;

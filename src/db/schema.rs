@@ -508,3 +508,34 @@ diesel::allow_tables_to_appear_in_same_query!(
     doi_reminders,
     activity,
 );
+
+diesel::table! {
+    import_jobs (id) {
+        id -> Text,
+        workspace_id -> Text,
+        status -> Text,
+        file_name -> Text,
+        spool_path -> Text,
+        bytes -> BigInt,
+        format -> Nullable<Text>,
+        header -> Nullable<Text>,
+        records -> BigInt,
+        imported -> BigInt,
+        updated -> BigInt,
+        refused -> BigInt,
+        error -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    import_refusals (id) {
+        id -> Text,
+        job_id -> Text,
+        line -> BigInt,
+        cells -> Text,
+        reason -> Text,
+    }
+}

@@ -80,6 +80,9 @@ impl From<DoiError> for PageFailure {
 pub struct PageError {
     failure: PageFailure,
     locale: Locale,
+    /// Told on a dashboard page (`/app/…`): a 404 is the dashboard's own page, not the one for
+    /// bad links.
+    dashboard: bool,
 }
 
 impl PageError {
@@ -89,6 +92,7 @@ impl PageError {
         Self {
             failure: failure.into(),
             locale: preferred_locale(req),
+            dashboard: false,
         }
     }
 
@@ -97,13 +101,25 @@ impl PageError {
         Self {
             failure: failure.into(),
             locale: super::app::locale(req),
+            dashboard: true,
         }
     }
 
-    /// The one 404 page, for every bad link and unknown address.
+    /// The one 404 page, for every bad link and unknown address; under `/app` the dashboard's
+    /// own 404 page.
     pub fn not_found(req: &HttpRequest) -> Self {
+        if req.path() == "/app" || req.path().starts_with("/app/") {
+            return Self::dashboard(req, PageFailure::NotFound);
+        }
         Self::public(req, PageFailure::NotFound)
     }
+}
+
+#[derive(Template)]
+#[template(path = "app/not_found.html")]
+struct DashboardNotFoundPage {
+    lang: &'static str,
+    s: &'static i18n::MarketerStrings,
 }
 
 #[derive(Template)]
@@ -132,6 +148,13 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         let t = i18n::page(self.locale);
+        if self.dashboard && matches!(self.failure, PageFailure::NotFound) {
+            let page = DashboardNotFoundPage {
+                lang: t.lang,
+                s: i18n::marketer(self.locale),
+            };
+            return pages::render(self.status_code(), &page);
+        }
         let (title, body) = match &self.failure {
             PageFailure::NotFound => return pages::render(self.status_code(), &NotFoundPage { t }),
             PageFailure::Forbidden => (t.forbidden_title, t.forbidden_body),

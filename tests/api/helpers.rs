@@ -1040,3 +1040,88 @@ pub fn test_python() -> PathBuf {
     );
     python
 }
+
+/// The password of the dashboard users made by [`TestApp::dashboard_session`].
+pub const DASHBOARD_PASSWORD: &str = "a long enough password";
+
+impl TestApp {
+    /// Creates dashboard user `email` in the workspace and logs in: the `Cookie` header value of
+    /// the session, and the form token its pages carry.
+    pub async fn dashboard_session(&self, workspace_id: &str, email: &str) -> (String, String) {
+        let (id, user) = (workspace_id.to_owned(), email.to_owned());
+        self.with_db(move |c| optbridge::accounts::create_user(c, &id, &user, DASHBOARD_PASSWORD).unwrap())
+            .await;
+        let res = self.login(email, DASHBOARD_PASSWORD).await;
+        assert_eq!(res.status(), 303, "login");
+        let cookie = format!(
+            "ob_session={}",
+            cookie_value(&set_cookie(&res, "ob_session").expect("session cookie"))
+        );
+        let page = self
+            .client
+            .get(self.url("/app/import"))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        let csrf = field(&page.text().await.unwrap(), "csrf");
+        (cookie, csrf)
+    }
+
+    /// Uploads `csv` as the file of the dashboard's import form (multipart/form-data, as a
+    /// browser sends it: the form token first, then the file).
+    pub async fn upload_import(&self, cookie: &str, csrf: &str, file_name: &str, csv: &[u8]) -> reqwest::Response {
+        let boundary = "----optbridgeTestBoundary7MA4YWxkTrZu0gW";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+             Content-Type: text/csv\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(csv);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.client
+            .post(self.url("/app/import"))
+            .header("Cookie", cookie)
+            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads a file on the import page, runs the import job and returns the job's status page.
+    pub async fn import_through_page(&self, cookie: &str, csrf: &str, file_name: &str, csv: &[u8]) -> (String, String) {
+        let res = self.upload_import(cookie, csrf, file_name, csv).await;
+        assert_eq!(res.status(), 303, "upload: {}", res.text().await.unwrap_or_default());
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        self.drain_outbox(std::time::Duration::from_secs(30)).await;
+        let page = self
+            .client
+            .get(self.url(&location))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        (location, page.text().await.unwrap())
+    }
+}
+
+/// A sample export from `tests/fixtures/imports/`.
+pub fn sample_export(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/imports/{name}", env!("CARGO_MANIFEST_DIR"))).expect("sample export")
+}
+
+/// The number in a `data-metric="{name}"` element of a page.
+pub fn metric(page: &str, name: &str) -> i64 {
+    let marker = format!("data-metric=\"{name}\">");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} on the page")) + marker.len();
+    page[start..]
+        .split('<')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("a number")
+}

@@ -410,7 +410,84 @@ async fn every_api_route_is_isolated(backend: Backend) {
     assert_eq!(b_campaigns, 0, "no campaign of B on A's consent text");
 }
 
+/// The marketer's dashboard routes (import, consent-text editor, contact list), tried by
+/// workspace B's user on workspace A's ids: 404 or B's own data, never A's.
+async fn dashboard_import_text_and_contact_routes_are_isolated(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let a = app.create_workspace("Shop A").await;
+    let b = app.create_workspace("Shop B").await;
+    let (a_cookie, a_csrf) = app.dashboard_session(&a.id, "a@a.example").await;
+    let (b_cookie, b_csrf) = app.dashboard_session(&b.id, "b@b.example").await;
+    let (a_job, _) = app
+        .import_through_page(
+            &a_cookie,
+            &a_csrf,
+            "a.csv",
+            b"email,first_name\nanna@example.dk,Anna\nbroken,X\n",
+        )
+        .await;
+    let a_text = app.consent_text(&a.token, "da").await;
+
+    // (method, route pattern, concrete path, expected status for B)
+    let cases: Vec<(&str, &str, String, u16)> = vec![
+        ("get", "/app/import/{id}", a_job.clone(), 404),
+        (
+            "get",
+            "/app/import/{id}/refused.csv",
+            format!("{a_job}/refused.csv"),
+            404,
+        ),
+        ("get", "/app/import", "/app/import".to_owned(), 200),
+        ("get", "/app/contacts", "/app/contacts?q=anna".to_owned(), 200),
+        ("get", "/app/contacts", "/app/contacts".to_owned(), 200),
+        (
+            "get",
+            "/app/consent-texts/new",
+            format!("/app/consent-texts/new?saved={a_text}"),
+            200,
+        ),
+    ];
+    for (_, route, path, expected) in &cases {
+        let res = app
+            .client
+            .get(app.url(path))
+            .header("Cookie", &b_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), *expected, "{route} as B");
+        let text = res.text().await.unwrap();
+        for secret in ["anna@example.dk", "broken", "a.csv", &a_text, "Saved as version"] {
+            assert!(!text.contains(secret), "{route} as B leaks {secret}: {text}");
+        }
+    }
+    // B's own POSTs land in B.
+    let (b_job, page) = app
+        .import_through_page(&b_cookie, &b_csrf, "b.csv", b"email\nbo@example.dk\n")
+        .await;
+    assert!(page.contains("data-metric=\"imported\">1<"), "{page}");
+    let res = app
+        .client
+        .get(app.url(&b_job))
+        .header("Cookie", &a_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "A cannot see B's job either");
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+    let counts = app
+        .with_db(move |c| {
+            (
+                optbridge::contacts::count(c, &a_id).unwrap(),
+                optbridge::contacts::count(c, &b_id).unwrap(),
+            )
+        })
+        .await;
+    assert_eq!(counts, (1, 1));
+}
+
 both_backends!(
+    dashboard_import_text_and_contact_routes_are_isolated,
     api_requires_a_valid_token,
     unknown_api_routes_are_json_404,
     workspaces_are_isolated,

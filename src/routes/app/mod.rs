@@ -8,6 +8,8 @@ mod activity;
 mod auth;
 mod campaigns;
 mod charts;
+mod consent_texts;
+mod import;
 mod pages;
 mod users;
 mod webhooks;
@@ -65,7 +67,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(activity::activity_page)
         .service(webhooks::webhooks_page)
         .service(webhooks::send_again)
-        .service(stylesheet);
+        .service(import::import_form)
+        .service(import::upload)
+        .service(import::job_page)
+        .service(import::refused_csv)
+        .service(consent_texts::new_text)
+        .service(consent_texts::create_text)
+        .service(stylesheet)
+        .route("/", web::get().to(home));
+}
+
+/// `/` leads to the dashboard (which asks for a login first); recipients never come here, their
+/// links go to `/l/…`.
+async fn home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/app"))
+        .finish()
 }
 
 /// Every dashboard POST that changes something, with the role it needs (the handler calls
@@ -86,6 +103,8 @@ pub const ACTIONS: &[(&str, Role)] = &[
     ("/app/users/{id}/role", Role::Owner),
     ("/app/users/{id}/remove", Role::Owner),
     ("/app/webhooks/deliveries/{id}/send-again", Role::Owner),
+    ("/app/import", Role::Editor),
+    ("/app/consent-texts/new", Role::Editor),
 ];
 
 /// POST routes open to everyone: they act on the poster's own login, not on the workspace.

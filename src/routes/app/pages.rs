@@ -503,6 +503,7 @@ pub struct TextRow {
 #[template(path = "app/consent_texts.html")]
 struct ConsentTextsPage {
     t: &'static AppStrings,
+    s: &'static crate::i18n::MarketerStrings,
     layout: Layout,
     texts: Vec<TextRow>,
 }
@@ -537,26 +538,162 @@ pub async fn consent_texts_page(
         StatusCode::OK,
         &ConsentTextsPage {
             t: super::strings(&req),
+            s: crate::i18n::marketer(super::locale(&req)),
             layout: Layout::of(&session),
             texts,
         },
     ))
 }
 
-#[derive(Deserialize)]
+/// Contacts per page of the list.
+const CONTACTS_PAGE: i64 = 50;
+
+/// The contact list's search and filters (all optional), and where the page starts.
+#[derive(Deserialize, Default, Clone)]
 pub struct Search {
     q: Option<String>,
+    /// `da`, `nb`, `sv`, `en`, or empty for any.
+    locale: Option<String>,
+    /// `active` or `none`.
+    sms: Option<String>,
+    /// `yes` or `no`.
+    suppressed: Option<String>,
+    /// The last email (normalized) of the previous page.
+    after: Option<String>,
 }
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+
+pub struct ContactRow {
+    contact: Contact,
+    sms_active: bool,
+    suppressed: bool,
+}
+
+pub struct FilterOption {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
 
 #[derive(Template)]
 #[template(path = "app/contacts.html")]
 struct ContactsPage {
     t: &'static AppStrings,
+    s: &'static crate::i18n::MarketerStrings,
     layout: Layout,
     q: String,
-    results: Vec<Contact>,
+    locales: Vec<FilterOption>,
+    sms: Vec<FilterOption>,
+    suppressed: Vec<FilterOption>,
+    results: Vec<ContactRow>,
+    showing: String,
+    first_page: Option<String>,
+    next_page: Option<String>,
+}
+
+fn options(choices: &[(&'static str, &'static str)], current: Option<&str>) -> Vec<FilterOption> {
+    choices
+        .iter()
+        .map(|&(value, label)| FilterOption {
+            value,
+            label,
+            selected: current.unwrap_or_default() == value,
+        })
+        .collect()
+}
+
+/// A list URL with the same search and filters, starting after `after`.
+fn contacts_url(search: &Search, after: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("q", &search.q),
+        ("locale", &search.locale),
+        ("sms", &search.sms),
+        ("suppressed", &search.suppressed),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            query.append_pair(name, v);
+        }
+    }
+    if let Some(after) = after {
+        query.append_pair("after", after);
+    }
+    format!("/app/contacts?{}", query.finish())
+}
+
+/// The workspace's contacts, searched and filtered, a page at a time in email order.
+fn list_contacts(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    search: &Search,
+    term: &str,
+) -> Result<Vec<ContactRow>, DbError> {
+    use crate::consent::SubscriptionStatus;
+    use crate::db::schema::sms_subscriptions;
+    use diesel::dsl::{exists, not};
+
+    let sms_active = exists(
+        sms_subscriptions::table
+            .filter(sms_subscriptions::contact_id.eq(contacts::id))
+            .filter(sms_subscriptions::status.eq(SubscriptionStatus::Active)),
+    );
+    let suppressed = exists(
+        suppressions::table
+            .filter(suppressions::workspace_id.eq(contacts::workspace_id))
+            .filter(suppressions::channel.eq(crate::domain::Channel::Email))
+            .filter(suppressions::address.eq(contacts::email_normalized)),
+    );
+    let mut query = contacts::table
+        .filter(contacts::workspace_id.eq(workspace_id.to_owned()))
+        .select((Contact::as_select(), sms_active, suppressed))
+        .order(contacts::email_normalized.asc())
+        .limit(CONTACTS_PAGE + 1)
+        .into_boxed();
+    if !term.is_empty() {
+        // LIKE wildcards typed by the user are matched literally. Emails match by prefix (the
+        // index serves it), names anywhere and regardless of case on both backends.
+        let escaped = term
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let prefix = format!("{escaped}%");
+        let anywhere = format!("%{escaped}%");
+        query = query.filter(
+            contacts::email_normalized
+                .like(prefix)
+                .escape('\\')
+                .or(lower(contacts::first_name).like(anywhere.clone()).escape('\\'))
+                .or(lower(contacts::last_name).like(anywhere).escape('\\'))
+                .or(contacts::external_id.eq(term.to_owned())),
+        );
+    }
+    if let Some(locale) = search.locale.as_deref().and_then(Locale::parse) {
+        query = query.filter(contacts::locale.eq(locale.as_str()));
+    }
+    match search.sms.as_deref() {
+        Some("active") => query = query.filter(sms_active),
+        Some("none") => query = query.filter(not(sms_active)),
+        _ => {}
+    }
+    match search.suppressed.as_deref() {
+        Some("yes") => query = query.filter(suppressed),
+        Some("no") => query = query.filter(not(suppressed)),
+        _ => {}
+    }
+    if let Some(after) = search.after.as_deref().filter(|a| !a.is_empty()) {
+        query = query.filter(contacts::email_normalized.gt(after.to_owned()));
+    }
+    let rows: Vec<(Contact, bool, bool)> = query.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(contact, sms_active, suppressed)| ContactRow {
+            contact,
+            sms_active,
+            suppressed,
+        })
+        .collect())
 }
 
 #[get("/app/contacts")]
@@ -567,7 +704,8 @@ pub async fn contacts_page(
     query: web::Query<Search>,
 ) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
-    let q = query
+    let search = query.into_inner();
+    let q = search
         .q
         .clone()
         .unwrap_or_default()
@@ -575,46 +713,64 @@ pub async fn contacts_page(
         .chars()
         .take(100)
         .collect::<String>();
-    let term = q.clone();
-    let found = state
+    let (term, filters) = (q.clone(), search.clone());
+    let mut results = state
         .db
-        .run(move |conn| -> Result<Vec<Contact>, DbError> {
-            if term.is_empty() {
-                return Ok(Vec::new());
-            }
-            // LIKE wildcards typed by the user are matched literally. Emails match by prefix (the
-            // index serves it), names anywhere and regardless of case on both backends.
-            let escaped = term
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            let prefix = format!("{escaped}%");
-            let anywhere = format!("%{escaped}%");
-            Ok(contacts::table
-                .filter(contacts::workspace_id.eq(&ws))
-                .filter(
-                    contacts::email_normalized
-                        .like(&prefix)
-                        .escape('\\')
-                        .or(lower(contacts::first_name).like(&anywhere).escape('\\'))
-                        .or(lower(contacts::last_name).like(&anywhere).escape('\\'))
-                        .or(contacts::external_id.eq(&term)),
-                )
-                .order(contacts::email_normalized.asc())
-                .limit(50)
-                .select(Contact::as_select())
-                .load(conn)?)
-        })
+        .run(move |conn| list_contacts(conn, &ws, &filters, &term))
         .await
         .map_err(|e| PageError::dashboard(&req, e))?;
+    let more = results.len() as i64 > CONTACTS_PAGE;
+    results.truncate(usize::try_from(CONTACTS_PAGE).unwrap_or(50));
+    let t = super::strings(&req);
+    let s = crate::i18n::marketer(super::locale(&req));
+    let next_page = more
+        .then(|| {
+            results
+                .last()
+                .map(|r| contacts_url(&search, Some(&r.contact.email_normalized)))
+        })
+        .flatten();
+    let first_page = search
+        .after
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(|_| contacts_url(&search, None));
+    let showing = if results.is_empty() {
+        String::new()
+    } else {
+        s.showing
+            .replace(
+                "{from}",
+                &results.first().map(|r| r.contact.email.clone()).unwrap_or_default(),
+            )
+            .replace(
+                "{to}",
+                &results.last().map(|r| r.contact.email.clone()).unwrap_or_default(),
+            )
+    };
     Ok(render(
         StatusCode::OK,
         &ContactsPage {
-            t: super::strings(&req),
+            t,
+            s,
             layout: Layout::of(&session),
             q,
-            results: found,
+            locales: options(
+                &[("", s.any), ("da", "da"), ("nb", "nb"), ("sv", "sv"), ("en", "en")],
+                search.locale.as_deref(),
+            ),
+            sms: options(
+                &[("", s.any), ("active", s.sms_active), ("none", s.sms_none)],
+                search.sms.as_deref(),
+            ),
+            suppressed: options(
+                &[("", s.any), ("yes", s.yes), ("no", s.no)],
+                search.suppressed.as_deref(),
+            ),
+            results,
+            showing,
+            first_page,
+            next_page,
         },
     ))
 }

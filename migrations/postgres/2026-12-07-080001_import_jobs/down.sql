@@ -1,0 +1,2 @@
+DROP TABLE import_refusals;
+DROP TABLE import_jobs;
