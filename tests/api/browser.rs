@@ -252,6 +252,22 @@ impl Browser {
         std::fs::write(path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
 
+    /// Sets a field's value as a script would (for inputs whose typing is locale-dependent, like
+    /// `datetime-local`), firing `input` and `change`.
+    pub async fn set_value(&self, css: &str, value: &str) {
+        let element = self.find(css).await;
+        let script = "arguments[0].value = arguments[1]; \
+                      arguments[0].dispatchEvent(new Event('input', {bubbles: true})); \
+                      arguments[0].dispatchEvent(new Event('change', {bubbles: true}));";
+        self.session_command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": [{ELEMENT_KEY: element}, value]})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot set {css:?}: {}: {}", e.error, e.message));
+    }
+
     /// Resizes the window, e.g. to a phone's 390 × 844 to check a page is usable at phone width.
     pub async fn resize(&self, width: u32, height: u32) {
         self.session_command(
