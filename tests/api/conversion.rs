@@ -697,8 +697,15 @@ async fn follow_up_audiences_are_exact(backend: Backend) {
             vec!["amy@example.com", "anna@example.dk", "bo@example.dk"],
         ),
     ] {
-        let body =
-            serde_json::json!({"audience": audience, "subject": "Sidste chance", "intro": "Vil du stadig have SMS?"});
+        // The parent speaks four languages: the follow-up's texts are given per language.
+        let body = serde_json::json!({
+            "audience": audience,
+            "subject": {"da": "Sidste chance", "nb": "Siste sjanse", "sv": "Sista chansen", "en": "Last chance"},
+            "intro": {
+                "da": "Vil du stadig have SMS?", "nb": "Vil du fortsatt ha SMS?",
+                "sv": "Vill du fortfarande ha SMS?", "en": "Still want texts?"
+            },
+        });
         let res = app
             .post_json(&ws.token, &format!("/api/v1/campaigns/{parent}/follow-ups"), &body)
             .await;
