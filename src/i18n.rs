@@ -1337,3 +1337,47 @@ pub fn marketer(locale: Locale) -> &'static MarketerStrings {
         },
     }
 }
+
+/// The dashboard's words for the states stored in the database (a consent's status, how it was
+/// confirmed or withdrawn), in Danish or English; an unknown value is shown as stored.
+pub struct StatusWords {
+    words: &'static [(&'static str, &'static str)],
+}
+
+impl StatusWords {
+    pub fn word<'a>(&self, stored: &'a str) -> &'a str {
+        self.words
+            .iter()
+            .find(|(key, _)| *key == stored)
+            .map_or(stored, |(_, word)| word)
+    }
+}
+
+pub fn status_words(locale: Locale) -> &'static StatusWords {
+    match locale {
+        Locale::Da => &StatusWords {
+            words: &[
+                ("active", "aktiv"),
+                ("withdrawn", "trukket tilbage"),
+                ("stop_keyword", "STOP på SMS"),
+                ("erasure", "sletning"),
+                ("pending", "afventer"),
+                ("confirmed", "bekræftet"),
+                ("expired", "udløbet"),
+                ("locked", "låst"),
+                ("cancelled", "annulleret"),
+                ("code", "kode på siden"),
+                ("sms_reply", "svar på SMS"),
+                ("tap_to_text", "én SMS (tap-to-text)"),
+            ],
+        },
+        _ => &StatusWords {
+            words: &[
+                ("stop_keyword", "STOP by SMS"),
+                ("code", "code on the page"),
+                ("sms_reply", "SMS reply"),
+                ("tap_to_text", "one text (tap-to-text)"),
+            ],
+        },
+    }
+}

@@ -65,6 +65,52 @@ const LINE_STYLES: [(&str, &str); 6] = [
     ("#e69f00", "1 5"),
 ];
 
+/// The words of a chart's text alternative (its `<desc>`), in the dashboard's language. `{…}`
+/// marks where a value goes.
+pub struct ChartWords {
+    pub benchmark: &'static str,
+    pub no_stages: &'static str,
+    /// A time slot without a label: `{n}`.
+    pub point: &'static str,
+    pub one_point: &'static str,
+    pub points: &'static str,
+    pub no_data: &'static str,
+    pub single: &'static str,
+    pub summary: &'static str,
+}
+
+impl ChartWords {
+    pub const EN: Self = Self {
+        benchmark: "benchmark",
+        no_stages: "No stages.",
+        point: "point {n}",
+        one_point: "1 point at {at}.",
+        points: "{n} points from {from} to {to}.",
+        no_data: "{label}: no data.",
+        single: "{label}: {value} at {at}.",
+        summary: "{label}: total {total}; peak {peak} at {at}; last {last}.",
+    };
+    pub const DA: Self = Self {
+        benchmark: "benchmark",
+        no_stages: "Ingen trin.",
+        point: "punkt {n}",
+        one_point: "1 punkt: {at}.",
+        points: "{n} punkter fra {from} til {to}.",
+        no_data: "{label}: ingen data.",
+        single: "{label}: {value} ({at}).",
+        summary: "{label}: i alt {total}; højest {peak} ({at}); senest {last}.",
+    };
+
+    /// The words for a dashboard page in `locale` (Danish, or English for everyone else).
+    pub fn of(locale: crate::domain::Locale) -> &'static Self {
+        // Danish times read as "(14:00)" or "(06/12)", which fits a day as well as an hour.
+        match locale {
+            crate::domain::Locale::Da => &Self::DA,
+            _ => &Self::EN,
+        }
+    }
+}
+
 /// Horizontal funnel bars: one row per stage with the label, a bar whose width is count / first
 /// stage's count, and the count plus the percentage of the first stage as text.
 ///
@@ -72,7 +118,7 @@ const LINE_STYLES: [(&str, &str); 6] = [
 /// entry shows `benchmark_label` (e.g. "KAiKU benchmark") when given and any stage has one. Negative
 /// counts are drawn as 0; a stage larger than the first fills the track and shows its real
 /// percentage (e.g. 120.0 %); a first stage of 0 draws empty bars and no percentages.
-pub fn funnel_bars(title: &str, stages: &[Stage<'_>], benchmark_label: Option<&str>) -> String {
+pub fn funnel_bars(words: &ChartWords, title: &str, stages: &[Stage<'_>], benchmark_label: Option<&str>) -> String {
     let counts: Vec<u64> = stages.iter().map(|stage| non_negative(stage.count)).collect();
     let first = counts.first().copied().unwrap_or(0);
     let benchmarks: Vec<Option<f64>> = stages
@@ -100,7 +146,11 @@ pub fn funnel_bars(title: &str, stages: &[Stage<'_>], benchmark_label: Option<&s
             notes.push(percent(ratio));
         }
         if let Some(rate) = benchmarks[index] {
-            notes.push(format!("{} {}", benchmark_label.unwrap_or("benchmark"), percent(rate)));
+            notes.push(format!(
+                "{} {}",
+                benchmark_label.unwrap_or(words.benchmark),
+                percent(rate)
+            ));
         }
         let mut entry = format!("{} {}", stage.label, group_thousands(count));
         if !notes.is_empty() {
@@ -109,7 +159,7 @@ pub fn funnel_bars(title: &str, stages: &[Stage<'_>], benchmark_label: Option<&s
         desc.push(entry);
     }
     let desc = if desc.is_empty() {
-        "No stages.".to_owned()
+        words.no_stages.to_owned()
     } else {
         format!("{}.", desc.join("; "))
     };
@@ -183,7 +233,13 @@ pub fn funnel_bars(title: &str, stages: &[Stage<'_>], benchmark_label: Option<&s
 /// Each series has its own colour and dash pattern; a series with a single point is a dot. At most
 /// twelve x labels are drawn (fewer when they are long), evenly thinned. Negative values are drawn
 /// as 0. When there is no series, no point or only zeros, the chart shows `empty_text` instead.
-pub fn time_series(title: &str, x_labels: &[String], series: &[Line<'_>], empty_text: &str) -> String {
+pub fn time_series(
+    words: &ChartWords,
+    title: &str,
+    x_labels: &[String],
+    series: &[Line<'_>],
+    empty_text: &str,
+) -> String {
     let values: Vec<Vec<u64>> = series
         .iter()
         .map(|line| line.points.iter().map(|&point| non_negative(point)).collect())
@@ -268,7 +324,7 @@ pub fn time_series(title: &str, x_labels: &[String], series: &[Line<'_>], empty_
         &id,
         plot_bottom + 30.0,
         title,
-        &time_series_desc(x_labels, series, &values, slots),
+        &time_series_desc(words, x_labels, series, &values, slots),
     );
 
     for (index, (x, row, label)) in legend.iter().enumerate() {
@@ -363,27 +419,36 @@ pub fn time_series(title: &str, x_labels: &[String], series: &[Line<'_>], empty_
 }
 
 /// "48 points from 00:00 to 23:30. Opened: total 1,234; peak 87 at 14:00; last 12."
-fn time_series_desc(x_labels: &[String], series: &[Line<'_>], values: &[Vec<u64>], slots: usize) -> String {
+fn time_series_desc(
+    words: &ChartWords,
+    x_labels: &[String],
+    series: &[Line<'_>],
+    values: &[Vec<u64>],
+    slots: usize,
+) -> String {
     let at = |index: usize| {
         x_labels
             .get(index)
             .cloned()
-            .unwrap_or_else(|| format!("point {}", index + 1))
+            .unwrap_or_else(|| words.point.replace("{n}", &(index + 1).to_string()))
     };
     let mut sentences = vec![match slots {
-        1 => format!("1 point at {}.", at(0)),
-        _ => format!(
-            "{} points from {} to {}.",
-            group_thousands(slots as u64),
-            at(0),
-            at(slots - 1)
-        ),
+        1 => words.one_point.replace("{at}", &at(0)),
+        _ => words
+            .points
+            .replace("{n}", &group_thousands(slots as u64))
+            .replace("{from}", &at(0))
+            .replace("{to}", &at(slots - 1)),
     }];
     for (line, points) in series.iter().zip(values) {
         let sentence =
             match points.as_slice() {
-                [] => format!("{}: no data.", line.label),
-                [only] => format!("{}: {} at {}.", line.label, group_thousands(*only), at(0)),
+                [] => words.no_data.replace("{label}", line.label),
+                [only] => words
+                    .single
+                    .replace("{label}", line.label)
+                    .replace("{value}", &group_thousands(*only))
+                    .replace("{at}", &at(0)),
                 _ => {
                     let total = points.iter().fold(0u64, |sum, &value| sum.saturating_add(value));
                     // `max_by_key` keeps the last maximum; the first reads better ("peak at 09:00").
@@ -391,14 +456,13 @@ fn time_series_desc(x_labels: &[String], series: &[Line<'_>], values: &[Vec<u64>
                         if value > best.1 { (index, value) } else { best }
                     });
                     let last = points.last().copied().unwrap_or(0);
-                    format!(
-                        "{}: total {}; peak {} at {}; last {}.",
-                        line.label,
-                        group_thousands(total),
-                        group_thousands(peak),
-                        at(peak_index),
-                        group_thousands(last)
-                    )
+                    words
+                        .summary
+                        .replace("{label}", line.label)
+                        .replace("{total}", &group_thousands(total))
+                        .replace("{peak}", &group_thousands(peak))
+                        .replace("{at}", &at(peak_index))
+                        .replace("{last}", &group_thousands(last))
                 }
             };
         sentences.push(sentence);
@@ -548,6 +612,38 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A Danish page's charts describe themselves in Danish (their `<desc>`), an English page's
+    /// in English.
+    #[test]
+    fn text_alternatives_speak_the_page_language() {
+        let labels = vec!["14:00".to_owned(), "15:00".to_owned()];
+        let series = [Line {
+            label: "Åbnet",
+            points: &[3, 5],
+        }];
+        let da = time_series(
+            ChartWords::of(crate::domain::Locale::Da),
+            "Tidslinje",
+            &labels,
+            &series,
+            "-",
+        );
+        assert!(
+            da.contains("2 punkter fra 14:00 til 15:00. Åbnet: i alt 8; højest 5 (15:00); senest 5."),
+            "{da}"
+        );
+        let en = time_series(
+            ChartWords::of(crate::domain::Locale::En),
+            "Timeline",
+            &labels,
+            &series,
+            "-",
+        );
+        assert!(en.contains("Åbnet: total 8; peak 5 at 15:00; last 5."), "{en}");
+        let none = funnel_bars(ChartWords::of(crate::domain::Locale::Da), "Tragt", &[], None);
+        assert!(none.contains("Ingen trin."), "{none}");
+    }
+
     fn stage(label: &str, count: i64) -> Stage<'_> {
         Stage {
             label,
@@ -628,6 +724,7 @@ mod tests {
         let points = [3, 5, 2];
         vec![
             funnel_bars(
+                &ChartWords::EN,
                 HOSTILE,
                 &[
                     Stage {
@@ -640,6 +737,7 @@ mod tests {
                 Some(HOSTILE),
             ),
             time_series(
+                &ChartWords::EN,
                 HOSTILE,
                 &[HOSTILE.to_owned(), "b".into(), "c".into()],
                 &[Line {
@@ -648,7 +746,7 @@ mod tests {
                 }],
                 HOSTILE,
             ),
-            time_series(HOSTILE, &[], &[], HOSTILE),
+            time_series(&ChartWords::EN, HOSTILE, &[], &[], HOSTILE),
         ]
     }
 
@@ -662,7 +760,7 @@ mod tests {
             );
             assert!(!svg.contains("A & B"), "{svg}");
         }
-        let funnel = funnel_bars("Q&A", &[stage("A & B", 1)], None);
+        let funnel = funnel_bars(&ChartWords::EN, "Q&A", &[stage("A & B", 1)], None);
         assert!(
             funnel.contains(r#"<title id=""#) && funnel.contains(">Q&amp;A</title>"),
             "{funnel}"
@@ -699,7 +797,7 @@ mod tests {
 
     #[test]
     fn title_and_desc_label_the_chart() {
-        let svg = funnel_bars("Invitations", &[stage("Sent", 1)], None);
+        let svg = funnel_bars(&ChartWords::EN, "Invitations", &[stage("Sent", 1)], None);
         let id = svg_id(&svg);
         assert!(id.starts_with("chart-") && id.len() == 22, "{id}");
         assert!(
@@ -721,7 +819,7 @@ mod tests {
     fn funnel_bar_widths_are_count_over_first_stage() {
         let counts = [1000, 522, 80, 7, 0];
         let stages: Vec<Stage<'_>> = counts.iter().map(|&count| stage("s", count)).collect();
-        let svg = funnel_bars("Funnel", &stages, None);
+        let svg = funnel_bars(&ChartWords::EN, "Funnel", &stages, None);
         let tracks = numbers_of(&svg, "track", "width");
         let bars = numbers_of(&svg, "bar", "width");
         assert_eq!(bars.len(), counts.len());
@@ -747,6 +845,7 @@ mod tests {
     #[test]
     fn zero_and_odd_counts_still_show_label_and_number() {
         let svg = funnel_bars(
+            &ChartWords::EN,
             "Empty",
             &[stage("Sent", 0), stage("Opened", 0), stage("Clicked", -3)],
             None,
@@ -758,6 +857,7 @@ mod tests {
         assert!(svg.contains(">Sent 0; Opened 0; Clicked 0.</desc>"), "{svg}");
 
         let svg = funnel_bars(
+            &ChartWords::EN,
             "More clicks than sends",
             &[stage("Sent", 10), stage("Clicks", 12)],
             None,
@@ -766,7 +866,7 @@ mod tests {
         assert_eq!(numbers_of(&svg, "bar", "width")[1], tracks[1]);
         assert_eq!(text_of(&svg, "value")[1], "12 (120.0 %)");
 
-        let svg = funnel_bars("Nothing", &[], Some("KAiKU benchmark"));
+        let svg = funnel_bars(&ChartWords::EN, "Nothing", &[], Some("KAiKU benchmark"));
         assert!(svg.contains(">No stages.</desc>") && !svg.contains("KAiKU"), "{svg}");
     }
 
@@ -786,7 +886,7 @@ mod tests {
                 benchmark: Some(0.031),
             },
         ];
-        let svg = funnel_bars("Funnel", &stages, Some("KAiKU benchmark"));
+        let svg = funnel_bars(&ChartWords::EN, "Funnel", &stages, Some("KAiKU benchmark"));
         let track_x = numbers_of(&svg, "track", "x")[0];
         let track_width = numbers_of(&svg, "track", "width")[0];
         let markers = numbers_of(&svg, "benchmark", "x1");
@@ -803,19 +903,20 @@ mod tests {
         assert!(svg.contains(">KAiKU benchmark</text>"), "{svg}");
         assert!(svg.contains("Opened 400 (40.0 %; KAiKU benchmark 52.2 %)"), "{svg}");
 
-        let without_label = funnel_bars("Funnel", &stages, None);
+        let without_label = funnel_bars(&ChartWords::EN, "Funnel", &stages, None);
         assert_eq!(numbers_of(&without_label, "benchmark", "x1").len(), 2);
         assert!(
             without_label.contains("Opened 400 (40.0 %; benchmark 52.2 %)"),
             "{without_label}"
         );
-        let without_benchmarks = funnel_bars("Funnel", &[stage("Sent", 1)], Some("KAiKU benchmark"));
+        let without_benchmarks = funnel_bars(&ChartWords::EN, "Funnel", &[stage("Sent", 1)], Some("KAiKU benchmark"));
         assert!(!without_benchmarks.contains("KAiKU") && !without_benchmarks.contains("benchmark"));
     }
 
     #[test]
     fn desc_states_the_formatted_numbers() {
         let svg = funnel_bars(
+            &ChartWords::EN,
             "Invitations",
             &[stage("Sent", 1_234_567), stage("Opened", 522_000), stage("Opted in", 0)],
             None,
@@ -829,6 +930,7 @@ mod tests {
         let sent = [0, 1200, 300, -4];
         let opened = [7];
         let svg = time_series(
+            &ChartWords::EN,
             "Today",
             &hours(4),
             &[
@@ -898,6 +1000,7 @@ mod tests {
     fn y_axis_labels_use_the_ticks() {
         let points = [0, 1234];
         let svg = time_series(
+            &ChartWords::EN,
             "Sends",
             &hours(2),
             &[Line {
@@ -918,6 +1021,7 @@ mod tests {
 
         let points: Vec<i64> = (0..800).map(|i| i % 37).collect();
         let svg = time_series(
+            &ChartWords::EN,
             "Many",
             &hours(800),
             &[Line {
@@ -933,6 +1037,7 @@ mod tests {
         assert_eq!(polyline.matches(',').count(), 800);
 
         let svg = time_series(
+            &ChartWords::EN,
             "Few",
             &hours(5),
             &[Line {
@@ -945,6 +1050,7 @@ mod tests {
 
         let long: Vec<String> = (0..30).map(|i| format!("Wednesday, November {i:02}")).collect();
         let svg = time_series(
+            &ChartWords::EN,
             "Long",
             &long,
             &[Line {
@@ -964,6 +1070,7 @@ mod tests {
     #[test]
     fn one_point_is_a_dot_and_negatives_sit_on_zero() {
         let svg = time_series(
+            &ChartWords::EN,
             "One",
             &hours(1),
             &[Line {
@@ -976,6 +1083,7 @@ mod tests {
         assert!(!svg.contains("<polyline"));
 
         let svg = time_series(
+            &ChartWords::EN,
             "Negative",
             &hours(3),
             &[Line {
@@ -1008,7 +1116,7 @@ mod tests {
             .iter()
             .map(|label| Line { label, points: &points })
             .collect();
-        let svg = time_series("Six", &hours(2), &series, "None");
+        let svg = time_series(&ChartWords::EN, "Six", &hours(2), &series, "None");
         let polylines: Vec<(String, String)> = tags(&svg)
             .into_iter()
             .filter(|(name, _)| name == "polyline")
@@ -1043,7 +1151,7 @@ mod tests {
             }],
         ];
         for series in cases {
-            let svg = time_series("Today", &hours(3), series, "No activity yet");
+            let svg = time_series(&ChartWords::EN, "Today", &hours(3), series, "No activity yet");
             assert_eq!(text_of(&svg, "empty"), ["No activity yet"], "{svg}");
             assert!(svg.contains(">No activity yet</desc>"), "{svg}");
             assert!(!svg.contains("<polyline") && !svg.contains("<circle"), "{svg}");
@@ -1054,10 +1162,11 @@ mod tests {
     fn charts_on_one_page_get_different_ids() {
         let points = [1, 2];
         let ids = [
-            svg_id(&funnel_bars("Invitations", &[stage("Sent", 1)], None)),
-            svg_id(&funnel_bars("Reminders", &[stage("Sent", 1)], None)),
-            svg_id(&funnel_bars("Invitations", &[stage("Sent", 2)], None)),
+            svg_id(&funnel_bars(&ChartWords::EN, "Invitations", &[stage("Sent", 1)], None)),
+            svg_id(&funnel_bars(&ChartWords::EN, "Reminders", &[stage("Sent", 1)], None)),
+            svg_id(&funnel_bars(&ChartWords::EN, "Invitations", &[stage("Sent", 2)], None)),
             svg_id(&time_series(
+                &ChartWords::EN,
                 "Invitations",
                 &hours(2),
                 &[Line {
@@ -1066,7 +1175,7 @@ mod tests {
                 }],
                 "None",
             )),
-            svg_id(&time_series("Invitations", &hours(2), &[], "None")),
+            svg_id(&time_series(&ChartWords::EN, "Invitations", &hours(2), &[], "None")),
         ];
         for (index, id) in ids.iter().enumerate() {
             assert!(!ids[index + 1..].contains(id), "{ids:?}");
@@ -1093,7 +1202,12 @@ mod tests {
             stage("Confirmed by SMS", 371),
             stage("Stopped", 0),
         ];
-        funnel_bars("Spring campaign: email to SMS", &stages, Some("KAiKU benchmark"))
+        funnel_bars(
+            &ChartWords::EN,
+            "Spring campaign: email to SMS",
+            &stages,
+            Some("KAiKU benchmark"),
+        )
     }
 
     fn example_time_series() -> String {
@@ -1104,6 +1218,7 @@ mod tests {
         };
         let (opened, clicked, confirmed) = (wave(420, 20), wave(90, 21), wave(30, 23));
         time_series(
+            &ChartWords::EN,
             "Today, every 30 minutes",
             &hours(48),
             &[
@@ -1127,7 +1242,7 @@ mod tests {
     /// Writes `target/charts-example.html` (served under the dashboard's CSP) for a person to look at.
     #[test]
     fn write_example_page() {
-        let empty = time_series("Yesterday", &hours(48), &[], "No activity yesterday");
+        let empty = time_series(&ChartWords::EN, "Yesterday", &hours(48), &[], "No activity yesterday");
         let page = format!(
             "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'self'\">\n\

@@ -57,6 +57,8 @@ pub struct CampaignRow {
     id: String,
     name: String,
     status: crate::campaigns::CampaignStatus,
+    /// The status in the page's language.
+    status_label: &'static str,
     created: String,
     recipients: i64,
     sent: i64,
@@ -99,12 +101,14 @@ pub async fn campaigns_page(
         .run(move |conn| reports(conn, &ws))
         .await
         .map_err(|e| PageError::dashboard(&req, e))?;
+    let console = crate::i18n::campaign_console(super::locale(&req));
     let rows = loaded
         .into_iter()
         .map(|(c, r)| CampaignRow {
             id: c.id,
             name: c.name,
             status: c.status,
+            status_label: super::campaigns::status_label(console, c.status),
             created: c.created_at.format("%Y-%m-%d").to_string(),
             recipients: r.counts.recipients,
             sent: r.counts.sent,
@@ -192,6 +196,8 @@ pub struct WaveRow {
     name: String,
     audience: &'static str,
     status: crate::campaigns::CampaignStatus,
+    /// The status in the page's language.
+    status_label: &'static str,
     sent: i64,
     opened: i64,
     confirmed: i64,
@@ -292,7 +298,12 @@ pub async fn campaign_page(
             benchmark: None,
         },
     ];
-    let paths_svg = charts::funnel_bars(c17.paths_title, &path_stages, Some(super::strings(&req).benchmark));
+    let paths_svg = charts::funnel_bars(
+        charts::ChartWords::of(super::locale(&req)),
+        c17.paths_title,
+        &path_stages,
+        Some(super::strings(&req).benchmark),
+    );
     let wave_rows = waves
         .follow_ups
         .iter()
@@ -301,6 +312,7 @@ pub async fn campaign_page(
             name: w.follow_up.name.clone(),
             audience: w.follow_up.audience.as_str(),
             status: w.follow_up.status,
+            status_label: super::campaigns::status_label(console.c, w.follow_up.status),
             sent: w.counts.sent,
             opened: w.counts.opened,
             confirmed: w.counts.confirmed,
@@ -342,7 +354,12 @@ pub async fn campaign_page(
             benchmark: Some(b.conversion_rate),
         },
     ];
-    let funnel_svg = charts::funnel_bars(t.funnel_title, &stages, Some(t.benchmark));
+    let funnel_svg = charts::funnel_bars(
+        charts::ChartWords::of(super::locale(&req)),
+        t.funnel_title,
+        &stages,
+        Some(t.benchmark),
+    );
     let hourly_until = r.series.hourly_until;
     let x_labels: Vec<String> = r
         .series
@@ -364,6 +381,7 @@ pub async fn campaign_page(
         column(|p| p.confirmed),
     );
     let timeline_svg = charts::time_series(
+        charts::ChartWords::of(super::locale(&req)),
         t.timeline_title,
         &x_labels,
         &[
@@ -779,6 +797,8 @@ pub async fn contacts_page(
 #[template(path = "app/contact.html")]
 struct ContactPage {
     t: &'static AppStrings,
+    /// Stored states (consent status, how confirmed or withdrawn) in the page's language.
+    w: &'static crate::i18n::StatusWords,
     layout: Layout,
     h: ContactConsent,
     ledger_payloads: Vec<String>,
@@ -815,6 +835,7 @@ pub async fn contact_page(
         StatusCode::OK,
         &ContactPage {
             t: super::strings(&req),
+            w: crate::i18n::status_words(super::locale(&req)),
             layout: Layout::of(&session),
             h,
             ledger_payloads,
