@@ -55,17 +55,11 @@ unset SMTP_URL SMS_PROVIDER
 "$BIN" migrate >/dev/null
 read -r WS TOKEN < <("$BIN" --json workspace create --name Bench --from "Bench <news@bench.example>" |
     python3 -c 'import json,sys; d = json.load(sys.stdin); print(d["workspace_id"], d["api_token"])')
-cat > "$OUT/consent.json" <<'JSON'
-{"locale":"da","company_name":"Bench Sko","categories":["Nyheder","Tilbud"],"privacy_url":"https://bench.example/privatliv",
- "body":"Ja tak, Bench Sko må sende mig nyheder og tilbud på SMS, højst 4 gange om måneden. Jeg kan altid trække mit samtykke tilbage ved at svare STOP."}
-JSON
-TEXT=$("$BIN" --json consent-text create --workspace "$WS" "$OUT/consent.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-cat > "$OUT/campaign.json" <<JSON
-{"name":"Bench 1M","consent_text_id":"$TEXT","subject":"Skal vi skrive på SMS?","intro":"Hør først om udsalg.",
- "variants":[{"name":"A","weight":1},{"name":"B","subject":"Få tilbud på SMS","weight":1}],
- "audience":{"locales":["da","sv","nb","en"]}}
-JSON
-C=$("$BIN" --json campaign create --workspace "$WS" --from-json "$OUT/campaign.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+# One consent text and one set of texts per audience language (bench/lib.sh), variant B with its
+# own subject in each.
+. bench/lib.sh
+C=$(CAMPAIGN_EXTRA='"variants":[{"name":"A","weight":1},{"name":"B","weight":1,"subject":{"da":"Få tilbud på SMS","nb":"Få tilbud på SMS","sv":"Få erbjudanden på SMS","en":"Get offers by text"}}]' \
+    four_language_campaign "$WS" "Bench 1M")
 T0=$(date -u -d '10 days ago' '+%Y-%m-%d %H:00:00')
 T0E=$(ts "$T0")
 

@@ -18,6 +18,7 @@ PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 PORT="${SINK_PORT:-2526}"
 OUT=bench/out/send
 mkdir -p "$OUT"
+. bench/lib.sh
 
 if ! command -v smtp-sink >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-sink ]; then
     echo "installing postfix (for smtp-sink and smtp-source; no daemon is started)" >&2
@@ -73,16 +74,7 @@ setup_campaign() { # csv
     local ws text campaign
     ws=$("$BIN" --json workspace create --name Bench --from "Bench <news@bench.example>" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])')
     "$BIN" --json import --workspace "$ws" "$1" >/dev/null
-    cat > "$OUT/consent.json" <<'JSON'
-{"locale":"da","company_name":"Bench Sko","categories":["Nyheder","Tilbud"],"privacy_url":"https://bench.example/privatliv",
- "body":"Ja tak, Bench Sko må sende mig nyheder og tilbud på SMS, højst 4 gange om måneden. Jeg kan altid trække mit samtykke tilbage ved at svare STOP."}
-JSON
-    text=$("$BIN" --json consent-text create --workspace "$ws" "$OUT/consent.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    campaign=$("$BIN" --json campaign create --workspace "$ws" --name Bench --consent-text "$text" \
-        --subject "Vil du have vores tilbud på SMS?" \
-        --intro "Som medlem af vores SMS-klub hører du om udsalg, nye kollektioner og events før alle andre." \
-        --frequency "højst 4 gange om måneden" --locales da,nb,sv,en \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    campaign=$(four_language_campaign "$ws" Bench)
     "$BIN" campaign send --workspace "$ws" --campaign "$campaign" >/dev/null
 }
 
