@@ -592,20 +592,30 @@ pub fn zone_name(country: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     format!("{country} (UTC{offset})")
 }
 
+/// What a campaign page's action form asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Send,
+    Pause,
+    Resume,
+    Cancel,
+    Test,
+}
+
 async fn act(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: AppSession,
     id: String,
     form: ActionForm,
-    what: &'static str,
+    what: Act,
 ) -> Result<HttpResponse, PageError> {
     session.require(&req, Role::Editor)?;
     if !session.csrf_ok(form.csrf.as_deref()) {
         return Ok(forbidden_token());
     }
     let back = |msg: &str| see_other(format!("/app/campaigns/{id}?msg={msg}"));
-    if what == "cancel" && form.confirm.as_deref() != Some("yes") {
+    if what == Act::Cancel && form.confirm.as_deref() != Some("yes") {
         return Ok(back("invalid"));
     }
     let ws = session.workspace_id().to_owned();
@@ -622,11 +632,11 @@ async fn act(
         .db
         .run(move |conn: &mut DbConn| -> Result<(), CampaignError> {
             match what {
-                "send" => lifecycle::send(conn, &ws, &target, at, &actor).map(|_| ()),
-                "pause" => lifecycle::pause(conn, &ws, &target, &actor).map(|_| ()),
-                "resume" => lifecycle::resume(conn, &ws, &target, &actor).map(|_| ()),
-                "cancel" => lifecycle::cancel(conn, &ws, &target, &actor).map(|_| ()),
-                _ => preview::request_test(
+                Act::Send => lifecycle::send(conn, &ws, &target, at, &actor).map(|_| ()),
+                Act::Pause => lifecycle::pause(conn, &ws, &target, &actor).map(|_| ()),
+                Act::Resume => lifecycle::resume(conn, &ws, &target, &actor).map(|_| ()),
+                Act::Cancel => lifecycle::cancel(conn, &ws, &target, &actor).map(|_| ()),
+                Act::Test => preview::request_test(
                     conn,
                     &ws,
                     &target,
@@ -641,7 +651,7 @@ async fn act(
         .await;
     state.wake.notify_waiters();
     match result {
-        Ok(()) if what == "test" => Ok(back("test_queued")),
+        Ok(()) if what == Act::Test => Ok(back("test_queued")),
         Ok(()) => Ok(back("done")),
         Err(CampaignError::NotFound) => Err(PageError::not_found(&req)),
         Err(CampaignError::Db(e)) => Err(PageError::dashboard(&req, e)),
@@ -659,7 +669,7 @@ pub async fn send(
     id: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
-    act(req, state, session, id.into_inner(), form.into_inner(), "send").await
+    act(req, state, session, id.into_inner(), form.into_inner(), Act::Send).await
 }
 
 #[post("/app/campaigns/{id}/pause")]
@@ -670,7 +680,7 @@ pub async fn pause(
     id: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
-    act(req, state, session, id.into_inner(), form.into_inner(), "pause").await
+    act(req, state, session, id.into_inner(), form.into_inner(), Act::Pause).await
 }
 
 #[post("/app/campaigns/{id}/resume")]
@@ -681,7 +691,7 @@ pub async fn resume(
     id: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
-    act(req, state, session, id.into_inner(), form.into_inner(), "resume").await
+    act(req, state, session, id.into_inner(), form.into_inner(), Act::Resume).await
 }
 
 #[post("/app/campaigns/{id}/cancel")]
@@ -692,7 +702,7 @@ pub async fn cancel(
     id: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
-    act(req, state, session, id.into_inner(), form.into_inner(), "cancel").await
+    act(req, state, session, id.into_inner(), form.into_inner(), Act::Cancel).await
 }
 
 #[post("/app/campaigns/{id}/test")]
@@ -703,7 +713,7 @@ pub async fn test_send(
     id: web::Path<String>,
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, PageError> {
-    act(req, state, session, id.into_inner(), form.into_inner(), "test").await
+    act(req, state, session, id.into_inner(), form.into_inner(), Act::Test).await
 }
 
 /// One preview on the campaign page: a locale and variant, its subject, and the HTML shown in a
