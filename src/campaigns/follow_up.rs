@@ -163,23 +163,25 @@ pub struct FollowUpSummary {
 }
 
 pub fn of_parent(conn: &mut DbConn, workspace_id: &str, parent_id: &str) -> Result<Vec<FollowUpSummary>, DbError> {
-    let rows: Vec<(String, String, Option<FollowUpAudience>, CampaignStatus)> = campaigns::table
+    let rows: Vec<(super::Campaign, Option<FollowUpAudience>)> = campaigns::table
         .filter(campaigns::workspace_id.eq(workspace_id))
         .filter(campaigns::parent_campaign_id.eq(parent_id))
         .order(campaigns::created_at.asc())
-        .select((campaigns::id, campaigns::name, campaigns::audience, campaigns::status))
+        .select((super::Campaign::as_select(), campaigns::audience))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, name, audience, status)| {
-            Some(FollowUpSummary {
-                id,
-                name,
-                audience: audience?,
-                status,
-            })
-        })
-        .collect())
+    let mut out = Vec::with_capacity(rows.len());
+    for (campaign, audience) in rows {
+        let Some(audience) = audience else { continue };
+        // The status as the campaign's own page shows it: `sent` once nothing is queued.
+        let status = super::effective_status(conn, &campaign)?;
+        out.push(FollowUpSummary {
+            id: campaign.id,
+            name: campaign.name,
+            audience,
+            status,
+        });
+    }
+    Ok(out)
 }
 
 /// A campaign and its follow-ups together, each person counted once however many of the emails
