@@ -289,9 +289,11 @@ async fn two_instances_and_two_workers_share_one_postgres_database() {
                 .unwrap()
         })
         .await;
-    assert_eq!(
-        to_bo, PER_PHONE,
-        "at most LIMIT_DOI_PER_PHONE code SMS to one phone: {rows:?}"
+    // A later sign-up of the same phone supersedes a pending one whose SMS has not left yet
+    // (one pending request per phone keeps a reply unambiguous), so fewer may go out.
+    assert!(
+        (1..=PER_PHONE).contains(&to_bo),
+        "at most LIMIT_DOI_PER_PHONE code SMS to one phone: {to_bo}, {rows:?}"
     );
 
     // `keys rotate` against the database while everything runs.
