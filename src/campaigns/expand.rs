@@ -199,6 +199,7 @@ pub fn expand_page(
             conn,
             &campaign.workspace_id,
             INVITATION_BATCH_JOB,
+            &campaign.id,
             &job_refs,
             batch,
             now,

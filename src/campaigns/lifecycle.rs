@@ -15,9 +15,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::expand::CAMPAIGN_EXPAND_JOB;
-use super::{Campaign, CampaignError, CampaignStatus, InvitationStatus};
+use super::{Campaign, CampaignError, CampaignStatus};
 use crate::activity::{self, Action, Actor};
-use crate::db::schema::{campaigns, invitations};
+use crate::db::schema::campaigns;
 use crate::db::{self, DbConn, DbError};
 use crate::mail::deliver::{INVITATION_BATCH_JOB, INVITATION_EMAIL_JOB};
 use crate::outbox;
@@ -185,15 +185,10 @@ pub fn cancel(conn: &mut DbConn, workspace_id: &str, id: &str, actor: &Actor) ->
     })
 }
 
-/// Makes the jobs of the campaign's queued invitations due now (a batch job's `ref_id` is its
-/// first invitation, see `outbox::enqueue_batches`).
+/// Makes the jobs of the campaign's queued invitations due now (their scope is the campaign,
+/// see `outbox::enqueue_batches`).
 fn wake_queued(conn: &mut DbConn, campaign_id: &str) -> Result<(), DbError> {
-    let queued: Vec<String> = invitations::table
-        .filter(invitations::campaign_id.eq(campaign_id))
-        .filter(invitations::status.eq(InvitationStatus::Queued))
-        .select(invitations::id)
-        .load(conn)?;
-    outbox::run_now(conn, &[INVITATION_BATCH_JOB, INVITATION_EMAIL_JOB], &queued)?;
+    outbox::run_now_in_scope(conn, &[INVITATION_BATCH_JOB, INVITATION_EMAIL_JOB], campaign_id)?;
     Ok(())
 }
 

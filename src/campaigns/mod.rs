@@ -756,19 +756,15 @@ pub fn find(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Option<Ca
 }
 
 /// The status as a marketer sees it: `sending` ends (`sent`) once the audience is expanded and
-/// no invitation waits in the queue.
+/// no invitation waits in the queue: none of the campaign's invitation jobs is left in the
+/// outbox (every queued invitation has one, whose scope is its campaign).
 pub fn effective_status(conn: &mut DbConn, campaign: &Campaign) -> Result<CampaignStatus, DbError> {
-    use crate::db::schema::invitations;
+    use crate::mail::deliver::{INVITATION_BATCH_JOB, INVITATION_EMAIL_JOB};
     if campaign.status != CampaignStatus::Sending || campaign.expanded_at.is_none() {
         return Ok(campaign.status);
     }
-    let waiting: Option<String> = invitations::table
-        .filter(invitations::campaign_id.eq(&campaign.id))
-        .filter(invitations::status.eq(InvitationStatus::Queued))
-        .select(invitations::id)
-        .first(conn)
-        .optional()?;
-    Ok(if waiting.is_some() {
+    let waiting = crate::outbox::pending_in_scope(conn, &[INVITATION_BATCH_JOB, INVITATION_EMAIL_JOB], &campaign.id)?;
+    Ok(if waiting {
         CampaignStatus::Sending
     } else {
         CampaignStatus::Sent

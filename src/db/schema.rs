@@ -197,6 +197,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         payload -> Nullable<Text>,
+        scope -> Nullable<Text>,
     }
 }
 

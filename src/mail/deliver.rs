@@ -528,6 +528,9 @@ struct Arrivals {
     outcomes: Mutex<Vec<(Delivery, Outcome)>>,
     arrived: tokio::sync::Notify,
     closed: std::sync::atomic::AtomicBool,
+    /// Notified once, when closed: ends the recorder's wait between commits early, so that the
+    /// round's last transaction follows the last send at once.
+    finished: tokio::sync::Notify,
 }
 
 impl Arrivals {
@@ -546,6 +549,8 @@ impl Arrivals {
     fn close(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         self.arrived.notify_one();
+        // A permit is kept when the recorder is not waiting yet.
+        self.finished.notify_one();
     }
 
     fn is_closed(&self) -> bool {
@@ -611,7 +616,10 @@ async fn record_as_they_arrive(queue: &Queue, owner: &str, arrivals: &Arrivals) 
                 }
             }
         }
-        tokio::time::sleep_until(started + wait).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(started + wait) => {}
+            () = arrivals.finished.notified() => {}
+        }
     }
 }
 
@@ -862,12 +870,15 @@ fn put_back(
             };
             outbox::enqueue_again(
                 conn,
-                &row.workspace_id,
-                INVITATION_EMAIL_JOB,
-                &row.id,
-                at,
-                attempts,
-                error,
+                &outbox::Again {
+                    workspace_id: &row.workspace_id,
+                    kind: INVITATION_EMAIL_JOB,
+                    ref_id: &row.id,
+                    scope: Some(&row.campaign_id),
+                    run_after: at,
+                    attempts,
+                    error,
+                },
             )
         }
         (Origin::Batch { .. }, _) => Ok(()),

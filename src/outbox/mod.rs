@@ -79,6 +79,7 @@ struct NewJob<'a> {
     last_error: Option<&'a str>,
     created_at: NaiveDateTime,
     payload: Option<String>,
+    scope: Option<&'a str>,
 }
 
 fn new_job<'a>(workspace_id: Option<&'a str>, kind: JobKind, ref_id: &'a str, run_after: NaiveDateTime) -> NewJob<'a> {
@@ -95,6 +96,7 @@ fn new_job<'a>(workspace_id: Option<&'a str>, kind: JobKind, ref_id: &'a str, ru
         last_error: None,
         created_at: db::now(),
         payload: None,
+        scope: None,
     }
 }
 
@@ -123,11 +125,12 @@ pub fn enqueue(
 /// Queues items, `batch` to a job of `kind` (`payload` = their refs, comma-separated; `ref_id` =
 /// the first): one job per batch instead of one per item, so the outbox costs a few writes per
 /// batch rather than three per item. A batch job is claimed whole and alone (see [`claim`]).
-/// The items must not be queued yet.
+/// The items must not be queued yet. `scope` is what they belong to (see [`pending_in_scope`]).
 pub fn enqueue_batches(
     conn: &mut DbConn,
     workspace_id: &str,
     kind: JobKind,
+    scope: &str,
     refs: &[String],
     batch: usize,
     run_after: NaiveDateTime,
@@ -136,6 +139,7 @@ pub fn enqueue_batches(
         .chunks(batch.max(1))
         .map(|ids| NewJob {
             payload: Some(ids.join(",")),
+            scope: Some(scope),
             ..new_job(Some(workspace_id), kind, &ids[0], run_after)
         })
         .collect();
@@ -148,23 +152,29 @@ pub fn enqueue_batches(
     Ok(())
 }
 
+/// A single job that already has a history, for [`enqueue_again`].
+pub struct Again<'a> {
+    pub workspace_id: &'a str,
+    pub kind: JobKind,
+    pub ref_id: &'a str,
+    /// What it belongs to (see [`pending_in_scope`]).
+    pub scope: Option<&'a str>,
+    pub run_after: NaiveDateTime,
+    /// Made so far.
+    pub attempts: i32,
+    pub error: Option<&'a str>,
+}
+
 /// Queues a single job that already has a history: one taken out of a batch to be tried again
 /// at `run_after`, with the attempts made so far and the last error. Nothing happens when the
 /// same `(kind, ref_id)` is queued already.
-pub fn enqueue_again(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    kind: JobKind,
-    ref_id: &str,
-    run_after: NaiveDateTime,
-    attempts: i32,
-    error: Option<&str>,
-) -> Result<(), DbError> {
-    let error = error.map(|e| truncate(e, 1000));
+pub fn enqueue_again(conn: &mut DbConn, again: &Again<'_>) -> Result<(), DbError> {
+    let error = again.error.map(|e| truncate(e, 1000));
     let row = NewJob {
-        attempts,
+        attempts: again.attempts,
         last_error: error.as_deref(),
-        ..new_job(Some(workspace_id), kind, ref_id, run_after)
+        scope: again.scope,
+        ..new_job(Some(again.workspace_id), again.kind, again.ref_id, again.run_after)
     };
     db::on_each_backend!(conn, |c| diesel::insert_into(outbox_jobs::table)
         .values(&row)
@@ -276,6 +286,35 @@ pub fn retry_later(
     ))
     .execute(conn)?;
     Ok(())
+}
+
+/// Whether any job of `kinds` belongs to `scope` (queued, held or waiting to be retried): for
+/// invitations, whether anything of a campaign is still to be sent.
+pub fn pending_in_scope(conn: &mut DbConn, kinds: &[JobKind], scope: &str) -> Result<bool, DbError> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let found: Option<String> = outbox_jobs::table
+        .filter(outbox_jobs::scope.eq(scope))
+        .filter(outbox_jobs::kind.eq_any(&kinds))
+        .select(outbox_jobs::id)
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// Makes the jobs of `kinds` belonging to `scope` that no worker holds due now (a paused
+/// campaign resumed or cancelled). Returns how many.
+pub fn run_now_in_scope(conn: &mut DbConn, kinds: &[JobKind], scope: &str) -> Result<usize, DbError> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let now = db::now();
+    Ok(diesel::update(
+        outbox_jobs::table
+            .filter(outbox_jobs::scope.eq(scope))
+            .filter(outbox_jobs::kind.eq_any(&kinds))
+            .filter(outbox_jobs::lease_owner.is_null())
+            .filter(outbox_jobs::run_after.gt(now)),
+    )
+    .set(outbox_jobs::run_after.eq(now))
+    .execute(conn)?)
 }
 
 /// Makes the jobs of `kinds` for `refs` that no worker holds due now (held work released, e.g.

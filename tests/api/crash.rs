@@ -339,7 +339,7 @@ async fn a_batch_job_is_claimed_alone(backend: Backend) {
                 outbox::enqueue(c, None, INBOUND_SMS_JOB, &format!("early-{n}"), at(n)).unwrap();
             }
             let invitations: Vec<String> = (0..7).map(|n| format!("invitation-{n}")).collect();
-            outbox::enqueue_batches(c, "ws", INVITATION_BATCH_JOB, &invitations, 5, at(4)).unwrap();
+            outbox::enqueue_batches(c, "ws", INVITATION_BATCH_JOB, "campaign", &invitations, 5, at(4)).unwrap();
             for n in 0..2 {
                 outbox::enqueue(c, None, INBOUND_SMS_JOB, &format!("late-{n}"), at(6 + n)).unwrap();
             }
