@@ -164,7 +164,9 @@ pub async fn services(settings: &Settings, db: &Db) -> Result<Services, StartupE
 /// in this order: campaign expansion, SMS replies, SMS sends, invitation email, webhooks.
 pub fn worker(settings: &Settings, db: &Db, services: &Services, wake: Arc<Notify>) -> Arc<Worker> {
     let breaker = settings.outbox.breaker;
-    let mut handlers: Vec<Box<dyn JobHandler>> = vec![Box::new(ExpansionHandler)];
+    let mut handlers: Vec<Box<dyn JobHandler>> = vec![Box::new(ExpansionHandler {
+        verp: settings.bounces.address.is_some(),
+    })];
     handlers.extend(sms::dispatch::handlers(
         services.sms.clone(),
         settings.quiet_hours,

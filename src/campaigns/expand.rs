@@ -62,7 +62,7 @@ struct NewInvitation<'a> {
     open_count: i32,
     click_count: i32,
     /// The envelope sender's VERP token when `BOUNCE_ADDRESS` is set (`mail::bounce::verp`).
-    bounce_token: String,
+    bounce_token: Option<String>,
 }
 
 /// Queues invitations for the page of contacts after `cursor`. Contacts are skipped when their
@@ -70,15 +70,20 @@ struct NewInvitation<'a> {
 /// with the workspace already (nothing left to ask), or they already have an invitation for this
 /// campaign (a page repeated after a crash). A cancelled campaign queues nothing more. The new invitations are queued
 /// for sending `batch` to an outbox job.
-pub fn expand_page(
+fn expand_page(
     conn: &mut DbConn,
-    campaign: &Campaign,
-    variants: &[Variant],
-    workspace_locale: Locale,
-    message_domain: &str,
+    expansion: &Expansion,
     cursor: Option<&str>,
     batch: usize,
 ) -> Result<Progress, DbError> {
+    let Expansion {
+        campaign,
+        variants,
+        workspace_locale,
+        message_domain,
+        verp,
+    } = expansion;
+    let (workspace_locale, verp) = (*workspace_locale, *verp);
     let audience = campaign.audience();
     db::write_tx(conn, |conn| {
         let status: CampaignStatus = campaigns::table
@@ -183,7 +188,9 @@ pub fn expand_page(
                 queued_at: now,
                 open_count: 0,
                 click_count: 0,
-                bounce_token: crate::mail::bounce::verp::new_token(),
+                // Only when bounces go to VERP addresses: the token's unique index costs every
+                // insert (about a fifth of the invitation row's on PostgreSQL, bench/send.sh).
+                bounce_token: verp.then(crate::mail::bounce::verp::new_token),
             });
         }
         match conn {
@@ -233,7 +240,10 @@ fn finish(conn: &mut DbConn, campaign_id: &str) -> Result<(), DbError> {
 }
 
 /// Expands campaigns' audiences; registered for [`CAMPAIGN_EXPAND_JOB`].
-pub struct ExpansionHandler;
+pub struct ExpansionHandler {
+    /// `BOUNCE_ADDRESS` is set: each invitation gets the token of its VERP envelope sender.
+    pub verp: bool,
+}
 
 impl JobHandler for ExpansionHandler {
     fn kinds(&self) -> &[JobKind] {
@@ -248,7 +258,7 @@ impl JobHandler for ExpansionHandler {
     ) -> BoxFuture<'a, Result<(), WorkerError>> {
         Box::pin(async move {
             for job in jobs {
-                expand_campaign(queue, owner, job).await?;
+                expand_campaign(queue, owner, job, self.verp).await?;
             }
             Ok(())
         })
@@ -262,11 +272,13 @@ struct Expansion {
     workspace_locale: Locale,
     /// The domain of the invitations' Message-IDs: the workspace's sender domain.
     message_domain: String,
+    /// Whether invitations get a VERP token (`BOUNCE_ADDRESS` is set).
+    verp: bool,
 }
 
 /// Expands one campaign page by page from the job's cursor, checkpointing each page; finishes
 /// the job when the audience is done.
-async fn expand_campaign(queue: &Queue, owner: &str, job: Job) -> Result<(), WorkerError> {
+async fn expand_campaign(queue: &Queue, owner: &str, job: Job, verp: bool) -> Result<(), WorkerError> {
     let id = job.ref_id.clone();
     let expansion = queue
         .db
@@ -301,6 +313,7 @@ async fn expand_campaign(queue: &Queue, owner: &str, job: Job) -> Result<(), Wor
                 variants,
                 workspace_locale: workspace.locale,
                 message_domain,
+                verp,
             }))
         })
         .await?;
@@ -317,17 +330,7 @@ async fn expand_campaign(queue: &Queue, owner: &str, job: Job) -> Result<(), Wor
         let after = cursor.clone();
         let progress = queue
             .db
-            .run(move |conn| {
-                expand_page(
-                    conn,
-                    &e.campaign,
-                    &e.variants,
-                    e.workspace_locale,
-                    &e.message_domain,
-                    after.as_deref(),
-                    batch,
-                )
-            })
+            .run(move |conn| expand_page(conn, &e, after.as_deref(), batch))
             .await?;
         queue.wake.notify_waiters();
         match progress {

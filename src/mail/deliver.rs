@@ -331,28 +331,33 @@ impl InvitationSender {
         };
         // Every delivery taken from the queue gets exactly one outcome in `arrivals`: one never
         // recorded would stay queued with no job left to send it.
-        let next = || pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
-        while let Some(delivery) = next() {
-            let email = match &delivery.row {
-                None => Err(Outcome::Skipped("invitation no longer exists".into())),
-                Some(r) if r.status != InvitationStatus::Queued => Err(Outcome::AlreadyDone),
-                Some(r) if cancelled.contains(&r.campaign_id) => Err(Outcome::Skipped("campaign cancelled".into())),
-                // Unsubscribed or bounced since the campaign was queued.
-                Some(r) if suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())) => {
-                    Err(Outcome::Skipped("email address is suppressed".into()))
+        let next_email = || async {
+            loop {
+                let delivery = pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front()?;
+                let email = match &delivery.row {
+                    None => Err(Outcome::Skipped("invitation no longer exists".into())),
+                    Some(r) if r.status != InvitationStatus::Queued => Err(Outcome::AlreadyDone),
+                    Some(r) if cancelled.contains(&r.campaign_id) => Err(Outcome::Skipped("campaign cancelled".into())),
+                    // Unsubscribed or bounced since the campaign was queued.
+                    Some(r) if suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())) => {
+                        Err(Outcome::Skipped("email address is suppressed".into()))
+                    }
+                    Some(r) => self.build_email(queue, r).await,
+                };
+                match email {
+                    Ok(email) => return Some((delivery, email)),
+                    Err(outcome) => arrivals.push(vec![(delivery, outcome)]),
                 }
-                Some(r) => self.build_email(queue, r).await,
-            };
-            let email = match email {
-                Ok(email) => email,
-                Err(outcome) => {
-                    arrivals.push(vec![(delivery, outcome)]);
-                    continue;
-                }
-            };
+            }
+        };
+        // The next message is built while the server answers the one before it, so signing and
+        // rendering are off the lane's round trip.
+        let mut upcoming = next_email().await;
+        while let Some((delivery, email)) = upcoming.take() {
             let permit = self.breaker.permit();
             if let Permit::Wait(pause) = permit {
                 arrivals.push(vec![(delivery, Outcome::Paused(pause))]);
+                upcoming = next_email().await;
                 continue;
             }
             let workspace_id = delivery
@@ -361,15 +366,17 @@ impl InvitationSender {
                 .map(|r| r.workspace_id.clone())
                 .unwrap_or_default();
             let message_id = email.message_id.clone();
-            let done = series
-                .send(
+            let (done, next) = tokio::join!(
+                series.send(
                     (delivery, permit, message_id),
                     &workspace_id,
                     email,
                     self.dkim.as_deref(),
-                )
-                .await;
+                ),
+                next_email()
+            );
             settle(done);
+            upcoming = next;
         }
         settle(series.finish().await.into_iter().collect());
     }

@@ -14,3 +14,8 @@ UPDATE outbox_jobs SET scope = (SELECT campaign_id FROM invitations WHERE invita
     WHERE kind IN ('invitation_batch', 'invitation_email');
 CREATE INDEX outbox_jobs_scope ON outbox_jobs (scope) WHERE scope IS NOT NULL;
 DROP INDEX invitations_queued;
+
+-- VERP tokens only for invitations sent while BOUNCE_ADDRESS is set (campaigns::expand): the
+-- unique index keeps none of the others, instead of one entry per invitation.
+DROP INDEX invitations_bounce_token;
+CREATE UNIQUE INDEX invitations_bounce_token ON invitations (bounce_token) WHERE bounce_token IS NOT NULL;

@@ -1,0 +1,89 @@
+//! Per-message cost of building an invitation in the sender: the three signed links, the
+//! prepared invitation filled in (what `mail::deliver` does per recipient) and, for comparison,
+//! the full render from the templates, on the same content in one process.
+//!
+//!   cargo run --release --example bench-render [iterations]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use optbridge::config::DatabaseUrl;
+use optbridge::db::Db;
+use optbridge::domain::Locale;
+use optbridge::links::Keyring;
+use optbridge::mail::invitation::{self, InvitationContent, PreparedInvitation};
+
+fn per_message(iterations: u32, mut f: impl FnMut()) -> Duration {
+    for _ in 0..iterations / 10 {
+        f();
+    }
+    let start = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    start.elapsed() / iterations
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let iterations: u32 = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let dir = std::env::temp_dir().join(format!("optbridge-bench-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = Db::connect(
+        &DatabaseUrl::Sqlite(dir.join("render.db").display().to_string()),
+        1,
+        Duration::from_secs(1),
+    )?;
+    db.migrate()?;
+    {
+        let mut conn = db.get()?;
+        optbridge::signing::ensure_current(&mut conn, &optbridge::signing::KeyEncryption::default())?;
+    }
+    let ring = Keyring::load(db, Duration::from_secs(30 * 86_400), Default::default())?;
+    let now = chrono::Utc::now().naive_utc();
+    let invitation = "0199a3f2-7c4e-7d31-9a55-3c1f0e2b8d47";
+    let campaign = "0199a3f2-6b10-7e02-8c44-1a2b3c4d5e6f";
+    let base = "https://optin.bench.example";
+    let categories = vec!["Nyheder".to_owned(), "Tilbud".to_owned()];
+    let links = ring.sign_invitation(invitation, campaign, "da", now)?;
+    let (landing, open, unsubscribe) = (
+        format!("{base}/l/{}", links.landing),
+        format!("{base}/o/{}", links.open),
+        format!("{base}/u/{}", links.unsubscribe),
+    );
+    let content = InvitationContent {
+        invitation_id: invitation,
+        message_id: Some("<0199a3f2-7c4e-7d31-9a55-3c1f0e2b8d47@bench.example>"),
+        locale: Locale::Da,
+        from: "Bench Sko <news@bench.example>",
+        to_email: "anna.jensen@example.dk",
+        to_name: Some("Anna Jensen".into()),
+        first_name: Some("Anna"),
+        company: "Bench Sko",
+        subject: "Vil du have vores tilbud på SMS?",
+        intro: "Hør først om udsalg og nyheder.",
+        categories: &categories,
+        frequency: Some("højst 4 gange om måneden"),
+        privacy_url: "https://bench.example/privatliv",
+        landing_url: &landing,
+        pixel_url: &open,
+        unsubscribe_url: &unsubscribe,
+    };
+    let prepared = PreparedInvitation::new(&content)?.ok_or("the prepared form differs from the full render")?;
+    let size = prepared.render(&content)?.raw.len();
+
+    let sign = per_message(iterations, || {
+        black_box(ring.sign_invitation(black_box(invitation), campaign, "da", now).is_ok());
+    });
+    let fill = per_message(iterations, || {
+        black_box(prepared.render(black_box(&content)).map(|m| m.raw.len()).ok());
+    });
+    let full = per_message(iterations / 10, || {
+        black_box(invitation::render(black_box(&content)).map(|m| m.raw.len()).ok());
+    });
+    println!("{iterations} messages of {size} bytes, per message:");
+    println!("  signing the three links        {:>8.2} µs", sign.as_secs_f64() * 1e6);
+    println!("  prepared invitation filled in  {:>8.2} µs", fill.as_secs_f64() * 1e6);
+    println!("  full render from the templates {:>8.2} µs", full.as_secs_f64() * 1e6);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
