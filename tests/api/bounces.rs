@@ -152,7 +152,8 @@ async fn poll(app: &TestApp) -> PollSummary {
 }
 
 /// With `BOUNCE_ADDRESS`, each invitation leaves with its own envelope sender (its token, as
-/// stored); the From header stays the workspace's. Without it, the envelope sender is From.
+/// stored); the From header stays the workspace's. Without it, the envelope sender is From and
+/// the invitations have no token.
 async fn each_invitation_has_its_own_verp_envelope_sender(backend: Backend) {
     let sink = SmtpSink::start().await;
     let app = app_with_bounces(backend, &sink, None).await;
@@ -185,6 +186,10 @@ async fn each_invitation_has_its_own_verp_envelope_sender(backend: Backend) {
     let froms: std::collections::HashSet<String> = sink.messages().into_iter().map(|m| m.mail_from).collect();
     assert_eq!(froms.len(), 1, "{froms:?}");
     assert!(!froms.iter().next().unwrap().contains('+'), "{froms:?}");
+    // And no token is made (nor kept in the unique index) for invitations without VERP.
+    let plain_rows = self::rows(&plain).await;
+    assert_eq!(plain_rows.len(), 8);
+    assert!(plain_rows.iter().all(|r| r.token.is_none()), "{plain_rows:?}");
 }
 
 /// A 5.1.1 report in the mailbox: the invitation moves from sent to bounced, the funnel counts a

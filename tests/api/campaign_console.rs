@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, signed_up, spawn_app, spawn_app_with};
 use crate::mail_parse::ParsedMail;
-use crate::smtp_sink::SmtpSink;
+use crate::smtp_sink::{Fault, SmtpSink};
 
 async fn app_with_sink(backend: Backend, sink: &SmtpSink) -> TestApp {
     let url = sink.url();
@@ -413,7 +413,43 @@ async fn contacts_with_sms_consent_are_not_asked_again(backend: Backend) {
     assert!(!invited.iter().any(|e| e == "anna@example.dk" || e == "bo@example.dk"));
 }
 
+/// A campaign reads as sent once its audience is queued and none of its invitations waits in the
+/// outbox: not while one refused with 451 waits for its retry (a job of its own, whose scope is
+/// the campaign), and as soon as that retry is delivered.
+async fn a_campaign_is_sending_while_a_retry_waits(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    sink.add_fault(
+        "anna@example.dk",
+        Fault::RejectRcpt {
+            code: 451,
+            times: u32::MAX,
+        },
+    );
+    let app = app_with_sink(backend, &sink).await;
+    let (ws, campaign) = app.campaign_for_all().await;
+    app.send_campaign(&ws.token, &campaign).await;
+    app.dispatch_all().await;
+    let waiting: Vec<(String, String)> = app
+        .with_db(|c| {
+            use optbridge::db::schema::outbox_jobs;
+            outbox_jobs::table
+                .select((outbox_jobs::kind, outbox_jobs::scope.assume_not_null()))
+                .filter(outbox_jobs::scope.is_not_null())
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(waiting, vec![("invitation_email".to_owned(), campaign.clone())]);
+    assert_eq!(status_of(&app, &ws, &campaign).await, "sending");
+
+    sink.clear_faults();
+    app.drain_outbox(Duration::from_secs(20)).await;
+    assert!(sink.messages().iter().any(|m| m.rcpt_to[0] == "anna@example.dk"));
+    assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
+}
+
 both_backends!(
+    a_campaign_is_sending_while_a_retry_waits,
     every_audience_locale_needs_its_own_consent_text,
     a_swede_reads_swedish_and_types_a_swedish_number,
     drafts_are_edited_until_sent,
