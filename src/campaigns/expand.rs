@@ -188,8 +188,8 @@ fn expand_page(
                 queued_at: now,
                 open_count: 0,
                 click_count: 0,
-                // Only when bounces go to VERP addresses: the token's unique index costs every
-                // insert (about a fifth of the invitation row's on PostgreSQL, bench/send.sh).
+                // Only when bounces go to VERP addresses: each token is an entry in a unique
+                // index, which every insert pays for (BENCHMARKS.md, "Invitation sending").
                 bounce_token: verp.then(crate::mail::bounce::verp::new_token),
             });
         }
