@@ -7,7 +7,9 @@
 //! worker that dies leaves its lease to expire; another worker then takes the row again, so a
 //! crash loses nothing and repeats at most the rows that were leased at the time.
 //!
-//! The queue knows no channel and no business rule: a job is a [`JobKind`] and a reference.
+//! The queue knows no channel and no business rule: a job is a [`JobKind`] and a reference, and
+//! may name a scope, what it belongs to, so that a group of jobs can be asked about or woken at
+//! once ([`pending_in_scope`], [`run_now_in_scope`]; an invitation job's scope is its campaign).
 //! The modules that queue work define their kinds and register a handler for them with the
 //! workers ([`worker::JobHandler`]); [`breaker`] is a tool for handlers that call a provider.
 
@@ -318,7 +320,7 @@ pub fn run_now_in_scope(conn: &mut DbConn, kinds: &[JobKind], scope: &str) -> Re
 }
 
 /// Makes the jobs of `kinds` for `refs` that no worker holds due now (held work released, e.g.
-/// a paused campaign resumed). Returns how many.
+/// a cancelled campaign's scheduled expansion). Returns how many.
 pub fn run_now(conn: &mut DbConn, kinds: &[JobKind], refs: &[String]) -> Result<usize, DbError> {
     let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
     let now = db::now();
