@@ -3,10 +3,11 @@
 //! Campaign expansion queues fresh invitations in [`INVITATION_BATCH_JOB`]s; an invitation to be
 //! tried again later gets an [`INVITATION_EMAIL_JOB`] of its own. [`InvitationSender`] takes both:
 //! it loads the claimed invitations and the suppressions in one read, renders each message
-//! (from a per-campaign cache of prepared templates), sends them over `send_concurrency` SMTP
-//! lanes, and records every outcome (invitation status, funnel events and counters, the jobs
-//! finished or put back) in one transaction. A circuit breaker pauses sends while the relay
-//! keeps failing.
+//! (from a per-campaign cache of prepared templates, each lane building its next message while
+//! the server answers the one before), sends them over `send_concurrency` SMTP lanes, and records
+//! the final outcomes (invitation status, funnel events and counters) in group commits as they
+//! arrive, and what goes back to the outbox, with the batch itself, in one transaction at the end
+//! of the round. A circuit breaker pauses sends while the relay keeps failing.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -118,8 +119,8 @@ impl InvitationSender {
         Ok(ctx)
     }
 
-    /// Sends the invitations of single jobs and batch jobs, and records every outcome in one
-    /// transaction.
+    /// Sends the invitations of single jobs and batch jobs; records their outcomes as they arrive
+    /// (`record_as_they_arrive`) and the rest with the batches at the end.
     async fn send_invitations(
         &self,
         queue: &Queue,
@@ -146,7 +147,9 @@ impl InvitationSender {
             row: None,
         }));
         let ids: Vec<String> = deliveries.iter().map(|d| d.invitation_id.clone()).collect();
-        let (rows, suppressed) = queue
+        // One read for the invitations, the suppressions among their addresses and their campaigns'
+        // statuses (for `hold_paused`).
+        let (rows, suppressed, statuses) = queue
             .db
             .run(move |conn| -> Result<_, WorkerError> {
                 let rows: Vec<PendingInvitation> = invitations::table
@@ -175,14 +178,17 @@ impl InvitationSender {
                     .load(conn)?
                     .into_iter()
                     .collect();
-                Ok((rows, suppressed))
+                let campaign_ids: HashSet<&str> = rows.iter().map(|r| r.campaign_id.as_str()).collect();
+                let campaign_ids: Vec<&str> = campaign_ids.into_iter().collect();
+                let statuses = campaigns::lifecycle::statuses(conn, &campaign_ids)?;
+                Ok((rows, suppressed, statuses))
             })
             .await?;
         let rows: HashMap<String, PendingInvitation> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
         for delivery in &mut deliveries {
             delivery.row = rows.get(&delivery.invitation_id).cloned();
         }
-        let (deliveries, batch_ids, cancelled) = hold_paused(queue, owner, deliveries, batch_ids).await?;
+        let (deliveries, batch_ids, cancelled) = hold_paused(queue, owner, &statuses, deliveries, batch_ids).await?;
 
         // `send_concurrency` lanes take invitations from one queue; each sends its share over one
         // SMTP session, a message's content in the same write as the next one's commands. Their
@@ -783,27 +789,18 @@ fn record_outcomes(
     Ok(())
 }
 
-/// The status check right before sending: the jobs of a paused campaign's invitations go back
+/// The status check right before sending (`statuses`: the campaigns' stored statuses, read with
+/// the invitations): the jobs of a paused campaign's invitations go back
 /// to the outbox unsent and uncounted (whole, a batch stays one job), to look again after
 /// [`campaigns::lifecycle::PAUSED_RECHECK_SECS`] or when resumed. Returns the deliveries and
 /// batches left to send, and the cancelled campaigns (whose invitations are skipped).
 async fn hold_paused(
     queue: &Queue,
     owner: &str,
+    statuses: &HashMap<String, CampaignStatus>,
     deliveries: Vec<Delivery>,
     batch_ids: Vec<String>,
 ) -> Result<(Vec<Delivery>, Vec<String>, HashSet<String>), WorkerError> {
-    let ids: HashSet<String> = deliveries
-        .iter()
-        .filter_map(|d| d.row.as_ref().map(|r| r.campaign_id.clone()))
-        .collect();
-    let statuses = queue
-        .db
-        .run(move |conn| {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            campaigns::lifecycle::statuses(conn, &ids)
-        })
-        .await?;
     let status_of = |d: &Delivery| d.row.as_ref().and_then(|r| statuses.get(&r.campaign_id)).copied();
     let cancelled: HashSet<String> = statuses
         .iter()
