@@ -5,6 +5,7 @@ use askama::Template;
 use lettre::address::Envelope;
 use lettre::message::header::{self, HeaderName, HeaderValue, Headers};
 use lettre::message::{Mailbox, Mailboxes};
+use std::sync::{Mutex, PoisonError};
 
 use super::{EmailError, OutgoingEmail};
 use crate::domain::Locale;
@@ -273,18 +274,24 @@ fn finish(
     text: String,
     html: String,
 ) -> Result<OutgoingEmail, EmailError> {
-    let to_address = content
-        .to_email
-        .parse()
-        .map_err(|e| EmailError::Address(format!("to '{}': {e}", content.to_email)))?;
-    let to = Mailbox::new(content.to_name.clone(), to_address);
-    let message_id = match content.message_id {
-        Some(id) => id.to_owned(),
-        None => format!("<{}@{}>", content.invitation_id, from.email.domain()),
-    };
-    let envelope = Envelope::new(Some(from.email.clone()), vec![to.email.clone()])
-        .map_err(|e| EmailError::Build(e.to_string()))?;
-    let raw = assemble(fixed_headers, &to, &message_id, content.unsubscribe_url, &text, &html);
+    let (to, message_id, envelope) = addressing(content, &from)?;
+    let mut text_body = Vec::with_capacity(text.len() + text.len() / 8);
+    let text_encoding = push_part_body(&mut text_body, &text);
+    let mut html_body = Vec::with_capacity(html.len() + 64);
+    let html_encoding = push_part_body(&mut html_body, &html);
+    // `=_` cannot occur in quoted-printable text, and the random part not in the HTML.
+    let boundary = format!("=_{}", crate::crypto::hex(&crate::crypto::random_bytes::<16>()));
+    let raw = assemble(
+        fixed_headers,
+        &to,
+        &message_id,
+        content.unsubscribe_url,
+        &boundary,
+        [
+            ("text/plain", text_encoding, &text_body),
+            ("text/html", html_encoding, &html_body),
+        ],
+    );
     Ok(OutgoingEmail {
         from,
         to,
@@ -297,47 +304,100 @@ fn finish(
     })
 }
 
+/// The recipient's mailbox, the Message-ID and the envelope.
+fn addressing(content: &InvitationContent<'_>, from: &Mailbox) -> Result<(Mailbox, String, Envelope), EmailError> {
+    let to_address = content
+        .to_email
+        .parse()
+        .map_err(|e| EmailError::Address(format!("to '{}': {e}", content.to_email)))?;
+    let to = Mailbox::new(content.to_name.clone(), to_address);
+    let message_id = match content.message_id {
+        Some(id) => id.to_owned(),
+        None => format!("<{}@{}>", content.invitation_id, from.email.domain()),
+    };
+    let envelope = Envelope::new(Some(from.email.clone()), vec![to.email.clone()])
+        .map_err(|e| EmailError::Build(e.to_string()))?;
+    Ok((to, message_id, envelope))
+}
+
+/// The whole message: the campaign's headers, the recipient's, and the two encoded parts
+/// (content type, transfer encoding, body) of a `multipart/alternative` with `boundary`.
 fn assemble(
     fixed_headers: &str,
     to: &Mailbox,
     message_id: &str,
     unsubscribe_url: &str,
-    text: &str,
-    html: &str,
+    boundary: &str,
+    parts: [(&str, &str, &[u8]); 2],
 ) -> Vec<u8> {
+    let size = parts.iter().map(|(_, _, body)| body.len()).sum::<usize>();
+    let mut raw = Vec::with_capacity(fixed_headers.len() + size + 1024);
+    raw.extend_from_slice(fixed_headers.as_bytes());
     let mut headers = Headers::new();
     headers.set(header::To::from(Mailboxes::from(to.clone())));
-    headers.set(header::Date::now());
-    headers.insert_raw(HeaderValue::new(
-        HeaderName::new_from_ascii_str("Message-ID"),
-        message_id.to_owned(),
-    ));
-    headers.insert_raw(HeaderValue::new(
-        HeaderName::new_from_ascii_str("List-Unsubscribe"),
-        format!("<{unsubscribe_url}>"),
-    ));
-    // `=_` cannot occur in quoted-printable text, and the random part not in the HTML.
-    let boundary = format!("=_{}", crate::crypto::hex(&crate::crypto::random_bytes::<16>()));
-
-    let mut raw = Vec::with_capacity(text.len() + html.len() * 11 / 10 + 2048);
-    raw.extend_from_slice(fixed_headers.as_bytes());
     raw.extend_from_slice(headers.to_string().as_bytes());
+    push_date_header(&mut raw);
+    push_header(&mut raw, "Message-ID", message_id);
+    push_header(&mut raw, "List-Unsubscribe", &format!("<{unsubscribe_url}>"));
     raw.extend_from_slice(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nMIME-Version: 1.0\r\n");
-    raw.extend_from_slice(
-        format!("Content-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n").as_bytes(),
-    );
-    for (content_type, body) in [("text/plain", text), ("text/html", html)] {
-        raw.extend_from_slice(format!("--{boundary}\r\nContent-Type: {content_type}; charset=utf-8\r\n").as_bytes());
-        let mut encoded = Vec::with_capacity(body.len() + body.len() / 8);
-        let encoding = push_part_body(&mut encoded, body);
-        raw.extend_from_slice(format!("Content-Transfer-Encoding: {encoding}\r\n\r\n").as_bytes());
-        raw.extend_from_slice(&encoded);
-        if !encoded.ends_with(b"\r\n") {
+    for piece in [
+        "Content-Type: multipart/alternative;\r\n boundary=\"",
+        boundary,
+        "\"\r\n\r\n",
+    ] {
+        raw.extend_from_slice(piece.as_bytes());
+    }
+    for (content_type, encoding, body) in parts {
+        for piece in [
+            "--",
+            boundary,
+            "\r\nContent-Type: ",
+            content_type,
+            "; charset=utf-8\r\nContent-Transfer-Encoding: ",
+            encoding,
+            "\r\n\r\n",
+        ] {
+            raw.extend_from_slice(piece.as_bytes());
+        }
+        raw.extend_from_slice(body);
+        if !body.ends_with(b"\r\n") {
             raw.extend_from_slice(b"\r\n");
         }
     }
-    raw.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    for piece in ["--", boundary, "--\r\n"] {
+        raw.extend_from_slice(piece.as_bytes());
+    }
     raw
+}
+
+/// Writes a header as lettre's encoder would: a value of ASCII words lettre leaves alone and
+/// cannot fold (no space) is copied; any other goes through lettre (RFC 2047, folding).
+fn push_header(out: &mut Vec<u8>, name: &'static str, value: &str) {
+    // lettre's `allowed_char`: every byte but NUL, CR, LF and non-ASCII stands for itself.
+    let plain = |b: u8| b != 0 && b != b'\r' && b != b'\n' && b != b' ' && b.is_ascii();
+    if value.bytes().all(plain) {
+        for piece in [name, ": ", value, "\r\n"] {
+            out.extend_from_slice(piece.as_bytes());
+        }
+    } else {
+        let mut headers = Headers::new();
+        headers.insert_raw(HeaderValue::new(HeaderName::new_from_ascii_str(name), value.to_owned()));
+        out.extend_from_slice(headers.to_string().as_bytes());
+    }
+}
+
+/// The `Date` header of this second, formatted once a second rather than per message.
+fn push_date_header(out: &mut Vec<u8>) {
+    static LAST: Mutex<(u64, String)> = Mutex::new((0, String::new()));
+    let now = std::time::SystemTime::now();
+    let second = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if last.0 != second || last.1.is_empty() {
+        let mut headers = Headers::new();
+        headers.set(header::Date::new(now));
+        *last = (second, headers.to_string());
+    }
+    out.extend_from_slice(last.1.as_bytes());
 }
 
 /// Stand-ins for the recipient's values while a prepared invitation renders: letters only, which
@@ -351,7 +411,8 @@ const SLOTS: [&str; 4] = [
 
 /// An invitation rendered once for every recipient of one campaign variant in one locale (with
 /// or without a first name), with the recipient's values left open: filling them in costs a copy
-/// instead of the templates, the escaping and the From and Subject headers.
+/// instead of the templates, the escaping, the From and Subject headers and, but for the few
+/// lines holding a recipient's value, the transfer encoding of the two parts.
 #[derive(Debug)]
 pub struct PreparedInvitation {
     subject: String,
@@ -359,6 +420,114 @@ pub struct PreparedInvitation {
     fixed_headers: String,
     text: Slotted<{ SLOTS.len() }>,
     html: Slotted<{ SLOTS.len() }>,
+    text_body: PreparedBody,
+    html_body: PreparedBody,
+    /// Every message's MIME boundary: `=_`, random hex of this preparation, and the count of
+    /// messages made from it (so each has its own). Neither part can contain it: `=_` does not
+    /// occur in quoted-printable, and the random hex not in the 7-bit text by chance.
+    boundary_prefix: String,
+    made: std::sync::atomic::AtomicU64,
+}
+
+/// A part's body, transfer-encoded once ([`push_part_body`]) but for its lines with slots, which
+/// are filled and encoded per message. Both encodings work line by line, so encoding the lines
+/// apart and joining them with CRLF gives what encoding the whole text gives.
+#[derive(Debug)]
+struct PreparedBody {
+    /// In order, joined by CRLF.
+    runs: Vec<BodyRun>,
+    /// Whether the lines without slots allow 7-bit: ASCII, none longer than 990 octets.
+    fixed_seven_bit: bool,
+}
+
+#[derive(Debug)]
+enum BodyRun {
+    /// Lines without slots, encoded both ways.
+    Fixed {
+        seven_bit: Vec<u8>,
+        quoted_printable: Vec<u8>,
+    },
+    /// One line with slots.
+    Line(Slotted<{ SLOTS.len() }>),
+}
+
+impl PreparedBody {
+    fn new(text: &str) -> Self {
+        let lines: Vec<&str> = text.split('\n').collect();
+        let mut runs = Vec::new();
+        let mut fixed_seven_bit = true;
+        let mut fixed: Vec<&str> = Vec::new();
+        // `ends_text`: the run holds the text's last line, which 7-bit copies as it is.
+        let flush = |fixed: &mut Vec<&str>, runs: &mut Vec<BodyRun>, ends_text: bool| {
+            if fixed.is_empty() {
+                return;
+            }
+            let joined = fixed.join("\n");
+            let mut seven_bit = Vec::with_capacity(joined.len() + fixed.len());
+            if ends_text {
+                push_crlf_lines(&mut seven_bit, &joined);
+            } else {
+                push_crlf_lines(&mut seven_bit, &(joined.clone() + "\n"));
+                seven_bit.truncate(seven_bit.len() - 2);
+            }
+            let mut quoted_printable = Vec::new();
+            push_quoted_printable(&mut quoted_printable, &joined);
+            runs.push(BodyRun::Fixed {
+                seven_bit,
+                quoted_printable,
+            });
+            fixed.clear();
+        };
+        for line in lines {
+            if SLOTS.iter().any(|slot| line.contains(slot)) {
+                flush(&mut fixed, &mut runs, false);
+                runs.push(BodyRun::Line(Slotted::split(line, &SLOTS)));
+            } else {
+                fixed_seven_bit &= line.is_ascii() && line.len() <= 990;
+                fixed.push(line);
+            }
+        }
+        flush(&mut fixed, &mut runs, true);
+        Self { runs, fixed_seven_bit }
+    }
+
+    /// Appends the body with `values` in its slots (none may hold a line break); returns its
+    /// transfer encoding, the one [`push_part_body`] chooses for the filled text.
+    fn encode(&self, values: &[&str; SLOTS.len()], out: &mut Vec<u8>) -> &'static str {
+        let filled: Vec<String> = self
+            .runs
+            .iter()
+            .filter_map(|run| match run {
+                BodyRun::Line(line) => Some(line.fill(values)),
+                BodyRun::Fixed { .. } => None,
+            })
+            .collect();
+        let seven_bit = self.fixed_seven_bit && filled.iter().all(|line| line.is_ascii() && line.len() <= 990);
+        let mut filled = filled.iter();
+        let last = self.runs.len().saturating_sub(1);
+        for (i, run) in self.runs.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"\r\n");
+            }
+            match run {
+                BodyRun::Fixed {
+                    seven_bit: as_is,
+                    quoted_printable,
+                } => out.extend_from_slice(if seven_bit { as_is } else { quoted_printable }),
+                BodyRun::Line(_) => {
+                    let line = filled.next().map_or("", String::as_str);
+                    if !seven_bit {
+                        push_quoted_printable(out, line);
+                    } else if i == last {
+                        out.extend_from_slice(line.as_bytes());
+                    } else {
+                        out.extend_from_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+                    }
+                }
+            }
+        }
+        if seven_bit { "7bit" } else { "quoted-printable" }
+    }
 }
 
 impl PreparedInvitation {
@@ -378,12 +547,19 @@ impl PreparedInvitation {
             fixed_headers: fixed_headers(&from, &subject),
             subject,
             from,
+            text_body: PreparedBody::new(&text),
+            html_body: PreparedBody::new(&html),
             text: Slotted::split(&text, &SLOTS),
             html: Slotted::split(&html, &SLOTS),
+            boundary_prefix: format!("=_{}", crate::crypto::hex(&crate::crypto::random_bytes::<8>())),
+            made: std::sync::atomic::AtomicU64::new(0),
         };
         let full = render(content)?;
         let filled = prepared.render(content)?;
-        let same = full.subject == filled.subject && full.text == filled.text && full.html == filled.html;
+        let same = full.subject == filled.subject
+            && full.text == filled.text
+            && full.html == filled.html
+            && body_of(&full.raw) == body_of(&filled.raw);
         Ok(same.then_some(prepared))
     }
 
@@ -391,12 +567,13 @@ impl PreparedInvitation {
     /// links) in the prepared parts. The campaign fields must be the ones it was prepared with.
     pub fn render(&self, content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailError> {
         use std::fmt::Write as _;
-        let text = self.text.fill(&[
+        let plain = [
             content.first_name.unwrap_or_default(),
             content.landing_url,
             content.pixel_url,
             content.unsubscribe_url,
-        ]);
+        ];
+        let text = self.text.fill(&plain);
         // Escaped as the HTML template escapes them, then 7-bit like the rest of the part.
         let escape = |value: &str| {
             let mut out = String::with_capacity(value.len() + 16);
@@ -407,22 +584,60 @@ impl PreparedInvitation {
             );
             ascii_html(out)
         };
-        let (name, landing, pixel, unsubscribe) = (
-            escape(content.first_name.unwrap_or_default()),
-            escape(content.landing_url),
-            escape(content.pixel_url),
-            escape(content.unsubscribe_url),
-        );
-        let html = self.html.fill(&[&name, &landing, &pixel, &unsubscribe]);
-        finish(
-            content,
-            self.from.clone(),
-            self.subject.clone(),
+        let (name, landing, pixel, unsubscribe) =
+            (escape(plain[0]), escape(plain[1]), escape(plain[2]), escape(plain[3]));
+        let escaped = [name.as_str(), &landing, &pixel, &unsubscribe];
+        let html = self.html.fill(&escaped);
+        // A value with a line break would end its line early: the whole text is encoded then.
+        if plain.iter().any(|value| value.contains(['\r', '\n'])) {
+            return finish(
+                content,
+                self.from.clone(),
+                self.subject.clone(),
+                &self.fixed_headers,
+                text,
+                html,
+            );
+        }
+        let (to, message_id, envelope) = addressing(content, &self.from)?;
+        let mut text_body = Vec::with_capacity(text.len() + text.len() / 8);
+        let text_encoding = self.text_body.encode(&plain, &mut text_body);
+        let mut html_body = Vec::with_capacity(html.len() + 64);
+        let html_encoding = self.html_body.encode(&escaped, &mut html_body);
+        let made = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let boundary = format!("{}{made:x}", self.boundary_prefix);
+        let raw = assemble(
             &self.fixed_headers,
+            &to,
+            &message_id,
+            content.unsubscribe_url,
+            &boundary,
+            [
+                ("text/plain", text_encoding, &text_body),
+                ("text/html", html_encoding, &html_body),
+            ],
+        );
+        Ok(OutgoingEmail {
+            from: self.from.clone(),
+            to,
+            subject: self.subject.clone(),
             text,
-            html,
-        )
+            html: Some(html),
+            message_id,
+            envelope,
+            raw,
+        })
     }
+}
+
+/// A message's MIME parts, boundaries taken out: what two renderings of one message share.
+fn body_of(raw: &[u8]) -> Vec<u8> {
+    let raw = String::from_utf8_lossy(raw);
+    let Some((_, rest)) = raw.split_once("boundary=\"") else {
+        return raw.as_bytes().to_vec();
+    };
+    let boundary = rest.split('"').next().unwrap_or_default();
+    rest.replace(boundary, "").into_bytes()
 }
 
 #[cfg(test)]
@@ -751,6 +966,44 @@ mod tests {
                 .as_deref()
                 .is_some_and(|h| h.contains("Hej &#197;se &#60;b&#62;&#38;&#34;&#39;,"))
         );
+    }
+
+    proptest::proptest! {
+        /// Differential: the prepared message (parts encoded once, the lines with a recipient's
+        /// value encoded per message) against the full render, for names and links of any
+        /// characters and lengths: 7-bit and quoted-printable, lines past 990 octets.
+        #[test]
+        fn prepared_messages_are_the_full_render_for_any_recipient(
+            locale in proptest::sample::select(Locale::ALL.to_vec()),
+            name in proptest::option::of("[a-zA-ZæøåÅ &<>\"'=.\t\r\n-]{0,40}"),
+            token in "[A-Za-z0-9_.=-]{0,1200}",
+            to_name in proptest::option::of("[a-zA-Zæ ,\"]{0,30}"),
+        ) {
+            let cats = vec!["Nyheder".to_owned()];
+            let landing = format!("https://optin.example/l/{token}");
+            let base = content(locale, &cats);
+            let prepared = PreparedInvitation::new(&InvitationContent {
+                first_name: name.as_ref().map(|_| "Anna"),
+                ..base.clone()
+            })
+            .expect("prepares")
+            .expect("usable");
+            let recipient = InvitationContent {
+                first_name: name.as_deref(),
+                to_name,
+                landing_url: &landing,
+                unsubscribe_url: &landing,
+                ..base
+            };
+            let full = render(&recipient).expect("renders");
+            let filled = prepared.render(&recipient).expect("fills");
+            proptest::prop_assert_eq!(
+                without_date_and_boundary(&filled.raw),
+                without_date_and_boundary(&full.raw)
+            );
+            proptest::prop_assert_eq!(&filled.text, &full.text);
+            proptest::prop_assert_eq!(&filled.html, &full.html);
+        }
     }
 
     #[test]
