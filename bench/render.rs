@@ -1,5 +1,6 @@
 //! Per-message cost of building an invitation in the sender: the three signed links, the
-//! prepared invitation filled in (what `mail::deliver` does per recipient) and, for comparison,
+//! prepared invitation filled in (with its parts kept as text, for the dev outbox, and the
+//! message alone, what `mail::deliver` does per recipient over SMTP) and, for comparison,
 //! the full render from the templates, on the same content in one process.
 //!
 //!   cargo run --release --example bench-render [iterations]
@@ -77,12 +78,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fill = per_message(iterations, || {
         black_box(prepared.render(black_box(&content)).map(|m| m.raw.len()).ok());
     });
+    let raw = per_message(iterations, || {
+        black_box(prepared.render_raw(black_box(&content)).map(|m| m.raw.len()).ok());
+    });
     let full = per_message(iterations / 10, || {
         black_box(invitation::render(black_box(&content)).map(|m| m.raw.len()).ok());
     });
     println!("{iterations} messages of {size} bytes, per message:");
     println!("  signing the three links        {:>8.2} µs", sign.as_secs_f64() * 1e6);
     println!("  prepared invitation filled in  {:>8.2} µs", fill.as_secs_f64() * 1e6);
+    println!("  … the message alone (SMTP)     {:>8.2} µs", raw.as_secs_f64() * 1e6);
     println!("  full render from the templates {:>8.2} µs", full.as_secs_f64() * 1e6);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -53,6 +53,28 @@ pub struct InvitationSender {
     /// `BOUNCE_ADDRESS`: each invitation's envelope sender is a VERP address made from it.
     bounce_address: Option<BounceAddress>,
     campaigns: Mutex<HashMap<String, Arc<CampaignContext>>>,
+    /// Per worker (owner): its last round's closing transaction, which runs while the next
+    /// round sends (see [`JobHandler::settle`]).
+    closing: Mutex<HashMap<String, Closing>>,
+}
+
+/// A round's closing transaction: what goes back to the outbox, the outcomes that arrived after
+/// the last group commit, and the batches finished.
+enum Closing {
+    /// Waits for the worker's next claim.
+    Waiting(BoxFuture<'static, Result<(), WorkerError>>),
+    Running(tokio::task::JoinHandle<Result<(), WorkerError>>),
+}
+
+impl Closing {
+    async fn finish(self) -> Result<(), WorkerError> {
+        match self {
+            Self::Waiting(closing) => closing.await,
+            Self::Running(task) => task
+                .await
+                .unwrap_or_else(|e| Err(WorkerError::Inconsistent(format!("closing a batch: {e}")))),
+        }
+    }
 }
 
 /// What an [`InvitationSender`] sends with.
@@ -75,7 +97,15 @@ impl InvitationSender {
             breaker: Breaker::new("smtp", parts.breaker),
             bounce_address: parts.bounce_address,
             campaigns: Mutex::new(HashMap::new()),
+            closing: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn take_closing(&self, owner: &str) -> Option<Closing> {
+        self.closing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(owner)
     }
 
     fn link(&self, path: &str, token: &str) -> String {
@@ -209,27 +239,36 @@ impl InvitationSender {
         let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
         let recording = std::time::Instant::now();
 
-        let owner = owner.to_owned();
-        let settings = queue.settings.clone();
+        let (o, settings, db) = (owner.to_owned(), queue.settings.clone(), queue.db.clone());
         let n = rest.len();
         // Lock invitation rows in one order in every transaction (see funnel::Tally for counters).
         rest.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
-        queue
-            .db
-            .run(move |conn| {
-                db::write_tx_retrying(conn, 5, |conn| {
-                    record_outcomes(conn, &owner, &settings, &batch_ids, &rest)
-                })
+        // The round's last transaction runs while the worker's next round sends: its lanes would
+        // otherwise wait for it (a third of a round of 100 with the defaults, BENCHMARKS.md).
+        // Until it commits, the batches stay leased to this worker, as they would be while it ran.
+        let closing = Box::pin(async move {
+            db.run(move |conn| {
+                db::write_tx_retrying(conn, 5, |conn| record_outcomes(conn, &o, &settings, &batch_ids, &rest))
             })
             .await?;
-        tracing::debug!(
-            flushes,
-            at_the_end = n,
-            send_ms,
-            record_ms = recording.elapsed().as_secs_f64() * 1000.0,
-            "invitation batch"
-        );
-        Ok(())
+            tracing::debug!(
+                at_the_end = n,
+                record_ms = recording.elapsed().as_secs_f64() * 1000.0,
+                "invitation batch closed"
+            );
+            Ok(())
+        });
+        tracing::debug!(flushes, send_ms, "invitation batch sent");
+        let earlier = self
+            .closing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(owner.to_owned(), Closing::Waiting(closing));
+        // The round before's, started with this round: normally long done.
+        match earlier {
+            Some(earlier) => earlier.finish().await,
+            None => Ok(()),
+        }
     }
 
     /// The invitation's email, or the outcome that stands instead of sending it.
@@ -297,6 +336,8 @@ impl InvitationSender {
             unsubscribe_url: &unsubscribe,
         };
         let rendered = match cc.prepared(variant_index, &content) {
+            // Over SMTP only the message as sent is read; the dev outbox also stores its parts.
+            Some(prepared) if matches!(self.mailer, Mailer::Smtp(_)) => prepared.render_raw(&content),
             Some(prepared) => prepared.render(&content),
             None => invitation::render(&content),
         };
@@ -422,6 +463,24 @@ impl JobHandler for InvitationSender {
             .into_iter()
             .partition(|job| job.kind == INVITATION_BATCH_JOB.as_str());
         Box::pin(self.send_invitations(queue, owner, singles, batches))
+    }
+
+    fn round_started(&self, owner: &str) {
+        let mut closing = self.closing.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Closing::Waiting(_)) = closing.get(owner)
+            && let Some(Closing::Waiting(waiting)) = closing.remove(owner)
+        {
+            closing.insert(owner.to_owned(), Closing::Running(tokio::spawn(waiting)));
+        }
+    }
+
+    fn settle<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), WorkerError>> {
+        Box::pin(async move {
+            match self.take_closing(owner) {
+                Some(closing) => closing.finish().await,
+                None => Ok(()),
+            }
+        })
     }
 }
 

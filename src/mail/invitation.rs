@@ -96,12 +96,29 @@ fn ascii_html(html: String) -> String {
 /// ASCII with lines SMTP can carry (RFC 5321 4.5.3.1.6: 998 octets), otherwise quoted-printable
 /// (RFC 2045 6.7), which wraps long lines and encodes everything else.
 fn push_part_body(out: &mut Vec<u8>, text: &str) -> &'static str {
-    if text.is_ascii() && text.split('\n').all(|line| line.len() <= 990) {
+    let seven_bit = is_seven_bit(text);
+    push_part_headers(out, seven_bit);
+    if seven_bit {
         push_crlf_lines(out, text);
-        "7bit"
     } else {
         push_quoted_printable(out, text);
-        "quoted-printable"
+    }
+    transfer_encoding(seven_bit)
+}
+
+/// Whether a part can travel as it is (see [`push_part_body`]).
+fn is_seven_bit(text: &str) -> bool {
+    text.is_ascii() && text.split('\n').all(|line| line.len() <= 990)
+}
+
+fn transfer_encoding(seven_bit: bool) -> &'static str {
+    if seven_bit { "7bit" } else { "quoted-printable" }
+}
+
+/// The end of a part's headers: its transfer encoding and the blank line.
+fn push_part_headers(out: &mut Vec<u8>, seven_bit: bool) {
+    for piece in ["Content-Transfer-Encoding: ", transfer_encoding(seven_bit), "\r\n\r\n"] {
+        out.extend_from_slice(piece.as_bytes());
     }
 }
 
@@ -275,21 +292,24 @@ fn finish(
     html: String,
 ) -> Result<OutgoingEmail, EmailError> {
     let (to, message_id, envelope) = addressing(content, &from)?;
-    let mut text_body = Vec::with_capacity(text.len() + text.len() / 8);
-    let text_encoding = push_part_body(&mut text_body, &text);
-    let mut html_body = Vec::with_capacity(html.len() + 64);
-    let html_encoding = push_part_body(&mut html_body, &html);
     // `=_` cannot occur in quoted-printable text, and the random part not in the HTML.
     let boundary = format!("=_{}", crate::crypto::hex(&crate::crypto::random_bytes::<16>()));
     let raw = assemble(
-        fixed_headers,
-        &to,
-        &message_id,
-        content.unsubscribe_url,
-        &boundary,
+        &Heading {
+            fixed_headers,
+            to: &to,
+            message_id: &message_id,
+            unsubscribe_url: content.unsubscribe_url,
+            boundary: &boundary,
+        },
+        text.len() + html.len(),
         [
-            ("text/plain", text_encoding, &text_body),
-            ("text/html", html_encoding, &html_body),
+            ("text/plain", &mut |out| {
+                push_part_body(out, &text);
+            }),
+            ("text/html", &mut |out| {
+                push_part_body(out, &html);
+            }),
         ],
     );
     Ok(OutgoingEmail {
@@ -320,18 +340,28 @@ fn addressing(content: &InvitationContent<'_>, from: &Mailbox) -> Result<(Mailbo
     Ok((to, message_id, envelope))
 }
 
-/// The whole message: the campaign's headers, the recipient's, and the two encoded parts
-/// (content type, transfer encoding, body) of a `multipart/alternative` with `boundary`.
-fn assemble(
-    fixed_headers: &str,
-    to: &Mailbox,
-    message_id: &str,
-    unsubscribe_url: &str,
-    boundary: &str,
-    parts: [(&str, &str, &[u8]); 2],
-) -> Vec<u8> {
-    let size = parts.iter().map(|(_, _, body)| body.len()).sum::<usize>();
-    let mut raw = Vec::with_capacity(fixed_headers.len() + size + 1024);
+/// What a message says before its parts.
+struct Heading<'a> {
+    /// The campaign's: From and Subject.
+    fixed_headers: &'a str,
+    to: &'a Mailbox,
+    message_id: &'a str,
+    unsubscribe_url: &'a str,
+    boundary: &'a str,
+}
+
+/// The whole message: the headers and the two parts of a `multipart/alternative`, each given as
+/// its content type and a writer of its transfer encoding header and encoded body; `size`: about
+/// how long the parts are.
+fn assemble(heading: &Heading<'_>, size: usize, parts: [(&str, &mut dyn FnMut(&mut Vec<u8>)); 2]) -> Vec<u8> {
+    let Heading {
+        fixed_headers,
+        to,
+        message_id,
+        unsubscribe_url,
+        boundary,
+    } = *heading;
+    let mut raw = Vec::with_capacity(fixed_headers.len() + size + size / 8 + 1024);
     raw.extend_from_slice(fixed_headers.as_bytes());
     let mut headers = Headers::new();
     headers.set(header::To::from(Mailboxes::from(to.clone())));
@@ -347,20 +377,18 @@ fn assemble(
     ] {
         raw.extend_from_slice(piece.as_bytes());
     }
-    for (content_type, encoding, body) in parts {
+    for (content_type, write_body) in parts {
         for piece in [
             "--",
             boundary,
             "\r\nContent-Type: ",
             content_type,
-            "; charset=utf-8\r\nContent-Transfer-Encoding: ",
-            encoding,
-            "\r\n\r\n",
+            "; charset=utf-8\r\n",
         ] {
             raw.extend_from_slice(piece.as_bytes());
         }
-        raw.extend_from_slice(body);
-        if !body.ends_with(b"\r\n") {
+        write_body(&mut raw);
+        if !raw.ends_with(b"\r\n") {
             raw.extend_from_slice(b"\r\n");
         }
     }
@@ -427,6 +455,8 @@ pub struct PreparedInvitation {
     /// occur in quoted-printable, and the random hex not in the 7-bit text by chance.
     boundary_prefix: String,
     made: std::sync::atomic::AtomicU64,
+    /// How long the prepared parts are, as a message's size hint.
+    size: usize,
 }
 
 /// A part's body, transfer-encoded once ([`push_part_body`]) but for its lines with slots, which
@@ -491,9 +521,9 @@ impl PreparedBody {
         Self { runs, fixed_seven_bit }
     }
 
-    /// Appends the body with `values` in its slots (none may hold a line break); returns its
-    /// transfer encoding, the one [`push_part_body`] chooses for the filled text.
-    fn encode(&self, values: &[&str; SLOTS.len()], out: &mut Vec<u8>) -> &'static str {
+    /// Writes the part's transfer encoding header and its body with `values` in the slots (none
+    /// may hold a line break), encoded as [`push_part_body`] would encode the filled text.
+    fn write(&self, values: &[&str; SLOTS.len()], out: &mut Vec<u8>) {
         let filled: Vec<String> = self
             .runs
             .iter()
@@ -503,6 +533,7 @@ impl PreparedBody {
             })
             .collect();
         let seven_bit = self.fixed_seven_bit && filled.iter().all(|line| line.is_ascii() && line.len() <= 990);
+        push_part_headers(out, seven_bit);
         let mut filled = filled.iter();
         let last = self.runs.len().saturating_sub(1);
         for (i, run) in self.runs.iter().enumerate() {
@@ -526,7 +557,6 @@ impl PreparedBody {
                 }
             }
         }
-        if seven_bit { "7bit" } else { "quoted-printable" }
     }
 }
 
@@ -553,6 +583,7 @@ impl PreparedInvitation {
             html: Slotted::split(&html, &SLOTS),
             boundary_prefix: format!("=_{}", crate::crypto::hex(&crate::crypto::random_bytes::<8>())),
             made: std::sync::atomic::AtomicU64::new(0),
+            size: text.len() + html.len(),
         };
         let full = render(content)?;
         let filled = prepared.render(content)?;
@@ -566,6 +597,16 @@ impl PreparedInvitation {
     /// The message for one recipient: `content`'s recipient fields (address, names, Message-ID,
     /// links) in the prepared parts. The campaign fields must be the ones it was prepared with.
     pub fn render(&self, content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailError> {
+        self.fill(content, true)
+    }
+
+    /// [`Self::render`] for a transport that reads only `raw` and the envelope (SMTP): the parts
+    /// are not also kept as text, so `text` is empty and `html` is `None`.
+    pub fn render_raw(&self, content: &InvitationContent<'_>) -> Result<OutgoingEmail, EmailError> {
+        self.fill(content, false)
+    }
+
+    fn fill(&self, content: &InvitationContent<'_>, keep_parts: bool) -> Result<OutgoingEmail, EmailError> {
         use std::fmt::Write as _;
         let plain = [
             content.first_name.unwrap_or_default(),
@@ -573,7 +614,6 @@ impl PreparedInvitation {
             content.pixel_url,
             content.unsubscribe_url,
         ];
-        let text = self.text.fill(&plain);
         // Escaped as the HTML template escapes them, then 7-bit like the rest of the part.
         let escape = |value: &str| {
             let mut out = String::with_capacity(value.len() + 16);
@@ -587,7 +627,6 @@ impl PreparedInvitation {
         let (name, landing, pixel, unsubscribe) =
             (escape(plain[0]), escape(plain[1]), escape(plain[2]), escape(plain[3]));
         let escaped = [name.as_str(), &landing, &pixel, &unsubscribe];
-        let html = self.html.fill(&escaped);
         // A value with a line break would end its line early: the whole text is encoded then.
         if plain.iter().any(|value| value.contains(['\r', '\n'])) {
             return finish(
@@ -595,34 +634,38 @@ impl PreparedInvitation {
                 self.from.clone(),
                 self.subject.clone(),
                 &self.fixed_headers,
-                text,
-                html,
+                self.text.fill(&plain),
+                self.html.fill(&escaped),
             );
         }
         let (to, message_id, envelope) = addressing(content, &self.from)?;
-        let mut text_body = Vec::with_capacity(text.len() + text.len() / 8);
-        let text_encoding = self.text_body.encode(&plain, &mut text_body);
-        let mut html_body = Vec::with_capacity(html.len() + 64);
-        let html_encoding = self.html_body.encode(&escaped, &mut html_body);
         let made = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let boundary = format!("{}{made:x}", self.boundary_prefix);
         let raw = assemble(
-            &self.fixed_headers,
-            &to,
-            &message_id,
-            content.unsubscribe_url,
-            &boundary,
+            &Heading {
+                fixed_headers: &self.fixed_headers,
+                to: &to,
+                message_id: &message_id,
+                unsubscribe_url: content.unsubscribe_url,
+                boundary: &boundary,
+            },
+            self.size,
             [
-                ("text/plain", text_encoding, &text_body),
-                ("text/html", html_encoding, &html_body),
+                ("text/plain", &mut |out| self.text_body.write(&plain, out)),
+                ("text/html", &mut |out| self.html_body.write(&escaped, out)),
             ],
         );
+        let (text, html) = if keep_parts {
+            (self.text.fill(&plain), Some(self.html.fill(&escaped)))
+        } else {
+            (String::new(), None)
+        };
         Ok(OutgoingEmail {
             from: self.from.clone(),
             to,
             subject: self.subject.clone(),
             text,
-            html: Some(html),
+            html,
             message_id,
             envelope,
             raw,

@@ -86,6 +86,17 @@ pub trait JobHandler: Send + Sync {
     /// until it expires.
     fn handle<'a>(&'a self, queue: &'a Queue, owner: &'a str, jobs: Vec<Job>)
     -> BoxFuture<'a, Result<(), WorkerError>>;
+
+    /// A handler may leave the end of a round (a last transaction) to run while `owner`'s next
+    /// round works: it starts it here, once the next claim is made (on SQLite the two write
+    /// transactions would otherwise queue for the one write lock), and
+    fn round_started(&self, _owner: &str) {}
+
+    /// …waits for it here: when the outbox is idle, before `owner` stops, and where a caller
+    /// needs every outcome recorded ([`dispatch_once`]).
+    fn settle<'a>(&'a self, _owner: &'a str) -> BoxFuture<'a, Result<(), WorkerError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The queue and the registry of job handlers: what the worker tasks of a process share.
@@ -109,6 +120,17 @@ impl Worker {
     /// Every kind a handler is registered for, in registration order.
     pub fn kinds(&self) -> Vec<JobKind> {
         self.handlers.iter().flat_map(|h| h.kinds().iter().copied()).collect()
+    }
+
+    /// Waits for what every handler left running for `owner` (see [`JobHandler::settle`]).
+    pub async fn settle(&self, owner: &str) -> Result<(), WorkerError> {
+        let mut first_error = None;
+        for handler in &self.handlers {
+            if let Err(e) = handler.settle(owner).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The position of the handler for a stored job kind.
@@ -158,15 +180,23 @@ async fn run(worker: Arc<Worker>, owner: String, mut shutdown: watch::Receiver<b
     while !*shutdown.borrow() {
         // A panic in a batch (a bug) must not end the worker: the process would go on serving
         // with fewer workers, or none, and nothing would say so.
-        let outcome = match crate::telemetry::catch_panic(dispatch_once(&worker, &owner)).await {
+        let outcome = match crate::telemetry::catch_panic(dispatch_round(&worker, &owner)).await {
             Ok(outcome) => outcome,
             Err(panic) => {
+                // What an earlier round left running ends first: its batch is among the jobs
+                // put back, and must not be taken over before its outcomes are recorded.
+                if let Err(e) = worker.settle(&owner).await {
+                    tracing::error!(owner, error = %e, "outbox worker: the end of a batch failed; its jobs' leases expire on their own");
+                }
                 recover_from_panic(&worker.queue, &owner, &panic).await;
                 continue;
             }
         };
         match outcome {
             Ok(0) => {
+                if let Err(e) = worker.settle(&owner).await {
+                    tracing::error!(owner, error = %e, "outbox worker: the end of a batch failed; its jobs' leases expire on their own");
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(queue.settings.poll) => {}
                     _ = queue.wake.notified() => {}
@@ -179,6 +209,9 @@ async fn run(worker: Arc<Worker>, owner: String, mut shutdown: watch::Receiver<b
                 tokio::time::sleep(queue.settings.poll).await;
             }
         }
+    }
+    if let Err(e) = worker.settle(&owner).await {
+        tracing::error!(owner, error = %e, "outbox worker: the end of a batch failed; its jobs' leases expire on their own");
     }
     let db = queue.db.clone();
     let o = owner.clone();
@@ -213,14 +246,28 @@ async fn recover_from_panic(queue: &Queue, owner: &str, panic: &str) {
     tokio::time::sleep(queue.settings.poll).await;
 }
 
-/// Claims and processes one batch. Returns how many jobs it claimed.
+/// Claims and processes one batch, with every outcome recorded when it returns. Returns how
+/// many jobs it claimed.
 pub async fn dispatch_once(worker: &Worker, owner: &str) -> Result<usize, WorkerError> {
+    let claimed = dispatch_round(worker, owner).await;
+    let settled = worker.settle(owner).await;
+    let claimed = claimed?;
+    settled?;
+    Ok(claimed)
+}
+
+/// Claims and processes one batch; a handler may leave the end of it running into the next
+/// round (see [`JobHandler::settle`]). Returns how many jobs it claimed.
+async fn dispatch_round(worker: &Worker, owner: &str) -> Result<usize, WorkerError> {
     let queue = &worker.queue;
     let o = owner.to_owned();
     let (batch, lease) = (i64::from(queue.settings.batch), queue.settings.lease);
     let started = std::time::Instant::now();
     let jobs = queue.db.run(move |conn| super::claim(conn, &o, batch, lease)).await?;
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
+    for handler in &worker.handlers {
+        handler.round_started(owner);
+    }
     let claimed = jobs.len();
     let mut by_handler: Vec<Vec<Job>> = worker.handlers.iter().map(|_| Vec::new()).collect();
     for job in jobs {
@@ -255,6 +302,11 @@ pub async fn dispatch_once(worker: &Worker, owner: &str) -> Result<usize, Worker
 /// Runs the outbox until nothing is due (tests and `optbridge worker --drain`).
 pub async fn dispatch_all_pending(worker: &Worker) -> Result<(), WorkerError> {
     let owner = worker_id(0);
-    while dispatch_once(worker, &owner).await? > 0 {}
-    Ok(())
+    let drained = async {
+        while dispatch_round(worker, &owner).await? > 0 {}
+        Ok(())
+    }
+    .await;
+    let settled = worker.settle(&owner).await;
+    drained.and(settled)
 }
