@@ -6,8 +6,9 @@
 //! (from a per-campaign cache of prepared templates, each lane building its next message while
 //! the server answers the one before), sends them over `send_concurrency` SMTP lanes, and records
 //! the final outcomes (invitation status, funnel events and counters) in group commits as they
-//! arrive, and what goes back to the outbox, with the batch itself, in one transaction at the end
-//! of the round. A circuit breaker pauses sends while the relay keeps failing.
+//! arrive, and what goes back to the outbox, with the batch itself, in one closing transaction
+//! that runs while the worker's next round sends. A circuit breaker pauses sends while the relay
+//! keeps failing.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -150,7 +151,8 @@ impl InvitationSender {
     }
 
     /// Sends the invitations of single jobs and batch jobs; records their outcomes as they arrive
-    /// (`record_as_they_arrive`) and the rest with the batches at the end.
+    /// (`record_as_they_arrive`) and the rest with the batches in a closing transaction, left to
+    /// run with the worker's next round ([`Closing`]).
     async fn send_invitations(
         &self,
         queue: &Queue,

@@ -340,6 +340,9 @@ fn addressing(content: &InvitationContent<'_>, from: &Mailbox) -> Result<(Mailbo
     Ok((to, message_id, envelope))
 }
 
+/// A MIME part: its content type, and a writer of its transfer encoding header and body.
+type Part<'a> = (&'a str, &'a mut dyn FnMut(&mut Vec<u8>));
+
 /// What a message says before its parts.
 struct Heading<'a> {
     /// The campaign's: From and Subject.
@@ -353,7 +356,7 @@ struct Heading<'a> {
 /// The whole message: the headers and the two parts of a `multipart/alternative`, each given as
 /// its content type and a writer of its transfer encoding header and encoded body; `size`: about
 /// how long the parts are.
-fn assemble(heading: &Heading<'_>, size: usize, parts: [(&str, &mut dyn FnMut(&mut Vec<u8>)); 2]) -> Vec<u8> {
+fn assemble(heading: &Heading<'_>, size: usize, parts: [Part<'_>; 2]) -> Vec<u8> {
     let Heading {
         fixed_headers,
         to,
