@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use optbridge::config::DatabaseUrl;
-use optbridge::db::Db;
 use optbridge::links::{Keyring, LinkClaims, LinkPurpose};
+
+#[path = "common.rs"]
+mod common;
+use common::{per_call, scratch_db};
 
 /// Verification as `jsonwebtoken` does it: the header for the key id, then `decode` with a
 /// `DecodingKey` cached per key id and HS256 pinned, no leeway.
@@ -51,32 +53,12 @@ impl CrateVerifier {
     }
 }
 
-fn per_token(iterations: u32, mut f: impl FnMut()) -> Duration {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let start = Instant::now();
-    for _ in 0..iterations {
-        f();
-    }
-    start.elapsed() / iterations
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iterations: u32 = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200_000);
-    let dir = std::env::temp_dir().join(format!("optbridge-bench-links-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let db = Db::connect(
-        &DatabaseUrl::Sqlite(dir.join("links.db").display().to_string()),
-        1,
-        Duration::from_secs(1),
-    )?;
-    db.migrate()?;
+    let (dir, db) = scratch_db("links")?;
     let keys = {
         let mut conn = db.get()?;
-        let clear = optbridge::signing::KeyEncryption::default();
-        optbridge::signing::ensure_current(&mut conn, &clear)?;
-        optbridge::signing::all(&mut conn, &clear)?
+        optbridge::signing::all(&mut conn, &optbridge::signing::KeyEncryption::default())?
     };
     let ring = Keyring::load(db, Duration::from_secs(30 * 86_400), Default::default())?;
     let crate_verifier = CrateVerifier::new(&keys);
@@ -94,16 +76,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut forged = open.to_owned();
     forged.replace_range(forged.len() - 4.., "AAAA");
 
-    let fast = per_token(iterations, || {
+    let fast = per_call(iterations, || {
         black_box(ring.verify_cached(black_box(open), LinkPurpose::Open).is_ok());
     });
-    let jwt = per_token(iterations, || {
+    let jwt = per_call(iterations, || {
         black_box(crate_verifier.verify(black_box(open), audience).is_some());
     });
-    let fast_forged = per_token(iterations, || {
+    let fast_forged = per_call(iterations, || {
         black_box(ring.verify_cached(black_box(&forged), LinkPurpose::Open).is_ok());
     });
-    let jwt_forged = per_token(iterations, || {
+    let jwt_forged = per_call(iterations, || {
         black_box(crate_verifier.verify(black_box(&forged), audience).is_some());
     });
 
@@ -115,10 +97,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Header::new(Algorithm::HS256)
     };
     let claims = ring.verify_cached(open, LinkPurpose::Open).map_err(|e| e.to_string())?;
-    let sign_fast = per_token(iterations / 4, || {
+    let sign_fast = per_call(iterations / 4, || {
         black_box(ring.sign_invitation(invitation, campaign, "da", now).is_ok());
     });
-    let sign_jwt = per_token(iterations / 4, || {
+    let sign_jwt = per_call(iterations / 4, || {
         let jti = optbridge::crypto::hex(&optbridge::crypto::random_bytes::<27>());
         for (aud, jti) in [
             ("optbridge:landing", &jti[..18]),

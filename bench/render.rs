@@ -6,39 +6,19 @@
 //!   cargo run --release --example bench-render [iterations]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use optbridge::config::DatabaseUrl;
-use optbridge::db::Db;
 use optbridge::domain::Locale;
 use optbridge::links::Keyring;
 use optbridge::mail::invitation::{self, InvitationContent, PreparedInvitation};
 
-fn per_message(iterations: u32, mut f: impl FnMut()) -> Duration {
-    for _ in 0..iterations / 10 {
-        f();
-    }
-    let start = Instant::now();
-    for _ in 0..iterations {
-        f();
-    }
-    start.elapsed() / iterations
-}
+#[path = "common.rs"]
+mod common;
+use common::{per_call, scratch_db};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iterations: u32 = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
-    let dir = std::env::temp_dir().join(format!("optbridge-bench-render-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let db = Db::connect(
-        &DatabaseUrl::Sqlite(dir.join("render.db").display().to_string()),
-        1,
-        Duration::from_secs(1),
-    )?;
-    db.migrate()?;
-    {
-        let mut conn = db.get()?;
-        optbridge::signing::ensure_current(&mut conn, &optbridge::signing::KeyEncryption::default())?;
-    }
+    let (dir, db) = scratch_db("render")?;
     let ring = Keyring::load(db, Duration::from_secs(30 * 86_400), Default::default())?;
     let now = chrono::Utc::now().naive_utc();
     let invitation = "0199a3f2-7c4e-7d31-9a55-3c1f0e2b8d47";
@@ -72,16 +52,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prepared = PreparedInvitation::new(&content)?.ok_or("the prepared form differs from the full render")?;
     let size = prepared.render(&content)?.raw.len();
 
-    let sign = per_message(iterations, || {
+    let sign = per_call(iterations, || {
         black_box(ring.sign_invitation(black_box(invitation), campaign, "da", now).is_ok());
     });
-    let fill = per_message(iterations, || {
+    let fill = per_call(iterations, || {
         black_box(prepared.render(black_box(&content)).map(|m| m.raw.len()).ok());
     });
-    let raw = per_message(iterations, || {
+    let raw = per_call(iterations, || {
         black_box(prepared.render_raw(black_box(&content)).map(|m| m.raw.len()).ok());
     });
-    let full = per_message(iterations / 10, || {
+    let full = per_call(iterations / 10, || {
         black_box(invitation::render(black_box(&content)).map(|m| m.raw.len()).ok());
     });
     println!("{iterations} messages of {size} bytes, per message:");

@@ -469,11 +469,13 @@ impl JobHandler for InvitationSender {
 
     fn round_started(&self, owner: &str) {
         let mut closing = self.closing.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(Closing::Waiting(_)) = closing.get(owner)
-            && let Some(Closing::Waiting(waiting)) = closing.remove(owner)
-        {
-            closing.insert(owner.to_owned(), Closing::Running(tokio::spawn(waiting)));
-        }
+        let started = match closing.remove(owner) {
+            Some(Closing::Waiting(waiting)) => Closing::Running(tokio::spawn(waiting)),
+            // Still running: kept, so that it is awaited.
+            Some(running) => running,
+            None => return,
+        };
+        closing.insert(owner.to_owned(), started);
     }
 
     fn settle<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), WorkerError>> {
@@ -851,8 +853,8 @@ fn record_outcomes(
 }
 
 /// The status check right before sending (`statuses`: the campaigns' stored statuses, read with
-/// the invitations): the jobs of a paused campaign's invitations go back
-/// to the outbox unsent and uncounted (whole, a batch stays one job), to look again after
+/// the invitations): the jobs of a paused campaign's invitations go back to the outbox unsent
+/// and uncounted (whole, a batch stays one job), to look again after
 /// [`campaigns::lifecycle::PAUSED_RECHECK_SECS`] or when resumed. Returns the deliveries and
 /// batches left to send, and the cancelled campaigns (whose invitations are skipped).
 async fn hold_paused(
