@@ -42,6 +42,10 @@ mod defaults {
     // The outbox workers (`OUTBOX_*`, `SMTP_CONCURRENCY`, `CIRCUIT_BREAKER_*`).
     pub const WORKERS: usize = 2;
     pub const BATCH: u32 = 100;
+    /// Invitations per `invitation_batch` job: one worker round sends one. Each round costs the
+    /// database a fixed number of round trips (claim, load, closing transaction), so larger
+    /// rounds cost fewer per message (BENCHMARKS.md, "fifth session").
+    pub const INVITATION_BATCH: u32 = 500;
     pub const LEASE_SECS: u64 = 300;
     pub const POLL_MS: u64 = 1000;
     pub const MAX_ATTEMPTS: u32 = 8;
@@ -180,6 +184,10 @@ pub struct ConfigArgs {
     /// Jobs one worker claims at once.
     #[arg(long, env = "OUTBOX_BATCH", global = true, default_value_t = defaults::BATCH)]
     pub outbox_batch: u32,
+
+    /// Invitations per `invitation_batch` job, which a worker claims alone and sends as one round.
+    #[arg(long, env = "INVITATION_BATCH", global = true, default_value_t = defaults::INVITATION_BATCH)]
+    pub invitation_batch: u32,
 
     /// Seconds a claimed job stays leased before another worker may take it over.
     #[arg(long, env = "OUTBOX_LEASE_SECS", global = true, default_value_t = defaults::LEASE_SECS)]
@@ -385,6 +393,7 @@ impl Default for ConfigArgs {
             signing_key_reload_secs: defaults::SIGNING_KEY_RELOAD_SECS,
             outbox_workers: defaults::WORKERS,
             outbox_batch: defaults::BATCH,
+            invitation_batch: defaults::INVITATION_BATCH,
             outbox_lease_secs: defaults::LEASE_SECS,
             outbox_poll_ms: defaults::POLL_MS,
             outbox_max_attempts: defaults::MAX_ATTEMPTS,
@@ -727,6 +736,7 @@ impl Settings {
             outbox: OutboxSettings {
                 workers: args.outbox_workers,
                 batch: positive(args.outbox_batch, "OUTBOX_BATCH")?,
+                invitation_batch: positive(args.invitation_batch, "INVITATION_BATCH")?,
                 lease: Duration::from_secs(positive(args.outbox_lease_secs, "OUTBOX_LEASE_SECS")?),
                 poll: Duration::from_millis(positive(args.outbox_poll_ms, "OUTBOX_POLL_MS")?),
                 max_attempts: positive(args.outbox_max_attempts, "OUTBOX_MAX_ATTEMPTS")?

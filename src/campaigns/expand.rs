@@ -323,7 +323,7 @@ async fn expand_campaign(queue: &Queue, owner: &str, job: Job, verp: bool) -> Re
         return Ok(());
     };
     let expansion = Arc::new(expansion);
-    let batch = usize::try_from(queue.settings.batch).unwrap_or(1);
+    let batch = usize::try_from(queue.settings.invitation_batch).unwrap_or(1);
     let mut cursor = job.cursor.clone();
     loop {
         let e = expansion.clone();

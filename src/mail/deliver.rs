@@ -179,6 +179,12 @@ impl InvitationSender {
             row: None,
         }));
         let ids: Vec<String> = deliveries.iter().map(|d| d.invitation_id.clone()).collect();
+        // Every job of the round, whose leases a long round extends (`record_as_they_arrive`).
+        let mut leased = batch_ids.clone();
+        leased.extend(deliveries.iter().filter_map(|d| match &d.origin {
+            Origin::Own(job) => Some(job.id.clone()),
+            Origin::Batch { .. } => None,
+        }));
         // One read for the invitations, the suppressions among their addresses and their campaigns'
         // statuses (for `hold_paused`).
         let (rows, suppressed, statuses) = queue
@@ -237,7 +243,7 @@ impl InvitationSender {
                 .await;
             arrivals.close();
         };
-        let ((), (mut rest, flushes)) = tokio::join!(lanes, record_as_they_arrive(queue, owner, &arrivals));
+        let ((), (mut rest, flushes)) = tokio::join!(lanes, record_as_they_arrive(queue, owner, &arrivals, leased));
         let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
         let recording = std::time::Instant::now();
 
@@ -647,12 +653,21 @@ impl Outcome {
 }
 
 /// Records the final outcomes that `arrivals` receives, in a transaction at most every
-/// [`RECORD_EVERY`] (longer after a large commit), until it is closed and empty. Returns what is left for the end of the round
-/// (outcomes that put an invitation back, and any whose recording failed) and how many
-/// transactions it committed.
-async fn record_as_they_arrive(queue: &Queue, owner: &str, arrivals: &Arrivals) -> (Vec<(Delivery, Outcome)>, usize) {
+/// [`RECORD_EVERY`] (longer after a large commit), until it is closed and empty. Returns what is
+/// left for the end of the round (outcomes that put an invitation back, and any whose recording
+/// failed) and how many transactions it committed. Once the round has run for half the outbox
+/// lease, a commit also extends the leases of its jobs (`leased`) for another lease.
+async fn record_as_they_arrive(
+    queue: &Queue,
+    owner: &str,
+    arrivals: &Arrivals,
+    leased: Vec<String>,
+) -> (Vec<(Delivery, Outcome)>, usize) {
     let mut rest = Vec::new();
     let mut flushes = 0;
+    let lease = queue.settings.lease;
+    let leased = Arc::new(leased);
+    let mut renew_at = tokio::time::Instant::now() + lease / 2;
     loop {
         if !arrivals.is_closed() {
             arrivals.arrived.notified().await;
@@ -674,17 +689,28 @@ async fn record_as_they_arrive(queue: &Queue, owner: &str, arrivals: &Arrivals) 
             // Shared with the blocking task, so that nothing is lost when it cannot run.
             let batch = Arc::new(Mutex::new(now));
             let (o, settings, b) = (owner.to_owned(), queue.settings.clone(), batch.clone());
+            let renew = (started >= renew_at).then(|| leased.clone());
             let recorded = queue
                 .db
                 .run(move |conn| {
                     let mut now = b.lock().unwrap_or_else(PoisonError::into_inner);
-                    db::write_tx_retrying(conn, 5, |conn| record_outcomes(conn, &o, &settings, &[], &now))?;
+                    db::write_tx_retrying(conn, 5, |conn| {
+                        if let Some(jobs) = &renew {
+                            outbox::extend_leases(conn, &o, jobs, settings.lease)?;
+                        }
+                        record_outcomes(conn, &o, &settings, &[], &now)
+                    })?;
                     now.clear();
                     Ok::<_, WorkerError>(())
                 })
                 .await;
             match recorded {
-                Ok(()) => flushes += 1,
+                Ok(()) => {
+                    flushes += 1;
+                    if started >= renew_at {
+                        renew_at = started + lease / 2;
+                    }
+                }
                 Err(e) => {
                     // Tried again with the batch at the end of the round.
                     tracing::warn!(owner, error = %e, "recording sent invitations failed; trying again at the end of the batch");

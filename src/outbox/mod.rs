@@ -339,6 +339,25 @@ pub fn run_now(conn: &mut DbConn, kinds: &[JobKind], refs: &[String]) -> Result<
     Ok(n)
 }
 
+/// Extends the leases `owner` still holds on `job_ids` by `lease` from now: a round that runs
+/// longer than half its lease (a slow relay) keeps its jobs, so no other worker sends them too.
+pub fn extend_leases(conn: &mut DbConn, owner: &str, job_ids: &[String], lease: Duration) -> Result<usize, DbError> {
+    if job_ids.is_empty() {
+        return Ok(0);
+    }
+    let expires = db::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    Ok(diesel::update(
+        outbox_jobs::table
+            .filter(outbox_jobs::id.eq_any(job_ids))
+            .filter(outbox_jobs::lease_owner.eq(owner)),
+    )
+    .set((
+        outbox_jobs::lease_expires_at.eq(expires),
+        outbox_jobs::run_after.eq(expires),
+    ))
+    .execute(conn)?)
+}
+
 /// Puts a job back for later without counting the attempt (it was not tried: quiet hours).
 pub fn defer(conn: &mut DbConn, owner: &str, job_id: &str, run_after: NaiveDateTime) -> Result<(), DbError> {
     diesel::update(

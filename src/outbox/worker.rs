@@ -28,8 +28,10 @@ use crate::metrics::METRICS;
 pub struct OutboxSettings {
     /// Worker tasks per process.
     pub workers: usize,
-    /// Jobs claimed at once by one worker, and items per batch job.
+    /// Jobs claimed at once by one worker.
     pub batch: u32,
+    /// Invitations per batch job (`INVITATION_BATCH`): a worker claims one alone, as a round.
+    pub invitation_batch: u32,
     /// How long a claimed job stays leased before another worker may take it over.
     pub lease: Duration,
     /// Sleep between polls when the outbox is empty (an in-process enqueue wakes workers early).

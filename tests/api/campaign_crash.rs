@@ -27,6 +27,7 @@ impl Worker {
             .env("SMTP_URL", sink.url())
             .env("OUTBOX_WORKERS", "2")
             .env("OUTBOX_BATCH", "10")
+            .env("INVITATION_BATCH", "10")
             .env("OUTBOX_LEASE_SECS", "2")
             .env("OUTBOX_POLL_MS", "50")
             .env("SMTP_CONCURRENCY", "2")

@@ -493,6 +493,7 @@ async fn reminders_survive_killed_workers_without_doubles(backend: Backend) {
             .env_remove("SMS_PROVIDER")
             .env("OUTBOX_WORKERS", "2")
             .env("OUTBOX_BATCH", "5")
+            .env("INVITATION_BATCH", "5")
             .env("OUTBOX_LEASE_SECS", "2")
             .env("OUTBOX_POLL_MS", "50")
             .env("RUST_LOG", "warn")

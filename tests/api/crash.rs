@@ -89,6 +89,7 @@ impl WorkerProcess {
             .env("BASE_URL", app.settings.base_url.as_str())
             .env("OUTBOX_WORKERS", workers().to_string())
             .env("OUTBOX_BATCH", BATCH.to_string())
+            .env("INVITATION_BATCH", BATCH.to_string())
             .env("OUTBOX_LEASE_SECS", "2")
             .env("OUTBOX_POLL_MS", "50")
             .env("SMTP_CONCURRENCY", "4")
@@ -473,7 +474,7 @@ impl ServeProcess {
             .env("BIND", "127.0.0.1:0")
             .env("BASE_URL", app.settings.base_url.as_str())
             .env("SMTP_URL", sink.url())
-            // The product's defaults (OUTBOX_WORKERS, OUTBOX_BATCH, SMTP_CONCURRENCY, …), but a
+            // The product's defaults (OUTBOX_WORKERS, INVITATION_BATCH, SMTP_CONCURRENCY, …), but a
             // lease short enough that the restart takes the dead process's batches over soon.
             .env("OUTBOX_LEASE_SECS", SERVE_LEASE_SECS.to_string())
             .env("RUST_LOG", "warn")
@@ -482,6 +483,7 @@ impl ServeProcess {
         for name in [
             "OUTBOX_WORKERS",
             "OUTBOX_BATCH",
+            "INVITATION_BATCH",
             "SMTP_CONCURRENCY",
             "OUTBOX_POLL_MS",
             "SMS_PROVIDER",
@@ -565,8 +567,57 @@ async fn a_killed_serve_repeats_only_what_was_in_flight(backend: Backend) {
     );
 }
 
+/// A round that runs longer than its lease (a slow relay, one lane) extends the lease as it
+/// records: a second worker looking after the first lease ran out finds nothing to take over,
+/// and every recipient gets one message.
+async fn a_long_round_keeps_its_lease(backend: Backend) {
+    use optbridge::outbox::worker::dispatch_once;
+
+    let sink = SmtpSink::start().await;
+    // One lane sends the eight one after another; three of them take 400 ms each.
+    for slow in ["bo@example.dk", "ingrid@example.no", "elsa@example.se"] {
+        sink.add_fault(
+            slow,
+            Fault::Stall {
+                duration: Duration::from_millis(400),
+                times: 1,
+            },
+        );
+    }
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| {
+        a.smtp_url = Some(url);
+        a.outbox_lease_secs = 1;
+        a.smtp_concurrency = 1;
+    })
+    .await;
+    let (ws, campaign) = app.campaign_for_all().await;
+    app.send_campaign(&ws.token, &campaign).await;
+    assert_eq!(dispatch_once(&app.worker, "expander").await.unwrap(), 1);
+
+    let ctx = app.worker.clone();
+    let started = std::time::Instant::now();
+    let a = tokio::spawn(async move { dispatch_once(&ctx, "worker-a").await.unwrap() });
+    // Past the lease A's claim took (1 s); A has recorded after half of it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let b = dispatch_once(&app.worker, "worker-b").await.unwrap();
+    assert_eq!(a.await.unwrap(), 1, "worker A held the batch");
+    assert!(
+        started.elapsed() > Duration::from_millis(1100),
+        "the round outlasted its first lease"
+    );
+    assert_eq!(b, 0, "worker B found the batch still leased to A");
+    let messages = sink.messages();
+    let mut recipients: Vec<String> = messages.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    recipients.sort();
+    let n = recipients.len();
+    recipients.dedup();
+    assert_eq!((n, recipients.len()), (8, 8), "each recipient once");
+}
+
 both_backends!(
     a_killed_serve_repeats_only_what_was_in_flight,
+    a_long_round_keeps_its_lease,
     killed_email_workers_lose_nothing,
     killed_sms_workers_lose_nothing,
     a_panicked_batch_is_put_back_for_a_later_attempt,

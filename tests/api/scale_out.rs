@@ -55,7 +55,13 @@ fn command(app: &TestApp, public: &str, sink: &SmtpSink, fake: &FakeTwilio, args
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    for name in ["OUTBOX_WORKERS", "OUTBOX_BATCH", "SMTP_CONCURRENCY", "BIND"] {
+    for name in [
+        "OUTBOX_WORKERS",
+        "OUTBOX_BATCH",
+        "INVITATION_BATCH",
+        "SMTP_CONCURRENCY",
+        "BIND",
+    ] {
         command.env_remove(name);
     }
     command
