@@ -5,6 +5,11 @@
 #
 #   bench/send.sh [N] [sqlite|postgres]      # default 100000 sqlite
 #   WORKERS=4 BATCH=200 CONCURRENCY=32 bench/send.sh 100000 postgres
+#   WORKERS=2 BATCH=100 CONCURRENCY=8 INVITATION_BATCH=default bench/send.sh   # the product's defaults
+#
+# BATCH sets OUTBOX_BATCH and, unless INVITATION_BATCH is given, INVITATION_BATCH (the invitations
+# a worker sends per round; "default" leaves the product's default). Builds from before
+# INVITATION_BATCH existed size their rounds by OUTBOX_BATCH.
 #   OPTBRIDGE_BIN=/tmp/old/optbridge bench/send.sh       # another build, same run conditions
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +17,10 @@ N="${1:-100000}"
 BACKEND="${2:-sqlite}"
 WORKERS="${WORKERS:-4}"
 BATCH="${BATCH:-200}"
+INVITATION_BATCH="${INVITATION_BATCH:-$BATCH}"
+ROUND=()
+[ "$INVITATION_BATCH" = default ] || ROUND=(INVITATION_BATCH="$INVITATION_BATCH")
+export -n INVITATION_BATCH  # only the sending worker gets it
 CONCURRENCY="${CONCURRENCY:-32}"
 SESSIONS="${SESSIONS:-$((WORKERS * CONCURRENCY))}"
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -101,7 +110,7 @@ baseline() {
 }
 raw_before=$(baseline)
 
-echo "== optbridge: $N invitations ($BACKEND, $WORKERS workers × batch $BATCH × $CONCURRENCY in flight)"
+echo "== optbridge: $N invitations ($BACKEND, $WORKERS workers × invitation batch $INVITATION_BATCH × $CONCURRENCY in flight)"
 setup_campaign "$CSV"
 
 # CPU seconds (user + system) of processes, including their reaped children (PostgreSQL's
@@ -119,7 +128,7 @@ db_cpu() { if [ "$BACKEND" = postgres ]; then cpu $(pgrep -x postgres); else ech
 sink0=$(cpu "$SINK"); db0=$(db_cpu)
 
 t0=$(date +%s.%N)
-SMTP_URL="smtp://127.0.0.1:$PORT" OUTBOX_WORKERS="$WORKERS" OUTBOX_BATCH="$BATCH" SMTP_CONCURRENCY="$CONCURRENCY" \
+env "${ROUND[@]}" SMTP_URL="smtp://127.0.0.1:$PORT" OUTBOX_WORKERS="$WORKERS" OUTBOX_BATCH="$BATCH" SMTP_CONCURRENCY="$CONCURRENCY" \
     OUTBOX_POLL_MS=100 "$BIN" worker &
 WORKER_PID=$!
 # Polled once a second: each poll starts a client process, which on 2 cores competes with the

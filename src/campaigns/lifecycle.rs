@@ -9,7 +9,6 @@
 //!   └─────────────────┴── cancel ──▶ cancelled ◀── cancel ── sending / paused
 //! ```
 
-use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -190,16 +189,6 @@ pub fn cancel(conn: &mut DbConn, workspace_id: &str, id: &str, actor: &Actor) ->
 fn wake_queued(conn: &mut DbConn, campaign_id: &str) -> Result<(), DbError> {
     outbox::run_now_in_scope(conn, &[INVITATION_BATCH_JOB, INVITATION_EMAIL_JOB], campaign_id)?;
     Ok(())
-}
-
-/// The stored status of each campaign, for the sender's check right before sending.
-pub fn statuses(conn: &mut DbConn, ids: &[&str]) -> Result<HashMap<String, CampaignStatus>, DbError> {
-    Ok(campaigns::table
-        .filter(campaigns::id.eq_any(ids))
-        .select((campaigns::id, campaigns::status))
-        .load::<(String, CampaignStatus)>(conn)?
-        .into_iter()
-        .collect())
 }
 
 /// When a campaign's held invitations look again.

@@ -25,7 +25,7 @@ use super::invitation::{self, InvitationContent, PreparedInvitation};
 use super::{Mailer, OutgoingEmail, SendError};
 use crate::campaigns::{self, Campaign, CampaignStatus, InvitationStatus, Messages, Variant};
 use crate::consent::texts::{self as consent_texts, ConsentTextVersion};
-use crate::db::schema::{contacts, invitations, suppressions};
+use crate::db::schema::{self, contacts, invitations, suppressions};
 use crate::db::{self, Db, DbConn, DbError};
 use crate::domain::{Channel, Locale};
 use crate::funnel::{self, EventKind, Metric};
@@ -185,43 +185,52 @@ impl InvitationSender {
             Origin::Own(job) => Some(job.id.clone()),
             Origin::Batch { .. } => None,
         }));
-        // One read for the invitations, the suppressions among their addresses and their campaigns'
-        // statuses (for `hold_paused`).
-        let (rows, suppressed, statuses) = queue
+        // One query for the invitations, whether their addresses are suppressed and their
+        // campaigns' statuses (for `hold_paused`): each statement is a round trip, which costs
+        // the database more than these rows do (BENCHMARKS.md, "fifth session").
+        let loaded: Vec<(PendingInvitation, CampaignStatus, bool)> = queue
             .db
             .run(move |conn| -> Result<_, WorkerError> {
-                let rows: Vec<PendingInvitation> = invitations::table
+                let suppressed = suppressions::table
+                    .filter(suppressions::workspace_id.eq(invitations::workspace_id))
+                    .filter(suppressions::channel.eq(Channel::Email))
+                    .filter(suppressions::address.eq(contacts::email_normalized));
+                invitations::table
                     .inner_join(contacts::table)
+                    .inner_join(schema::campaigns::table)
                     .filter(invitations::id.eq_any(&ids))
                     .select((
-                        invitations::id,
-                        invitations::workspace_id,
-                        invitations::campaign_id,
-                        invitations::variant,
-                        invitations::locale,
-                        invitations::email,
-                        invitations::status,
-                        invitations::message_id,
-                        contacts::first_name,
-                        contacts::last_name,
-                        contacts::email_normalized,
-                        invitations::bounce_token,
+                        (
+                            invitations::id,
+                            invitations::workspace_id,
+                            invitations::campaign_id,
+                            invitations::variant,
+                            invitations::locale,
+                            invitations::email,
+                            invitations::status,
+                            invitations::message_id,
+                            contacts::first_name,
+                            contacts::last_name,
+                            contacts::email_normalized,
+                            invitations::bounce_token,
+                        ),
+                        schema::campaigns::status,
+                        diesel::dsl::exists(suppressed),
                     ))
-                    .load(conn)?;
-                let addresses: Vec<&str> = rows.iter().map(|r| r.email_normalized.as_str()).collect();
-                let suppressed: HashSet<(String, String)> = suppressions::table
-                    .filter(suppressions::channel.eq(Channel::Email))
-                    .filter(suppressions::address.eq_any(&addresses))
-                    .select((suppressions::workspace_id, suppressions::address))
-                    .load(conn)?
-                    .into_iter()
-                    .collect();
-                let campaign_ids: HashSet<&str> = rows.iter().map(|r| r.campaign_id.as_str()).collect();
-                let campaign_ids: Vec<&str> = campaign_ids.into_iter().collect();
-                let statuses = campaigns::lifecycle::statuses(conn, &campaign_ids)?;
-                Ok((rows, suppressed, statuses))
+                    .load(conn)
+                    .map_err(WorkerError::from)
             })
             .await?;
+        let mut suppressed: HashSet<(String, String)> = HashSet::new();
+        let mut statuses: HashMap<String, CampaignStatus> = HashMap::new();
+        let mut rows = Vec::with_capacity(loaded.len());
+        for (row, status, is_suppressed) in loaded {
+            if is_suppressed {
+                suppressed.insert((row.workspace_id.clone(), row.email_normalized.clone()));
+            }
+            statuses.entry(row.campaign_id.clone()).or_insert(status);
+            rows.push(row);
+        }
         let rows: HashMap<String, PendingInvitation> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
         for delivery in &mut deliveries {
             delivery.row = rows.get(&delivery.invitation_id).cloned();
@@ -736,13 +745,20 @@ fn record_outcomes(
     // The batches this worker still holds. When a lease was lost (it expired and another
     // worker took the batch over), that worker sends what is still queued, so nothing of that
     // batch is put back or finished here; sends are recorded all the same, first one wins.
+    // Asked only when something may go back to the outbox: finishing alone needs no question, as
+    // `outbox::finish` removes only the jobs this owner still holds (a round trip saved per round).
     let mut held = HashSet::new();
-    for id in batch_ids {
-        if outbox::holds(conn, owner, id)? {
-            held.insert(id.as_str());
+    let mut finished: Vec<String> = Vec::new();
+    if results.iter().any(|(_, o)| !o.is_final()) {
+        for id in batch_ids {
+            if outbox::holds(conn, owner, id)? {
+                held.insert(id.as_str());
+            }
         }
+        finished.extend(held.iter().map(|id| (*id).to_owned()));
+    } else {
+        finished.extend(batch_ids.iter().cloned());
     }
-    let mut finished: Vec<String> = held.iter().map(|id| (*id).to_owned()).collect();
     let mut tally = funnel::Tally::default();
     // (invitation, kind, detail) for the events, written in one insert at the end.
     let mut events: Vec<(&PendingInvitation, EventKind, Option<String>)> = Vec::new();
