@@ -9,7 +9,6 @@
 //!   └─────────────────┴── cancel ──▶ cancelled ◀── cancel ── sending / paused
 //! ```
 
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 

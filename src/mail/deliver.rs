@@ -171,90 +171,96 @@ impl InvitationSender {
                     attempts: batch.attempts,
                 },
                 row: None,
+                suppressed: false,
             }));
         }
         deliveries.extend(jobs.into_iter().map(|job| Delivery {
             invitation_id: job.ref_id.clone(),
             origin: Origin::Own(job),
             row: None,
+            suppressed: false,
         }));
-        let ids: Vec<String> = deliveries.iter().map(|d| d.invitation_id.clone()).collect();
         // Every job of the round, whose leases a long round extends (`record_as_they_arrive`).
         let mut leased = batch_ids.clone();
         leased.extend(deliveries.iter().filter_map(|d| match &d.origin {
             Origin::Own(job) => Some(job.id.clone()),
             Origin::Batch { .. } => None,
         }));
-        // One query for the invitations, whether their addresses are suppressed and their
-        // campaigns' statuses (for `hold_paused`): each statement is a round trip, which costs
-        // the database more than these rows do (BENCHMARKS.md, "fifth session").
-        let loaded: Vec<(PendingInvitation, CampaignStatus, bool)> = queue
-            .db
-            .run(move |conn| -> Result<_, WorkerError> {
-                let suppressed = suppressions::table
-                    .filter(suppressions::workspace_id.eq(invitations::workspace_id))
-                    .filter(suppressions::channel.eq(Channel::Email))
-                    .filter(suppressions::address.eq(contacts::email_normalized));
-                invitations::table
-                    .inner_join(contacts::table)
-                    .inner_join(schema::campaigns::table)
-                    .filter(invitations::id.eq_any(&ids))
-                    .select((
-                        (
-                            invitations::id,
-                            invitations::workspace_id,
-                            invitations::campaign_id,
-                            invitations::variant,
-                            invitations::locale,
-                            invitations::email,
-                            invitations::status,
-                            invitations::message_id,
-                            contacts::first_name,
-                            contacts::last_name,
-                            contacts::email_normalized,
-                            invitations::bounce_token,
-                        ),
-                        schema::campaigns::status,
-                        diesel::dsl::exists(suppressed),
-                    ))
-                    .load(conn)
-                    .map_err(WorkerError::from)
-            })
-            .await?;
-        let mut suppressed: HashSet<(String, String)> = HashSet::new();
-        let mut statuses: HashMap<String, CampaignStatus> = HashMap::new();
-        let mut rows = Vec::with_capacity(loaded.len());
-        for (row, status, is_suppressed) in loaded {
-            if is_suppressed {
-                suppressed.insert((row.workspace_id.clone(), row.email_normalized.clone()));
+        // A batch is loaded a chunk at a time: its lanes start on the first chunk while the rest
+        // loads, instead of idling through the whole read (8 – 25 ms of a 60 – 100 ms round of 500
+        // on PostgreSQL with the defaults, BENCHMARKS.md "fifth session"). A batch is claimed
+        // alone, so every chunk is of one campaign, whose status the first chunk decides.
+        let mut later: Vec<Vec<Delivery>> = Vec::new();
+        if batches.len() == 1 {
+            let mut rest = deliveries.split_off(deliveries.len().min(LOAD_CHUNK));
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(LOAD_CHUNK));
+                later.push(std::mem::replace(&mut rest, tail));
             }
-            statuses.entry(row.campaign_id.clone()).or_insert(status);
-            rows.push(row);
         }
-        let rows: HashMap<String, PendingInvitation> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
-        for delivery in &mut deliveries {
-            delivery.row = rows.get(&delivery.invitation_id).cloned();
-        }
+        let loading = std::time::Instant::now();
+        let statuses = load_rows(&queue.db, &mut deliveries).await?;
+        let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
         let (deliveries, batch_ids, cancelled) = hold_paused(queue, owner, &statuses, deliveries, batch_ids).await?;
+        if batch_ids.is_empty() {
+            // The batch was held (its campaign is paused): none of it is sent now.
+            later.clear();
+        }
 
         // `send_concurrency` lanes take invitations from one queue; each sends its share over one
         // SMTP session, a message's content in the same write as the next one's commands. Their
         // outcomes are recorded as they arrive (see `record_as_they_arrive`); what goes back to
         // the outbox, and the batches themselves, at the end.
-        let pending = Mutex::new(VecDeque::from(deliveries));
+        let pending = Pending {
+            queue: Mutex::new(VecDeque::from(deliveries)),
+            more: tokio::sync::Notify::new(),
+            loading: std::sync::atomic::AtomicBool::new(!later.is_empty()),
+        };
         let arrivals = Arrivals::default();
         let sending = std::time::Instant::now();
+        let load_later = async {
+            let mut failed = None;
+            for mut chunk in later {
+                if let Err(e) = load_rows(&queue.db, &mut chunk).await {
+                    failed = Some(e);
+                    break;
+                }
+                pending
+                    .queue
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(chunk);
+                pending.more.notify_waiters();
+            }
+            pending.loading.store(false, std::sync::atomic::Ordering::SeqCst);
+            pending.more.notify_waiters();
+            failed
+        };
         let lanes = async {
             (0..queue.settings.send_concurrency.max(1))
-                .map(|_| self.send_lane(queue, &pending, &suppressed, &arrivals, &cancelled))
+                .map(|_| self.send_lane(queue, &pending, &arrivals, &cancelled))
                 .collect::<futures_util::stream::FuturesUnordered<_>>()
                 .collect::<Vec<()>>()
                 .await;
             arrivals.close();
         };
-        let ((), (mut rest, flushes)) = tokio::join!(lanes, record_as_they_arrive(queue, owner, &arrivals, leased));
+        let (failed, (), (mut rest, flushes)) = tokio::join!(
+            load_later,
+            lanes,
+            record_as_they_arrive(queue, owner, &arrivals, leased)
+        );
         let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
         let recording = std::time::Instant::now();
+        // A chunk that could not be loaded stays queued in its batch, which stays leased: the
+        // batch is not finished here, and is sent again (what is still queued) once the lease
+        // expires. What was sent is recorded all the same.
+        let batch_ids = match failed {
+            None => batch_ids,
+            Some(e) => {
+                tracing::warn!(owner, error = %e, "loading part of an invitation batch failed; the batch is taken up again when its lease expires");
+                Vec::new()
+            }
+        };
 
         let (o, settings, db) = (owner.to_owned(), queue.settings.clone(), queue.db.clone());
         let n = rest.len();
@@ -275,7 +281,7 @@ impl InvitationSender {
             );
             Ok(())
         });
-        tracing::debug!(flushes, send_ms, "invitation batch sent");
+        tracing::debug!(flushes, load_ms, send_ms, "invitation batch sent");
         let earlier = self
             .closing
             .lock()
@@ -375,14 +381,7 @@ impl InvitationSender {
 
     /// Sends invitations from `pending` until it is empty, over one [`super::MailSeries`]; hands
     /// each outcome to `arrivals` as soon as it is known.
-    async fn send_lane(
-        &self,
-        queue: &Queue,
-        pending: &Mutex<VecDeque<Delivery>>,
-        suppressed: &HashSet<(String, String)>,
-        arrivals: &Arrivals,
-        cancelled: &HashSet<String>,
-    ) {
+    async fn send_lane(&self, queue: &Queue, pending: &Pending, arrivals: &Arrivals, cancelled: &HashSet<String>) {
         let mut series = self.mailer.series::<(Delivery, Permit, String)>();
         let settle = |done: Vec<((Delivery, Permit, String), _)>| {
             arrivals.push(
@@ -397,15 +396,13 @@ impl InvitationSender {
         // recorded would stay queued with no job left to send it.
         let next_email = || async {
             loop {
-                let delivery = pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front()?;
+                let delivery = pending.next().await?;
                 let email = match &delivery.row {
                     None => Err(Outcome::Skipped("invitation no longer exists".into())),
                     Some(r) if r.status != InvitationStatus::Queued => Err(Outcome::AlreadyDone),
                     Some(r) if cancelled.contains(&r.campaign_id) => Err(Outcome::Skipped("campaign cancelled".into())),
                     // Unsubscribed or bounced since the campaign was queued.
-                    Some(r) if suppressed.contains(&(r.workspace_id.clone(), r.email_normalized.clone())) => {
-                        Err(Outcome::Skipped("email address is suppressed".into()))
-                    }
+                    Some(_) if delivery.suppressed => Err(Outcome::Skipped("email address is suppressed".into())),
                     Some(r) => self.build_email(queue, r).await,
                 };
                 match email {
@@ -574,6 +571,93 @@ struct Delivery {
     origin: Origin,
     /// `None` when the invitation no longer exists (erased).
     row: Option<PendingInvitation>,
+    /// Its address is suppressed (unsubscribed or bounced since the campaign was queued).
+    suppressed: bool,
+}
+
+/// Invitations a batch's loader reads in one query while its lanes send what is loaded.
+const LOAD_CHUNK: usize = 100;
+
+/// The deliveries a round's lanes take, filled by its loader a chunk at a time.
+struct Pending {
+    queue: Mutex<VecDeque<Delivery>>,
+    /// Notified when a chunk is added and when loading ends.
+    more: tokio::sync::Notify,
+    /// More chunks are still to come.
+    loading: std::sync::atomic::AtomicBool,
+}
+
+impl Pending {
+    /// The next delivery, waiting for the loader when the queue is empty but more is coming;
+    /// `None` once everything is taken.
+    async fn next(&self) -> Option<Delivery> {
+        loop {
+            // Registered before looking, so a chunk added in between is not missed.
+            let more = self.more.notified();
+            tokio::pin!(more);
+            more.as_mut().enable();
+            if let Some(delivery) = self.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front() {
+                return Some(delivery);
+            }
+            if !self.loading.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
+            more.await;
+        }
+    }
+}
+
+/// Reads the invitations of `deliveries` in one query, with whether their addresses are
+/// suppressed and their campaigns' statuses (returned, for `hold_paused`): each statement is a
+/// round trip, which costs the database more than these rows do (BENCHMARKS.md, "fifth
+/// session").
+async fn load_rows(db: &Db, deliveries: &mut [Delivery]) -> Result<HashMap<String, CampaignStatus>, WorkerError> {
+    let ids: Vec<String> = deliveries.iter().map(|d| d.invitation_id.clone()).collect();
+    let loaded: Vec<(PendingInvitation, CampaignStatus, bool)> = db
+        .run(move |conn| -> Result<_, WorkerError> {
+            let suppressed = suppressions::table
+                .filter(suppressions::workspace_id.eq(invitations::workspace_id))
+                .filter(suppressions::channel.eq(Channel::Email))
+                .filter(suppressions::address.eq(contacts::email_normalized));
+            invitations::table
+                .inner_join(contacts::table)
+                .inner_join(schema::campaigns::table)
+                .filter(invitations::id.eq_any(&ids))
+                .select((
+                    (
+                        invitations::id,
+                        invitations::workspace_id,
+                        invitations::campaign_id,
+                        invitations::variant,
+                        invitations::locale,
+                        invitations::email,
+                        invitations::status,
+                        invitations::message_id,
+                        contacts::first_name,
+                        contacts::last_name,
+                        contacts::email_normalized,
+                        invitations::bounce_token,
+                    ),
+                    schema::campaigns::status,
+                    diesel::dsl::exists(suppressed),
+                ))
+                .load(conn)
+                .map_err(WorkerError::from)
+        })
+        .await?;
+    let mut statuses = HashMap::new();
+    let mut rows: HashMap<String, (PendingInvitation, bool)> = HashMap::with_capacity(loaded.len());
+    for (row, status, suppressed) in loaded {
+        statuses.entry(row.campaign_id.clone()).or_insert(status);
+        rows.insert(row.id.clone(), (row, suppressed));
+    }
+    for delivery in deliveries {
+        if let Some((row, suppressed)) = rows.remove(&delivery.invitation_id) {
+            delivery.row = Some(row);
+            delivery.suppressed = suppressed;
+        }
+    }
+    Ok(statuses)
 }
 
 impl Delivery {

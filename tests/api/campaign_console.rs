@@ -383,6 +383,80 @@ async fn paused_sends_nothing_until_resumed(backend: Backend) {
     assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
 }
 
+/// A batch larger than the sender's load chunk (250 invitations in one round: chunks of 100,
+/// 100 and 50, the lanes sending the first while the rest load): a pause holds all of it, and
+/// once resumed every recipient gets one message but the ones suppressed after the campaign
+/// was queued, in every chunk, who are skipped.
+async fn a_batch_loaded_in_chunks_is_held_and_sent_whole(backend: Backend) {
+    const N: usize = 250;
+    let sink = SmtpSink::start().await;
+    let app = app_with_sink(backend, &sink).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    let mut csv = String::from("email,first_name,locale\n");
+    for n in 0..N {
+        csv.push_str(&format!("kunde{n:03}@example.dk,Kunde,da\n"));
+    }
+    app.import(&ws.token, &csv).await;
+    let da = app.consent_text(&ws.token, "da").await;
+    let campaign = app
+        .campaign(
+            &ws.token,
+            &json!({"name": "Stor", "consent_text_id": da, "subject": "Vil du have SMS?", "intro": "Hør først om udsalg."}),
+        )
+        .await;
+    app.send_campaign(&ws.token, &campaign).await;
+    let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/pause"), &json!({})).await;
+    assert_eq!(status, 200);
+    for _ in 0..3 {
+        app.dispatch_all().await;
+    }
+    assert!(sink.messages().is_empty(), "a paused batch sends nothing");
+    assert_eq!(invitation_count(&app, &campaign).await, N as i64);
+
+    // Suppressed since the campaign was queued: one in each chunk.
+    let suppressed = ["kunde007@example.dk", "kunde150@example.dk", "kunde249@example.dk"];
+    let id = ws.id.clone();
+    app.with_db(move |c| {
+        use optbridge::db::schema::suppressions;
+        for address in suppressed {
+            diesel::insert_into(suppressions::table)
+                .values((
+                    suppressions::id.eq(optbridge::db::new_id()),
+                    suppressions::workspace_id.eq(&id),
+                    suppressions::channel.eq("email"),
+                    suppressions::address.eq(address),
+                    suppressions::reason.eq("unsubscribed"),
+                    suppressions::created_at.eq(optbridge::db::now()),
+                ))
+                .execute(c)
+                .unwrap();
+        }
+    })
+    .await;
+    let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/resume"), &json!({})).await;
+    assert_eq!(status, 200);
+    app.drain_outbox(Duration::from_secs(30)).await;
+    let mut recipients: Vec<String> = sink.messages().into_iter().flat_map(|m| m.rcpt_to).collect();
+    recipients.sort();
+    let sent = recipients.len();
+    recipients.dedup();
+    assert_eq!((sent, recipients.len()), (N - 3, N - 3), "each recipient once");
+    assert!(suppressed.iter().all(|a| !recipients.iter().any(|r| r == a)));
+    let c = campaign.clone();
+    let statuses: Vec<String> = app
+        .with_db(move |conn| {
+            invitations::table
+                .filter(invitations::campaign_id.eq(&c))
+                .select(invitations::status)
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(statuses.iter().filter(|s| *s == "sent").count(), N - 3);
+    assert_eq!(statuses.iter().filter(|s| *s == "skipped").count(), 3);
+    assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
+}
+
 async fn contacts_with_sms_consent_are_not_asked_again(backend: Backend) {
     let (app, inv, _fake) = signed_up(backend).await;
     let texts = app.consent_texts_for_all(&inv.ws.token).await;
@@ -457,5 +531,6 @@ both_backends!(
     test_sends_go_out_marked_and_count_for_nothing,
     scheduling_waits_and_invalid_changes_are_409,
     paused_sends_nothing_until_resumed,
+    a_batch_loaded_in_chunks_is_held_and_sent_whole,
     contacts_with_sms_consent_are_not_asked_again,
 );
