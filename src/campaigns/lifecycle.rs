@@ -129,7 +129,8 @@ pub fn send(
     })
 }
 
-/// No new invitation leaves once the ones in flight are done.
+/// Sending stops at each worker's next read of its batch (every 100 invitations,
+/// `mail::deliver`); what a worker has read already goes out.
 pub fn pause(conn: &mut DbConn, workspace_id: &str, id: &str, actor: &Actor) -> Result<Campaign, CampaignError> {
     db::write_tx(conn, |conn| {
         let campaign = load(conn, workspace_id, id)?;

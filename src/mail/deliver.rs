@@ -186,10 +186,12 @@ impl InvitationSender {
             Origin::Own(job) => Some(job.id.clone()),
             Origin::Batch { .. } => None,
         }));
-        // A batch is loaded a chunk at a time: its lanes start on the first chunk while the rest
-        // loads, instead of idling through the whole read (8 – 25 ms of a 60 – 100 ms round of 500
-        // on PostgreSQL with the defaults, BENCHMARKS.md "fifth session"). A batch is claimed
-        // alone, so every chunk is of one campaign, whose status the first chunk decides.
+        // A batch is loaded a chunk at a time: its lanes start on the first chunk, and the next is
+        // read while they still have half a chunk (or two messages a lane) to send, instead of
+        // idling through the whole read (8 – 25 ms of a 60 – 100 ms round of 500 on PostgreSQL
+        // with the defaults, BENCHMARKS.md "fifth session"). A batch is claimed alone, so every
+        // chunk is of one campaign; each chunk reads its status again, so a pause or a cancel
+        // stops the round within about a chunk, as it would a round of 100.
         let mut later: Vec<Vec<Delivery>> = Vec::new();
         if batches.len() == 1 {
             let mut rest = deliveries.split_off(deliveries.len().min(LOAD_CHUNK));
@@ -214,16 +216,33 @@ impl InvitationSender {
         let pending = Pending {
             queue: Mutex::new(VecDeque::from(deliveries)),
             more: tokio::sync::Notify::new(),
+            low: tokio::sync::Notify::new(),
+            // Enough left for the lanes to go on with while the next chunk is read.
+            low_water: (LOAD_CHUNK / 2).max(2 * queue.settings.send_concurrency),
             loading: std::sync::atomic::AtomicBool::new(!later.is_empty()),
         };
         let arrivals = Arrivals::default();
         let sending = std::time::Instant::now();
         let load_later = async {
-            let mut failed = None;
+            let mut ended = None;
             for mut chunk in later {
-                if let Err(e) = load_rows(&queue.db, &mut chunk).await {
-                    failed = Some(e);
-                    break;
+                pending.wait_until_low().await;
+                match load_rows(&queue.db, &mut chunk).await {
+                    Err(e) => {
+                        ended = Some(Stopped::LoadFailed(e));
+                        break;
+                    }
+                    Ok(statuses) => {
+                        if let Some(status) = statuses
+                            .values()
+                            .find(|s| matches!(s, CampaignStatus::Paused | CampaignStatus::Cancelled))
+                        {
+                            // What is queued and not sent yet stays queued, in the batch.
+                            pending.queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                            ended = Some(Stopped::Campaign(*status));
+                            break;
+                        }
+                    }
                 }
                 pending
                     .queue
@@ -234,7 +253,7 @@ impl InvitationSender {
             }
             pending.loading.store(false, std::sync::atomic::Ordering::SeqCst);
             pending.more.notify_waiters();
-            failed
+            ended
         };
         let lanes = async {
             (0..queue.settings.send_concurrency.max(1))
@@ -244,21 +263,31 @@ impl InvitationSender {
                 .await;
             arrivals.close();
         };
-        let (failed, (), (mut rest, flushes)) = tokio::join!(
+        let (stopped, (), (mut rest, flushes)) = tokio::join!(
             load_later,
             lanes,
             record_as_they_arrive(queue, owner, &arrivals, leased)
         );
         let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
         let recording = std::time::Instant::now();
-        // A chunk that could not be loaded stays queued in its batch, which stays leased: the
-        // batch is not finished here, and is sent again (what is still queued) once the lease
-        // expires. What was sent is recorded all the same.
-        let batch_ids = match failed {
-            None => batch_ids,
-            Some(e) => {
+        // A batch stopped part way is not finished: what it still has queued is sent when it is
+        // claimed again (what was sent is recorded all the same, and skipped then). A paused or
+        // cancelled campaign's batch is put back to look again when resumed (or after
+        // `PAUSED_RECHECK_SECS`); one whose chunk could not be read stays leased until its lease
+        // expires.
+        let (batch_ids, put_off) = match stopped {
+            None => (batch_ids, Vec::new()),
+            Some(Stopped::Campaign(status)) => {
+                tracing::info!(
+                    owner,
+                    ?status,
+                    "campaign paused or cancelled during a batch; the rest of it waits"
+                );
+                (Vec::new(), batch_ids)
+            }
+            Some(Stopped::LoadFailed(e)) => {
                 tracing::warn!(owner, error = %e, "loading part of an invitation batch failed; the batch is taken up again when its lease expires");
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
         };
 
@@ -271,7 +300,14 @@ impl InvitationSender {
         // Until it commits, the batches stay leased to this worker, as they would be while it ran.
         let closing = Box::pin(async move {
             db.run(move |conn| {
-                db::write_tx_retrying(conn, 5, |conn| record_outcomes(conn, &o, &settings, &batch_ids, &rest))
+                db::write_tx_retrying(conn, 5, |conn| {
+                    record_outcomes(conn, &o, &settings, &batch_ids, &rest)?;
+                    let at = campaigns::lifecycle::paused_until();
+                    for id in &put_off {
+                        outbox::defer(conn, &o, id, at)?;
+                    }
+                    Ok::<_, WorkerError>(())
+                })
             })
             .await?;
             tracing::debug!(
@@ -583,6 +619,9 @@ struct Pending {
     queue: Mutex<VecDeque<Delivery>>,
     /// Notified when a chunk is added and when loading ends.
     more: tokio::sync::Notify,
+    /// Notified when a lane takes a delivery and fewer than `low_water` are left.
+    low: tokio::sync::Notify,
+    low_water: usize,
     /// More chunks are still to come.
     loading: std::sync::atomic::AtomicBool,
 }
@@ -596,7 +635,15 @@ impl Pending {
             let more = self.more.notified();
             tokio::pin!(more);
             more.as_mut().enable();
-            if let Some(delivery) = self.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front() {
+            let (next, left) = {
+                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                (queue.pop_front(), queue.len())
+            };
+            if let Some(delivery) = next {
+                if left < self.low_water {
+                    // A permit is kept when the loader is not waiting yet.
+                    self.low.notify_one();
+                }
                 return Some(delivery);
             }
             if !self.loading.load(std::sync::atomic::Ordering::SeqCst) {
@@ -605,6 +652,20 @@ impl Pending {
             more.await;
         }
     }
+
+    /// Waits until the lanes have fewer than `low_water` left to take.
+    async fn wait_until_low(&self) {
+        while self.queue.lock().unwrap_or_else(PoisonError::into_inner).len() >= self.low_water {
+            self.low.notified().await;
+        }
+    }
+}
+
+/// Why a batch's round ended before the whole batch was read.
+enum Stopped {
+    /// The campaign was paused or cancelled meanwhile.
+    Campaign(CampaignStatus),
+    LoadFailed(WorkerError),
 }
 
 /// Reads the invitations of `deliveries` in one query, with whether their addresses are

@@ -457,6 +457,81 @@ async fn a_batch_loaded_in_chunks_is_held_and_sent_whole(backend: Backend) {
     assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
 }
 
+/// A pause during a batch's round stops it within about a chunk: the lanes finish what they
+/// hold, the chunk read next sees the pause, the rest of the batch stays queued in it; resumed,
+/// every recipient gets exactly one message.
+async fn a_pause_stops_a_batch_part_way(backend: Backend) {
+    use optbridge::outbox::worker::dispatch_once;
+    const N: usize = 250;
+    let sink = SmtpSink::start().await;
+    // One lane; the 11th message waits 1.5 s for its answer, long enough to pause meanwhile.
+    sink.add_fault(
+        "kunde010@example.dk",
+        Fault::Stall {
+            duration: Duration::from_millis(1500),
+            times: 1,
+        },
+    );
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| {
+        a.smtp_url = Some(url);
+        a.smtp_concurrency = 1;
+    })
+    .await;
+    let ws = app.create_workspace("Skobutikken").await;
+    let mut csv = String::from("email,first_name,locale\n");
+    for n in 0..N {
+        csv.push_str(&format!("kunde{n:03}@example.dk,Kunde,da\n"));
+    }
+    app.import(&ws.token, &csv).await;
+    let da = app.consent_text(&ws.token, "da").await;
+    let campaign = app
+        .campaign(
+            &ws.token,
+            &json!({"name": "Stor", "consent_text_id": da, "subject": "Vil du have SMS?", "intro": "Hør først om udsalg."}),
+        )
+        .await;
+    app.send_campaign(&ws.token, &campaign).await;
+    assert_eq!(dispatch_once(&app.worker, "expander").await.unwrap(), 1);
+    let worker = app.worker.clone();
+    let round = tokio::spawn(async move { dispatch_once(&worker, "worker-a").await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/pause"), &json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(round.await.unwrap(), 1, "the round had the batch");
+    let sent_before = sink.messages().len();
+    assert!(
+        (11..2 * 100).contains(&sent_before),
+        "{sent_before} sent: the round should stop within about a chunk after the pause"
+    );
+    let c = campaign.clone();
+    let queued: i64 = app
+        .with_db(move |conn| {
+            invitations::table
+                .filter(invitations::campaign_id.eq(&c))
+                .filter(invitations::status.eq("queued"))
+                .count()
+                .get_result(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(queued, (N - sent_before) as i64, "the rest waits, queued");
+    for _ in 0..3 {
+        app.dispatch_all().await;
+    }
+    assert_eq!(sink.messages().len(), sent_before, "nothing more while paused");
+
+    let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/resume"), &json!({})).await;
+    assert_eq!(status, 200);
+    app.drain_outbox(Duration::from_secs(30)).await;
+    let mut recipients: Vec<String> = sink.messages().into_iter().flat_map(|m| m.rcpt_to).collect();
+    recipients.sort();
+    let sent = recipients.len();
+    recipients.dedup();
+    assert_eq!((sent, recipients.len()), (N, N), "each recipient once");
+    assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
+}
+
 async fn contacts_with_sms_consent_are_not_asked_again(backend: Backend) {
     let (app, inv, _fake) = signed_up(backend).await;
     let texts = app.consent_texts_for_all(&inv.ws.token).await;
@@ -532,5 +607,6 @@ both_backends!(
     scheduling_waits_and_invalid_changes_are_409,
     paused_sends_nothing_until_resumed,
     a_batch_loaded_in_chunks_is_held_and_sent_whole,
+    a_pause_stops_a_batch_part_way,
     contacts_with_sms_consent_are_not_asked_again,
 );
