@@ -383,18 +383,13 @@ async fn paused_sends_nothing_until_resumed(backend: Backend) {
     assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
 }
 
-/// A batch larger than the sender's load chunk (250 invitations in one round: chunks of 100,
-/// 100 and 50, the lanes sending the first while the rest load): a pause holds all of it, and
-/// once resumed every recipient gets one message but the ones suppressed after the campaign
-/// was queued, in every chunk, who are skipped.
-async fn a_batch_loaded_in_chunks_is_held_and_sent_whole(backend: Backend) {
-    const N: usize = 250;
-    let sink = SmtpSink::start().await;
-    let app = app_with_sink(backend, &sink).await;
+/// A workspace with `n` Danish contacts (`kunde000@example.dk` …, in import order) and a
+/// one-language draft campaign to all of them.
+async fn danish_campaign(app: &TestApp, n: usize) -> (TestWorkspace, String) {
     let ws = app.create_workspace("Skobutikken").await;
     let mut csv = String::from("email,first_name,locale\n");
-    for n in 0..N {
-        csv.push_str(&format!("kunde{n:03}@example.dk,Kunde,da\n"));
+    for i in 0..n {
+        csv.push_str(&format!("kunde{i:03}@example.dk,Kunde,da\n"));
     }
     app.import(&ws.token, &csv).await;
     let da = app.consent_text(&ws.token, "da").await;
@@ -404,6 +399,18 @@ async fn a_batch_loaded_in_chunks_is_held_and_sent_whole(backend: Backend) {
             &json!({"name": "Stor", "consent_text_id": da, "subject": "Vil du have SMS?", "intro": "Hør først om udsalg."}),
         )
         .await;
+    (ws, campaign)
+}
+
+/// A batch larger than the sender's load chunk (250 invitations in one round: chunks of 100,
+/// 100 and 50, the lanes sending the first while the rest load): a pause holds all of it, and
+/// once resumed every recipient gets one message but the ones suppressed after the campaign
+/// was queued, in every chunk, who are skipped.
+async fn a_batch_loaded_in_chunks_is_held_and_sent_whole(backend: Backend) {
+    const N: usize = 250;
+    let sink = SmtpSink::start().await;
+    let app = app_with_sink(backend, &sink).await;
+    let (ws, campaign) = danish_campaign(&app, N).await;
     app.send_campaign(&ws.token, &campaign).await;
     let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/pause"), &json!({})).await;
     assert_eq!(status, 200);
@@ -417,19 +424,11 @@ async fn a_batch_loaded_in_chunks_is_held_and_sent_whole(backend: Backend) {
     let suppressed = ["kunde007@example.dk", "kunde150@example.dk", "kunde249@example.dk"];
     let id = ws.id.clone();
     app.with_db(move |c| {
-        use optbridge::db::schema::suppressions;
         for address in suppressed {
-            diesel::insert_into(suppressions::table)
-                .values((
-                    suppressions::id.eq(optbridge::db::new_id()),
-                    suppressions::workspace_id.eq(&id),
-                    suppressions::channel.eq("email"),
-                    suppressions::address.eq(address),
-                    suppressions::reason.eq("unsubscribed"),
-                    suppressions::created_at.eq(optbridge::db::now()),
-                ))
-                .execute(c)
-                .unwrap();
+            assert!(
+                optbridge::contacts::suppress(c, &id, optbridge::domain::Channel::Email, address, "unsubscribed")
+                    .unwrap()
+            );
         }
     })
     .await;
@@ -478,19 +477,7 @@ async fn a_pause_stops_a_batch_part_way(backend: Backend) {
         a.smtp_concurrency = 1;
     })
     .await;
-    let ws = app.create_workspace("Skobutikken").await;
-    let mut csv = String::from("email,first_name,locale\n");
-    for n in 0..N {
-        csv.push_str(&format!("kunde{n:03}@example.dk,Kunde,da\n"));
-    }
-    app.import(&ws.token, &csv).await;
-    let da = app.consent_text(&ws.token, "da").await;
-    let campaign = app
-        .campaign(
-            &ws.token,
-            &json!({"name": "Stor", "consent_text_id": da, "subject": "Vil du have SMS?", "intro": "Hør først om udsalg."}),
-        )
-        .await;
+    let (ws, campaign) = danish_campaign(&app, N).await;
     app.send_campaign(&ws.token, &campaign).await;
     assert_eq!(dispatch_once(&app.worker, "expander").await.unwrap(), 1);
     let worker = app.worker.clone();
