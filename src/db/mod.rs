@@ -201,6 +201,9 @@ pub struct Db {
     /// the rest wait here as futures (1,000 concurrent sign-ups had 512 threads parked in
     /// `pool.get()`, 568 MB RSS; BENCHMARKS.md, "Concurrent sign-ups").
     turns: Arc<tokio::sync::Semaphore>,
+    /// SQLite: this process's write transactions take turns here, first come first served
+    /// ([`write_tx`]). `None` on PostgreSQL.
+    write_gate: Option<Arc<WriteGate>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -230,7 +233,13 @@ impl Db {
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
         let turns = Arc::new(tokio::sync::Semaphore::new(pool_size as usize));
-        Ok(Self { pool, backend, turns })
+        let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(WriteGate::default()));
+        Ok(Self {
+            pool,
+            backend,
+            turns,
+            write_gate,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -263,8 +272,10 @@ impl Db {
         // never re-raised. A connection it left inside a transaction counts as broken and is not
         // returned to the pool. The turn goes with the task: a caller that stops waiting (a client
         // gone) does not free it while the work still runs.
+        let gate = self.write_gate.clone();
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
+            let _gate = gate.map(WriteGate::enter);
             let mut conn = pool.get().map_err(DbError::from)?;
             f(&mut conn)
         })
@@ -383,14 +394,81 @@ impl Drop for AfterCommitScope {
     }
 }
 
+/// SQLite's writers in this process, in the order they asked. SQLite lets one transaction write
+/// at a time and makes the others poll: its busy handler sleeps 1, 2, 5, 10 … 100 ms between
+/// tries, so a writer that commits and begins again at once (a campaign's expansion, a page of
+/// 1,000 invitations every ~11 ms) kept the lock for itself. With 100,000 invitations, the
+/// sending worker waited 80 – 340 ms for each claim and group commit and sent about 1,000
+/// invitations during the 1.1 s of the expansion (BENCHMARKS.md, "sixth session"). Here the
+/// waiters queue (tokio's mutex is fair) and each gets the lock the moment it is free. Writers
+/// in other processes (a `worker` beside `serve`, the CLI) still meet SQLite's busy handler.
+#[derive(Default)]
+struct WriteGate {
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+thread_local! {
+    /// The gate of the database whose [`Db::run`] runs on this thread, and whether a
+    /// [`write_tx`] on this thread holds it already (a nested one must not wait for itself).
+    static WRITE_GATE: std::cell::RefCell<(Option<Arc<WriteGate>>, bool)> = const { std::cell::RefCell::new((None, false)) };
+}
+
+impl WriteGate {
+    /// Makes `gate` the one [`write_tx`] takes on this thread until the scope ends.
+    fn enter(gate: Arc<Self>) -> WriteGateScope {
+        WRITE_GATE.with(|slot| *slot.borrow_mut() = (Some(gate), false));
+        WriteGateScope
+    }
+}
+
+struct WriteGateScope;
+
+impl Drop for WriteGateScope {
+    fn drop(&mut self) {
+        WRITE_GATE.with(|slot| *slot.borrow_mut() = (None, false));
+    }
+}
+
+/// This thread's turn at the write gate, held for one outermost SQLite write transaction.
+struct WriteTurn {
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTurn {
+    /// Waits for the turn, or returns `None` when there is no gate here (PostgreSQL, code outside
+    /// [`Db::run`]) or this thread holds it already.
+    fn take() -> Option<Self> {
+        let gate = WRITE_GATE.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let gate = slot.0.clone().filter(|_| !slot.1)?;
+            slot.1 = true;
+            Some(gate)
+        })?;
+        Some(Self {
+            _held: gate.turn.clone().blocking_lock_owned(),
+        })
+    }
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        WRITE_GATE.with(|slot| slot.borrow_mut().1 = false);
+    }
+}
+
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (take the write lock up front, so
-/// two writers never deadlock upgrading read locks), a plain `BEGIN` on PostgreSQL. Nested
-/// `conn.transaction(..)` calls inside `f` become savepoints.
+/// two writers never deadlock upgrading read locks; this process's writers queue for it at its
+/// [`WriteGate`] first), a plain `BEGIN` on PostgreSQL. Nested `conn.transaction(..)` calls
+/// inside `f` become savepoints.
 pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DbError>,
 {
+    let _turn = match conn {
+        DbConn::Sqlite(_) => WriteTurn::take(),
+        DbConn::Pg(_) => None,
+    };
     let begin = match conn {
         DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
         DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c),
@@ -480,6 +558,60 @@ mod tests {
     fn insert(conn: &mut DbConn) -> Result<(), DbError> {
         diesel::sql_query("INSERT INTO t (x) VALUES (1)").execute(conn)?;
         Ok(())
+    }
+
+    /// A writer that begins again the moment it commits (a campaign's expansion, page after
+    /// page) lets a writer that asked meanwhile go next. Left to SQLite's busy handler, which
+    /// polls after sleeping 1, 2, 5 … ms, the second writer found the lock taken again each time
+    /// and waited for the whole run of transactions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_writers_in_one_process_take_turns() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const RUN: usize = 60;
+        let dir = std::env::temp_dir().join(format!("optbridge-db-turns-{}", new_id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = DatabaseUrl::Sqlite(dir.join("t.db").to_string_lossy().into_owned());
+        let db = Db::connect(&url, 4, Duration::from_secs(10)).expect("connect");
+        db.run(create_table).await.expect("table");
+
+        let done = Arc::new(AtomicUsize::new(0));
+        let hog = {
+            let (db, done) = (db.clone(), done.clone());
+            tokio::spawn(async move {
+                db.run(move |conn| -> Result<(), DbError> {
+                    for _ in 0..RUN {
+                        write_tx(conn, |conn| -> Result<(), DbError> {
+                            insert(conn)?;
+                            std::thread::sleep(Duration::from_millis(2));
+                            done.fetch_add(1, Ordering::SeqCst);
+                            Ok(())
+                        })?;
+                    }
+                    Ok(())
+                })
+                .await
+            })
+        };
+        while done.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let asked = done.load(Ordering::SeqCst);
+        let d = done.clone();
+        let got_in = db
+            .run(move |conn| {
+                write_tx(conn, |conn| -> Result<usize, DbError> {
+                    insert(conn)?;
+                    Ok(d.load(Ordering::SeqCst))
+                })
+            })
+            .await
+            .expect("second writer");
+        hog.await.expect("join").expect("first writer");
+        assert!(
+            got_in <= asked + 2,
+            "asked after {asked} of {RUN} transactions, got in after {got_in}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
