@@ -1,6 +1,10 @@
 //! Funnel events and counters.
 //!
-//! Every step is an event row (`funnel_events`). Distinct-recipient counts live in
+//! Every step after the send is an event row (`funnel_events`). The send itself is recorded on
+//! the invitation row (`status`, `sent_at`, `message_id`), which [`tracking::events_of`] reads
+//! as the `sent` event: a row per invitation sent was the largest write of a send after the
+//! invitation itself, and nothing else read it (PostgreSQL spent ~14 us per invitation on it;
+//! BENCHMARKS.md, "sixth session"). Distinct-recipient counts live in
 //! `funnel_counts` per campaign, variant, locale, metric and hour; they are incremented in the
 //! same transaction as the first-time transition on the invitation row (a recipient who opens
 //! five times is one open), so reading a campaign's funnel is a small sum at any size.
@@ -16,7 +20,8 @@ use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
 
 db_enum! {
-    /// `funnel_events.kind`: one step of one recipient's invitation.
+    /// `funnel_events.kind`: one step of one recipient's invitation. `Sent` is not stored: it is
+    /// the invitation's `sent_at` ([`tracking::events_of`]).
     pub enum EventKind {
         Sent = "sent",
         Bounced = "bounced",

@@ -277,16 +277,33 @@ pub fn is_human_open(
     !(proxy && seconds_after_send.is_some_and(|s| s < PREFETCH_WINDOW_SECS))
 }
 
-/// Event rows of one invitation, oldest first (tests and the per-recipient export).
+/// The events of one invitation, oldest first: its `sent` (the invitation row's `sent_at`, see
+/// [`crate::funnel`]) and its event rows.
 pub fn events_of(
     conn: &mut DbConn,
     invitation_id: &str,
 ) -> Result<Vec<(String, NaiveDateTime, Option<bool>)>, DbError> {
-    Ok(funnel_events::table
-        .filter(funnel_events::invitation_id.eq(invitation_id))
-        .order(funnel_events::at.asc())
-        .select((funnel_events::kind, funnel_events::at, funnel_events::human))
-        .load(conn)?)
+    let sent: Option<NaiveDateTime> = invitations::table
+        .find(invitation_id)
+        .select(invitations::sent_at)
+        .first::<Option<NaiveDateTime>>(conn)
+        .optional()?
+        .flatten();
+    let mut events: Vec<(String, NaiveDateTime, Option<bool>)> = sent
+        .map(|at| (EventKind::Sent.as_str().to_owned(), at, None))
+        .into_iter()
+        .collect();
+    events.extend(
+        funnel_events::table
+            .filter(funnel_events::invitation_id.eq(invitation_id))
+            // Stored by versions before the row's sent_at stood for it.
+            .filter(funnel_events::kind.ne(EventKind::Sent))
+            .order(funnel_events::at.asc())
+            .select((funnel_events::kind, funnel_events::at, funnel_events::human))
+            .load::<(String, NaiveDateTime, Option<bool>)>(conn)?,
+    );
+    events.sort_by_key(|e| e.1);
+    Ok(events)
 }
 
 #[cfg(test)]

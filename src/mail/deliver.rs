@@ -923,7 +923,6 @@ fn record_outcomes(
         if bulk_sent.contains(row.id.as_str()) {
             tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Sent, now);
             tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Delivered, now);
-            events.push((row, EventKind::Sent, None));
             db::after_commit(|| METRICS.emails_sent.inc());
             finish();
             continue;
@@ -951,7 +950,6 @@ fn record_outcomes(
                 if n == 1 {
                     count(Metric::Sent);
                     count(Metric::Delivered);
-                    events.push((row, EventKind::Sent, None));
                     db::after_commit(|| METRICS.emails_sent.inc());
                 }
                 finish();

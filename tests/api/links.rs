@@ -329,6 +329,21 @@ async fn one_click_unsubscribe_suppresses_once(backend: Backend) {
         })
         .await;
     assert_eq!(events.iter().filter(|k| *k == "unsubscribed").count(), 1, "{events:?}");
+    // The send is the invitation row's sent_at, read as the first event; no event row holds it.
+    assert_eq!(events.first().map(String::as_str), Some("sent"), "{events:?}");
+    assert_eq!(events.iter().filter(|k| *k == "sent").count(), 1, "{events:?}");
+    let inv = invitation.clone();
+    let stored_sent: i64 = app
+        .with_db(move |c| {
+            funnel_events::table
+                .filter(funnel_events::invitation_id.eq(&inv))
+                .filter(funnel_events::kind.eq("sent"))
+                .count()
+                .get_result(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(stored_sent, 0);
 
     // The next campaign does not write to anna again.
     let text = app.consent_text(&ws.token, "da").await;
@@ -353,7 +368,61 @@ async fn one_click_unsubscribe_suppresses_once(backend: Backend) {
     assert_eq!(anna_invited, 0);
 }
 
+/// Migration 2026-12-09-000001 takes the foreign keys off `invitations` (SQLite: by rebuilding the
+/// table). Down and up again on a database with a sent invitation and a sign-up from it: every
+/// row stays, and `consent_requests` still refers to the invitations table that replaced the
+/// old one (an unknown invitation is refused).
+async fn the_invitation_keys_migration_keeps_rows_and_references(backend: Backend) {
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+    use optbridge::db::DbConn;
+    use optbridge::db::schema::consent_requests;
+    let app = spawn_app(backend).await;
+    let (_ws, invitation, campaign, _) = sent_invitation(&app).await;
+    let link = sign(&app, LinkPurpose::Landing, &invitation, &campaign);
+    assert_eq!(app.submit_landing(&link, "+4520123456", true, &[]).await.0, 303);
+    let counts = |c: &mut DbConn| -> (i64, i64) {
+        (
+            invitations::table.count().get_result(c).unwrap(),
+            consent_requests::table
+                .filter(consent_requests::invitation_id.is_not_null())
+                .count()
+                .get_result(c)
+                .unwrap(),
+        )
+    };
+    let before = app.with_db(counts).await;
+    assert_eq!(before.1, 1, "the sign-up refers to its invitation");
+    let after = app
+        .with_db(move |c| {
+            let dir = |name| format!("{}/migrations/{name}", env!("CARGO_MANIFEST_DIR"));
+            let reverted = match c {
+                DbConn::Sqlite(c) => c
+                    .revert_last_migration(FileBasedMigrations::from_path(dir("sqlite")).unwrap())
+                    .map(|v| v.to_string()),
+                DbConn::Pg(c) => c
+                    .revert_last_migration(FileBasedMigrations::from_path(dir("postgres")).unwrap())
+                    .map(|v| v.to_string()),
+            }
+            .unwrap();
+            assert_eq!(reverted, "20261209000001");
+            assert_eq!(counts(c), before, "down keeps every row");
+            optbridge::db::run_migrations(c).unwrap();
+            counts(c)
+        })
+        .await;
+    assert_eq!(after, before, "up keeps every row");
+    let refused = app
+        .with_db(|c| {
+            diesel::update(consent_requests::table)
+                .set(consent_requests::invitation_id.eq("no-such-invitation"))
+                .execute(c)
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}
+
 both_backends!(
+    the_invitation_keys_migration_keeps_rows_and_references,
     landing_get_shows_an_unticked_form_and_records_only_a_click,
     opens_count_recipients_once_and_tell_machines_apart,
     bad_links_all_get_the_same_404,
