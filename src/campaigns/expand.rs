@@ -35,6 +35,17 @@ pub enum Progress {
     Done {
         queued: usize,
     },
+    /// The expansion job's lease went to another worker, which goes on from the last page
+    /// committed; this page wrote nothing.
+    LeaseLost,
+}
+
+/// The expansion job a page belongs to: the page's transaction renews its lease and moves its
+/// cursor, so a page and its checkpoint commit together.
+struct PageJob<'a> {
+    owner: &'a str,
+    job_id: &'a str,
+    lease: std::time::Duration,
 }
 
 #[derive(Queryable)]
@@ -68,11 +79,14 @@ struct NewInvitation<'a> {
 /// Queues invitations for the page of contacts after `cursor`. Contacts are skipped when their
 /// locale is outside the audience, their email is suppressed, they have an active SMS consent
 /// with the workspace already (nothing left to ask), or they already have an invitation for this
-/// campaign (a page repeated after a crash). A cancelled campaign queues nothing more. The new invitations are queued
-/// for sending `batch` to an outbox job.
+/// campaign (a page repeated after a crash). A cancelled campaign queues nothing more. The new
+/// invitations are queued for sending `batch` to an outbox job. The same transaction renews the
+/// job's lease and stores the new cursor: one write transaction per page, not two (on SQLite each
+/// waits for the one write lock).
 fn expand_page(
     conn: &mut DbConn,
     expansion: &Expansion,
+    job: &PageJob<'_>,
     cursor: Option<&str>,
     batch: usize,
 ) -> Result<Progress, DbError> {
@@ -86,6 +100,11 @@ fn expand_page(
     let (workspace_locale, verp) = (*workspace_locale, *verp);
     let audience = campaign.audience();
     db::write_tx(conn, |conn| {
+        // First, so a worker that lost the job writes nothing; the row stays ours until commit
+        // (locked on PostgreSQL; SQLite has one writer).
+        if outbox::extend_leases(conn, job.owner, &[job.job_id.to_owned()], job.lease)?.is_empty() {
+            return Ok(Progress::LeaseLost);
+        }
         let status: CampaignStatus = campaigns::table
             .find(&campaign.id)
             .select(campaigns::status)
@@ -228,6 +247,7 @@ fn expand_page(
             finish(conn, &campaign.id)?;
             Ok(Progress::Done { queued })
         } else {
+            outbox::checkpoint(conn, job.owner, job.job_id, &last, job.lease)?;
             Ok(Progress::More { cursor: last, queued })
         }
     })
@@ -333,26 +353,33 @@ async fn expand_campaign(queue: &Queue, owner: &str, job: Job, verp: bool) -> Re
     loop {
         let e = expansion.clone();
         let after = cursor.clone();
+        let (o, id, lease) = (owner.to_owned(), job.id.clone(), queue.settings.lease);
+        let started = std::time::Instant::now();
         let progress = queue
             .db
-            .run(move |conn| expand_page(conn, &e, after.as_deref(), batch))
+            .run(move |conn| {
+                let page_job = PageJob {
+                    owner: &o,
+                    job_id: &id,
+                    lease,
+                };
+                expand_page(conn, &e, &page_job, after.as_deref(), batch)
+            })
             .await?;
         queue.wake.notify_waiters();
+        tracing::debug!(
+            campaign = job.ref_id,
+            page_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "audience page queued"
+        );
         match progress {
-            Progress::More { cursor: next, .. } => {
-                let (o, id, c, lease) = (owner.to_owned(), job.id.clone(), next.clone(), queue.settings.lease);
-                let still_ours = queue
-                    .db
-                    .run(move |conn| outbox::checkpoint(conn, &o, &id, &c, lease))
-                    .await?;
-                if !still_ours {
-                    tracing::warn!(
-                        campaign = job.ref_id,
-                        "lost the expansion lease; another worker continues"
-                    );
-                    return Ok(());
-                }
-                cursor = Some(next);
+            Progress::More { cursor: next, .. } => cursor = Some(next),
+            Progress::LeaseLost => {
+                tracing::warn!(
+                    campaign = job.ref_id,
+                    "lost the expansion lease; another worker continues"
+                );
+                return Ok(());
             }
             Progress::Done { .. } => {
                 let (o, id) = (owner.to_owned(), job.id.clone());

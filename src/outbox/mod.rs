@@ -341,12 +341,18 @@ pub fn run_now(conn: &mut DbConn, kinds: &[JobKind], refs: &[String]) -> Result<
 
 /// Extends the leases `owner` still holds on `job_ids` by `lease` from now: a round that runs
 /// longer than half its lease (a slow relay) keeps its jobs, so no other worker sends them too.
-pub fn extend_leases(conn: &mut DbConn, owner: &str, job_ids: &[String], lease: Duration) -> Result<usize, DbError> {
+/// Returns the jobs extended (those another worker took over are not).
+pub fn extend_leases(
+    conn: &mut DbConn,
+    owner: &str,
+    job_ids: &[String],
+    lease: Duration,
+) -> Result<Vec<String>, DbError> {
     if job_ids.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let expires = db::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-    Ok(diesel::update(
+    let extended = diesel::update(
         outbox_jobs::table
             .filter(outbox_jobs::id.eq_any(job_ids))
             .filter(outbox_jobs::lease_owner.eq(owner)),
@@ -355,7 +361,8 @@ pub fn extend_leases(conn: &mut DbConn, owner: &str, job_ids: &[String], lease: 
         outbox_jobs::lease_expires_at.eq(expires),
         outbox_jobs::run_after.eq(expires),
     ))
-    .execute(conn)?)
+    .returning(outbox_jobs::id);
+    Ok(db::on_each_backend!(conn, |c| extended.get_results(c))?)
 }
 
 /// Puts a job back for later without counting the attempt (it was not tried: quiet hours).
@@ -418,16 +425,19 @@ pub fn release_all(conn: &mut DbConn, owner: &str) -> Result<usize, DbError> {
 /// Puts back the jobs `owner` still holds after its batch panicked (a bug). The attempt counts:
 /// each job runs again after the usual backoff for its attempt number, with the panic as its last
 /// error, so a job that panics every time is retried ever more slowly instead of in a loop, and
-/// the rest of its batch goes on. Returns how many jobs were put back.
+/// the rest of its batch goes on. `keep` stay held: the worker claimed them for its next round.
+/// Returns how many jobs were put back.
 pub fn release_after_panic(
     conn: &mut DbConn,
     owner: &str,
     panic: &str,
+    keep: &[String],
     base: Duration,
     max: Duration,
 ) -> Result<usize, DbError> {
     let held: Vec<(String, i32)> = outbox_jobs::table
         .filter(outbox_jobs::lease_owner.eq(owner))
+        .filter(outbox_jobs::id.ne_all(keep))
         .select((outbox_jobs::id, outbox_jobs::attempts))
         .load(conn)?;
     let now = db::now();

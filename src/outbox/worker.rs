@@ -179,10 +179,11 @@ fn worker_id(n: usize) -> String {
 async fn run(worker: Arc<Worker>, owner: String, mut shutdown: watch::Receiver<bool>) {
     tracing::debug!(owner, "outbox worker started");
     let queue = &worker.queue;
+    let mut ahead: Option<Ahead> = None;
     while !*shutdown.borrow() {
         // A panic in a batch (a bug) must not end the worker: the process would go on serving
         // with fewer workers, or none, and nothing would say so.
-        let outcome = match crate::telemetry::catch_panic(dispatch_round(&worker, &owner)).await {
+        let outcome = match crate::telemetry::catch_panic(dispatch_round(&worker, &owner, Some(&mut ahead))).await {
             Ok(outcome) => outcome,
             Err(panic) => {
                 // What an earlier round left running ends first: its batch is among the jobs
@@ -190,7 +191,14 @@ async fn run(worker: Arc<Worker>, owner: String, mut shutdown: watch::Receiver<b
                 if let Err(e) = worker.settle(&owner).await {
                     tracing::error!(owner, error = %e, "outbox worker: the end of a batch failed; its jobs' leases expire on their own");
                 }
-                recover_from_panic(&worker.queue, &owner, &panic).await;
+                // The next round's jobs were not in the round that panicked: they stay claimed.
+                let next = match ahead.take() {
+                    Some(claim) => claim.jobs().await.unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                let keep: Vec<String> = next.iter().map(|job| job.id.clone()).collect();
+                recover_from_panic(&worker.queue, &owner, &panic, keep).await;
+                ahead = Some(Ahead::Claimed(next));
                 continue;
             }
         };
@@ -212,6 +220,10 @@ async fn run(worker: Arc<Worker>, owner: String, mut shutdown: watch::Receiver<b
             }
         }
     }
+    // A claim still under way ends before the leases are given back, so none stays behind.
+    if let Some(claim) = ahead.take() {
+        let _ = claim.jobs().await;
+    }
     if let Err(e) = worker.settle(&owner).await {
         tracing::error!(owner, error = %e, "outbox worker: the end of a batch failed; its jobs' leases expire on their own");
     }
@@ -225,8 +237,8 @@ async fn run(worker: Arc<Worker>, owner: String, mut shutdown: watch::Receiver<b
 }
 
 /// After a batch panicked: counts and logs it, and puts its unfinished jobs back for a later
-/// attempt (see `outbox::release_after_panic`).
-async fn recover_from_panic(queue: &Queue, owner: &str, panic: &str) {
+/// attempt (see `outbox::release_after_panic`); `keep` are jobs claimed for the next round.
+async fn recover_from_panic(queue: &Queue, owner: &str, panic: &str, keep: Vec<String>) {
     METRICS.worker_panics.inc();
     tracing::error!(
         owner,
@@ -237,7 +249,7 @@ async fn recover_from_panic(queue: &Queue, owner: &str, panic: &str) {
     let (base, max) = (queue.settings.retry_base, queue.settings.retry_max);
     match queue
         .db
-        .run(move |conn| super::release_after_panic(conn, &o, &p, base, max))
+        .run(move |conn| super::release_after_panic(conn, &o, &p, &keep, base, max))
         .await
     {
         Ok(n) => tracing::info!(owner, released = n, "outbox worker released the panicked batch"),
@@ -251,22 +263,101 @@ async fn recover_from_panic(queue: &Queue, owner: &str, panic: &str) {
 /// Claims and processes one batch, with every outcome recorded when it returns. Returns how
 /// many jobs it claimed.
 pub async fn dispatch_once(worker: &Worker, owner: &str) -> Result<usize, WorkerError> {
-    let claimed = dispatch_round(worker, owner).await;
+    let claimed = dispatch_round(worker, owner, None).await;
     let settled = worker.settle(owner).await;
     let claimed = claimed?;
     settled?;
     Ok(claimed)
 }
 
-/// Claims and processes one batch; a handler may leave the end of it running into the next
-/// round (see [`JobHandler::settle`]). Returns how many jobs it claimed.
-async fn dispatch_round(worker: &Worker, owner: &str) -> Result<usize, WorkerError> {
-    let queue = &worker.queue;
+/// The next round's jobs, claimed while the round before it works ([`dispatch_round`]).
+enum Ahead {
+    Claiming {
+        task: tokio::task::JoinHandle<Result<Vec<Job>, DbError>>,
+        at: std::time::Instant,
+    },
+    Claimed(Vec<Job>),
+}
+
+impl Ahead {
+    fn start(queue: &Queue, owner: &str) -> Self {
+        let (db, o) = (queue.db.clone(), owner.to_owned());
+        let (batch, lease) = (i64::from(queue.settings.batch), queue.settings.lease);
+        Self::Claiming {
+            task: tokio::spawn(async move { db.run(move |conn| super::claim(conn, &o, batch, lease)).await }),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    async fn jobs(self) -> Result<Vec<Job>, WorkerError> {
+        match self {
+            Self::Claiming { task, .. } => task
+                .await
+                .map_err(|e| WorkerError::Inconsistent(format!("claiming the next round: {e}")))?
+                .map_err(WorkerError::from),
+            Self::Claimed(jobs) => Ok(jobs),
+        }
+    }
+
+    /// The jobs, still leased to `owner` for a whole lease. A round that took longer than half
+    /// a lease (a slow relay) renews them first, and drops any that expired and went to another
+    /// worker meanwhile: sending them too would repeat them.
+    async fn take(self, queue: &Queue, owner: &str) -> Result<Vec<Job>, WorkerError> {
+        let claimed_at = match &self {
+            Self::Claiming { at, .. } => Some(*at),
+            Self::Claimed(_) => None,
+        };
+        let mut jobs = self.jobs().await?;
+        let lease = queue.settings.lease;
+        if !jobs.is_empty() && claimed_at.is_none_or(|at| at.elapsed() > lease / 2) {
+            let (o, ids) = (owner.to_owned(), jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>());
+            let kept = queue
+                .db
+                .run(move |conn| super::extend_leases(conn, &o, &ids, lease))
+                .await?;
+            jobs.retain(|job| kept.contains(&job.id));
+        }
+        Ok(jobs)
+    }
+}
+
+async fn claim(queue: &Queue, owner: &str) -> Result<Vec<Job>, WorkerError> {
     let o = owner.to_owned();
     let (batch, lease) = (i64::from(queue.settings.batch), queue.settings.lease);
+    Ok(queue.db.run(move |conn| super::claim(conn, &o, batch, lease)).await?)
+}
+
+/// Claims and processes one batch; a handler may leave the end of it running into the next
+/// round (see [`JobHandler::settle`]). Returns how many jobs it claimed.
+///
+/// With `ahead` (the worker tasks), the next round's jobs are claimed as this round starts, so
+/// its sends go on the moment this round's are done instead of after a claim: a write
+/// transaction that waited 1 – 20 ms per round of 500 invitations (PostgreSQL's commit; SQLite's
+/// write lock while a campaign's expansion holds it), while the round's lanes stood idle
+/// (BENCHMARKS.md, "sixth session"). A claim ahead that found nothing is made again when its
+/// turn comes, so work queued meanwhile is not missed.
+async fn dispatch_round(
+    worker: &Worker,
+    owner: &str,
+    mut ahead: Option<&mut Option<Ahead>>,
+) -> Result<usize, WorkerError> {
+    let queue = &worker.queue;
     let started = std::time::Instant::now();
-    let jobs = queue.db.run(move |conn| super::claim(conn, &o, batch, lease)).await?;
+    let claimed_ahead = match ahead.as_deref_mut().and_then(Option::take) {
+        Some(claim) => claim.take(queue, owner).await?,
+        None => Vec::new(),
+    };
+    let jobs = if claimed_ahead.is_empty() {
+        claim(queue, owner).await?
+    } else {
+        claimed_ahead
+    };
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(slot) = ahead
+        && !jobs.is_empty()
+    {
+        *slot = Some(Ahead::start(queue, owner));
+    }
     for handler in &worker.handlers {
         handler.round_started(owner);
     }
@@ -305,7 +396,7 @@ async fn dispatch_round(worker: &Worker, owner: &str) -> Result<usize, WorkerErr
 pub async fn dispatch_all_pending(worker: &Worker) -> Result<(), WorkerError> {
     let owner = worker_id(0);
     let drained = async {
-        while dispatch_round(worker, &owner).await? > 0 {}
+        while dispatch_round(worker, &owner, None).await? > 0 {}
         Ok(())
     }
     .await;

@@ -276,6 +276,7 @@ async fn a_panicked_batch_is_put_back_for_a_later_attempt(backend: Backend) {
                 c,
                 "worker-a",
                 "index out of bounds",
+                &[],
                 Duration::from_secs(10),
                 Duration::from_secs(600),
             )

@@ -92,4 +92,115 @@ async fn handlers_run_in_registration_order_and_unknown_kinds_stay(backend: Back
     );
 }
 
-both_backends!(handlers_run_in_registration_order_and_unknown_kinds_stay);
+/// Holds the first job it is given until told to go on; finishes every job.
+struct Holder {
+    seen: Arc<Mutex<Vec<String>>>,
+    started: Arc<tokio::sync::Notify>,
+    go: Arc<tokio::sync::Notify>,
+}
+
+impl JobHandler for Holder {
+    fn kinds(&self) -> &[JobKind] {
+        &[FIRST]
+    }
+
+    fn handle<'a>(
+        &'a self,
+        queue: &'a Queue,
+        owner: &'a str,
+        jobs: Vec<Job>,
+    ) -> BoxFuture<'a, Result<(), WorkerError>> {
+        Box::pin(async move {
+            let first = {
+                let mut seen = self.seen.lock().unwrap();
+                seen.extend(jobs.iter().map(|j| j.ref_id.clone()));
+                seen.len() == jobs.len()
+            };
+            if first {
+                self.started.notify_one();
+                self.go.notified().await;
+            }
+            let (owner, ids) = (owner.to_owned(), jobs.into_iter().map(|j| j.id).collect::<Vec<_>>());
+            queue.db.run(move |conn| outbox::finish(conn, &owner, &ids)).await?;
+            Ok(())
+        })
+    }
+}
+
+/// A worker task claims its next round while the current one works, and a worker that stops
+/// gives that claim back unspent: not sent, its attempt not counted, due at once for another.
+async fn the_next_round_is_claimed_ahead_and_given_back_on_stop(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.with_db(|c| {
+        let t0 = optbridge::db::now() - chrono::Duration::seconds(10);
+        outbox::enqueue(c, None, FIRST, "round-1", t0).unwrap();
+        outbox::enqueue(c, None, FIRST, "round-2", t0 + chrono::Duration::seconds(1)).unwrap();
+    })
+    .await;
+    let mut settings = app.settings.outbox.clone();
+    settings.workers = 1;
+    settings.batch = 1;
+    let (started, go) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let holder = Holder {
+        seen: seen.clone(),
+        started: started.clone(),
+        go: go.clone(),
+    };
+    let queue = Queue {
+        db: app.db.clone(),
+        settings,
+        wake: Default::default(),
+    };
+    let pool = optbridge::outbox::worker::WorkerPool::spawn(Arc::new(Worker::new(queue, vec![Box::new(holder)])));
+    tokio::time::timeout(std::time::Duration::from_secs(10), started.notified())
+        .await
+        .expect("the first round starts");
+
+    let lease_of_round_2 = || {
+        app.with_db(|c| {
+            outbox_jobs::table
+                .filter(outbox_jobs::ref_id.eq("round-2"))
+                .select((outbox_jobs::lease_owner, outbox_jobs::attempts))
+                .first::<(Option<String>, i32)>(c)
+                .unwrap()
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (owner, attempts) = lease_of_round_2().await;
+        if owner.is_some() {
+            assert_eq!(attempts, 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "round 2 is claimed while round 1 works"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let stopping = tokio::spawn(pool.shutdown());
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    go.notify_one();
+    tokio::time::timeout(std::time::Duration::from_secs(10), stopping)
+        .await
+        .expect("the worker stops")
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["round-1"], "round 2 was not worked on");
+    assert_eq!(
+        lease_of_round_2().await,
+        (None, 0),
+        "given back, the attempt not counted"
+    );
+    let left: i64 = app.with_db(|c| outbox_jobs::table.count().get_result(c).unwrap()).await;
+    assert_eq!(left, 1, "round 1 finished, round 2 waiting");
+}
+
+both_backends!(
+    handlers_run_in_registration_order_and_unknown_kinds_stay,
+    the_next_round_is_claimed_ahead_and_given_back_on_stop
+);
