@@ -275,6 +275,10 @@ impl JobHandler for ExpansionHandler {
         &[CAMPAIGN_EXPAND_JOB]
     }
 
+    fn long_running(&self) -> bool {
+        true
+    }
+
     fn handle<'a>(
         &'a self,
         queue: &'a Queue,

@@ -165,6 +165,10 @@ impl JobHandler for ImportJobHandler {
         &[IMPORT_JOB]
     }
 
+    fn long_running(&self) -> bool {
+        true
+    }
+
     fn handle<'a>(
         &'a self,
         queue: &'a Queue,

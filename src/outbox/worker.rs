@@ -83,6 +83,12 @@ pub trait JobHandler: Send + Sync {
     /// The kinds this handler takes; no two handlers of a [`Worker`] share one.
     fn kinds(&self) -> &[JobKind];
 
+    /// Whether a job of these kinds can take minutes (a campaign's expansion, an import): a
+    /// worker claims no next round while it runs, so other workers take that work meanwhile.
+    fn long_running(&self) -> bool {
+        false
+    }
+
     /// Processes `jobs` (of its kinds, in the order they were due), leased to `owner`: finishes,
     /// retries or defers each. An error ends the round; jobs not yet recorded keep their lease
     /// until it expires.
@@ -281,10 +287,8 @@ enum Ahead {
 
 impl Ahead {
     fn start(queue: &Queue, owner: &str) -> Self {
-        let (db, o) = (queue.db.clone(), owner.to_owned());
-        let (batch, lease) = (i64::from(queue.settings.batch), queue.settings.lease);
         Self::Claiming {
-            task: tokio::spawn(async move { db.run(move |conn| super::claim(conn, &o, batch, lease)).await }),
+            task: tokio::spawn(claiming(queue, owner)),
             at: std::time::Instant::now(),
         }
     }
@@ -321,10 +325,11 @@ impl Ahead {
     }
 }
 
-async fn claim(queue: &Queue, owner: &str) -> Result<Vec<Job>, WorkerError> {
-    let o = owner.to_owned();
+/// A claim of `owner`'s next jobs (`OUTBOX_BATCH`, or one invitation batch alone).
+fn claiming(queue: &Queue, owner: &str) -> impl Future<Output = Result<Vec<Job>, DbError>> + Send + 'static {
+    let (db, o) = (queue.db.clone(), owner.to_owned());
     let (batch, lease) = (i64::from(queue.settings.batch), queue.settings.lease);
-    Ok(queue.db.run(move |conn| super::claim(conn, &o, batch, lease)).await?)
+    async move { db.run(move |conn| super::claim(conn, &o, batch, lease)).await }
 }
 
 /// Claims and processes one batch; a handler may leave the end of it running into the next
@@ -335,7 +340,8 @@ async fn claim(queue: &Queue, owner: &str) -> Result<Vec<Job>, WorkerError> {
 /// transaction that waited 1 – 20 ms per round of 500 invitations (PostgreSQL's commit; SQLite's
 /// write lock while a campaign's expansion holds it), while the round's lanes stood idle
 /// (BENCHMARKS.md, "sixth session"). A claim ahead that found nothing is made again when its
-/// turn comes, so work queued meanwhile is not missed.
+/// turn comes, so work queued meanwhile is not missed; a round with a long-running job claims
+/// nothing ahead ([`JobHandler::long_running`]).
 async fn dispatch_round(
     worker: &Worker,
     owner: &str,
@@ -348,13 +354,19 @@ async fn dispatch_round(
         None => Vec::new(),
     };
     let jobs = if claimed_ahead.is_empty() {
-        claim(queue, owner).await?
+        claiming(queue, owner).await?
     } else {
         claimed_ahead
     };
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let long = jobs.iter().any(|job| {
+        worker
+            .handler_for(&job.kind)
+            .is_some_and(|n| worker.handlers[n].long_running())
+    });
     if let Some(slot) = ahead
         && !jobs.is_empty()
+        && !long
     {
         *slot = Some(Ahead::start(queue, owner));
     }

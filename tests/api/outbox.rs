@@ -94,6 +94,7 @@ async fn handlers_run_in_registration_order_and_unknown_kinds_stay(backend: Back
 
 /// Holds the first job it is given until told to go on; finishes every job.
 struct Holder {
+    long: bool,
     seen: Arc<Mutex<Vec<String>>>,
     started: Arc<tokio::sync::Notify>,
     go: Arc<tokio::sync::Notify>,
@@ -102,6 +103,10 @@ struct Holder {
 impl JobHandler for Holder {
     fn kinds(&self) -> &[JobKind] {
         &[FIRST]
+    }
+
+    fn long_running(&self) -> bool {
+        self.long
     }
 
     fn handle<'a>(
@@ -130,6 +135,16 @@ impl JobHandler for Holder {
 /// A worker task claims its next round while the current one works, and a worker that stops
 /// gives that claim back unspent: not sent, its attempt not counted, due at once for another.
 async fn the_next_round_is_claimed_ahead_and_given_back_on_stop(backend: Backend) {
+    claim_ahead(backend, false).await;
+}
+
+/// A round with a long-running job (an expansion, an import) claims nothing ahead: other workers
+/// take the next jobs meanwhile.
+async fn a_long_round_claims_nothing_ahead(backend: Backend) {
+    claim_ahead(backend, true).await;
+}
+
+async fn claim_ahead(backend: Backend, long: bool) {
     let app = spawn_app(backend).await;
     app.with_db(|c| {
         let t0 = optbridge::db::now() - chrono::Duration::seconds(10);
@@ -146,6 +161,7 @@ async fn the_next_round_is_claimed_ahead_and_given_back_on_stop(backend: Backend
     );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let holder = Holder {
+        long,
         seen: seen.clone(),
         started: started.clone(),
         go: go.clone(),
@@ -169,18 +185,24 @@ async fn the_next_round_is_claimed_ahead_and_given_back_on_stop(backend: Backend
                 .unwrap()
         })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let (owner, attempts) = lease_of_round_2().await;
-        if owner.is_some() {
-            assert_eq!(attempts, 1);
-            break;
+    if long {
+        // Time for a claim ahead, were one made.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(lease_of_round_2().await, (None, 0), "not claimed while round 1 works");
+    } else {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (owner, attempts) = lease_of_round_2().await;
+            if owner.is_some() {
+                assert_eq!(attempts, 1);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round 2 is claimed while round 1 works"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "round 2 is claimed while round 1 works"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 
     let stopping = tokio::spawn(pool.shutdown());
@@ -202,5 +224,6 @@ async fn the_next_round_is_claimed_ahead_and_given_back_on_stop(backend: Backend
 
 both_backends!(
     handlers_run_in_registration_order_and_unknown_kinds_stay,
-    the_next_round_is_claimed_ahead_and_given_back_on_stop
+    the_next_round_is_claimed_ahead_and_given_back_on_stop,
+    a_long_round_claims_nothing_ahead
 );
