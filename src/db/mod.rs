@@ -203,7 +203,7 @@ pub struct Db {
     turns: Arc<tokio::sync::Semaphore>,
     /// SQLite: this process's write transactions take turns here, first come first served
     /// ([`write_tx`]). `None` on PostgreSQL.
-    write_gate: Option<Arc<WriteGate>>,
+    write_gate: Option<WriteGate>,
 }
 
 impl std::fmt::Debug for Db {
@@ -233,7 +233,7 @@ impl Db {
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
         let turns = Arc::new(tokio::sync::Semaphore::new(pool_size as usize));
-        let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(WriteGate::default()));
+        let write_gate = (backend == Backend::Sqlite).then(WriteGate::default);
         Ok(Self {
             pool,
             backend,
@@ -275,7 +275,7 @@ impl Db {
         let gate = self.write_gate.clone();
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            let _gate = gate.map(WriteGate::enter);
+            let _gate = gate.map(WriteGateScope::enter);
             let mut conn = pool.get().map_err(DbError::from)?;
             f(&mut conn)
         })
@@ -402,26 +402,23 @@ impl Drop for AfterCommitScope {
 /// invitations during the 1.1 s of the expansion (BENCHMARKS.md, "sixth session"). Here the
 /// waiters queue (tokio's mutex is fair) and each gets the lock the moment it is free. Writers
 /// in other processes (a `worker` beside `serve`, the CLI) still meet SQLite's busy handler.
-#[derive(Default)]
-struct WriteGate {
-    turn: Arc<tokio::sync::Mutex<()>>,
-}
+type WriteGate = Arc<tokio::sync::Mutex<()>>;
 
 thread_local! {
     /// The gate of the database whose [`Db::run`] runs on this thread, and whether a
     /// [`write_tx`] on this thread holds it already (a nested one must not wait for itself).
-    static WRITE_GATE: std::cell::RefCell<(Option<Arc<WriteGate>>, bool)> = const { std::cell::RefCell::new((None, false)) };
+    static WRITE_GATE: std::cell::RefCell<(Option<WriteGate>, bool)> = const { std::cell::RefCell::new((None, false)) };
 }
 
-impl WriteGate {
-    /// Makes `gate` the one [`write_tx`] takes on this thread until the scope ends.
-    fn enter(gate: Arc<Self>) -> WriteGateScope {
+/// While it lives, [`write_tx`] on this thread takes the gate it entered.
+struct WriteGateScope;
+
+impl WriteGateScope {
+    fn enter(gate: WriteGate) -> Self {
         WRITE_GATE.with(|slot| *slot.borrow_mut() = (Some(gate), false));
-        WriteGateScope
+        Self
     }
 }
-
-struct WriteGateScope;
 
 impl Drop for WriteGateScope {
     fn drop(&mut self) {
@@ -445,7 +442,7 @@ impl WriteTurn {
             Some(gate)
         })?;
         Some(Self {
-            _held: gate.turn.clone().blocking_lock_owned(),
+            _held: gate.blocking_lock_owned(),
         })
     }
 }

@@ -359,17 +359,6 @@ async fn dispatch_round(
         claimed_ahead
     };
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let long = jobs.iter().any(|job| {
-        worker
-            .handler_for(&job.kind)
-            .is_some_and(|n| worker.handlers[n].long_running())
-    });
-    if let Some(slot) = ahead
-        && !jobs.is_empty()
-        && !long
-    {
-        *slot = Some(Ahead::start(queue, owner));
-    }
     for handler in &worker.handlers {
         handler.round_started(owner);
     }
@@ -386,6 +375,17 @@ async fn dispatch_round(
                 );
             }
         }
+    }
+    let long = worker
+        .handlers
+        .iter()
+        .zip(&by_handler)
+        .any(|(handler, jobs)| !jobs.is_empty() && handler.long_running());
+    if let Some(slot) = ahead
+        && claimed > 0
+        && !long
+    {
+        *slot = Some(Ahead::start(queue, owner));
     }
     for (handler, jobs) in worker.handlers.iter().zip(by_handler) {
         if !jobs.is_empty() {
