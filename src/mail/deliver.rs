@@ -4,11 +4,11 @@
 //! tried again later gets an [`INVITATION_EMAIL_JOB`] of its own. [`InvitationSender`] takes both:
 //! it loads the claimed invitations and the suppressions in one read, renders each message
 //! (from a per-campaign cache of prepared templates, each lane building its next message while
-//! the server answers the one before), sends them over `send_concurrency` SMTP lanes, and records
-//! the final outcomes (invitation status, funnel events and counters) in group commits as they
-//! arrive, and what goes back to the outbox, with the batch itself, in one closing transaction
-//! that runs while the worker's next round sends. A circuit breaker pauses sends while the relay
-//! keeps failing.
+//! the server answers the one before), and sends them over `send_concurrency` SMTP lanes. One
+//! recorder per process ([`record`]) writes the final outcomes (invitation status, funnel events
+//! and counters) of every worker in group commits as they arrive, and a round's end (what goes
+//! back to the outbox, the batch itself) after them, while the worker's next round sends. A
+//! circuit breaker pauses sends while the relay keeps failing.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,15 +26,16 @@ use super::{Mailer, OutgoingEmail, SendError};
 use crate::campaigns::{self, Campaign, CampaignStatus, InvitationStatus, Messages, Variant};
 use crate::consent::texts::{self as consent_texts, ConsentTextVersion};
 use crate::db::schema::{self, contacts, invitations, suppressions};
-use crate::db::{self, Db, DbConn, DbError};
+use crate::db::{self, Db, DbError};
 use crate::domain::{Channel, Locale};
-use crate::funnel::{self, EventKind, Metric};
 use crate::links::Keyring;
-use crate::metrics::METRICS;
 use crate::outbox::breaker::{Breaker, BreakerConfig, Permit};
-use crate::outbox::worker::{JobHandler, OutboxSettings, Queue, WorkerError};
+use crate::outbox::worker::{JobHandler, Queue, WorkerError};
 use crate::outbox::{self, Job, JobKind};
 use crate::workspace::{self, Workspace};
+use record::{Closing, Recorder};
+
+mod record;
 
 /// Send a batch of fresh invitations (`payload` = their ids; see [`outbox::enqueue_batches`]).
 /// A batch is claimed whole and alone, so a claim still holds at most a batch's worth of sends.
@@ -54,28 +55,11 @@ pub struct InvitationSender {
     /// `BOUNCE_ADDRESS`: each invitation's envelope sender is a VERP address made from it.
     bounce_address: Option<BounceAddress>,
     campaigns: Mutex<HashMap<String, Arc<CampaignContext>>>,
-    /// Per worker (owner): its last round's closing transaction, which runs while the next
-    /// round sends (see [`JobHandler::settle`]).
+    /// Records every worker's outcomes; started with the first round.
+    recorder: std::sync::OnceLock<Recorder>,
+    /// Per worker (owner): its last round's end, recorded while the next round sends (see
+    /// [`JobHandler::settle`]).
     closing: Mutex<HashMap<String, Closing>>,
-}
-
-/// A round's closing transaction: what goes back to the outbox, the outcomes that arrived after
-/// the last group commit, and the batches finished.
-enum Closing {
-    /// Waits for the worker's next claim.
-    Waiting(BoxFuture<'static, Result<(), WorkerError>>),
-    Running(tokio::task::JoinHandle<Result<(), WorkerError>>),
-}
-
-impl Closing {
-    async fn finish(self) -> Result<(), WorkerError> {
-        match self {
-            Self::Waiting(closing) => closing.await,
-            Self::Running(task) => task
-                .await
-                .unwrap_or_else(|e| Err(WorkerError::Inconsistent(format!("closing a batch: {e}")))),
-        }
-    }
 }
 
 /// What an [`InvitationSender`] sends with.
@@ -98,6 +82,7 @@ impl InvitationSender {
             breaker: Breaker::new("smtp", parts.breaker),
             bounce_address: parts.bounce_address,
             campaigns: Mutex::new(HashMap::new()),
+            recorder: std::sync::OnceLock::new(),
             closing: Mutex::new(HashMap::new()),
         }
     }
@@ -150,9 +135,9 @@ impl InvitationSender {
         Ok(ctx)
     }
 
-    /// Sends the invitations of single jobs and batch jobs; records their outcomes as they arrive
-    /// (`record_as_they_arrive`) and the rest with the batches in a closing transaction, left to
-    /// run with the worker's next round ([`Closing`]).
+    /// Sends the invitations of single jobs and batch jobs; the process's [`Recorder`] records
+    /// their outcomes as they arrive, and the round's end (the batches, what goes back to the
+    /// outbox) after them, while the worker's next round sends ([`Closing`]).
     async fn send_invitations(
         &self,
         queue: &Queue,
@@ -180,7 +165,10 @@ impl InvitationSender {
             row: None,
             suppressed: false,
         }));
-        // Every job of the round, whose leases a long round extends (`record_as_they_arrive`).
+        let recorder = self
+            .recorder
+            .get_or_init(|| Recorder::start(queue.db.clone(), queue.settings.clone()));
+        // Every job of the round, whose leases a long round extends.
         let mut leased = batch_ids.clone();
         leased.extend(deliveries.iter().filter_map(|d| match &d.origin {
             Origin::Own(job) => Some(job.id.clone()),
@@ -211,8 +199,8 @@ impl InvitationSender {
 
         // `send_concurrency` lanes take invitations from one queue; each sends its share over one
         // SMTP session, a message's content in the same write as the next one's commands. Their
-        // outcomes are recorded as they arrive (see `record_as_they_arrive`); what goes back to
-        // the outbox, and the batches themselves, at the end.
+        // outcomes are recorded as they arrive; what goes back to the outbox, and the batches
+        // themselves, at the end.
         let pending = Pending {
             queue: Mutex::new(VecDeque::from(deliveries)),
             more: tokio::sync::Notify::new(),
@@ -221,7 +209,14 @@ impl InvitationSender {
             low_water: (LOAD_CHUNK / 2).max(2 * queue.settings.send_concurrency),
             loading: std::sync::atomic::AtomicBool::new(!later.is_empty()),
         };
-        let arrivals = Arrivals::default();
+        let arrivals = Arrivals {
+            recorder,
+            owner,
+            rest: Mutex::default(),
+            leased: Arc::new(leased),
+            renew_every: queue.settings.lease / 3,
+            renew_at: Mutex::new(std::time::Instant::now() + queue.settings.lease / 3),
+        };
         let sending = std::time::Instant::now();
         let load_later = async {
             let mut ended = None;
@@ -261,15 +256,10 @@ impl InvitationSender {
                 .collect::<futures_util::stream::FuturesUnordered<_>>()
                 .collect::<Vec<()>>()
                 .await;
-            arrivals.close();
         };
-        let (stopped, (), (mut rest, flushes)) = tokio::join!(
-            load_later,
-            lanes,
-            record_as_they_arrive(queue, owner, &arrivals, leased)
-        );
+        let (stopped, ()) = tokio::join!(load_later, lanes);
+        let rest = std::mem::take(&mut *arrivals.rest.lock().unwrap_or_else(PoisonError::into_inner));
         let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
-        let recording = std::time::Instant::now();
         // A batch stopped part way is not finished: what it still has queued is sent when it is
         // claimed again (what was sent is recorded all the same, and skipped then). A paused or
         // cancelled campaign's batch is put back to look again when resumed (or after
@@ -291,41 +281,19 @@ impl InvitationSender {
             }
         };
 
-        let (o, settings, db) = (owner.to_owned(), queue.settings.clone(), queue.db.clone());
-        let n = rest.len();
-        // Lock invitation rows in one order in every transaction (see funnel::Tally for counters).
-        rest.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
-        // The round's last transaction runs while the worker's next round sends: its lanes would
-        // otherwise wait for it (4.75 ms of a 29 ms round of 100 with the defaults, BENCHMARKS.md).
-        // Until it commits, the batches stay leased to this worker, as they would be while it ran.
-        let closing = Box::pin(async move {
-            db.run(move |conn| {
-                db::write_tx_retrying(conn, 5, |conn| {
-                    record_outcomes(conn, &o, &settings, &batch_ids, &rest)?;
-                    let at = campaigns::lifecycle::paused_until();
-                    for id in &put_off {
-                        outbox::defer(conn, &o, id, at)?;
-                    }
-                    Ok::<_, WorkerError>(())
-                })
-            })
-            .await?;
-            tracing::debug!(
-                at_the_end = n,
-                record_ms = recording.elapsed().as_secs_f64() * 1000.0,
-                "invitation batch closed"
-            );
-            Ok(())
-        });
-        tracing::debug!(flushes, load_ms, send_ms, "invitation batch sent");
+        // Recorded after this round's outcomes, while the worker's next round sends: its lanes
+        // would otherwise wait for the commit (4.75 ms of a 29 ms round of 100 with the defaults,
+        // BENCHMARKS.md). Until then, the batches stay leased to this worker.
+        let closing = recorder.close(owner, batch_ids, put_off, rest);
+        tracing::debug!(load_ms, send_ms, "invitation batch sent");
         let earlier = self
             .closing
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(owner.to_owned(), Closing::Waiting(closing));
-        // The round before's, started with this round: normally long done.
+            .insert(owner.to_owned(), closing);
+        // The round before's: normally long done.
         match earlier {
-            Some(earlier) => earlier.finish().await,
+            Some(earlier) => earlier.finished().await,
             None => Ok(()),
         }
     }
@@ -417,7 +385,7 @@ impl InvitationSender {
 
     /// Sends invitations from `pending` until it is empty, over one [`super::MailSeries`]; hands
     /// each outcome to `arrivals` as soon as it is known.
-    async fn send_lane(&self, queue: &Queue, pending: &Pending, arrivals: &Arrivals, cancelled: &HashSet<String>) {
+    async fn send_lane(&self, queue: &Queue, pending: &Pending, arrivals: &Arrivals<'_>, cancelled: &HashSet<String>) {
         let mut series = self.mailer.series::<(Delivery, Permit, String)>();
         let settle = |done: Vec<((Delivery, Permit, String), _)>| {
             arrivals.push(
@@ -515,23 +483,19 @@ impl JobHandler for InvitationSender {
         Box::pin(self.send_invitations(queue, owner, singles, batches))
     }
 
-    fn round_started(&self, owner: &str) {
-        let mut closing = self.closing.lock().unwrap_or_else(PoisonError::into_inner);
-        let started = match closing.remove(owner) {
-            Some(Closing::Waiting(waiting)) => Closing::Running(tokio::spawn(waiting)),
-            // Still running: kept, so that it is awaited.
-            Some(running) => running,
-            None => return,
-        };
-        closing.insert(owner.to_owned(), started);
-    }
-
     fn settle<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), WorkerError>> {
         Box::pin(async move {
-            match self.take_closing(owner) {
-                Some(closing) => closing.finish().await,
+            // Also what a round that did not end (a panic) handed over: its sends are recorded
+            // before its jobs are put back.
+            let flushed = match self.recorder.get() {
+                Some(recorder) => recorder.flush().await,
                 None => Ok(()),
-            }
+            };
+            let closed = match self.take_closing(owner) {
+                Some(closing) => closing.finished().await,
+                None => Ok(()),
+            };
+            flushed.and(closed)
         })
     }
 }
@@ -609,6 +573,47 @@ struct Delivery {
     row: Option<PendingInvitation>,
     /// Its address is suppressed (unsubscribed or bounced since the campaign was queued).
     suppressed: bool,
+}
+
+/// Where a round's lanes hand their outcomes: the final ones to the [`Recorder`] at once, those
+/// that put an invitation back to the outbox kept for the round's end.
+///
+/// A round that runs long (a slow relay) keeps its jobs while it makes progress: an outcome
+/// arriving a third of a lease after the last renewal (or the round's start) has their leases
+/// extended with the next group commit. A claim ahead is at most half a lease old when its round
+/// starts (`worker::Ahead::take`), so a sixth is left at the first renewal. A round stuck
+/// without outcomes for longer loses its lease, and another worker takes the batch over.
+struct Arrivals<'a> {
+    recorder: &'a Recorder,
+    owner: &'a str,
+    rest: Mutex<Vec<(Delivery, Outcome)>>,
+    /// The round's jobs.
+    leased: Arc<Vec<String>>,
+    renew_every: Duration,
+    renew_at: Mutex<std::time::Instant>,
+}
+
+impl Arrivals<'_> {
+    fn push(&self, outcomes: Vec<(Delivery, Outcome)>) {
+        if outcomes.is_empty() {
+            return;
+        }
+        {
+            let mut renew_at = self.renew_at.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            if now >= *renew_at {
+                *renew_at = now + self.renew_every;
+                self.recorder.renew(self.owner, self.leased.clone());
+            }
+        }
+        let mut later = self.recorder.record(self.owner, outcomes);
+        if !later.is_empty() {
+            self.rest
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .append(&mut later);
+        }
+    }
 }
 
 /// Invitations a batch's loader reads in one query while its lanes send what is loaded.
@@ -748,295 +753,6 @@ enum Outcome {
     Paused(Duration),
 }
 
-/// How often outcomes that arrived are recorded while a batch is being sent: a group commit
-/// per worker every 10 ms when few arrive, so a crash repeats only what was in flight or arrived
-/// in the last few milliseconds (issue 18); the wait grows by [`RECORD_EVERY`] per
-/// [`RECORD_GROWS_PER`] outcomes of the last commit, up to [`RECORD_AT_MOST_EVERY`], so that a
-/// fast relay's outcomes still go in few large commits (each costs the database a commit and the
-/// counter rows every worker updates).
-const RECORD_EVERY: Duration = Duration::from_millis(10);
-const RECORD_GROWS_PER: u32 = 50;
-const RECORD_AT_MOST_EVERY: Duration = Duration::from_millis(40);
-
-/// Outcomes handed from a round's lanes to its recorder as they arrive.
-#[derive(Default)]
-struct Arrivals {
-    outcomes: Mutex<Vec<(Delivery, Outcome)>>,
-    arrived: tokio::sync::Notify,
-    closed: std::sync::atomic::AtomicBool,
-    /// Notified once, when closed: ends the recorder's wait between commits early, so that the
-    /// round's last transaction follows the last send at once.
-    finished: tokio::sync::Notify,
-}
-
-impl Arrivals {
-    fn push(&self, mut outcomes: Vec<(Delivery, Outcome)>) {
-        if outcomes.is_empty() {
-            return;
-        }
-        self.outcomes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .append(&mut outcomes);
-        self.arrived.notify_one();
-    }
-
-    /// Every lane is done: nothing more arrives.
-    fn close(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.arrived.notify_one();
-        // A permit is kept when the recorder is not waiting yet.
-        self.finished.notify_one();
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    fn take(&self) -> Vec<(Delivery, Outcome)> {
-        std::mem::take(&mut *self.outcomes.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-impl Outcome {
-    /// Whether the outcome ends the invitation's sending (recorded as it arrives), rather than
-    /// putting it back to the outbox (recorded with the batch, which decides how).
-    fn is_final(&self) -> bool {
-        !matches!(self, Outcome::Retry(_) | Outcome::Paused(_))
-    }
-}
-
-/// Records the final outcomes that `arrivals` receives, in a transaction at most every
-/// [`RECORD_EVERY`] (longer after a large commit), until it is closed and empty. Returns what is
-/// left for the end of the round (outcomes that put an invitation back, and any whose recording
-/// failed) and how many transactions it committed. Once the round has run for half the outbox
-/// lease, a commit also extends the leases of its jobs (`leased`) for another lease.
-async fn record_as_they_arrive(
-    queue: &Queue,
-    owner: &str,
-    arrivals: &Arrivals,
-    leased: Vec<String>,
-) -> (Vec<(Delivery, Outcome)>, usize) {
-    let mut rest = Vec::new();
-    let mut flushes = 0;
-    let lease = queue.settings.lease;
-    let leased = Arc::new(leased);
-    let mut renew_at = tokio::time::Instant::now() + lease / 2;
-    loop {
-        if !arrivals.is_closed() {
-            arrivals.arrived.notified().await;
-        }
-        let started = tokio::time::Instant::now();
-        let mut wait = RECORD_EVERY;
-        let closed = arrivals.is_closed();
-        let (mut now, later): (Vec<_>, Vec<_>) = arrivals.take().into_iter().partition(|(_, o)| o.is_final());
-        rest.extend(later);
-        if closed {
-            // The round records these with the batch anyway, in its own transaction.
-            rest.extend(now);
-            return (rest, flushes);
-        }
-        if !now.is_empty() {
-            let n = u32::try_from(now.len()).unwrap_or(u32::MAX);
-            wait = (RECORD_EVERY * (1 + n / RECORD_GROWS_PER)).min(RECORD_AT_MOST_EVERY);
-            now.sort_by(|a, b| a.0.invitation_id.cmp(&b.0.invitation_id));
-            // Shared with the blocking task, so that nothing is lost when it cannot run.
-            let batch = Arc::new(Mutex::new(now));
-            let (o, settings, b) = (owner.to_owned(), queue.settings.clone(), batch.clone());
-            let renew = (started >= renew_at).then(|| leased.clone());
-            let recorded = queue
-                .db
-                .run(move |conn| {
-                    let mut now = b.lock().unwrap_or_else(PoisonError::into_inner);
-                    db::write_tx_retrying(conn, 5, |conn| {
-                        if let Some(jobs) = &renew {
-                            outbox::extend_leases(conn, &o, jobs, settings.lease)?;
-                        }
-                        record_outcomes(conn, &o, &settings, &[], &now)
-                    })?;
-                    now.clear();
-                    Ok::<_, WorkerError>(())
-                })
-                .await;
-            match recorded {
-                Ok(()) => {
-                    flushes += 1;
-                    if started >= renew_at {
-                        renew_at = started + lease / 2;
-                    }
-                }
-                Err(e) => {
-                    // Tried again with the batch at the end of the round.
-                    tracing::warn!(owner, error = %e, "recording sent invitations failed; trying again at the end of the batch");
-                    rest.append(&mut batch.lock().unwrap_or_else(PoisonError::into_inner));
-                }
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep_until(started + wait) => {}
-            () = arrivals.finished.notified() => {}
-        }
-    }
-}
-
-fn record_outcomes(
-    conn: &mut DbConn,
-    owner: &str,
-    settings: &OutboxSettings,
-    batch_ids: &[String],
-    results: &[(Delivery, Outcome)],
-) -> Result<(), WorkerError> {
-    let now = db::now();
-    // The batches this worker still holds. When a lease was lost (it expired and another
-    // worker took the batch over), that worker sends what is still queued, so nothing of that
-    // batch is put back or finished here; sends are recorded all the same, first one wins.
-    // Asked only when something may go back to the outbox: finishing alone needs no question, as
-    // `outbox::finish` removes only the jobs this owner still holds (a round trip saved per round).
-    let mut held = HashSet::new();
-    let mut finished: Vec<String> = Vec::new();
-    if results.iter().any(|(_, o)| !o.is_final()) {
-        for id in batch_ids {
-            if outbox::holds(conn, owner, id)? {
-                held.insert(id.as_str());
-            }
-        }
-        finished.extend(held.iter().map(|id| (*id).to_owned()));
-    } else {
-        finished.extend(batch_ids.iter().cloned());
-    }
-    let mut tally = funnel::Tally::default();
-    // (invitation, kind, detail) for the events, written in one insert at the end.
-    let mut events: Vec<(&PendingInvitation, EventKind, Option<String>)> = Vec::new();
-    let bulk_sent = record_sent_in_bulk(conn, results, now)?;
-    for (delivery, outcome) in results {
-        let attempts = delivery.attempts();
-        // Done with this invitation: its own job goes; a batch goes once, above.
-        let mut finish = || {
-            if let Origin::Own(job) = &delivery.origin {
-                finished.push(job.id.clone());
-            }
-        };
-        let Some(row) = &delivery.row else {
-            finish();
-            continue;
-        };
-        if bulk_sent.contains(row.id.as_str()) {
-            tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Sent, now);
-            tally.add(&row.campaign_id, &row.variant, &row.locale, Metric::Delivered, now);
-            db::after_commit(|| METRICS.emails_sent.inc());
-            finish();
-            continue;
-        }
-        let queued = invitations::table
-            .filter(invitations::id.eq(&row.id))
-            .filter(invitations::status.eq(InvitationStatus::Queued));
-        let mut count = |metric| tally.add(&row.campaign_id, &row.variant, &row.locale, metric, now);
-        match outcome {
-            Outcome::AlreadyDone => finish(),
-            Outcome::Paused(pause) => {
-                let at = now + chrono::Duration::from_std(*pause).unwrap_or(chrono::Duration::minutes(1));
-                put_back(conn, owner, delivery, row, &held, at, PutBack::Deferred)?;
-            }
-            Outcome::Sent { message_id } => {
-                let n = diesel::update(queued)
-                    .set((
-                        invitations::status.eq(InvitationStatus::Sent),
-                        invitations::sent_at.eq(now),
-                        invitations::message_id.eq(message_id),
-                        invitations::attempts.eq(attempts),
-                        invitations::last_error.eq(None::<String>),
-                    ))
-                    .execute(conn)?;
-                if n == 1 {
-                    count(Metric::Sent);
-                    count(Metric::Delivered);
-                    db::after_commit(|| METRICS.emails_sent.inc());
-                }
-                finish();
-            }
-            Outcome::Bounced { hard, reason } => {
-                let n = diesel::update(queued)
-                    .set((
-                        invitations::status.eq(InvitationStatus::Bounced),
-                        invitations::bounced_at.eq(now),
-                        invitations::attempts.eq(attempts),
-                        invitations::last_error.eq(reason),
-                    ))
-                    .execute(conn)?;
-                if n == 1 {
-                    count(Metric::Sent);
-                    count(Metric::Bounced);
-                    events.push((row, EventKind::Bounced, Some(reason.clone())));
-                    super::bounce::record_consequences(
-                        conn,
-                        &row.workspace_id,
-                        &row.id,
-                        &row.email_normalized,
-                        *hard,
-                        reason,
-                    )?;
-                }
-                finish();
-            }
-            Outcome::Skipped(reason) => {
-                let n = diesel::update(queued)
-                    .set((
-                        invitations::status.eq(InvitationStatus::Skipped),
-                        invitations::last_error.eq(reason),
-                    ))
-                    .execute(conn)?;
-                if n == 1 {
-                    events.push((row, EventKind::Skipped, Some(reason.clone())));
-                }
-                finish();
-            }
-            Outcome::Retry(reason) if attempts >= settings.max_attempts => {
-                let detail = format!("gave up after {} attempts: {reason}", attempts);
-                let n = diesel::update(queued)
-                    .set((
-                        invitations::status.eq(InvitationStatus::Failed),
-                        invitations::attempts.eq(attempts),
-                        invitations::last_error.eq(&detail),
-                    ))
-                    .execute(conn)?;
-                if n == 1 {
-                    count(Metric::Failed);
-                    tracing::warn!(invitation = row.id, detail, "invitation failed");
-                    events.push((row, EventKind::Failed, Some(detail)));
-                    db::after_commit(|| METRICS.emails_failed.inc());
-                }
-                finish();
-            }
-            Outcome::Retry(reason) => {
-                let delay = outbox::backoff(attempts, settings.retry_base, settings.retry_max);
-                let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::minutes(1));
-                diesel::update(invitations::table.find(&row.id))
-                    .set((invitations::attempts.eq(attempts), invitations::last_error.eq(reason)))
-                    .execute(conn)?;
-                put_back(conn, owner, delivery, row, &held, at, PutBack::Retry(reason))?;
-                db::after_commit(|| METRICS.emails_retried.inc());
-                tracing::info!(
-                    invitation = row.id,
-                    attempt = attempts,
-                    retry_in_ms = delay.as_millis() as u64,
-                    reason,
-                    "invitation will be retried"
-                );
-            }
-        }
-    }
-    let events: Vec<funnel::Event<'_>> = events
-        .iter()
-        .map(|(row, kind, detail)| invitation_event(row, *kind, now, detail.as_deref()))
-        .collect();
-    funnel::record_events(conn, &events)?;
-    outbox::finish(conn, owner, &finished)?;
-    // Last: every worker's batch updates the same few counter rows, and holds them until it
-    // commits; the other workers wait only for the commit, not for the writes above.
-    tally.flush(conn)?;
-    Ok(())
-}
-
 /// The status check right before sending (`statuses`: the campaigns' stored statuses, read with
 /// the invitations): the jobs of a paused campaign's invitations go back to the outbox unsent
 /// and uncounted (whole, a batch stays one job), to look again after
@@ -1090,112 +806,4 @@ async fn hold_paused(
         })
         .await?;
     Ok((deliveries, batch_ids, cancelled))
-}
-
-/// Why an invitation goes back to the outbox.
-enum PutBack<'a> {
-    /// Not tried (the SMTP circuit is open): the attempt does not count.
-    Deferred,
-    /// Tried and failed for now.
-    Retry(&'a str),
-}
-
-/// Puts an invitation back to be tried at `at`. Its own job is rescheduled; one from a batch
-/// this worker still holds (`held`) gets an `invitation_email` job of its own, with the attempts
-/// made so far; one from a batch whose lease was lost stays with the batch's new holder.
-fn put_back(
-    conn: &mut DbConn,
-    owner: &str,
-    delivery: &Delivery,
-    row: &PendingInvitation,
-    held: &HashSet<&str>,
-    at: chrono::NaiveDateTime,
-    why: PutBack<'_>,
-) -> Result<(), DbError> {
-    match (&delivery.origin, why) {
-        (Origin::Own(job), PutBack::Deferred) => outbox::defer(conn, owner, &job.id, at),
-        (Origin::Own(job), PutBack::Retry(reason)) => outbox::retry_later(conn, owner, &job.id, at, reason),
-        (Origin::Batch { job_id, attempts }, why) if held.contains(job_id.as_str()) => {
-            let (attempts, error) = match why {
-                PutBack::Deferred => (attempts - 1, None),
-                PutBack::Retry(reason) => (*attempts, Some(reason)),
-            };
-            outbox::enqueue_again(
-                conn,
-                &outbox::Again {
-                    workspace_id: &row.workspace_id,
-                    kind: INVITATION_EMAIL_JOB,
-                    ref_id: &row.id,
-                    scope: Some(&row.campaign_id),
-                    run_after: at,
-                    attempts,
-                    error,
-                },
-            )
-        }
-        (Origin::Batch { .. }, _) => Ok(()),
-    }
-}
-
-/// Marks the successfully sent invitations of a batch with one UPDATE per attempt count
-/// instead of one per row (a round trip each on PostgreSQL). Returns the ids it marked; the
-/// others were already handled by a worker that took over a lost lease, and are only finished.
-///
-/// The UPDATE locks the rows itself; on PostgreSQL it re-checks `status` of a row another
-/// transaction changed meanwhile, so only still-queued invitations are marked and returned.
-/// (Two workers meet on the same rows only after a lost lease; a deadlock between them is
-/// resolved by `write_tx_retrying`.)
-fn record_sent_in_bulk<'a>(
-    conn: &mut DbConn,
-    results: &'a [(Delivery, Outcome)],
-    now: chrono::NaiveDateTime,
-) -> Result<HashSet<&'a str>, WorkerError> {
-    let mut by_attempts: std::collections::BTreeMap<i32, Vec<&'a str>> = Default::default();
-    for (delivery, outcome) in results {
-        if let (Some(row), Outcome::Sent { .. }) = (&delivery.row, outcome) {
-            by_attempts
-                .entry(delivery.attempts())
-                .or_default()
-                .push(row.id.as_str());
-        }
-    }
-    let mut marked = HashSet::new();
-    for (attempts, ids) in by_attempts {
-        let update = diesel::update(
-            invitations::table
-                .filter(invitations::id.eq_any(&ids))
-                .filter(invitations::status.eq(InvitationStatus::Queued)),
-        )
-        .set((
-            invitations::status.eq(InvitationStatus::Sent),
-            invitations::sent_at.eq(now),
-            invitations::attempts.eq(attempts),
-            invitations::last_error.eq(None::<String>),
-        ))
-        .returning(invitations::id);
-        let updated: HashSet<String> = db::on_each_backend!(conn, |c| update.get_results(c))?
-            .into_iter()
-            .collect();
-        marked.extend(ids.into_iter().filter(|id| updated.contains(*id)));
-    }
-    Ok(marked)
-}
-
-fn invitation_event<'a>(
-    row: &'a PendingInvitation,
-    kind: EventKind,
-    at: chrono::NaiveDateTime,
-    detail: Option<&'a str>,
-) -> funnel::Event<'a> {
-    funnel::Event {
-        workspace_id: &row.workspace_id,
-        campaign_id: &row.campaign_id,
-        invitation_id: &row.id,
-        kind,
-        at: Some(at),
-        human: None,
-        ip: None,
-        user_agent: None,
-        detail,
-    }
 }

@@ -61,13 +61,16 @@ pub enum WorkerError {
     /// Data a job refers to is missing or contradicts itself.
     #[error("{0}")]
     Inconsistent(String),
+    /// Outcomes a handler recorded apart from its round could not be written.
+    #[error("recording the end of a batch failed: {0}")]
+    Unrecorded(String),
 }
 
 impl db::AsDbError for WorkerError {
     fn as_db_error(&self) -> Option<&DbError> {
         match self {
             Self::Db(e) => Some(e),
-            Self::Inconsistent(_) => None,
+            Self::Inconsistent(_) | Self::Unrecorded(_) => None,
         }
     }
 }
@@ -96,12 +99,8 @@ pub trait JobHandler: Send + Sync {
     -> BoxFuture<'a, Result<(), WorkerError>>;
 
     /// A handler may leave the end of a round (a last transaction) to run while `owner`'s next
-    /// round works: it starts it here, once the next claim is made (on SQLite the two write
-    /// transactions would otherwise queue for the one write lock), and
-    fn round_started(&self, _owner: &str) {}
-
-    /// …waits for it here: when the outbox is idle, before `owner` stops, and where a caller
-    /// needs every outcome recorded ([`dispatch_once`]).
+    /// round works; it waits for it here: when the outbox is idle, before `owner` stops, and
+    /// where a caller needs every outcome recorded ([`dispatch_once`]).
     fn settle<'a>(&'a self, _owner: &'a str) -> BoxFuture<'a, Result<(), WorkerError>> {
         Box::pin(async { Ok(()) })
     }
@@ -359,9 +358,6 @@ async fn dispatch_round(
         claimed_ahead
     };
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
-    for handler in &worker.handlers {
-        handler.round_started(owner);
-    }
     let claimed = jobs.len();
     let mut by_handler: Vec<Vec<Job>> = worker.handlers.iter().map(|_| Vec::new()).collect();
     for job in jobs {
