@@ -172,66 +172,20 @@ impl ConnectionManager {
     }
 }
 
-/// A pooled connection, with when it was last known to work (see [`ConnectionManager`]'s
-/// `is_valid`). Dereferences to the [`DbConn`] inside.
-pub struct CheckedConn {
-    conn: DbConn,
-    /// `None`: check it before it is handed out next.
-    checked: Option<std::time::Instant>,
-}
-
-impl std::ops::Deref for CheckedConn {
-    type Target = DbConn;
-    fn deref(&self) -> &DbConn {
-        &self.conn
-    }
-}
-
-impl std::ops::DerefMut for CheckedConn {
-    fn deref_mut(&mut self) -> &mut DbConn {
-        &mut self.conn
-    }
-}
-
-impl CheckedConn {
-    /// Checks the connection before it is handed out next (its last use failed).
-    fn suspect(&mut self) {
-        self.checked = None;
-    }
-}
-
-/// How long a pooled connection is handed out without a ping first.
-///
-/// r2d2 checks every connection it hands out with a query: on PostgreSQL a round trip per
-/// transaction, 3,500 of them while sending 100,000 invitations, each costing the server about
-/// as much CPU as a short statement (BENCHMARKS.md, "seventh session"). A connection that
-/// worked within this long is handed out as it is, unless its last use failed
-/// ([`Db::run`]): one the server dropped fails its next use, is checked at the checkout after,
-/// and is replaced.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
-
 impl ManageConnection for ConnectionManager {
-    type Connection = CheckedConn;
+    type Connection = DbConn;
     type Error = DbError;
 
-    fn connect(&self) -> Result<CheckedConn, DbError> {
-        Ok(CheckedConn {
-            conn: self.open()?,
-            checked: Some(std::time::Instant::now()),
-        })
+    fn connect(&self) -> Result<DbConn, DbError> {
+        self.open()
     }
 
-    fn is_valid(&self, conn: &mut CheckedConn) -> Result<(), DbError> {
-        if conn.checked.is_some_and(|at| at.elapsed() < CHECK_EVERY) {
-            return Ok(());
-        }
-        conn.conn.ping().map_err(DbError::Query)?;
-        conn.checked = Some(std::time::Instant::now());
-        Ok(())
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), DbError> {
+        conn.ping().map_err(DbError::Query)
     }
 
-    fn has_broken(&self, conn: &mut CheckedConn) -> bool {
-        conn.conn.is_broken()
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
     }
 }
 
@@ -323,11 +277,7 @@ impl Db {
             let _turn = turn;
             let _gate = gate.map(WriteGateScope::enter);
             let mut conn = pool.get().map_err(DbError::from)?;
-            let result = f(&mut conn);
-            if result.is_err() {
-                conn.suspect();
-            }
-            result
+            f(&mut conn)
         })
         .await
         .map_err(|e| match e.try_into_panic() {
