@@ -460,6 +460,89 @@ async fn a_lost_batch_lease_is_left_to_the_new_holder(backend: Backend) {
     assert_eq!(sent, 7, "each send counted once although both workers sent");
 }
 
+/// A group commit the database refuses (here a trigger fails every funnel counter write, as a
+/// full disk or a failover would fail them all) is tried again until it goes through: what was
+/// sent is recorded once and not sent again, and the batch is finished. The worker is told that
+/// its round's end failed, and goes on meanwhile.
+async fn a_refused_recording_is_tried_again_until_it_goes_through(backend: Backend) {
+    use diesel::prelude::*;
+    use optbridge::db::schema::{invitations, outbox_jobs};
+    use optbridge::outbox::worker::dispatch_once;
+
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| a.smtp_url = Some(url)).await;
+    let (ws, campaign) = app.campaign_for_all().await;
+    app.send_campaign(&ws.token, &campaign).await;
+    assert_eq!(
+        dispatch_once(&app.worker, "expander").await.unwrap(),
+        1,
+        "the expansion"
+    );
+
+    // Every write of a funnel counter fails while `refuse_counts` has a row.
+    let refuse: &'static [&'static str] = match backend {
+        Backend::Sqlite => &[
+            "CREATE TABLE refuse_counts (x INTEGER)",
+            "INSERT INTO refuse_counts VALUES (1)",
+            "CREATE TRIGGER refuse BEFORE INSERT ON funnel_counts \
+             WHEN EXISTS (SELECT 1 FROM refuse_counts) BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE TABLE refuse_counts (x INTEGER)",
+            "INSERT INTO refuse_counts VALUES (1)",
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN \
+             IF EXISTS (SELECT 1 FROM refuse_counts) THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON funnel_counts FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ],
+    };
+    app.with_db(move |c| {
+        for statement in refuse {
+            diesel::sql_query(*statement).execute(c).unwrap();
+        }
+    })
+    .await;
+    let queued = |c: &mut optbridge::db::DbConn| -> i64 {
+        invitations::table
+            .filter(invitations::status.eq("queued"))
+            .count()
+            .get_result(c)
+            .unwrap()
+    };
+
+    let error = dispatch_once(&app.worker, "worker-a")
+        .await
+        .expect_err("the round's end could not be recorded");
+    assert!(error.to_string().contains("refused by the test"), "{error}");
+    assert_eq!(sink.messages().len(), 8, "every invitation was sent");
+    assert_eq!(app.with_db(queued).await, 8, "and none of it recorded yet");
+
+    app.with_db(|c| diesel::sql_query("DELETE FROM refuse_counts").execute(c).unwrap())
+        .await;
+    app.eventually("the recorder got everything in", move |c| {
+        queued(c) == 0 && outbox_jobs::table.count().get_result::<i64>(c).unwrap() == 0
+    })
+    .await;
+    let sent: i64 = app
+        .with_db(|c| {
+            invitations::table
+                .filter(invitations::status.eq("sent"))
+                .count()
+                .get_result(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(sent, 8);
+    assert_eq!(sink.messages().len(), 8, "nothing was sent again");
+    let c = campaign.clone();
+    let totals = app
+        .with_db(move |conn| optbridge::funnel::totals(conn, &c).unwrap())
+        .await;
+    let counted: i64 = totals.iter().filter(|t| t.2 == "sent").map(|t| t.3).sum();
+    assert_eq!(counted, 8, "each send counted once");
+}
+
 /// A `serve` process (HTTP and the default outbox workers) that is SIGKILLed when dropped.
 struct ServeProcess(Child);
 
@@ -618,6 +701,7 @@ async fn a_long_round_keeps_its_lease(backend: Backend) {
 
 both_backends!(
     a_killed_serve_repeats_only_what_was_in_flight,
+    a_refused_recording_is_tried_again_until_it_goes_through,
     a_long_round_keeps_its_lease,
     killed_email_workers_lose_nothing,
     killed_sms_workers_lose_nothing,

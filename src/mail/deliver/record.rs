@@ -36,8 +36,8 @@ const RECORD_AT_MOST_EVERY: Duration = Duration::from_millis(40);
 /// After a failed commit the recorder waits this long, doubling per failure in a row, before it
 /// tries again with everything still queued.
 const RETRY_AT_MOST_EVERY: Duration = Duration::from_secs(2);
-/// Commits a round's end may fail before it is given up: its batch stays leased until the lease
-/// expires, and is then taken up again (what was recorded as sent is not sent again).
+/// Commits a round's end may fail before its worker is told (and goes on: it stops waiting, the
+/// recorder goes on trying).
 const CLOSE_ATTEMPTS: u32 = 3;
 
 /// Takes the outcomes of a process's sends and records them in group commits (see the module).
@@ -72,7 +72,8 @@ struct Close {
     put_off: Vec<String>,
     rest: Vec<(Delivery, Outcome)>,
     failures: u32,
-    done: oneshot::Sender<Result<(), WorkerError>>,
+    /// Answered once recorded, or after [`CLOSE_ATTEMPTS`] failed commits.
+    done: Option<oneshot::Sender<Result<(), WorkerError>>>,
 }
 
 /// A round's end on its way to the database: [`Closing::finished`] says when it is recorded.
@@ -139,7 +140,7 @@ impl Recorder {
             put_off,
             rest,
             failures: 0,
-            done,
+            done: Some(done),
         }));
         Closing(finished)
     }
@@ -242,8 +243,8 @@ async fn run(mut incoming: mpsc::UnboundedReceiver<Entry>, db: Db, settings: Out
                     "invitation outcomes recorded"
                 );
                 for entry in entries {
-                    if let Entry::Close(close) = entry {
-                        let _ = close.done.send(Ok(()));
+                    if let Entry::Close(Close { done: Some(done), .. }) = entry {
+                        let _ = done.send(Ok(()));
                     }
                 }
                 for done in flushes {
@@ -254,22 +255,20 @@ async fn run(mut incoming: mpsc::UnboundedReceiver<Entry>, db: Db, settings: Out
                 failures += 1;
                 wait = (RECORD_EVERY * 2u32.saturating_pow(failures)).min(RETRY_AT_MOST_EVERY);
                 tracing::warn!(error = %e, failures, outcomes, "recording sent invitations failed; trying again");
-                // Tried again, in the same order, with what arrives meanwhile.
-                let mut again = Vec::with_capacity(entries.len());
-                for entry in entries {
-                    match entry {
-                        Entry::Close(mut close) => {
-                            close.failures += 1;
-                            if close.failures < CLOSE_ATTEMPTS {
-                                again.push(Entry::Close(close));
-                            } else {
-                                let _ = close.done.send(Err(WorkerError::Unrecorded(e.to_string())));
-                            }
+                // Tried again, in the same order, with what arrives meanwhile: what was sent is
+                // recorded once the database takes it, and its batch finished, unless the
+                // process stops first (then the batch is taken up again when its lease expires).
+                queued = entries;
+                for entry in &mut queued {
+                    if let Entry::Close(close) = entry {
+                        close.failures += 1;
+                        if close.failures >= CLOSE_ATTEMPTS
+                            && let Some(done) = close.done.take()
+                        {
+                            let _ = done.send(Err(WorkerError::Unrecorded(e.to_string())));
                         }
-                        other => again.push(other),
                     }
                 }
-                queued = again;
                 for done in flushes {
                     let _ = done.send(Err(WorkerError::Unrecorded(e.to_string())));
                 }
