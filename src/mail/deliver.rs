@@ -487,15 +487,17 @@ impl JobHandler for InvitationSender {
         Box::pin(async move {
             // Also what a round that did not end (a panic) handed over: its sends are recorded
             // before its jobs are put back.
-            let flushed = match self.recorder.get() {
-                Some(recorder) => recorder.flush().await,
-                None => Ok(()),
-            };
-            let closed = match self.take_closing(owner) {
+            let closing = self.take_closing(owner);
+            if let Some(recorder) = self.recorder.get() {
+                // The round's end was in that commit: when it failed, the recorder goes on
+                // trying without the worker waiting for it (a stop while the database is away
+                // would otherwise wait for three attempts).
+                recorder.flush().await?;
+            }
+            match closing {
                 Some(closing) => closing.finished().await,
                 None => Ok(()),
-            };
-            flushed.and(closed)
+            }
         })
     }
 }
