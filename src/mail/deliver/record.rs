@@ -53,7 +53,7 @@ enum Entry {
         owner: String,
         outcomes: Vec<(Delivery, Outcome)>,
     },
-    /// A round running longer than half a lease: its jobs are leased to `owner` for another.
+    /// A round that has run for a third of a lease: its jobs are leased to `owner` for another.
     Renew {
         owner: String,
         jobs: Arc<Vec<String>>,
@@ -64,13 +64,14 @@ enum Entry {
     Flush(oneshot::Sender<Result<(), WorkerError>>),
 }
 
-/// The end of a round: its batches, finished, or put off until `put_off_until` when its
-/// campaign was paused meanwhile; and the outcomes that put an invitation back to the outbox.
+/// The end of a round: its batches finished (`batch_ids`) or put off (`put_off`: their campaign
+/// was paused meanwhile), and the outcomes that put an invitation back to the outbox (`rest`).
 struct Close {
     owner: String,
     batch_ids: Vec<String>,
     put_off: Vec<String>,
     rest: Vec<(Delivery, Outcome)>,
+    /// Failed commits it was in.
     failures: u32,
     /// Answered once recorded, or after [`CLOSE_ATTEMPTS`] failed commits.
     done: Option<oneshot::Sender<Result<(), WorkerError>>>,
