@@ -81,6 +81,17 @@ struct Close {
 pub(super) struct Closing(oneshot::Receiver<Result<(), WorkerError>>);
 
 impl Closing {
+    /// The answer, if it came already.
+    pub(super) fn try_finished(&mut self) -> Option<Result<(), WorkerError>> {
+        match self.0.try_recv() {
+            Ok(result) => Some(result),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => {
+                Some(Err(WorkerError::Unrecorded("the recorder stopped".into())))
+            }
+        }
+    }
+
     pub(super) async fn finished(self) -> Result<(), WorkerError> {
         self.0
             .await
