@@ -592,13 +592,15 @@ mod tests {
         while done.load(Ordering::SeqCst) < 3 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let asked = done.load(Ordering::SeqCst);
         let d = done.clone();
-        let got_in = db
+        // Counted where the second writer asks for the lock, not before its thread starts: on
+        // a busy machine starting it took the first writer three more transactions (CI).
+        let (asked, got_in) = db
             .run(move |conn| {
-                write_tx(conn, |conn| -> Result<usize, DbError> {
+                let asked = d.load(Ordering::SeqCst);
+                write_tx(conn, |conn| -> Result<(usize, usize), DbError> {
                     insert(conn)?;
-                    Ok(d.load(Ordering::SeqCst))
+                    Ok((asked, d.load(Ordering::SeqCst)))
                 })
             })
             .await
