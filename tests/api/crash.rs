@@ -190,17 +190,7 @@ async fn killed_email_workers_lose_nothing(backend: Backend) {
     app.send_campaign(&ws.token, &campaign).await;
     kill_restart_and_check(&app, &Provider::Smtp(&sink), backend, "email").await;
 
-    let sent: i64 = app
-        .with_db(|c| {
-            use diesel::prelude::*;
-            use optbridge::db::schema::invitations;
-            invitations::table
-                .filter(invitations::status.eq("sent"))
-                .count()
-                .get_result(c)
-                .unwrap()
-        })
-        .await;
+    let sent = app.with_db(|c| invitations_with_status(c, "sent")).await;
     assert_eq!(sent, recipients() as i64);
 }
 
@@ -466,7 +456,7 @@ async fn a_lost_batch_lease_is_left_to_the_new_holder(backend: Backend) {
 /// its round's end failed, and goes on meanwhile.
 async fn a_refused_recording_is_tried_again_until_it_goes_through(backend: Backend) {
     use diesel::prelude::*;
-    use optbridge::db::schema::{invitations, outbox_jobs};
+    use optbridge::db::schema::outbox_jobs;
     use optbridge::outbox::worker::dispatch_once;
 
     let sink = SmtpSink::start().await;
@@ -503,13 +493,7 @@ async fn a_refused_recording_is_tried_again_until_it_goes_through(backend: Backe
         }
     })
     .await;
-    let queued = |c: &mut optbridge::db::DbConn| -> i64 {
-        invitations::table
-            .filter(invitations::status.eq("queued"))
-            .count()
-            .get_result(c)
-            .unwrap()
-    };
+    let queued = |c: &mut optbridge::db::DbConn| invitations_with_status(c, "queued");
 
     let error = dispatch_once(&app.worker, "worker-a")
         .await
@@ -524,16 +508,7 @@ async fn a_refused_recording_is_tried_again_until_it_goes_through(backend: Backe
         queued(c) == 0 && outbox_jobs::table.count().get_result::<i64>(c).unwrap() == 0
     })
     .await;
-    let sent: i64 = app
-        .with_db(|c| {
-            invitations::table
-                .filter(invitations::status.eq("sent"))
-                .count()
-                .get_result(c)
-                .unwrap()
-        })
-        .await;
-    assert_eq!(sent, 8);
+    assert_eq!(app.with_db(|c| invitations_with_status(c, "sent")).await, 8);
     assert_eq!(sink.messages().len(), 8, "nothing was sent again");
     let c = campaign.clone();
     let totals = app
@@ -541,6 +516,16 @@ async fn a_refused_recording_is_tried_again_until_it_goes_through(backend: Backe
         .await;
     let counted: i64 = totals.iter().filter(|t| t.2 == "sent").map(|t| t.3).sum();
     assert_eq!(counted, 8, "each send counted once");
+}
+
+fn invitations_with_status(c: &mut optbridge::db::DbConn, status: &str) -> i64 {
+    use diesel::prelude::*;
+    use optbridge::db::schema::invitations;
+    invitations::table
+        .filter(invitations::status.eq(status))
+        .count()
+        .get_result(c)
+        .unwrap()
 }
 
 /// A `serve` process (HTTP and the default outbox workers) that is SIGKILLed when dropped.

@@ -80,22 +80,23 @@ struct Close {
 /// A round's end on its way to the database: [`Closing::finished`] says when it is recorded.
 pub(super) struct Closing(oneshot::Receiver<Result<(), WorkerError>>);
 
+/// What a worker is told when the recorder's task is gone (a bug ended it).
+fn stopped() -> WorkerError {
+    WorkerError::Unrecorded("the recorder stopped".into())
+}
+
 impl Closing {
     /// The answer, if it came already.
     pub(super) fn try_finished(&mut self) -> Option<Result<(), WorkerError>> {
         match self.0.try_recv() {
             Ok(result) => Some(result),
             Err(oneshot::error::TryRecvError::Empty) => None,
-            Err(oneshot::error::TryRecvError::Closed) => {
-                Some(Err(WorkerError::Unrecorded("the recorder stopped".into())))
-            }
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(stopped())),
         }
     }
 
     pub(super) async fn finished(self) -> Result<(), WorkerError> {
-        self.0
-            .await
-            .unwrap_or_else(|_| Err(WorkerError::Unrecorded("the recorder stopped".into())))
+        self.0.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
@@ -162,9 +163,7 @@ impl Recorder {
     pub(super) async fn flush(&self) -> Result<(), WorkerError> {
         let (done, flushed) = oneshot::channel();
         self.send(Entry::Flush(done));
-        flushed
-            .await
-            .unwrap_or_else(|_| Err(WorkerError::Unrecorded("the recorder stopped".into())))
+        flushed.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
