@@ -203,13 +203,14 @@ async fn temporary_failures_are_retried_and_delivered_once(backend: Backend) {
     for m in sink.messages() {
         *per_recipient.entry(m.rcpt_to[0].clone()).or_default() += 1;
     }
+    // The rows say why a message was sent again (its attempts and last error).
+    let rows = invitation_rows(&app).await;
     assert_eq!(per_recipient.len(), 8, "{per_recipient:?}");
     assert!(
         per_recipient.values().all(|n| *n == 1),
-        "exactly once: {per_recipient:?}"
+        "exactly once: {per_recipient:?}, rows {rows:?}"
     );
     assert_eq!(sink.attempts("anna@example.dk"), 3);
-    let rows = invitation_rows(&app).await;
     assert!(rows.iter().all(|(_, status, _, _)| status == "sent"), "{rows:?}");
     let anna = rows.iter().find(|r| r.0 == "anna@example.dk").unwrap();
     assert_eq!(anna.2, 3, "attempts are recorded");

@@ -427,6 +427,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    // As a mail server does: a reply goes out when written, not after the
+                    // client's delayed ACK of the one before.
+                    let _ = stream.set_nodelay(true);
                     let id = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
                     let shared = Arc::clone(&shared);
                     sessions.spawn(async move {
@@ -913,10 +916,14 @@ impl Session {
         }
     }
 
+    /// Writes one reply, its line end included, in one write: a reply split over two writes
+    /// left its `\r\n` waiting in the kernel for the client's ACK (Nagle), and a
+    /// [`Fault::DropConnection`] (a RST) right after it discarded that tail, so the client never
+    /// saw the end of a reply the sink had sent (a delivered message looked lost, and was sent
+    /// again).
     async fn reply(&mut self, reply: &str) -> io::Result<()> {
         let stream = self.stream.get_mut();
-        stream.write_all(reply.as_bytes()).await?;
-        stream.write_all(b"\r\n").await?;
+        stream.write_all(format!("{reply}\r\n").as_bytes()).await?;
         stream.flush().await
     }
 
