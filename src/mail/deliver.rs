@@ -201,6 +201,8 @@ impl InvitationSender {
         let statuses = load_rows(&queue.db, &mut deliveries).await?;
         let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
         let (deliveries, batch_ids, cancelled) = hold_paused(queue, owner, &statuses, deliveries, batch_ids).await?;
+        // A campaign a later chunk finds cancelled joins these: what is left of it is skipped.
+        let cancelled = Mutex::new(cancelled);
         if batch_ids.is_empty() {
             // The batch was held (its campaign is paused): none of it is sent now.
             later.clear();
@@ -237,15 +239,21 @@ impl InvitationSender {
                         break;
                     }
                     Ok(statuses) => {
-                        if let Some(status) = statuses
-                            .values()
-                            .find(|s| matches!(s, CampaignStatus::Paused | CampaignStatus::Cancelled))
-                        {
+                        if statuses.values().any(|s| *s == CampaignStatus::Paused) {
                             // What is queued and not sent yet stays queued, in the batch.
                             pending.queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
-                            ended = Some(Stopped::Campaign(*status));
+                            ended = Some(Stopped::Paused);
                             break;
                         }
+                        // Cancelled: the lanes skip the rest (this chunk and what they have not
+                        // taken yet), so the batch ends now rather than waiting to be looked at
+                        // again after `PAUSED_RECHECK_SECS`.
+                        cancelled.lock().unwrap_or_else(PoisonError::into_inner).extend(
+                            statuses
+                                .iter()
+                                .filter(|(_, s)| **s == CampaignStatus::Cancelled)
+                                .map(|(id, _)| id.clone()),
+                        );
                     }
                 }
                 pending
@@ -270,18 +278,14 @@ impl InvitationSender {
         let rest = std::mem::take(&mut *arrivals.rest.lock().unwrap_or_else(PoisonError::into_inner));
         let send_ms = sending.elapsed().as_secs_f64() * 1000.0;
         // A batch stopped part way is not finished: what it still has queued is sent when it is
-        // claimed again (what was sent is recorded all the same, and skipped then). A paused or
-        // cancelled campaign's batch is put back to look again when resumed (or after
+        // claimed again (what was sent is recorded all the same, and skipped then). A paused
+        // campaign's batch is put back to look again when resumed (or after
         // `PAUSED_RECHECK_SECS`); one whose chunk could not be read stays leased until its lease
         // expires.
         let (batch_ids, put_off) = match stopped {
             None => (batch_ids, Vec::new()),
-            Some(Stopped::Campaign(status)) => {
-                tracing::info!(
-                    owner,
-                    ?status,
-                    "campaign paused or cancelled during a batch; the rest of it waits"
-                );
+            Some(Stopped::Paused) => {
+                tracing::info!(owner, "campaign paused during a batch; the rest of it waits");
                 (Vec::new(), batch_ids)
             }
             Some(Stopped::LoadFailed(e)) => {
@@ -405,7 +409,13 @@ impl InvitationSender {
 
     /// Sends invitations from `pending` until it is empty, over one [`super::MailSeries`]; hands
     /// each outcome to `arrivals` as soon as it is known.
-    async fn send_lane(&self, queue: &Queue, pending: &Pending, arrivals: &Arrivals<'_>, cancelled: &HashSet<String>) {
+    async fn send_lane(
+        &self,
+        queue: &Queue,
+        pending: &Pending,
+        arrivals: &Arrivals<'_>,
+        cancelled: &Mutex<HashSet<String>>,
+    ) {
         let mut series = self.mailer.series::<(Delivery, Permit, String)>();
         let settle = |done: Vec<((Delivery, Permit, String), _)>| {
             arrivals.push(
@@ -424,7 +434,14 @@ impl InvitationSender {
                 let email = match &delivery.row {
                     None => Err(Outcome::Skipped("invitation no longer exists".into())),
                     Some(r) if r.status != InvitationStatus::Queued => Err(Outcome::AlreadyDone),
-                    Some(r) if cancelled.contains(&r.campaign_id) => Err(Outcome::Skipped("campaign cancelled".into())),
+                    Some(r)
+                        if cancelled
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .contains(&r.campaign_id) =>
+                    {
+                        Err(Outcome::Skipped("campaign cancelled".into()))
+                    }
                     // Unsubscribed or bounced since the campaign was queued.
                     Some(_) if delivery.suppressed => Err(Outcome::Skipped("email address is suppressed".into())),
                     Some(r) => self.build_email(queue, r).await,
@@ -691,8 +708,8 @@ impl Pending {
 
 /// Why a batch's round ended before the whole batch was read.
 enum Stopped {
-    /// The campaign was paused or cancelled meanwhile.
-    Campaign(CampaignStatus),
+    /// The campaign was paused meanwhile (a cancelled one's rest is skipped instead).
+    Paused,
     LoadFailed(WorkerError),
 }
 

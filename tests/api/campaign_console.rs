@@ -519,6 +519,67 @@ async fn a_pause_stops_a_batch_part_way(backend: Backend) {
     assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
 }
 
+/// A cancel during a batch's round ends it within about a chunk, and ends the batch: the chunk
+/// read next sees the cancel, the lanes skip what they have not sent, and nothing is left queued
+/// or waiting in the outbox (it was put off for `PAUSED_RECHECK_SECS`, as for a pause, and stayed
+/// queued until then).
+async fn a_cancel_ends_a_batch_part_way(backend: Backend) {
+    use optbridge::db::schema::outbox_jobs;
+    use optbridge::outbox::worker::dispatch_once;
+    const N: usize = 250;
+    let sink = SmtpSink::start().await;
+    // One lane; the 11th message waits 1.5 s for its answer, long enough to cancel meanwhile.
+    sink.add_fault(
+        "kunde010@example.dk",
+        Fault::Stall {
+            duration: Duration::from_millis(1500),
+            times: 1,
+        },
+    );
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| {
+        a.smtp_url = Some(url);
+        a.smtp_concurrency = 1;
+    })
+    .await;
+    let (ws, campaign) = danish_campaign(&app, N).await;
+    app.send_campaign(&ws.token, &campaign).await;
+    assert_eq!(dispatch_once(&app.worker, "expander").await.unwrap(), 1);
+    let worker = app.worker.clone();
+    let round = tokio::spawn(async move { dispatch_once(&worker, "worker-a").await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/cancel"), &json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(round.await.unwrap(), 1, "the round had the batch");
+    let sent = sink.messages().len();
+    assert!(
+        (11..2 * 100).contains(&sent),
+        "{sent} sent: the round should stop sending within about a chunk after the cancel"
+    );
+    let c = campaign.clone();
+    let (statuses, jobs) = app
+        .with_db(move |conn| {
+            let statuses: Vec<String> = invitations::table
+                .filter(invitations::campaign_id.eq(&c))
+                .select(invitations::status)
+                .load(conn)
+                .unwrap();
+            let jobs: i64 = outbox_jobs::table.count().get_result(conn).unwrap();
+            (statuses, jobs)
+        })
+        .await;
+    let count = |status: &str| statuses.iter().filter(|s| *s == status).count();
+    assert_eq!(
+        (count("sent"), count("skipped"), count("queued")),
+        (sent, N - sent, 0),
+        "what was not sent is skipped in the same round"
+    );
+    assert_eq!(jobs, 0, "the batch is finished, not put off");
+    app.dispatch_all().await;
+    assert_eq!(sink.messages().len(), sent, "nothing more is sent");
+    assert_eq!(status_of(&app, &ws, &campaign).await, "cancelled");
+}
+
 async fn contacts_with_sms_consent_are_not_asked_again(backend: Backend) {
     let (app, inv, _fake) = signed_up(backend).await;
     let texts = app.consent_texts_for_all(&inv.ws.token).await;
@@ -595,5 +656,6 @@ both_backends!(
     paused_sends_nothing_until_resumed,
     a_batch_loaded_in_chunks_is_held_and_sent_whole,
     a_pause_stops_a_batch_part_way,
+    a_cancel_ends_a_batch_part_way,
     contacts_with_sms_consent_are_not_asked_again,
 );
