@@ -876,6 +876,17 @@ pub struct CampaignConsoleStrings {
     pub msg_limited: &'static str,
     pub msg_invalid: &'static str,
     pub msg_done: &'static str,
+    /// The rules a campaign's field can break (`campaigns::field`), after the field's name;
+    /// `{max}` and `{word}` are replaced.
+    pub err_length: &'static str,
+    pub err_single_line: &'static str,
+    pub err_control: &'static str,
+    pub err_free_word: &'static str,
+    pub err_consent_text: &'static str,
+    pub err_no_language: &'static str,
+    pub err_variant_name: &'static str,
+    pub err_variant_twice: &'static str,
+    pub err_weight: &'static str,
 }
 
 pub fn campaign_console(locale: Locale) -> &'static CampaignConsoleStrings {
@@ -935,6 +946,15 @@ pub fn campaign_console(locale: Locale) -> &'static CampaignConsoleStrings {
             msg_limited: "Der er sendt 20 tests den sidste time. Prøv igen senere.",
             msg_invalid: "Tjek felterne: adressen eller tidspunktet er ikke gyldigt.",
             msg_done: "Udført.",
+            err_length: "skriv 1 til {max} tegn.",
+            err_single_line: "kun én linje.",
+            err_control: "fjern kontroltegnene (usynlige tegn, der kom med, da teksten blev indsat).",
+            err_free_word: "brug ikke ordet \"{word}\": intet må kaldes gratis som modydelse for et samtykke.",
+            err_consent_text: "vælg en samtykketekst på dette sprog (opret først en under Samtykketekster).",
+            err_no_language: "vælg mindst ét sprog.",
+            err_variant_name: "navnet skal være 1 til 20 bogstaver, cifre, - eller _.",
+            err_variant_twice: "to varianter har dette navn.",
+            err_weight: "vægten skal være 1 til 1000.",
         },
         _ => &CampaignConsoleStrings {
             new_campaign: "New campaign",
@@ -991,6 +1011,15 @@ pub fn campaign_console(locale: Locale) -> &'static CampaignConsoleStrings {
             msg_limited: "20 tests were sent in the last hour. Try again later.",
             msg_invalid: "Check the fields: the address or the time is not valid.",
             msg_done: "Done.",
+            err_length: "write 1 to {max} characters.",
+            err_single_line: "one line only.",
+            err_control: "remove the control characters (invisible characters that came with pasted text).",
+            err_free_word: "don't use the word \"{word}\": nothing may be called free in return for consent.",
+            err_consent_text: "choose a consent text in this language (create one under Consent texts first).",
+            err_no_language: "choose at least one language.",
+            err_variant_name: "use 1 to 20 letters, digits, - or _ in the name.",
+            err_variant_twice: "two variants have this name.",
+            err_weight: "give a weight from 1 to 1000.",
         },
     }
 }

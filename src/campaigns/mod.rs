@@ -12,6 +12,7 @@
 //! its subject, intro and frequency are stored per locale ([`LocaleContent`], [`VariantLocale`]).
 
 pub mod expand;
+pub mod field;
 pub mod follow_up;
 pub mod lifecycle;
 pub mod public;
@@ -29,6 +30,7 @@ use crate::db::schema::{campaign_locales, campaign_variant_locales, campaign_var
 use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
 use crate::domain::Locale;
+pub use field::{Field, FieldError, Rule};
 
 const MAX_VARIANTS: usize = 5;
 
@@ -75,7 +77,7 @@ impl Localized {
     /// only: every recipient reads one language (issue 16, item 10).
     fn resolve(
         &self,
-        field: &str,
+        field: &Field,
         audience: &[Locale],
         max: usize,
         single_line: bool,
@@ -85,22 +87,24 @@ impl Localized {
                 if audience.len() > 1 {
                     let example: Vec<String> = audience.iter().map(|l| format!("\"{l}\": \"…\"")).collect();
                     return Err(CampaignError::Invalid(format!(
-                        "{field}: the audience reads {}; give one text per locale ({{{}}}) so every recipient reads one language",
+                        "{}: the audience reads {}; give one text per locale ({{{}}}) so every recipient reads one language",
+                        field.path(None),
                         locale_list(audience),
                         example.join(", ")
                     )));
                 }
-                let text = check_text(field, text, max, single_line)?;
+                let text = check_text(field, None, text, max, single_line)?;
                 Ok(audience.iter().map(|l| (*l, text.clone())).collect())
             }
             Self::PerLocale(map) => {
                 for key in map.keys() {
                     let locale: Locale = key
                         .parse()
-                        .map_err(|e| CampaignError::Invalid(format!("{field}: {e}")))?;
+                        .map_err(|e| CampaignError::Invalid(format!("{}: {e}", field.path(None))))?;
                     if !audience.contains(&locale) {
                         return Err(CampaignError::Invalid(format!(
-                            "{field}.{key}: '{key}' is not in the audience ({})",
+                            "{}.{key}: '{key}' is not in the audience ({})",
+                            field.path(None),
                             locale_list(audience)
                         )));
                     }
@@ -113,9 +117,12 @@ impl Localized {
                             .find(|(k, _)| Locale::parse(k) == Some(*l))
                             .map(|(_, v)| v)
                             .ok_or_else(|| {
-                                CampaignError::Invalid(format!("{field}.{l} is missing: the audience includes '{l}'"))
+                                CampaignError::Invalid(format!(
+                                    "{} is missing: the audience includes '{l}'",
+                                    field.path(Some(*l))
+                                ))
                             })?;
-                        Ok((*l, check_text(&format!("{field}.{l}"), text, max, single_line)?))
+                        Ok((*l, check_text(field, Some(*l), text, max, single_line)?))
                     })
                     .collect()
             }
@@ -279,6 +286,9 @@ pub struct CampaignView {
 pub enum CampaignError {
     #[error("{0}")]
     Invalid(String),
+    /// A field breaks a rule the dashboard's form says in the marketer's language.
+    #[error("{0}")]
+    Field(FieldError),
     #[error("campaign not found")]
     NotFound,
     /// The campaign's status does not allow this (editing a sent campaign, pausing a draft).
@@ -297,26 +307,31 @@ impl From<diesel::result::Error> for CampaignError {
     }
 }
 
-fn check_text(field: &str, value: &str, max: usize, single_line: bool) -> Result<String, CampaignError> {
+fn check_text(
+    field: &Field,
+    locale: Option<Locale>,
+    value: &str,
+    max: usize,
+    single_line: bool,
+) -> Result<String, CampaignError> {
+    let broken = |rule| Err(CampaignError::Field(FieldError::new(field.clone(), locale, rule)));
     let value = value.trim();
     if value.is_empty() || value.chars().count() > max {
-        return Err(CampaignError::Invalid(format!("{field} must be 1 to {max} characters")));
+        return broken(Rule::Length { max });
     }
     if single_line && value.contains(['\n', '\r']) {
-        return Err(CampaignError::Invalid(format!("{field} must be a single line")));
+        return broken(Rule::SingleLine);
     }
     if value
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
     {
-        return Err(CampaignError::Invalid(format!("{field} contains control characters")));
+        return broken(Rule::ControlCharacters);
     }
     // The invitation asks for consent: the same rule as for the consent text applies (nothing
     // may be called free in return for consent).
     if let Some(word) = consent_texts::forbidden_word(value) {
-        return Err(CampaignError::Invalid(format!(
-            "{field} must not use the word '{word}': nothing may be called free in return for consent"
-        )));
+        return broken(Rule::ForbiddenWord(word));
     }
     Ok(value.to_owned())
 }
@@ -338,9 +353,14 @@ fn consent_texts_of(
     workspace_id: &str,
     req: &CampaignRequest,
 ) -> Result<Vec<(Locale, ConsentTextVersion)>, CampaignError> {
-    let mut find = |field: &str, id: &str| {
-        consent_texts::find(conn, workspace_id, id)?
-            .ok_or_else(|| CampaignError::Invalid(format!("{field} '{id}' is not a consent text of this workspace")))
+    let mut find = |locale: Option<Locale>, id: &str| {
+        consent_texts::find(conn, workspace_id, id)?.ok_or_else(|| {
+            CampaignError::Field(FieldError::new(
+                Field::ConsentText,
+                locale,
+                Rule::UnknownConsentText(id.to_owned()),
+            ))
+        })
     };
     match (&req.consent_text_id, &req.consent_texts) {
         (Some(_), Some(_)) => Err(CampaignError::Invalid(
@@ -350,7 +370,7 @@ fn consent_texts_of(
             "consent_texts ({\"da\": ID, …}, one per audience locale) or consent_text_id is required".into(),
         )),
         (Some(id), None) => {
-            let text = find("consent_text_id", id)?;
+            let text = find(None, id)?;
             let locale = Locale::parse(&text.locale).unwrap_or(Locale::En);
             Ok(vec![(locale, text)])
         }
@@ -360,7 +380,7 @@ fn consent_texts_of(
                 let locale: Locale = key
                     .parse()
                     .map_err(|e| CampaignError::Invalid(format!("consent_texts: {e}")))?;
-                let text = find(&format!("consent_texts.{key}"), id)?;
+                let text = find(Some(locale), id)?;
                 if Locale::parse(&text.locale) != Some(locale) {
                     return Err(CampaignError::Invalid(format!(
                         "consent_texts.{key}: consent text '{id}' is in '{}', not '{key}'",
@@ -370,9 +390,11 @@ fn consent_texts_of(
                 out.push((locale, text));
             }
             if out.is_empty() {
-                return Err(CampaignError::Invalid(
-                    "consent_texts must name at least one locale".into(),
-                ));
+                return Err(CampaignError::Field(FieldError::new(
+                    Field::Languages,
+                    None,
+                    Rule::NoLanguage,
+                )));
             }
             Ok(out)
         }
@@ -385,7 +407,7 @@ fn resolve(
     campaign_id: &str,
     req: &CampaignRequest,
 ) -> Result<Resolved, CampaignError> {
-    let name = check_text("name", &req.name, 200, true)?;
+    let name = check_text(&Field::Name, None, &req.name, 200, true)?;
     let texts = consent_texts_of(conn, workspace_id, req)?;
     // Lawful by default: a campaign asks in the languages of its consent texts unless the
     // marketer names the audience explicitly.
@@ -426,12 +448,12 @@ fn resolve(
             )));
         }
     }
-    let subjects = req.subject.resolve("subject", &audience, 200, true)?;
-    let intros = req.intro.resolve("intro", &audience, 2000, false)?;
+    let subjects = req.subject.resolve(&Field::Subject, &audience, 200, true)?;
+    let intros = req.intro.resolve(&Field::Intro, &audience, 2000, false)?;
     let frequencies: Vec<(Locale, Option<String>)> = match &req.frequency {
         Some(Localized::One(f)) if f.trim().is_empty() => audience.iter().map(|l| (*l, None)).collect(),
         Some(f) => f
-            .resolve("frequency", &audience, 200, true)?
+            .resolve(&Field::Frequency, &audience, 200, true)?
             .into_iter()
             .map(|(l, f)| (l, Some(f)))
             .collect(),
@@ -669,29 +691,32 @@ fn build_variants(
     for (i, v) in reqs.iter().enumerate() {
         let default_name = char::from(b'A' + i as u8).to_string();
         let name = v.name.clone().unwrap_or(default_name).trim().to_owned();
+        let broken = |rule| {
+            Err(CampaignError::Field(FieldError::new(
+                Field::Variant(name.clone()),
+                None,
+                rule,
+            )))
+        };
         if name.is_empty()
             || name.len() > 20
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(CampaignError::Invalid(format!(
-                "variant name '{name}' must be 1 to 20 letters, digits, '-' or '_'"
-            )));
+            return broken(Rule::VariantName);
         }
         if out.iter().any(|o| o.name.eq_ignore_ascii_case(&name)) {
-            return Err(CampaignError::Invalid(format!("variant name '{name}' is used twice")));
+            return broken(Rule::DuplicateVariantName);
         }
         let weight = v.weight.unwrap_or(1);
         if !(1..=1000).contains(&weight) {
-            return Err(CampaignError::Invalid(format!(
-                "variant '{name}': weight must be 1 to 1000"
-            )));
+            return broken(Rule::Weight);
         }
         let subjects = match &v.subject {
-            Some(s) => Some(s.resolve(&format!("variant {name} subject"), &audience, 200, true)?),
+            Some(s) => Some(s.resolve(&Field::VariantSubject(name.clone()), &audience, 200, true)?),
             None => None,
         };
         let intros = match &v.intro {
-            Some(s) => Some(s.resolve(&format!("variant {name} intro"), &audience, 2000, false)?),
+            Some(s) => Some(s.resolve(&Field::VariantIntro(name.clone()), &audience, 2000, false)?),
             None => None,
         };
         for (j, l) in locales.iter().enumerate() {
@@ -1014,8 +1039,9 @@ mod tests {
 
     #[test]
     fn free_is_refused_in_the_invitation_too() {
-        assert!(check_text("subject", "Get a free gift for signing up", 200, true).is_err());
-        assert!(check_text("subject", "Få vores SMS-klub", 200, true).is_ok());
-        assert!(check_text("subject", "two\nlines", 200, true).is_err());
+        let check = |text| check_text(&Field::Subject, None, text, 200, true);
+        assert!(check("Get a free gift for signing up").is_err());
+        assert!(check("Få vores SMS-klub").is_ok());
+        assert!(check("two\nlines").is_err());
     }
 }

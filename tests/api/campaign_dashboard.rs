@@ -322,9 +322,98 @@ async fn campaign_pages_and_actions_are_isolated(backend: Backend) {
     }
 }
 
+/// A refused draft says what is wrong in the dashboard's language, naming the field and the
+/// language of the text, not in the API's words (`subject.da must be 1 to 200 characters`).
+async fn a_refused_draft_says_why_in_the_marketers_language(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    let da = app.consent_text(&ws.token, "da").await;
+    let editor = session_as(&app, &ws, "editor@shop.example", Role::Editor).await;
+    let csrf = field(&get(&app, &editor, "/app/campaigns/new").await.1, "csrf");
+    let form: Vec<(&str, &str)> = vec![
+        ("csrf", &csrf),
+        ("variants", "1"),
+        ("name", "Forår"),
+        ("locales", "da"),
+        ("consent_da", &da),
+        ("subject_da", "Vil du have SMS?"),
+        ("intro_da", "Hør først om udsalg."),
+        ("v0_name", "A"),
+        ("v0_weight", "1"),
+        ("action", "save"),
+    ];
+    let refused = |changes: Vec<(&'static str, &'static str)>, language: &'static str| {
+        let mut form = form.clone();
+        for (key, value) in changes {
+            form.retain(|(k, _)| *k != key);
+            if !value.is_empty() || key.starts_with("subject") {
+                form.push((key, value));
+            }
+        }
+        let (app, editor) = (&app, &editor);
+        async move {
+            let res = app
+                .client
+                .post(app.url("/app/campaigns/new"))
+                .header("Cookie", editor)
+                .header("Accept-Language", language)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 422);
+            res.text().await.unwrap()
+        }
+    };
+    let cases: [(Vec<(&str, &str)>, &str, &str); 7] = [
+        (
+            vec![("subject_da", "")],
+            "da",
+            "Emnelinje · Dansk (da): skriv 1 til 200 tegn.",
+        ),
+        (
+            vec![("subject_da", "")],
+            "en",
+            "Subject line · Dansk (da): write 1 to 200 characters.",
+        ),
+        (
+            vec![("intro_da", "Få en gratis gave")],
+            "da",
+            "Indledning · Dansk (da): brug ikke ordet &#34;gratis&#34;",
+        ),
+        (
+            vec![("locales", "sv"), ("subject_sv", "Vill du ha SMS?")],
+            "da",
+            "Samtykketekst (version) · Svenska (sv): vælg en samtykketekst på dette sprog",
+        ),
+        (vec![("locales", "")], "da", "Sprog: vælg mindst ét sprog."),
+        (
+            vec![("name", "To\u{7}")],
+            "da",
+            "Navn (kun internt): fjern kontroltegnene",
+        ),
+        (
+            vec![("v0_weight", "5000")],
+            "en",
+            "Variant A: give a weight from 1 to 1000.",
+        ),
+    ];
+    for (changes, language, words) in cases {
+        let page = refused(changes.clone(), language).await;
+        assert!(
+            page.contains(words),
+            "{changes:?} in {language}: {words} not in the page"
+        );
+        for api_words in ["must be", "consent_texts", "subject.da"] {
+            assert!(!page.contains(api_words), "{changes:?}: the API's words in the page");
+        }
+    }
+}
+
 both_backends!(
     a_marketer_writes_previews_tests_and_sends_a_campaign,
     campaign_pages_and_actions_are_isolated,
+    a_refused_draft_says_why_in_the_marketers_language,
 );
 
 /// The editor and the campaign page in headless Chromium, at desktop and phone width: axe-core

@@ -12,6 +12,7 @@ impl From<CampaignError> for ApiError {
     fn from(e: CampaignError) -> Self {
         match e {
             CampaignError::Invalid(msg) => ApiError::Unprocessable(msg),
+            e @ CampaignError::Field(_) => ApiError::Unprocessable(e.to_string()),
             CampaignError::NotFound => ApiError::NotFound("campaign"),
             CampaignError::Conflict(msg) => ApiError::Conflict(msg),
             CampaignError::Limited(msg) => ApiError::TooManyRequests(msg),
