@@ -365,7 +365,9 @@ async fn a_refused_draft_says_why_in_the_marketers_language(backend: Backend) {
             res.text().await.unwrap()
         }
     };
-    let cases: [(Vec<(&str, &str)>, &str, &str); 7] = [
+    // (the form's fields changed, the dashboard's language, what the page must say)
+    type Case = (Vec<(&'static str, &'static str)>, &'static str, &'static str);
+    let cases: [Case; 7] = [
         (
             vec![("subject_da", "")],
             "da",
