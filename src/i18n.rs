@@ -1230,6 +1230,60 @@ pub struct MarketerStrings {
     pub not_found_link: &'static str,
 }
 
+/// The consent-text rules (`consent::texts::TextRule`) as the dashboard's form says them next to
+/// the field; `{min}`, `{max}`, `{is}`, `{char}`, `{company}`, `{example}`, `{category}` and
+/// `{word}` are replaced.
+pub struct ConsentRuleStrings {
+    pub locale: &'static str,
+    pub company_name_length: &'static str,
+    pub body_length: &'static str,
+    pub invisible: &'static str,
+    pub names_company: &'static str,
+    pub says_sms: &'static str,
+    pub says_withdrawal: &'static str,
+    pub control: &'static str,
+    pub category_length: &'static str,
+    pub category_twice: &'static str,
+    pub too_many_categories: &'static str,
+    pub privacy_url: &'static str,
+    pub free_word: &'static str,
+}
+
+pub fn consent_rules(locale: Locale) -> &'static ConsentRuleStrings {
+    match locale {
+        Locale::Da => &ConsentRuleStrings {
+            locale: "Vælg et af sprogene.",
+            company_name_length: "Skriv 1 til 200 tegn.",
+            body_length: "Skriv {min} til {max} tegn (teksten har {is}).",
+            invisible: "Indeholder {char}, et usynligt tegn, der ændrer, hvordan teksten vises: fjern det.",
+            names_company: "Nævn virksomheden {company}: samtykket gives til én navngiven virksomhed, aldrig på vegne af andre.",
+            says_sms: "Skriv, at samtykket gælder SMS: et samtykke gælder én kanal.",
+            says_withdrawal: "Skriv, hvordan samtykket trækkes tilbage (fx {example}): det skal stå i selve samtykketeksten.",
+            control: "Fjern kontroltegnene fra virksomhedsnavnet, teksten og kategorierne.",
+            category_length: "Skriv hver kategori med 1 til {max} tegn.",
+            category_twice: "{category} står der to gange.",
+            too_many_categories: "Højst {max} kategorier.",
+            privacy_url: "Angiv adressen på privatlivspolitikken, med https:// foran.",
+            free_word: "Brug ikke ordet \"{word}\": et samtykke har sin egen værdi, så intet må kaldes gratis som modydelse for det (Forbrugerombudsmandens vejledning om spam).",
+        },
+        _ => &ConsentRuleStrings {
+            locale: "Choose one of the languages.",
+            company_name_length: "Write 1 to 200 characters.",
+            body_length: "Write {min} to {max} characters (the text has {is}).",
+            invisible: "Contains {char}, an invisible character that changes how the text is shown: remove it.",
+            names_company: "Name the company {company}: consent is given to one named company, never on behalf of others.",
+            says_sms: "Say that the consent is for SMS: a consent is for one channel.",
+            says_withdrawal: "Say how the consent is withdrawn (e.g. {example}): the consent text itself has to say it.",
+            control: "Remove the control characters from the company name, the text and the categories.",
+            category_length: "Write each category in 1 to {max} characters.",
+            category_twice: "{category} is listed twice.",
+            too_many_categories: "At most {max} categories.",
+            privacy_url: "Give the address of the privacy policy, starting with https://.",
+            free_word: "Don't use the word \"{word}\": a consent has a value of its own, so nothing may be called free in return for it (the Danish Consumer Ombudsman's spam guidance).",
+        },
+    }
+}
+
 pub fn marketer(locale: Locale) -> &'static MarketerStrings {
     match locale {
         Locale::Da => &MarketerStrings {

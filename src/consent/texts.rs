@@ -14,7 +14,7 @@ use crate::activity::{self, Action, Actor};
 use crate::crypto;
 use crate::db::schema::consent_texts;
 use crate::db::{self, DbConn, DbError};
-use crate::domain::{Locale, check_visible, is_hidden_control};
+use crate::domain::{HiddenControl, Locale, check_visible, is_hidden_control};
 
 const MAX_BODY_CHARS: usize = 4000;
 const MIN_BODY_CHARS: usize = 20;
@@ -78,11 +78,46 @@ pub enum ConsentTextError {
 }
 
 /// One broken rule: the request field it concerns (`locale`, `company_name`, `body`,
-/// `categories`, `privacy_url`) and why, in words a marketer can act on.
+/// `categories`, `privacy_url`) and why, in words a marketer can act on (English, the API's);
+/// `rule` is the same as data, for the dashboard to say in the marketer's language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleProblem {
     pub field: &'static str,
     pub message: String,
+    #[serde(skip)]
+    pub rule: TextRule,
+}
+
+/// The rules of [`ConsentText::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextRule {
+    /// Not one of the product's locales.
+    Locale,
+    CompanyNameLength,
+    BodyLength {
+        min: usize,
+        max: usize,
+        is: usize,
+    },
+    /// An invisible character that changes how text is shown, in the field.
+    Invisible(HiddenControl),
+    /// The body does not name the company.
+    NamesCompany(String),
+    /// The body does not say the consent is for SMS.
+    SaysSms,
+    /// The body does not say how to withdraw the consent; an example in the text's language.
+    SaysWithdrawal(&'static str),
+    ControlCharacters,
+    CategoryLength {
+        max: usize,
+    },
+    CategoryTwice(String),
+    TooManyCategories {
+        max: usize,
+    },
+    PrivacyUrl,
+    /// The word for "free" (or one like it) in what the person reads.
+    FreeWord(String),
 }
 
 fn join_problems(problems: &[RuleProblem]) -> String {
@@ -116,42 +151,58 @@ impl ConsentText {
     /// reported at once ([`ConsentTextError::Rules`]).
     pub fn parse(req: &ConsentTextRequest) -> Result<Self, ConsentTextError> {
         let mut problems: Vec<RuleProblem> = Vec::new();
-        let mut problem = |field: &'static str, message: String| problems.push(RuleProblem { field, message });
+        let mut problem = |field: &'static str, rule: TextRule, message: String| {
+            problems.push(RuleProblem { field, message, rule });
+        };
         let locale: Option<Locale> = match req.locale.parse() {
             Ok(l) => Some(l),
             Err(e) => {
-                problem("locale", e);
+                problem("locale", TextRule::Locale, e);
                 None
             }
         };
         let company_name = req.company_name.trim().to_owned();
         if company_name.is_empty() || company_name.chars().count() > 200 {
-            problem("company_name", "company_name must be 1 to 200 characters".into());
+            problem(
+                "company_name",
+                TextRule::CompanyNameLength,
+                "company_name must be 1 to 200 characters".into(),
+            );
         }
         let body = normalize_text(&req.body);
         let body_chars = body.chars().count();
         if !(MIN_BODY_CHARS..=MAX_BODY_CHARS).contains(&body_chars) {
             problem(
                 "body",
+                TextRule::BodyLength {
+                    min: MIN_BODY_CHARS,
+                    max: MAX_BODY_CHARS,
+                    is: body_chars,
+                },
                 format!("body must be {MIN_BODY_CHARS} to {MAX_BODY_CHARS} characters (it is {body_chars})"),
             );
         }
         // What the person reads must be what is stored and hashed: no bidi or zero-width controls.
         if let Err(e) = check_visible(&company_name) {
-            problem("company_name", format!("company_name {e}"));
+            problem("company_name", TextRule::Invisible(e), format!("company_name {e}"));
         }
         if let Err(e) = check_visible(&body) {
-            problem("body", format!("body {e}"));
+            problem("body", TextRule::Invisible(e), format!("body {e}"));
         }
         for c in &req.categories {
             if let Err(e) = check_visible(c) {
-                problem("categories", format!("category '{}' {e}", c.trim()));
+                problem(
+                    "categories",
+                    TextRule::Invisible(e),
+                    format!("category '{}' {e}", c.trim()),
+                );
             }
         }
         let lower = body.to_lowercase();
         if !company_name.is_empty() && !lower.contains(&company_name.to_lowercase()) {
             problem(
                 "body",
+                TextRule::NamesCompany(company_name.clone()),
                 format!(
                     "body must name the company '{company_name}': consent is given to one named company, never on behalf of others"
                 ),
@@ -160,6 +211,7 @@ impl ConsentText {
         if !lower.contains("sms") {
             problem(
                 "body",
+                TextRule::SaysSms,
                 "body must say that the consent is for SMS: consent is specific to a channel".into(),
             );
         }
@@ -168,6 +220,7 @@ impl ConsentText {
         {
             problem(
                 "body",
+                TextRule::SaysWithdrawal(withdrawal_example(locale)),
                 format!(
                     "body must say how to withdraw the consent (e.g. {}): withdrawal must be mentioned in the consent text itself",
                     withdrawal_example(locale)
@@ -180,6 +233,7 @@ impl ConsentText {
         if has_control(&company_name) || has_control(&body) || req.categories.iter().any(|c| has_control(c)) {
             problem(
                 "body",
+                TextRule::ControlCharacters,
                 "company_name, body and categories must not contain control characters".into(),
             );
         }
@@ -189,18 +243,29 @@ impl ConsentText {
             if c.is_empty() || c.chars().count() > MAX_CATEGORY_CHARS {
                 problem(
                     "categories",
+                    TextRule::CategoryLength {
+                        max: MAX_CATEGORY_CHARS,
+                    },
                     format!("each category must be 1 to {MAX_CATEGORY_CHARS} characters"),
                 );
                 continue;
             }
             if categories.iter().any(|x| x.to_lowercase() == c.to_lowercase()) {
-                problem("categories", format!("category '{c}' is listed twice"));
+                problem(
+                    "categories",
+                    TextRule::CategoryTwice(c.clone()),
+                    format!("category '{c}' is listed twice"),
+                );
                 continue;
             }
             categories.push(c);
         }
         if categories.len() > MAX_CATEGORIES {
-            problem("categories", format!("at most {MAX_CATEGORIES} categories"));
+            problem(
+                "categories",
+                TextRule::TooManyCategories { max: MAX_CATEGORIES },
+                format!("at most {MAX_CATEGORIES} categories"),
+            );
         }
         let privacy_url = Url::parse(req.privacy_url.trim())
             .ok()
@@ -208,6 +273,7 @@ impl ConsentText {
         if privacy_url.is_none() {
             problem(
                 "privacy_url",
+                TextRule::PrivacyUrl,
                 format!("privacy_url '{}' must be an http(s) URL", req.privacy_url),
             );
         }
@@ -220,6 +286,7 @@ impl ConsentText {
         if let Some(word) = forbidden_word(&shown) {
             problem(
                 "body",
+                TextRule::FreeWord(word.clone()),
                 format!(
                     "the consent text must not use the word '{word}': consent has a value of its own, so nothing may be called free in return for it (Forbrugerombudsmanden's spam guidance)"
                 ),

@@ -11,6 +11,13 @@
 )]
 pub struct HiddenControl(pub char);
 
+impl HiddenControl {
+    /// The character's Unicode name, e.g. `ZERO WIDTH SPACE`.
+    pub fn name(self) -> &'static str {
+        hidden_control_name(self.0).unwrap_or("")
+    }
+}
+
 /// Refuses a value that holds a bidirectional or zero-width control character.
 pub fn check_visible(value: &str) -> Result<(), HiddenControl> {
     match value.chars().find(|&c| is_hidden_control(c)) {

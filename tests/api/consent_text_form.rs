@@ -106,6 +106,31 @@ async fn consent_texts_are_checked_previewed_and_saved_from_the_dashboard(backen
     let (status, page, _) = post(&app, &cookie, &with("privacy_url", "javascript:alert(1)", "preview")).await;
     assert_eq!(status, 422);
     assert!(page.contains("id=\"privacy_url-error\""), "{page}");
+    // The reasons are in the dashboard's language: each rule the text breaks, in Danish.
+    let broken = with(
+        "body",
+        "Skoene er smukke, og du kan købe dem i butikken hver eneste dag hele året rundt.",
+        "preview",
+    );
+    let res = app
+        .client
+        .post(app.url("/app/consent-texts/new"))
+        .header("Cookie", &cookie)
+        .header("Accept-Language", "da")
+        .form(&broken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let page = res.text().await.unwrap();
+    for words in [
+        "Nævn virksomheden Skobutikken",
+        "Skriv, at samtykket gælder SMS",
+        "Skriv, hvordan samtykket trækkes tilbage (fx &#39;Du kan til enhver tid",
+    ] {
+        assert!(page.contains(words), "{words}: {page}");
+    }
+    assert!(!page.contains("body must"), "the API's words: {page}");
     let ws_id = ws.id.clone();
     assert_eq!(app.with_db(move |c| versions(c, &ws_id)).await, 0, "nothing saved");
 

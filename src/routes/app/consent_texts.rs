@@ -12,9 +12,9 @@ use serde::Deserialize;
 use super::AppSession;
 use super::pages::Layout;
 use crate::accounts::Role;
-use crate::consent::texts::{self, ConsentText, ConsentTextError, ConsentTextRequest, ConsentTextVersion};
+use crate::consent::texts::{self, ConsentText, ConsentTextError, ConsentTextRequest, ConsentTextVersion, TextRule};
 use crate::domain::Locale;
-use crate::i18n::{self, AppStrings, MarketerStrings, PageStrings};
+use crate::i18n::{self, AppStrings, ConsentRuleStrings, MarketerStrings, PageStrings};
 use crate::routes::AppState;
 use crate::routes::error::PageError;
 use crate::routes::landing::CategoryChoice;
@@ -34,13 +34,14 @@ pub enum FormField {
     PrivacyUrl,
 }
 
-/// The broken rules of a refused text, each with the field it belongs to. Reads a list, so that
-/// every broken rule is shown at once when validation reports them all.
-pub fn field_errors(error: &ConsentTextError) -> Vec<(FormField, String)> {
+/// The broken rules of a refused text, each with the field it belongs to, in the dashboard's
+/// language. Reads a list, so that every broken rule is shown at once when validation reports
+/// them all.
+pub fn field_errors(error: &ConsentTextError, locale: Locale) -> Vec<(FormField, String)> {
     match error {
         ConsentTextError::Rules(problems) => problems
             .iter()
-            .map(|p| (field_named(p.field), p.message.clone()))
+            .map(|p| (field_named(p.field), rule_words(i18n::consent_rules(locale), &p.rule)))
             .collect(),
         ConsentTextError::Invalid(reason) => reason
             .split('\n')
@@ -48,6 +49,31 @@ pub fn field_errors(error: &ConsentTextError) -> Vec<(FormField, String)> {
             .map(|r| (field_of(r), r.trim().to_owned()))
             .collect(),
         ConsentTextError::Db(_) => Vec::new(),
+    }
+}
+
+/// A broken rule as the form says it next to its field.
+fn rule_words(s: &ConsentRuleStrings, rule: &TextRule) -> String {
+    match rule {
+        TextRule::Locale => s.locale.to_owned(),
+        TextRule::CompanyNameLength => s.company_name_length.to_owned(),
+        TextRule::BodyLength { min, max, is } => s
+            .body_length
+            .replace("{min}", &min.to_string())
+            .replace("{max}", &max.to_string())
+            .replace("{is}", &is.to_string()),
+        TextRule::Invisible(c) => s
+            .invisible
+            .replace("{char}", &format!("U+{:04X} {}", u32::from(c.0), c.name())),
+        TextRule::NamesCompany(company) => s.names_company.replace("{company}", company),
+        TextRule::SaysSms => s.says_sms.to_owned(),
+        TextRule::SaysWithdrawal(example) => s.says_withdrawal.replace("{example}", example),
+        TextRule::ControlCharacters => s.control.to_owned(),
+        TextRule::CategoryLength { max } => s.category_length.replace("{max}", &max.to_string()),
+        TextRule::CategoryTwice(category) => s.category_twice.replace("{category}", category),
+        TextRule::TooManyCategories { max } => s.too_many_categories.replace("{max}", &max.to_string()),
+        TextRule::PrivacyUrl => s.privacy_url.to_owned(),
+        TextRule::FreeWord(word) => s.free_word.replace("{word}", word),
     }
 }
 
@@ -296,7 +322,7 @@ pub async fn create_text(
     let text = match ConsentText::parse(&form.request()) {
         Ok(text) => text,
         Err(e) => {
-            let errors = field_errors(&e);
+            let errors = field_errors(&e, super::locale(&req));
             return Ok(render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &page(&req, &session, form, errors, None, None),
