@@ -456,14 +456,16 @@ async fn a_batch_loaded_in_chunks_is_held_and_sent_whole(backend: Backend) {
     assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
 }
 
-/// A pause during a batch's round stops it within about a chunk: the lanes finish what they
-/// hold, the chunk read next sees the pause, the rest of the batch stays queued in it; resumed,
-/// every recipient gets exactly one message.
-async fn a_pause_stops_a_batch_part_way(backend: Backend) {
+/// Recipients in the batch that [`interrupted_batch`] sends.
+const INTERRUPTED_BATCH: usize = 250;
+
+/// A campaign of one batch of [`INTERRUPTED_BATCH`] sent over one lane, `action` (`pause` or
+/// `cancel`) posted while its round waits for the 11th message's answer: the round ends within
+/// about a chunk (100) of it. Returns the app, workspace, campaign and sink after the round.
+async fn interrupted_batch(backend: Backend, action: &str) -> (TestApp, TestWorkspace, String, SmtpSink) {
     use optbridge::outbox::worker::dispatch_once;
-    const N: usize = 250;
     let sink = SmtpSink::start().await;
-    // One lane; the 11th message waits 1.5 s for its answer, long enough to pause meanwhile.
+    // One lane; the 11th message waits 1.5 s for its answer, long enough to act meanwhile.
     sink.add_fault(
         "kunde010@example.dk",
         Fault::Stall {
@@ -477,20 +479,29 @@ async fn a_pause_stops_a_batch_part_way(backend: Backend) {
         a.smtp_concurrency = 1;
     })
     .await;
-    let (ws, campaign) = danish_campaign(&app, N).await;
+    let (ws, campaign) = danish_campaign(&app, INTERRUPTED_BATCH).await;
     app.send_campaign(&ws.token, &campaign).await;
     assert_eq!(dispatch_once(&app.worker, "expander").await.unwrap(), 1);
     let worker = app.worker.clone();
     let round = tokio::spawn(async move { dispatch_once(&worker, "worker-a").await.unwrap() });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/pause"), &json!({})).await;
+    let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/{action}"), &json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(round.await.unwrap(), 1, "the round had the batch");
-    let sent_before = sink.messages().len();
+    let sent = sink.messages().len();
     assert!(
-        (11..2 * 100).contains(&sent_before),
-        "{sent_before} sent: the round should stop within about a chunk after the pause"
+        (11..2 * 100).contains(&sent),
+        "{sent} sent: the round should stop within about a chunk after the {action}"
     );
+    (app, ws, campaign, sink)
+}
+
+/// A pause during a batch's round stops it within about a chunk: the lanes finish what they
+/// hold, the chunk read next sees the pause, the rest of the batch stays queued in it; resumed,
+/// every recipient gets exactly one message.
+async fn a_pause_stops_a_batch_part_way(backend: Backend) {
+    let (app, ws, campaign, sink) = interrupted_batch(backend, "pause").await;
+    let sent_before = sink.messages().len();
     let c = campaign.clone();
     let queued: i64 = app
         .with_db(move |conn| {
@@ -502,7 +513,11 @@ async fn a_pause_stops_a_batch_part_way(backend: Backend) {
                 .unwrap()
         })
         .await;
-    assert_eq!(queued, (N - sent_before) as i64, "the rest waits, queued");
+    assert_eq!(
+        queued,
+        (INTERRUPTED_BATCH - sent_before) as i64,
+        "the rest waits, queued"
+    );
     for _ in 0..3 {
         app.dispatch_all().await;
     }
@@ -515,7 +530,8 @@ async fn a_pause_stops_a_batch_part_way(backend: Backend) {
     recipients.sort();
     let sent = recipients.len();
     recipients.dedup();
-    assert_eq!((sent, recipients.len()), (N, N), "each recipient once");
+    let n = INTERRUPTED_BATCH;
+    assert_eq!((sent, recipients.len()), (n, n), "each recipient once");
     assert_eq!(status_of(&app, &ws, &campaign).await, "sent");
 }
 
@@ -525,37 +541,8 @@ async fn a_pause_stops_a_batch_part_way(backend: Backend) {
 /// queued until then).
 async fn a_cancel_ends_a_batch_part_way(backend: Backend) {
     use optbridge::db::schema::outbox_jobs;
-    use optbridge::outbox::worker::dispatch_once;
-    const N: usize = 250;
-    let sink = SmtpSink::start().await;
-    // One lane; the 11th message waits 1.5 s for its answer, long enough to cancel meanwhile.
-    sink.add_fault(
-        "kunde010@example.dk",
-        Fault::Stall {
-            duration: Duration::from_millis(1500),
-            times: 1,
-        },
-    );
-    let url = sink.url();
-    let app = spawn_app_with(backend, move |a| {
-        a.smtp_url = Some(url);
-        a.smtp_concurrency = 1;
-    })
-    .await;
-    let (ws, campaign) = danish_campaign(&app, N).await;
-    app.send_campaign(&ws.token, &campaign).await;
-    assert_eq!(dispatch_once(&app.worker, "expander").await.unwrap(), 1);
-    let worker = app.worker.clone();
-    let round = tokio::spawn(async move { dispatch_once(&worker, "worker-a").await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, _) = post(&app, &ws, &format!("/api/v1/campaigns/{campaign}/cancel"), &json!({})).await;
-    assert_eq!(status, 200);
-    assert_eq!(round.await.unwrap(), 1, "the round had the batch");
+    let (app, ws, campaign, sink) = interrupted_batch(backend, "cancel").await;
     let sent = sink.messages().len();
-    assert!(
-        (11..2 * 100).contains(&sent),
-        "{sent} sent: the round should stop sending within about a chunk after the cancel"
-    );
     let c = campaign.clone();
     let (statuses, jobs) = app
         .with_db(move |conn| {
@@ -571,7 +558,7 @@ async fn a_cancel_ends_a_batch_part_way(backend: Backend) {
     let count = |status: &str| statuses.iter().filter(|s| *s == status).count();
     assert_eq!(
         (count("sent"), count("skipped"), count("queued")),
-        (sent, N - sent, 0),
+        (sent, INTERRUPTED_BATCH - sent, 0),
         "what was not sent is skipped in the same round"
     );
     assert_eq!(jobs, 0, "the batch is finished, not put off");
