@@ -1261,7 +1261,7 @@ pub fn consent_rules(locale: Locale) -> &'static ConsentRuleStrings {
             says_withdrawal: "Skriv, hvordan samtykket trækkes tilbage (fx {example}): det skal stå i selve samtykketeksten.",
             control: "Fjern kontroltegnene fra virksomhedsnavnet, teksten og kategorierne.",
             category_length: "Skriv hver kategori med 1 til {max} tegn.",
-            category_twice: "{category} står der to gange.",
+            category_twice: "{category} står to gange på listen.",
             too_many_categories: "Højst {max} kategorier.",
             privacy_url: "Angiv adressen på privatlivspolitikken, med https:// foran.",
             free_word: "Brug ikke ordet \"{word}\": et samtykke har sin egen værdi, så intet må kaldes gratis som modydelse for det (Forbrugerombudsmandens vejledning om spam).",
