@@ -42,14 +42,22 @@ async fn get(app: &TestApp, cookie: &str, path: &str) -> (u16, String, Option<St
 }
 
 async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
-    let res = app
-        .client
-        .post(app.url(path))
-        .header("Cookie", cookie)
-        .form(form)
-        .send()
-        .await
-        .unwrap();
+    post_in(app, cookie, path, form, None).await
+}
+
+/// [`post`] with the browser's `Accept-Language`, which chooses the dashboard's language.
+async fn post_in(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+    language: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let mut request = app.client.post(app.url(path)).header("Cookie", cookie);
+    if let Some(language) = language {
+        request = request.header("Accept-Language", language);
+    }
+    let res = request.form(form).send().await.unwrap();
     let status = res.status().as_u16();
     let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
     (status, res.text().await.unwrap(), location)
@@ -352,17 +360,9 @@ async fn a_refused_draft_says_why_in_the_marketers_language(backend: Backend) {
         }
         let (app, editor) = (&app, &editor);
         async move {
-            let res = app
-                .client
-                .post(app.url("/app/campaigns/new"))
-                .header("Cookie", editor)
-                .header("Accept-Language", language)
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 422);
-            res.text().await.unwrap()
+            let (status, page, _) = post_in(app, editor, "/app/campaigns/new", &form, Some(language)).await;
+            assert_eq!(status, 422);
+            page
         }
     };
     // (the form's fields changed, the dashboard's language, what the page must say)

@@ -9,14 +9,24 @@ use optbridge::links::LinkPurpose;
 use crate::helpers::{Backend, DANISH_CONSENT, TestApp, both_backends, field, spawn_app};
 
 async fn post(app: &TestApp, cookie: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
-    let res = app
+    post_in(app, cookie, form, None).await
+}
+
+/// [`post`] with the browser's `Accept-Language`, which chooses the dashboard's language.
+async fn post_in(
+    app: &TestApp,
+    cookie: &str,
+    form: &[(&str, &str)],
+    language: Option<&str>,
+) -> (u16, String, Option<String>) {
+    let mut request = app
         .client
         .post(app.url("/app/consent-texts/new"))
-        .header("Cookie", cookie)
-        .form(form)
-        .send()
-        .await
-        .unwrap();
+        .header("Cookie", cookie);
+    if let Some(language) = language {
+        request = request.header("Accept-Language", language);
+    }
+    let res = request.form(form).send().await.unwrap();
     let status = res.status().as_u16();
     let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
     (status, res.text().await.unwrap(), location)
@@ -112,17 +122,8 @@ async fn consent_texts_are_checked_previewed_and_saved_from_the_dashboard(backen
         "Skoene er smukke, og du kan købe dem i butikken hver eneste dag hele året rundt.",
         "preview",
     );
-    let res = app
-        .client
-        .post(app.url("/app/consent-texts/new"))
-        .header("Cookie", &cookie)
-        .header("Accept-Language", "da")
-        .form(&broken)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 422);
-    let page = res.text().await.unwrap();
+    let (status, page, _) = post_in(&app, &cookie, &broken, Some("da")).await;
+    assert_eq!(status, 422);
     for words in [
         "Nævn virksomheden Skobutikken",
         "Skriv, at samtykket gælder SMS",
