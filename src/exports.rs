@@ -313,13 +313,15 @@ pub fn active_consents(conn: &mut DbConn, workspace_id: &str, sink: &mut CsvSink
     }
 }
 
-/// Every row an import job refused, as the file had it, with its line and the reason: the
-/// header of the file plus `line` and `reason`. Fixed, it can be imported again as it is (the
-/// importer ignores the two extra columns).
+/// Every row an import job refused, as the file had it, with its line and the reason (as
+/// `reason` words it: the dashboard's language): the header of the file plus `line` and
+/// `reason`. Fixed, it can be imported again as it is (the importer ignores the two extra
+/// columns).
 pub fn import_refusals(
     conn: &mut DbConn,
     job: &crate::contacts::import_jobs::ImportJob,
     sink: &mut CsvSink<'_>,
+    reason: impl Fn(&crate::contacts::import_jobs::Refusal) -> String,
 ) -> Result<(), DbError> {
     let mut header = job.header_cells();
     let width = header.len();
@@ -342,13 +344,8 @@ pub fn import_refusals(
                 if cells.len() < width {
                     cells.resize(width, String::new());
                 }
-                let line = r.line.to_string();
-                w.write(
-                    cells
-                        .iter()
-                        .map(String::as_str)
-                        .chain([line.as_str(), r.reason.as_str()]),
-                )?;
+                let (line, reason) = (r.line.to_string(), reason(r));
+                w.write(cells.iter().map(String::as_str).chain([line.as_str(), reason.as_str()]))?;
             }
             Ok(())
         });

@@ -1284,6 +1284,64 @@ pub fn consent_rules(locale: Locale) -> &'static ConsentRuleStrings {
     }
 }
 
+/// Why an import refused a row (`contacts::import::problem::RowProblem`), as the Danish
+/// dashboard says it; the English dashboard shows the importer's own words. `{column}`, `{max}`,
+/// `{value}`, `{line}`, `{email}`, `{header}`, `{cell}`, `{mark}`, `{expected}`, `{found}`,
+/// `{span}`, `{first}`, `{last}`, `{char}` and `{detail}` are replaced.
+pub struct ImportProblemStrings {
+    pub unreadable_csv: &'static str,
+    pub duplicate: &'static str,
+    pub marked: &'static str,
+    pub not_accepting: &'static str,
+    pub unsubscribed: &'static str,
+    pub cleaned: &'static str,
+    pub not_subscribed: &'static str,
+    pub blank: &'static str,
+    pub field_count: &'static str,
+    pub span: &'static str,
+    pub not_utf8: &'static str,
+    pub line_break: &'static str,
+    pub too_long: &'static str,
+    pub control: &'static str,
+    pub invisible: &'static str,
+    pub email_empty: &'static str,
+    pub email_malformed: &'static str,
+    pub email_too_long: &'static str,
+    pub locale: &'static str,
+    pub consent_time_format: &'static str,
+    pub consent_time_future: &'static str,
+}
+
+/// `None` for English: the importer's own words are English.
+pub fn import_problems(locale: Locale) -> Option<&'static ImportProblemStrings> {
+    match locale {
+        Locale::Da => Some(&ImportProblemStrings {
+            unreadable_csv: "Linjen kan ikke læses som CSV ({detail}).",
+            duplicate: "Samme e-mail som linje {line} ({email}).",
+            marked: "Ikke importeret: {mark} ({header}: {cell}). En invitation på e-mail ville gå imod det valg.",
+            not_accepting: "eksporten angiver, at personen ikke tager imod markedsføring på e-mail",
+            unsubscribed: "eksporten angiver, at personen har frameldt sig markedsføring på e-mail",
+            cleaned: "eksporten angiver, at adressen er renset (post til den kom retur, eller den var ugyldig)",
+            not_subscribed: "eksporten angiver, at personen ikke er tilmeldt markedsføring på e-mail",
+            blank: "(tom)",
+            field_count: "Rækken har {found} felter, men overskriften har {expected}.{span}",
+            span: " Rækken løber over linje {first}–{last}: se efter et anførselstegn, der ikke er lukket.",
+            not_utf8: "Kolonnen {column} er ikke gyldig UTF-8: gem filen som CSV i UTF-8.",
+            line_break: "Kolonnen {column} indeholder et linjeskift.{span}",
+            too_long: "{column} er længere end {max} tegn.",
+            control: "{column} indeholder kontroltegn.",
+            invisible: "{column} indeholder {char}, et usynligt tegn, der ændrer, hvordan teksten vises: fjern det.",
+            email_empty: "E-mailadressen mangler.",
+            email_malformed: "'{value}' er ikke en e-mailadresse (skriv den som navn@domæne.dk).",
+            email_too_long: "'{value}…' er længere end 254 tegn.",
+            locale: "Sproget '{value}' kendes ikke (brug da, nb, sv eller en).",
+            consent_time_format: "email_consent_at '{value}' er ikke en dato (brug 2024-05-01, 2024-05-01 10:00:00 eller RFC 3339).",
+            consent_time_future: "email_consent_at '{value}' ligger i fremtiden.",
+        }),
+        _ => None,
+    }
+}
+
 pub fn marketer(locale: Locale) -> &'static MarketerStrings {
     match locale {
         Locale::Da => &MarketerStrings {

@@ -7,6 +7,7 @@
 //! suppression list is separate from the contact rows and import never touches it.
 
 pub mod formats;
+pub mod problem;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -21,6 +22,7 @@ use crate::db::schema::contacts;
 use crate::db::{self, DbConn, DbError};
 use crate::domain::{EmailAddress, Locale, check_visible};
 use formats::{ExportFormat, Field, Meaning, Permission};
+use problem::{ExportMark, RowProblem};
 
 /// Rows written per transaction: large enough to amortize the commit, small enough to keep the
 /// SQLite write lock short for the landing page and webhooks running beside an import.
@@ -134,7 +136,7 @@ struct Columns {
     email_consent_at_fallback: Option<usize>,
     email_consent_source: Option<usize>,
     /// Columns that refuse a row (see [`formats::Permission`]): index, rule, reason, header.
-    permissions: Vec<(usize, Permission, &'static str, String)>,
+    permissions: Vec<(usize, Permission, ExportMark, String)>,
     count: usize,
 }
 
@@ -162,7 +164,7 @@ pub struct RefusedRow {
     pub line: u64,
     /// The row's cells as read (invalid UTF-8 replaced).
     pub cells: Vec<String>,
-    pub reason: String,
+    pub problem: RowProblem,
 }
 
 /// How far an import got: records read (including refused and blank ones) and the counts so far.
@@ -268,15 +270,15 @@ pub fn import_journaled<R: Read>(
                 _ => {
                     let byte = e.position().map_or(0, csv::Position::byte) + bom_len;
                     let line = reader.get_mut().get_mut().line_at(byte);
-                    let reason = format!("unreadable CSV: {e}");
+                    let problem = RowProblem::UnreadableCsv { detail: e.to_string() };
+                    report.reject(line, problem.to_string());
                     if journal.is_some() {
                         pending.push(RefusedRow {
                             line,
                             cells: Vec::new(),
-                            reason: reason.clone(),
+                            problem,
                         });
                     }
-                    report.reject(line, reason);
                     continue;
                 }
             },
@@ -300,7 +302,10 @@ pub fn import_journaled<R: Read>(
             Ok(row) => {
                 let key = hasher.hash_one(row.email.normalized());
                 if let Some(first) = seen.get(&key) {
-                    Some(format!("duplicate of line {first} (same email {})", row.email))
+                    Some(RowProblem::Duplicate {
+                        first_line: *first,
+                        email: row.email.to_string(),
+                    })
                 } else {
                     seen.insert(key, line);
                     if !replayed {
@@ -311,16 +316,16 @@ pub fn import_journaled<R: Read>(
             }
             Err(error) => Some(error),
         };
-        if let Some(reason) = refusal {
+        if let Some(problem) = refusal {
             if !replayed {
+                report.reject(line, problem.to_string());
                 if journal.is_some() {
                     pending.push(RefusedRow {
                         line,
                         cells: lossy_cells(&record),
-                        reason: reason.clone(),
+                        problem,
                     });
                 }
-                report.reject(line, reason);
             }
         }
         if batch.len() >= BATCH_ROWS || pending.len() >= BATCH_ROWS {
@@ -461,61 +466,71 @@ fn lossy_cells(record: &csv::ByteRecord) -> Vec<String> {
     record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect()
 }
 
-fn parse_row(record: &csv::ByteRecord, columns: &Columns, (line, end_line): (u64, u64)) -> Result<ContactRow, String> {
-    let spans = if end_line > line {
-        format!(" (this record runs over lines {line}–{end_line}: check for an unclosed quote)")
-    } else {
-        String::new()
-    };
+fn parse_row(
+    record: &csv::ByteRecord,
+    columns: &Columns,
+    (line, end_line): (u64, u64),
+) -> Result<ContactRow, RowProblem> {
+    let span = (end_line > line).then_some((line, end_line));
     if record.len() != columns.count {
-        return Err(format!(
-            "expected {} fields as in the header, found {}{spans}",
-            columns.count,
-            record.len()
-        ));
+        return Err(RowProblem::FieldCount {
+            expected: columns.count,
+            found: record.len(),
+            span,
+        });
     }
-    let text = |idx: Option<usize>, name: &str| -> Result<Option<String>, String> {
+    let text = |idx: Option<usize>, name: &str| -> Result<Option<String>, RowProblem> {
         let Some(bytes) = idx.and_then(|i| record.get(i)) else {
             return Ok(None);
         };
         let value = std::str::from_utf8(bytes)
-            .map_err(|_| format!("column '{name}' is not valid UTF-8: save the file as UTF-8 CSV"))?
+            .map_err(|_| RowProblem::NotUtf8 {
+                column: name.to_owned(),
+            })?
             .trim();
         // A line break inside a quoted cell is valid CSV, but never valid in these columns; it
         // usually means a quote was left open and swallowed the next rows.
         if value.contains(['\n', '\r']) {
-            return Err(format!("column '{name}' holds a line break{spans}"));
+            return Err(RowProblem::LineBreak {
+                column: name.to_owned(),
+                span,
+            });
         }
         Ok((!value.is_empty()).then(|| value.to_owned()))
     };
-    let limited = |value: Option<String>, name: &str, max: usize| -> Result<Option<String>, String> {
+    let limited = |value: Option<String>, name: &str, max: usize| -> Result<Option<String>, RowProblem> {
         match value {
-            Some(v) if v.chars().count() > max => Err(format!("{name} is longer than {max} characters")),
-            Some(v) if v.chars().any(char::is_control) => Err(format!("{name} contains control characters")),
+            Some(v) if v.chars().count() > max => Err(RowProblem::TooLong {
+                column: name.to_owned(),
+                max,
+            }),
+            Some(v) if v.chars().any(char::is_control) => Err(RowProblem::ControlCharacters {
+                column: name.to_owned(),
+            }),
             other => Ok(other),
         }
     };
 
     // A name is shown to people (greeting, dashboard): no bidi or zero-width controls either.
-    let person_name = |value: Option<String>, name: &str| -> Result<Option<String>, String> {
+    let person_name = |value: Option<String>, name: &str| -> Result<Option<String>, RowProblem> {
         let value = limited(value, name, MAX_NAME_CHARS)?;
         if let Some(v) = &value {
-            check_visible(v).map_err(|e| format!("{name} {e}"))?;
+            check_visible(v).map_err(|found| RowProblem::invisible(name, found))?;
         }
         Ok(value)
     };
 
-    for (i, rule, why, header) in &columns.permissions {
+    for (i, rule, mark, header) in &columns.permissions {
         let cell = record.get(*i).map(String::from_utf8_lossy).unwrap_or_default();
-        if let Some(reason) = formats::refusal(*rule, why, header, &cell) {
-            return Err(reason);
+        if let Some(problem) = formats::refusal(*rule, *mark, header, &cell) {
+            return Err(problem);
         }
     }
     let email = text(Some(columns.email), "email")?.unwrap_or_default();
-    let email = EmailAddress::parse(&email).map_err(|e| e.to_string())?;
+    let email = EmailAddress::parse(&email).map_err(RowProblem::email)?;
     let locale = match text(columns.locale, "locale")? {
         None => None,
-        Some(raw) => Some(raw.parse::<Locale>()?),
+        Some(raw) => Some(Locale::parse(&raw).ok_or(RowProblem::Locale { value: raw })?),
     };
     let consent_at = match text(columns.email_consent_at, "email_consent_at")? {
         None => text(columns.email_consent_at_fallback, "email_consent_at")?,
@@ -543,18 +558,16 @@ fn parse_row(record: &csv::ByteRecord, columns: &Columns, (line, end_line): (u64
 
 /// Accepts RFC 3339 (`2024-05-01T10:00:00+02:00`), `2024-05-01 10:00:00` and `2024-05-01`
 /// (both read as UTC). A time in the future cannot be when someone consented.
-fn parse_consent_time(raw: &str) -> Result<NaiveDateTime, String> {
+fn parse_consent_time(raw: &str) -> Result<NaiveDateTime, RowProblem> {
     let parsed = DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc).naive_utc())
         .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S"))
         .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
         .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M"))
         .or_else(|_| NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN)))
-        .map_err(|_| {
-            format!("email_consent_at '{raw}' is not a date (use 2024-05-01, 2024-05-01 10:00:00 or RFC 3339)")
-        })?;
+        .map_err(|_| RowProblem::ConsentTimeFormat { value: raw.to_owned() })?;
     if parsed > Utc::now().naive_utc() + chrono::Duration::minutes(5) {
-        return Err(format!("email_consent_at '{raw}' is in the future"));
+        return Err(RowProblem::ConsentTimeFuture { value: raw.to_owned() });
     }
     Ok(parsed)
 }
@@ -874,7 +887,12 @@ mod tests {
         let t = parse_consent_time("2024-05-01T10:00:00+02:00").expect("rfc3339");
         assert_eq!(t.to_string(), "2024-05-01 08:00:00");
         assert!(parse_consent_time("01/05/2024").is_err());
-        assert!(parse_consent_time("2999-01-01").unwrap_err().contains("future"));
+        assert!(
+            parse_consent_time("2999-01-01")
+                .unwrap_err()
+                .to_string()
+                .contains("future")
+        );
     }
 
     mod properties {

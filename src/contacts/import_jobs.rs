@@ -14,7 +14,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 
-use super::import::{self, Checkpoint, ImportError, ImportJournal, RefusedRow, formats::ExportFormat};
+use super::import::{
+    self, Checkpoint, ImportError, ImportJournal, RefusedRow, formats::ExportFormat, problem::RowProblem,
+};
 use crate::db::schema::{import_jobs, import_refusals};
 use crate::db::text_enum::db_enum;
 use crate::db::{self, DbConn, DbError};
@@ -81,12 +83,20 @@ pub struct Refusal {
     pub line: i64,
     /// JSON array of the row's cells.
     pub cells: String,
+    /// In English, as the CLI and the API say it.
     pub reason: String,
+    /// The reason as data ([`RowProblem`], JSON); `None` for rows refused before it was stored.
+    pub problem: Option<String>,
 }
 
 impl Refusal {
     pub fn cell_list(&self) -> Vec<String> {
         serde_json::from_str(&self.cells).unwrap_or_default()
+    }
+
+    /// Why the row was refused, when this version can read it (see [`RowProblem::from_json`]).
+    pub fn problem(&self) -> Option<RowProblem> {
+        self.problem.as_deref().and_then(RowProblem::from_json)
     }
 }
 
@@ -153,7 +163,12 @@ pub fn refusals(conn: &mut DbConn, job_id: &str, after_line: i64, limit: i64) ->
         .filter(import_refusals::line.gt(after_line))
         .order(import_refusals::line.asc())
         .limit(limit)
-        .select((import_refusals::line, import_refusals::cells, import_refusals::reason))
+        .select((
+            import_refusals::line,
+            import_refusals::cells,
+            import_refusals::reason,
+            import_refusals::problem,
+        ))
         .load(conn)?)
 }
 
@@ -228,7 +243,8 @@ impl ImportJournal for JobJournal<'_> {
                     import_refusals::job_id.eq(self.job_id),
                     import_refusals::line.eq(as_i64(row.line)),
                     import_refusals::cells.eq(serde_json::to_string(&row.cells).unwrap_or_default()),
-                    import_refusals::reason.eq(&row.reason),
+                    import_refusals::reason.eq(row.problem.to_string()),
+                    import_refusals::problem.eq(Some(row.problem.to_json())),
                 ))
                 .execute(conn)?;
         }

@@ -538,5 +538,6 @@ diesel::table! {
         line -> BigInt,
         cells -> Text,
         reason -> Text,
+        problem -> Nullable<Text>,
     }
 }

@@ -282,8 +282,106 @@ async fn exports_are_mapped_and_refusals_explained_through_the_page(backend: Bac
     }
 }
 
+/// GETs a dashboard page as a browser asking for `language` would.
+async fn get_in(app: &TestApp, cookie: &str, path: &str, language: &str) -> String {
+    let res = app
+        .client
+        .get(app.url(path))
+        .header("Cookie", cookie)
+        .header("Accept-Language", language)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.text().await.unwrap()
+}
+
+/// A Danish marketer reads why each row was refused in Danish, on the job's page and in its
+/// `refused.csv`; the English page keeps the importer's own words, and a row stored before
+/// refusals were kept as data still shows its English reason.
+async fn refusals_are_explained_in_the_marketers_language(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ws = app.create_workspace("Skobutikken").await;
+    let (cookie, csrf) = app.dashboard_session(&ws.id, "marketer@skobutikken.example").await;
+    let file = "email,first_name,locale,email_consent_at\n\
+                anna@example.dk,Anna,da,2024-05-01\n\
+                not-an-address,Bo,da,\n\
+                anna@example.dk,Anna,da,\n\
+                carl@example.dk,Carl,fi,\n\
+                dora@example.dk,Dora,da,2999-01-01\n\
+                erik@example.dk,\"Er\u{202E}ik\",da,\n\
+                finn@example.dk,Finn\n";
+    let (location, english) = app
+        .import_through_page(&cookie, &csrf, "contacts.csv", file.as_bytes())
+        .await;
+    assert_eq!(metric(&english, "refused"), 6, "{english}");
+    let danish_words = [
+        (3, "&#39;not-an-address&#39; er ikke en e-mailadresse"),
+        (4, "Samme e-mail som linje 2 (anna@example.dk)."),
+        (5, "Sproget &#39;fi&#39; kendes ikke"),
+        (6, "email_consent_at &#39;2999-01-01&#39; ligger i fremtiden."),
+        (
+            7,
+            "first_name indeholder U+202E RIGHT-TO-LEFT OVERRIDE, et usynligt tegn",
+        ),
+        (8, "Rækken har 2 felter, men overskriften har 4."),
+    ];
+    for (line, words) in danish_words {
+        assert!(
+            !english.contains(words),
+            "line {line} in Danish on the English page: {english}"
+        );
+    }
+    for (line, words) in [
+        (3, "&#39;not-an-address&#39; is not an email address"),
+        (4, "duplicate of line 2 (same email anna@example.dk)"),
+        (8, "expected 4 fields as in the header, found 2"),
+    ] {
+        assert!(english.contains(words), "line {line}: {english}");
+    }
+
+    let danish = get_in(&app, &cookie, &location, "da").await;
+    for (line, words) in danish_words {
+        assert!(danish.contains(words), "line {line}: {words} in {danish}");
+    }
+    assert!(!danish.contains("is not an email address"), "{danish}");
+
+    let csv = get_in(&app, &cookie, &format!("{location}/refused.csv"), "da").await;
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let reasons: Vec<String> = reader
+        .records()
+        .map(|row| row.unwrap().iter().last().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons.len(), 6, "{csv}");
+    assert!(reasons[1].starts_with("Samme e-mail som linje 2"), "{reasons:?}");
+    assert!(
+        reasons[0].contains("'not-an-address' er ikke en e-mailadresse"),
+        "{reasons:?}"
+    );
+    let csv = get_in(&app, &cookie, &format!("{location}/refused.csv"), "en").await;
+    assert!(
+        csv.contains("duplicate of line 2 (same email anna@example.dk)"),
+        "{csv}"
+    );
+
+    // A row refused before the problem was stored beside its reason.
+    app.with_db(|conn| {
+        diesel::sql_query("UPDATE import_refusals SET problem = NULL WHERE line = 4")
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+    let danish = get_in(&app, &cookie, &location, "da").await;
+    assert!(
+        danish.contains("duplicate of line 2 (same email anna@example.dk)"),
+        "{danish}"
+    );
+    assert!(danish.contains("Sproget &#39;fi&#39; kendes ikke"), "{danish}");
+}
+
 both_backends!(
     exports_are_mapped_and_refusals_explained_through_the_api,
     exports_are_mapped_and_refusals_explained_through_the_cli,
     exports_are_mapped_and_refusals_explained_through_the_page,
+    refusals_are_explained_in_the_marketers_language,
 );

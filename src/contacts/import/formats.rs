@@ -20,6 +20,7 @@
 //!   …, Email Marketing Consent, Email Marketing Consent Timestamp, …"; a consent status is
 //!   SUBSCRIBED, NEVER_SUBSCRIBED or UNSUBSCRIBED).
 
+use super::problem::{ExportMark, RowProblem};
 use crate::db::text_enum::db_enum;
 
 db_enum! {
@@ -75,8 +76,8 @@ pub enum Permission {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Meaning {
     Field(Field),
-    /// A refusal rule and the reason given on a refused row.
-    Permission(Permission, &'static str),
+    /// A refusal rule and what a refused row is marked as.
+    Permission(Permission, ExportMark),
 }
 
 struct Format {
@@ -89,10 +90,10 @@ struct Format {
 use Field::*;
 use Meaning::Field as F;
 
-const NOT_ACCEPTING: &str = "the export marks this person as not accepting email marketing";
-const UNSUBSCRIBED: &str = "the export marks this person as unsubscribed from email marketing";
-const CLEANED: &str = "the export marks this address as cleaned (it bounced or was invalid)";
-const NOT_SUBSCRIBED: &str = "the export marks this person as not subscribed to email marketing";
+const NOT_ACCEPTING: ExportMark = ExportMark::NotAccepting;
+const UNSUBSCRIBED: ExportMark = ExportMark::Unsubscribed;
+const CLEANED: ExportMark = ExportMark::Cleaned;
+const NOT_SUBSCRIBED: ExportMark = ExportMark::NotSubscribed;
 
 /// The export formats, by the column names their files carry (compared as [`normalize`]d).
 const FORMATS: &[Format] = &[
@@ -213,15 +214,16 @@ pub fn meaning(format: ExportFormat, name: &str) -> Option<Meaning> {
 }
 
 /// Why a row is refused under `rule`, or `None` when the cell lets it through.
-pub fn refusal(rule: Permission, why: &str, header: &str, cell: &str) -> Option<String> {
+pub fn refusal(rule: Permission, mark: ExportMark, header: &str, cell: &str) -> Option<RowProblem> {
     let cell = cell.trim();
     let refused = match rule {
         Permission::OneOf(accepted) => !accepted.iter().any(|a| a.eq_ignore_ascii_case(cell)),
         Permission::Blank => !cell.is_empty(),
     };
-    refused.then(|| {
-        let shown = if cell.is_empty() { "(blank)" } else { cell };
-        format!("not imported: {why} ({header}: {shown}); inviting them by email would break that choice")
+    refused.then(|| RowProblem::Marked {
+        mark,
+        header: header.to_owned(),
+        cell: cell.to_owned(),
     })
 }
 
@@ -260,7 +262,9 @@ mod tests {
     fn refusals_name_the_column_and_value() {
         let yes = Permission::OneOf(&["yes"]);
         assert_eq!(refusal(yes, NOT_ACCEPTING, "Accepts Email Marketing", " Yes "), None);
-        let no = refusal(yes, NOT_ACCEPTING, "Accepts Email Marketing", "no").unwrap_or_default();
+        let no = refusal(yes, NOT_ACCEPTING, "Accepts Email Marketing", "no")
+            .map(|r| r.to_string())
+            .unwrap_or_default();
         assert!(
             no.contains("not accepting email marketing (Accepts Email Marketing: no)"),
             "{no}"
@@ -269,7 +273,7 @@ mod tests {
         assert_eq!(refusal(Permission::Blank, UNSUBSCRIBED, "UNSUB_TIME", " "), None);
         assert!(
             refusal(Permission::Blank, CLEANED, "CLEAN_TIME", "2024-03-01 10:00:00")
-                .is_some_and(|r| r.contains("cleaned"))
+                .is_some_and(|r| r.to_string().contains("cleaned"))
         );
     }
 }

@@ -18,9 +18,11 @@ use super::AppSession;
 use super::pages::Layout;
 use crate::accounts::Role;
 use crate::activity::{self, Action};
+use crate::contacts::import::problem::{ExportMark, RowProblem, Span};
 use crate::contacts::import_jobs::{self, ImportJob, ImportJobStatus, NewImportJob, Refusal};
 use crate::db::{self, DbError};
-use crate::i18n::{self, AppStrings, MarketerStrings};
+use crate::domain::{HiddenControl, Locale};
+use crate::i18n::{self, AppStrings, ImportProblemStrings, MarketerStrings};
 use crate::routes::AppState;
 use crate::routes::error::PageError;
 use crate::routes::pages::render;
@@ -318,13 +320,84 @@ pub struct RefusalRow {
     row: String,
 }
 
-impl From<Refusal> for RefusalRow {
-    fn from(r: Refusal) -> Self {
+impl RefusalRow {
+    fn new(r: &Refusal, locale: Locale) -> Self {
         Self {
             line: r.line,
             row: r.cell_list().join(", "),
-            reason: r.reason,
+            reason: reason_words(r, locale),
         }
+    }
+}
+
+/// Why a row was refused, in the dashboard's language: English is the importer's own words (as
+/// stored); Danish is worded from the stored [`RowProblem`]. A row refused before problems were
+/// stored has only its English reason.
+fn reason_words(refusal: &Refusal, locale: Locale) -> String {
+    match (i18n::import_problems(locale), refusal.problem()) {
+        (Some(s), Some(problem)) => problem_words(s, &problem),
+        _ => refusal.reason.clone(),
+    }
+}
+
+fn problem_words(s: &ImportProblemStrings, problem: &RowProblem) -> String {
+    let span = |span: Span| match span {
+        Some((first, last)) => s
+            .span
+            .replace("{first}", &first.to_string())
+            .replace("{last}", &last.to_string()),
+        None => String::new(),
+    };
+    match problem {
+        RowProblem::UnreadableCsv { detail } => s.unreadable_csv.replace("{detail}", detail),
+        RowProblem::Duplicate { first_line, email } => s
+            .duplicate
+            .replace("{line}", &first_line.to_string())
+            .replace("{email}", email),
+        RowProblem::Marked { mark, header, cell } => s
+            .marked
+            .replace(
+                "{mark}",
+                match mark {
+                    ExportMark::NotAccepting => s.not_accepting,
+                    ExportMark::Unsubscribed => s.unsubscribed,
+                    ExportMark::Cleaned => s.cleaned,
+                    ExportMark::NotSubscribed => s.not_subscribed,
+                },
+            )
+            .replace("{header}", header)
+            .replace("{cell}", if cell.is_empty() { s.blank } else { cell }),
+        RowProblem::FieldCount {
+            expected,
+            found,
+            span: lines,
+        } => s
+            .field_count
+            .replace("{expected}", &expected.to_string())
+            .replace("{found}", &found.to_string())
+            .replace("{span}", &span(*lines)),
+        RowProblem::NotUtf8 { column } => s.not_utf8.replace("{column}", column),
+        RowProblem::LineBreak { column, span: lines } => s
+            .line_break
+            .replace("{column}", column)
+            .replace("{span}", &span(*lines)),
+        RowProblem::TooLong { column, max } => s
+            .too_long
+            .replace("{column}", column)
+            .replace("{max}", &max.to_string()),
+        RowProblem::ControlCharacters { column } => s.control.replace("{column}", column),
+        RowProblem::Invisible { column, char } => {
+            let named = char::from_u32(*char)
+                .map(|c| format!("U+{:04X} {}", *char, HiddenControl(c).name()))
+                .unwrap_or_else(|| format!("U+{char:04X}"));
+            s.invisible.replace("{column}", column).replace("{char}", &named)
+        }
+        RowProblem::EmailEmpty => s.email_empty.to_owned(),
+        RowProblem::EmailMalformed { value } => s.email_malformed.replace("{value}", value),
+        RowProblem::EmailTooLong { value } => s.email_too_long.replace("{value}", value),
+        RowProblem::Locale { value } => s.locale.replace("{value}", value),
+        RowProblem::ConsentTimeFormat { value } => s.consent_time_format.replace("{value}", value),
+        RowProblem::ConsentTimeFuture { value } => s.consent_time_future.replace("{value}", value),
     }
 }
 
@@ -381,7 +454,10 @@ pub async fn job_page(
             status: status_text(s, job.status),
             format: job.format.map_or("", |f| f.label()),
             refreshing,
-            refusals: refusals.into_iter().map(RefusalRow::from).collect(),
+            refusals: refusals
+                .iter()
+                .map(|r| RefusalRow::new(r, super::locale(&req)))
+                .collect(),
             job,
         },
     );
@@ -410,9 +486,10 @@ pub async fn refused_csv(
         .map_err(|e| PageError::dashboard(&req, e))?
         .ok_or_else(|| PageError::not_found(&req))?;
     let filename = format!("import-{}-refused.csv", job.id);
+    let locale = super::locale(&req);
     Ok(crate::routes::csv::stream_csv(
         &state.db,
         &filename,
-        move |conn, sink| crate::exports::import_refusals(conn, &job, sink),
+        move |conn, sink| crate::exports::import_refusals(conn, &job, sink, |r| reason_words(r, locale)),
     ))
 }

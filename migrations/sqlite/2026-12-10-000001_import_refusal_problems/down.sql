@@ -1,0 +1,1 @@
+ALTER TABLE import_refusals DROP COLUMN problem;
