@@ -11,6 +11,7 @@ use optbridge::mail::bounce::PollSummary;
 use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app_with};
 use crate::pop3_server::Pop3Server;
 use crate::smtp_sink::SmtpSink;
+use crate::webhook_receiver::Receiver;
 
 const BOUNCE_ADDRESS: &str = "bounces@shop.example";
 
@@ -21,6 +22,8 @@ async fn app_with_bounces(backend: Backend, sink: &SmtpSink, mailbox: Option<Str
         a.smtp_url = Some(url);
         a.bounce_address = Some(BOUNCE_ADDRESS.into());
         a.bounce_mailbox = mailbox;
+        // Webhooks go to a receiver on this machine.
+        a.webhook_allow_private = true;
     })
     .await
 }
@@ -208,6 +211,15 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
     let bo = row(&app, "bo@example.dk").await;
     assert_eq!(bo.status, "sent");
     let token = bo.token.unwrap();
+    let receiver = Receiver::start(vec![]).await;
+    let registered = app
+        .post_json(
+            &ws.token,
+            "/api/v1/webhooks",
+            &serde_json::json!({"url": receiver.url(), "events": ["contact.bounced"]}),
+        )
+        .await;
+    assert_eq!(registered.status(), 201);
 
     pop3.deliver(&hard_dsn(&token, "bo@example.dk"));
     let summary = poll(&app).await;
@@ -237,6 +249,16 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
         "{after}"
     );
     assert_eq!(bounce_events(&app).await, 1);
+    // The retailer's systems hear of it as of a refusal at sending: `contact.bounced`.
+    app.drain_outbox(Duration::from_secs(20)).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let event: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(event["type"], "contact.bounced");
+    assert_eq!(event["data"]["email"], "bo@example.dk");
+    assert_eq!(event["data"]["hard"], true);
+    assert_eq!(event["data"]["campaign_id"], campaign.as_str());
+    assert!(event["data"]["reason"].as_str().unwrap().contains("5.1.1"), "{event}");
 
     // The same report again (a relay that sent it twice): deleted, nothing counted twice.
     pop3.deliver(&hard_dsn(&token, "bo@example.dk"));
@@ -245,6 +267,8 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
     assert!(pop3.messages().is_empty());
     assert_eq!(funnel(&app, &ws, &campaign).await["bounced"].as_i64(), Some(1));
     assert_eq!(bounce_events(&app).await, 1);
+    app.drain_outbox(Duration::from_secs(20)).await;
+    assert_eq!(receiver.received().len(), 1, "no second event");
 
     // The next campaign leaves the suppressed address out.
     // One consent text and one text per language (issue 16, item 10).
