@@ -350,7 +350,7 @@ async fn refusals_are_explained_in_the_marketers_language(backend: Backend) {
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let reasons: Vec<String> = reader
         .records()
-        .map(|row| row.unwrap().iter().last().unwrap().to_owned())
+        .map(|row| row.unwrap().iter().next_back().unwrap().to_owned())
         .collect();
     assert_eq!(reasons.len(), 6, "{csv}");
     assert!(reasons[1].starts_with("Samme e-mail som linje 2"), "{reasons:?}");

@@ -26,6 +26,7 @@ use crate::i18n::{self, AppStrings, ImportProblemStrings, MarketerStrings};
 use crate::routes::AppState;
 use crate::routes::error::PageError;
 use crate::routes::pages::render;
+use crate::slots::Slotted;
 
 /// Refused rows shown on the status page; the CSV has them all.
 const SHOWN_REFUSALS: i64 = 20;
@@ -342,63 +343,61 @@ fn reason_words(refusal: &Refusal, locale: Locale) -> String {
 
 fn problem_words(s: &ImportProblemStrings, problem: &RowProblem) -> String {
     let span = |span: Span| match span {
-        Some((first, last)) => s
-            .span
-            .replace("{first}", &first.to_string())
-            .replace("{last}", &last.to_string()),
+        Some((first, last)) => fill(s.span, [("{first}", &first.to_string()), ("{last}", &last.to_string())]),
         None => String::new(),
     };
     match problem {
-        RowProblem::UnreadableCsv { detail } => s.unreadable_csv.replace("{detail}", detail),
-        RowProblem::Duplicate { first_line, email } => s
-            .duplicate
-            .replace("{line}", &first_line.to_string())
-            .replace("{email}", email),
-        RowProblem::Marked { mark, header, cell } => s
-            .marked
-            .replace(
-                "{mark}",
-                match mark {
-                    ExportMark::NotAccepting => s.not_accepting,
-                    ExportMark::Unsubscribed => s.unsubscribed,
-                    ExportMark::Cleaned => s.cleaned,
-                    ExportMark::NotSubscribed => s.not_subscribed,
-                },
-            )
-            .replace("{header}", header)
-            .replace("{cell}", if cell.is_empty() { s.blank } else { cell }),
+        RowProblem::UnreadableCsv { detail } => fill(s.unreadable_csv, [("{detail}", detail)]),
+        RowProblem::Duplicate { first_line, email } => {
+            fill(s.duplicate, [("{line}", &first_line.to_string()), ("{email}", email)])
+        }
+        RowProblem::Marked { mark, header, cell } => {
+            let mark = match mark {
+                ExportMark::NotAccepting => s.not_accepting,
+                ExportMark::Unsubscribed => s.unsubscribed,
+                ExportMark::Cleaned => s.cleaned,
+                ExportMark::NotSubscribed => s.not_subscribed,
+            };
+            let cell = if cell.is_empty() { s.blank } else { cell };
+            fill(s.marked, [("{mark}", mark), ("{header}", header), ("{cell}", cell)])
+        }
         RowProblem::FieldCount {
             expected,
             found,
             span: lines,
-        } => s
-            .field_count
-            .replace("{expected}", &expected.to_string())
-            .replace("{found}", &found.to_string())
-            .replace("{span}", &span(*lines)),
-        RowProblem::NotUtf8 { column } => s.not_utf8.replace("{column}", column),
-        RowProblem::LineBreak { column, span: lines } => s
-            .line_break
-            .replace("{column}", column)
-            .replace("{span}", &span(*lines)),
-        RowProblem::TooLong { column, max } => s
-            .too_long
-            .replace("{column}", column)
-            .replace("{max}", &max.to_string()),
-        RowProblem::ControlCharacters { column } => s.control.replace("{column}", column),
+        } => fill(
+            s.field_count,
+            [
+                ("{expected}", &expected.to_string()),
+                ("{found}", &found.to_string()),
+                ("{span}", &span(*lines)),
+            ],
+        ),
+        RowProblem::NotUtf8 { column } => fill(s.not_utf8, [("{column}", column)]),
+        RowProblem::LineBreak { column, span: lines } => {
+            fill(s.line_break, [("{column}", column), ("{span}", &span(*lines))])
+        }
+        RowProblem::TooLong { column, max } => fill(s.too_long, [("{column}", column), ("{max}", &max.to_string())]),
+        RowProblem::ControlCharacters { column } => fill(s.control, [("{column}", column)]),
         RowProblem::Invisible { column, char } => {
             let named = char::from_u32(*char)
                 .map(|c| format!("U+{:04X} {}", *char, HiddenControl(c).name()))
                 .unwrap_or_else(|| format!("U+{char:04X}"));
-            s.invisible.replace("{column}", column).replace("{char}", &named)
+            fill(s.invisible, [("{column}", column), ("{char}", &named)])
         }
         RowProblem::EmailEmpty => s.email_empty.to_owned(),
-        RowProblem::EmailMalformed { value } => s.email_malformed.replace("{value}", value),
-        RowProblem::EmailTooLong { value } => s.email_too_long.replace("{value}", value),
-        RowProblem::Locale { value } => s.locale.replace("{value}", value),
-        RowProblem::ConsentTimeFormat { value } => s.consent_time_format.replace("{value}", value),
-        RowProblem::ConsentTimeFuture { value } => s.consent_time_future.replace("{value}", value),
+        RowProblem::EmailMalformed { value } => fill(s.email_malformed, [("{value}", value)]),
+        RowProblem::EmailTooLong { value } => fill(s.email_too_long, [("{value}", value)]),
+        RowProblem::Locale { value } => fill(s.locale, [("{value}", value)]),
+        RowProblem::ConsentTimeFormat { value } => fill(s.consent_time_format, [("{value}", value)]),
+        RowProblem::ConsentTimeFuture { value } => fill(s.consent_time_future, [("{value}", value)]),
     }
+}
+
+/// `template` with every `{name}` of `values` filled in in one pass: a value from the file (a
+/// header, a cell) that holds another placeholder stays as it was written.
+fn fill<const N: usize>(template: &str, values: [(&str, &str); N]) -> String {
+    Slotted::split(template, &values.map(|(marker, _)| marker)).fill(&values.map(|(_, value)| value))
 }
 
 #[derive(Template)]
@@ -492,4 +491,39 @@ pub async fn refused_csv(
         &filename,
         move |conn, sink| crate::exports::import_refusals(conn, &job, sink, |r| reason_words(r, locale)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_from_the_file_are_filled_in_as_written() {
+        let s = i18n::import_problems(Locale::Da).expect("Danish words");
+        let marked = RowProblem::Marked {
+            mark: ExportMark::NotAccepting,
+            header: "Samtykke {cell}".into(),
+            cell: "{header}".into(),
+        };
+        assert_eq!(
+            problem_words(s, &marked),
+            "Ikke importeret: eksporten angiver, at personen ikke tager imod markedsføring på e-mail \
+             (Samtykke {cell}: {header}). En invitation på e-mail ville gå imod det valg."
+        );
+        let blank = RowProblem::Marked {
+            mark: ExportMark::Cleaned,
+            header: "CLEAN_TIME".into(),
+            cell: String::new(),
+        };
+        assert!(problem_words(s, &blank).contains("(CLEAN_TIME: (tom))"));
+        let spanning = RowProblem::LineBreak {
+            column: "first_name".into(),
+            span: Some((4, 6)),
+        };
+        assert_eq!(
+            problem_words(s, &spanning),
+            "Kolonnen first_name indeholder et linjeskift. Rækken løber over linje 4–6: se efter et \
+             anførselstegn, der ikke er lukket."
+        );
+    }
 }
