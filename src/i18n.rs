@@ -1284,10 +1284,10 @@ pub fn consent_rules(locale: Locale) -> &'static ConsentRuleStrings {
     }
 }
 
-/// Why an import refused a row (`contacts::import::problem::RowProblem`), as the Danish
-/// dashboard says it; the English dashboard shows the importer's own words. `{column}`, `{max}`,
-/// `{value}`, `{line}`, `{email}`, `{header}`, `{cell}`, `{mark}`, `{expected}`, `{found}`,
-/// `{span}`, `{first}`, `{last}`, `{char}` and `{detail}` are replaced.
+/// Why an import refused a row or stopped (`contacts::import::problem::RowProblem` and
+/// `FileProblem`), as the Danish dashboard says it; the English dashboard shows the importer's own
+/// words. `{column}`, `{max}`, `{value}`, `{line}`, `{email}`, `{header}`, `{cell}`, `{mark}`,
+/// `{expected}`, `{found}`, `{span}`, `{first}`, `{last}`, `{char}` and `{detail}` are replaced.
 pub struct ImportProblemStrings {
     pub unreadable_csv: &'static str,
     pub duplicate: &'static str,
@@ -1310,6 +1310,14 @@ pub struct ImportProblemStrings {
     pub locale: &'static str,
     pub consent_time_format: &'static str,
     pub consent_time_future: &'static str,
+    pub file_empty: &'static str,
+    pub file_no_email_column: &'static str,
+    /// Stands for `{found}` when the header row is blank.
+    pub file_no_columns: &'static str,
+    pub file_header_not_utf8: &'static str,
+    pub file_duplicate_column: &'static str,
+    pub file_unreadable: &'static str,
+    pub file_gone: &'static str,
 }
 
 /// `None` for English: the importer's own words are English.
@@ -1337,6 +1345,13 @@ pub fn import_problems(locale: Locale) -> Option<&'static ImportProblemStrings> 
             locale: "Sproget '{value}' kendes ikke (brug da, nb, sv eller en).",
             consent_time_format: "email_consent_at '{value}' er ikke en dato (brug 2024-05-01, 2024-05-01 10:00:00 eller RFC 3339).",
             consent_time_future: "email_consent_at '{value}' ligger i fremtiden.",
+            file_empty: "Filen er tom: den første række skal være en overskrift med en email-kolonne.",
+            file_no_email_column: "Overskriften har ingen email-kolonne (fandt: {found}). Den første række skal navngive kolonnerne, fx email,first_name,last_name,locale.",
+            file_no_columns: "ingen",
+            file_header_not_utf8: "Overskriften er ikke gyldig UTF-8: gem filen som CSV i UTF-8.",
+            file_duplicate_column: "Overskriften nævner kolonnen '{column}' to gange.",
+            file_unreadable: "Filen kunne ikke læses ({detail}).",
+            file_gone: "Den uploadede fil findes ikke længere ({detail}). Upload den igen (alle instanser, der kører workers, skal dele IMPORT_DIR).",
         }),
         _ => None,
     }

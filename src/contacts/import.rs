@@ -95,9 +95,10 @@ pub enum ImportError {
     #[error("the file is empty: expected a header row with an 'email' column")]
     Empty,
     #[error(
-        "the header row has no 'email' column (found: {found}); the first row must name the columns, e.g. email,first_name,last_name,locale"
+        "the header row has no 'email' column (found: {}); the first row must name the columns, e.g. email,first_name,last_name,locale",
+        problem::listed(found)
     )]
-    MissingEmailColumn { found: String },
+    MissingEmailColumn { found: Vec<String> },
     #[error("the header row is not valid UTF-8: save the file as UTF-8 CSV")]
     HeaderNotUtf8,
     #[error("the header row names the column '{0}' twice")]
@@ -453,9 +454,9 @@ fn parse_header(record: &csv::ByteRecord) -> Result<Columns, ImportError> {
     }
     columns.email = email.ok_or_else(|| ImportError::MissingEmailColumn {
         found: if names.iter().all(String::is_empty) {
-            "nothing".into()
+            Vec::new()
         } else {
-            names.join(", ")
+            names.clone()
         },
     })?;
     Ok(columns)

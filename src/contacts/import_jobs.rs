@@ -15,7 +15,9 @@ use diesel::prelude::*;
 use futures_util::future::BoxFuture;
 
 use super::import::{
-    self, Checkpoint, ImportError, ImportJournal, RefusedRow, formats::ExportFormat, problem::RowProblem,
+    self, Checkpoint, ImportError, ImportJournal, RefusedRow,
+    formats::ExportFormat,
+    problem::{FileProblem, RowProblem},
 };
 use crate::db::schema::{import_jobs, import_refusals};
 use crate::db::text_enum::db_enum;
@@ -61,13 +63,21 @@ pub struct ImportJob {
     pub imported: i64,
     pub updated: i64,
     pub refused: i64,
+    /// Why it failed, in English (the API's words).
     pub error: Option<String>,
+    /// Why it failed, as data ([`FileProblem`], JSON), when it is about the file.
+    pub problem: Option<String>,
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
 }
 
 impl ImportJob {
+    /// Why the job failed, when this version can read it (see [`FileProblem::from_json`]).
+    pub fn problem(&self) -> Option<FileProblem> {
+        self.problem.as_deref().and_then(FileProblem::from_json)
+    }
+
     /// The header cells of the file, once read.
     pub fn header_cells(&self) -> Vec<String> {
         self.header
@@ -272,10 +282,8 @@ fn run_job(conn: &mut DbConn, owner: &str, job: &Job, lease: std::time::Duration
     let file = match std::fs::File::open(&row.spool_path) {
         Ok(file) => file,
         Err(e) => {
-            let error = format!(
-                "the uploaded file is gone ({e}); upload it again (every instance that runs workers must share IMPORT_DIR)"
-            );
-            return end(conn, owner, job, &row, Err(error));
+            let problem = FileProblem::FileGone { detail: e.to_string() };
+            return end(conn, owner, job, &row, Err((problem.to_string(), Some(problem))));
         }
     };
     let from = Checkpoint {
@@ -325,21 +333,22 @@ fn run_job(conn: &mut DbConn, owner: &str, job: &Job, lease: std::time::Duration
             outbox::retry_later(conn, owner, &job.id, db::now() + wait, &e.to_string())?;
             Ok(())
         }
-        Err(e) => end(conn, owner, job, &row, Err(e.to_string())),
+        Err(e) => end(conn, owner, job, &row, Err((e.to_string(), FileProblem::of(&e)))),
     }
 }
 
-/// Ends a job: done, or failed with the reason; the outbox job goes and so does the file.
+/// Ends a job: done, or failed with the reason (in English, and as data when it is about the
+/// file); the outbox job goes and so does the file.
 fn end(
     conn: &mut DbConn,
     owner: &str,
     job: &Job,
     row: &ImportJob,
-    outcome: Result<(), String>,
+    outcome: Result<(), (String, Option<FileProblem>)>,
 ) -> Result<(), WorkerError> {
-    let (status, error) = match outcome {
-        Ok(()) => (ImportJobStatus::Done, None),
-        Err(e) => (ImportJobStatus::Failed, Some(e)),
+    let (status, error, problem) = match outcome {
+        Ok(()) => (ImportJobStatus::Done, None, None),
+        Err((error, problem)) => (ImportJobStatus::Failed, Some(error), problem.map(|p| p.to_json())),
     };
     db::write_tx(conn, |conn| -> Result<(), DbError> {
         if !outbox::holds(conn, owner, &job.id)? {
@@ -349,6 +358,7 @@ fn end(
             .set((
                 import_jobs::status.eq(status),
                 import_jobs::error.eq(error.as_deref()),
+                import_jobs::problem.eq(problem.as_deref()),
                 import_jobs::finished_at.eq(db::now()),
             ))
             .execute(conn)?;

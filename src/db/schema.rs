@@ -525,6 +525,7 @@ diesel::table! {
         updated -> BigInt,
         refused -> BigInt,
         error -> Nullable<Text>,
+        problem -> Nullable<Text>,
         created_by -> Text,
         created_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,

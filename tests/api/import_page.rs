@@ -62,8 +62,8 @@ async fn uploads_are_limited_and_need_the_form_token(backend: Backend) {
     assert_eq!(jobs, 0, "no job for a refused upload");
     assert_eq!(files_in(&dir), 0, "no file left behind");
 
-    // A file whose header has no email column: the job fails with the reason, in Danish
-    // around it for a Danish browser.
+    // A file whose header has no email column: the job fails with the reason, in Danish for a
+    // Danish browser.
     let res = app
         .upload_import(&cookie, &csrf, "names.csv", b"name,phone\nAnna,1234\n")
         .await;
@@ -95,9 +95,26 @@ async fn uploads_are_limited_and_need_the_form_token(backend: Backend) {
         .unwrap();
     assert!(page.contains("data-status=\"failed\""), "{page}");
     assert!(
-        page.contains("has no &#39;email&#39; column") || page.contains("has no 'email' column"),
+        page.contains("has no &#39;email&#39; column (found: name, phone)"),
         "{page}"
     );
+    // A Danish browser reads why in Danish.
+    let page = app
+        .client
+        .get(app.url(&location))
+        .header("Cookie", &cookie)
+        .header("Accept-Language", "da")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Overskriften har ingen email-kolonne (fandt: name, phone)."),
+        "{page}"
+    );
+    assert!(!page.contains("has no &#39;email&#39; column"), "{page}");
     assert_eq!(files_in(&dir), 0, "the file is deleted when the job ends");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,12 +1,14 @@
-//! Why an import refused a row, as data: the CLI, the API and `refused.csv` word it in English
-//! ([`fmt::Display`], the words they always had), the dashboard in the marketer's language. A
-//! background import stores it beside the English reason (`import_refusals.problem`, JSON), so a
-//! job's page can word refusals read back from the database too.
+//! Why an import refused a row, or stopped before the end of its file, as data: the CLI and the
+//! API word it in English ([`fmt::Display`], the words they always had), the dashboard in the
+//! marketer's language. A background import stores it beside the English words
+//! (`import_refusals.problem`, `import_jobs.problem`, JSON), so a job's page can word what it
+//! reads back from the database too.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::ImportError;
 use crate::domain::{EmailAddressError, HiddenControl};
 
 /// What an export's permission column says about a person it marks as out of bounds.
@@ -124,6 +126,79 @@ impl RowProblem {
     /// version that knows a kind this one does not (its English reason is shown then).
     pub fn from_json(stored: &str) -> Option<Self> {
         serde_json::from_str(stored).ok()
+    }
+}
+
+/// Why an import of a whole file stopped: nothing after the problem was imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileProblem {
+    Empty,
+    /// `found`: the header's columns (normalized), none when the header row is blank.
+    MissingEmailColumn {
+        found: Vec<String>,
+    },
+    HeaderNotUtf8,
+    DuplicateColumn {
+        column: String,
+    },
+    /// Reading the file failed part way (`detail`: the system's words).
+    Unreadable {
+        detail: String,
+    },
+    /// The uploaded file is not where the job expects it (a worker on another machine without
+    /// the shared `IMPORT_DIR`, say).
+    FileGone {
+        detail: String,
+    },
+}
+
+impl FileProblem {
+    /// What stopped the import, when it is about the file (not the database, nor a job taken
+    /// over by another worker).
+    pub fn of(error: &ImportError) -> Option<Self> {
+        Some(match error {
+            ImportError::Empty => Self::Empty,
+            ImportError::MissingEmailColumn { found } => Self::MissingEmailColumn { found: found.clone() },
+            ImportError::HeaderNotUtf8 => Self::HeaderNotUtf8,
+            ImportError::DuplicateColumn(column) => Self::DuplicateColumn { column: column.clone() },
+            ImportError::Read(detail) => Self::Unreadable { detail: detail.clone() },
+            ImportError::Interrupted(_) | ImportError::Db(_) => return None,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// See [`RowProblem::from_json`].
+    pub fn from_json(stored: &str) -> Option<Self> {
+        serde_json::from_str(stored).ok()
+    }
+}
+
+impl fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => ImportError::Empty.fmt(f),
+            Self::MissingEmailColumn { found } => ImportError::MissingEmailColumn { found: found.clone() }.fmt(f),
+            Self::HeaderNotUtf8 => ImportError::HeaderNotUtf8.fmt(f),
+            Self::DuplicateColumn { column } => ImportError::DuplicateColumn(column.clone()).fmt(f),
+            Self::Unreadable { detail } => ImportError::Read(detail.clone()).fmt(f),
+            Self::FileGone { detail } => write!(
+                f,
+                "the uploaded file is gone ({detail}); upload it again (every instance that runs workers must share IMPORT_DIR)"
+            ),
+        }
+    }
+}
+
+/// A header's columns as the English message lists them.
+pub fn listed(found: &[String]) -> String {
+    if found.is_empty() {
+        "nothing".to_owned()
+    } else {
+        found.join(", ")
     }
 }
 
@@ -274,6 +349,45 @@ mod tests {
         for (problem, words) in every_kind() {
             assert_eq!(problem.to_string(), words);
         }
+    }
+
+    #[test]
+    fn a_file_problem_says_what_the_importer_says() {
+        let cases = [
+            (
+                ImportError::Empty,
+                "the file is empty: expected a header row with an 'email' column",
+            ),
+            (
+                ImportError::MissingEmailColumn {
+                    found: vec!["name".into(), "mail".into()],
+                },
+                "the header row has no 'email' column (found: name, mail); the first row must name the columns, e.g. email,first_name,last_name,locale",
+            ),
+            (
+                ImportError::MissingEmailColumn { found: Vec::new() },
+                "the header row has no 'email' column (found: nothing); the first row must name the columns, e.g. email,first_name,last_name,locale",
+            ),
+            (
+                ImportError::HeaderNotUtf8,
+                "the header row is not valid UTF-8: save the file as UTF-8 CSV",
+            ),
+            (
+                ImportError::DuplicateColumn("email".into()),
+                "the header row names the column 'email' twice",
+            ),
+            (
+                ImportError::Read("broken pipe".into()),
+                "could not read the file: broken pipe",
+            ),
+        ];
+        for (error, words) in cases {
+            assert_eq!(error.to_string(), words);
+            let problem = FileProblem::of(&error).expect("a file problem");
+            assert_eq!(problem.to_string(), words);
+            assert_eq!(FileProblem::from_json(&problem.to_json()), Some(problem));
+        }
+        assert_eq!(FileProblem::of(&ImportError::Interrupted("taken over".into())), None);
     }
 
     #[test]

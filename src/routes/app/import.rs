@@ -18,7 +18,7 @@ use super::AppSession;
 use super::pages::Layout;
 use crate::accounts::Role;
 use crate::activity::{self, Action};
-use crate::contacts::import::problem::{ExportMark, RowProblem, Span};
+use crate::contacts::import::problem::{ExportMark, FileProblem, RowProblem, Span};
 use crate::contacts::import_jobs::{self, ImportJob, ImportJobStatus, NewImportJob, Refusal};
 use crate::db::{self, DbError};
 use crate::domain::{HiddenControl, Locale};
@@ -394,6 +394,29 @@ fn problem_words(s: &ImportProblemStrings, problem: &RowProblem) -> String {
     }
 }
 
+/// Why a job failed, in the dashboard's language (see [`reason_words`]).
+fn failure_words(job: &ImportJob, locale: Locale) -> Option<String> {
+    let english = job.error.clone()?;
+    let (Some(s), Some(problem)) = (i18n::import_problems(locale), job.problem()) else {
+        return Some(english);
+    };
+    Some(match problem {
+        FileProblem::Empty => s.file_empty.to_owned(),
+        FileProblem::MissingEmailColumn { found } => {
+            let found = if found.is_empty() {
+                s.file_no_columns.to_owned()
+            } else {
+                found.join(", ")
+            };
+            fill(s.file_no_email_column, [("{found}", &found)])
+        }
+        FileProblem::HeaderNotUtf8 => s.file_header_not_utf8.to_owned(),
+        FileProblem::DuplicateColumn { column } => fill(s.file_duplicate_column, [("{column}", &column)]),
+        FileProblem::Unreadable { detail } => fill(s.file_unreadable, [("{detail}", &detail)]),
+        FileProblem::FileGone { detail } => fill(s.file_gone, [("{detail}", &detail)]),
+    })
+}
+
 /// `template` with every `{name}` of `values` filled in in one pass: a value from the file (a
 /// header, a cell) that holds another placeholder stays as it was written.
 fn fill<const N: usize>(template: &str, values: [(&str, &str); N]) -> String {
@@ -411,6 +434,8 @@ struct JobPage {
     format: &'static str,
     /// Whether the page refreshes itself (the job runs, and the reader did not turn it off).
     refreshing: bool,
+    /// Why the job failed, in the dashboard's language.
+    failure: Option<String>,
     refusals: Vec<RefusalRow>,
 }
 
@@ -453,6 +478,7 @@ pub async fn job_page(
             status: status_text(s, job.status),
             format: job.format.map_or("", |f| f.label()),
             refreshing,
+            failure: failure_words(&job, super::locale(&req)),
             refusals: refusals
                 .iter()
                 .map(|r| RefusalRow::new(r, super::locale(&req)))
