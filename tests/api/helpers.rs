@@ -667,6 +667,20 @@ impl TestApp {
         (ws, links)
     }
 
+    /// GETs a dashboard page as a logged-in browser asking for `language` would; it must answer 200.
+    pub async fn page_in(&self, cookie: &str, path: &str, language: &str) -> String {
+        let res = self
+            .client
+            .get(self.url(path))
+            .header("Cookie", cookie)
+            .header("Accept-Language", language)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        res.text().await.unwrap()
+    }
+
     /// GETs a page without credentials: its status and body.
     pub async fn page(&self, path: &str) -> (u16, String) {
         let res = self.client.get(self.url(path)).send().await.unwrap();

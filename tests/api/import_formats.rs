@@ -282,20 +282,6 @@ async fn exports_are_mapped_and_refusals_explained_through_the_page(backend: Bac
     }
 }
 
-/// GETs a dashboard page as a browser asking for `language` would.
-async fn get_in(app: &TestApp, cookie: &str, path: &str, language: &str) -> String {
-    let res = app
-        .client
-        .get(app.url(path))
-        .header("Cookie", cookie)
-        .header("Accept-Language", language)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    res.text().await.unwrap()
-}
-
 /// A Danish marketer reads why each row was refused in Danish, on the job's page and in its
 /// `refused.csv`; the English page keeps the importer's own words, and a row stored before
 /// refusals were kept as data still shows its English reason.
@@ -340,13 +326,13 @@ async fn refusals_are_explained_in_the_marketers_language(backend: Backend) {
         assert!(english.contains(words), "line {line}: {english}");
     }
 
-    let danish = get_in(&app, &cookie, &location, "da").await;
+    let danish = app.page_in(&cookie, &location, "da").await;
     for (line, words) in danish_words {
         assert!(danish.contains(words), "line {line}: {words} in {danish}");
     }
     assert!(!danish.contains("is not an email address"), "{danish}");
 
-    let csv = get_in(&app, &cookie, &format!("{location}/refused.csv"), "da").await;
+    let csv = app.page_in(&cookie, &format!("{location}/refused.csv"), "da").await;
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let reasons: Vec<String> = reader
         .records()
@@ -358,7 +344,7 @@ async fn refusals_are_explained_in_the_marketers_language(backend: Backend) {
         reasons[0].contains("'not-an-address' er ikke en e-mailadresse"),
         "{reasons:?}"
     );
-    let csv = get_in(&app, &cookie, &format!("{location}/refused.csv"), "en").await;
+    let csv = app.page_in(&cookie, &format!("{location}/refused.csv"), "en").await;
     assert!(
         csv.contains("duplicate of line 2 (same email anna@example.dk)"),
         "{csv}"
@@ -371,7 +357,7 @@ async fn refusals_are_explained_in_the_marketers_language(backend: Backend) {
             .unwrap();
     })
     .await;
-    let danish = get_in(&app, &cookie, &location, "da").await;
+    let danish = app.page_in(&cookie, &location, "da").await;
     assert!(
         danish.contains("duplicate of line 2 (same email anna@example.dk)"),
         "{danish}"

@@ -69,47 +69,18 @@ async fn uploads_are_limited_and_need_the_form_token(backend: Backend) {
         .await;
     assert_eq!(res.status(), 303);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
-    let page = app
-        .client
-        .get(app.url(&location))
-        .header("Cookie", &cookie)
-        .header("Accept-Language", "da")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page_in(&cookie, &location, "da").await;
     assert!(page.contains("Stop opdateringen"), "a queued job refreshes: {page}");
     assert!(page.contains("i kø"), "{page}");
     app.drain_outbox(Duration::from_secs(10)).await;
-    let page = app
-        .client
-        .get(app.url(&location))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page_in(&cookie, &location, "en").await;
     assert!(page.contains("data-status=\"failed\""), "{page}");
     assert!(
         page.contains("has no &#39;email&#39; column (found: name, phone)"),
         "{page}"
     );
     // A Danish browser reads why in Danish.
-    let page = app
-        .client
-        .get(app.url(&location))
-        .header("Cookie", &cookie)
-        .header("Accept-Language", "da")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page_in(&cookie, &location, "da").await;
     assert!(
         page.contains("Overskriften har ingen email-kolonne (fandt: name, phone)."),
         "{page}"
