@@ -3,7 +3,7 @@
 //! CVE-2021-42574), so a company or contact name could display as another one.
 
 /// An invisible character that changes how text is shown, found in a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error(
     "contains U+{:04X} {}, an invisible character that changes how text is shown; remove it",
     u32::from(*.0),
@@ -15,6 +15,11 @@ impl HiddenControl {
     /// The character's Unicode name, e.g. `ZERO WIDTH SPACE`.
     pub fn name(self) -> &'static str {
         hidden_control_name(self.0).unwrap_or("")
+    }
+
+    /// Its code point and name, as messages show it: `U+200B ZERO WIDTH SPACE`.
+    pub fn label(self) -> String {
+        format!("U+{:04X} {}", u32::from(self.0), self.name())
     }
 }
 

@@ -77,10 +77,10 @@ pub enum RowProblem {
     ControlCharacters {
         column: String,
     },
-    /// A bidirectional or zero-width control (its code point) in a name.
+    /// A bidirectional or zero-width control in a name.
     Invisible {
         column: String,
-        char: u32,
+        found: HiddenControl,
     },
     EmailEmpty,
     EmailMalformed {
@@ -113,7 +113,7 @@ impl RowProblem {
     pub fn invisible(column: &str, found: HiddenControl) -> Self {
         Self::Invisible {
             column: column.to_owned(),
-            char: u32::from(found.0),
+            found,
         }
     }
 
@@ -243,10 +243,7 @@ impl fmt::Display for RowProblem {
             }
             Self::TooLong { column, max } => write!(f, "{column} is longer than {max} characters"),
             Self::ControlCharacters { column } => write!(f, "{column} contains control characters"),
-            Self::Invisible { column, char } => match char::from_u32(*char) {
-                Some(c) => write!(f, "{column} {}", HiddenControl(c)),
-                None => write!(f, "{column} contains an invisible character; remove it"),
-            },
+            Self::Invisible { column, found } => write!(f, "{column} {found}"),
             Self::EmailEmpty => write!(f, "{}", EmailAddressError::Empty),
             Self::EmailMalformed { value } => write!(f, "{}", EmailAddressError::Malformed(value.clone())),
             Self::EmailTooLong { value } => write!(f, "{}", EmailAddressError::TooLong(value.clone())),

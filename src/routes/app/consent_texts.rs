@@ -62,9 +62,7 @@ fn rule_words(s: &ConsentRuleStrings, rule: &TextRule) -> String {
             .replace("{min}", &min.to_string())
             .replace("{max}", &max.to_string())
             .replace("{is}", &is.to_string()),
-        TextRule::Invisible(c) => s
-            .invisible
-            .replace("{char}", &format!("U+{:04X} {}", u32::from(c.0), c.name())),
+        TextRule::Invisible(c) => s.invisible.replace("{char}", &c.label()),
         TextRule::NamesCompany(company) => s.names_company.replace("{company}", company),
         TextRule::SaysSms => s.says_sms.to_owned(),
         TextRule::SaysWithdrawal(example) => s.says_withdrawal.replace("{example}", example),

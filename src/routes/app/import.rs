@@ -21,7 +21,7 @@ use crate::activity::{self, Action};
 use crate::contacts::import::problem::{ExportMark, FileProblem, RowProblem, Span};
 use crate::contacts::import_jobs::{self, ImportJob, ImportJobStatus, NewImportJob, Refusal};
 use crate::db::{self, DbError};
-use crate::domain::{HiddenControl, Locale};
+use crate::domain::Locale;
 use crate::i18n::{self, AppStrings, ImportProblemStrings, MarketerStrings};
 use crate::routes::AppState;
 use crate::routes::error::PageError;
@@ -379,11 +379,8 @@ fn problem_words(s: &ImportProblemStrings, problem: &RowProblem) -> String {
         }
         RowProblem::TooLong { column, max } => fill(s.too_long, [("{column}", column), ("{max}", &max.to_string())]),
         RowProblem::ControlCharacters { column } => fill(s.control, [("{column}", column)]),
-        RowProblem::Invisible { column, char } => {
-            let named = char::from_u32(*char)
-                .map(|c| format!("U+{:04X} {}", *char, HiddenControl(c).name()))
-                .unwrap_or_else(|| format!("U+{char:04X}"));
-            fill(s.invisible, [("{column}", column), ("{char}", &named)])
+        RowProblem::Invisible { column, found } => {
+            fill(s.invisible, [("{column}", column), ("{char}", &found.label())])
         }
         RowProblem::EmailEmpty => s.email_empty.to_owned(),
         RowProblem::EmailMalformed { value } => fill(s.email_malformed, [("{value}", value)]),
@@ -469,6 +466,7 @@ pub async fn job_page(
     let (job, refusals) = loaded.ok_or_else(|| PageError::not_found(&req))?;
     let s = marketer(&req);
     let refreshing = !job.status.is_finished() && query.refresh.as_deref() != Some("off");
+    let locale = super::locale(&req);
     let mut res = render(
         StatusCode::OK,
         &JobPage {
@@ -478,11 +476,8 @@ pub async fn job_page(
             status: status_text(s, job.status),
             format: job.format.map_or("", |f| f.label()),
             refreshing,
-            failure: failure_words(&job, super::locale(&req)),
-            refusals: refusals
-                .iter()
-                .map(|r| RefusalRow::new(r, super::locale(&req)))
-                .collect(),
+            failure: failure_words(&job, locale),
+            refusals: refusals.iter().map(|r| RefusalRow::new(r, locale)).collect(),
             job,
         },
     );
