@@ -361,6 +361,16 @@ pub struct ConfigArgs {
     /// Seconds between two reads of BOUNCE_MAILBOX.
     #[arg(long, env = "BOUNCE_POLL_SECS", global = true, default_value_t = defaults::BOUNCE_POLL_SECS)]
     pub bounce_poll_secs: u64,
+
+    /// Mailgun's HTTP webhook signing key: turns on `POST /webhooks/mailgun` (bounces and spam
+    /// complaints of mail relayed through Mailgun).
+    #[arg(long, env = "MAILGUN_WEBHOOK_SIGNING_KEY", global = true, hide_env_values = true)]
+    pub mailgun_webhook_signing_key: Option<String>,
+
+    /// SendGrid's Signed Event Webhook verification key (base64): turns on
+    /// `POST /webhooks/sendgrid` (bounces and spam complaints of mail relayed through SendGrid).
+    #[arg(long, env = "SENDGRID_WEBHOOK_VERIFICATION_KEY", global = true)]
+    pub sendgrid_webhook_verification_key: Option<String>,
 }
 
 /// The same defaults as the command line, without reading the environment (for tests and
@@ -436,6 +446,8 @@ impl Default for ConfigArgs {
             bounce_address: None,
             bounce_mailbox: None,
             bounce_poll_secs: defaults::BOUNCE_POLL_SECS,
+            mailgun_webhook_signing_key: None,
+            sendgrid_webhook_verification_key: None,
         }
     }
 }
@@ -618,6 +630,10 @@ pub struct BounceSettings {
     /// Read every `poll` by the workers.
     pub mailbox: Option<crate::mail::bounce::pop3::Pop3Mailbox>,
     pub poll: Duration,
+    /// `MAILGUN_WEBHOOK_SIGNING_KEY`: Mailgun's event webhook is served when set.
+    pub mailgun: Option<crate::mail::bounce::esp::MailgunKey>,
+    /// `SENDGRID_WEBHOOK_VERIFICATION_KEY`: SendGrid's event webhook is served when set.
+    pub sendgrid: Option<crate::mail::bounce::esp::SendGridKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -846,10 +862,28 @@ fn bounce_settings(args: &ConfigArgs) -> Result<BounceSettings, ConfigError> {
             because: "BOUNCE_MAILBOX is set (bounces are matched to invitations by their VERP address)",
         });
     }
+    let mailgun = set(&args.mailgun_webhook_signing_key)
+        .map(|raw| {
+            crate::mail::bounce::esp::MailgunKey::new(&raw).map_err(|why| ConfigError::Invalid {
+                name: "MAILGUN_WEBHOOK_SIGNING_KEY",
+                why,
+            })
+        })
+        .transpose()?;
+    let sendgrid = set(&args.sendgrid_webhook_verification_key)
+        .map(|raw| {
+            crate::mail::bounce::esp::SendGridKey::parse(&raw).map_err(|why| ConfigError::Invalid {
+                name: "SENDGRID_WEBHOOK_VERIFICATION_KEY",
+                why,
+            })
+        })
+        .transpose()?;
     Ok(BounceSettings {
         address,
         mailbox,
         poll: Duration::from_secs(positive(args.bounce_poll_secs, "BOUNCE_POLL_SECS")?),
+        mailgun,
+        sendgrid,
     })
 }
 
@@ -1220,6 +1254,22 @@ mod tests {
                 .to_string()
                 .starts_with("BOUNCE_POLL_SECS")
         );
+        a.bounce_poll_secs = 60;
+        a.mailgun_webhook_signing_key = Some("key-0123456789abcdef".into());
+        a.sendgrid_webhook_verification_key = Some("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into());
+        let s = Settings::from_args(&a).unwrap();
+        assert!(s.bounces.mailgun.is_some() && s.bounces.sendgrid.is_some());
+        assert!(
+            !format!("{s:?}").contains("0123456789abcdef"),
+            "no signing key in debug output"
+        );
+        a.sendgrid_webhook_verification_key = Some("c2VuZGdyaWQ=".into());
+        let e = Settings::from_args(&a).unwrap_err().to_string();
+        assert!(e.starts_with("SENDGRID_WEBHOOK_VERIFICATION_KEY"), "{e}");
+        a.sendgrid_webhook_verification_key = None;
+        a.mailgun_webhook_signing_key = Some("short".into());
+        let e = Settings::from_args(&a).unwrap_err().to_string();
+        assert!(e.starts_with("MAILGUN_WEBHOOK_SIGNING_KEY"), "{e}");
     }
 
     fn elks_args() -> ConfigArgs {

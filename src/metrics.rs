@@ -83,12 +83,22 @@ pub struct Metrics {
     pub bounce_polls_failed: Counter,
     /// Unrecognised messages left in the bounce mailbox at the last poll.
     pub bounce_unrecognised_left: Level,
+    /// Events from the ESPs' webhooks, by ESP (`ESP_NAMES`) and outcome (`ESP_OUTCOMES`).
+    pub esp_events: [[Counter; 5]; 2],
 }
 
 /// What became of a message in the bounce mailbox: it bounced an invitation (deleted); it was a
 /// report with nothing to record (a delay warning, a report seen before; deleted); it was not
 /// understood (left in the mailbox, counted once per process).
 pub const BOUNCE_OUTCOMES: [&str; 3] = ["bounced", "ignored", "unrecognised"];
+
+/// The ESPs whose event webhooks are read (`crate::mail::bounce::esp`).
+pub const ESP_NAMES: [&str; 2] = ["mailgun", "sendgrid"];
+
+/// What became of an ESP's event: it bounced an invitation; its spam complaint unsubscribed the
+/// recipient; nothing to record (delivered, a delay, seen before); it names no invitation of
+/// ours; its invitation is not recorded as sent yet (answered 503, the ESP sends it again).
+pub const ESP_OUTCOMES: [&str; 5] = ["bounced", "unsubscribed", "ignored", "unmatched", "not_yet_sent"];
 
 pub const BREAKER_PROVIDERS: [&str; 2] = ["smtp", "sms"];
 
@@ -117,6 +127,7 @@ pub static METRICS: Metrics = Metrics {
     bounce_messages: [const { Counter::new() }; 3],
     bounce_polls_failed: Counter::new(),
     bounce_unrecognised_left: Level::new(),
+    esp_events: [const { [const { Counter::new() }; 5] }; 2],
 };
 
 impl Metrics {
@@ -275,6 +286,16 @@ impl Metrics {
             "# HELP {name} Polls of the bounce mailbox that failed\n# TYPE {name} counter\n{name} {}",
             self.bounce_polls_failed.get()
         );
+        let name = "optbridge_esp_events_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Events from the ESPs' event webhooks, by outcome\n# TYPE {name} counter"
+        );
+        for (esp, counters) in ESP_NAMES.iter().zip(&self.esp_events) {
+            for (outcome, counter) in ESP_OUTCOMES.iter().zip(counters) {
+                let _ = writeln!(out, "{name}{{esp=\"{esp}\",outcome=\"{outcome}\"}} {}", counter.get());
+            }
+        }
         let name = "optbridge_bounce_mailbox_unrecognised";
         let _ = writeln!(
             out,

@@ -368,6 +368,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    esp_webhook_tokens (token) {
+        token -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     login_attempts (id) {
         id -> Text,
         client -> Text,

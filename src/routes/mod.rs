@@ -48,7 +48,7 @@ pub struct AppState {
 
 /// Every route of the service. The dev outbox pages exist only while the dev providers are
 /// active; the SMS providers' webhooks when a provider is configured (each answers 404 unless
-/// it is the one configured).
+/// it is the one configured); the ESPs' event webhooks always (404 without the ESP's key).
 pub fn configure(cfg: &mut web::ServiceConfig, dev_mail: bool, dev_sms: bool, sms_provider: bool) {
     cfg.service(health::healthz)
         .service(health::metrics)
@@ -57,7 +57,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, dev_mail: bool, dev_sms: bool, sm
         .service(link_scope("/l", landing::dispatch))
         .service(link_scope("/u", unsubscribe::dispatch))
         .configure(api::configure)
-        .configure(app::configure);
+        .configure(app::configure)
+        .configure(webhooks::configure_esp);
     if dev_mail || dev_sms {
         cfg.service(dev::stylesheet);
     }

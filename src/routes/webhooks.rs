@@ -12,10 +12,18 @@
 //!
 //! All answer fast: a reply is stored and its processing queued, a status is applied in place.
 //! Providers retry webhooks, so all are idempotent per provider message id.
+//!
+//! `/webhooks/{mailgun,sendgrid}`: the email service providers' event webhooks, for mail relayed
+//! through them (their bounces never reach `BOUNCE_ADDRESS`). Served when the ESP's key is
+//! configured, 404 otherwise; authenticated and read by `mail::bounce::esp` (403 for a missing or
+//! wrong signature), recorded by `mail::bounce::record_reported`. An event about an invitation
+//! not yet recorded as sent gets 503, so that the ESP sends it again later.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, post, web};
 
+use crate::mail::bounce::esp::{self, Esp, EspError, EspEvent};
+use crate::mail::bounce::{self, Recorded};
 use crate::metrics::METRICS;
 use crate::routes::AppState;
 use crate::routes::error::{PageError, PageFailure};
@@ -35,6 +43,143 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(elks_status)
         .service(inmobile_inbound)
         .service(inmobile_status);
+}
+
+/// The ESPs' event webhooks; each answers 404 unless its key is configured.
+pub fn configure_esp(cfg: &mut web::ServiceConfig) {
+    cfg.service(mailgun_events).service(sendgrid_events);
+}
+
+#[post("/webhooks/mailgun")]
+async fn mailgun_events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let Some(key) = &state.settings.bounces.mailgun else {
+        return Ok(HttpResponse::NotFound().finish());
+    };
+    let request = match esp::mailgun_events(key, &body, chrono::Utc::now().timestamp()) {
+        Ok(request) => request,
+        Err(e) => return esp_callback(&req, &state, Esp::Mailgun, Err(e)).await,
+    };
+    let token = request.token.clone();
+    let seen = state
+        .db
+        .run(move |conn| bounce::mailgun_token_seen(conn, &token))
+        .await
+        .map_err(|e| PageError::public(&req, e))?;
+    if seen {
+        METRICS.webhook_rejected.inc();
+        tracing::warn!(path = req.path(), "Mailgun webhook with a token used before refused");
+        return Ok(HttpResponse::Forbidden().body("token used before"));
+    }
+    let answer = esp_callback(&req, &state, Esp::Mailgun, Ok(request.events)).await?;
+    // Once recorded (an answer other than 503): the same signature cannot carry another event.
+    if answer.status().is_success() {
+        let token = request.token;
+        state
+            .db
+            .run(move |conn| bounce::remember_mailgun_token(conn, &token))
+            .await
+            .map_err(|e| PageError::public(&req, e))?;
+    }
+    Ok(answer)
+}
+
+#[post("/webhooks/sendgrid")]
+async fn sendgrid_events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let Some(key) = &state.settings.bounces.sendgrid else {
+        return Ok(HttpResponse::NotFound().finish());
+    };
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let events = esp::sendgrid_events(
+        key,
+        header("X-Twilio-Email-Event-Webhook-Signature"),
+        header("X-Twilio-Email-Event-Webhook-Timestamp"),
+        &body,
+    );
+    esp_callback(&req, &state, Esp::SendGrid, events).await
+}
+
+/// Records an ESP's authenticated events; answers 200 with what became of them, or 503 when one
+/// is about an invitation not yet recorded as sent (the ESP sends the request again; what was
+/// recorded meanwhile is recorded once).
+async fn esp_callback(
+    req: &HttpRequest,
+    state: &AppState,
+    esp: Esp,
+    events: Result<Vec<EspEvent>, EspError>,
+) -> Result<HttpResponse, PageError> {
+    let events = match events {
+        Ok(events) => events,
+        Err(EspError::Forbidden) => {
+            METRICS.webhook_rejected.inc();
+            tracing::warn!(
+                path = req.path(),
+                "ESP webhook with a missing or wrong signature refused"
+            );
+            return Ok(HttpResponse::Forbidden().body("invalid signature"));
+        }
+        Err(EspError::Malformed(why)) => {
+            tracing::warn!(path = req.path(), why, "malformed ESP webhook refused");
+            return Ok(HttpResponse::BadRequest().body(why));
+        }
+    };
+    let recorded = state
+        .db
+        .run(move |conn| {
+            events
+                .iter()
+                .map(|event| {
+                    let recorded = bounce::record_reported(conn, event)?;
+                    if recorded == Recorded::Unknown {
+                        tracing::info!(
+                            esp = esp.name(),
+                            message_id = event.message_id,
+                            "ESP event names no invitation of ours; ignored"
+                        );
+                    }
+                    Ok(recorded)
+                })
+                .collect::<Result<Vec<_>, crate::db::DbError>>()
+        })
+        .await
+        .map_err(|e| PageError::public(req, e))?;
+    let counters = &METRICS.esp_events[match esp {
+        Esp::Mailgun => 0,
+        Esp::SendGrid => 1,
+    }];
+    let mut counts = [0_u64; 5];
+    for recorded in &recorded {
+        counts[match recorded {
+            Recorded::Bounced { .. } => 0,
+            Recorded::Unsubscribed => 1,
+            Recorded::AlreadyFinal | Recorded::Nothing => 2,
+            Recorded::Unknown => 3,
+            Recorded::NotYetSent => 4,
+        }] += 1;
+    }
+    for (counter, n) in counters.iter().zip(counts) {
+        counter.add(n);
+    }
+    let summary = serde_json::json!({
+        "bounced": counts[0],
+        "unsubscribed": counts[1],
+        "ignored": counts[2],
+        "unmatched": counts[3],
+        "not_yet_sent": counts[4],
+    });
+    if counts[4] > 0 {
+        return Ok(HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, HeaderValue::from_static("60")))
+            .json(summary));
+    }
+    Ok(HttpResponse::Ok().json(summary))
 }
 
 #[post("/webhooks/twilio/inbound")]

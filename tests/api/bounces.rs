@@ -1,10 +1,12 @@
-//! Bounces after acceptance: VERP envelope senders (`BOUNCE_ADDRESS`), and bounce reports read
-//! from a real POP3 mailbox (`BOUNCE_MAILBOX`, Dovecot: see `pop3_server`).
+//! Bounces after acceptance: VERP envelope senders (`BOUNCE_ADDRESS`), bounce reports read
+//! from a real POP3 mailbox (`BOUNCE_MAILBOX`, Dovecot: see `pop3_server`), and bounces and spam
+//! complaints reported by an ESP's event webhook (Mailgun, SendGrid), signed as their
+//! documentation describes.
 
 use std::time::Duration;
 
 use diesel::prelude::*;
-use optbridge::db::schema::{funnel_events, invitations};
+use optbridge::db::schema::{funnel_events, invitations, suppressions};
 use optbridge::domain::Channel;
 use optbridge::mail::bounce::PollSummary;
 
@@ -506,7 +508,458 @@ async fn the_worker_polls_the_mailbox_over_tls(backend: Backend) {
     assert!(status.success(), "{status:?}");
 }
 
+/// The Message-IDs the invitations were sent with, by address, without angle brackets.
+async fn message_ids(app: &TestApp) -> std::collections::HashMap<String, String> {
+    app.with_db(|c| {
+        invitations::table
+            .select((invitations::email, invitations::message_id))
+            .load::<(String, Option<String>)>(c)
+            .unwrap()
+    })
+    .await
+    .into_iter()
+    .map(|(email, id)| {
+        let id = id.expect("sent with a Message-ID");
+        (email, id.trim_start_matches('<').trim_end_matches('>').to_owned())
+    })
+    .collect()
+}
+
+async fn suppression_reason(app: &TestApp, email: &'static str) -> Option<String> {
+    app.with_db(move |c| {
+        suppressions::table
+            .filter(suppressions::address.eq(email))
+            .select(suppressions::reason)
+            .first::<String>(c)
+            .optional()
+            .unwrap()
+    })
+    .await
+}
+
+const MAILGUN_KEY: &str = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
+
+/// A Mailgun webhook request as Mailgun signs it: HMAC-SHA256 (hex) of timestamp + token, keyed
+/// by the webhook signing key (computed here with Python's `hmac`, not our code).
+fn mailgun_request(key: &str, event_data: serde_json::Value) -> Vec<u8> {
+    mailgun_request_at(key, chrono::Utc::now().timestamp(), event_data)
+}
+
+fn mailgun_request_at(key: &str, timestamp: i64, event_data: serde_json::Value) -> Vec<u8> {
+    let timestamp = timestamp.to_string();
+    let token = format!("{:050}", chrono::Utc::now().timestamp_nanos_opt().unwrap());
+    let signature = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hmac, hashlib, sys; print(hmac.new(sys.argv[1].encode(), (sys.argv[2] + sys.argv[3]).encode(), hashlib.sha256).hexdigest())",
+            key,
+            &timestamp,
+            &token,
+        ])
+        .output()
+        .unwrap();
+    assert!(signature.status.success());
+    let signature = String::from_utf8(signature.stdout).unwrap().trim().to_owned();
+    serde_json::to_vec(&serde_json::json!({
+        "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+        "event-data": event_data,
+    }))
+    .unwrap()
+}
+
+/// A Mailgun event about the message `message_id` to `recipient` (the fields Mailgun documents
+/// for its webhooks; `extra` adds or replaces some).
+fn mailgun_event(event: &str, recipient: &str, message_id: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "event": event,
+        "id": "G9Bn5sl1TC6nu79C8C0bwg",
+        "timestamp": 1_521_233_195.375_624,
+        "recipient": recipient,
+        "recipient-domain": recipient.split('@').nth(1).unwrap(),
+        "envelope": {"sender": "bounce+9d1c3f.4f1c@mg.shop.example", "transport": "smtp", "targets": recipient},
+        "message": {"headers": {"message-id": message_id, "to": recipient, "from": "news@shop.example", "subject": "SMS?"}, "size": 5016},
+        "flags": {"is-test-mode": false},
+        "user-variables": {},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        data[k] = v.clone();
+    }
+    data
+}
+
+async fn post_raw(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = app
+        .client
+        .post(app.url(path))
+        .header("Content-Type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Mail relayed through Mailgun: its bounces go to Mailgun, which reports them to
+/// `/webhooks/mailgun`. A 5.1.1 bounces and suppresses (once, however often it is sent); a
+/// complaint unsubscribes; a temporary failure, another's message or a wrong recipient change
+/// nothing; a wrong signature is refused; an invitation not yet recorded as sent gets 503.
+async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| {
+        a.smtp_url = Some(url);
+        a.mailgun_webhook_signing_key = Some(MAILGUN_KEY.into());
+        a.webhook_allow_private = true;
+    })
+    .await;
+    let (ws, campaign) = sent_campaign(&app).await;
+    let ids = message_ids(&app).await;
+    let receiver = Receiver::start(vec![]).await;
+    let registered = app
+        .post_json(
+            &ws.token,
+            "/api/v1/webhooks",
+            &serde_json::json!({"url": receiver.url(), "events": ["contact.bounced", "contact.unsubscribed"]}),
+        )
+        .await;
+    assert_eq!(registered.status(), 201);
+    let hard = mailgun_event(
+        "failed",
+        "bo@example.dk",
+        &ids["bo@example.dk"],
+        serde_json::json!({
+            "severity": "permanent",
+            "reason": "bounce",
+            "delivery-status": {"code": 550, "enhanced-code": "5.1.1", "attempt-no": 1,
+                "message": "5.1.1 The email account that you tried to reach does not exist.", "description": ""},
+        }),
+    );
+
+    // Signed with another key, signed an hour ago, unsigned: refused, nothing recorded.
+    let (status, _) = post_raw(
+        &app,
+        "/webhooks/mailgun",
+        mailgun_request("key-someone-elses-key", hard.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let an_hour_ago = chrono::Utc::now().timestamp() - 3600;
+    let (status, _) = post_raw(
+        &app,
+        "/webhooks/mailgun",
+        mailgun_request_at(MAILGUN_KEY, an_hour_ago, hard.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", b"{\"signature\": 1}".to_vec(), &[]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(row(&app, "bo@example.dk").await.status, "sent");
+    // SendGrid's webhook is not configured here.
+    let (status, _) = post_raw(&app, "/webhooks/sendgrid", b"[]".to_vec(), &[]).await;
+    assert_eq!(status, 404);
+
+    let signed = mailgun_request(MAILGUN_KEY, hard.clone());
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", signed.clone(), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["bounced"],
+        1,
+        "{body}"
+    );
+    // Mailgun signs its timestamp and token, not the event: a captured signature must not carry
+    // another event. The token is accepted once.
+    let mut forged: serde_json::Value = serde_json::from_slice(&signed).unwrap();
+    forged["event-data"]["recipient"] = "anna@example.dk".into();
+    forged["event-data"]["message"]["headers"]["message-id"] = ids["anna@example.dk"].clone().into();
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", serde_json::to_vec(&forged).unwrap(), &[]).await;
+    assert_eq!((status, body.as_str()), (403, "token used before"));
+    assert_eq!(row(&app, "anna@example.dk").await.status, "sent");
+    let bo = row(&app, "bo@example.dk").await;
+    assert_eq!(bo.status, "bounced");
+    assert!(
+        bo.last_error
+            .as_deref()
+            .unwrap()
+            .contains("Mailgun: failed (bounce) 550 5.1.1"),
+        "{bo:?}"
+    );
+    assert!(suppressed(&app, &ws, "bo@example.dk").await);
+    // Mailgun retries a webhook it could not deliver: the same event again changes nothing.
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", mailgun_request(MAILGUN_KEY, hard), &[]).await;
+    assert_eq!(
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["ignored"].as_i64()
+        ),
+        (200, Some(1)),
+        "{body}"
+    );
+
+    // A temporary failure (Mailgun retries it), a bounce naming someone else's Message-ID, and a
+    // Message-ID of another system: nothing changes.
+    for (event, note) in [
+        (
+            mailgun_event(
+                "failed",
+                "ove@example.dk",
+                &ids["ove@example.dk"],
+                serde_json::json!({"severity": "temporary", "reason": "generic", "delivery-status": {"code": 421, "message": "4.7.0 Try again later"}}),
+            ),
+            "ignored",
+        ),
+        (
+            mailgun_event(
+                "failed",
+                "ove@example.dk",
+                &ids["anna@example.dk"],
+                serde_json::json!({"severity": "permanent", "delivery-status": {"code": 550, "message": "5.1.1 no such user"}}),
+            ),
+            "unmatched",
+        ),
+        (
+            mailgun_event(
+                "failed",
+                "ove@example.dk",
+                "20240101.abc@mg.other.example",
+                serde_json::json!({"severity": "permanent", "delivery-status": {"code": 550, "message": "5.1.1 no such user"}}),
+            ),
+            "unmatched",
+        ),
+    ] {
+        let (status, body) = post_raw(&app, "/webhooks/mailgun", mailgun_request(MAILGUN_KEY, event), &[]).await;
+        assert_eq!(
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap()[note].as_i64()
+            ),
+            (200, Some(1)),
+            "{body}"
+        );
+    }
+    assert_eq!(row(&app, "ove@example.dk").await.status, "sent");
+    assert_eq!(row(&app, "anna@example.dk").await.status, "sent");
+    assert!(!suppressed(&app, &ws, "ove@example.dk").await);
+
+    // A spam complaint: Anna is unsubscribed from email (the invitation stays delivered).
+    let complaint = mailgun_event(
+        "complained",
+        "anna@example.dk",
+        &ids["anna@example.dk"],
+        serde_json::json!({}),
+    );
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", mailgun_request(MAILGUN_KEY, complaint), &[]).await;
+    assert_eq!(
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["unsubscribed"].as_i64()
+        ),
+        (200, Some(1)),
+        "{body}"
+    );
+    assert_eq!(row(&app, "anna@example.dk").await.status, "sent");
+    assert_eq!(
+        suppression_reason(&app, "anna@example.dk").await.as_deref(),
+        Some("unsubscribed (spam complaint via Mailgun)")
+    );
+    let after = funnel(&app, &ws, &campaign).await;
+    assert_eq!(
+        (
+            after["delivered"].as_i64(),
+            after["bounced"].as_i64(),
+            after["unsubscribed"].as_i64()
+        ),
+        (Some(7), Some(1), Some(1)),
+        "{after}"
+    );
+    assert_eq!(bounce_events(&app).await, 1);
+    app.drain_outbox(Duration::from_secs(20)).await;
+    let mut got: Vec<serde_json::Value> = receiver
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    got.sort_by_key(|e| e["type"].as_str().unwrap().to_owned());
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(
+        (
+            got[0]["type"].as_str(),
+            got[0]["data"]["email"].as_str(),
+            got[0]["data"]["hard"].as_bool()
+        ),
+        (Some("contact.bounced"), Some("bo@example.dk"), Some(true))
+    );
+    assert_eq!(
+        (got[1]["type"].as_str(), got[1]["data"]["email"].as_str()),
+        (Some("contact.unsubscribed"), Some("anna@example.dk"))
+    );
+
+    // Reported before the sender recorded the send (the relay accepted it, the commit is under
+    // way): 503, so that Mailgun sends it again; nothing is recorded yet.
+    app.with_db(|c| {
+        diesel::update(invitations::table.filter(invitations::email.eq("lars@example.no")))
+            .set((
+                invitations::status.eq("queued"),
+                invitations::message_id.eq(None::<String>),
+            ))
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+    let early = mailgun_event(
+        "failed",
+        "lars@example.no",
+        &ids["lars@example.no"],
+        serde_json::json!({"severity": "permanent", "delivery-status": {"code": 550, "message": "5.1.1 no such user"}}),
+    );
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", mailgun_request(MAILGUN_KEY, early), &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(row(&app, "lars@example.no").await.status, "queued");
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("optbridge_esp_events_total{esp=\"mailgun\",outcome=\"bounced\"}"),
+        "{metrics}"
+    );
+}
+
+/// SendGrid's Signed Event Webhook: a batch of events signed with ECDSA P-256 over timestamp +
+/// body. A bounce with 5.1.1 bounces and suppresses, a `blocked` one bounces without
+/// suppressing, a spam report unsubscribes, the rest change nothing; a changed body, a missing
+/// signature or a body that is not a batch are refused.
+async fn sendgrid_reports_bounces_and_complaints_through_its_signed_webhook(backend: Backend) {
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let public = b64.encode(pair.public_key().as_der().unwrap().as_ref());
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let app = spawn_app_with(backend, move |a| {
+        a.smtp_url = Some(url);
+        a.sendgrid_webhook_verification_key = Some(public);
+    })
+    .await;
+    let (ws, campaign) = sent_campaign(&app).await;
+    let ids = message_ids(&app).await;
+    let sign = |timestamp: &str, body: &[u8]| {
+        let mut signed = timestamp.as_bytes().to_vec();
+        signed.extend_from_slice(body);
+        b64.encode(
+            pair.sign(&aws_lc_rs::rand::SystemRandom::new(), &signed)
+                .unwrap()
+                .as_ref(),
+        )
+    };
+    let event = |event: &str, email: &str, extra: serde_json::Value| {
+        let mut e = serde_json::json!({
+            "email": email, "timestamp": 1_513_299_569, "smtp-id": format!("<{}>", ids[email]),
+            "event": event, "category": "cat facts", "sg_event_id": "sg_event_id", "sg_message_id": "sg_message_id",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        e
+    };
+    let batch = serde_json::to_vec(&serde_json::json!([
+        event("processed", "anna@example.dk", serde_json::json!({})),
+        event("delivered", "anna@example.dk", serde_json::json!({"response": "250 OK"})),
+        event("bounce", "bo@example.dk", serde_json::json!({"type": "bounce", "status": "5.1.1", "reason": "550 5.1.1 The email account that you tried to reach does not exist.", "bounce_classification": "Invalid Address"})),
+        event("bounce", "ove@example.dk", serde_json::json!({"type": "blocked", "status": "5.7.1", "reason": "550 5.7.1 Message rejected due to policy", "bounce_classification": "Reputation"})),
+        event("deferred", "ingrid@example.no", serde_json::json!({"response": "421 4.7.0 try later", "attempt": "1"})),
+        event("spamreport", "lars@example.no", serde_json::json!({})),
+    ]))
+    .unwrap();
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let signature = sign(&timestamp, &batch);
+    let headers = |signature: &str, timestamp: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("X-Twilio-Email-Event-Webhook-Signature", signature.to_owned()),
+            ("X-Twilio-Email-Event-Webhook-Timestamp", timestamp.to_owned()),
+        ]
+    };
+    let post = |body: Vec<u8>, headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            post_raw(app, "/webhooks/sendgrid", body, &headers).await
+        }
+    };
+
+    // A changed body, another timestamp, no signature: refused, nothing recorded.
+    let mut changed = batch.clone();
+    let at = changed.iter().position(|&b| b == b'5').unwrap();
+    changed[at] = b'4';
+    assert_eq!(post(changed, headers(&signature, &timestamp)).await.0, 403);
+    assert_eq!(post(batch.clone(), headers(&signature, "1588788367")).await.0, 403);
+    assert_eq!(post(batch.clone(), vec![]).await.0, 403);
+    assert_eq!(row(&app, "bo@example.dk").await.status, "sent");
+    // Signed, but not a batch of events.
+    let object = br#"{"event":"bounce"}"#.to_vec();
+    let (status, _) = post(object.clone(), headers(&sign(&timestamp, &object), &timestamp)).await;
+    assert_eq!(status, 400);
+    // Mailgun's webhook is not configured here.
+    assert_eq!(post_raw(&app, "/webhooks/mailgun", b"{}".to_vec(), &[]).await.0, 404);
+
+    let (status, body) = post(batch.clone(), headers(&signature, &timestamp)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"bounced": 2, "unsubscribed": 1, "ignored": 3, "unmatched": 0, "not_yet_sent": 0})
+    );
+    let bo = row(&app, "bo@example.dk").await;
+    assert_eq!(bo.status, "bounced");
+    assert!(
+        bo.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("SendGrid: bounce 5.1.1 550"),
+        "{bo:?}"
+    );
+    assert!(suppressed(&app, &ws, "bo@example.dk").await);
+    let ove = row(&app, "ove@example.dk").await;
+    assert_eq!(ove.status, "bounced");
+    assert!(
+        !suppressed(&app, &ws, "ove@example.dk").await,
+        "a policy block does not suppress"
+    );
+    assert_eq!(
+        suppression_reason(&app, "lars@example.no").await.as_deref(),
+        Some("unsubscribed (spam complaint via SendGrid)")
+    );
+    for email in ["anna@example.dk", "ingrid@example.no", "lars@example.no"] {
+        assert_eq!(row(&app, email).await.status, "sent", "{email}");
+    }
+    // SendGrid sends a batch again when the answer did not reach it: nothing counts twice.
+    let (status, body) = post(batch, headers(&signature, &timestamp)).await;
+    assert_eq!(status, 200, "{body}");
+    let after = funnel(&app, &ws, &campaign).await;
+    assert_eq!(
+        (
+            after["delivered"].as_i64(),
+            after["bounced"].as_i64(),
+            after["unsubscribed"].as_i64()
+        ),
+        (Some(6), Some(2), Some(1)),
+        "{after}"
+    );
+    assert_eq!(bounce_events(&app).await, 2);
+}
+
 both_backends!(
+    mailgun_reports_bounces_and_complaints_through_its_webhook,
+    sendgrid_reports_bounces_and_complaints_through_its_signed_webhook,
     each_invitation_has_its_own_verp_envelope_sender,
     a_hard_bounce_report_bounces_suppresses_and_is_deleted,
     soft_bounce_reports_bounce_without_suppressing,

@@ -8,7 +8,12 @@
 //! A processed report is deleted from the mailbox; one that is not understood is left there
 //! (and counted in /metrics), as is a report about an invitation not yet recorded as sent. A
 //! report seen twice changes nothing the second time.
+//!
+//! Mail relayed through an ESP bounces to the ESP, which reports it to its event webhook
+//! instead ([`esp`]); [`record_reported`] records those bounces the same way, and its spam
+//! complaints as unsubscribes.
 
+pub mod esp;
 pub mod pop3;
 pub mod report;
 pub mod verp;
@@ -74,8 +79,12 @@ pub enum Recorded {
     AlreadyFinal,
     /// Not recorded as sent yet (the report overtook the sender's bookkeeping): try again later.
     NotYetSent,
-    /// No invitation has this token (another system's, or an erased contact's).
-    UnknownToken,
+    /// No invitation has this token or Message-ID (another system's, or an erased contact's).
+    Unknown,
+    /// A spam complaint unsubscribed the recipient (or had before).
+    Unsubscribed,
+    /// The event reported nothing to record (delivered, a delay the ESP retries).
+    Nothing,
 }
 
 #[derive(Queryable)]
@@ -88,7 +97,33 @@ struct BouncedInvitation {
     status: InvitationStatus,
     sent_at: Option<chrono::NaiveDateTime>,
     email_normalized: String,
+    message_id: Option<String>,
 }
+
+/// The columns of [`BouncedInvitation`].
+type BouncedColumns = (
+    invitations::id,
+    invitations::workspace_id,
+    invitations::campaign_id,
+    invitations::variant,
+    invitations::locale,
+    invitations::status,
+    invitations::sent_at,
+    contacts::email_normalized,
+    invitations::message_id,
+);
+
+const BOUNCED_COLUMNS: BouncedColumns = (
+    invitations::id,
+    invitations::workspace_id,
+    invitations::campaign_id,
+    invitations::variant,
+    invitations::locale,
+    invitations::status,
+    invitations::sent_at,
+    contacts::email_normalized,
+    invitations::message_id,
+);
 
 /// Records a bounce reported after the relay accepted the invitation with `token`. Call inside
 /// a write transaction ([`db::write_tx`]).
@@ -96,21 +131,60 @@ pub fn record_bounce(conn: &mut DbConn, token: &str, hard: bool, reason: &str) -
     let found: Option<BouncedInvitation> = invitations::table
         .inner_join(contacts::table)
         .filter(invitations::bounce_token.eq(token))
-        .select((
-            invitations::id,
-            invitations::workspace_id,
-            invitations::campaign_id,
-            invitations::variant,
-            invitations::locale,
-            invitations::status,
-            invitations::sent_at,
-            contacts::email_normalized,
-        ))
+        .select(BOUNCED_COLUMNS)
         .first(conn)
         .optional()?;
-    let Some(row) = found else {
-        return Ok(Recorded::UnknownToken);
+    match found {
+        Some(row) => bounce_found(conn, row, hard, reason),
+        None => Ok(Recorded::Unknown),
+    }
+}
+
+/// Records what an ESP's event webhook reported ([`esp`]): a bounce as [`record_bounce`] does, a
+/// spam complaint as an unsubscribe from email (suppressed, ledger, `contact.unsubscribed`).
+pub fn record_reported(conn: &mut DbConn, event: &esp::EspEvent) -> Result<Recorded, DbError> {
+    match &event.kind {
+        esp::EspEventKind::Other { .. } => Ok(Recorded::Nothing),
+        esp::EspEventKind::Bounce { hard, reason } => {
+            db::write_tx_retrying(conn, 5, |conn| match find_reported(conn, event)? {
+                Some(row) => bounce_found(conn, row, *hard, reason),
+                None => Ok(Recorded::Unknown),
+            })
+        }
+        esp::EspEventKind::Complaint { reason } => match find_reported(conn, event)? {
+            Some(row) => {
+                crate::campaigns::unsubscribe::unsubscribe(conn, &row.id, reason)?;
+                Ok(Recorded::Unsubscribed)
+            }
+            None => Ok(Recorded::Unknown),
+        },
+    }
+}
+
+/// The invitation an ESP's event is about. optbridge makes every Message-ID
+/// `<{invitation id}@{From domain}>`; the invitation must also have been sent with that
+/// Message-ID (or not be recorded as sent yet) and to the reported recipient.
+fn find_reported(conn: &mut DbConn, event: &esp::EspEvent) -> Result<Option<BouncedInvitation>, DbError> {
+    let Some((id, _domain)) = event.message_id.rsplit_once('@') else {
+        return Ok(None);
     };
+    let found: Option<BouncedInvitation> = invitations::table
+        .inner_join(contacts::table)
+        .filter(invitations::id.eq(id))
+        .select(BOUNCED_COLUMNS)
+        .first(conn)
+        .optional()?;
+    let reported = format!("<{}>", event.message_id);
+    Ok(found.filter(|row| {
+        row.message_id
+            .as_deref()
+            .is_none_or(|sent| sent.eq_ignore_ascii_case(&reported))
+            && row.email_normalized == event.recipient.trim().to_lowercase()
+    }))
+}
+
+/// Moves a found invitation from sent to bounced and records the consequences.
+fn bounce_found(conn: &mut DbConn, row: BouncedInvitation, hard: bool, reason: &str) -> Result<Recorded, DbError> {
     match row.status {
         InvitationStatus::Sent => {}
         InvitationStatus::Queued => return Ok(Recorded::NotYetSent),
@@ -162,6 +236,29 @@ pub fn record_bounce(conn: &mut DbConn, token: &str, hard: bool, reason: &str) -
     )?;
     record_consequences(conn, &row.workspace_id, &row.id, &row.email_normalized, hard, reason)?;
     Ok(Recorded::Bounced { hard })
+}
+
+/// Whether a Mailgun webhook token was accepted before (see [`esp`]: Mailgun signs the token,
+/// not the event).
+pub fn mailgun_token_seen(conn: &mut DbConn, token: &str) -> Result<bool, DbError> {
+    use crate::db::schema::esp_webhook_tokens as tokens;
+    Ok(diesel::select(diesel::dsl::exists(tokens::table.filter(tokens::token.eq(token)))).get_result(conn)?)
+}
+
+/// Remembers an accepted Mailgun token, and forgets those too old to be accepted anyway.
+pub fn remember_mailgun_token(conn: &mut DbConn, token: &str) -> Result<(), DbError> {
+    use crate::db::schema::esp_webhook_tokens as tokens;
+    let now = db::now();
+    db::write_tx_retrying(conn, 5, |conn| {
+        // Twice the window: a token is refused by its timestamp by then.
+        let old = now - chrono::Duration::seconds(2 * esp::MAILGUN_WINDOW_SECS);
+        diesel::delete(tokens::table.filter(tokens::received_at.lt(old))).execute(conn)?;
+        db::on_each_backend!(conn, |c| diesel::insert_into(tokens::table)
+            .values((tokens::token.eq(token), tokens::received_at.eq(now)))
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        Ok(())
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +408,9 @@ impl BouncePoller {
             Recorded::Bounced { .. } => Some(Outcome::Delete(true)),
             Recorded::AlreadyFinal => Some(Outcome::Delete(false)),
             Recorded::NotYetSent => Some(Outcome::Wait),
-            Recorded::UnknownToken => None,
+            Recorded::Unknown => None,
+            // Mailbox reports are bounces: neither comes from one.
+            Recorded::Unsubscribed | Recorded::Nothing => Some(Outcome::Delete(false)),
         })
     }
 

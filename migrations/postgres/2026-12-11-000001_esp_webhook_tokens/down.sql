@@ -1,0 +1,1 @@
+DROP TABLE esp_webhook_tokens;
