@@ -410,15 +410,7 @@ async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backe
     assert_eq!((summary.bounced, summary.unrecognised), (0, junk.len()));
     assert_eq!(pop3.messages().len(), junk.len());
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let value = |name: &str| -> i64 {
         metrics
             .lines()
@@ -587,6 +579,11 @@ fn mailgun_event(event: &str, recipient: &str, message_id: &str, extra: serde_js
     data
 }
 
+/// The answer of an ESP webhook: what became of its events.
+fn outcomes(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
 async fn post_raw(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, String) {
     let mut req = app
         .client
@@ -664,11 +661,7 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
     let signed = mailgun_request(MAILGUN_KEY, hard.clone());
     let (status, body) = post_raw(&app, "/webhooks/mailgun", signed.clone(), &[]).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&body).unwrap()["bounced"],
-        1,
-        "{body}"
-    );
+    assert_eq!(outcomes(&body)["bounced"], 1, "{body}");
     // Mailgun signs its timestamp and token, not the event: a captured signature must not carry
     // another event. The token is accepted once.
     let mut forged: serde_json::Value = serde_json::from_slice(&signed).unwrap();
@@ -689,14 +682,7 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
     assert!(suppressed(&app, &ws, "bo@example.dk").await);
     // Mailgun retries a webhook it could not deliver: the same event again changes nothing.
     let (status, body) = post_raw(&app, "/webhooks/mailgun", mailgun_request(MAILGUN_KEY, hard), &[]).await;
-    assert_eq!(
-        (
-            status,
-            serde_json::from_str::<serde_json::Value>(&body).unwrap()["ignored"].as_i64()
-        ),
-        (200, Some(1)),
-        "{body}"
-    );
+    assert_eq!((status, outcomes(&body)["ignored"].as_i64()), (200, Some(1)), "{body}");
 
     // A temporary failure (Mailgun retries it), a bounce naming someone else's Message-ID, and a
     // Message-ID of another system: nothing changes.
@@ -730,14 +716,7 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
         ),
     ] {
         let (status, body) = post_raw(&app, "/webhooks/mailgun", mailgun_request(MAILGUN_KEY, event), &[]).await;
-        assert_eq!(
-            (
-                status,
-                serde_json::from_str::<serde_json::Value>(&body).unwrap()[note].as_i64()
-            ),
-            (200, Some(1)),
-            "{body}"
-        );
+        assert_eq!((status, outcomes(&body)[note].as_i64()), (200, Some(1)), "{body}");
     }
     assert_eq!(row(&app, "ove@example.dk").await.status, "sent");
     assert_eq!(row(&app, "anna@example.dk").await.status, "sent");
@@ -752,10 +731,7 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
     );
     let (status, body) = post_raw(&app, "/webhooks/mailgun", mailgun_request(MAILGUN_KEY, complaint), &[]).await;
     assert_eq!(
-        (
-            status,
-            serde_json::from_str::<serde_json::Value>(&body).unwrap()["unsubscribed"].as_i64()
-        ),
+        (status, outcomes(&body)["unsubscribed"].as_i64()),
         (200, Some(1)),
         "{body}"
     );
@@ -818,15 +794,7 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
     assert_eq!(status, 503, "{body}");
     assert_eq!(row(&app, "lars@example.no").await.status, "queued");
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("optbridge_esp_events_total{esp=\"mailgun\",outcome=\"bounced\"}"),
         "{metrics}"
@@ -915,7 +883,7 @@ async fn sendgrid_reports_bounces_and_complaints_through_its_signed_webhook(back
     let (status, body) = post(batch.clone(), headers(&signature, &timestamp)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        outcomes(&body),
         serde_json::json!({"bounced": 2, "unsubscribed": 1, "ignored": 3, "unmatched": 0, "not_yet_sent": 0})
     );
     let bo = row(&app, "bo@example.dk").await;

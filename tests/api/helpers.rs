@@ -265,6 +265,13 @@ impl TestApp {
         .await
     }
 
+    /// `GET /metrics` (no `METRICS_TOKEN` in tests), as text.
+    pub async fn metrics(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.expect("request");
+        assert_eq!(res.status(), 200);
+        res.text().await.expect("metrics text")
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
