@@ -45,12 +45,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(inmobile_status);
 }
 
+/// The largest ESP webhook body accepted. SendGrid posts its events in batches of up to 768 KB;
+/// actix's default limit (256 KiB) would refuse a full batch with 413 on every retry.
+const ESP_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// The ESPs' event webhooks; each answers 404 unless its key is configured.
 pub fn configure_esp(cfg: &mut web::ServiceConfig) {
-    cfg.service(mailgun_events).service(sendgrid_events);
+    for (path, handler) in [
+        ("/webhooks/mailgun", web::post().to(mailgun_events)),
+        ("/webhooks/sendgrid", web::post().to(sendgrid_events)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .app_data(web::PayloadConfig::new(ESP_BODY_LIMIT))
+                .route(handler),
+        );
+    }
 }
 
-#[post("/webhooks/mailgun")]
 async fn mailgun_events(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -87,7 +99,6 @@ async fn mailgun_events(
     Ok(answer)
 }
 
-#[post("/webhooks/sendgrid")]
 async fn sendgrid_events(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -923,6 +923,21 @@ async fn sendgrid_reports_bounces_and_complaints_through_its_signed_webhook(back
         "{after}"
     );
     assert_eq!(bounce_events(&app).await, 2);
+
+    // A full batch (SendGrid posts up to 768 KB at once) is more than actix's default body limit.
+    let processed = event(
+        "processed",
+        "anna@example.dk",
+        serde_json::json!({"category": "x".repeat(400)}),
+    );
+    let big = serde_json::to_vec(&vec![processed; 2_000]).unwrap();
+    assert!(big.len() > 900_000, "{}", big.len());
+    let (status, body) = post(big.clone(), headers(&sign(&timestamp, &big), &timestamp)).await;
+    assert_eq!(
+        (status, outcomes(&body)["ignored"].as_i64()),
+        (200, Some(2_000)),
+        "{body}"
+    );
 }
 
 both_backends!(
