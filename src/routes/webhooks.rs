@@ -144,20 +144,15 @@ async fn esp_callback(
     let recorded = state
         .db
         .run(move |conn| {
-            events
-                .iter()
-                .map(|event| {
-                    let recorded = bounce::record_reported(conn, event)?;
-                    if recorded == Recorded::Unknown {
-                        tracing::info!(
-                            esp = esp.name(),
-                            message_id = event.message_id,
-                            "ESP event names no invitation of ours; ignored"
-                        );
-                    }
-                    Ok(recorded)
-                })
-                .collect::<Result<Vec<_>, crate::db::DbError>>()
+            let recorded = bounce::record_reported(conn, &events)?;
+            for (event, _) in events.iter().zip(&recorded).filter(|(_, r)| **r == Recorded::Unknown) {
+                tracing::info!(
+                    esp = esp.name(),
+                    message_id = event.message_id,
+                    "ESP event names no invitation of ours; ignored"
+                );
+            }
+            Ok::<_, crate::db::DbError>(recorded)
         })
         .await
         .map_err(|e| PageError::public(req, e))?;

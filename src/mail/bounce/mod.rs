@@ -140,25 +140,39 @@ pub fn record_bounce(conn: &mut DbConn, token: &str, hard: bool, reason: &str) -
     }
 }
 
-/// Records what an ESP's event webhook reported ([`esp`]): a bounce as [`record_bounce`] does, a
-/// spam complaint as an unsubscribe from email (suppressed, ledger, `contact.unsubscribed`).
-pub fn record_reported(conn: &mut DbConn, event: &esp::EspEvent) -> Result<Recorded, DbError> {
-    match &event.kind {
-        esp::EspEventKind::Other { .. } => Ok(Recorded::Nothing),
-        esp::EspEventKind::Bounce { hard, reason } => {
-            db::write_tx_retrying(conn, 5, |conn| match find_reported(conn, event)? {
-                Some(row) => bounce_found(conn, row, *hard, reason),
-                None => Ok(Recorded::Unknown),
-            })
-        }
-        esp::EspEventKind::Complaint { reason } => match find_reported(conn, event)? {
-            Some(row) => {
-                crate::campaigns::unsubscribe::unsubscribe(conn, &row.id, reason)?;
-                Ok(Recorded::Unsubscribed)
+/// Records what an ESP's event webhook reported ([`esp`]), one outcome per event: the bounces as
+/// [`record_bounce`] does, in one transaction (a SendGrid batch holds hundreds), and the spam
+/// complaints as unsubscribes from email (suppressed, ledger, `contact.unsubscribed`).
+pub fn record_reported(conn: &mut DbConn, events: &[esp::EspEvent]) -> Result<Vec<Recorded>, DbError> {
+    let mut recorded = vec![Recorded::Nothing; events.len()];
+    if events
+        .iter()
+        .any(|e| matches!(e.kind, esp::EspEventKind::Bounce { .. }))
+    {
+        db::write_tx_retrying(conn, 5, |conn| {
+            for (event, recorded) in events.iter().zip(recorded.iter_mut()) {
+                if let esp::EspEventKind::Bounce { hard, reason } = &event.kind {
+                    *recorded = match find_reported(conn, event)? {
+                        Some(row) => bounce_found(conn, row, *hard, reason)?,
+                        None => Recorded::Unknown,
+                    };
+                }
             }
-            None => Ok(Recorded::Unknown),
-        },
+            Ok::<_, DbError>(())
+        })?;
     }
+    for (event, recorded) in events.iter().zip(recorded.iter_mut()) {
+        if let esp::EspEventKind::Complaint { reason } = &event.kind {
+            *recorded = match find_reported(conn, event)? {
+                Some(row) => {
+                    crate::campaigns::unsubscribe::unsubscribe(conn, &row.id, reason)?;
+                    Recorded::Unsubscribed
+                }
+                None => Recorded::Unknown,
+            };
+        }
+    }
+    Ok(recorded)
 }
 
 /// The invitation an ESP's event is about. optbridge makes every Message-ID
