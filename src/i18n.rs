@@ -1509,6 +1509,41 @@ impl StatusWords {
     }
 }
 
+/// How the dashboard words a stored suppression reason. Reasons are stored in English, as the API
+/// returns them; in Danish the forms optbridge writes itself are translated (the technical part,
+/// an SMTP reply or an ESP's report, stays as received), and any other (a reason given through
+/// the API) is shown as it is.
+pub fn suppression_reason(locale: Locale, reason: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    if locale != Locale::Da {
+        return Cow::Borrowed(reason);
+    }
+    // "unsubscribed (…)": the unsubscribe path's own words for how it came.
+    let via = |source: &str| -> String {
+        match source {
+            "unsubscribe link" => "afmeldingslinket".to_owned(),
+            other => match other.strip_prefix("spam complaint via ") {
+                Some(esp) => format!("spamklage via {esp}"),
+                None => other.to_owned(),
+            },
+        }
+    };
+    match reason {
+        "STOP keyword" => Cow::Borrowed("Svarede STOP på SMS"),
+        "opted out at the SMS provider" => Cow::Borrowed("Afmeldt hos SMS-udbyderen"),
+        "unsubscribed" => Cow::Borrowed("Afmeldt e-mail"),
+        _ => {
+            if let Some(detail) = reason.strip_prefix("hard bounce: ") {
+                Cow::Owned(format!("Hård afvisning: {detail}"))
+            } else if let Some(source) = reason.strip_prefix("unsubscribed (").and_then(|r| r.strip_suffix(')')) {
+                Cow::Owned(format!("Afmeldt e-mail ({})", via(source)))
+            } else {
+                Cow::Borrowed(reason)
+            }
+        }
+    }
+}
+
 pub fn status_words(locale: Locale) -> &'static StatusWords {
     match locale {
         Locale::Da => &StatusWords {
@@ -1535,5 +1570,33 @@ pub fn status_words(locale: Locale) -> &'static StatusWords {
                 ("tap_to_text", "one text (tap-to-text)"),
             ],
         },
+    }
+}
+
+#[cfg(test)]
+mod suppression_reason_tests {
+    use super::*;
+
+    #[test]
+    fn the_reasons_optbridge_writes_are_worded_in_danish() {
+        for (stored, danish) in [
+            ("STOP keyword", "Svarede STOP på SMS"),
+            ("opted out at the SMS provider", "Afmeldt hos SMS-udbyderen"),
+            ("unsubscribed", "Afmeldt e-mail"),
+            ("unsubscribed (unsubscribe link)", "Afmeldt e-mail (afmeldingslinket)"),
+            (
+                "unsubscribed (spam complaint via SendGrid (dropped: Spam Reporting Address))",
+                "Afmeldt e-mail (spamklage via SendGrid (dropped: Spam Reporting Address))",
+            ),
+            (
+                "hard bounce: 550 5.1.1 <bo@example.dk>: User unknown",
+                "Hård afvisning: 550 5.1.1 <bo@example.dk>: User unknown",
+            ),
+            // Given through the API: the shop's own words, shown as they are.
+            ("bounced in our old system", "bounced in our old system"),
+        ] {
+            assert_eq!(suppression_reason(Locale::Da, stored), danish);
+            assert_eq!(suppression_reason(Locale::En, stored), stored);
+        }
     }
 }

@@ -772,6 +772,24 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
         (Some("contact.unsubscribed"), Some("anna@example.dk"))
     );
 
+    // The dashboard's suppression list says why, in the marketer's language.
+    let (cookie, _) = app.dashboard_session(&ws.id, "marketer@shop.example").await;
+    let english = app.page_in(&cookie, "/app/suppressions", "en").await;
+    assert!(
+        english.contains("unsubscribed (spam complaint via Mailgun)"),
+        "{english}"
+    );
+    assert!(
+        english.contains("hard bounce: Mailgun: failed (bounce) 550 5.1.1"),
+        "{english}"
+    );
+    let danish = app.page_in(&cookie, "/app/suppressions", "da").await;
+    assert!(danish.contains("Afmeldt e-mail (spamklage via Mailgun)"), "{danish}");
+    assert!(
+        danish.contains("Hård afvisning: Mailgun: failed (bounce) 550 5.1.1"),
+        "{danish}"
+    );
+
     // Reported before the sender recorded the send (the relay accepted it, the commit is under
     // way): 503, so that Mailgun sends it again; nothing is recorded yet.
     app.with_db(|c| {

@@ -820,12 +820,16 @@ pub async fn contact_page(
 ) -> Result<HttpResponse, PageError> {
     let ws = session.workspace_id().to_owned();
     let id = id.into_inner();
-    let h = state
+    let mut h = state
         .db
         .run(move |conn| history::of_contact(conn, &ws, &id))
         .await
         .map_err(|e| PageError::dashboard(&req, e))?
         .ok_or_else(|| PageError::not_found(&req))?;
+    let locale = super::locale(&req);
+    if let Some(reason) = h.email.suppression_reason.as_mut() {
+        *reason = crate::i18n::suppression_reason(locale, reason).into_owned();
+    }
     let ledger_payloads = h
         .ledger
         .iter()
@@ -835,7 +839,7 @@ pub async fn contact_page(
         StatusCode::OK,
         &ContactPage {
             t: super::strings(&req),
-            w: crate::i18n::status_words(super::locale(&req)),
+            w: crate::i18n::status_words(locale),
             layout: Layout::of(&session),
             h,
             ledger_payloads,
@@ -952,12 +956,13 @@ pub async fn suppressions_page(
         })
         .await
         .map_err(|e| PageError::dashboard(&req, e))?;
+    let locale = super::locale(&req);
     let rows = loaded
         .into_iter()
         .map(|(channel, address, reason, at)| SuppressionRow {
             channel,
             address,
-            reason,
+            reason: crate::i18n::suppression_reason(locale, &reason).into_owned(),
             created: at.format("%Y-%m-%d %H:%M").to_string(),
         })
         .collect();
