@@ -370,6 +370,7 @@ diesel::table! {
 diesel::table! {
     esp_webhook_tokens (token) {
         token -> Text,
+        body_sha256 -> Text,
         received_at -> Timestamp,
     }
 }

@@ -75,15 +75,21 @@ async fn mailgun_events(
         Ok(request) => request,
         Err(e) => return esp_callback(&req, &state, Esp::Mailgun, Err(e)).await,
     };
+    // A token used before is accepted again only with the same body: Mailgun's own retry of a
+    // request whose answer it did not get (recording is idempotent), never another event.
+    let body_sha256 = crate::crypto::sha256_hex(&body);
     let token = request.token.clone();
-    let seen = state
+    let earlier = state
         .db
-        .run(move |conn| bounce::mailgun_token_seen(conn, &token))
+        .run(move |conn| bounce::mailgun_token_body(conn, &token))
         .await
         .map_err(|e| PageError::public(&req, e))?;
-    if seen {
+    if earlier.is_some_and(|earlier| earlier != body_sha256) {
         METRICS.webhook_rejected.inc();
-        tracing::warn!(path = req.path(), "Mailgun webhook with a token used before refused");
+        tracing::warn!(
+            path = req.path(),
+            "Mailgun webhook with a token used before for another body refused"
+        );
         return Ok(HttpResponse::Forbidden().body("token used before"));
     }
     let answer = esp_callback(&req, &state, Esp::Mailgun, Ok(request.events)).await?;
@@ -92,7 +98,7 @@ async fn mailgun_events(
         let token = request.token;
         state
             .db
-            .run(move |conn| bounce::remember_mailgun_token(conn, &token))
+            .run(move |conn| bounce::remember_mailgun_token(conn, &token, &body_sha256))
             .await
             .map_err(|e| PageError::public(&req, e))?;
     }
@@ -156,6 +162,7 @@ async fn esp_callback(
         })
         .await
         .map_err(|e| PageError::public(req, e))?;
+    // Indices into metrics::ESP_NAMES and metrics::ESP_OUTCOMES.
     let counters = &METRICS.esp_events[match esp {
         Esp::Mailgun => 0,
         Esp::SendGrid => 1,

@@ -22,7 +22,8 @@
 //! ESPs retry one that got no 2xx answer) changes nothing. SendGrid's signature covers the whole
 //! body, so nothing else can be sent under it. Mailgun's covers only its timestamp and token, not
 //! the event: as Mailgun advises, a request is accepted only within [`MAILGUN_WINDOW_SECS`] of its
-//! timestamp, and each token once (`esp_webhook_tokens`, shared by every instance).
+//! timestamp, and each token with one body only (`esp_webhook_tokens`, shared by every
+//! instance; the same body again is Mailgun's retry, answered again).
 
 use aws_lc_rs::{hmac, signature};
 use base64::Engine as _;

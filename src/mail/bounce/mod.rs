@@ -252,15 +252,20 @@ fn bounce_found(conn: &mut DbConn, row: BouncedInvitation, hard: bool, reason: &
     Ok(Recorded::Bounced { hard })
 }
 
-/// Whether a Mailgun webhook token was accepted before (see [`esp`]: Mailgun signs the token,
-/// not the event).
-pub fn mailgun_token_seen(conn: &mut DbConn, token: &str) -> Result<bool, DbError> {
+/// The body (SHA-256, hex) a Mailgun webhook token was accepted with before, if it was (see
+/// [`esp`]: Mailgun signs the token, not the event).
+pub fn mailgun_token_body(conn: &mut DbConn, token: &str) -> Result<Option<String>, DbError> {
     use crate::db::schema::esp_webhook_tokens as tokens;
-    Ok(diesel::select(diesel::dsl::exists(tokens::table.filter(tokens::token.eq(token)))).get_result(conn)?)
+    Ok(tokens::table
+        .filter(tokens::token.eq(token))
+        .select(tokens::body_sha256)
+        .first(conn)
+        .optional()?)
 }
 
-/// Remembers an accepted Mailgun token, and forgets those too old to be accepted anyway.
-pub fn remember_mailgun_token(conn: &mut DbConn, token: &str) -> Result<(), DbError> {
+/// Remembers an accepted Mailgun token with its body's SHA-256 (hex), and forgets tokens too old
+/// to be accepted anyway.
+pub fn remember_mailgun_token(conn: &mut DbConn, token: &str, body_sha256: &str) -> Result<(), DbError> {
     use crate::db::schema::esp_webhook_tokens as tokens;
     let now = db::now();
     db::write_tx_retrying(conn, 5, |conn| {
@@ -268,7 +273,11 @@ pub fn remember_mailgun_token(conn: &mut DbConn, token: &str) -> Result<(), DbEr
         let old = now - chrono::Duration::seconds(2 * esp::MAILGUN_WINDOW_SECS);
         diesel::delete(tokens::table.filter(tokens::received_at.lt(old))).execute(conn)?;
         db::on_each_backend!(conn, |c| diesel::insert_into(tokens::table)
-            .values((tokens::token.eq(token), tokens::received_at.eq(now)))
+            .values((
+                tokens::token.eq(token),
+                tokens::body_sha256.eq(body_sha256),
+                tokens::received_at.eq(now),
+            ))
             .on_conflict_do_nothing()
             .execute(c))?;
         Ok(())
