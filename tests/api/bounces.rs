@@ -792,6 +792,18 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
         danish.contains("Hård afvisning: Mailgun: failed (bounce) 550 5.1.1"),
         "{danish}"
     );
+    // And Anna's own page.
+    let anna: String = app
+        .with_db(|c| {
+            optbridge::db::schema::contacts::table
+                .filter(optbridge::db::schema::contacts::email_normalized.eq("anna@example.dk"))
+                .select(optbridge::db::schema::contacts::id)
+                .first(c)
+                .unwrap()
+        })
+        .await;
+    let page = app.page_in(&cookie, &format!("/app/contacts/{anna}"), "da").await;
+    assert!(page.contains("Afmeldt e-mail (spamklage via Mailgun)"), "{page}");
 
     // Reported before the sender recorded the send (the relay accepted it, the commit is under
     // way): 503, so that Mailgun sends it again; nothing is recorded yet.

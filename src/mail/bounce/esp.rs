@@ -439,6 +439,13 @@ mod tests {
             mailgun_events(&key, b"not json", SIGNED_AT),
             Err(EspError::Malformed(_))
         ));
+        // Signed, but no event in it, or something else where the event should be.
+        for event_data in [Value::Null, serde_json::json!([1, 2]), serde_json::json!({"event": 7})] {
+            assert!(matches!(
+                mailgun_events(&key, &mailgun_body(MAILGUN_SIGNATURE, event_data), SIGNED_AT),
+                Err(EspError::Malformed(_))
+            ));
+        }
 
         let kind = |event_data: Value| {
             mailgun_events(&key, &mailgun_body(MAILGUN_SIGNATURE, event_data), SIGNED_AT)
