@@ -129,7 +129,7 @@ impl std::fmt::Debug for SendGridKey {
     }
 }
 
-/// A Mailgun request, authenticated: its token (accepted once) and its event.
+/// A Mailgun request, authenticated: its token (accepted with one body only) and its event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailgunRequest {
     pub token: String,
@@ -137,7 +137,8 @@ pub struct MailgunRequest {
 }
 
 /// Authenticates one Mailgun webhook request made within [`MAILGUN_WINDOW_SECS`] of `now` (Unix
-/// seconds) and reads its event. Whether its token was seen before is the caller's to check.
+/// seconds) and reads its event. Whether its token came before with another body is the caller's
+/// to check.
 pub fn mailgun_events(key: &MailgunKey, body: &[u8], now: i64) -> Result<MailgunRequest, EspError> {
     let post: Value = serde_json::from_slice(body).map_err(|e| EspError::Malformed(format!("not JSON: {e}")))?;
     let signed = &post["signature"];
@@ -182,7 +183,7 @@ pub fn mailgun_events(key: &MailgunKey, body: &[u8], now: i64) -> Result<Mailgun
             let code = code.map(|c| format!(" {c}")).unwrap_or_default();
             EspEventKind::Bounce {
                 hard,
-                reason: bounded(format!("Mailgun: failed ({reason}){code} {text}")),
+                reason: bounded(format!("Mailgun: failed ({reason}){code} {text}").trim_end().to_owned()),
             }
         }
         "complained" => EspEventKind::Complaint {
