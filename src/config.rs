@@ -832,58 +832,44 @@ fn inbound_number(args: &ConfigArgs) -> Result<Option<String>, ConfigError> {
 }
 
 fn bounce_settings(args: &ConfigArgs) -> Result<BounceSettings, ConfigError> {
-    let set = |raw: &Option<String>| {
+    use crate::mail::bounce::{esp, pop3::Pop3Mailbox, verp::BounceAddress};
+    // An optional setting: unset or blank is `None`; otherwise `parse` it, its error naming it.
+    fn optional<T>(
+        raw: &Option<String>,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
         raw.as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let address = set(&args.bounce_address)
-        .map(|raw| {
-            crate::mail::bounce::verp::BounceAddress::parse(&raw).map_err(|why| ConfigError::Invalid {
-                name: "BOUNCE_ADDRESS",
-                why,
-            })
-        })
-        .transpose()?;
-    let mailbox = set(&args.bounce_mailbox)
-        .map(|raw| {
-            let invalid = |why: String| ConfigError::Invalid {
-                name: "BOUNCE_MAILBOX",
-                why,
-            };
-            let url = Url::parse(&raw).map_err(|e| invalid(format!("not a URL ({e})")))?;
-            crate::mail::bounce::pop3::Pop3Mailbox::from_url(&url).map_err(invalid)
-        })
-        .transpose()?;
+            .map(|raw| parse(raw).map_err(|why| ConfigError::Invalid { name, why }))
+            .transpose()
+    }
+    let address = optional(&args.bounce_address, "BOUNCE_ADDRESS", BounceAddress::parse)?;
+    let mailbox = optional(&args.bounce_mailbox, "BOUNCE_MAILBOX", |raw| {
+        let url = Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+        Pop3Mailbox::from_url(&url)
+    })?;
     if mailbox.is_some() && address.is_none() {
         return Err(ConfigError::Missing {
             name: "BOUNCE_ADDRESS",
             because: "BOUNCE_MAILBOX is set (bounces are matched to invitations by their VERP address)",
         });
     }
-    let mailgun = set(&args.mailgun_webhook_signing_key)
-        .map(|raw| {
-            crate::mail::bounce::esp::MailgunKey::new(&raw).map_err(|why| ConfigError::Invalid {
-                name: "MAILGUN_WEBHOOK_SIGNING_KEY",
-                why,
-            })
-        })
-        .transpose()?;
-    let sendgrid = set(&args.sendgrid_webhook_verification_key)
-        .map(|raw| {
-            crate::mail::bounce::esp::SendGridKey::parse(&raw).map_err(|why| ConfigError::Invalid {
-                name: "SENDGRID_WEBHOOK_VERIFICATION_KEY",
-                why,
-            })
-        })
-        .transpose()?;
     Ok(BounceSettings {
         address,
         mailbox,
         poll: Duration::from_secs(positive(args.bounce_poll_secs, "BOUNCE_POLL_SECS")?),
-        mailgun,
-        sendgrid,
+        mailgun: optional(
+            &args.mailgun_webhook_signing_key,
+            "MAILGUN_WEBHOOK_SIGNING_KEY",
+            esp::MailgunKey::new,
+        )?,
+        sendgrid: optional(
+            &args.sendgrid_webhook_verification_key,
+            "SENDGRID_WEBHOOK_VERIFICATION_KEY",
+            esp::SendGridKey::parse,
+        )?,
     })
 }
 

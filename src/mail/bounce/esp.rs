@@ -3,8 +3,9 @@
 //! A shop that relays its mail through an ESP gets no bounce mail: the ESP puts its own address
 //! in the envelope sender and reads the bounces itself, so `BOUNCE_ADDRESS` and the bounce
 //! mailbox never see them. The ESP reports them to a webhook instead. This module authenticates
-//! and reads two ESPs' webhooks; `crate::routes::webhooks` serves them and [`super::record_reported`]
-//! records what they say, the same way as a bounce read from the mailbox.
+//! and reads two ESPs' webhooks (the HTTP layer serves them at `/webhooks/{mailgun,sendgrid}`);
+//! [`super::record_reported`] records what they say, the same way as a bounce read from the
+//! mailbox. It returns data and knows nothing of HTTP.
 //!
 //! - **Mailgun** (webhooks, JSON): the body carries `signature`: `timestamp`, `token` and the
 //!   hex HMAC-SHA256 of timestamp + token, keyed by the domain's HTTP webhook signing key

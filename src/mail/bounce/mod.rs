@@ -87,7 +87,9 @@ pub enum Recorded {
     Nothing,
 }
 
-#[derive(Queryable)]
+/// The invitation a bounce is about, with its contact's address (read with the contacts joined).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invitations)]
 struct BouncedInvitation {
     id: String,
     workspace_id: String,
@@ -96,34 +98,10 @@ struct BouncedInvitation {
     locale: String,
     status: InvitationStatus,
     sent_at: Option<chrono::NaiveDateTime>,
+    #[diesel(select_expression = contacts::email_normalized)]
     email_normalized: String,
     message_id: Option<String>,
 }
-
-/// The columns of [`BouncedInvitation`].
-type BouncedColumns = (
-    invitations::id,
-    invitations::workspace_id,
-    invitations::campaign_id,
-    invitations::variant,
-    invitations::locale,
-    invitations::status,
-    invitations::sent_at,
-    contacts::email_normalized,
-    invitations::message_id,
-);
-
-const BOUNCED_COLUMNS: BouncedColumns = (
-    invitations::id,
-    invitations::workspace_id,
-    invitations::campaign_id,
-    invitations::variant,
-    invitations::locale,
-    invitations::status,
-    invitations::sent_at,
-    contacts::email_normalized,
-    invitations::message_id,
-);
 
 /// Records a bounce reported after the relay accepted the invitation with `token`. Call inside
 /// a write transaction ([`db::write_tx`]).
@@ -131,7 +109,7 @@ pub fn record_bounce(conn: &mut DbConn, token: &str, hard: bool, reason: &str) -
     let found: Option<BouncedInvitation> = invitations::table
         .inner_join(contacts::table)
         .filter(invitations::bounce_token.eq(token))
-        .select(BOUNCED_COLUMNS)
+        .select(BouncedInvitation::as_select())
         .first(conn)
         .optional()?;
     match found {
@@ -185,7 +163,7 @@ fn find_reported(conn: &mut DbConn, event: &esp::EspEvent) -> Result<Option<Boun
     let found: Option<BouncedInvitation> = invitations::table
         .inner_join(contacts::table)
         .filter(invitations::id.eq(id))
-        .select(BOUNCED_COLUMNS)
+        .select(BouncedInvitation::as_select())
         .first(conn)
         .optional()?;
     let reported = format!("<{}>", event.message_id);
