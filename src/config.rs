@@ -628,7 +628,7 @@ pub struct BounceSettings {
     /// VERP envelope senders are made from it; `None`: the From address is the envelope sender.
     pub address: Option<crate::mail::bounce::verp::BounceAddress>,
     /// Read every `poll` by the workers.
-    pub mailbox: Option<crate::mail::bounce::pop3::Pop3Mailbox>,
+    pub mailbox: Option<crate::mail::bounce::mailbox::Mailbox>,
     pub poll: Duration,
     /// `MAILGUN_WEBHOOK_SIGNING_KEY`: Mailgun's event webhook is served when set.
     pub mailgun: Option<crate::mail::bounce::esp::MailgunKey>,
@@ -832,7 +832,7 @@ fn inbound_number(args: &ConfigArgs) -> Result<Option<String>, ConfigError> {
 }
 
 fn bounce_settings(args: &ConfigArgs) -> Result<BounceSettings, ConfigError> {
-    use crate::mail::bounce::{esp, pop3::Pop3Mailbox, verp::BounceAddress};
+    use crate::mail::bounce::{esp, mailbox::Mailbox, verp::BounceAddress};
     // An optional setting: unset or blank is `None`; otherwise `parse` it, its error naming it.
     fn optional<T>(
         raw: &Option<String>,
@@ -848,7 +848,7 @@ fn bounce_settings(args: &ConfigArgs) -> Result<BounceSettings, ConfigError> {
     let address = optional(&args.bounce_address, "BOUNCE_ADDRESS", BounceAddress::parse)?;
     let mailbox = optional(&args.bounce_mailbox, "BOUNCE_MAILBOX", |raw| {
         let url = Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
-        Pop3Mailbox::from_url(&url)
+        Mailbox::from_url(&url)
     })?;
     if mailbox.is_some() && address.is_none() {
         return Err(ConfigError::Missing {
@@ -1217,13 +1217,22 @@ mod tests {
         let s = Settings::from_args(&a).unwrap();
         assert!(s.bounces.address.is_some() && s.bounces.mailbox.is_some());
         assert!(!format!("{s:?}").contains("pw@"), "no password in debug output");
-        a.bounce_mailbox = Some("imap://bounces:pw@mail.shop.example".into());
-        assert!(
-            Settings::from_args(&a)
-                .unwrap_err()
-                .to_string()
-                .starts_with("BOUNCE_MAILBOX")
+        a.bounce_mailbox = Some("imaps://bounces:pw@mail.shop.example/Bounces".into());
+        let s = Settings::from_args(&a).unwrap();
+        assert_eq!(
+            s.bounces.mailbox.as_ref().map(|m| m.target()).as_deref(),
+            Some("mail.shop.example:993/Bounces")
         );
+        assert!(!format!("{s:?}").contains("pw@"), "no password in debug output");
+        for unusable in [
+            "imap4://bounces:pw@mail.shop.example",
+            "https://mail.shop.example",
+            "pop3s://mail.shop.example",
+        ] {
+            a.bounce_mailbox = Some(unusable.into());
+            let e = Settings::from_args(&a).unwrap_err().to_string();
+            assert!(e.starts_with("BOUNCE_MAILBOX"), "{unusable}: {e}");
+        }
         a.bounce_mailbox = None;
         a.bounce_address = Some("not an address".into());
         assert!(

@@ -75,16 +75,16 @@ async fn mailgun_events(
         Ok(request) => request,
         Err(e) => return esp_callback(&req, &state, Esp::Mailgun, Err(e)).await,
     };
-    // A token used before is accepted again only with the same body: Mailgun's own retry of a
-    // request whose answer it did not get (recording is idempotent), never another event.
+    // A token is taken with one body: the same body again is Mailgun's own retry (recording is
+    // idempotent), never another event. Taken before recording, so a 503 leaves no opening.
     let body_sha256 = crate::crypto::sha256_hex(&body);
-    let token = request.token.clone();
-    let earlier = state
+    let token = request.token;
+    let claimed = state
         .db
-        .run(move |conn| bounce::mailgun_token_body(conn, &token))
+        .run(move |conn| bounce::claim_mailgun_token(conn, &token, &body_sha256))
         .await
         .map_err(|e| PageError::public(&req, e))?;
-    if earlier.is_some_and(|earlier| earlier != body_sha256) {
+    if !claimed {
         METRICS.webhook_rejected.inc();
         tracing::warn!(
             path = req.path(),
@@ -92,17 +92,7 @@ async fn mailgun_events(
         );
         return Ok(HttpResponse::Forbidden().body("token used before"));
     }
-    let answer = esp_callback(&req, &state, Esp::Mailgun, Ok(request.events)).await?;
-    // Once recorded (an answer other than 503): the same signature cannot carry another event.
-    if answer.status().is_success() {
-        let token = request.token;
-        state
-            .db
-            .run(move |conn| bounce::remember_mailgun_token(conn, &token, &body_sha256))
-            .await
-            .map_err(|e| PageError::public(&req, e))?;
-    }
-    Ok(answer)
+    esp_callback(&req, &state, Esp::Mailgun, Ok(request.events)).await
 }
 
 async fn sendgrid_events(

@@ -1,5 +1,5 @@
 //! Bounces after acceptance: VERP envelope senders (`BOUNCE_ADDRESS`), bounce reports read
-//! from a real POP3 mailbox (`BOUNCE_MAILBOX`, Dovecot: see `pop3_server`), and bounces and spam
+//! from a real POP3 or IMAP mailbox (`BOUNCE_MAILBOX`, Dovecot: see `dovecot`), and bounces and spam
 //! complaints reported by an ESP's event webhook (Mailgun, SendGrid), signed as their
 //! documentation describes.
 
@@ -10,8 +10,8 @@ use optbridge::db::schema::{funnel_events, invitations, suppressions};
 use optbridge::domain::Channel;
 use optbridge::mail::bounce::PollSummary;
 
+use crate::dovecot::Dovecot;
 use crate::helpers::{Backend, TestApp, TestWorkspace, both_backends, json, spawn_app_with};
-use crate::pop3_server::Pop3Server;
 use crate::smtp_sink::SmtpSink;
 use crate::webhook_receiver::Receiver;
 
@@ -201,9 +201,9 @@ async fn each_invitation_has_its_own_verp_envelope_sender(backend: Backend) {
 /// bounce instead of a delivery, the address is suppressed, the report is deleted; the same
 /// report again changes nothing.
 async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend) {
-    let Some(pop3) = Pop3Server::start() else { return };
+    let Some(mailbox) = Dovecot::start() else { return };
     let sink = SmtpSink::start().await;
-    let app = app_with_bounces(backend, &sink, Some(pop3.url())).await;
+    let app = app_with_bounces(backend, &sink, Some(mailbox.url())).await;
     let (ws, campaign) = sent_campaign(&app).await;
     let before = funnel(&app, &ws, &campaign).await;
     assert_eq!(
@@ -223,13 +223,13 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
         .await;
     assert_eq!(registered.status(), 201);
 
-    pop3.deliver(&hard_dsn(&token, "bo@example.dk"));
+    mailbox.deliver(&hard_dsn(&token, "bo@example.dk"));
     let summary = poll(&app).await;
     assert_eq!(
         (summary.bounced, summary.unrecognised),
         (1, 0),
         "{summary:?}: {}",
-        pop3.log()
+        mailbox.log()
     );
     let bo = row(&app, "bo@example.dk").await;
     assert_eq!(bo.status, "bounced");
@@ -239,7 +239,7 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
         "a 5.1.1 suppresses the address"
     );
     assert!(!suppressed(&app, &ws, "anna@example.dk").await);
-    assert!(pop3.messages().is_empty(), "the processed report is deleted");
+    assert!(mailbox.messages().is_empty(), "the processed report is deleted");
     let after = funnel(&app, &ws, &campaign).await;
     assert_eq!(
         (
@@ -263,10 +263,10 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
     assert!(event["data"]["reason"].as_str().unwrap().contains("5.1.1"), "{event}");
 
     // The same report again (a relay that sent it twice): deleted, nothing counted twice.
-    pop3.deliver(&hard_dsn(&token, "bo@example.dk"));
+    mailbox.deliver(&hard_dsn(&token, "bo@example.dk"));
     let summary = poll(&app).await;
     assert_eq!((summary.bounced, summary.ignored), (0, 1), "{summary:?}");
-    assert!(pop3.messages().is_empty());
+    assert!(mailbox.messages().is_empty());
     assert_eq!(funnel(&app, &ws, &campaign).await["bounced"].as_i64(), Some(1));
     assert_eq!(bounce_events(&app).await, 1);
     app.drain_outbox(Duration::from_secs(20)).await;
@@ -297,36 +297,36 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
 /// 5.7.1 (policy), 4.4.7 (expired in the relay's queue) and 5.2.2 (mailbox full) bounce without
 /// suppressing; a delay warning changes nothing. All four are deleted.
 async fn soft_bounce_reports_bounce_without_suppressing(backend: Backend) {
-    let Some(pop3) = Pop3Server::start() else { return };
+    let Some(mailbox) = Dovecot::start() else { return };
     let sink = SmtpSink::start().await;
-    let app = app_with_bounces(backend, &sink, Some(pop3.url())).await;
+    let app = app_with_bounces(backend, &sink, Some(mailbox.url())).await;
     let (ws, campaign) = sent_campaign(&app).await;
     let token = |email: &'static str| {
         let app = &app;
         async move { row(app, email).await.token.unwrap() }
     };
-    pop3.deliver(&dsn(
+    mailbox.deliver(&dsn(
         &token("anna@example.dk").await,
         "anna@example.dk",
         "failed",
         "5.7.1",
         "554 5.7.1 Service unavailable; client host blocked",
     ));
-    pop3.deliver(&dsn(
+    mailbox.deliver(&dsn(
         &token("ove@example.dk").await,
         "ove@example.dk",
         "failed",
         "4.4.7",
         "451 4.4.7 delivery time expired",
     ));
-    pop3.deliver(&dsn(
+    mailbox.deliver(&dsn(
         &token("ingrid@example.no").await,
         "ingrid@example.no",
         "failed",
         "5.2.2",
         "552 5.2.2 mailbox full",
     ));
-    pop3.deliver(&dsn(
+    mailbox.deliver(&dsn(
         &token("lars@example.no").await,
         "lars@example.no",
         "delayed",
@@ -348,7 +348,7 @@ async fn soft_bounce_reports_bounce_without_suppressing(backend: Backend) {
         "sent",
         "a delay is not a bounce"
     );
-    assert!(pop3.messages().is_empty());
+    assert!(mailbox.messages().is_empty());
     let report = funnel(&app, &ws, &campaign).await;
     assert_eq!(
         (report["delivered"].as_i64(), report["bounced"].as_i64()),
@@ -360,9 +360,9 @@ async fn soft_bounce_reports_bounce_without_suppressing(backend: Backend) {
 /// not stop the poller: a report next to it is processed. A report about an invitation not yet
 /// recorded as sent waits for a later poll.
 async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backend) {
-    let Some(pop3) = Pop3Server::start() else { return };
+    let Some(mailbox) = Dovecot::start() else { return };
     let sink = SmtpSink::start().await;
-    let app = app_with_bounces(backend, &sink, Some(pop3.url())).await;
+    let app = app_with_bounces(backend, &sink, Some(mailbox.url())).await;
     let (ws, _) = sent_campaign(&app).await;
     let bo = row(&app, "bo@example.dk").await.token.unwrap();
     let anna = row(&app, "anna@example.dk").await.token.unwrap();
@@ -387,9 +387,9 @@ async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backe
         dsn("nothex", "x@example.dk", "failed", "5.1.1", "550 5.1.1 unknown"),
     ];
     for message in &junk {
-        pop3.deliver(message);
+        mailbox.deliver(message);
     }
-    pop3.deliver(&hard_dsn(&bo, "bo@example.dk"));
+    mailbox.deliver(&hard_dsn(&bo, "bo@example.dk"));
 
     let summary = poll(&app).await;
     assert_eq!((summary.bounced, summary.unrecognised), (1, junk.len()), "{summary:?}");
@@ -400,7 +400,7 @@ async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backe
         "the garbage report bounced nothing"
     );
     assert!(!suppressed(&app, &ws, "anna@example.dk").await);
-    let mut left = pop3.messages();
+    let mut left = mailbox.messages();
     let mut expected = junk.clone();
     left.sort();
     expected.sort();
@@ -408,7 +408,7 @@ async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backe
     // Polled again: still left, still no crash, counted once.
     let summary = poll(&app).await;
     assert_eq!((summary.bounced, summary.unrecognised), (0, junk.len()));
-    assert_eq!(pop3.messages().len(), junk.len());
+    assert_eq!(mailbox.messages().len(), junk.len());
 
     let metrics = app.metrics().await;
     let value = |name: &str| -> i64 {
@@ -433,26 +433,133 @@ async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backe
         })
     };
     set_status("queued").await;
-    pop3.deliver(&hard_dsn(&anna, "anna@example.dk"));
+    mailbox.deliver(&hard_dsn(&anna, "anna@example.dk"));
     let summary = poll(&app).await;
     assert_eq!((summary.waiting, summary.bounced), (1, 0), "{summary:?}");
-    assert_eq!(pop3.messages().len(), junk.len() + 1);
+    assert_eq!(mailbox.messages().len(), junk.len() + 1);
     set_status("sent").await;
     let summary = poll(&app).await;
     assert_eq!((summary.bounced, summary.waiting), (1, 0), "{summary:?}");
     assert_eq!(row(&app, "anna@example.dk").await.status, "bounced");
-    assert_eq!(pop3.messages().len(), junk.len());
+    assert_eq!(mailbox.messages().len(), junk.len());
+}
+
+/// An IMAP folder (`BOUNCE_MAILBOX=imap://…/Bounces`) is read as a POP3 maildrop is: reports
+/// bounce and are removed, what is not understood stays, unread, and the INBOX beside it is not
+/// touched. A message another client marked deleted is not read, and goes at the poll's CLOSE.
+async fn an_imap_folder_is_read_like_a_pop3_maildrop(backend: Backend) {
+    let Some(mailbox) = Dovecot::start() else { return };
+    let sink = SmtpSink::start().await;
+    let folder = Some("Bounces");
+    let app = app_with_bounces(backend, &sink, Some(mailbox.imap_url(folder))).await;
+    let (ws, campaign) = sent_campaign(&app).await;
+    let token = |email: &'static str| {
+        let app = &app;
+        async move { row(app, email).await.token.unwrap() }
+    };
+    // The INBOX is not the folder configured: this report is not read.
+    let in_inbox = hard_dsn(&token("anna@example.dk").await, "anna@example.dk");
+    mailbox.deliver(&in_inbox);
+    let junk: Vec<Vec<u8>> = vec![
+        format!(
+            "From: Ove <ove@example.dk>\r\nTo: bounces+{}@shop.example\r\nSubject: Autosvar\r\n\
+             Auto-Submitted: auto-replied\r\n\r\nJeg er på ferie.\r\n",
+            token("ove@example.dk").await
+        )
+        .into_bytes(),
+        hard_dsn("ffffffffffffffffffff", "someone@example.dk"),
+    ];
+    for message in &junk {
+        mailbox.deliver_to(folder, message);
+    }
+    mailbox.deliver_to(folder, &hard_dsn(&token("bo@example.dk").await, "bo@example.dk"));
+    mailbox.deliver_to(
+        folder,
+        &dsn(
+            &token("ingrid@example.no").await,
+            "ingrid@example.no",
+            "failed",
+            "5.2.2",
+            "552 5.2.2 mailbox full",
+        ),
+    );
+    // Marked deleted by another client: not read.
+    mailbox.deliver_with_flags(
+        folder,
+        &hard_dsn(&token("lars@example.no").await, "lars@example.no"),
+        Some("T"),
+    );
+
+    let summary = poll(&app).await;
+    assert_eq!(
+        (summary.bounced, summary.ignored, summary.unrecognised),
+        (2, 0, 2),
+        "{summary:?}: {}",
+        mailbox.log()
+    );
+    let bo = row(&app, "bo@example.dk").await;
+    assert_eq!(bo.status, "bounced");
+    assert!(bo.last_error.as_deref().unwrap().contains("5.1.1"), "{bo:?}");
+    assert!(suppressed(&app, &ws, "bo@example.dk").await);
+    assert_eq!(row(&app, "ingrid@example.no").await.status, "bounced");
+    assert!(
+        !suppressed(&app, &ws, "ingrid@example.no").await,
+        "5.2.2 does not suppress"
+    );
+    for email in ["anna@example.dk", "lars@example.no"] {
+        assert_eq!(row(&app, email).await.status, "sent", "{email}'s report was not read");
+    }
+    let left = mailbox.messages_in(folder);
+    assert!(
+        left.iter().all(|(flags, _)| flags.is_empty()),
+        "what is left is neither read nor marked: {:?}",
+        left.iter().map(|(flags, _)| flags).collect::<Vec<_>>()
+    );
+    let mut left: Vec<Vec<u8>> = left.into_iter().map(|(_, raw)| raw).collect();
+    let mut expected = junk.clone();
+    left.sort();
+    expected.sort();
+    assert_eq!(
+        left, expected,
+        "the reports recorded and the one marked deleted are removed, the rest kept byte for byte"
+    );
+    assert_eq!(mailbox.messages(), vec![in_inbox], "the INBOX is untouched");
+    let report = funnel(&app, &ws, &campaign).await;
+    assert_eq!(
+        (report["delivered"].as_i64(), report["bounced"].as_i64()),
+        (Some(6), Some(2))
+    );
+
+    // Polled again: nothing new, the unrecognised ones still there and not downloaded again.
+    let summary = poll(&app).await;
+    assert_eq!((summary.bounced, summary.unrecognised), (0, 2), "{summary:?}");
+    assert_eq!(mailbox.messages_in(folder).len(), 2);
+
+    // A folder that does not exist fails the poll with the server's answer.
+    let app = app_with_bounces(backend, &sink, Some(mailbox.imap_url(Some("Nowhere")))).await;
+    let poller = optbridge::startup::bounce_poller(&app.settings, &app.db).unwrap();
+    let error = poller.poll_once().await.expect_err("no such folder").to_string();
+    assert!(error.contains("SELECT") && error.contains("NO"), "{error}");
 }
 
 /// `optbridge worker` reads the mailbox by itself every BOUNCE_POLL_SECS, here over pop3s://
 /// (Dovecot with the test certificate, trusted through SSL_CERT_FILE).
 async fn the_worker_polls_the_mailbox_over_tls(backend: Backend) {
-    let Some(pop3) = Pop3Server::start() else { return };
+    worker_polls_over_tls(backend, Dovecot::tls_url).await;
+}
+
+/// The same over imaps://.
+async fn the_worker_polls_an_imap_mailbox_over_tls(backend: Backend) {
+    worker_polls_over_tls(backend, Dovecot::imaps_url).await;
+}
+
+async fn worker_polls_over_tls(backend: Backend, url: fn(&Dovecot) -> String) {
+    let Some(mailbox) = Dovecot::start() else { return };
     let sink = SmtpSink::start().await;
     let app = app_with_bounces(backend, &sink, None).await;
     let (ws, _) = sent_campaign(&app).await;
     let token = row(&app, "bo@example.dk").await.token.unwrap();
-    pop3.deliver(&hard_dsn(&token, "bo@example.dk"));
+    mailbox.deliver(&hard_dsn(&token, "bo@example.dk"));
 
     let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_optbridge"))
         .arg("worker")
@@ -461,7 +568,7 @@ async fn the_worker_polls_the_mailbox_over_tls(backend: Backend) {
         .env("SMTP_URL", sink.url())
         .env("OUTBOX_WORKERS", "1")
         .env("BOUNCE_ADDRESS", BOUNCE_ADDRESS)
-        .env("BOUNCE_MAILBOX", pop3.tls_url())
+        .env("BOUNCE_MAILBOX", url(&mailbox))
         .env("BOUNCE_POLL_SECS", "1")
         .env("RUST_LOG", "warn")
         .env_remove("SSL_CERT_DIR")
@@ -473,22 +580,30 @@ async fn the_worker_polls_the_mailbox_over_tls(backend: Backend) {
         .spawn()
         .expect("start the worker");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while row(&app, "bo@example.dk").await.status != "bounced" || !pop3.messages().is_empty() {
+    while row(&app, "bo@example.dk").await.status != "bounced" || !mailbox.messages().is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the worker did not read the mailbox: {}",
-            pop3.log()
+            mailbox.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(suppressed(&app, &ws, "bo@example.dk").await);
-    assert!(pop3.log().contains("TLS"), "the session was over TLS: {}", pop3.log());
+    assert!(
+        mailbox.log().contains("TLS"),
+        "the session was over TLS: {}",
+        mailbox.log()
+    );
 
     // A report arriving later is picked up by a later poll.
     let anna = row(&app, "anna@example.dk").await.token.unwrap();
-    pop3.deliver(&hard_dsn(&anna, "anna@example.dk"));
+    mailbox.deliver(&hard_dsn(&anna, "anna@example.dk"));
     while row(&app, "anna@example.dk").await.status != "bounced" {
-        assert!(std::time::Instant::now() < deadline, "no second poll: {}", pop3.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second poll: {}",
+            mailbox.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let pid = worker.id().unwrap().to_string();
@@ -823,9 +938,32 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
         &ids["lars@example.no"],
         serde_json::json!({"severity": "permanent", "delivery-status": {"code": 550, "message": "5.1.1 no such user"}}),
     );
-    let (status, body) = post_raw(&app, "/webhooks/mailgun", mailgun_request(MAILGUN_KEY, early), &[]).await;
+    let early = mailgun_request(MAILGUN_KEY, early);
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", early.clone(), &[]).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(row(&app, "lars@example.no").await.status, "queued");
+    // A 503 leaves the token taken: its signature carries no other event either.
+    let mut forged: serde_json::Value = serde_json::from_slice(&early).unwrap();
+    forged["event-data"]["recipient"] = "anna@example.dk".into();
+    forged["event-data"]["message"]["headers"]["message-id"] = ids["anna@example.dk"].clone().into();
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", serde_json::to_vec(&forged).unwrap(), &[]).await;
+    assert_eq!((status, body.as_str()), (403, "token used before"));
+    assert_eq!(
+        row(&app, "anna@example.dk").await.status,
+        "sent",
+        "the forged bounce is not recorded"
+    );
+    // Mailgun's retry of it, once the send is recorded, is taken.
+    app.with_db(|c| {
+        diesel::update(invitations::table.filter(invitations::email.eq("lars@example.no")))
+            .set(invitations::status.eq("sent"))
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+    let (status, body) = post_raw(&app, "/webhooks/mailgun", early, &[]).await;
+    assert_eq!((status, outcomes(&body)["bounced"].as_i64()), (200, Some(1)), "{body}");
+    assert_eq!(row(&app, "lars@example.no").await.status, "bounced");
 
     let metrics = app.metrics().await;
     assert!(
@@ -981,4 +1119,6 @@ both_backends!(
     soft_bounce_reports_bounce_without_suppressing,
     unrecognised_and_malformed_messages_are_left_and_counted,
     the_worker_polls_the_mailbox_over_tls,
+    the_worker_polls_an_imap_mailbox_over_tls,
+    an_imap_folder_is_read_like_a_pop3_maildrop,
 );

@@ -4,12 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser;
+mod dovecot;
 mod fake_elks;
 mod fake_inmobile;
 mod fake_twilio;
 mod helpers;
 mod mail_parse;
-mod pop3_server;
 mod smtp_sink;
 mod webhook_receiver;
 

@@ -1,7 +1,7 @@
 //! Bounces after acceptance. Most relays accept a message at RCPT and report a failed delivery
 //! later, by mail to the envelope sender: with `BOUNCE_ADDRESS` every invitation is sent from a
 //! VERP address of its own ([`verp`]), and with `BOUNCE_MAILBOX` a [`BouncePoller`] reads that
-//! mailbox over POP3 ([`pop3`]) every `BOUNCE_POLL_SECS`, parses the reports ([`report`]) and
+//! mailbox ([`mailbox`]: POP3 or an IMAP folder) every `BOUNCE_POLL_SECS`, parses the reports ([`report`]) and
 //! records each bounce as a refusal during the SMTP transaction would be: the invitation moves
 //! from sent to bounced, the funnel counts it, a hard bounce suppresses the address.
 //!
@@ -14,6 +14,8 @@
 //! complaints as unsubscribes.
 
 pub mod esp;
+pub mod imap;
+pub mod mailbox;
 pub mod pop3;
 pub mod report;
 pub mod verp;
@@ -25,7 +27,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use tokio::sync::watch;
 
-use self::pop3::{Pop3Error, Pop3Mailbox};
+use self::mailbox::{Mailbox, MailboxError};
 use self::report::{BounceReport, ReportOutcome};
 use self::verp::BounceAddress;
 use crate::campaigns::InvitationStatus;
@@ -35,8 +37,8 @@ use crate::domain::Channel;
 use crate::funnel::{self, EventKind, Metric};
 use crate::metrics::METRICS;
 
-/// Bounds each POP3 exchange (a RETR of a large report included).
-const POP3_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bounds each exchange with the mailbox (fetching a large report included).
+const MAILBOX_TIMEOUT: Duration = Duration::from_secs(60);
 /// A larger message is no bounce report worth reading: it is left in the mailbox.
 const MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
 
@@ -230,20 +232,15 @@ fn bounce_found(conn: &mut DbConn, row: BouncedInvitation, hard: bool, reason: &
     Ok(Recorded::Bounced { hard })
 }
 
-/// The body (SHA-256, hex) a Mailgun webhook token was accepted with before, if it was (see
-/// [`esp`]: Mailgun signs the token, not the event).
-pub fn mailgun_token_body(conn: &mut DbConn, token: &str) -> Result<Option<String>, DbError> {
-    use crate::db::schema::esp_webhook_tokens as tokens;
-    Ok(tokens::table
-        .filter(tokens::token.eq(token))
-        .select(tokens::body_sha256)
-        .first(conn)
-        .optional()?)
-}
-
-/// Remembers an accepted Mailgun token with its body's SHA-256 (hex), and forgets tokens too old
-/// to be accepted anyway.
-pub fn remember_mailgun_token(conn: &mut DbConn, token: &str, body_sha256: &str) -> Result<(), DbError> {
+/// Takes a Mailgun webhook token for a body (its SHA-256, hex): `true` when the token is new, or
+/// was taken before with this very body (Mailgun's retry of a request whose answer it did not
+/// get, or of one answered 503); `false` when it was taken with another body, i.e. a captured
+/// signature carrying another event (see [`esp`]: Mailgun signs the token, not the event).
+///
+/// The token is taken before anything is recorded, in one statement that the first of two
+/// concurrent requests wins, so no answer (503 included) leaves it open to another body. Tokens
+/// too old to be accepted anyway are forgotten.
+pub fn claim_mailgun_token(conn: &mut DbConn, token: &str, body_sha256: &str) -> Result<bool, DbError> {
     use crate::db::schema::esp_webhook_tokens as tokens;
     let now = db::now();
     db::write_tx_retrying(conn, 5, |conn| {
@@ -258,14 +255,18 @@ pub fn remember_mailgun_token(conn: &mut DbConn, token: &str, body_sha256: &str)
             ))
             .on_conflict_do_nothing()
             .execute(c))?;
-        Ok(())
+        let taken_with: String = tokens::table
+            .filter(tokens::token.eq(token))
+            .select(tokens::body_sha256)
+            .first(conn)?;
+        Ok(taken_with == body_sha256)
     })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BounceError {
     #[error("bounce mailbox {target}: {source}")]
-    Mailbox { target: String, source: Pop3Error },
+    Mailbox { target: String, source: MailboxError },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -287,7 +288,7 @@ pub struct PollSummary {
 /// Reads the bounce mailbox and records what it finds.
 pub struct BouncePoller {
     db: Db,
-    mailbox: Pop3Mailbox,
+    mailbox: Mailbox,
     address: BounceAddress,
     /// Unique ids of the messages already found unrecognised: not downloaded, logged or counted
     /// again by this process.
@@ -295,11 +296,11 @@ pub struct BouncePoller {
 }
 
 impl BouncePoller {
-    pub fn new(db: Db, mailbox: Pop3Mailbox, address: BounceAddress) -> Self {
+    pub fn new(db: Db, mailbox: Mailbox, address: BounceAddress) -> Self {
         if mailbox.is_plaintext_remote() {
             tracing::warn!(
                 mailbox = mailbox.target(),
-                "BOUNCE_MAILBOX is pop3:// to another host: the password crosses the network in the clear; use pop3s://"
+                "BOUNCE_MAILBOX is pop3:// or imap:// to another host: the password crosses the network in the clear; use pop3s:// or imaps://"
             );
         }
         Self {
@@ -310,18 +311,19 @@ impl BouncePoller {
         }
     }
 
-    /// One pass over the mailbox. Deletions take effect when the session ends with QUIT; a poll
-    /// that fails half-way deletes nothing, and the next one finds what was already recorded.
+    /// One pass over the mailbox. Deletions take effect when the session ends (POP3's QUIT,
+    /// IMAP's CLOSE). A poll that fails half-way deletes nothing on POP3 and leaves its marks
+    /// on IMAP; either way the next one finds what was already recorded.
     pub async fn poll_once(&self) -> Result<PollSummary, BounceError> {
         let target = self.mailbox.target();
-        let pop3 = |source| BounceError::Mailbox {
+        let failed = |source| BounceError::Mailbox {
             target: target.clone(),
             source,
         };
-        let mut session = self.mailbox.open(POP3_TIMEOUT).await.map_err(pop3)?;
+        let mut session = self.mailbox.open(MAILBOX_TIMEOUT).await.map_err(failed)?;
         let mut summary = PollSummary::default();
         let mut present = HashSet::new();
-        for message in session.list().await.map_err(pop3)? {
+        for message in session.list().await.map_err(failed)? {
             present.insert(message.uid.clone());
             if self.is_known_unrecognised(&message.uid) {
                 summary.unrecognised += 1;
@@ -335,14 +337,18 @@ impl BouncePoller {
                 summary.unrecognised += 1;
                 continue;
             }
-            let raw = match session.retr(message.number).await {
+            let raw = match session.fetch(&message).await {
                 Ok(raw) => raw,
                 // Removed meanwhile (another worker process reading the same mailbox).
-                Err(Pop3Error::Refused { reply, .. }) => {
-                    tracing::debug!(uid = message.uid, reply, "bounce mailbox: message gone before RETR");
+                Err(MailboxError::Refused { reply, .. }) => {
+                    tracing::debug!(
+                        uid = message.uid,
+                        reply,
+                        "bounce mailbox: message gone before it was fetched"
+                    );
                     continue;
                 }
-                Err(e) => return Err(pop3(e)),
+                Err(e) => return Err(failed(e)),
             };
             let report = match report::parse(&raw, &self.address) {
                 Ok(report) => report,
@@ -354,10 +360,10 @@ impl BouncePoller {
             };
             match self.record(report).await? {
                 Some(Outcome::Delete(bounced)) => {
-                    match session.dele(message.number).await {
+                    match session.delete(&message).await {
                         // Refused: removed meanwhile, as above.
-                        Ok(()) | Err(Pop3Error::Refused { .. }) => {}
-                        Err(e) => return Err(pop3(e)),
+                        Ok(()) | Err(MailboxError::Refused { .. }) => {}
+                        Err(e) => return Err(failed(e)),
                     }
                     if bounced {
                         summary.bounced += 1;
@@ -372,7 +378,7 @@ impl BouncePoller {
                 }
             }
         }
-        session.quit().await.map_err(pop3)?;
+        session.close().await.map_err(failed)?;
         // Forget messages someone removed from the mailbox meanwhile.
         self.unrecognised
             .lock()
@@ -440,8 +446,8 @@ impl BouncePoller {
         let (shutdown, mut stop) = watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
-                // Stopping drops a poll under way: without QUIT nothing is deleted, and what it
-                // recorded is found recorded at the next poll.
+                // Stopping drops a poll under way, as a failed poll: what it recorded is found
+                // recorded at the next poll.
                 let polled = tokio::select! {
                     polled = crate::telemetry::catch_panic(self.poll_once()) => polled,
                     _ = stop.changed() => return,

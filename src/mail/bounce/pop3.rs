@@ -7,44 +7,30 @@
 //! five commands, one response format and byte-stuffing; tests/api/bounces.rs runs it against
 //! a real Dovecot.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use url::Url;
+
+use super::mailbox::{Listed, MailboxError, Server, Stream, tls_connector, within};
 
 /// Longest line we accept from the server; a message line longer than SMTP allows (998) is
 /// already broken, this only bounds memory.
 const MAX_LINE: u64 = 64 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Pop3Error {
-    #[error("{0}")]
-    Connection(String),
-    /// The server answered `-ERR`.
-    #[error("{command}: {reply}")]
-    Refused { command: &'static str, reply: String },
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-}
-
-/// `BOUNCE_MAILBOX`: `pop3://user:pass@host[:110]` or `pop3s://user:pass@host[:995]`.
+/// `pop3://user:pass@host[:110]` or `pop3s://user:pass@host[:995]`.
 #[derive(Clone)]
 pub struct Pop3Mailbox {
-    host: String,
-    port: u16,
-    user: String,
-    password: String,
+    server: Server,
     tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl std::fmt::Debug for Pop3Mailbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pop3Mailbox")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
+            .field("host", &self.server.host)
+            .field("port", &self.server.port)
+            .field("user", &self.server.user)
             .field("tls", &self.tls.is_some())
             .finish()
     }
@@ -53,102 +39,44 @@ impl std::fmt::Debug for Pop3Mailbox {
 impl Pop3Mailbox {
     pub fn from_url(url: &Url) -> Result<Self, String> {
         let tls = match url.scheme() {
-            "pop3" => false,
-            "pop3s" => true,
+            "pop3" => None,
+            "pop3s" => Some(tls_connector()?),
             other => return Err(format!("unsupported scheme {other}://, use pop3:// or pop3s://")),
         };
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or("needs a host, e.g. pop3s://user:pass@mail.shop.example")?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let decode = |s: &str| {
-            super::super::smtp::percent_decode(s)
-                .ok_or_else(|| "user or password is not valid percent-encoded UTF-8".to_owned())
-        };
-        let (user, password) = match url.password() {
-            Some(password) if !url.username().is_empty() => (decode(url.username())?, decode(password)?),
-            _ => return Err("needs a user and a password (pop3s://user:pass@host)".into()),
-        };
-        if [&user, &password].iter().any(|s| s.contains(['\r', '\n'])) {
-            return Err("user and password must be one line each".into());
-        }
-        let tls = if tls {
-            use rustls_platform_verifier::ConfigVerifierExt;
-            let config = rustls::ClientConfig::with_platform_verifier().map_err(|e| format!("TLS setup: {e}"))?;
-            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
-        } else {
-            None
-        };
         Ok(Self {
-            port: url.port().unwrap_or(if tls.is_some() { 995 } else { 110 }),
-            host,
-            user,
-            password,
+            server: Server::from_url(url, if tls.is_some() { 995 } else { 110 })?,
             tls,
         })
     }
 
     /// `host:port`, for logs.
     pub fn target(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        self.server.target()
     }
 
-    /// Whether the password crosses the network in the clear.
-    pub fn is_plaintext_remote(&self) -> bool {
-        let loopback =
-            self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        self.tls.is_none() && !loopback
+    pub(super) fn server(&self) -> &Server {
+        &self.server
+    }
+
+    pub(super) fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Connects, reads the greeting and logs in (USER/PASS). Every exchange is bounded by
     /// `timeout`.
-    pub async fn open(&self, timeout: Duration) -> Result<Pop3Session, Pop3Error> {
-        let target = self.target();
-        let tcp = within(timeout, TcpStream::connect((self.host.as_str(), self.port)))
-            .await?
-            .map_err(|e| Pop3Error::Connection(format!("connecting to {target}: {e}")))?;
-        let stream: Box<dyn Stream> = match &self.tls {
-            None => Box::new(tcp),
-            Some(connector) => {
-                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| Pop3Error::Connection(format!("{target}: invalid TLS server name: {e}")))?;
-                Box::new(
-                    within(timeout, connector.connect(name, tcp))
-                        .await?
-                        .map_err(|e| Pop3Error::Connection(format!("TLS with {target}: {e}")))?,
-                )
-            }
-        };
+    pub async fn open(&self, timeout: Duration) -> Result<Pop3Session, MailboxError> {
+        let stream = self.server.connect(self.tls.as_ref(), timeout).await?;
         let mut session = Pop3Session {
             stream: BufReader::new(stream),
             timeout,
         };
         session.status("greeting").await?;
-        session.command("USER", &format!("USER {}", self.user)).await?;
-        session.command("PASS", &format!("PASS {}", self.password)).await?;
+        session.command("USER", &format!("USER {}", self.server.user)).await?;
+        session
+            .command("PASS", &format!("PASS {}", self.server.password))
+            .await?;
         Ok(session)
     }
-}
-
-/// What a session runs over: TCP, or TLS on top of it.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
-async fn within<T>(timeout: Duration, f: impl Future<Output = T>) -> Result<T, Pop3Error> {
-    tokio::time::timeout(timeout, f)
-        .await
-        .map_err(|_| Pop3Error::Timeout(timeout))
-}
-
-/// One message in the maildrop: its number in this session, its unique id and its size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub number: u32,
-    pub uid: String,
-    pub size: u64,
 }
 
 /// A logged-in session (the TRANSACTION state of RFC 1939). Deletions take effect at
@@ -161,11 +89,11 @@ pub struct Pop3Session {
 impl Pop3Session {
     /// Every message with its unique id (UIDL) and size (LIST). A server without UIDL (it is
     /// optional) gets ids made of number and size, good for one session.
-    pub async fn list(&mut self) -> Result<Vec<Listed>, Pop3Error> {
+    pub async fn list(&mut self) -> Result<Vec<Listed>, MailboxError> {
         let sizes = self.multiline("LIST", "LIST").await?;
         let uids = match self.multiline("UIDL", "UIDL").await {
             Ok(lines) => Some(lines),
-            Err(Pop3Error::Refused { .. }) => None,
+            Err(MailboxError::Refused { .. }) => None,
             Err(e) => return Err(e),
         };
         let pairs = |lines: &[u8]| -> Vec<(u32, String)> {
@@ -193,23 +121,23 @@ impl Pop3Session {
     }
 
     /// The whole message, byte-stuffing undone, lines ending in CRLF.
-    pub async fn retr(&mut self, number: u32) -> Result<Vec<u8>, Pop3Error> {
+    pub async fn retr(&mut self, number: u32) -> Result<Vec<u8>, MailboxError> {
         self.multiline("RETR", &format!("RETR {number}")).await
     }
 
     /// Marks a message deleted; the server removes it at QUIT.
-    pub async fn dele(&mut self, number: u32) -> Result<(), Pop3Error> {
+    pub async fn dele(&mut self, number: u32) -> Result<(), MailboxError> {
         self.command("DELE", &format!("DELE {number}")).await.map(drop)
     }
 
     /// Ends the session: the server deletes the messages marked (the UPDATE state).
-    pub async fn quit(mut self) -> Result<(), Pop3Error> {
+    pub async fn quit(mut self) -> Result<(), MailboxError> {
         self.command("QUIT", "QUIT").await.map(drop)
     }
 
     /// Sends one command and reads its status line; `-ERR` is an error.
-    async fn command(&mut self, name: &'static str, line: &str) -> Result<String, Pop3Error> {
-        let io = |e: std::io::Error| Pop3Error::Connection(format!("{name}: {e}"));
+    async fn command(&mut self, name: &'static str, line: &str) -> Result<String, MailboxError> {
+        let io = |e: std::io::Error| MailboxError::Connection(format!("{name}: {e}"));
         within(self.timeout, async {
             let stream = self.stream.get_mut();
             stream.write_all(format!("{line}\r\n").as_bytes()).await?;
@@ -220,20 +148,20 @@ impl Pop3Session {
         self.status(name).await
     }
 
-    /// Reads a status line: `+OK text` → the text, `-ERR text` → [`Pop3Error::Refused`].
-    async fn status(&mut self, name: &'static str) -> Result<String, Pop3Error> {
+    /// Reads a status line: `+OK text` → the text, `-ERR text` → [`MailboxError::Refused`].
+    async fn status(&mut self, name: &'static str) -> Result<String, MailboxError> {
         let line = self.line(name).await?;
         let line = String::from_utf8_lossy(&line);
         let line = line.trim_end();
         if let Some(text) = line.strip_prefix("+OK") {
             Ok(text.trim().to_owned())
         } else if let Some(text) = line.strip_prefix("-ERR") {
-            Err(Pop3Error::Refused {
+            Err(MailboxError::Refused {
                 command: name,
                 reply: text.trim().to_owned(),
             })
         } else {
-            Err(Pop3Error::Connection(format!(
+            Err(MailboxError::Connection(format!(
                 "{name}: not a POP3 status line: {line:.100}"
             )))
         }
@@ -241,7 +169,7 @@ impl Pop3Session {
 
     /// A command with a multi-line answer (RFC 1939 section 3): the lines up to the one that is
     /// a single `.`, with the leading `.` of byte-stuffed lines removed.
-    async fn multiline(&mut self, name: &'static str, line: &str) -> Result<Vec<u8>, Pop3Error> {
+    async fn multiline(&mut self, name: &'static str, line: &str) -> Result<Vec<u8>, MailboxError> {
         self.command(name, line).await?;
         let mut body = Vec::new();
         loop {
@@ -257,21 +185,21 @@ impl Pop3Session {
     }
 
     /// One line, with its line end; a closed connection or an endless line is an error.
-    async fn line(&mut self, name: &'static str) -> Result<Vec<u8>, Pop3Error> {
+    async fn line(&mut self, name: &'static str) -> Result<Vec<u8>, MailboxError> {
         let mut line = Vec::new();
         let read = within(
             self.timeout,
             (&mut self.stream).take(MAX_LINE).read_until(b'\n', &mut line),
         )
         .await?
-        .map_err(|e| Pop3Error::Connection(format!("{name}: {e}")))?;
+        .map_err(|e| MailboxError::Connection(format!("{name}: {e}")))?;
         if read == 0 {
-            return Err(Pop3Error::Connection(format!(
+            return Err(MailboxError::Connection(format!(
                 "{name}: the server closed the connection"
             )));
         }
         if !line.ends_with(b"\n") {
-            return Err(Pop3Error::Connection(format!(
+            return Err(MailboxError::Connection(format!(
                 "{name}: a line longer than {MAX_LINE} bytes"
             )));
         }
@@ -291,14 +219,16 @@ mod tests {
     fn urls_name_host_port_credentials_and_tls() {
         let m = mailbox("pop3://bounces:s%40cret@127.0.0.1:1110").unwrap();
         assert_eq!(
-            (m.target().as_str(), m.user.as_str(), m.password.as_str()),
+            (m.target().as_str(), m.server.user.as_str(), m.server.password.as_str()),
             ("127.0.0.1:1110", "bounces", "s@cret")
         );
-        assert!(m.tls.is_none() && !m.is_plaintext_remote());
+        let plaintext_remote =
+            |url: &str| super::super::mailbox::Mailbox::Pop3(mailbox(url).unwrap()).is_plaintext_remote();
+        assert!(m.tls.is_none() && !plaintext_remote("pop3://bounces:s%40cret@127.0.0.1:1110"));
         let m = mailbox("pop3s://u:p@mail.shop.example").unwrap();
-        assert_eq!(m.port, 995);
-        assert!(m.tls.is_some() && !m.is_plaintext_remote());
-        assert!(mailbox("pop3://u:p@mail.shop.example").unwrap().is_plaintext_remote());
+        assert_eq!(m.server.port, 995);
+        assert!(m.tls.is_some() && !plaintext_remote("pop3s://u:p@mail.shop.example"));
+        assert!(plaintext_remote("pop3://u:p@mail.shop.example"));
         assert!(mailbox("imap://u:p@mail.shop.example").is_err());
         assert!(mailbox("pop3://mail.shop.example").is_err(), "credentials are required");
         assert!(
@@ -356,7 +286,7 @@ mod tests {
         session.dele(1).await.unwrap();
         assert!(matches!(
             session.dele(2).await,
-            Err(Pop3Error::Refused { command: "DELE", .. })
+            Err(MailboxError::Refused { command: "DELE", .. })
         ));
         session.quit().await.unwrap();
         assert_eq!(

@@ -1,7 +1,8 @@
-//! A real POP3 server for the bounce tests: Dovecot (Debian's `dovecot-pop3d`, installed by
-//! scripts/setup-test-deps), run as a private instance with its own configuration in a temporary
-//! directory, on free ports (plain and TLS with the test certificate), with one passwd-file user
-//! whose maildir the tests write messages into. Stopped (SIGTERM) when dropped.
+//! A real POP3 and IMAP server for the bounce tests: Dovecot (Debian's `dovecot-pop3d` and
+//! `dovecot-imapd`, installed by scripts/setup-test-deps), run as a private instance with its
+//! own configuration in a temporary directory, on free ports (plain and TLS with the test
+//! certificate, for each protocol), with one passwd-file user whose maildir (its INBOX, and
+//! folders in Maildir++ layout) the tests write messages into. Stopped (SIGTERM) when dropped.
 //!
 //! Without Dovecot the tests skip with a note, unless `CI=true` or `OPTBRIDGE_REQUIRE_DOVECOT=1`,
 //! where its absence fails them.
@@ -15,11 +16,13 @@ const DOVECOT: &str = "/usr/sbin/dovecot";
 pub const USER: &str = "bounces";
 pub const PASSWORD: &str = "s3cret pass";
 
-pub struct Pop3Server {
+pub struct Dovecot {
     dir: PathBuf,
     child: Child,
     port: u16,
     tls_port: u16,
+    imap_port: u16,
+    imaps_port: u16,
     /// Mail processes' owner when the tests run as root (Dovecot refuses uid 0 for mail).
     mail_owner: Option<u32>,
 }
@@ -40,10 +43,13 @@ fn id(flag: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-impl Pop3Server {
+impl Dovecot {
     /// Starts Dovecot; `None` (with a note) when it is not installed and not required.
     pub fn start() -> Option<Self> {
-        if !Path::new(DOVECOT).exists() || !Path::new("/usr/lib/dovecot/pop3").exists() {
+        if !Path::new(DOVECOT).exists()
+            || !Path::new("/usr/lib/dovecot/pop3").exists()
+            || !Path::new("/usr/lib/dovecot/imap").exists()
+        {
             assert!(
                 !required(),
                 "the bounce tests need Dovecot (CI=true or OPTBRIDGE_REQUIRE_DOVECOT=1): run scripts/setup-test-deps"
@@ -75,14 +81,14 @@ impl Pop3Server {
             let (uid, gid) = (id("-u").parse().unwrap(), id("-g").parse().unwrap());
             (user.clone(), user, group, uid, gid, None)
         };
-        let (port, tls_port) = (free_port(), free_port());
+        let (port, tls_port, imap_port, imaps_port) = (free_port(), free_port(), free_port(), free_port());
         let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
         let d = dir.display();
         let config = format!(
             "base_dir = {d}/run\n\
              state_dir = {d}/state\n\
              log_path = {d}/dovecot.log\n\
-             protocols = pop3\n\
+             protocols = pop3 imap\n\
              listen = 127.0.0.1\n\
              ssl = yes\n\
              ssl_cert = <{fixtures}/localhost.pem\n\
@@ -99,7 +105,7 @@ impl Pop3Server {
              pop3_uidl_format = %g\n\
              service pop3-login {{\n  chroot =\n  inet_listener pop3 {{\n    port = {port}\n  }}\n  inet_listener pop3s {{\n    port = {tls_port}\n    ssl = yes\n  }}\n}}\n\
              service anvil {{\n  chroot =\n}}\n\
-             service imap-login {{\n  chroot =\n}}\n"
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {imap_port}\n  }}\n  inet_listener imaps {{\n    port = {imaps_port}\n    ssl = yes\n  }}\n}}\n"
         );
         std::fs::write(dir.join("dovecot.conf"), config).expect("dovecot.conf");
         let server = |child| Self {
@@ -107,6 +113,8 @@ impl Pop3Server {
             child,
             port,
             tls_port,
+            imap_port,
+            imaps_port,
             mail_owner,
         };
         let child = Command::new(DOVECOT)
@@ -124,7 +132,7 @@ impl Pop3Server {
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        for port in [self.port, self.tls_port] {
+        for port in [self.port, self.tls_port, self.imap_port, self.imaps_port] {
             loop {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     break;
@@ -158,8 +166,39 @@ impl Pop3Server {
         )
     }
 
+    /// `imap://…` with the test user's credentials, reading `folder` (`None`: INBOX).
+    pub fn imap_url(&self, folder: Option<&str>) -> String {
+        format!(
+            "imap://{USER}:{}@127.0.0.1:{}/{}",
+            PASSWORD.replace(' ', "%20"),
+            self.imap_port,
+            folder.unwrap_or_default().replace(' ', "%20")
+        )
+    }
+
+    /// `imaps://…` to the name the test certificate is for, reading the INBOX.
+    pub fn imaps_url(&self) -> String {
+        format!(
+            "imaps://{USER}:{}@localhost:{}",
+            PASSWORD.replace(' ', "%20"),
+            self.imaps_port
+        )
+    }
+
     fn maildir(&self) -> PathBuf {
         self.dir.join("mail").join(USER).join("Maildir")
+    }
+
+    /// The Maildir++ directory of `folder` (`None`: INBOX), made if missing.
+    fn folder(&self, folder: Option<&str>) -> PathBuf {
+        let dir = match folder {
+            None => self.maildir(),
+            Some(name) => self.maildir().join(format!(".{name}")),
+        };
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("maildir folder");
+        }
+        dir
     }
 
     fn chown_mail(&self) {
@@ -173,8 +212,19 @@ impl Pop3Server {
         }
     }
 
-    /// Delivers a message into the maildir as an MTA would (tmp/, then renamed into new/).
+    /// Delivers a message into the INBOX as an MTA would (tmp/, then renamed into new/).
     pub fn deliver(&self, raw: &[u8]) {
+        self.deliver_to(None, raw);
+    }
+
+    /// Delivers a message into `folder` (`None`: INBOX).
+    pub fn deliver_to(&self, folder: Option<&str>, raw: &[u8]) {
+        self.deliver_with_flags(folder, raw, None);
+    }
+
+    /// Delivers a message into `folder` with Maildir flags already set (`T`: marked deleted by
+    /// another client), as if a client had seen it: into cur/.
+    pub fn deliver_with_flags(&self, folder: Option<&str>, raw: &[u8], flags: Option<&str>) {
         static N: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "{}.M{}P{}.optbridge-test",
@@ -182,23 +232,39 @@ impl Pop3Server {
             N.fetch_add(1, Ordering::Relaxed),
             std::process::id()
         );
-        let tmp = self.maildir().join("tmp").join(&name);
+        let dir = self.folder(folder);
+        let tmp = dir.join("tmp").join(&name);
         std::fs::write(&tmp, raw).expect("write message");
-        std::fs::rename(&tmp, self.maildir().join("new").join(&name)).expect("deliver message");
+        let delivered = match flags {
+            None => dir.join("new").join(&name),
+            Some(flags) => dir.join("cur").join(format!("{name}:2,{flags}")),
+        };
+        std::fs::rename(&tmp, delivered).expect("deliver message");
         self.chown_mail();
     }
 
-    /// The messages in the mailbox (new and seen), in no particular order.
+    /// The messages in the INBOX (new and seen), in no particular order.
     pub fn messages(&self) -> Vec<Vec<u8>> {
+        self.messages_in(None).into_iter().map(|(_, raw)| raw).collect()
+    }
+
+    /// The messages in `folder` (`None`: INBOX) with their Maildir flags (`S` seen, `T` marked
+    /// deleted, …; empty for a message still in new/), in no particular order.
+    pub fn messages_in(&self, folder: Option<&str>) -> Vec<(String, Vec<u8>)> {
+        let dir = self.folder(folder);
         ["new", "cur"]
             .iter()
-            .flat_map(|sub| std::fs::read_dir(self.maildir().join(sub)).expect("maildir").flatten())
-            .map(|entry| std::fs::read(entry.path()).expect("read message"))
+            .flat_map(|sub| std::fs::read_dir(dir.join(sub)).expect("maildir").flatten())
+            .map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let flags = name.split_once(":2,").map(|(_, f)| f.to_owned()).unwrap_or_default();
+                (flags, std::fs::read(entry.path()).expect("read message"))
+            })
             .collect()
     }
 }
 
-impl Drop for Pop3Server {
+impl Drop for Dovecot {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
