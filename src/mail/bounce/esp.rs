@@ -237,11 +237,20 @@ pub fn sendgrid_events(
                     let blocked = event["type"].as_str() == Some("blocked");
                     let text = format!("{status} {reason}");
                     let code = reason.get(..3).and_then(|c| c.parse().ok());
+                    // SendGrid's own reading of the reply: "Invalid Address" is a dead address
+                    // also where the status says nothing (a bare 5.0.0 "550 unknown recipient").
+                    let classification = event["bounce_classification"].as_str().unwrap_or_default();
+                    let invalid_address = classification == "Invalid Address";
                     EspEventKind::Bounce {
-                        hard: !blocked && crate::mail::is_hard_bounce(code, &text),
+                        hard: invalid_address || (!blocked && crate::mail::is_hard_bounce(code, &text)),
                         reason: bounded(format!(
-                            "SendGrid: {} {}",
+                            "SendGrid: {}{} {}",
                             if blocked { "blocked" } else { "bounce" },
+                            if classification.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({classification})")
+                            },
                             text.trim()
                         )),
                     }
@@ -485,6 +494,9 @@ mod tests {
             {"event": "bounce", "email": "d@x.dk", "smtp-id": "<4@shop.example>", "type": "bounce", "status": "5.2.2", "reason": "552 5.2.2 Mailbox full"},
             {"event": "bounce", "email": "e@x.dk", "smtp-id": "<5@shop.example>", "type": "bounce", "status": "5.0.0", "reason": "550 unknown recipient"},
             {"event": "group_unsubscribe", "email": "f@x.dk"},
+            {"event": "bounce", "email": "g@x.dk", "smtp-id": "<7@shop.example>", "type": "bounce", "status": "5.0.0", "reason": "550 unknown recipient", "bounce_classification": "Invalid Address"},
+            {"event": "bounce", "email": "h@x.dk", "smtp-id": "<8@shop.example>", "type": "blocked", "reason": "unable to get mx info", "bounce_classification": "Unclassified"},
+            {"event": "bounce", "email": "i@x.dk", "smtp-id": "<9@shop.example>", "type": "bounce", "status": "5.7.1", "reason": "550 5.7.1 rejected by policy", "bounce_classification": "Reputation"},
         ]))
         .unwrap();
         let signed = [b"1700000000".as_slice(), &body].concat();
@@ -517,6 +529,19 @@ mod tests {
             matches!(kinds[4].2, EspEventKind::Bounce { hard: false, .. }),
             "5.0.0 says nothing of the address: {kinds:?}"
         );
+        match kinds[6].2 {
+            EspEventKind::Bounce { hard, reason } => {
+                assert!(hard, "SendGrid classifies the address invalid: {reason}");
+                assert_eq!(reason, "SendGrid: bounce (Invalid Address) 5.0.0 550 unknown recipient");
+            }
+            other => panic!("{other:?}"),
+        }
+        for (i, why) in [(7, "blocked, unclassified"), (8, "a policy refusal")] {
+            assert!(
+                matches!(kinds[i].2, EspEventKind::Bounce { hard: false, .. }),
+                "{why}: {kinds:?}"
+            );
+        }
         assert_eq!(kinds[5].0, "");
         assert_eq!(
             kinds[5].2,
