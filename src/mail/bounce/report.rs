@@ -137,7 +137,8 @@ fn failed_outcome(text: &str, code: Option<u16>) -> ReportOutcome {
 }
 
 /// A report in plain text: it must come from a mailer daemon (or look like a bounce) and name a
-/// status, an enhanced one (`5.1.1`, qmail's `#5.1.1`) or an SMTP reply code after `said:`.
+/// status: an enhanced one (`5.1.1`, qmail's `#5.1.1`), an SMTP reply code after `said:`
+/// (Postfix), or a line that starts with one (Exim).
 fn plain_text_bounce(mail: &ParsedMail<'_>) -> Result<ReportOutcome, Unrecognised> {
     let header = |name: &str| mail.headers.get_first_value(name).unwrap_or_default().to_lowercase();
     let (from, subject) = (header("From"), header("Subject"));
@@ -195,6 +196,9 @@ fn plain_text_bounce(mail: &ParsedMail<'_>) -> Result<ReportOutcome, Unrecognise
         .lines()
         .find(|l| crate::mail::enhanced_status(l).is_some_and(|(class, _)| class >= 4))
         .or_else(|| own.lines().find(|l| said_code(l).is_some()))
+        // Exim quotes the server's reply on a line of its own, under "SMTP error from remote
+        // mail server after RCPT TO:<…>:".
+        .or_else(|| own.lines().find(|l| smtp_code(l).is_some()))
         .ok_or(Unrecognised::NoStatus)?;
     let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
     Ok(failed_outcome(&line, said_code(&line).or_else(|| smtp_code(&line))))
@@ -338,6 +342,15 @@ mod tests {
         let (hard, reason) = failed("qmail-5.1.1.eml");
         assert!(hard);
         assert!(reason.contains("no mailbox here"), "{reason}");
+    }
+
+    #[test]
+    fn exim_plain_text_bounce_with_a_bare_reply_code() {
+        // Exim's own format: the server's reply on the line after "SMTP error from remote mail
+        // server after RCPT TO:", here without an enhanced status.
+        let (hard, reason) = failed("exim-550.eml");
+        assert!(hard, "550 at RCPT, as a refusal during the transaction");
+        assert_eq!(reason, "bounce report: 550 No such user here");
     }
 
     #[test]
