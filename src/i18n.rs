@@ -1589,6 +1589,10 @@ mod suppression_reason_tests {
                 "Afmeldt e-mail (spamklage via SendGrid (dropped: Spam Reporting Address))",
             ),
             (
+                "unsubscribed (spam complaint via feedback loop)",
+                "Afmeldt e-mail (spamklage via feedback loop)",
+            ),
+            (
                 "hard bounce: 550 5.1.1 <bo@example.dk>: User unknown",
                 "Hård afvisning: 550 5.1.1 <bo@example.dk>: User unknown",
             ),

@@ -78,7 +78,7 @@ pub struct Metrics {
     /// Outbox batches whose processing panicked (the worker goes on; the jobs are retried).
     pub worker_panics: Counter,
     /// Messages read from the bounce mailbox, by outcome (`BOUNCE_OUTCOMES`).
-    pub bounce_messages: [Counter; 3],
+    pub bounce_messages: [Counter; 4],
     /// Polls of the bounce mailbox that failed (connection, login, a command refused).
     pub bounce_polls_failed: Counter,
     /// Unrecognised messages left in the bounce mailbox at the last poll.
@@ -90,7 +90,7 @@ pub struct Metrics {
 /// What became of a message in the bounce mailbox: it bounced an invitation (deleted); it was a
 /// report with nothing to record (a delay warning, a report seen before; deleted); it was not
 /// understood (left in the mailbox, counted once per process).
-pub const BOUNCE_OUTCOMES: [&str; 3] = ["bounced", "ignored", "unrecognised"];
+pub const BOUNCE_OUTCOMES: [&str; 4] = ["bounced", "ignored", "unrecognised", "unsubscribed"];
 
 /// The ESPs whose event webhooks are read (`crate::mail::bounce::esp`).
 pub const ESP_NAMES: [&str; 2] = ["mailgun", "sendgrid"];
@@ -124,7 +124,7 @@ pub static METRICS: Metrics = Metrics {
     circuit_open: [const { Level::new() }; 2],
     http_panics: Counter::new(),
     worker_panics: Counter::new(),
-    bounce_messages: [const { Counter::new() }; 3],
+    bounce_messages: [const { Counter::new() }; 4],
     bounce_polls_failed: Counter::new(),
     bounce_unrecognised_left: Level::new(),
     esp_events: [const { [const { Counter::new() }; 5] }; 2],

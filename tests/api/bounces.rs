@@ -444,6 +444,117 @@ async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backe
     assert_eq!(mailbox.messages().len(), junk.len());
 }
 
+/// A sample of `src/mail/bounce/testdata` with its VERP token replaced by `token`.
+fn sample_for(name: &str, token: &str) -> Vec<u8> {
+    let path = format!("{}/src/mail/bounce/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .replace("4f2a9c0e7d1b3a5c6e8f", token)
+        .into_bytes()
+}
+
+/// A mailbox provider's feedback loop reports a spam complaint to the bounce address (RFC 5965,
+/// the recipient's address redacted): the recipient is unsubscribed from email as by the
+/// unsubscribe link (suppressed, funnel, ledger, `contact.unsubscribed`), the report deleted; the
+/// same report again changes nothing. A DMARC failure report next to it is left for a person.
+async fn a_feedback_loop_complaint_in_the_mailbox_unsubscribes(backend: Backend) {
+    let Some(mailbox) = Dovecot::start() else { return };
+    let sink = SmtpSink::start().await;
+    let app = app_with_bounces(backend, &sink, Some(mailbox.url())).await;
+    let (ws, campaign) = sent_campaign(&app).await;
+    let receiver = Receiver::start(vec![]).await;
+    let registered = app
+        .post_json(
+            &ws.token,
+            "/api/v1/webhooks",
+            &serde_json::json!({"url": receiver.url(), "events": ["contact.unsubscribed", "contact.bounced"]}),
+        )
+        .await;
+    assert_eq!(registered.status(), 201);
+    let bo = row(&app, "bo@example.dk").await.token.unwrap();
+    let anna = row(&app, "anna@example.dk").await.token.unwrap();
+    let complaint = sample_for("arf-abuse.eml", &bo);
+    let dmarc = sample_for("arf-auth-failure.eml", &anna);
+    mailbox.deliver(&complaint);
+    mailbox.deliver(&dmarc);
+
+    let summary = poll(&app).await;
+    assert_eq!(
+        (summary.unsubscribed, summary.bounced, summary.unrecognised),
+        (1, 0, 1),
+        "{summary:?}: {}",
+        mailbox.log()
+    );
+    assert_eq!(
+        suppression_reason(&app, "bo@example.dk").await.as_deref(),
+        Some("unsubscribed (spam complaint via feedback loop)")
+    );
+    assert_eq!(
+        row(&app, "bo@example.dk").await.status,
+        "sent",
+        "a complaint is no bounce"
+    );
+    assert!(
+        !suppressed(&app, &ws, "anna@example.dk").await,
+        "a DMARC report unsubscribes nobody"
+    );
+    assert_eq!(
+        mailbox.messages(),
+        vec![dmarc.clone()],
+        "the complaint is deleted, the DMARC report left"
+    );
+    let report = funnel(&app, &ws, &campaign).await;
+    assert_eq!(
+        (report["unsubscribed"].as_i64(), report["bounced"].as_i64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    let ledger: Vec<serde_json::Value> = app
+        .with_db({
+            let ws = ws.id.clone();
+            move |c| {
+                use optbridge::db::schema::consent_ledger as l;
+                l::table
+                    .filter(l::workspace_id.eq(ws))
+                    .filter(l::kind.eq("email_unsubscribed"))
+                    .select(l::payload)
+                    .load::<Option<String>>(c)
+                    .unwrap()
+            }
+        })
+        .await
+        .iter()
+        .map(|p| serde_json::from_str(p.as_deref().expect("a payload")).unwrap())
+        .collect();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(
+        (ledger[0]["email"].as_str(), ledger[0]["via"].as_str()),
+        (Some("bo@example.dk"), Some("spam complaint via feedback loop"))
+    );
+    app.drain_outbox(Duration::from_secs(20)).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let event: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(
+        (event["type"].as_str(), event["data"]["email"].as_str()),
+        (Some("contact.unsubscribed"), Some("bo@example.dk"))
+    );
+
+    // The same report again (the loop sent it twice): deleted, nothing counted twice.
+    mailbox.deliver(&complaint);
+    let summary = poll(&app).await;
+    assert_eq!((summary.unsubscribed, summary.ignored), (0, 1), "{summary:?}");
+    assert_eq!(mailbox.messages(), vec![dmarc]);
+    assert_eq!(funnel(&app, &ws, &campaign).await["unsubscribed"].as_i64(), Some(1));
+    app.drain_outbox(Duration::from_secs(20)).await;
+    assert_eq!(receiver.received().len(), 1, "no second event");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("optbridge_bounce_messages_total{outcome=\"unsubscribed\"}"),
+        "{metrics}"
+    );
+}
+
 /// An IMAP folder (`BOUNCE_MAILBOX=imap://…/Bounces`) is read as a POP3 maildrop is: reports
 /// bounce and are removed, what is not understood stays, unread, and the INBOX beside it is not
 /// touched. A message another client marked deleted is not read, and goes at the poll's CLOSE.
@@ -1063,7 +1174,7 @@ async fn sendgrid_reports_bounces_and_complaints_through_its_signed_webhook(back
         bo.last_error
             .as_deref()
             .unwrap()
-            .starts_with("SendGrid: bounce 5.1.1 550"),
+            .starts_with("SendGrid: bounce (Invalid Address) 5.1.1 550"),
         "{bo:?}"
     );
     assert!(suppressed(&app, &ws, "bo@example.dk").await);
@@ -1121,4 +1232,5 @@ both_backends!(
     the_worker_polls_the_mailbox_over_tls,
     the_worker_polls_an_imap_mailbox_over_tls,
     an_imap_folder_is_read_like_a_pop3_maildrop,
+    a_feedback_loop_complaint_in_the_mailbox_unsubscribes,
 );

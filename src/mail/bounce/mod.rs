@@ -5,6 +5,9 @@
 //! records each bounce as a refusal during the SMTP transaction would be: the invitation moves
 //! from sent to bounced, the funnel counts it, a hard bounce suppresses the address.
 //!
+//! A feedback loop's spam complaint (RFC 5965) in the same mailbox unsubscribes the recipient
+//! from email, as the unsubscribe link does.
+//!
 //! A processed report is deleted from the mailbox; one that is not understood is left there
 //! (and counted in /metrics), as is a report about an invitation not yet recorded as sent. A
 //! report seen twice changes nothing the second time.
@@ -119,6 +122,30 @@ pub fn record_bounce(conn: &mut DbConn, token: &str, hard: bool, reason: &str) -
         None => Ok(Recorded::Unknown),
     }
 }
+
+/// Records a spam complaint (a feedback loop's report in the bounce mailbox) about the
+/// invitation with `token`: the recipient is unsubscribed from email, as by the unsubscribe link.
+/// A complaint about an invitation unsubscribed before (the same report again, or the link
+/// clicked first) changes nothing: [`Recorded::AlreadyFinal`].
+pub fn record_complaint(conn: &mut DbConn, token: &str) -> Result<Recorded, DbError> {
+    let found: Option<(String, Option<chrono::NaiveDateTime>)> = invitations::table
+        .filter(invitations::bounce_token.eq(token))
+        .select((invitations::id, invitations::unsubscribed_at))
+        .first(conn)
+        .optional()?;
+    match found {
+        None => Ok(Recorded::Unknown),
+        Some((_, Some(_))) => Ok(Recorded::AlreadyFinal),
+        Some((id, None)) => {
+            crate::campaigns::unsubscribe::unsubscribe(conn, &id, FEEDBACK_LOOP_COMPLAINT)?;
+            Ok(Recorded::Unsubscribed)
+        }
+    }
+}
+
+/// How a feedback loop's complaint is named as the source of an unsubscribe (the suppression
+/// reason reads `unsubscribed (spam complaint via feedback loop)`).
+pub const FEEDBACK_LOOP_COMPLAINT: &str = "spam complaint via feedback loop";
 
 /// Records what an ESP's event webhook reported ([`esp`]), one outcome per event: the bounces as
 /// [`record_bounce`] does, in one transaction (a SendGrid batch holds hundreds), and the spam
@@ -276,6 +303,8 @@ pub enum BounceError {
 pub struct PollSummary {
     /// Reports that bounced an invitation (deleted).
     pub bounced: usize,
+    /// Feedback loop complaints that unsubscribed a recipient (deleted).
+    pub unsubscribed: usize,
     /// Reports with nothing to record: delay warnings, success notices, reports seen before
     /// (deleted).
     pub ignored: usize,
@@ -359,19 +388,19 @@ impl BouncePoller {
                 }
             };
             match self.record(report).await? {
-                Some(Outcome::Delete(bounced)) => {
+                Some(Outcome::Wait) => summary.waiting += 1,
+                Some(done) => {
                     match session.delete(&message).await {
                         // Refused: removed meanwhile, as above.
                         Ok(()) | Err(MailboxError::Refused { .. }) => {}
                         Err(e) => return Err(failed(e)),
                     }
-                    if bounced {
-                        summary.bounced += 1;
-                    } else {
-                        summary.ignored += 1;
-                    }
+                    *match done {
+                        Outcome::Bounced => &mut summary.bounced,
+                        Outcome::Unsubscribed => &mut summary.unsubscribed,
+                        Outcome::Ignored | Outcome::Wait => &mut summary.ignored,
+                    } += 1;
                 }
-                Some(Outcome::Wait) => summary.waiting += 1,
                 None => {
                     self.unrecognised(&message.uid, "its token names no invitation");
                     summary.unrecognised += 1;
@@ -386,6 +415,7 @@ impl BouncePoller {
             .retain(|uid| present.contains(uid));
         METRICS.bounce_messages[0].add(summary.bounced as u64);
         METRICS.bounce_messages[1].add(summary.ignored as u64);
+        METRICS.bounce_messages[3].add(summary.unsubscribed as u64);
         METRICS.bounce_unrecognised_left.set(summary.unrecognised as u64);
         if summary != PollSummary::default() {
             tracing::info!(?summary, "bounce mailbox polled");
@@ -395,29 +425,28 @@ impl BouncePoller {
 
     /// Records a report; `None` when its token names no invitation.
     async fn record(&self, report: BounceReport) -> Result<Option<Outcome>, BounceError> {
-        let (hard, reason) = match report.outcome {
-            ReportOutcome::Informational { action } => {
-                tracing::debug!(
-                    token = report.token,
-                    action,
-                    "bounce mailbox: a report with nothing to record"
-                );
-                return Ok(Some(Outcome::Delete(false)));
-            }
-            ReportOutcome::Failed { hard, reason } => (hard, reason),
-        };
         let token = report.token;
-        let recorded = self
-            .db
-            .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record_bounce(conn, &token, hard, &reason)))
-            .await?;
+        let recorded = match report.outcome {
+            ReportOutcome::Informational { action } => {
+                tracing::debug!(token, action, "bounce mailbox: a report with nothing to record");
+                return Ok(Some(Outcome::Ignored));
+            }
+            ReportOutcome::Complaint { reporter } => {
+                tracing::info!(token, reporter, "bounce mailbox: a feedback loop's spam complaint");
+                self.db.run(move |conn| record_complaint(conn, &token)).await?
+            }
+            ReportOutcome::Failed { hard, reason } => {
+                self.db
+                    .run(move |conn| db::write_tx_retrying(conn, 5, |conn| record_bounce(conn, &token, hard, &reason)))
+                    .await?
+            }
+        };
         Ok(match recorded {
-            Recorded::Bounced { .. } => Some(Outcome::Delete(true)),
-            Recorded::AlreadyFinal => Some(Outcome::Delete(false)),
+            Recorded::Bounced { .. } => Some(Outcome::Bounced),
+            Recorded::Unsubscribed => Some(Outcome::Unsubscribed),
+            Recorded::AlreadyFinal | Recorded::Nothing => Some(Outcome::Ignored),
             Recorded::NotYetSent => Some(Outcome::Wait),
             Recorded::Unknown => None,
-            // Mailbox reports are bounces: neither comes from one.
-            Recorded::Unsubscribed | Recorded::Nothing => Some(Outcome::Delete(false)),
         })
     }
 
@@ -473,11 +502,12 @@ impl BouncePoller {
     }
 }
 
-/// What to do with a report once recorded.
+/// What became of a report: the first three are deleted, the last is left for the next poll.
 enum Outcome {
-    /// Delete it; `true` when it bounced an invitation.
-    Delete(bool),
-    /// Leave it for the next poll.
+    Bounced,
+    Unsubscribed,
+    /// Nothing to record (a delay warning, a report seen before).
+    Ignored,
     Wait,
 }
 

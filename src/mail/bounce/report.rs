@@ -1,6 +1,9 @@
 //! Bounce reports as they arrive in the bounce mailbox: RFC 3464 delivery status notifications
 //! (`multipart/report; report-type=delivery-status`), and the plain-text forms some relays
-//! still send (qmail, older Exchange and Postfix set-ups, forwarding services).
+//! still send (qmail, Exim, older Exchange and Postfix set-ups, forwarding services). Also the
+//! spam complaints of mailbox providers' feedback loops, in the Abuse Reporting Format (RFC 5965,
+//! `multipart/report; report-type=feedback-report`), when the shop has the loop report to the
+//! bounce address.
 //!
 //! The invitation is found by its VERP token ([`super::verp`]): in the headers the delivering
 //! MTA wrote (Delivered-To, X-Original-To, To), or else anywhere in the report, e.g. in the
@@ -29,6 +32,9 @@ pub enum ReportOutcome {
     /// A warning (`Action: delayed`, the relay is still trying) or a success notice: nothing
     /// about the invitation changes.
     Informational { action: String },
+    /// The recipient marked the invitation as spam (`Feedback-Type: abuse` or `fraud`); `reporter`
+    /// is the report's `User-Agent` (e.g. the provider's feedback loop software).
+    Complaint { reporter: String },
 }
 
 /// Why a message in the bounce mailbox is left there.
@@ -42,15 +48,22 @@ pub enum Unrecognised {
     NotABounce,
     #[error("a bounce without a status code")]
     NoStatus,
+    /// A feedback report that is no complaint about a recipient: a DMARC failure report
+    /// (`auth-failure`, RFC 6591), `virus`, `not-spam`, `other`; for a person to read.
+    #[error("a feedback report of type '{0}', not a spam complaint")]
+    Feedback(String),
 }
 
 /// Reads one message from the bounce mailbox.
 pub fn parse(raw: &[u8], bounces: &BounceAddress) -> Result<BounceReport, Unrecognised> {
     let mail = mailparse::parse_mail(raw).map_err(|e| Unrecognised::Unparsable(e.to_string()))?;
     let token = find_token(&mail, raw, bounces).ok_or(Unrecognised::NoToken)?;
-    let outcome = match delivery_status(&mail) {
+    let outcome = match feedback_report(&mail)? {
         Some(outcome) => outcome,
-        None => plain_text_bounce(&mail)?,
+        None => match delivery_status(&mail) {
+            Some(outcome) => outcome,
+            None => plain_text_bounce(&mail)?,
+        },
     };
     Ok(BounceReport { token, outcome })
 }
@@ -72,6 +85,29 @@ fn leaves<'a>(mail: &'a ParsedMail<'a>) -> Box<dyn Iterator<Item = &'a ParsedMai
         Box::new(std::iter::once(mail))
     } else {
         Box::new(mail.subparts.iter().flat_map(leaves))
+    }
+}
+
+/// A complaint when the message holds an RFC 5965 `message/feedback-report` part of type
+/// `abuse` (the recipient's "this is spam") or `fraud`; `None` without such a part.
+fn feedback_report(mail: &ParsedMail<'_>) -> Result<Option<ReportOutcome>, Unrecognised> {
+    let Some(part) = leaves(mail).find(|p| p.ctype.mimetype == "message/feedback-report") else {
+        return Ok(None);
+    };
+    let body = part.get_body_raw().unwrap_or_default();
+    let fields = field_groups(&body).into_iter().next();
+    let field = |name: &str| fields.as_ref().and_then(|f| f.get(name));
+    let kind = field("Feedback-Type")
+        .map(|t| first_word(&t).to_ascii_lowercase())
+        .unwrap_or_default();
+    match kind.as_str() {
+        "abuse" | "fraud" => Ok(Some(ReportOutcome::Complaint {
+            reporter: field("User-Agent")
+                .map(|ua| ua.chars().take(100).collect())
+                .unwrap_or_else(|| "unnamed".to_owned()),
+        })),
+        "" => Err(Unrecognised::Feedback("none given".into())),
+        _ => Err(Unrecognised::Feedback(kind)),
     }
 }
 
@@ -351,6 +387,47 @@ mod tests {
         let (hard, reason) = failed("exim-550.eml");
         assert!(hard, "550 at RCPT, as a refusal during the transaction");
         assert_eq!(reason, "bounce report: 550 No such user here");
+    }
+
+    #[test]
+    fn a_feedback_loops_abuse_report_is_a_complaint() {
+        // RFC 5965, the recipient's address redacted as the big providers do: the VERP token
+        // names the invitation.
+        match parsed("arf-abuse.eml") {
+            Ok(BounceReport {
+                token,
+                outcome: ReportOutcome::Complaint { reporter },
+            }) => assert_eq!((token.as_str(), reporter.as_str()), (TOKEN, "ExampleFBL/2.0")),
+            other => panic!("{other:?}"),
+        }
+        let fraud = String::from_utf8(sample("arf-abuse.eml"))
+            .unwrap()
+            .replace("Feedback-Type: abuse", "Feedback-Type: fraud");
+        assert!(matches!(
+            parse(fraud.as_bytes(), &bounces()),
+            Ok(BounceReport {
+                outcome: ReportOutcome::Complaint { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn other_feedback_reports_are_left_for_a_person() {
+        // A DMARC failure report (RFC 6591) says nothing about what the recipient wants.
+        assert_eq!(
+            parsed("arf-auth-failure.eml"),
+            Err(Unrecognised::Feedback("auth-failure".into()))
+        );
+        let raw = String::from_utf8(sample("arf-abuse.eml")).unwrap();
+        for (kind, expected) in [("not-spam", "not-spam"), ("virus", "virus"), ("", "none given")] {
+            let changed = raw.replace("Feedback-Type: abuse", &format!("Feedback-Type: {kind}"));
+            assert_eq!(
+                parse(changed.as_bytes(), &bounces()),
+                Err(Unrecognised::Feedback(expected.into())),
+                "{kind}"
+            );
+        }
     }
 
     #[test]
