@@ -83,13 +83,16 @@ pub struct Metrics {
     pub bounce_polls_failed: Counter,
     /// Unrecognised messages left in the bounce mailbox at the last poll.
     pub bounce_unrecognised_left: Level,
+    /// When the bounce mailbox was last read to the end (Unix seconds; 0: not yet).
+    pub bounce_last_success: Level,
     /// Events from the ESPs' webhooks, by ESP (`ESP_NAMES`) and outcome (`ESP_OUTCOMES`).
     pub esp_events: [[Counter; 5]; 2],
 }
 
 /// What became of a message in the bounce mailbox: it bounced an invitation (deleted); it was a
 /// report with nothing to record (a delay warning, a report seen before; deleted); it was not
-/// understood (left in the mailbox, counted once per process).
+/// understood (left in the mailbox, counted once per process); it was a feedback loop's spam
+/// complaint that unsubscribed the recipient (deleted).
 pub const BOUNCE_OUTCOMES: [&str; 4] = ["bounced", "ignored", "unrecognised", "unsubscribed"];
 
 /// The ESPs whose event webhooks are read (`crate::mail::bounce::esp`).
@@ -127,6 +130,7 @@ pub static METRICS: Metrics = Metrics {
     bounce_messages: [const { Counter::new() }; 4],
     bounce_polls_failed: Counter::new(),
     bounce_unrecognised_left: Level::new(),
+    bounce_last_success: Level::new(),
     esp_events: [const { [const { Counter::new() }; 5] }; 2],
 };
 
@@ -301,6 +305,14 @@ impl Metrics {
             out,
             "# HELP {name} Unrecognised messages left in the bounce mailbox at the last poll\n# TYPE {name} gauge\n{name} {}",
             self.bounce_unrecognised_left.get()
+        );
+        let name = "optbridge_bounce_mailbox_last_success_timestamp_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} When the bounce mailbox was last read to the end (0: not yet, by this process)
+# TYPE {name} gauge
+{name} {}",
+            self.bounce_last_success.get()
         );
         for Gauge { name, help, samples } in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");

@@ -421,6 +421,12 @@ async fn unrecognised_and_malformed_messages_are_left_and_counted(backend: Backe
     assert!(value("optbridge_bounce_messages_total{outcome=\"unrecognised\"}") >= junk.len() as i64);
     assert!(value("optbridge_bounce_messages_total{outcome=\"bounced\"}") >= 1);
     assert!(metrics.contains("# TYPE optbridge_bounce_mailbox_unrecognised gauge"));
+    // For alerting on a mailbox no longer read: when the last poll went through.
+    let last = value("optbridge_bounce_mailbox_last_success_timestamp_seconds");
+    assert!(
+        (chrono::Utc::now().timestamp() - last).abs() < 120,
+        "{last} is the time of the last poll"
+    );
 
     // A report that overtakes the sender's bookkeeping (the relay bounced before the worker
     // recorded the send; here the invitation is put back to queued) waits in the mailbox.

@@ -417,6 +417,9 @@ impl BouncePoller {
         METRICS.bounce_messages[1].add(summary.ignored as u64);
         METRICS.bounce_messages[3].add(summary.unsubscribed as u64);
         METRICS.bounce_unrecognised_left.set(summary.unrecognised as u64);
+        METRICS
+            .bounce_last_success
+            .set(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default());
         if summary != PollSummary::default() {
             tracing::info!(?summary, "bounce mailbox polled");
         }
