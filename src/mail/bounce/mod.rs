@@ -1,9 +1,10 @@
 //! Bounces after acceptance. Most relays accept a message at RCPT and report a failed delivery
 //! later, by mail to the envelope sender: with `BOUNCE_ADDRESS` every invitation is sent from a
 //! VERP address of its own ([`verp`]), and with `BOUNCE_MAILBOX` a [`BouncePoller`] reads that
-//! mailbox ([`mailbox`]: POP3 or an IMAP folder) every `BOUNCE_POLL_SECS`, parses the reports ([`report`]) and
-//! records each bounce as a refusal during the SMTP transaction would be: the invitation moves
-//! from sent to bounced, the funnel counts it, a hard bounce suppresses the address.
+//! mailbox ([`mailbox`]: POP3 or an IMAP folder) every `BOUNCE_POLL_SECS`, parses the reports
+//! ([`report`]) and records each bounce as a refusal during the SMTP transaction would be: the
+//! invitation moves from sent to bounced, the funnel counts it, a hard bounce suppresses the
+//! address.
 //!
 //! A feedback loop's spam complaint (RFC 5965) in the same mailbox unsubscribes the recipient
 //! from email, as the unsubscribe link does.
@@ -387,25 +388,26 @@ impl BouncePoller {
                     continue;
                 }
             };
-            match self.record(report).await? {
-                Some(Outcome::Wait) => summary.waiting += 1,
-                Some(done) => {
-                    match session.delete(&message).await {
-                        // Refused: removed meanwhile, as above.
-                        Ok(()) | Err(MailboxError::Refused { .. }) => {}
-                        Err(e) => return Err(failed(e)),
-                    }
-                    *match done {
-                        Outcome::Bounced => &mut summary.bounced,
-                        Outcome::Unsubscribed => &mut summary.unsubscribed,
-                        Outcome::Ignored | Outcome::Wait => &mut summary.ignored,
-                    } += 1;
+            let counted = match self.record(report).await? {
+                Some(Outcome::Bounced) => &mut summary.bounced,
+                Some(Outcome::Unsubscribed) => &mut summary.unsubscribed,
+                Some(Outcome::Ignored) => &mut summary.ignored,
+                Some(Outcome::Wait) => {
+                    summary.waiting += 1;
+                    continue;
                 }
                 None => {
                     self.unrecognised(&message.uid, "its token names no invitation");
                     summary.unrecognised += 1;
+                    continue;
                 }
+            };
+            match session.delete(&message).await {
+                // Refused: removed meanwhile, as above.
+                Ok(()) | Err(MailboxError::Refused { .. }) => {}
+                Err(e) => return Err(failed(e)),
             }
+            *counted += 1;
         }
         session.close().await.map_err(failed)?;
         // Forget messages someone removed from the mailbox meanwhile.
