@@ -185,6 +185,20 @@ impl Dovecot {
         )
     }
 
+    /// `pop3://…?tls=required` (`imap: false`) or `imap://…?tls=required` to the name the test
+    /// certificate is for: STARTTLS on the plain port.
+    pub fn starttls_url(&self, imap: bool) -> String {
+        let (scheme, port) = if imap {
+            ("imap", self.imap_port)
+        } else {
+            ("pop3", self.port)
+        };
+        format!(
+            "{scheme}://{USER}:{}@localhost:{port}?tls=required",
+            PASSWORD.replace(' ', "%20")
+        )
+    }
+
     fn maildir(&self) -> PathBuf {
         self.dir.join("mail").join(USER).join("Maildir")
     }

@@ -20,18 +20,18 @@ use imap_proto::{AttributeValue, Capability, Response, ResponseCode, Status};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use url::Url;
 
-use super::mailbox::{Listed, MailboxError, Server, Stream, tls_connector, within};
+use super::mailbox::{Listed, MailboxError, Security, Server, Stream, within};
 
 /// The largest response we read: a message up to the poller's limit, fetched whole, and some.
 const MAX_RESPONSE_BYTES: usize = 11 * 1024 * 1024;
 
-/// `imap://user:pass@host[:143][/Folder]` or `imaps://user:pass@host[:993][/Folder]`; the folder
-/// is `INBOX` unless the path names one.
+/// `imap://user:pass@host[:143][/Folder][?tls=required]` or
+/// `imaps://user:pass@host[:993][/Folder]`; the folder is `INBOX` unless the path names one.
 #[derive(Clone)]
 pub struct ImapMailbox {
     server: Server,
     folder: String,
-    tls: Option<tokio_rustls::TlsConnector>,
+    tls: Security,
 }
 
 impl std::fmt::Debug for ImapMailbox {
@@ -41,16 +41,16 @@ impl std::fmt::Debug for ImapMailbox {
             .field("port", &self.server.port)
             .field("user", &self.server.user)
             .field("folder", &self.folder)
-            .field("tls", &self.tls.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 impl ImapMailbox {
     pub fn from_url(url: &Url) -> Result<Self, String> {
-        let tls = match url.scheme() {
-            "imap" => None,
-            "imaps" => Some(tls_connector()?),
+        let implicit = match url.scheme() {
+            "imap" => false,
+            "imaps" => true,
             other => return Err(format!("unsupported scheme {other}://, use imap:// or imaps://")),
         };
         let path = url.path().trim_start_matches('/');
@@ -67,9 +67,9 @@ impl ImapMailbox {
             ));
         }
         Ok(Self {
-            server: Server::from_url(url, if tls.is_some() { 993 } else { 143 })?,
+            server: Server::from_url(url, if implicit { 993 } else { 143 })?,
             folder,
-            tls,
+            tls: Security::from_url(url, implicit)?,
         })
     }
 
@@ -82,14 +82,14 @@ impl ImapMailbox {
         &self.server
     }
 
-    pub(super) fn is_tls(&self) -> bool {
-        self.tls.is_some()
+    pub(super) fn tls(&self) -> &Security {
+        &self.tls
     }
 
     /// Connects, reads the greeting, logs in and selects the folder. Every exchange is bounded
     /// by `timeout`.
     pub async fn open(&self, timeout: Duration) -> Result<ImapSession, MailboxError> {
-        let stream = self.server.connect(self.tls.as_ref(), timeout).await?;
+        let stream = self.server.connect(&self.tls, timeout).await?;
         let mut session = ImapSession {
             stream,
             buffer: Vec::new(),
@@ -115,6 +115,34 @@ impl ImapMailbox {
             }
             other => return Err(unexpected("greeting", &other)),
         };
+        if let Security::StartTls(connector) = &self.tls {
+            if authenticated {
+                // RFC 9051 6.2.1: no STARTTLS after PREAUTH; the session would stay in the clear.
+                return Err(MailboxError::Connection(
+                    "the server greeted with PREAUTH, so STARTTLS cannot follow; use imaps://".into(),
+                ));
+            }
+            match session.run("STARTTLS", "STARTTLS").await {
+                Ok(_) => {}
+                Err(MailboxError::Refused { reply, .. }) => {
+                    return Err(MailboxError::Connection(format!(
+                        "the server does not offer STARTTLS ({reply}); use imaps:// if it has TLS from the first byte"
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+            // Whatever came before the handshake is dropped, not read as the TLS session's
+            // (RFC 9051 6.2.1: a man in the middle could have put it there).
+            let ImapSession { stream, next_tag, .. } = session;
+            session = ImapSession {
+                stream: self.server.start_tls(connector, stream, timeout).await?,
+                buffer: Vec::new(),
+                next_tag,
+                timeout,
+                uid_validity: 0,
+                exists: 0,
+            };
+        }
         if !authenticated {
             session.log_in(&self.server.user, &self.server.password).await?;
         }
@@ -444,10 +472,15 @@ mod tests {
             (m.target().as_str(), m.server.user.as_str(), m.server.password.as_str()),
             ("127.0.0.1:1143/INBOX", "bounces", "s@cret")
         );
-        assert!(m.tls.is_none());
+        assert!(matches!(m.tls, Security::Plain));
         let m = mailbox("imaps://u:p@mail.shop.example/Bounces%20DK").unwrap();
         assert_eq!((m.server.port, m.folder.as_str()), (993, "Bounces DK"));
-        assert!(m.tls.is_some());
+        assert!(matches!(m.tls, Security::Implicit(_)));
+        let m = mailbox("imap://u:p@mail.shop.example/Bounces?tls=required").unwrap();
+        assert_eq!((m.server.port, m.folder.as_str()), (143, "Bounces"));
+        assert!(matches!(m.tls, Security::StartTls(_)));
+        assert!(mailbox("imap://u:p@host?tls=opportunistic").is_err());
+        assert!(mailbox("imaps://u:p@host?tls=required").is_err());
         assert_eq!(mailbox("imap://u:p@mail.shop.example/").unwrap().server.port, 143);
         assert!(mailbox("imap://mail.shop.example").is_err(), "credentials are required");
         assert!(
@@ -617,6 +650,39 @@ mod tests {
         assert!(
             matches!(&garbage, Err(MailboxError::Connection(e)) if e.contains("not an IMAP response")),
             "{garbage:?}"
+        );
+    }
+
+    /// `?tls=required` against a server that refuses STARTTLS: the session ends before LOGIN.
+    #[tokio::test]
+    async fn a_server_without_starttls_gets_no_credentials() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            socket.get_mut().write_all(b"* OK ready\r\n").await.unwrap();
+            let mut seen = Vec::new();
+            loop {
+                let mut line = String::new();
+                if socket.read_line(&mut line).await.unwrap() == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_owned();
+                let (tag, command) = line.split_once(' ').unwrap();
+                seen.push(command.to_owned());
+                let answer = format!("{tag} BAD unknown command\r\n");
+                socket.get_mut().write_all(answer.as_bytes()).await.unwrap();
+            }
+            seen
+        });
+        let m = mailbox(&format!("imap://u:secret@127.0.0.1:{port}?tls=required")).unwrap();
+        let error = m.open(Duration::from_secs(5)).await.err().expect("refused").to_string();
+        assert!(error.contains("does not offer STARTTLS"), "{error}");
+        assert_eq!(
+            server.await.unwrap(),
+            ["STARTTLS"],
+            "nothing after it, the password least"
         );
     }
 }

@@ -60,10 +60,10 @@ impl Mailbox {
     /// Whether the password crosses the network in the clear.
     pub fn is_plaintext_remote(&self) -> bool {
         let (server, tls) = match self {
-            Self::Pop3(m) => (m.server(), m.is_tls()),
-            Self::Imap(m) => (m.server(), m.is_tls()),
+            Self::Pop3(m) => (m.server(), m.tls()),
+            Self::Imap(m) => (m.server(), m.tls()),
         };
-        !tls && !server.is_loopback()
+        matches!(tls, Security::Plain) && !server.is_loopback()
     }
 
     /// Connects and logs in; every exchange is bounded by `timeout`.
@@ -117,6 +117,54 @@ impl MailboxSession {
     }
 }
 
+/// How a mailbox connection is secured.
+#[derive(Clone)]
+pub(super) enum Security {
+    /// `pop3://`, `imap://`: not at all (warned about for another host).
+    Plain,
+    /// `pop3://…?tls=required`, `imap://…?tls=required`: STARTTLS (RFC 2595) before logging in;
+    /// a server that does not offer it is refused before any credential is sent.
+    StartTls(tokio_rustls::TlsConnector),
+    /// `pop3s://`, `imaps://`: TLS from the first byte (RFC 8314).
+    Implicit(tokio_rustls::TlsConnector),
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Plain => "plain",
+            Self::StartTls(_) => "STARTTLS",
+            Self::Implicit(_) => "TLS",
+        })
+    }
+}
+
+impl Security {
+    /// From the scheme (`implicit`: the `s` form) and the query (`tls=required`).
+    pub fn from_url(url: &Url, implicit: bool) -> Result<Self, String> {
+        let mut starttls = false;
+        for (name, value) in url.query_pairs() {
+            match (name.as_ref(), value.as_ref()) {
+                ("tls", "required") if !implicit => starttls = true,
+                ("tls", "required") => return Err(format!("{}:// is TLS already; drop ?tls=required", url.scheme())),
+                ("tls", other) => {
+                    return Err(format!(
+                        "tls={other}: only tls=required (STARTTLS) is known; a mailbox password never goes out in the clear by chance"
+                    ));
+                }
+                (other, _) => return Err(format!("unknown parameter '{other}'")),
+            }
+        }
+        Ok(if implicit {
+            Self::Implicit(tls_connector()?)
+        } else if starttls {
+            Self::StartTls(tls_connector()?)
+        } else {
+            Self::Plain
+        })
+    }
+}
+
 /// Where a mailbox is, and how to log in, read from its URL.
 #[derive(Clone)]
 pub(super) struct Server {
@@ -165,28 +213,34 @@ impl Server {
         self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
-    /// Connects, with TLS from the first byte when `tls` is given (RFC 8314).
-    pub async fn connect(
-        &self,
-        tls: Option<&tokio_rustls::TlsConnector>,
-        timeout: Duration,
-    ) -> Result<Box<dyn Stream>, MailboxError> {
+    /// Connects, with TLS from the first byte for [`Security::Implicit`] (RFC 8314); the STARTTLS
+    /// of [`Security::StartTls`] is the protocol's to ask for, then [`Server::start_tls`].
+    pub async fn connect(&self, tls: &Security, timeout: Duration) -> Result<Box<dyn Stream>, MailboxError> {
         let target = self.target();
         let tcp = within(timeout, tokio::net::TcpStream::connect((self.host.as_str(), self.port)))
             .await?
             .map_err(|e| MailboxError::Connection(format!("connecting to {target}: {e}")))?;
-        Ok(match tls {
-            None => Box::new(tcp),
-            Some(connector) => {
-                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| MailboxError::Connection(format!("{target}: invalid TLS server name: {e}")))?;
-                Box::new(
-                    within(timeout, connector.connect(name, tcp))
-                        .await?
-                        .map_err(|e| MailboxError::Connection(format!("TLS with {target}: {e}")))?,
-                )
-            }
-        })
+        match tls {
+            Security::Implicit(connector) => self.start_tls(connector, Box::new(tcp), timeout).await,
+            Security::Plain | Security::StartTls(_) => Ok(Box::new(tcp)),
+        }
+    }
+
+    /// The TLS handshake over `stream`, verifying the server's certificate for the host.
+    pub async fn start_tls(
+        &self,
+        connector: &tokio_rustls::TlsConnector,
+        stream: Box<dyn Stream>,
+        timeout: Duration,
+    ) -> Result<Box<dyn Stream>, MailboxError> {
+        let target = self.target();
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| MailboxError::Connection(format!("{target}: invalid TLS server name: {e}")))?;
+        Ok(Box::new(
+            within(timeout, connector.connect(name, stream))
+                .await?
+                .map_err(|e| MailboxError::Connection(format!("TLS with {target}: {e}")))?,
+        ))
     }
 }
 

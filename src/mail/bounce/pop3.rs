@@ -12,17 +12,17 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use url::Url;
 
-use super::mailbox::{Listed, MailboxError, Server, Stream, tls_connector, within};
+use super::mailbox::{Listed, MailboxError, Security, Server, Stream, within};
 
 /// Longest line we accept from the server; a message line longer than SMTP allows (998) is
 /// already broken, this only bounds memory.
 const MAX_LINE: u64 = 64 * 1024;
 
-/// `pop3://user:pass@host[:110]` or `pop3s://user:pass@host[:995]`.
+/// `pop3://user:pass@host[:110][?tls=required]` or `pop3s://user:pass@host[:995]`.
 #[derive(Clone)]
 pub struct Pop3Mailbox {
     server: Server,
-    tls: Option<tokio_rustls::TlsConnector>,
+    tls: Security,
 }
 
 impl std::fmt::Debug for Pop3Mailbox {
@@ -31,21 +31,21 @@ impl std::fmt::Debug for Pop3Mailbox {
             .field("host", &self.server.host)
             .field("port", &self.server.port)
             .field("user", &self.server.user)
-            .field("tls", &self.tls.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 impl Pop3Mailbox {
     pub fn from_url(url: &Url) -> Result<Self, String> {
-        let tls = match url.scheme() {
-            "pop3" => None,
-            "pop3s" => Some(tls_connector()?),
+        let implicit = match url.scheme() {
+            "pop3" => false,
+            "pop3s" => true,
             other => return Err(format!("unsupported scheme {other}://, use pop3:// or pop3s://")),
         };
         Ok(Self {
-            server: Server::from_url(url, if tls.is_some() { 995 } else { 110 })?,
-            tls,
+            server: Server::from_url(url, if implicit { 995 } else { 110 })?,
+            tls: Security::from_url(url, implicit)?,
         })
     }
 
@@ -58,19 +58,37 @@ impl Pop3Mailbox {
         &self.server
     }
 
-    pub(super) fn is_tls(&self) -> bool {
-        self.tls.is_some()
+    pub(super) fn tls(&self) -> &Security {
+        &self.tls
     }
 
     /// Connects, reads the greeting and logs in (USER/PASS). Every exchange is bounded by
     /// `timeout`.
     pub async fn open(&self, timeout: Duration) -> Result<Pop3Session, MailboxError> {
-        let stream = self.server.connect(self.tls.as_ref(), timeout).await?;
+        let stream = self.server.connect(&self.tls, timeout).await?;
         let mut session = Pop3Session {
             stream: BufReader::new(stream),
             timeout,
         };
         session.status("greeting").await?;
+        if let Security::StartTls(connector) = &self.tls {
+            match session.command("STLS", "STLS").await {
+                Ok(_) => {}
+                Err(MailboxError::Refused { reply, .. }) => {
+                    return Err(MailboxError::Connection(format!(
+                        "the server does not offer STLS ({reply}); use pop3s:// if it has TLS from the first byte"
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+            // Whatever came before the handshake is dropped, not read as the TLS session's
+            // (RFC 2595 section 3.1: a man in the middle could have put it there).
+            let stream = session.stream.into_inner();
+            session = Pop3Session {
+                stream: BufReader::new(self.server.start_tls(connector, stream, timeout).await?),
+                timeout,
+            };
+        }
         session.command("USER", &format!("USER {}", self.server.user)).await?;
         session
             .command("PASS", &format!("PASS {}", self.server.password))
@@ -224,11 +242,23 @@ mod tests {
         );
         let plaintext_remote =
             |url: &str| super::super::mailbox::Mailbox::Pop3(mailbox(url).unwrap()).is_plaintext_remote();
-        assert!(m.tls.is_none() && !plaintext_remote("pop3://bounces:s%40cret@127.0.0.1:1110"));
+        assert!(matches!(m.tls, Security::Plain) && !plaintext_remote("pop3://bounces:s%40cret@127.0.0.1:1110"));
         let m = mailbox("pop3s://u:p@mail.shop.example").unwrap();
         assert_eq!(m.server.port, 995);
-        assert!(m.tls.is_some() && !plaintext_remote("pop3s://u:p@mail.shop.example"));
+        assert!(matches!(m.tls, Security::Implicit(_)) && !plaintext_remote("pop3s://u:p@mail.shop.example"));
         assert!(plaintext_remote("pop3://u:p@mail.shop.example"));
+        let m = mailbox("pop3://u:p@mail.shop.example?tls=required").unwrap();
+        assert_eq!(m.server.port, 110);
+        assert!(
+            matches!(m.tls, Security::StartTls(_)) && !plaintext_remote("pop3://u:p@mail.shop.example?tls=required")
+        );
+        for refused in [
+            "pop3://u:p@mail.shop.example?tls=opportunistic",
+            "pop3s://u:p@mail.shop.example?tls=required",
+            "pop3://u:p@mail.shop.example?folder=x",
+        ] {
+            assert!(mailbox(refused).is_err(), "{refused}");
+        }
         assert!(mailbox("imap://u:p@mail.shop.example").is_err());
         assert!(mailbox("pop3://mail.shop.example").is_err(), "credentials are required");
         assert!(
@@ -293,5 +323,31 @@ mod tests {
             server.await.unwrap(),
             ["USER u", "PASS p", "LIST", "UIDL", "RETR 1", "DELE 1", "DELE 2", "QUIT"]
         );
+    }
+
+    /// `?tls=required` against a server without STLS: the session ends before the password.
+    #[tokio::test]
+    async fn a_server_without_stls_gets_no_credentials() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            socket.get_mut().write_all(b"+OK ready\r\n").await.unwrap();
+            let mut seen = Vec::new();
+            loop {
+                let mut line = String::new();
+                if socket.read_line(&mut line).await.unwrap() == 0 {
+                    break;
+                }
+                seen.push(line.trim_end().to_owned());
+                socket.get_mut().write_all(b"-ERR unknown command\r\n").await.unwrap();
+            }
+            seen
+        });
+        let m = mailbox(&format!("pop3://u:secret@127.0.0.1:{port}?tls=required")).unwrap();
+        let error = m.open(Duration::from_secs(5)).await.err().expect("refused").to_string();
+        assert!(error.contains("does not offer STLS"), "{error}");
+        assert_eq!(server.await.unwrap(), ["STLS"], "nothing after it, the password least");
     }
 }
