@@ -330,7 +330,7 @@ impl BouncePoller {
         if mailbox.is_plaintext_remote() {
             tracing::warn!(
                 mailbox = mailbox.target(),
-                "BOUNCE_MAILBOX is pop3:// or imap:// to another host: the password crosses the network in the clear; use pop3s:// or imaps://"
+                "BOUNCE_MAILBOX is pop3:// or imap:// to another host: the password crosses the network in the clear; use pop3s://, imaps:// or ?tls=required"
             );
         }
         Self {
