@@ -27,23 +27,11 @@ const MAX_RESPONSE_BYTES: usize = 11 * 1024 * 1024;
 
 /// `imap://user:pass@host[:143][/Folder][?tls=required]` or
 /// `imaps://user:pass@host[:993][/Folder]`; the folder is `INBOX` unless the path names one.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ImapMailbox {
     server: Server,
     folder: String,
     tls: Security,
-}
-
-impl std::fmt::Debug for ImapMailbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImapMailbox")
-            .field("host", &self.server.host)
-            .field("port", &self.server.port)
-            .field("user", &self.server.user)
-            .field("folder", &self.folder)
-            .field("tls", &self.tls)
-            .finish()
-    }
 }
 
 impl ImapMailbox {
@@ -472,6 +460,7 @@ mod tests {
             (m.target().as_str(), m.server.user.as_str(), m.server.password.as_str()),
             ("127.0.0.1:1143/INBOX", "bounces", "s@cret")
         );
+        assert!(!format!("{m:?}").contains("cret"), "no password in Debug: {m:?}");
         assert!(matches!(m.tls, Security::Plain));
         let m = mailbox("imaps://u:p@mail.shop.example/Bounces%20DK").unwrap();
         assert_eq!((m.server.port, m.folder.as_str()), (993, "Bounces DK"));

@@ -174,6 +174,17 @@ pub(super) struct Server {
     pub password: String,
 }
 
+/// Without the password.
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Server {
     /// Host, port (`default_port` without one) and the required user and password
     /// (percent-decoded, one line each) of `url`.

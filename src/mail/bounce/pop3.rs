@@ -19,21 +19,10 @@ use super::mailbox::{Listed, MailboxError, Security, Server, Stream, within};
 const MAX_LINE: u64 = 64 * 1024;
 
 /// `pop3://user:pass@host[:110][?tls=required]` or `pop3s://user:pass@host[:995]`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Pop3Mailbox {
     server: Server,
     tls: Security,
-}
-
-impl std::fmt::Debug for Pop3Mailbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pop3Mailbox")
-            .field("host", &self.server.host)
-            .field("port", &self.server.port)
-            .field("user", &self.server.user)
-            .field("tls", &self.tls)
-            .finish()
-    }
 }
 
 impl Pop3Mailbox {
@@ -240,6 +229,7 @@ mod tests {
             (m.target().as_str(), m.server.user.as_str(), m.server.password.as_str()),
             ("127.0.0.1:1110", "bounces", "s@cret")
         );
+        assert!(!format!("{m:?}").contains("cret"), "no password in Debug: {m:?}");
         let plaintext_remote =
             |url: &str| super::super::mailbox::Mailbox::Pop3(mailbox(url).unwrap()).is_plaintext_remote();
         assert!(matches!(m.tls, Security::Plain) && !plaintext_remote("pop3://bounces:s%40cret@127.0.0.1:1110"));
