@@ -213,15 +213,7 @@ async fn a_hard_bounce_report_bounces_suppresses_and_is_deleted(backend: Backend
     let bo = row(&app, "bo@example.dk").await;
     assert_eq!(bo.status, "sent");
     let token = bo.token.unwrap();
-    let receiver = Receiver::start(vec![]).await;
-    let registered = app
-        .post_json(
-            &ws.token,
-            "/api/v1/webhooks",
-            &serde_json::json!({"url": receiver.url(), "events": ["contact.bounced"]}),
-        )
-        .await;
-    assert_eq!(registered.status(), 201);
+    let receiver = subscribed_receiver(&app, &ws, &["contact.bounced"]).await;
 
     mailbox.deliver(&hard_dsn(&token, "bo@example.dk"));
     let summary = poll(&app).await;
@@ -468,15 +460,7 @@ async fn a_feedback_loop_complaint_in_the_mailbox_unsubscribes(backend: Backend)
     let sink = SmtpSink::start().await;
     let app = app_with_bounces(backend, &sink, Some(mailbox.url())).await;
     let (ws, campaign) = sent_campaign(&app).await;
-    let receiver = Receiver::start(vec![]).await;
-    let registered = app
-        .post_json(
-            &ws.token,
-            "/api/v1/webhooks",
-            &serde_json::json!({"url": receiver.url(), "events": ["contact.unsubscribed", "contact.bounced"]}),
-        )
-        .await;
-    assert_eq!(registered.status(), 201);
+    let receiver = subscribed_receiver(&app, &ws, &["contact.unsubscribed", "contact.bounced"]).await;
     let bo = row(&app, "bo@example.dk").await.token.unwrap();
     let anna = row(&app, "anna@example.dk").await.token.unwrap();
     let complaint = sample_for("arf-abuse.eml", &bo);
@@ -745,6 +729,20 @@ async fn worker_polls_over_tls(backend: Backend, url: fn(&Dovecot) -> String) {
     assert!(status.success(), "{status:?}");
 }
 
+/// A webhook receiver subscribed to `events` of the workspace.
+async fn subscribed_receiver(app: &TestApp, ws: &TestWorkspace, events: &[&str]) -> Receiver {
+    let receiver = Receiver::start(vec![]).await;
+    let registered = app
+        .post_json(
+            &ws.token,
+            "/api/v1/webhooks",
+            &serde_json::json!({"url": receiver.url(), "events": events}),
+        )
+        .await;
+    assert_eq!(registered.status(), 201);
+    receiver
+}
+
 /// The Message-IDs the invitations were sent with, by address, without angle brackets.
 async fn message_ids(app: &TestApp) -> std::collections::HashMap<String, String> {
     app.with_db(|c| {
@@ -857,15 +855,7 @@ async fn mailgun_reports_bounces_and_complaints_through_its_webhook(backend: Bac
     .await;
     let (ws, campaign) = sent_campaign(&app).await;
     let ids = message_ids(&app).await;
-    let receiver = Receiver::start(vec![]).await;
-    let registered = app
-        .post_json(
-            &ws.token,
-            "/api/v1/webhooks",
-            &serde_json::json!({"url": receiver.url(), "events": ["contact.bounced", "contact.unsubscribed"]}),
-        )
-        .await;
-    assert_eq!(registered.status(), 201);
+    let receiver = subscribed_receiver(&app, &ws, &["contact.bounced", "contact.unsubscribed"]).await;
     let hard = mailgun_event(
         "failed",
         "bo@example.dk",

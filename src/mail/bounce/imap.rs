@@ -445,9 +445,18 @@ fn unexpected(name: &'static str, response: &Response<'_>) -> MailboxError {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    use tokio::io::BufReader;
 
+    use super::super::mailbox::scripted;
     use super::*;
+
+    /// The commands of tagged lines, without their tags.
+    fn commands(lines: Vec<String>) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.split_once(' ').map_or(l.as_str(), |(_, c)| c).to_owned())
+            .collect()
+    }
 
     fn mailbox(url: &str) -> Result<ImapMailbox, String> {
         ImapMailbox::from_url(&Url::parse(url).unwrap())
@@ -495,53 +504,32 @@ mod tests {
     /// a refused STORE, and a LOGOUT it hangs up on.
     #[tokio::test]
     async fn a_session_against_a_scripted_server() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.unwrap();
-            let mut socket = BufReader::new(socket);
-            socket
-                .get_mut()
-                .write_all(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
-                .await
-                .unwrap();
-            let mut seen = Vec::new();
-            loop {
-                let mut line = String::new();
-                if socket.read_line(&mut line).await.unwrap() == 0 {
-                    break;
+        let (port, server) = scripted::server("* OK [CAPABILITY IMAP4rev1] ready\r\n", |line| {
+            let (tag, command) = line.split_once(' ').unwrap();
+            let answer = match command {
+                "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 UIDPLUS\r\n{tag} OK done\r\n"),
+                r#"LOGIN "u" "p\"w""# => format!("{tag} OK logged in\r\n"),
+                r#"SELECT "INBOX""# => format!(
+                    "* FLAGS (\\Deleted \\Seen)\r\n* 2 EXISTS\r\n* OK [UIDVALIDITY 77] UIDs\r\n\
+                     * XSOMETHING-NEW (1 2 3)\r\n{tag} OK [READ-WRITE] selected\r\n"
+                ),
+                "UID FETCH 1:* (UID RFC822.SIZE FLAGS)" => format!(
+                    "* 1 FETCH (UID 5 RFC822.SIZE 21 FLAGS (\\Seen))\r\n\
+                     * 2 FETCH (UID 9 RFC822.SIZE 30 FLAGS (\\Deleted))\r\n{tag} OK fetched\r\n"
+                ),
+                "UID FETCH 5 BODY.PEEK[]" => {
+                    format!("* 1 FETCH (UID 5 BODY[] {{20}}\r\nSubject: x\r\n\r\nbody\r\n)\r\n{tag} OK fetched\r\n")
                 }
-                let line = line.trim_end().to_owned();
-                let (tag, command) = line.split_once(' ').unwrap();
-                let answer = match command {
-                    "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 UIDPLUS\r\n{tag} OK done\r\n"),
-                    r#"LOGIN "u" "p\"w""# => format!("{tag} OK logged in\r\n"),
-                    r#"SELECT "INBOX""# => format!(
-                        "* FLAGS (\\Deleted \\Seen)\r\n* 2 EXISTS\r\n* OK [UIDVALIDITY 77] UIDs\r\n\
-                         * XSOMETHING-NEW (1 2 3)\r\n{tag} OK [READ-WRITE] selected\r\n"
-                    ),
-                    "UID FETCH 1:* (UID RFC822.SIZE FLAGS)" => format!(
-                        "* 1 FETCH (UID 5 RFC822.SIZE 21 FLAGS (\\Seen))\r\n\
-                         * 2 FETCH (UID 9 RFC822.SIZE 30 FLAGS (\\Deleted))\r\n{tag} OK fetched\r\n"
-                    ),
-                    "UID FETCH 5 BODY.PEEK[]" => {
-                        format!("* 1 FETCH (UID 5 BODY[] {{20}}\r\nSubject: x\r\n\r\nbody\r\n)\r\n{tag} OK fetched\r\n")
-                    }
-                    "UID FETCH 6 BODY.PEEK[]" => format!("{tag} OK nothing\r\n"),
-                    "UID STORE 5 +FLAGS.SILENT (\\Deleted)" => format!("{tag} OK stored\r\n"),
-                    "UID STORE 6 +FLAGS.SILENT (\\Deleted)" => format!("{tag} NO [CANNOT] read-only\r\n"),
-                    "CLOSE" => format!("{tag} OK closed\r\n"),
-                    "LOGOUT" => "* BYE bye\r\n".to_owned(),
-                    _ => format!("{tag} BAD what\r\n"),
-                };
-                socket.get_mut().write_all(answer.as_bytes()).await.unwrap();
-                seen.push(command.to_owned());
-                if command == "LOGOUT" {
-                    break;
-                }
-            }
-            seen
-        });
+                "UID FETCH 6 BODY.PEEK[]" => format!("{tag} OK nothing\r\n"),
+                "UID STORE 5 +FLAGS.SILENT (\\Deleted)" => format!("{tag} OK stored\r\n"),
+                "UID STORE 6 +FLAGS.SILENT (\\Deleted)" => format!("{tag} NO [CANNOT] read-only\r\n"),
+                "CLOSE" => format!("{tag} OK closed\r\n"),
+                "LOGOUT" => "* BYE bye\r\n".to_owned(),
+                _ => format!("{tag} BAD what\r\n"),
+            };
+            (answer, command == "LOGOUT")
+        })
+        .await;
         let m = mailbox(&format!("imap://u:p%22w@127.0.0.1:{port}")).unwrap();
         let mut session = m.open(Duration::from_secs(5)).await.unwrap();
         assert_eq!(
@@ -570,7 +558,7 @@ mod tests {
         }
         session.close().await.unwrap();
         assert_eq!(
-            server.await.unwrap(),
+            commands(server.await.unwrap()),
             [
                 "CAPABILITY",
                 r#"LOGIN "u" "p\"w""#,
@@ -645,31 +633,16 @@ mod tests {
     /// `?tls=required` against a server that refuses STARTTLS: the session ends before LOGIN.
     #[tokio::test]
     async fn a_server_without_starttls_gets_no_credentials() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.unwrap();
-            let mut socket = BufReader::new(socket);
-            socket.get_mut().write_all(b"* OK ready\r\n").await.unwrap();
-            let mut seen = Vec::new();
-            loop {
-                let mut line = String::new();
-                if socket.read_line(&mut line).await.unwrap() == 0 {
-                    break;
-                }
-                let line = line.trim_end().to_owned();
-                let (tag, command) = line.split_once(' ').unwrap();
-                seen.push(command.to_owned());
-                let answer = format!("{tag} BAD unknown command\r\n");
-                socket.get_mut().write_all(answer.as_bytes()).await.unwrap();
-            }
-            seen
-        });
+        let (port, server) = scripted::server("* OK ready\r\n", |line| {
+            let (tag, _) = line.split_once(' ').unwrap();
+            (format!("{tag} BAD unknown command\r\n"), false)
+        })
+        .await;
         let m = mailbox(&format!("imap://u:secret@127.0.0.1:{port}?tls=required")).unwrap();
         let error = m.open(Duration::from_secs(5)).await.err().expect("refused").to_string();
         assert!(error.contains("does not offer STARTTLS"), "{error}");
         assert_eq!(
-            server.await.unwrap(),
+            commands(server.await.unwrap()),
             ["STARTTLS"],
             "nothing after it, the password least"
         );

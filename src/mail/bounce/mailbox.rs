@@ -271,3 +271,41 @@ pub(super) async fn within<T>(timeout: Duration, f: impl Future<Output = T>) -> 
         .await
         .map_err(|_| MailboxError::Timeout(timeout))
 }
+
+/// A scripted server for the clients' unit tests.
+#[cfg(test)]
+pub(super) mod scripted {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+    /// Accepts one connection on a free port, writes `greeting`, then answers each line the client
+    /// sends (without its line end) with what `answer` returns, until the client hangs up or the
+    /// answer says it was the last. Resolves to the lines received.
+    pub async fn server(
+        greeting: &'static str,
+        answer: impl Fn(&str) -> (String, bool) + Send + 'static,
+    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            socket.get_mut().write_all(greeting.as_bytes()).await.unwrap();
+            let mut seen = Vec::new();
+            loop {
+                let mut line = String::new();
+                if socket.read_line(&mut line).await.unwrap() == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_owned();
+                let (reply, last) = answer(&line);
+                socket.get_mut().write_all(reply.as_bytes()).await.unwrap();
+                seen.push(line);
+                if last {
+                    break;
+                }
+            }
+            seen
+        });
+        (port, received)
+    }
+}

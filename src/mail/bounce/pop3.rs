@@ -216,6 +216,7 @@ impl Pop3Session {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mailbox::scripted;
     use super::*;
 
     fn mailbox(url: &str) -> Result<Pop3Mailbox, String> {
@@ -260,37 +261,20 @@ mod tests {
     /// A scripted server: byte-stuffing, `-ERR`, and a server without UIDL.
     #[tokio::test]
     async fn a_session_against_a_scripted_server() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.unwrap();
-            let mut socket = BufReader::new(socket);
-            socket.get_mut().write_all(b"+OK ready\r\n").await.unwrap();
-            let mut seen = Vec::new();
-            loop {
-                let mut line = String::new();
-                if socket.read_line(&mut line).await.unwrap() == 0 {
-                    break;
-                }
-                let line = line.trim_end().to_owned();
-                let answer: &[u8] = match line.as_str() {
-                    "USER u" | "PASS p" => b"+OK\r\n",
-                    "LIST" => b"+OK 1 messages\r\n1 42\r\n.\r\n",
-                    "UIDL" => b"-ERR unsupported\r\n",
-                    "RETR 1" => b"+OK 42 octets\r\nSubject: x\r\n\r\n..dot line\r\n.\r\n",
-                    "DELE 1" => b"+OK\r\n",
-                    "DELE 2" => b"-ERR no such message\r\n",
-                    "QUIT" => b"+OK bye\r\n",
-                    _ => b"-ERR what\r\n",
-                };
-                socket.get_mut().write_all(answer).await.unwrap();
-                seen.push(line.clone());
-                if line == "QUIT" {
-                    break;
-                }
-            }
-            seen
-        });
+        let (port, server) = scripted::server("+OK ready\r\n", |line| {
+            let answer = match line {
+                "USER u" | "PASS p" => "+OK\r\n",
+                "LIST" => "+OK 1 messages\r\n1 42\r\n.\r\n",
+                "UIDL" => "-ERR unsupported\r\n",
+                "RETR 1" => "+OK 42 octets\r\nSubject: x\r\n\r\n..dot line\r\n.\r\n",
+                "DELE 1" => "+OK\r\n",
+                "DELE 2" => "-ERR no such message\r\n",
+                "QUIT" => "+OK bye\r\n",
+                _ => "-ERR what\r\n",
+            };
+            (answer.to_owned(), line == "QUIT")
+        })
+        .await;
         let m = mailbox(&format!("pop3://u:p@127.0.0.1:{port}")).unwrap();
         let mut session = m.open(Duration::from_secs(5)).await.unwrap();
         let listed = session.list().await.unwrap();
@@ -318,23 +302,8 @@ mod tests {
     /// `?tls=required` against a server without STLS: the session ends before the password.
     #[tokio::test]
     async fn a_server_without_stls_gets_no_credentials() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.unwrap();
-            let mut socket = BufReader::new(socket);
-            socket.get_mut().write_all(b"+OK ready\r\n").await.unwrap();
-            let mut seen = Vec::new();
-            loop {
-                let mut line = String::new();
-                if socket.read_line(&mut line).await.unwrap() == 0 {
-                    break;
-                }
-                seen.push(line.trim_end().to_owned());
-                socket.get_mut().write_all(b"-ERR unknown command\r\n").await.unwrap();
-            }
-            seen
-        });
+        let (port, server) =
+            scripted::server("+OK ready\r\n", |_| ("-ERR unknown command\r\n".to_owned(), false)).await;
         let m = mailbox(&format!("pop3://u:secret@127.0.0.1:{port}?tls=required")).unwrap();
         let error = m.open(Duration::from_secs(5)).await.err().expect("refused").to_string();
         assert!(error.contains("does not offer STLS"), "{error}");
