@@ -587,7 +587,106 @@ async fn an_untrusted_server_certificate_sends_nothing(backend: Backend) {
     }
 }
 
+/// A batch is read a chunk at a time, each as the range of its ids (`mail::deliver::id_range`),
+/// which invitations of other campaigns made in the same milliseconds can share. They are not
+/// sent, and their campaigns (paused) do not hold the batch, whether the range is read (one such
+/// row between each two of the batch's) or, crowded (three), the chunk's ids one by one. 150
+/// recipients: the second chunk is where a paused campaign would stop the batch.
+async fn a_batch_shares_its_id_range_with_other_campaigns(backend: Backend) {
+    for between in [1, 3] {
+        let sink = SmtpSink::start().await;
+        let app = app_with_sink(backend, &sink).await;
+        let ws = app.create_workspace("Skobutikken").await;
+        let mut csv = String::from("email,first_name,locale\n");
+        for i in 0..150 {
+            csv.push_str(&format!("p{i}@example.dk,P{i},da\n"));
+        }
+        app.import(&ws.token, &csv).await;
+        let texts = app.consent_texts_for_all(&ws.token).await;
+        let per_locale = json!({"da": "S", "nb": "S", "sv": "S", "en": "S"});
+        let mut campaigns = Vec::new();
+        for name in ["Spring", "x", "y", "z"] {
+            let body = json!({"name": name, "consent_texts": texts, "subject": per_locale, "intro": per_locale,
+                              "audience": {"locales": ["da", "nb", "sv", "en"]}});
+            campaigns.push(app.campaign(&ws.token, &body).await);
+        }
+        let spring = campaigns.remove(0);
+        app.send_campaign(&ws.token, &spring).await;
+        // Only the expansion, so the batch waits while the other campaigns' rows are put in.
+        let expander = optbridge::outbox::worker::Worker::new(
+            optbridge::outbox::worker::Queue {
+                db: app.db.clone(),
+                settings: app.settings.outbox.clone(),
+                wake: Default::default(),
+            },
+            vec![Box::new(optbridge::campaigns::expand::ExpansionHandler { verp: false })],
+        );
+        optbridge::outbox::worker::dispatch_all_pending(&expander)
+            .await
+            .expect("expand");
+        let paused = campaigns.clone();
+        let inserted = app
+            .with_db(move |c| {
+                let ids: Vec<String> = invitations::table
+                    .order(invitations::id.asc())
+                    .select(invitations::id)
+                    .load(c)
+                    .unwrap();
+                assert_eq!(ids.len(), 150, "one batch of 150");
+                // Between each two of the batch's ids: copies of the earlier one for the paused
+                // campaigns, with ids that sort after it ("…x", "…y", "…z").
+                let mut inserted = 0;
+                for id in &ids[..ids.len() - 1] {
+                    for (suffix, campaign) in ["x", "y", "z"].iter().zip(&paused).take(between) {
+                        diesel::sql_query(format!(
+                            "INSERT INTO invitations (id, workspace_id, campaign_id, contact_id, variant, locale, \
+                             email, status, message_id, attempts, queued_at, open_count, click_count) \
+                             SELECT id || '{suffix}', workspace_id, '{campaign}', contact_id, variant, locale, \
+                             email, status, message_id, 0, queued_at, 0, 0 FROM invitations WHERE id = '{id}'"
+                        ))
+                        .execute(c)
+                        .unwrap();
+                        inserted += 1;
+                    }
+                }
+                for campaign in &paused {
+                    diesel::sql_query(format!(
+                        "UPDATE campaigns SET status = 'paused' WHERE id = '{campaign}'"
+                    ))
+                    .execute(c)
+                    .unwrap();
+                }
+                // The expander claimed the batch too (a kind it does not handle stays leased).
+                diesel::sql_query(
+                    "UPDATE outbox_jobs SET lease_owner = NULL, lease_expires_at = NULL, attempts = 0, \
+                     run_after = created_at",
+                )
+                .execute(c)
+                .unwrap();
+                inserted
+            })
+            .await;
+        assert_eq!(inserted, 149 * between);
+
+        app.drain_outbox(Duration::from_secs(20)).await;
+        assert_eq!(sink.messages().len(), 150, "{between} between: the batch, and only it");
+        let statuses: Vec<(String, String)> = app
+            .with_db(|c| {
+                invitations::table
+                    .select((invitations::campaign_id, invitations::status))
+                    .load(c)
+                    .unwrap()
+            })
+            .await;
+        for (campaign, status) in statuses {
+            let expected = if campaign == spring { "sent" } else { "queued" };
+            assert_eq!(status, expected, "{between} between: {campaign}");
+        }
+    }
+}
+
 both_backends!(
+    a_batch_shares_its_id_range_with_other_campaigns,
     data_accepted_after_a_refused_recipient_sends_an_empty_message,
     invitations_go_out_over_implicit_tls,
     invitations_go_out_after_starttls,
