@@ -717,105 +717,54 @@ enum Stopped {
 /// suppressed and their campaigns' statuses (returned, for `hold_paused`): each statement is a
 /// round trip, which costs the database more than these rows do (BENCHMARKS.md, "fifth
 /// session").
-///
-/// A chunk of one batch is read as the range of its ids ([`id_range`]): one index descent
-/// instead of one per invitation. Rows of the range that are not the chunk's are dropped here.
 async fn load_rows(db: &Db, deliveries: &mut [Delivery]) -> Result<HashMap<String, CampaignStatus>, WorkerError> {
     let ids: Vec<String> = deliveries.iter().map(|d| d.invitation_id.clone()).collect();
-    let range = id_range(deliveries);
     let loaded: Vec<(PendingInvitation, CampaignStatus, bool)> = db
         .run(move |conn| -> Result<_, WorkerError> {
-            // One query, filtered by the ids or by their range (the two are different types).
-            macro_rules! read {
-                ($filter:expr, $limit:expr) => {{
-                    let suppressed = suppressions::table
-                        .filter(suppressions::workspace_id.eq(invitations::workspace_id))
-                        .filter(suppressions::channel.eq(Channel::Email))
-                        .filter(suppressions::address.eq(contacts::email_normalized));
-                    invitations::table
-                        .inner_join(contacts::table)
-                        .inner_join(schema::campaigns::table)
-                        .filter($filter)
-                        .select((
-                            (
-                                invitations::id,
-                                invitations::workspace_id,
-                                invitations::campaign_id,
-                                invitations::variant,
-                                invitations::locale,
-                                invitations::email,
-                                invitations::status,
-                                invitations::message_id,
-                                contacts::first_name,
-                                contacts::last_name,
-                                contacts::email_normalized,
-                                invitations::bounce_token,
-                            ),
-                            schema::campaigns::status,
-                            diesel::dsl::exists(suppressed),
-                        ))
-                        .limit($limit)
-                        .load(conn)
-                        .map_err(WorkerError::from)
-                }};
-            }
-            if let Some((first, last)) = &range {
-                let limit = (ids.len() * RANGE_SLACK) as i64;
-                let rows: Vec<(PendingInvitation, CampaignStatus, bool)> =
-                    read!(invitations::id.ge(first).and(invitations::id.le(last)), limit)?;
-                if (rows.len() as i64) < limit {
-                    return Ok(rows);
-                }
-                // Crowded by other invitations made in the same milliseconds: the ids instead.
-            }
-            read!(invitations::id.eq_any(&ids), ids.len() as i64)
+            let suppressed = suppressions::table
+                .filter(suppressions::workspace_id.eq(invitations::workspace_id))
+                .filter(suppressions::channel.eq(Channel::Email))
+                .filter(suppressions::address.eq(contacts::email_normalized));
+            invitations::table
+                .inner_join(contacts::table)
+                .inner_join(schema::campaigns::table)
+                .filter(invitations::id.eq_any(&ids))
+                .select((
+                    (
+                        invitations::id,
+                        invitations::workspace_id,
+                        invitations::campaign_id,
+                        invitations::variant,
+                        invitations::locale,
+                        invitations::email,
+                        invitations::status,
+                        invitations::message_id,
+                        contacts::first_name,
+                        contacts::last_name,
+                        contacts::email_normalized,
+                        invitations::bounce_token,
+                    ),
+                    schema::campaigns::status,
+                    diesel::dsl::exists(suppressed),
+                ))
+                .load(conn)
+                .map_err(WorkerError::from)
         })
         .await?;
-    let mut rows: HashMap<String, (PendingInvitation, CampaignStatus, bool)> = loaded
-        .into_iter()
-        .map(|(row, status, suppressed)| (row.id.clone(), (row, status, suppressed)))
-        .collect();
-    // The statuses of the chunk's own campaigns only: a range may hold another campaign's rows.
     let mut statuses = HashMap::new();
+    let mut rows: HashMap<String, (PendingInvitation, bool)> = HashMap::with_capacity(loaded.len());
+    for (row, status, suppressed) in loaded {
+        statuses.entry(row.campaign_id.clone()).or_insert(status);
+        rows.insert(row.id.clone(), (row, suppressed));
+    }
     for delivery in deliveries {
-        if let Some((row, status, suppressed)) = rows.remove(&delivery.invitation_id) {
-            statuses.entry(row.campaign_id.clone()).or_insert(status);
+        if let Some((row, suppressed)) = rows.remove(&delivery.invitation_id) {
             delivery.row = Some(row);
             delivery.suppressed = suppressed;
         }
     }
     Ok(statuses)
 }
-
-/// How many rows a chunk's id range may hold for each of its invitations before it is read by
-/// its ids instead.
-const RANGE_SLACK: usize = 2;
-
-/// The first and last id of a chunk of one batch, to read it as a range of the primary key.
-///
-/// A batch lists the invitations one expansion page made for one campaign, one after another:
-/// their ids are UUIDv7s, ordered by when they were made, so they fill a narrow range of the
-/// index, shared at most with invitations other expansions made in the same milliseconds.
-/// Retries (jobs of their own, of any age) and chunks of a few ids are read by their ids.
-fn id_range(deliveries: &[Delivery]) -> Option<(String, String)> {
-    let mut batch = None;
-    for delivery in deliveries {
-        match &delivery.origin {
-            Origin::Batch { job_id, .. } if batch.is_none_or(|b| b == job_id) => batch = Some(job_id),
-            _ => return None,
-        }
-    }
-    if deliveries.len() < MIN_RANGE {
-        return None;
-    }
-    let ids = deliveries.iter().map(|d| d.invitation_id.as_str());
-    let first = ids.clone().min()?;
-    let last = ids.max()?;
-    Some((first.to_owned(), last.to_owned()))
-}
-
-/// Chunks smaller than this are read by their ids.
-const MIN_RANGE: usize = 8;
 
 impl Delivery {
     /// Attempts so far, including this one.
