@@ -110,15 +110,7 @@ impl ImapMailbox {
                     "the server greeted with PREAUTH, so STARTTLS cannot follow; use imaps://".into(),
                 ));
             }
-            match session.run("STARTTLS", "STARTTLS").await {
-                Ok(_) => {}
-                Err(MailboxError::Refused { reply, .. }) => {
-                    return Err(MailboxError::Connection(format!(
-                        "the server does not offer STARTTLS ({reply}); use imaps:// if it has TLS from the first byte"
-                    )));
-                }
-                Err(e) => return Err(e),
-            }
+            MailboxError::tls_offered(session.run("STARTTLS", "STARTTLS").await, "STARTTLS", "imaps")?;
             // Whatever came before the handshake is dropped, not read as the TLS session's
             // (RFC 9051 6.2.1: a man in the middle could have put it there).
             let ImapSession { stream, next_tag, .. } = session;

@@ -22,6 +22,20 @@ pub enum MailboxError {
     Timeout(Duration),
 }
 
+impl MailboxError {
+    /// The answer to STLS (POP3) or STARTTLS (IMAP) under `?tls=required`: a refusal means the
+    /// server has no TLS on this port, and the session ends before any credential is sent.
+    pub(super) fn tls_offered<T>(answer: Result<T, Self>, command: &str, tls_scheme: &str) -> Result<(), Self> {
+        match answer {
+            Ok(_) => Ok(()),
+            Err(Self::Refused { reply, .. }) => Err(Self::Connection(format!(
+                "the server does not offer {command} ({reply}); use {tls_scheme}:// if it has TLS from the first byte"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// One message in the mailbox: the number the session fetches and deletes it by (POP3's message
 /// number, IMAP's UID), an id unique across sessions, and its size.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,15 +61,7 @@ impl Pop3Mailbox {
         };
         session.status("greeting").await?;
         if let Security::StartTls(connector) = &self.tls {
-            match session.command("STLS", "STLS").await {
-                Ok(_) => {}
-                Err(MailboxError::Refused { reply, .. }) => {
-                    return Err(MailboxError::Connection(format!(
-                        "the server does not offer STLS ({reply}); use pop3s:// if it has TLS from the first byte"
-                    )));
-                }
-                Err(e) => return Err(e),
-            }
+            MailboxError::tls_offered(session.command("STLS", "STLS").await, "STLS", "pop3s")?;
             // Whatever came before the handshake is dropped, not read as the TLS session's
             // (RFC 2595 section 3.1: a man in the middle could have put it there).
             let stream = session.stream.into_inner();
