@@ -20,10 +20,21 @@ struct Recipient {
     contact_id: String,
 }
 
+/// What [`unsubscribe`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsubscribed {
+    /// No invitation has that id.
+    NoSuchInvitation,
+    /// Unsubscribed now: suppressed (unless it was already), recorded and counted.
+    Newly,
+    /// The recipient had unsubscribed through this invitation before: not counted or recorded
+    /// again (the link clicked twice, a complaint about an invitation already unsubscribed).
+    Already,
+}
+
 /// Unsubscribes the contact an invitation went to. Idempotent: the suppression and the funnel
-/// count happen once, later calls succeed without changing anything. Returns `false` when the
-/// invitation does not exist.
-pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Result<bool, DbError> {
+/// count happen once, later calls succeed without changing anything ([`Unsubscribed::Already`]).
+pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Result<Unsubscribed, DbError> {
     db::write_tx(conn, |conn| {
         let found: Option<Recipient> = invitations::table
             .inner_join(contacts_table::table)
@@ -49,7 +60,7 @@ pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Resu
             contact_id,
         }) = found
         else {
-            return Ok(false);
+            return Ok(Unsubscribed::NoSuchInvitation);
         };
         let newly = contacts::suppress(
             conn,
@@ -78,27 +89,28 @@ pub fn unsubscribe(conn: &mut DbConn, invitation_id: &str, source: &str) -> Resu
                 }],
             )?;
         }
-        if already.is_none() {
-            let now = db::now();
-            diesel::update(invitations::table.find(invitation_id))
-                .set(invitations::unsubscribed_at.eq(now))
-                .execute(conn)?;
-            funnel::increment(conn, &campaign_id, &variant, &locale, Metric::Unsubscribed, now, 1)?;
-            funnel::record_event(
-                conn,
-                &funnel::Event {
-                    workspace_id: &workspace_id,
-                    campaign_id: &campaign_id,
-                    invitation_id,
-                    kind: funnel::EventKind::Unsubscribed,
-                    at: Some(now),
-                    human: None,
-                    ip: None,
-                    user_agent: None,
-                    detail: Some(source),
-                },
-            )?;
+        if already.is_some() {
+            return Ok(Unsubscribed::Already);
         }
-        Ok(true)
+        let now = db::now();
+        diesel::update(invitations::table.find(invitation_id))
+            .set(invitations::unsubscribed_at.eq(now))
+            .execute(conn)?;
+        funnel::increment(conn, &campaign_id, &variant, &locale, Metric::Unsubscribed, now, 1)?;
+        funnel::record_event(
+            conn,
+            &funnel::Event {
+                workspace_id: &workspace_id,
+                campaign_id: &campaign_id,
+                invitation_id,
+                kind: funnel::EventKind::Unsubscribed,
+                at: Some(now),
+                human: None,
+                ip: None,
+                user_agent: None,
+                detail: Some(source),
+            },
+        )?;
+        Ok(Unsubscribed::Newly)
     })
 }

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::campaigns::unsubscribe;
+use crate::campaigns::unsubscribe::{self, Unsubscribed};
 use crate::domain::Locale;
 use crate::i18n::{self, PageStrings};
 use crate::links::{LinkClaims, LinkPurpose};
@@ -83,7 +83,7 @@ async fn confirm(req: HttpRequest, state: web::Data<AppState>, token: String) ->
         .run(move |conn| unsubscribe::unsubscribe(conn, &invitation, "unsubscribe link"))
         .await
         .map_err(|e| PageError::public(&req, e))?;
-    if !done {
+    if done == Unsubscribed::NoSuchInvitation {
         return Err(PageError::not_found(&req));
     }
     METRICS.unsubscribes.inc();

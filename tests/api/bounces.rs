@@ -1200,9 +1200,14 @@ async fn sendgrid_reports_bounces_and_complaints_through_its_signed_webhook(back
     for email in ["anna@example.dk", "ingrid@example.no", "lars@example.no"] {
         assert_eq!(row(&app, email).await.status, "sent", "{email}");
     }
-    // SendGrid sends a batch again when the answer did not reach it: nothing counts twice.
+    // SendGrid sends a batch again when the answer did not reach it: nothing counts twice, and
+    // the answer says so (the complaint too, as the mailbox's poll does).
     let (status, body) = post(batch, headers(&signature, &timestamp)).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        outcomes(&body),
+        serde_json::json!({"bounced": 0, "unsubscribed": 0, "ignored": 6, "unmatched": 0, "not_yet_sent": 0})
+    );
     let after = funnel(&app, &ws, &campaign).await;
     assert_eq!(
         (

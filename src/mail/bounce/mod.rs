@@ -35,6 +35,7 @@ use self::mailbox::{Mailbox, MailboxError};
 use self::report::{BounceReport, ReportOutcome};
 use self::verp::BounceAddress;
 use crate::campaigns::InvitationStatus;
+use crate::campaigns::unsubscribe::Unsubscribed;
 use crate::db::schema::{contacts, invitations};
 use crate::db::{self, Db, DbConn, DbError};
 use crate::domain::Channel;
@@ -80,14 +81,14 @@ pub(crate) fn record_consequences(
 pub enum Recorded {
     /// Moved from sent to bounced; the address suppressed when `hard`.
     Bounced { hard: bool },
-    /// Already bounced, failed or skipped (a report seen before, or a refusal at send time):
-    /// nothing changes.
+    /// Already bounced, failed or skipped (a report seen before, or a refusal at send time), or
+    /// for a complaint already unsubscribed: nothing changes.
     AlreadyFinal,
     /// Not recorded as sent yet (the report overtook the sender's bookkeeping): try again later.
     NotYetSent,
     /// No invitation has this token or Message-ID (another system's, or an erased contact's).
     Unknown,
-    /// A spam complaint unsubscribed the recipient (or had before).
+    /// A spam complaint unsubscribed the recipient.
     Unsubscribed,
     /// The event reported nothing to record (delivered, a delay the ESP retries).
     Nothing,
@@ -129,19 +130,26 @@ pub fn record_bounce(conn: &mut DbConn, token: &str, hard: bool, reason: &str) -
 /// A complaint about an invitation unsubscribed before (the same report again, or the link
 /// clicked first) changes nothing: [`Recorded::AlreadyFinal`].
 pub fn record_complaint(conn: &mut DbConn, token: &str) -> Result<Recorded, DbError> {
-    let found: Option<(String, Option<chrono::NaiveDateTime>)> = invitations::table
+    let found: Option<String> = invitations::table
         .filter(invitations::bounce_token.eq(token))
-        .select((invitations::id, invitations::unsubscribed_at))
+        .select(invitations::id)
         .first(conn)
         .optional()?;
     match found {
         None => Ok(Recorded::Unknown),
-        Some((_, Some(_))) => Ok(Recorded::AlreadyFinal),
-        Some((id, None)) => {
-            crate::campaigns::unsubscribe::unsubscribe(conn, &id, FEEDBACK_LOOP_COMPLAINT)?;
-            Ok(Recorded::Unsubscribed)
-        }
+        Some(id) => complained(conn, &id, FEEDBACK_LOOP_COMPLAINT),
     }
+}
+
+/// Unsubscribes the recipient of invitation `id` for a spam complaint (`source` names where it
+/// came from); a complaint about an invitation unsubscribed before counts as already final, the
+/// same through the mailbox and through an ESP's webhook.
+fn complained(conn: &mut DbConn, id: &str, source: &str) -> Result<Recorded, DbError> {
+    Ok(match crate::campaigns::unsubscribe::unsubscribe(conn, id, source)? {
+        Unsubscribed::Newly => Recorded::Unsubscribed,
+        Unsubscribed::Already => Recorded::AlreadyFinal,
+        Unsubscribed::NoSuchInvitation => Recorded::Unknown,
+    })
 }
 
 /// How a feedback loop's complaint is named as the source of an unsubscribe (the suppression
@@ -172,10 +180,7 @@ pub fn record_reported(conn: &mut DbConn, events: &[esp::EspEvent]) -> Result<Ve
     for (event, recorded) in events.iter().zip(recorded.iter_mut()) {
         if let esp::EspEventKind::Complaint { reason } = &event.kind {
             *recorded = match find_reported(conn, event)? {
-                Some(row) => {
-                    crate::campaigns::unsubscribe::unsubscribe(conn, &row.id, reason)?;
-                    Recorded::Unsubscribed
-                }
+                Some(row) => complained(conn, &row.id, reason)?,
                 None => Recorded::Unknown,
             };
         }
