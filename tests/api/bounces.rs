@@ -1236,6 +1236,93 @@ async fn sendgrid_reports_bounces_and_complaints_through_its_signed_webhook(back
     );
 }
 
+/// A POP3 maildrop that refuses DELE (read-only) and holds what `message` holds, for any number
+/// of sessions. Returns its port and the commands it received.
+async fn read_only_maildrop(
+    message: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let commands = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (message, seen) = (message.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut socket = BufReader::new(socket);
+                socket.get_mut().write_all(b"+OK ready\r\n").await.unwrap();
+                loop {
+                    let mut line = String::new();
+                    if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let line = line.trim_end().to_owned();
+                    seen.lock().unwrap().push(line.clone());
+                    let held = message.lock().unwrap().clone();
+                    let answer = match (line.as_str(), held) {
+                        ("USER u" | "PASS p", _) => "+OK\r\n".to_owned(),
+                        ("LIST", Some(m)) => format!("+OK\r\n1 {}\r\n.\r\n", m.len()),
+                        ("UIDL", Some(_)) => "+OK\r\n1 report-1\r\n.\r\n".to_owned(),
+                        ("LIST" | "UIDL", None) => "+OK\r\n.\r\n".to_owned(),
+                        ("RETR 1", Some(m)) => {
+                            let stuffed = String::from_utf8(m).unwrap().replace("\r\n.", "\r\n..");
+                            format!("+OK\r\n{stuffed}.\r\n")
+                        }
+                        ("DELE 1", Some(_)) => "-ERR [SYS/PERM] read-only maildrop\r\n".to_owned(),
+                        ("QUIT", _) => "+OK bye\r\n".to_owned(),
+                        _ => "-ERR no such message\r\n".to_owned(),
+                    };
+                    socket.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                    if line == "QUIT" {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, commands)
+}
+
+/// A mailbox that refuses to delete a report (read-only): the bounce is recorded once, and the
+/// poller neither downloads nor counts the report again while it stays there. Once it is gone
+/// the poller forgets it: the same report back is read again (and changes nothing).
+async fn a_report_the_mailbox_will_not_delete_is_read_once(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let message = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (port, commands) = read_only_maildrop(message.clone()).await;
+    let app = app_with_bounces(backend, &sink, Some(format!("pop3://u:p@127.0.0.1:{port}"))).await;
+    let (ws, _campaign) = sent_campaign(&app).await;
+    let token = row(&app, "bo@example.dk").await.token.unwrap();
+    *message.lock().unwrap() = Some(hard_dsn(&token, "bo@example.dk"));
+    let count = |command: &str| commands.lock().unwrap().iter().filter(|c| *c == command).count();
+
+    let poller = optbridge::startup::bounce_poller(&app.settings, &app.db).expect("BOUNCE_MAILBOX is set");
+    let first = poller.poll_once().await.expect("poll");
+    assert_eq!((first.bounced, first.ignored), (1, 0), "{first:?}");
+    assert_eq!(row(&app, "bo@example.dk").await.status, "bounced");
+    assert!(suppressed(&app, &ws, "bo@example.dk").await);
+    assert_eq!((count("RETR 1"), count("DELE 1")), (1, 1));
+
+    for _ in 0..2 {
+        let again = poller.poll_once().await.expect("poll");
+        assert_eq!(again, PollSummary::default(), "not counted again");
+    }
+    assert_eq!(
+        (count("RETR 1"), count("DELE 1"), count("QUIT")),
+        (1, 1, 3),
+        "not read again"
+    );
+
+    // Removed by a person, then back: read again, and nothing changes twice.
+    *message.lock().unwrap() = None;
+    assert_eq!(poller.poll_once().await.expect("poll"), PollSummary::default());
+    *message.lock().unwrap() = Some(hard_dsn(&token, "bo@example.dk"));
+    let back = poller.poll_once().await.expect("poll");
+    assert_eq!((back.bounced, back.ignored), (0, 1), "{back:?}");
+    assert_eq!(count("RETR 1"), 2);
+}
+
 both_backends!(
     mailgun_reports_bounces_and_complaints_through_its_webhook,
     sendgrid_reports_bounces_and_complaints_through_its_signed_webhook,
@@ -1248,4 +1335,5 @@ both_backends!(
     the_worker_polls_over_starttls,
     an_imap_folder_is_read_like_a_pop3_maildrop,
     a_feedback_loop_complaint_in_the_mailbox_unsubscribes,
+    a_report_the_mailbox_will_not_delete_is_read_once,
 );

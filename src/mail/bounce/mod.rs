@@ -11,7 +11,8 @@
 //!
 //! A processed report is deleted from the mailbox; one that is not understood is left there
 //! (and counted in /metrics), as is a report about an invitation not yet recorded as sent. A
-//! report seen twice changes nothing the second time.
+//! report seen twice changes nothing the second time. A processed report the server refuses to
+//! delete (a read-only mailbox) is not read again by the process.
 //!
 //! Mail relayed through an ESP bounces to the ESP, which reports it to its event webhook
 //! instead ([`esp`]); [`record_reported`] records those bounces the same way, and its spam
@@ -328,6 +329,9 @@ pub struct BouncePoller {
     /// Unique ids of the messages already found unrecognised: not downloaded, logged or counted
     /// again by this process.
     unrecognised: Mutex<HashSet<String>>,
+    /// Unique ids of reports recorded whose deletion the server refused (a read-only mailbox):
+    /// not downloaded, recorded or counted again by this process.
+    undeletable: Mutex<HashSet<String>>,
 }
 
 impl BouncePoller {
@@ -343,6 +347,7 @@ impl BouncePoller {
             mailbox,
             address,
             unrecognised: Mutex::default(),
+            undeletable: Mutex::default(),
         }
     }
 
@@ -360,8 +365,11 @@ impl BouncePoller {
         let mut present = HashSet::new();
         for message in session.list().await.map_err(failed)? {
             present.insert(message.uid.clone());
-            if self.is_known_unrecognised(&message.uid) {
+            if is_known(&self.unrecognised, &message.uid) {
                 summary.unrecognised += 1;
+                continue;
+            }
+            if is_known(&self.undeletable, &message.uid) {
                 continue;
             }
             if message.size > MAX_MESSAGE_BYTES {
@@ -408,18 +416,21 @@ impl BouncePoller {
                 }
             };
             match session.delete(&message).await {
-                // Refused: removed meanwhile, as above.
-                Ok(()) | Err(MailboxError::Refused { .. }) => {}
+                Ok(()) => {}
+                // Recorded all the same; left in the mailbox, so not read again.
+                Err(MailboxError::Refused { reply, .. }) => self.undeletable(&message.uid, &reply),
                 Err(e) => return Err(failed(e)),
             }
             *counted += 1;
         }
         session.close().await.map_err(failed)?;
         // Forget messages someone removed from the mailbox meanwhile.
-        self.unrecognised
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|uid| present.contains(uid));
+        for known in [&self.unrecognised, &self.undeletable] {
+            known
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|uid| present.contains(uid));
+        }
         METRICS.bounce_messages[0].add(summary.bounced as u64);
         METRICS.bounce_messages[1].add(summary.ignored as u64);
         METRICS.bounce_messages[3].add(summary.unsubscribed as u64);
@@ -460,11 +471,19 @@ impl BouncePoller {
         })
     }
 
-    fn is_known_unrecognised(&self, uid: &str) -> bool {
-        self.unrecognised
+    fn undeletable(&self, uid: &str, reply: &str) {
+        let new = self
+            .undeletable
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(uid)
+            .insert(uid.to_owned());
+        if new {
+            tracing::warn!(
+                uid,
+                reply,
+                "bounce mailbox: the server refused to delete a report that was recorded; it is left in the mailbox and not read again by this process (is the mailbox read-only?)"
+            );
+        }
     }
 
     fn unrecognised(&self, uid: &str, why: &str) {
@@ -510,6 +529,11 @@ impl BouncePoller {
         });
         PollerHandle { shutdown, task }
     }
+}
+
+/// Whether `uid` is in one of the poller's sets of messages it no longer reads.
+fn is_known(known: &Mutex<HashSet<String>>, uid: &str) -> bool {
+    known.lock().unwrap_or_else(PoisonError::into_inner).contains(uid)
 }
 
 /// What became of a report: the first three are deleted, the last is left for the next poll.
