@@ -472,12 +472,7 @@ impl BouncePoller {
     }
 
     fn undeletable(&self, uid: &str, reply: &str) {
-        let new = self
-            .undeletable
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(uid.to_owned());
-        if new {
+        if remember(&self.undeletable, uid) {
             tracing::warn!(
                 uid,
                 reply,
@@ -487,12 +482,7 @@ impl BouncePoller {
     }
 
     fn unrecognised(&self, uid: &str, why: &str) {
-        let new = self
-            .unrecognised
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(uid.to_owned());
-        if new {
+        if remember(&self.unrecognised, uid) {
             METRICS.bounce_messages[2].inc();
             tracing::warn!(uid, why, "bounce mailbox: message not recognised; left in the mailbox");
         }
@@ -534,6 +524,14 @@ impl BouncePoller {
 /// Whether `uid` is in one of the poller's sets of messages it no longer reads.
 fn is_known(known: &Mutex<HashSet<String>>, uid: &str) -> bool {
     known.lock().unwrap_or_else(PoisonError::into_inner).contains(uid)
+}
+
+/// Adds `uid` to one of those sets; `true` when it was not there yet (log it once).
+fn remember(known: &Mutex<HashSet<String>>, uid: &str) -> bool {
+    known
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(uid.to_owned())
 }
 
 /// What became of a report: the first three are deleted, the last is left for the next poll.
